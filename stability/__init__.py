@@ -1,0 +1,19 @@
+"""stability: reflective-stability experiments on language models."""
+
+from stability.constitution import Constitution, parse_answer, parse_file, parse_text
+from stability.errors import InputError, StabilityError
+from stability.iteration import IterateConfig, iterate, resume
+from stability.store import Store
+
+__all__ = [
+    "Constitution",
+    "InputError",
+    "IterateConfig",
+    "StabilityError",
+    "Store",
+    "iterate",
+    "parse_answer",
+    "parse_file",
+    "parse_text",
+    "resume",
+]

@@ -1,0 +1,3 @@
+from stability.cli.app import main
+
+main()

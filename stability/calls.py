@@ -1,0 +1,177 @@
+"""The one call path: cache lookup → ``model.generate`` with retries → persist the call → return it.
+
+Every protocol asks through here, so "nothing lost, nothing paid twice" lives in one place:
+
+- A completed call is written to the store before the protocol sees its answer.
+- Each request is keyed by the canonical request (model, its parameters, messages, sampling config) plus a
+  *sample index*: the n-th identical request within the run. Replaying a run (``--resume``) finds the run's
+  own calls by that key and re-sends none of them; a new run with an identical configuration is answered from
+  another run's calls (recorded with ``cached_from``) unless the cache is turned off.
+- Transient failures (429, 5xx, overloaded, timeouts) are retried with exponential back-off and jitter,
+  honouring ``Retry-After``; every failed attempt is recorded on the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
+from stability.store.records import CallRecord
+from stability.store.store import Store, now
+
+SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
+
+
+class RetryPolicy(BaseModel):
+    """Back-off for transient failures. Tests set ``initial=0, jitter=0`` so retries cost no time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = 6
+    initial: float = 1.0
+    maximum: float = 60.0
+    jitter: float = 1.0
+    max_retry_after: float = 300.0
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """``STABILITY_RETRY_INITIAL``/``_JITTER``/``_ATTEMPTS`` override the defaults (used by tests)."""
+        values: dict[str, Any] = {}
+        for field, env in (("initial", "STABILITY_RETRY_INITIAL"), ("jitter", "STABILITY_RETRY_JITTER"),
+                           ("max_attempts", "STABILITY_RETRY_ATTEMPTS")):
+            if os.environ.get(env):
+                values[field] = type(getattr(cls(), field))(os.environ[env])
+        return cls(**values)
+
+
+class CallFailed(Exception):
+    """A call that failed for good (retries exhausted, or an error retrying cannot fix). It is stored."""
+
+    def __init__(self, message: str, call: CallRecord) -> None:
+        super().__init__(message)
+        self.call = call
+
+
+def cache_key(model: Model, messages: list[Message], config: GenerateConfig) -> str:
+    canonical = json.dumps(
+        {"model": model.describe(), "messages": [m.model_dump() for m in messages], "config": config.model_dump()},
+        sort_keys=True, ensure_ascii=False,
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _secrets() -> list[str]:
+    return [v for k, v in os.environ.items() if k.upper().endswith(SECRET_SUFFIXES) and len(v) >= 8]
+
+
+def redact(value: Any, secrets: list[str]) -> Any:
+    """Replace any secret value found in strings; drop auth-like keys. Keys never reach the database."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "[redacted]")
+        return value
+    if isinstance(value, dict):
+        return {k: ("[redacted]" if k.lower() in ("authorization", "api_key", "x-api-key") else redact(v, secrets))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    return value
+
+
+class CallPath:
+    """Calls for one run. Create one per run; its sample counters follow the run's order of calls."""
+
+    def __init__(self, store: Store, model: Model, run_id: str, policy: RetryPolicy | None = None,
+                 use_cache: bool = True) -> None:
+        self.store = store
+        self.model = model
+        self.run_id = run_id
+        self.policy = policy or RetryPolicy.from_env()
+        self.use_cache = use_cache
+        self.samples: Counter[str] = Counter()
+        self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
+
+    async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
+                       purpose: str) -> CallRecord:
+        key = cache_key(self.model, messages, config)
+        index = self.samples[key]
+        self.samples[key] += 1
+        found = self.store.find_call(key, index, self.run_id)
+        if found is not None and found.run_id == self.run_id:
+            return found
+        if found is not None and self.use_cache:
+            hit = found.model_copy(update={
+                "id": _new_id(), "run_id": self.run_id, "step": step, "purpose": purpose, "latency_ms": 0.0,
+                "attempts": 0, "retries": [], "cost_usd": 0.0, "cached_from": found.cached_from or found.id,
+                "created_at": now(),
+            })
+            self.store.insert_call(hit)
+            return hit
+        return await self._send(messages, config, key, index, step, purpose)
+
+    async def _send(self, messages: list[Message], config: GenerateConfig, key: str, index: int, step: int,
+                    purpose: str) -> CallRecord:
+        retries: list[dict[str, Any]] = []
+        policy = self.policy
+        backoff = wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.jitter)
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            delay = backoff(state) if policy.initial or policy.jitter else 0.0
+            if isinstance(error, TransientError) and error.retry_after is not None:
+                delay = max(delay, min(error.retry_after, policy.max_retry_after))
+            retries.append({"attempt": state.attempt_number, "error": str(error)[:500],
+                            "status": getattr(error, "status", None), "wait_s": round(delay, 3)})
+            return delay
+
+        started = time.perf_counter()
+        output: Output | None = None
+        error: BaseException | None = None
+        attempt_started = started
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(policy.max_attempts), wait=wait,
+                                               retry=retry_if_exception_type(TransientError), reraise=True):
+                with attempt:
+                    attempt_started = time.perf_counter()
+                    attempts += 1
+                    self.sent += 1
+                    output = await self.model.generate(messages, config)
+        except Exception as err:  # stored, then raised as CallFailed
+            error = err
+        del retries[attempts - 1:]  # tenacity may compute a wait after the final attempt
+        elapsed = (time.perf_counter() - (attempt_started if output else started)) * 1000
+        secrets = _secrets()
+        request = output.request if output else {"model": self.model.name,
+                                                 "messages": [m.model_dump() for m in messages],
+                                                 **config.model_dump()}
+        record = CallRecord(
+            id=_new_id(), run_id=self.run_id, step=step, purpose=purpose, model=self.model.name, cache_key=key,
+            sample_index=index, status="ok" if output else "error", request=redact(request, secrets),
+            response=redact(output.response, secrets) if output else None,
+            text=redact(output.text, secrets) if output else None,
+            input_tokens=output.usage.input_tokens if output else 0,
+            output_tokens=output.usage.output_tokens if output else 0,
+            latency_ms=round(elapsed, 3), attempts=attempts, retries=retries,
+            cost_usd=0.0 if not self.model.network else None,
+            error=redact(f"{type(error).__name__}: {error}", secrets)[:2000] if error else None,
+            created_at=now(),
+        )
+        self.store.insert_call(record)
+        if error is not None:
+            raise CallFailed(record.error or "call failed", record) from error
+        return record
+
+
+def _new_id() -> str:
+    return "c-" + uuid.uuid4().hex[:16]

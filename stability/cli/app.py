@@ -1,0 +1,188 @@
+"""The ``stability`` command. Each command parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stability.errors import StabilityError
+
+app = typer.Typer(
+    help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB",
+                                               help="DuckDB file [default: runs/stability.duckdb]")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def iterate(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="e.g. local/gemma-3-270m")] = None,
+    constitution: Annotated[Path | None, typer.Option("--constitution", "-c", help="Markdown bullet list")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", "-p")] = "fresh-instance",
+    seed: Annotated[int, typer.Option(help="run seed; each call's seed derives from it")] = 0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = 20,
+    declines: Annotated[int, typer.Option("--declines", help="K consecutive declines that end the run")] = 2,
+    max_parse_failures: Annotated[int, typer.Option("--max-parse-failures")] = 3,
+    max_principles: Annotated[int, typer.Option("--max-principles")] = 100,
+    temperature: Annotated[float, typer.Option()] = 1.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 1024,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="send calls even if another run has the answer")]
+    = False,
+    resume: Annotated[str | None, typer.Option("--resume", help="continue a killed or failed run")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run a protocol over a constitution until it settles, storing every revision and call."""
+    from stability.iteration import IterateConfig
+    from stability.iteration import iterate as run_iterate
+    from stability.iteration import resume as run_resume
+
+    progress = StepProgress(max_steps)
+    try:
+        if resume:
+            result = run_resume(resume, db, on_step=progress.update)
+        else:
+            if not model or not constitution:
+                raise StabilityError("iterate: give --model and --constitution (or --resume RUN_ID)")
+            options = {"max_steps": max_steps, "declines_to_stop": declines,
+                       "max_parse_failures": max_parse_failures, "max_principles": max_principles}
+            config = IterateConfig(protocol=protocol, model=model, constitution=str(constitution), seed=seed,
+                                   temperature=temperature, max_tokens=max_tokens, options=options,
+                                   use_cache=not no_cache)
+            result = run_iterate(config, db, on_step=progress.update)
+    finally:
+        progress.stop()
+    _print_chain(result.run.id, db)
+    if result.run.status != "done":
+        raise typer.Exit(1)
+
+
+class StepProgress:
+    """A progress bar on stderr that appears with the first step, so input errors print alone."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.progress: Progress | None = None
+
+    def update(self, event: Any) -> None:
+        if self.progress is None:
+            self.progress = Progress(TextColumn("[bold]iterate"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors)
+            self.progress.start()
+            self.progress.add_task("iterate", total=self.total, last="")
+        self.progress.update(self.progress.task_ids[0], completed=event.step,
+                             last=f"step {event.step}: {event.decision} ({event.n_principles} principles)")
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _print_chain(run_id: str, db: Path | None) -> None:
+    from stability.chain import show_run
+
+    view = show_run(run_id, db)
+    table = Table(title=f"run {view.run.id} · {view.run.protocol} · {view.run.model}")
+    for column in ("step", "decision", "principles", "constitution", "change"):
+        table.add_column(column)
+    for step in view.steps:
+        change = f"+{sum(d.startswith('+') for d in step.diff)} -{sum(d.startswith('-') for d in step.diff)}"
+        note = f" → {step.cycle_to}" if step.cycle_to else ""
+        table.add_row(str(step.step), step.decision + note, str(step.n_principles),
+                      step.constitution_hash[7:19], change if step.step else "")
+    console.print(table)
+    run = view.run
+    console.print(f"stop: [bold]{run.stop_reason}[/] · status {run.status}"
+                  + (f" · error: {run.error}" if run.error else "")
+                  + f" · calls {view.totals.get('calls', 0)} (paid {view.totals.get('paid', 0)})")
+    console.print("final constitution:")
+    console.print(view.final_constitution, markup=False, highlight=False)
+
+
+@app.command()
+def runs(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List runs with their status, steps, calls and tokens."""
+    from stability.chain import list_runs
+
+    summaries = list_runs(db)
+    if as_json:
+        _print_json([s.model_dump() for s in summaries])
+        return
+    table = Table()
+    for column in ("run", "protocol", "model", "status", "stop", "steps", "calls", "paid", "tokens in/out",
+                   "created"):
+        table.add_column(column)
+    for s in summaries:
+        table.add_row(s.id, s.protocol, s.model, s.status, s.stop_reason or "", str(s.steps), str(s.calls),
+                      str(s.paid_calls), f"{s.input_tokens}/{s.output_tokens}", s.created_at)
+    console.print(table)
+
+
+@app.command()
+def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will do)")], db: DbOption = None,
+         as_json: JsonOption = False) -> None:
+    """Show a run's chain: each step's decision, the diff it made, and the stop reason."""
+    from stability.chain import show_run
+
+    view = show_run(run, db)
+    if as_json:
+        _print_json(view.model_dump(mode="json"))
+        return
+    r = view.run
+    console.print(f"[bold]{r.id}[/] {r.protocol} · {r.model} · seed {r.seed} · {r.status} · stop {r.stop_reason}")
+    console.print(f"stability {r.package_version} · commit {r.git_commit} · templates {r.template_hash[:19]}")
+    for step in view.steps:
+        head = f"[bold]step {step.step}[/] {step.decision} · {step.n_principles} principles · " \
+               f"{step.constitution_hash[:19]}"
+        if step.cycle_to:
+            head += f" · returns to {step.cycle_to}"
+        console.print(head)
+        if step.detail:
+            console.print(f"  {step.detail}", markup=False)
+        for line in step.diff:
+            console.print(f"  {line}", style="green" if line.startswith("+") else "red", markup=False)
+    console.print("final constitution:")
+    console.print(view.final_constitution, markup=False, highlight=False)
+
+
+@app.command()
+def models(as_json: JsonOption = False) -> None:
+    """List model providers and whether each is usable here."""
+    from stability.models.base import provider_status
+
+    statuses = provider_status()
+    if as_json:
+        _print_json([s.model_dump() for s in statuses])
+        return
+    table = Table()
+    for column in ("provider", "usable", "why", "what"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(f"{s.prefix}/", "yes" if s.usable else "no", s.reason, s.summary)
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except StabilityError as err:
+        sys.stderr.write("error: " + " ".join(str(err).split("\n")) + "\n")
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        raise SystemExit(130) from None

@@ -1,0 +1,237 @@
+"""Constitutions: a Markdown bullet list of principles.
+
+One parser serves both files written by people and answers written by models:
+
+- ``parse_file`` / ``parse_text`` are strict: bad input raises :class:`InputError` naming file, line and problem.
+- ``parse_answer`` is tolerant: it pulls a bullet list out of surrounding prose and reports a parse failure
+  (never an exception) when there is none.
+
+A constitution is addressed by ``sha256:`` of its normalised form (the rendered principle list), so the same
+principles reached by two runs are one node, whatever their bullets, wrapping or title.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from stability.errors import InputError
+
+DEFAULT_MAX_PRINCIPLES = 100
+NO_CHANGE_MARKER = "NO CHANGE"
+
+_BULLET = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+(?P<text>\S.*)$")
+_TITLE = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t#]*$")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+
+
+class Constitution(BaseModel):
+    """An ordered list of principles plus optional labels (title, metadata) that do not affect its address."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    principles: tuple[str, ...]
+    title: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_principles(cls, principles: list[str] | tuple[str, ...], **labels: Any) -> Constitution:
+        return cls(principles=tuple(normalise_principle(p) for p in principles), **labels)
+
+    @property
+    def text(self) -> str:
+        """The normalised form: one ``- principle`` line each. This is what is hashed."""
+        return "".join(f"- {p}\n" for p in self.principles)
+
+    @property
+    def hash(self) -> str:
+        return "sha256:" + hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def render(self) -> str:
+        """Render back to the file format, labels included; ``parse_text(c.render())`` gives ``c`` again."""
+        parts = []
+        if self.metadata:
+            parts.append("---\n" + yaml.safe_dump(self.metadata, sort_keys=True, allow_unicode=True) + "---\n")
+        if self.title:
+            parts.append(f"# {self.title}\n\n")
+        parts.append(self.text)
+        return "".join(parts)
+
+
+class AnswerParse(BaseModel):
+    """What a model's answer meant: a revised constitution, an explicit decline, or a parse failure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str  # "list" | "no_change" | "failure"
+    constitution: Constitution | None = None
+    problem: str | None = None
+
+
+def normalise_principle(text: str) -> str:
+    """NFC, wrapped lines joined, whitespace collapsed. Case and punctuation are kept."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def _items(lines: list[str], first_line: int) -> list[list[tuple[int, str]]]:
+    """Group lines into bullet blocks. Each block is a list of (line number, principle text).
+
+    A bullet starts an item; following non-blank, non-bullet lines continue it (a wrapped principle); after a
+    blank line only an indented line continues it. Unindented prose after a blank line ends the block.
+    Lines inside code fences are read like any others (models often fence their lists).
+    """
+    blocks: list[list[tuple[int, str]]] = []
+    block: list[tuple[int, str]] = []
+    current: list[str] | None = None
+    current_line = 0
+    blank_before = False
+
+    def close_item() -> None:
+        nonlocal current
+        if current is not None:
+            block.append((current_line, " ".join(current)))
+        current = None
+
+    def close_block() -> None:
+        nonlocal block
+        close_item()
+        if block:
+            blocks.append(block)
+        block = []
+
+    for offset, raw in enumerate(lines):
+        number = first_line + offset
+        if _FENCE.match(raw):
+            continue
+        if not raw.strip():
+            blank_before = True
+            continue
+        bullet = _BULLET.match(raw)
+        if bullet:
+            close_item()
+            current = [bullet.group("text")]
+            current_line = number
+        elif current is not None and (not blank_before or raw[:1] in (" ", "\t")):
+            current.append(raw.strip())
+        else:
+            close_block()
+        blank_before = False
+    close_block()
+    return blocks
+
+
+def _front_matter(lines: list[str], path: str) -> tuple[dict[str, Any], int]:
+    """Return (metadata, index of the first line after the front matter)."""
+    if not lines or lines[0].strip() != "---":
+        return {}, 0
+    for end in range(1, len(lines)):
+        if lines[end].strip() in ("---", "..."):
+            try:
+                data = yaml.safe_load("\n".join(lines[1:end])) or {}
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                line = mark.line + 2 if mark is not None else 1
+                raise InputError(path, line, f"front matter is not valid YAML ({getattr(err, 'problem', err)})")
+            if not isinstance(data, dict):
+                raise InputError(path, 2, "front matter must be a YAML mapping of key: value")
+            return data, end + 1
+    raise InputError(path, 1, "front matter opened with '---' is never closed")
+
+
+def parse_text(text: str, path: str = "<text>", max_principles: int = DEFAULT_MAX_PRINCIPLES) -> Constitution:
+    """Strictly parse a constitution file's text."""
+    if not text.strip():
+        raise InputError(path, 1, "empty file: expected a Markdown bullet list of principles")
+    lines = text.splitlines()
+    metadata, start = _front_matter(lines, path)
+    title = None
+    body_start = start
+    for index in range(start, len(lines)):
+        if not lines[index].strip():
+            continue
+        match = _TITLE.match(lines[index])
+        if match:
+            title = match.group("title").strip()
+            body_start = index + 1
+        break
+    blocks = _items(lines[body_start:], first_line=body_start + 1)
+    items = [item for block in blocks for item in block]
+    if not items:
+        raise InputError(path, body_start + 1, "no bullets: each principle must be a '-', '*' or '1.' list item")
+    seen: dict[str, int] = {}
+    principles = []
+    for line, raw in items:
+        principle = normalise_principle(raw)
+        key = principle.casefold()
+        if key in seen:
+            raise InputError(path, line, f"duplicate principle (same as line {seen[key]}): {principle[:60]!r}")
+        seen[key] = line
+        principles.append(principle)
+    if len(principles) > max_principles:
+        line = items[max_principles][0]
+        raise InputError(path, line, f"too many principles: {len(principles)} > limit {max_principles}")
+    return Constitution(principles=tuple(principles), title=title, metadata=metadata)
+
+
+def read_text(path: Path | str) -> str:
+    """Read a file as UTF-8 text, refusing binary and other encodings with a located error."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(name, None, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(name, None, "is a directory, expected a Markdown file") from None
+    except OSError as err:
+        raise InputError(name, None, f"cannot read: {err.strerror}") from None
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise InputError(name, line, "binary file (contains NUL bytes), expected UTF-8 Markdown")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise InputError(name, line, f"not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})") from None
+    return text.removeprefix("\ufeff")
+
+
+def parse_file(path: Path | str, max_principles: int = DEFAULT_MAX_PRINCIPLES) -> Constitution:
+    return parse_text(read_text(path), path=str(path), max_principles=max_principles)
+
+
+def parse_answer(text: str, max_principles: int = DEFAULT_MAX_PRINCIPLES) -> AnswerParse:
+    """Tolerantly read a model's answer.
+
+    - The bullet list after a ``REVISED CONSTITUTION`` line wins; otherwise the longest list (the last on ties).
+    - ``NO CHANGE`` with no list is a decline. An answer with neither is a parse failure, never an exception.
+    - Duplicate principles in an answer are dropped (first kept).
+    """
+    lines = text.splitlines()
+    marker = next(
+        (i for i, line in enumerate(lines) if re.search(r"revised constitution", line, re.IGNORECASE)), None
+    )
+    blocks = _items(lines[marker + 1 :], 1) if marker is not None else []
+    if not blocks:
+        blocks = _items(lines, 1)
+    if not blocks:
+        if NO_CHANGE_MARKER in text.upper():
+            return AnswerParse(kind="no_change")
+        snippet = " ".join(text.split())[:80]
+        return AnswerParse(kind="failure", problem=f"no bullet list in answer: {snippet!r}")
+    block = blocks[0] if marker is not None and blocks else max(reversed(blocks), key=len)
+    principles: list[str] = []
+    seen: set[str] = set()
+    for _, raw in block:
+        principle = normalise_principle(raw)
+        if principle and principle.casefold() not in seen:
+            seen.add(principle.casefold())
+            principles.append(principle)
+    if len(principles) > max_principles:
+        return AnswerParse(kind="failure", problem=f"too many principles: {len(principles)} > {max_principles}")
+    return AnswerParse(kind="list", constitution=Constitution(principles=tuple(principles)))

@@ -1,0 +1,94 @@
+"""``anthropic/NAME`` through the official SDK. Honours ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from stability.errors import MissingDependency, StabilityError
+from stability.models.base import (
+    GenerateConfig,
+    Message,
+    Model,
+    Output,
+    Usage,
+    check_network_allowed,
+    transient_from_sdk_error,
+)
+
+
+class AnthropicModel(Model):
+    network = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.model_id = name.split("/", 1)[1]
+        self.base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+        if not os.environ.get("ANTHROPIC_API_KEY") and not self.base_url:
+            raise StabilityError(f"{name}: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a proxy)")
+        self._client: Any = None
+        self._loop: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "base_url": self.base_url}
+
+    def _sdk(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:  # a client belongs to one event loop
+            self._loop = loop
+            try:
+                import anthropic
+            except ImportError:
+                raise MissingDependency("anthropic/: the anthropic SDK is missing; pip install anthropic") from None
+            key = os.environ.get("ANTHROPIC_API_KEY") or "not-needed"
+            self._client = anthropic.AsyncAnthropic(api_key=key, base_url=self.base_url, max_retries=0,
+                                                    timeout=600)
+        return self._client
+
+    def request_body(self, messages: list[Message], config: GenerateConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+        """SDK arguments, and sampling fields the current SDK no longer types (sent as ``extra_body``).
+
+        Temperature and top_p go on the wire only when they differ from the API's defaults, since recent
+        models reject them; the seed has no Anthropic equivalent and only keys the cache.
+        """
+        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "max_tokens": config.max_tokens,
+            "messages": [m.model_dump() for m in messages if m.role != "system"],
+        }
+        if system:
+            body["system"] = system
+        if config.stop:
+            body["stop_sequences"] = list(config.stop)
+        extra: dict[str, Any] = {}
+        if config.temperature != 1.0:
+            extra["temperature"] = config.temperature
+        if config.top_p is not None:
+            extra["top_p"] = config.top_p
+        return body, extra
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        check_network_allowed(self.name)
+        client = self._sdk()
+        body, extra = self.request_body(messages, config)
+        try:
+            response = await client.messages.create(**body, extra_body=extra or None)
+        except Exception as err:
+            transient = transient_from_sdk_error(err)
+            if transient is not None:
+                raise transient from err
+            raise
+        text = "".join(getattr(block, "text", "") for block in response.content)
+        return Output(
+            text=text,
+            usage=Usage(input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens),
+            finish_reason=response.stop_reason,
+            request={**body, **extra},
+            response=response.model_dump(mode="json"),
+        )
+
+
+def create(full_name: str) -> Model:
+    return AnthropicModel(full_name)

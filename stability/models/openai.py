@@ -1,0 +1,80 @@
+"""``openai/NAME`` through the official SDK. Honours ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``.
+
+Pointing ``OPENAI_BASE_URL`` at vLLM, Ollama, llama_cpp.server or a proxy reaches those servers; they often
+need no key, so a placeholder is sent when a base URL is set without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from stability.errors import MissingDependency, StabilityError
+from stability.models.base import (
+    GenerateConfig,
+    Message,
+    Model,
+    Output,
+    Usage,
+    chat_completions_body,
+    check_network_allowed,
+    transient_from_sdk_error,
+)
+
+
+class OpenAIModel(Model):
+    network = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.model_id = name.split("/", 1)[1]
+        self.base_url = os.environ.get("OPENAI_BASE_URL") or None
+        if not os.environ.get("OPENAI_API_KEY") and not self.base_url:
+            raise StabilityError(f"{name}: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
+        self._client: Any = None
+        self._loop: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "base_url": self.base_url}
+
+    def _sdk(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:  # a client belongs to one event loop
+            self._loop = loop
+            try:
+                import openai
+            except ImportError:
+                raise MissingDependency("openai/: the openai SDK is missing; pip install openai") from None
+            key = os.environ.get("OPENAI_API_KEY") or "not-needed"
+            self._client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=600)
+        return self._client
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        check_network_allowed(self.name)
+        client = self._sdk()
+        body = chat_completions_body(self.model_id, messages, config)
+        try:
+            response = await client.chat.completions.create(**body)
+        except Exception as err:
+            transient = transient_from_sdk_error(err)
+            if transient is not None:
+                raise transient from err
+            raise
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice is not None else ""
+        usage = response.usage
+        return Output(
+            text=text,
+            usage=Usage(
+                input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            ),
+            finish_reason=getattr(choice, "finish_reason", None),
+            request=body,
+            response=response.model_dump(mode="json"),
+        )
+
+
+def create(full_name: str) -> Model:
+    return OpenAIModel(full_name)

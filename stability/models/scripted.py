@@ -1,0 +1,98 @@
+"""A deterministic test double that ships in the package (like inspect_ai's ``mockllm``).
+
+``ScriptedModel(outputs=[...])`` answers with each output in turn; ``ScriptedModel(fn=...)`` answers with a
+function of the messages. Usage is counted in whitespace-separated words, so token sums are exact.
+
+Named scripts can be registered for ``scripted/NAME`` ids; ``scripted/decline`` and ``scripted/echo`` are built in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from stability.models.base import GenerateConfig, Message, Model, Output, TransientError, Usage
+
+Script = Callable[[list[Message]], str]
+
+
+class ScriptExhausted(RuntimeError):
+    """A scripted model was called more often than it had outputs."""
+
+
+class ScriptedModel(Model):
+    network = False
+
+    def __init__(
+        self,
+        outputs: Sequence[str | Exception] | None = None,
+        fn: Script | None = None,
+        name: str = "scripted/model",
+        base_model: bool = False,
+    ) -> None:
+        super().__init__(name)
+        if (outputs is None) == (fn is None):
+            raise ValueError("give exactly one of outputs or fn")
+        self.outputs = list(outputs) if outputs is not None else None
+        self.fn = fn
+        self.base_model = base_model
+        self.calls: list[list[Message]] = []
+        self.usage = Usage()
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        self.calls.append(list(messages))
+        if self.fn is not None:
+            answer: str | Exception = self.fn(list(messages))
+        else:
+            assert self.outputs is not None
+            index = len(self.calls) - 1
+            if index >= len(self.outputs):
+                raise ScriptExhausted(f"{self.name}: called {index + 1} times, script has {len(self.outputs)}")
+            answer = self.outputs[index]
+        if isinstance(answer, Exception):
+            raise answer
+        usage = Usage(
+            input_tokens=sum(len(m.content.split()) for m in messages), output_tokens=len(answer.split())
+        )
+        self.usage.input_tokens += usage.input_tokens
+        self.usage.output_tokens += usage.output_tokens
+        request = {"model": self.name, "messages": [m.model_dump() for m in messages], **config.model_dump()}
+        return Output(text=answer, usage=usage, finish_reason="stop", request=request,
+                      response={"text": answer, "call": len(self.calls)})
+
+
+def flaky(answer: str, failures: int, status: int = 429, retry_after: float | None = None) -> Script:
+    """A script that fails ``failures`` times with a transient error, then answers."""
+    count = {"n": 0}
+
+    def script(messages: list[Message]) -> str:
+        count["n"] += 1
+        if count["n"] <= failures:
+            raise TransientError(f"scripted {status}", status=status, retry_after=retry_after)
+        return answer
+
+    return script
+
+
+_SCRIPTS: dict[str, Callable[[], ScriptedModel]] = {}
+
+
+def register(name: str, factory: Callable[[], ScriptedModel]) -> None:
+    """Make ``scripted/NAME`` resolvable through the registry (e.g. from a test or a plugin)."""
+    _SCRIPTS[name] = factory
+
+
+def _echo(messages: list[Message]) -> str:
+    return messages[-1].content
+
+
+register("decline", lambda: ScriptedModel(fn=lambda _: "NO CHANGE", name="scripted/decline"))
+register("echo", lambda: ScriptedModel(fn=_echo, name="scripted/echo"))
+
+
+def create(full_name: str) -> Model:
+    from stability.errors import ModelNotFound
+
+    name = full_name.split("/", 1)[1]
+    if name not in _SCRIPTS:
+        raise ModelNotFound(f"unknown scripted model {full_name!r}; registered: {', '.join(sorted(_SCRIPTS))}")
+    return _SCRIPTS[name]()

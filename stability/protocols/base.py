@@ -1,0 +1,168 @@
+"""The one ``Protocol`` base class every protocol subclasses.
+
+A protocol decides what to ask and when to stop. It never talks to a provider or the store directly: it asks
+through :meth:`Protocol.call` (the call path: cache, retries, persistence) and records graph nodes through
+:meth:`Protocol.record`. Protocols are deterministic given their calls' answers, which is what makes
+``--resume`` a replay: every completed call is answered from the store, and recorded steps are kept.
+
+Prompt templates are data, read from the top-level ``protocols/<name>/`` folder; their hash is stored on the run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from stability.calls import CallPath
+from stability.constitution import Constitution
+from stability.errors import StabilityError
+from stability.models.base import GenerateConfig, Message
+from stability.store.records import CallRecord, Decision, EdgeKind, EdgeRecord, RevisionRecord
+from stability.store.store import Store, now
+
+PROTOCOLS_DIR_ENV = "STABILITY_PROTOCOLS_DIR"
+EDGE_KIND: dict[str, EdgeKind] = {"changed": "edit", "declined": "decline", "parse_failure": "parse_failure",
+                                  "error": "error"}
+
+
+def protocols_dir() -> Path:
+    """``STABILITY_PROTOCOLS_DIR``, else the ``protocols/`` folder of this checkout, else ``./protocols``."""
+    if os.environ.get(PROTOCOLS_DIR_ENV):
+        return Path(os.environ[PROTOCOLS_DIR_ENV])
+    beside = Path(__file__).resolve().parents[2] / "protocols"
+    return beside if beside.is_dir() else Path("protocols")
+
+
+class Templates:
+    """The files of ``protocols/<name>/``, read once; ``hash`` covers every file's name and bytes."""
+
+    def __init__(self, name: str) -> None:
+        self.folder = protocols_dir() / name
+        if not self.folder.is_dir():
+            raise StabilityError(f"{self.folder}: prompt templates for protocol {name!r} not found "
+                                 f"(set {PROTOCOLS_DIR_ENV} to the folder that holds protocols/)")
+        files = sorted(p for p in self.folder.rglob("*") if p.is_file())
+        digest = hashlib.sha256()
+        self.text: dict[str, str] = {}
+        for path in files:
+            relative = path.relative_to(self.folder).as_posix()
+            data = path.read_bytes()
+            digest.update(relative.encode() + b"\0" + data + b"\0")
+            self.text[relative] = data.decode("utf-8")
+        self.hash = "sha256:" + digest.hexdigest()
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self.text:
+            raise StabilityError(f"{self.folder / name}: template missing")
+        return self.text[name]
+
+
+class Stop(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str  # declined | cycle | max_steps | parse_failures | error
+    status: str = "done"  # done | failed
+    error: str | None = None
+
+
+@dataclass
+class StepEvent:
+    step: int
+    decision: str
+    constitution_hash: str
+    n_principles: int
+    detail: str | None = None
+
+
+@dataclass
+class RunContext:
+    """What a protocol needs from the run: its id, seed, sampling config, store and call path."""
+
+    run_id: str
+    seed: int
+    generate: GenerateConfig
+    store: Store
+    calls: CallPath
+    on_step: Callable[[StepEvent], None] = field(default=lambda event: None)
+
+
+class Protocol(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, context: RunContext, options: BaseModel) -> None:
+        self.context = context
+        self.options = options
+        self.templates = Templates(self.name)
+        self.model = context.calls.model
+
+    # -- the two ways out ----------------------------------------------------------------------------------
+
+    async def call(self, messages: list[Message], step: int, purpose: str,
+                   config: GenerateConfig | None = None) -> CallRecord:
+        """Ask the model through the call path, with a per-step seed derived from the run seed."""
+        base = config or self.context.generate
+        seeded = base.model_copy(update={"seed": derive_seed(self.context.seed, step, purpose)})
+        return await self.context.calls(messages, seeded, step=step, purpose=purpose)
+
+    def record(self, step: int, constitution: Constitution, decision: Decision, parent: RevisionRecord | None,
+               calls: list[CallRecord], cycle_to: str | None = None, detail: str | None = None) -> RevisionRecord:
+        """Store the node visit for this step and the edge from its parent (idempotent on replay)."""
+        store = self.context.store
+        digest = store.put_constitution(constitution)
+        run_id = self.context.run_id
+        revision = RevisionRecord(id=f"{run_id}:{step}", run_id=run_id, step=step, constitution_hash=digest,
+                                  parent_id=parent.id if parent else None, decision=decision, cycle_to=cycle_to,
+                                  detail=detail, created_at=now())
+        edge = None
+        if parent is not None:
+            edge = EdgeRecord(id=revision.id, run_id=run_id, source_id=parent.id, target_id=revision.id,
+                              source_hash=parent.constitution_hash, target_hash=digest,
+                              kind=EDGE_KIND[decision], protocol=self.name, call_ids=[c.id for c in calls])
+        store.insert_revision(revision, edge)
+        self.context.on_step(StepEvent(step, decision, digest, len(constitution.principles), detail))
+        return revision
+
+    @abstractmethod
+    async def run(self, start: Constitution) -> Stop: ...
+
+
+def derive_seed(seed: int, step: int, purpose: str) -> int:
+    """A per-call seed: distinct per step, so repeated questions are independent samples, yet reproducible."""
+    digest = hashlib.sha256(f"{seed}:{step}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+_REGISTRY: dict[str, type[Protocol]] = {}
+
+
+def register(cls: type[Protocol]) -> type[Protocol]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def protocol_class(name: str) -> type[Protocol]:
+    from stability import protocols  # noqa: F401  (registers the built-in protocols)
+
+    if name not in _REGISTRY:
+        guess = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise StabilityError(f"unknown protocol {name!r}: known are {', '.join(sorted(_REGISTRY))}{hint}")
+    return _REGISTRY[name]
+
+
+def all_protocols() -> dict[str, type[Protocol]]:
+    from stability import protocols  # noqa: F401
+
+    return dict(_REGISTRY)
+
+

@@ -1,0 +1,135 @@
+"""Schema migrations: named, forward-only functions, applied in order and recorded in ``migrations``.
+
+Add a new function ``mNNN_what_it_does`` at the end of ``MIGRATIONS``; never edit one that has shipped.
+Table and column comments are part of the schema, and the README's schema section is generated from them
+(``python -m stability.store.schema_doc``), so documentation and database cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _table(con: duckdb.DuckDBPyConnection, name: str, doc: str, columns: list[tuple[str, str, str]],
+           extra: str = "") -> None:
+    body = ",\n  ".join(f"{col} {kind}" for col, kind, _ in columns)
+    con.execute(f"CREATE TABLE {name} (\n  {body}{',' + extra if extra else ''}\n)")
+    con.execute(f"COMMENT ON TABLE {name} IS '{_quote(doc)}'")
+    for col, _, comment in columns:
+        con.execute(f"COMMENT ON COLUMN {name}.{col} IS '{_quote(comment)}'")
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    _table(con, "runs", "One execution of a protocol over a model and a starting constitution.", [
+        ("id", "VARCHAR PRIMARY KEY", "run id, e.g. r-3f9c0a12b4de"),
+        ("protocol", "VARCHAR NOT NULL", "protocol name, e.g. fresh-instance"),
+        ("model", "VARCHAR NOT NULL", "full model id, e.g. local/gemma-3-270m"),
+        ("model_params", "JSON NOT NULL", "provider parameters (base URL, GGUF file, ...), never secrets"),
+        ("config", "JSON NOT NULL", "the complete run configuration, enough to re-run it"),
+        ("seed", "BIGINT NOT NULL", "run seed; each call's seed derives from it"),
+        ("start_hash", "VARCHAR NOT NULL", "content hash of the starting constitution"),
+        ("template_hash", "VARCHAR NOT NULL", "sha256 over the protocol's prompt template files"),
+        ("package_version", "VARCHAR NOT NULL", "stability version that ran it"),
+        ("git_commit", "VARCHAR", "git commit of the checkout that ran it (+dirty when modified)"),
+        ("status", "VARCHAR NOT NULL", "running | done | failed"),
+        ("stop_reason", "VARCHAR", "declined | cycle | max_steps | parse_failures | error"),
+        ("error", "VARCHAR", "the error that ended a failed run"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+        ("finished_at", "TIMESTAMP", "UTC; null while running or after a kill"),
+    ])
+    _table(con, "constitutions", "Graph nodes: constitutions addressed by the hash of their normalised text.", [
+        ("hash", "VARCHAR PRIMARY KEY", "sha256: of the normalised text"),
+        ("text", "VARCHAR NOT NULL", "normalised text: one '- principle' line each"),
+        ("n_principles", "INTEGER NOT NULL", "number of principles"),
+        ("created_at", "TIMESTAMP NOT NULL", "when first seen (UTC)"),
+    ])
+    _table(con, "principles", "The principles of each constitution, in order.", [
+        ("constitution_hash", "VARCHAR NOT NULL", "constitutions.hash"),
+        ("position", "INTEGER NOT NULL", "0-based position in the list"),
+        ("text", "VARCHAR NOT NULL", "normalised principle text"),
+    ], extra="\n  PRIMARY KEY (constitution_hash, position)")
+    _table(con, "constitution_sources", "Files a constitution was read from, with their labels.", [
+        ("constitution_hash", "VARCHAR NOT NULL", "constitutions.hash"),
+        ("path", "VARCHAR NOT NULL", "file path as given"),
+        ("title", "VARCHAR", "the file's '# Title', if any"),
+        ("metadata", "JSON NOT NULL", "front-matter metadata, e.g. clash pairs"),
+    ], extra="\n  PRIMARY KEY (constitution_hash, path)")
+    _table(con, "revisions", "One node visit per step of a run.", [
+        ("id", "VARCHAR PRIMARY KEY", "revision id: RUN:STEP"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("step", "INTEGER NOT NULL", "0 is the starting constitution"),
+        ("constitution_hash", "VARCHAR NOT NULL", "constitutions.hash of the constitution after this step"),
+        ("parent_id", "VARCHAR", "the previous revision; null at step 0"),
+        ("decision", "VARCHAR NOT NULL", "origin | changed | declined | parse_failure | error"),
+        ("cycle_to", "VARCHAR", "for a change that revisits an earlier node: the revision it returns to"),
+        ("detail", "VARCHAR", "parse problem or error message"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ], extra="\n  UNIQUE (run_id, step)")
+    _table(con, "edges", "Graph edges: the transition from a parent revision to a revision.", [
+        ("id", "VARCHAR PRIMARY KEY", "edge id: the target revision id"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("source_id", "VARCHAR NOT NULL", "revisions.id of the parent"),
+        ("target_id", "VARCHAR NOT NULL", "revisions.id of the child"),
+        ("source_hash", "VARCHAR NOT NULL", "constitution before"),
+        ("target_hash", "VARCHAR NOT NULL", "constitution after"),
+        ("kind", "VARCHAR NOT NULL", "edit | decline | parse_failure | error"),
+        ("protocol", "VARCHAR NOT NULL", "protocol that produced it"),
+        ("call_ids", "JSON NOT NULL", "calls.id list behind this edge"),
+    ])
+    _table(con, "calls", "Every model call: full request and response, persisted before it is used.", [
+        ("id", "VARCHAR PRIMARY KEY", "call id"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("step", "INTEGER NOT NULL", "protocol step the call belongs to"),
+        ("purpose", "VARCHAR NOT NULL", "what the protocol asked for, e.g. revise"),
+        ("model", "VARCHAR NOT NULL", "full model id"),
+        ("cache_key", "VARCHAR NOT NULL", "sha256 of the canonical request (model, messages, config)"),
+        ("sample_index", "INTEGER NOT NULL", "n-th identical request within the run"),
+        ("status", "VARCHAR NOT NULL", "ok | error"),
+        ("request", "JSON NOT NULL", "the wire request body (no headers, no keys)"),
+        ("response", "JSON", "the raw response body"),
+        ("text", "VARCHAR", "the answer text"),
+        ("input_tokens", "INTEGER NOT NULL", "prompt tokens as reported by the provider"),
+        ("output_tokens", "INTEGER NOT NULL", "completion tokens as reported by the provider"),
+        ("latency_ms", "DOUBLE NOT NULL", "wall time of the successful attempt, or of all attempts on error"),
+        ("attempts", "INTEGER NOT NULL", "1 + retries"),
+        ("retries", "JSON NOT NULL", "one entry per failed attempt: error, status, waited seconds"),
+        ("cost_usd", "DOUBLE", "cost where known (0 for local models)"),
+        ("cached_from", "VARCHAR", "for a cache hit: the call id that paid for this answer"),
+        ("error", "VARCHAR", "final error when status is error"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ])
+    con.execute("CREATE INDEX calls_cache ON calls (cache_key, sample_index)")
+    con.execute("CREATE INDEX revisions_hash ON revisions (constitution_hash)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial]
+
+
+def apply(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {row[0] for row in con.execute("SELECT name FROM migrations").fetchall()}
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            migration(con)
+            con.execute("INSERT INTO migrations VALUES (?, now()::TIMESTAMP)", [migration.__name__])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.__name__)
+    return applied

@@ -1,0 +1,81 @@
+"""Records the store writes and reads. Every one is a pydantic model with ``extra="forbid"``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Decision = Literal["origin", "changed", "declined", "parse_failure", "error"]
+EdgeKind = Literal["edit", "decline", "parse_failure", "error"]
+RunStatus = Literal["running", "done", "failed"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunRecord(Record):
+    id: str
+    protocol: str
+    model: str
+    model_params: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any]
+    seed: int
+    start_hash: str
+    template_hash: str
+    package_version: str
+    git_commit: str | None = None
+    status: RunStatus = "running"
+    stop_reason: str | None = None
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class RevisionRecord(Record):
+    id: str
+    run_id: str
+    step: int
+    constitution_hash: str
+    parent_id: str | None = None
+    decision: Decision
+    cycle_to: str | None = None
+    detail: str | None = None
+    created_at: datetime
+
+
+class EdgeRecord(Record):
+    id: str
+    run_id: str
+    source_id: str
+    target_id: str
+    source_hash: str
+    target_hash: str
+    kind: EdgeKind
+    protocol: str
+    call_ids: list[str] = Field(default_factory=list)
+
+
+class CallRecord(Record):
+    id: str
+    run_id: str
+    step: int
+    purpose: str
+    model: str
+    cache_key: str
+    sample_index: int
+    status: Literal["ok", "error"]
+    request: dict[str, Any]
+    response: dict[str, Any] | None = None
+    text: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    attempts: int = 1
+    retries: list[dict[str, Any]] = Field(default_factory=list)
+    cost_usd: float | None = None
+    cached_from: str | None = None
+    error: str | None = None
+    created_at: datetime

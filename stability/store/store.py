@@ -1,0 +1,230 @@
+"""``Store``: the only code that speaks SQL. It knows no provider and no protocol, only records.
+
+DuckDB allows one writing process per file. A writer holds the file for as long as it runs; inspection
+commands open the file read-only and, if a writer holds it, fail at once with a clear message rather than wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from stability.constitution import Constitution
+from stability.errors import StabilityError
+from stability.store import migrations
+from stability.store.records import CallRecord, EdgeRecord, RevisionRecord, RunRecord
+
+DB_ENV = "STABILITY_DB"
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get(DB_ENV) or "runs/stability.duckdb")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+class Store:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    # -- opening -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str | None = None, read_only: bool = False) -> Store:
+        """Open (and migrate, when writable) a database file. ``":memory:"`` gives a scratch store."""
+        target = str(path if path is not None else default_db_path())
+        if target != ":memory:":
+            if read_only and not Path(target).exists():
+                raise StabilityError(f"{target}: no such database (run `stability iterate` first, or pass --db)")
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as err:
+            if "lock" in str(err).lower():
+                raise StabilityError(
+                    f"{target}: the database is in use by another process that is writing to it; "
+                    "try again when that run finishes"
+                ) from None
+            raise StabilityError(f"{target}: cannot open database ({str(err).splitlines()[0]})") from None
+        store = cls(con, target, read_only)
+        if not read_only:
+            migrations.apply(con)
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def _insert(self, table: str, row: dict[str, Any], ignore: bool = False) -> None:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        values = [_json(v) if isinstance(v, dict | list) else v for v in row.values()]
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        self.con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})".replace("INSERT", verb, 1), values)
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- schema ----------------------------------------------------------------------------------------------
+
+    def migrations_applied(self) -> list[str]:
+        return [r["name"] for r in self._rows("SELECT name FROM migrations ORDER BY name")]
+
+    def schema(self) -> list[dict[str, Any]]:
+        """Tables and columns with their comments, in creation order."""
+        return self._rows(
+            """SELECT t.table_name, t.comment AS table_comment, c.column_name, c.data_type, c.is_nullable,
+                      c.comment AS column_comment
+               FROM duckdb_tables() t JOIN duckdb_columns() c USING (table_oid)
+               WHERE t.schema_name = 'main' ORDER BY t.table_oid, c.column_index"""
+        )
+
+    # -- runs ------------------------------------------------------------------------------------------------
+
+    def insert_run(self, run: RunRecord) -> None:
+        self._insert("runs", run.model_dump())
+
+    def finish_run(self, run_id: str, status: str, stop_reason: str | None, error: str | None = None) -> None:
+        self.con.execute(
+            "UPDATE runs SET status = ?, stop_reason = ?, error = ?, finished_at = ? WHERE id = ?",
+            [status, stop_reason, error, now(), run_id],
+        )
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a run running again and drop its error steps, which the replay will retry."""
+        with self.transaction():
+            self.con.execute(
+                "UPDATE runs SET status = 'running', stop_reason = NULL, error = NULL, finished_at = NULL "
+                "WHERE id = ?", [run_id])
+            self.con.execute("DELETE FROM edges WHERE target_id IN "
+                             "(SELECT id FROM revisions WHERE run_id = ? AND decision = 'error')", [run_id])
+            self.con.execute("DELETE FROM revisions WHERE run_id = ? AND decision = 'error'", [run_id])
+
+    def run(self, run_id: str) -> RunRecord:
+        rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
+        if not rows:
+            matches = self._rows("SELECT * FROM runs WHERE id LIKE ? ORDER BY created_at", [run_id + "%"])
+            if len(matches) != 1:
+                raise StabilityError(f"{self.path}: no run {run_id!r}" if not matches
+                                     else f"{self.path}: {run_id!r} matches {len(matches)} runs; give more of it")
+            rows = matches
+        return RunRecord(**_decode(rows[0], ("model_params", "config")))
+
+    def runs(self) -> list[RunRecord]:
+        return [RunRecord(**_decode(r, ("model_params", "config")))
+                for r in self._rows("SELECT * FROM runs ORDER BY created_at, id")]
+
+    # -- constitutions ---------------------------------------------------------------------------------------
+
+    def put_constitution(self, constitution: Constitution) -> str:
+        """Insert a node if it is new; the same text reached again is the same row."""
+        digest = constitution.hash
+        with self.transaction():
+            exists = self.con.execute("SELECT 1 FROM constitutions WHERE hash = ?", [digest]).fetchone()
+            if not exists:
+                self._insert("constitutions", {"hash": digest, "text": constitution.text,
+                                               "n_principles": len(constitution.principles), "created_at": now()})
+                for position, text in enumerate(constitution.principles):
+                    self._insert("principles", {"constitution_hash": digest, "position": position, "text": text})
+        return digest
+
+    def add_source(self, constitution: Constitution, path: str) -> None:
+        self._insert("constitution_sources", {"constitution_hash": constitution.hash, "path": path,
+                                              "title": constitution.title, "metadata": constitution.metadata},
+                     ignore=True)
+
+    def constitution(self, digest: str) -> Constitution:
+        rows = self._rows("SELECT text FROM principles WHERE constitution_hash = ? ORDER BY position", [digest])
+        if not rows:
+            raise StabilityError(f"{self.path}: no constitution {digest}")
+        return Constitution(principles=tuple(r["text"] for r in rows))
+
+    # -- revisions and edges ---------------------------------------------------------------------------------
+
+    def insert_revision(self, revision: RevisionRecord, edge: EdgeRecord | None = None) -> None:
+        """Write a revision (and the edge into it) in one transaction; a replayed step is left as it is."""
+        with self.transaction():
+            exists = self.con.execute("SELECT 1 FROM revisions WHERE id = ?", [revision.id]).fetchone()
+            if exists:
+                return
+            self._insert("revisions", revision.model_dump())
+            if edge is not None:
+                self._insert("edges", edge.model_dump())
+
+    def revisions(self, run_id: str) -> list[RevisionRecord]:
+        return [RevisionRecord(**r) for r in self._rows(
+            "SELECT * FROM revisions WHERE run_id = ? ORDER BY step", [run_id])]
+
+    def revision_counts(self) -> dict[str, int]:
+        return {r["run_id"]: r["n"] for r in self._rows("SELECT run_id, count(*) AS n FROM revisions GROUP BY run_id")}
+
+    def edges(self, run_id: str) -> list[EdgeRecord]:
+        return [EdgeRecord(**_decode(r, ("call_ids",))) for r in self._rows(
+            "SELECT e.* FROM edges e JOIN revisions r ON r.id = e.target_id WHERE e.run_id = ? ORDER BY r.step",
+            [run_id])]
+
+    # -- calls -----------------------------------------------------------------------------------------------
+
+    def insert_call(self, call: CallRecord) -> None:
+        self._insert("calls", call.model_dump())
+
+    def find_call(self, cache_key: str, sample_index: int, run_id: str | None = None) -> CallRecord | None:
+        """A completed call with this key: the run's own first (resume), else any run's (cache)."""
+        rows = self._rows(
+            """SELECT * FROM calls WHERE cache_key = ? AND sample_index = ? AND status = 'ok'
+               ORDER BY (run_id = ?) DESC, (cached_from IS NULL) DESC, created_at LIMIT 1""",
+            [cache_key, sample_index, run_id or ""],
+        )
+        return CallRecord(**_decode(rows[0], ("request", "response", "retries"))) if rows else None
+
+    def calls(self, run_id: str) -> list[CallRecord]:
+        return [CallRecord(**_decode(r, ("request", "response", "retries"))) for r in self._rows(
+            "SELECT * FROM calls WHERE run_id = ? ORDER BY created_at, id", [run_id])]
+
+    def call_totals(self) -> dict[str, dict[str, Any]]:
+        """Per run: number of calls, paid calls, tokens and cost."""
+        rows = self._rows(
+            """SELECT run_id, count(*) AS calls, count(*) FILTER (WHERE cached_from IS NULL) AS paid,
+                      sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                      sum(cost_usd) AS cost_usd
+               FROM calls GROUP BY run_id""")
+        return {r.pop("run_id"): r for r in rows}
+
+
+def _decode(row: dict[str, Any], json_columns: tuple[str, ...]) -> dict[str, Any]:
+    for column in json_columns:
+        if isinstance(row.get(column), str):
+            row[column] = json.loads(row[column])
+    return row

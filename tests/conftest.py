@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stability.testing.wire_server import WireServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No retry back-off, no stray keys or base URLs from the developer's shell."""
+    monkeypatch.setenv("STABILITY_RETRY_INITIAL", "0")
+    monkeypatch.setenv("STABILITY_RETRY_JITTER", "0")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "STABILITY_DB",
+                 "STABILITY_ALLOW_NETWORK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "test.duckdb"
+
+
+@pytest.fixture
+def allow_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STABILITY_ALLOW_NETWORK", "1")
+
+
+@pytest.fixture
+def wire(allow_network: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[WireServer]:
+    """A local OpenAI/Anthropic server with the SDKs pointed at it and a fake key set."""
+    with WireServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-key-000000")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000")
+        yield server
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from stability.calls import CallFailed, CallPath, RetryPolicy, cache_key
+from stability.models.base import GenerateConfig, Message, TransientError
+from stability.models.scripted import ScriptedModel, flaky
+from stability.store import Store
+
+MESSAGES = [Message(role="user", content="hello")]
+CONFIG = GenerateConfig(seed=1)
+NO_WAIT = RetryPolicy(initial=0, jitter=0, max_attempts=3)
+
+
+def call(path: CallPath, step: int = 1) -> object:
+    return asyncio.run(path(MESSAGES, CONFIG, step=step, purpose="revise"))
+
+
+def test_transient_errors_are_retried_and_recorded(db: Path) -> None:
+    model = ScriptedModel(fn=flaky("ok", failures=2, status=503))
+    with Store.open(db) as store:
+        path = CallPath(store, model, "r-1", policy=NO_WAIT)
+        record = call(path)
+        stored = store.calls("r-1")
+    assert len(model.calls) == 3
+    assert len(stored) == 1 and stored[0].attempts == 3
+    assert [r["status"] for r in stored[0].retries] == [503, 503]
+    assert stored[0].text == "ok" == record.text  # type: ignore[attr-defined]
+
+
+def test_retry_after_is_honoured(db: Path) -> None:
+    model = ScriptedModel(fn=flaky("ok", failures=1, status=429, retry_after=0.2))
+    with Store.open(db) as store:
+        call(CallPath(store, model, "r-1", policy=NO_WAIT))
+        stored = store.calls("r-1")[0]
+    assert stored.retries[0]["wait_s"] == pytest.approx(0.2)
+
+
+def test_retries_are_bounded_and_the_failure_is_stored(db: Path) -> None:
+    model = ScriptedModel(fn=flaky("ok", failures=10, status=500))
+    with Store.open(db) as store:
+        with pytest.raises(CallFailed, match="scripted 500"):
+            call(CallPath(store, model, "r-1", policy=NO_WAIT))
+        stored = store.calls("r-1")
+    assert len(model.calls) == 3
+    assert stored[0].status == "error" and stored[0].attempts == 3
+
+
+def test_non_transient_errors_are_not_retried(db: Path) -> None:
+    model = ScriptedModel(outputs=[ValueError("bad request")])
+    with Store.open(db) as store, pytest.raises(CallFailed):
+        call(CallPath(store, model, "r-1", policy=NO_WAIT))
+    assert len(model.calls) == 1
+
+
+def test_completed_call_is_persisted_before_it_is_returned(db: Path) -> None:
+    seen: list[int] = []
+    with Store.open(db) as store:
+        path = CallPath(store, ScriptedModel(outputs=["a"]), "r-1", policy=NO_WAIT)
+
+        async def go() -> None:
+            await path(MESSAGES, CONFIG, step=1, purpose="revise")
+            seen.append(len(store.calls("r-1")))
+
+        asyncio.run(go())
+    assert seen == [1]
+
+
+def test_replay_within_a_run_and_cache_across_runs(db: Path) -> None:
+    model = ScriptedModel(fn=lambda m: "answer")
+    with Store.open(db) as store:
+        first = CallPath(store, model, "r-1", policy=NO_WAIT)
+        call(first)
+        call(first)  # the same request again is a new sample, not a cache hit
+        assert len(model.calls) == 2
+        replay = CallPath(store, model, "r-1", policy=NO_WAIT)
+        call(replay)
+        call(replay)
+        assert len(model.calls) == 2 and len(store.calls("r-1")) == 2  # resume re-sends and re-stores nothing
+        other = CallPath(store, model, "r-2", policy=NO_WAIT)
+        hit = call(other)
+        assert len(model.calls) == 2
+        assert hit.cached_from is not None and hit.cost_usd == 0.0  # type: ignore[attr-defined]
+        fresh = CallPath(store, model, "r-3", policy=NO_WAIT, use_cache=False)
+        call(fresh)
+        assert len(model.calls) == 3
+
+
+def test_cache_key_covers_model_messages_and_config() -> None:
+    model = ScriptedModel(outputs=[])
+    base = cache_key(model, MESSAGES, CONFIG)
+    assert base == cache_key(model, list(MESSAGES), GenerateConfig(seed=1))
+    assert base != cache_key(model, MESSAGES, GenerateConfig(seed=2))
+    assert base != cache_key(model, [Message(role="user", content="hello!")], CONFIG)
+    assert base != cache_key(ScriptedModel(outputs=[], name="scripted/other"), MESSAGES, CONFIG)
+
+
+def test_secrets_in_answers_never_reach_the_database(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_API_KEY", "sk-very-secret-1234")
+    model = ScriptedModel(outputs=["the key is sk-very-secret-1234"])
+    with Store.open(db) as store:
+        call(CallPath(store, model, "r-1", policy=NO_WAIT))
+    store_bytes = db.read_bytes() + (db.with_suffix(".duckdb.wal").read_bytes()
+                                     if db.with_suffix(".duckdb.wal").exists() else b"")
+    assert b"sk-very-secret-1234" not in store_bytes
+
+
+def test_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STABILITY_RETRY_ATTEMPTS", "2")
+    assert RetryPolicy.from_env().max_attempts == 2
+    assert RetryPolicy.from_env().initial == 0  # conftest sets back-off to zero
+
+
+def test_transient_error_type() -> None:
+    err = TransientError("x", status=429, retry_after=3)
+    assert err.retry_after == 3 and err.status == 429

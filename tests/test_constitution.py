@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stability.constitution import Constitution, parse_answer, parse_file, parse_text
+from stability.errors import InputError
+
+# Principle text: printable words, no leading bullet-like tokens, non-empty after normalisation.
+word = st.text(alphabet=st.characters(whitelist_categories=("L", "N"), whitelist_characters="',;:()?!"),
+               min_size=1, max_size=12)
+principle = st.lists(word, min_size=1, max_size=12).map(" ".join)
+principle_lists = st.lists(principle, min_size=1, max_size=15, unique_by=str.casefold)
+
+
+def test_parses_bullets_title_front_matter_and_wrapping() -> None:
+    text = "---\ncondition: consistent\n---\n# Title here\n\n- one\n* two wraps\n  onto a second line\n3. three\n"
+    c = parse_text(text)
+    assert c.principles == ("one", "two wraps onto a second line", "three")
+    assert c.title == "Title here"
+    assert c.metadata == {"condition": "consistent"}
+
+
+def test_address_ignores_labels_bullets_and_wrapping() -> None:
+    a = parse_text("# A\n- Be honest.\n- Be   kind.\n")
+    b = parse_text("---\nx: 1\n---\n1. Be honest.\n2. Be\n   kind.\n")
+    assert a.hash == b.hash
+    assert a.hash.startswith("sha256:") and len(a.hash) == 7 + 64
+    assert parse_text("- Be kind.\n- Be honest.\n").hash != a.hash  # order matters
+
+
+@given(principle_lists, st.sampled_from(["- ", "* ", "1. "]))
+def test_render_parse_round_trip(principles: list[str], bullet: str) -> None:
+    c = Constitution.from_principles(principles, title="T", metadata={"k": "v"})
+    again = parse_text(c.render())
+    assert again == c
+    restyled = "".join(f"{bullet}{p}\n" for p in c.principles)
+    assert parse_text(restyled).hash == c.hash
+
+
+@given(principle_lists, st.text(alphabet="abc .\n", max_size=40))
+def test_answer_parser_finds_the_list_inside_prose(principles: list[str], prose: str) -> None:
+    c = Constitution.from_principles(principles)
+    prose_line = " ".join(prose.split()) or "Here it is."
+    answer = f"{prose_line}\n\nREVISED CONSTITUTION:\n{c.text}\nI hope this helps."
+    parsed = parse_answer(answer)
+    assert parsed.kind == "list"
+    assert parsed.constitution is not None and parsed.constitution.hash == c.hash
+
+
+def test_answer_no_change_and_failure() -> None:
+    assert parse_answer("NO CHANGE").kind == "no_change"
+    assert parse_answer("I would keep it. No change.").kind == "no_change"
+    failure = parse_answer("I think the constitution is fine but cannot say more.")
+    assert failure.kind == "failure" and "no bullet list" in (failure.problem or "")
+    assert parse_answer("").kind == "failure"
+
+
+def test_answer_prefers_longest_list_without_marker() -> None:
+    answer = "Changes:\n- dropped x\n\nNew list:\n- a\n- b\n- c\n\nThanks"
+    parsed = parse_answer(answer)
+    assert parsed.constitution is not None and parsed.constitution.principles == ("a", "b", "c")
+
+
+def test_answer_with_too_many_principles_is_a_failure() -> None:
+    answer = "".join(f"- p{i}\n" for i in range(11))
+    assert parse_answer(answer, max_principles=10).kind == "failure"
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "problem"),
+    [
+        (b"", 1, "empty file"),
+        (b"   \n\n", 1, "empty file"),
+        (b"# Title\nJust prose, no list.\n", 2, "no bullets"),
+        (b"- same\n- other\n- Same\n", 3, "duplicate principle (same as line 1)"),
+        (b"- caf\xe9\n", 1, "not UTF-8"),
+        (b"- a\n\x00\x01binary", 2, "binary file"),
+        (b"---\nkey: [unclosed\n---\n- a\n", None, "front matter is not valid YAML"),
+        (b"---\nkey: 1\n- a\n", 1, "never closed"),
+    ],
+)
+def test_bad_files_get_one_located_line(tmp_path: Path, content: bytes, line: int | None, problem: str) -> None:
+    path = tmp_path / "c.md"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        parse_file(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert problem in message
+    if line is not None:
+        assert caught.value.line == line
+
+
+def test_too_many_principles_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "big.md"
+    path.write_text("".join(f"- principle {i}\n" for i in range(12)))
+    with pytest.raises(InputError, match=r"too many principles: 12 > limit 10") as caught:
+        parse_file(path, max_principles=10)
+    assert caught.value.line == 11
+    assert len(parse_file(path, max_principles=12).principles) == 12
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        parse_file(tmp_path / "nope.md")
+    with pytest.raises(InputError, match="is a directory"):
+        parse_file(tmp_path)
+
+
+def test_library_files_all_parse() -> None:
+    root = Path(__file__).resolve().parents[1] / "constitutions"
+    files = [p for p in root.rglob("*.md") if p.name != "README.md"]
+    assert len(files) >= 6
+    for path in files:
+        c = parse_file(path)
+        meta = c.metadata
+        assert meta["condition"] in ("consistent", "contradictory"), path
+        assert meta["size"] == len(c.principles), path
+        for clash in meta.get("clashes", []):
+            assert 1 <= clash["a"] <= len(c.principles) and 1 <= clash["b"] <= len(c.principles), path
+        assert bool(meta.get("clashes")) == (meta["condition"] == "contradictory"), path
