@@ -137,7 +137,8 @@ def _front_matter(lines: list[str], path: str) -> tuple[dict[str, Any], int]:
             except yaml.YAMLError as err:
                 mark = getattr(err, "problem_mark", None)
                 line = mark.line + 2 if mark is not None else 1
-                raise InputError(path, line, f"front matter is not valid YAML ({getattr(err, 'problem', err)})")
+                problem = getattr(err, "problem", err)
+                raise InputError(path, line, f"front matter is not valid YAML ({problem})") from None
             if not isinstance(data, dict):
                 raise InputError(path, 2, "front matter must be a YAML mapping of key: value")
             return data, end + 1

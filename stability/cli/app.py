@@ -18,7 +18,8 @@ app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
-console = Console()
+# Piped output gets a wide console, so tables are not squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
 DbOption = Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB",

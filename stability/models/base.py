@@ -108,7 +108,7 @@ class Provider:
     requires: tuple[str, ...] = ()
 
     def factory(self) -> Callable[[str], Model]:
-        return importlib.import_module(self.module).create  # type: ignore[no-any-return]
+        return importlib.import_module(self.module).create
 
 
 PROVIDERS: dict[str, Provider] = {

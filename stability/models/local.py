@@ -12,7 +12,9 @@ text; the model is reset before every generation so the same seed and prompt giv
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,14 @@ def render_prompt(messages: list[Message]) -> str:
     return "".join(parts)
 
 
+@atexit.register
+def _close_all() -> None:
+    """Free the models before interpreter teardown (llama-cpp-python's own __del__ fails at exit)."""
+    for llm in _LOADED.values():
+        llm.close()
+    _LOADED.clear()
+
+
 def _load(path: Path) -> Any:
     key = str(path)
     if key not in _LOADED:
@@ -69,7 +79,22 @@ def _load(path: Path) -> Any:
             from llama_cpp import Llama
         except ImportError:
             raise MissingDependency(f"local/gemma-3-270m: llama-cpp-python is missing; {INSTALL_HINT}") from None
-        _LOADED[key] = Llama(model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False, seed=0)
+        # llama.cpp writes load-time notes straight to fd 2 even when not verbose; keep them off the terminal
+        # and show them only if loading fails.
+        with tempfile.TemporaryFile() as captured:
+            saved = os.dup(2)
+            os.dup2(captured.fileno(), 2)
+            try:
+                _LOADED[key] = Llama(model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False,
+                                     seed=0)
+            except Exception as err:
+                os.dup2(saved, 2)
+                captured.seek(0)
+                detail = captured.read().decode("utf-8", "replace").strip().splitlines()[-1:]
+                raise MissingDependency(f"local/gemma-3-270m: cannot load {key}: {err} {' '.join(detail)}") from err
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
     return _LOADED[key]
 
 
@@ -80,6 +105,8 @@ class LocalGemma(Model):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.path = gguf_path()
+        with _LOCK:  # load now, so the first call's latency is generation, not loading
+            _load(self.path)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "gguf": self.path.name, "n_ctx": N_CTX, "frame": "request-response"}
