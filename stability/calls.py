@@ -19,6 +19,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
+from stability.prices import PriceTable
 from stability.redaction import redact, secret_values
 from stability.store.records import CallRecord
 from stability.store.store import Store, now
@@ -69,22 +71,34 @@ def cache_key(model: Model, messages: list[Message], config: GenerateConfig) -> 
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class BudgetExceeded(Exception):
+    """Raised before sending a call that the experiment's budget no longer covers. Nothing was sent."""
+
+
 class CallPath:
-    """Calls for one run. Create one per run; its sample counters follow the run's order of calls."""
+    """Calls for one run. Create one per run; its sample counters follow the run's order of calls.
+
+    ``model`` is the run's subject; a call may name another model (an editor, a judge, another agent).
+    ``guard`` runs before anything is sent (an experiment's budget check); ``prices`` turns usage into cost.
+    """
 
     def __init__(self, store: Store, model: Model, run_id: str, policy: RetryPolicy | None = None,
-                 use_cache: bool = True) -> None:
+                 use_cache: bool = True, prices: PriceTable | None = None,
+                 guard: Callable[[], None] | None = None) -> None:
         self.store = store
         self.model = model
         self.run_id = run_id
         self.policy = policy or RetryPolicy.from_env()
         self.use_cache = use_cache
+        self.prices = prices or PriceTable()
+        self.guard = guard
         self.samples: Counter[str] = Counter()
         self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
 
     async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
-                       purpose: str) -> CallRecord:
-        key = cache_key(self.model, messages, config)
+                       purpose: str, model: Model | None = None) -> CallRecord:
+        model = model or self.model
+        key = cache_key(model, messages, config)
         index = self.samples[key]
         self.samples[key] += 1
         found = self.store.find_call(key, index, self.run_id)
@@ -98,10 +112,12 @@ class CallPath:
             })
             self.store.insert_call(hit)
             return hit
-        return await self._send(messages, config, key, index, step, purpose)
+        if self.guard is not None:
+            self.guard()
+        return await self._send(model, messages, config, key, index, step, purpose)
 
-    async def _send(self, messages: list[Message], config: GenerateConfig, key: str, index: int, step: int,
-                    purpose: str) -> CallRecord:
+    async def _send(self, model: Model, messages: list[Message], config: GenerateConfig, key: str, index: int,
+                    step: int, purpose: str) -> CallRecord:
         retries: list[dict[str, Any]] = []
         policy = self.policy
         backoff = wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.jitter)
@@ -127,24 +143,25 @@ class CallPath:
                     attempt_started = time.perf_counter()
                     attempts += 1
                     self.sent += 1
-                    output = await self.model.generate(messages, config)
+                    output = await model.generate(messages, config)
         except Exception as err:  # stored, then raised as CallFailed
             error = err
         del retries[attempts - 1:]  # tenacity may compute a wait after the final attempt
         elapsed = (time.perf_counter() - (attempt_started if output else started)) * 1000
         secrets = secret_values()
-        request = output.request if output else {"model": self.model.name,
+        request = output.request if output else {"model": model.name,
                                                  "messages": [m.model_dump() for m in messages],
                                                  **config.model_dump()}
         record = CallRecord(
-            id=_new_id(), run_id=self.run_id, step=step, purpose=purpose, model=self.model.name, cache_key=key,
+            id=_new_id(), run_id=self.run_id, step=step, purpose=purpose, model=model.name, cache_key=key,
             sample_index=index, status="ok" if output else "error", request=redact(request, secrets),
-            response=redact(output.response, secrets) if output else None,
+            response=redact(_with_logprobs(output), secrets) if output else None,
             text=redact(output.text, secrets) if output else None,
             input_tokens=output.usage.input_tokens if output else 0,
             output_tokens=output.usage.output_tokens if output else 0,
             latency_ms=round(elapsed, 3), attempts=attempts, retries=retries,
-            cost_usd=0.0 if not self.model.network else None,
+            cost_usd=self.prices.cost(model.name, output.usage.input_tokens, output.usage.output_tokens)
+            if output else None,
             error=redact(f"{type(error).__name__}: {error}", secrets)[:2000] if error else None,
             created_at=now(),
         )
@@ -152,6 +169,13 @@ class CallPath:
         if error is not None:
             raise CallFailed(record.error or "call failed", record) from error
         return record
+
+
+def _with_logprobs(output: Output) -> dict[str, Any]:
+    """The raw response, plus the parsed token log-probabilities when the provider returned them."""
+    if output.logprobs is None:
+        return output.response
+    return {**output.response, "stability_logprobs": [t.model_dump() for t in output.logprobs]}
 
 
 def _new_id() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
@@ -62,6 +63,10 @@ class AnthropicModel(Model):
             body["system"] = system
         if config.stop:
             body["stop_sequences"] = list(config.stop)
+        if config.json_schema is not None:  # structured output through a forced tool call
+            body["tools"] = [{"name": "answer", "description": "Submit the answer.",
+                              "input_schema": config.json_schema}]
+            body["tool_choice"] = {"type": "tool", "name": "answer"}
         extra: dict[str, Any] = {}
         if config.temperature != 1.0:
             extra["temperature"] = config.temperature
@@ -81,6 +86,9 @@ class AnthropicModel(Model):
                 raise transient from err
             raise
         text = "".join(getattr(block, "text", "") for block in response.content)
+        tool_input = [block.input for block in response.content if getattr(block, "type", "") == "tool_use"]
+        if tool_input:
+            text = json.dumps(tool_input[0])
         return Output(
             text=text,
             usage=Usage(input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens),

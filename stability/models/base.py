@@ -38,6 +38,10 @@ class GenerateConfig(BaseModel):
     top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    #: ask for the top-k log-probabilities of each generated token (providers that expose them)
+    logprobs: int | None = None
+    #: ask for JSON matching this schema (structured output / tool use where the provider supports it)
+    json_schema: dict[str, Any] | None = None
 
 
 class Usage(BaseModel):
@@ -45,6 +49,16 @@ class Usage(BaseModel):
 
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+class TokenLogprob(BaseModel):
+    """One generated token, its log-probability, and the top alternatives at that position."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
 
 
 class Output(BaseModel):
@@ -55,6 +69,7 @@ class Output(BaseModel):
     text: str
     usage: Usage = Field(default_factory=Usage)
     finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None
     request: dict[str, Any] = Field(default_factory=dict)
     response: dict[str, Any] = Field(default_factory=dict)
 
@@ -213,7 +228,22 @@ def chat_completions_body(model_id: str, messages: list[Message], config: Genera
         body["seed"] = config.seed
     if config.stop:
         body["stop"] = list(config.stop)
+    if config.logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = config.logprobs
+    if config.json_schema is not None:
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "answer", "schema": config.json_schema}}
     return body
+
+
+def chat_completions_logprobs(choice: Any) -> list[TokenLogprob] | None:
+    """Token log-probabilities from an OpenAI-format choice, if it carries them."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    return [TokenLogprob(token=t.token, logprob=t.logprob,
+                         top={alt.token: alt.logprob for alt in (t.top_logprobs or [])}) for t in content]
 
 
 class ProviderStatus(BaseModel):

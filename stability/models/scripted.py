@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError, Usage
 
-Script = Callable[[list[Message]], str]
+Answer = str | Output
+Script = Callable[[list[Message]], Answer]
 
 
 class ScriptExhausted(RuntimeError):
@@ -24,7 +25,7 @@ class ScriptedModel(Model):
 
     def __init__(
         self,
-        outputs: Sequence[str | Exception] | None = None,
+        outputs: Sequence[Answer | Exception] | None = None,
         fn: Script | None = None,
         name: str = "scripted/model",
         base_model: bool = False,
@@ -41,7 +42,7 @@ class ScriptedModel(Model):
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         self.calls.append(list(messages))
         if self.fn is not None:
-            answer: str | Exception = self.fn(list(messages))
+            answer: Answer | Exception = self.fn(list(messages))
         else:
             assert self.outputs is not None
             index = len(self.calls) - 1
@@ -50,12 +51,14 @@ class ScriptedModel(Model):
             answer = self.outputs[index]
         if isinstance(answer, Exception):
             raise answer
+        request = {"model": self.name, "messages": [m.model_dump() for m in messages], **config.model_dump()}
+        if isinstance(answer, Output):  # a scripted answer with its own usage or log-probabilities
+            return answer.model_copy(update={"request": request, "response": {"text": answer.text}})
         usage = Usage(
             input_tokens=sum(len(m.content.split()) for m in messages), output_tokens=len(answer.split())
         )
         self.usage.input_tokens += usage.input_tokens
         self.usage.output_tokens += usage.output_tokens
-        request = {"model": self.name, "messages": [m.model_dump() for m in messages], **config.model_dump()}
         return Output(text=answer, usage=usage, finish_reason="stop", request=request,
                       response={"text": answer, "call": len(self.calls)})
 

@@ -19,18 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from stability.calls import CallPath
 from stability.constitution import Constitution
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Message
+from stability.models.base import GenerateConfig, Message, Model
 from stability.store.records import CallRecord, Decision, EdgeKind, EdgeRecord, RevisionRecord
 from stability.store.store import Store, now
 
 PROTOCOLS_DIR_ENV = "STABILITY_PROTOCOLS_DIR"
 EDGE_KIND: dict[str, EdgeKind] = {"changed": "edit", "declined": "decline", "parse_failure": "parse_failure",
-                                  "error": "error"}
+                                  "error": "error", "authored": "author"}
 
 
 def protocols_dir() -> Path:
@@ -68,7 +69,8 @@ class Templates:
 class Stop(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str  # declined | cycle | max_steps | parse_failures | error
+    #: declined | cycle | max_steps | parse_failures | error | context_budget | edited | authored | rated | budget
+    reason: str
     status: str = "done"  # done | failed
     error: str | None = None
 
@@ -84,7 +86,7 @@ class StepEvent:
 
 @dataclass
 class RunContext:
-    """What a protocol needs from the run: its id, seed, sampling config, store and call path."""
+    """What a protocol needs from the run: its id, seed, sampling config, store, call path and role models."""
 
     run_id: str
     seed: int
@@ -92,6 +94,8 @@ class RunContext:
     store: Store
     calls: CallPath
     on_step: Callable[[StepEvent], None] = field(default=lambda event: None)
+    #: models by role ("editor", "judge", an agent's name); the subject is ``calls.model``
+    roles: dict[str, Model] = field(default_factory=dict)
 
 
 class Protocol(ABC):
@@ -105,14 +109,49 @@ class Protocol(ABC):
         self.templates = Templates(self.name)
         self.model = context.calls.model
 
+    @classmethod
+    def template_names(cls, options: BaseModel) -> list[str]:
+        """Template folders this run reads; their combined hash is recorded on the run."""
+        return [cls.name, "blank-slate"] if getattr(options, "from_blank", False) else [cls.name]
+
+    @classmethod
+    def role_models(cls, options: BaseModel) -> dict[str, str]:
+        """Model ids for roles named in the options (e.g. each agent's model); resolved before the run starts."""
+        return {}
+
+    def role(self, name: str) -> Model:
+        """The model playing ``name``; the subject plays any role that was not given its own model."""
+        return self.context.roles.get(name, self.model)
+
     # -- the two ways out ----------------------------------------------------------------------------------
 
-    async def call(self, messages: list[Message], step: int, purpose: str,
-                   config: GenerateConfig | None = None) -> CallRecord:
-        """Ask the model through the call path, with a per-step seed derived from the run seed."""
+    async def call(self, messages: list[Message], step: int, purpose: str, config: GenerateConfig | None = None,
+                   role: str = "subject") -> CallRecord:
+        """Ask a model (the subject, or the one playing ``role``) through the call path.
+
+        The seed is derived from the run seed, the step and the purpose, so every question is its own sample.
+        """
         base = config or self.context.generate
         seeded = base.model_copy(update={"seed": derive_seed(self.context.seed, step, purpose)})
-        return await self.context.calls(messages, seeded, step=step, purpose=purpose)
+        return await self.context.calls(messages, seeded, step=step, purpose=purpose, model=self.role(role))
+
+    async def begin(self, start: Constitution) -> tuple[RevisionRecord, Constitution, int] | Stop:
+        """Record the starting node and return (revision, constitution, next step).
+
+        With the ``from_blank`` option the model first authors its own constitution (the blank-slate protocol's
+        prompts): step 0 is the empty constitution and step 1 what it wrote. A failed authoring ends the run.
+        """
+        if not getattr(self.options, "from_blank", False):
+            return self.record(0, start, "origin", None, []), start, 1
+        from stability.protocols.blank_slate import author
+
+        origin = self.record(0, Constitution(principles=()), "origin", None, [])
+        authored = await author(self, step=1, parent=origin, size=getattr(self.options, "blank_size", None),
+                                topic=getattr(self.options, "blank_topic", None))
+        if isinstance(authored, Stop):
+            return authored
+        revision, constitution = authored
+        return revision, constitution, revision.step + 1
 
     def record(self, step: int, constitution: Constitution, decision: Decision, parent: RevisionRecord | None,
                calls: list[CallRecord], cycle_to: str | None = None, detail: str | None = None) -> RevisionRecord:
@@ -132,8 +171,32 @@ class Protocol(ABC):
         self.context.on_step(StepEvent(step, decision, digest, len(constitution.principles), detail))
         return revision
 
+    def conversation(self, user_template: str, constitution: Constitution, **fields: str) -> list[Message]:
+        """System prompt, worked examples for base models (``examples.yaml``), then the filled user template.
+
+        Templates use ``{constitution}`` and any ``{field}`` given here; nothing else in them is touched.
+        """
+        user = self.templates[user_template]
+        messages = [Message(role="system", content=self.templates["system.md"].strip())]
+        few_shot = getattr(self.options, "few_shot", None)
+        if (few_shot if few_shot is not None else self.model.base_model) and "examples.yaml" in self.templates.text:
+            for example in yaml.safe_load(self.templates["examples.yaml"]):
+                messages.append(Message(role="user", content=fill(user, constitution=example["constitution"].strip(),
+                                                                  **{k: str(v) for k, v in example.items()
+                                                                     if k not in ("constitution", "answer")})))
+                messages.append(Message(role="assistant", content=example["answer"].strip()))
+        messages.append(Message(role="user", content=fill(user, constitution=constitution.text.strip(), **fields)))
+        return messages
+
     @abstractmethod
     async def run(self, start: Constitution) -> Stop: ...
+
+
+def fill(template: str, **fields: str) -> str:
+    """Replace ``{name}`` for each given field; other braces are left alone (constitutions may contain them)."""
+    for key, value in fields.items():
+        template = template.replace("{" + key + "}", value)
+    return template.strip()
 
 
 def derive_seed(seed: int, step: int, purpose: str) -> int:

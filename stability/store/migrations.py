@@ -110,7 +110,44 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE INDEX revisions_hash ON revisions (constitution_hash)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_ratings_and_experiments(con: duckdb.DuckDBPyConnection) -> None:
+    _table(con, "ratings", "rate-alternatives: one row per option shown in a trial.", [
+        ("id", "VARCHAR PRIMARY KEY", "RUN:TRIAL:LABEL"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("trial", "INTEGER NOT NULL", "0-based trial number"),
+        ("step", "INTEGER NOT NULL", "the revision step this trial produced"),
+        ("mode", "VARCHAR NOT NULL", "principle | constitution"),
+        ("target_index", "INTEGER", "1-based index of the principle being replaced (principle mode)"),
+        ("target", "VARCHAR NOT NULL", "the current principle, or the source constitution's name"),
+        ("label", "VARCHAR NOT NULL", "the option's label as shown (A, B, ...)"),
+        ("position", "INTEGER NOT NULL", "0-based position the option was shown at (randomised per trial)"),
+        ("option_text", "VARCHAR NOT NULL", "the alternative as shown"),
+        ("relation", "VARCHAR", "the alternative's tagged relation (paraphrase, opposite, ...), if known"),
+        ("rating", "INTEGER", "1-5; null when the answer could not be scored (never stored as a low score)"),
+        ("rating_probs", "JSON", "probability of each rating 1-5 from token log-probabilities, where exposed"),
+        ("expected_rating", "DOUBLE", "sum of rating x probability, where log-probabilities were exposed"),
+        ("favourite", "BOOLEAN NOT NULL", "whether the model named this option its favourite"),
+        ("call_id", "VARCHAR NOT NULL", "calls.id of the rating call"),
+        ("reflection_call_id", "VARCHAR", "calls.id of the reflect-first call, if any"),
+    ])
+    _table(con, "experiments", "A grid of runs expanded from an experiment spec.", [
+        ("id", "VARCHAR PRIMARY KEY", "NAME-SPECHASH: the same spec is the same experiment"),
+        ("name", "VARCHAR NOT NULL", "the spec's name"),
+        ("spec", "JSON NOT NULL", "the spec as loaded"),
+        ("spec_path", "VARCHAR", "where the spec was read from"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ])
+    _table(con, "experiment_runs", "The cells of an experiment and the run that fills each.", [
+        ("experiment_id", "VARCHAR NOT NULL", "experiments.id"),
+        ("cell", "VARCHAR NOT NULL", "hash of the cell's run configuration"),
+        ("position", "INTEGER NOT NULL", "order of the cell in the expanded grid"),
+        ("config", "JSON NOT NULL", "the run configuration of this cell"),
+        ("run_id", "VARCHAR", "runs.id once started"),
+        ("status", "VARCHAR NOT NULL", "not_started | running | done | failed"),
+    ], extra="\n  PRIMARY KEY (experiment_id, cell)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

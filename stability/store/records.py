@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Decision = Literal["origin", "changed", "declined", "parse_failure", "error"]
-EdgeKind = Literal["edit", "decline", "parse_failure", "error"]
+Decision = Literal["origin", "changed", "declined", "parse_failure", "error", "authored"]
+EdgeKind = Literal["edit", "decline", "parse_failure", "error", "author"]
 RunStatus = Literal["running", "done", "failed"]
 
 
@@ -79,3 +79,43 @@ class CallRecord(Record):
     cached_from: str | None = None
     error: str | None = None
     created_at: datetime
+
+
+class RatingRecord(Record):
+    id: str
+    run_id: str
+    trial: int
+    step: int
+    mode: Literal["principle", "constitution"]
+    target_index: int | None = None
+    target: str
+    label: str
+    position: int
+    option_text: str
+    relation: str | None = None
+    rating: int | None = None
+    rating_probs: dict[str, float] | None = None
+    expected_rating: float | None = None
+    favourite: bool = False
+    call_id: str
+    reflection_call_id: str | None = None
+
+
+CellStatus = Literal["not_started", "running", "done", "failed"]
+
+
+class ExperimentRecord(Record):
+    id: str
+    name: str
+    spec: dict[str, Any]
+    spec_path: str | None = None
+    created_at: datetime
+
+
+class CellRecord(Record):
+    experiment_id: str
+    cell: str
+    position: int
+    config: dict[str, Any]
+    run_id: str | None = None
+    status: CellStatus = "not_started"

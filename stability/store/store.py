@@ -19,7 +19,15 @@ import duckdb
 from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.store import migrations
-from stability.store.records import CallRecord, EdgeRecord, RevisionRecord, RunRecord
+from stability.store.records import (
+    CallRecord,
+    CellRecord,
+    EdgeRecord,
+    ExperimentRecord,
+    RatingRecord,
+    RevisionRecord,
+    RunRecord,
+)
 
 DB_ENV = "STABILITY_DB"
 
@@ -221,6 +229,54 @@ class Store:
                       sum(cost_usd) AS cost_usd
                FROM calls GROUP BY run_id""")
         return {r.pop("run_id"): r for r in rows}
+
+
+    # -- ratings -----------------------------------------------------------------------------------------
+
+    def insert_ratings(self, ratings: list[RatingRecord]) -> None:
+        """All options of one trial in one transaction; a replayed trial is left as it is."""
+        with self.transaction():
+            for rating in ratings:
+                self._insert("ratings", rating.model_dump(), ignore=True)
+
+    def ratings(self, run_id: str) -> list[RatingRecord]:
+        return [RatingRecord(**_decode(r, ("rating_probs",))) for r in self._rows(
+            "SELECT * FROM ratings WHERE run_id = ? ORDER BY trial, position", [run_id])]
+
+
+    # -- experiments -------------------------------------------------------------------------------------
+
+    def put_experiment(self, experiment: ExperimentRecord, cells: list[CellRecord]) -> None:
+        """Create the experiment and any cells it lacks; existing cells keep their runs and statuses."""
+        with self.transaction():
+            self._insert("experiments", experiment.model_dump(), ignore=True)
+            for cell in cells:
+                self._insert("experiment_runs", cell.model_dump(), ignore=True)
+
+    def experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        rows = self._rows("SELECT * FROM experiments WHERE id = ?", [experiment_id])
+        return ExperimentRecord(**_decode(rows[0], ("spec",))) if rows else None
+
+    def experiments(self) -> list[ExperimentRecord]:
+        return [ExperimentRecord(**_decode(r, ("spec",))) for r in self._rows(
+            "SELECT * FROM experiments ORDER BY created_at")]
+
+    def cells(self, experiment_id: str) -> list[CellRecord]:
+        return [CellRecord(**_decode(r, ("config",))) for r in self._rows(
+            "SELECT * FROM experiment_runs WHERE experiment_id = ? ORDER BY position", [experiment_id])]
+
+    def set_cell(self, experiment_id: str, cell: str, status: str, run_id: str | None = None) -> None:
+        self.con.execute("UPDATE experiment_runs SET status = ?, run_id = coalesce(?, run_id) "
+                         "WHERE experiment_id = ? AND cell = ?", [status, run_id, experiment_id, cell])
+
+    def spent(self, run_ids: list[str]) -> float:
+        """US dollars spent on paid (not cached) calls of these runs."""
+        if not run_ids:
+            return 0.0
+        marks = ", ".join("?" for _ in run_ids)
+        row = self.con.execute(f"SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE cached_from IS NULL "
+                               f"AND run_id IN ({marks})", run_ids).fetchone()
+        return float(row[0]) if row else 0.0
 
 
 def _decode(row: dict[str, Any], json_columns: tuple[str, ...]) -> dict[str, Any]:

@@ -22,6 +22,11 @@ EXPECTED = {
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
               "cached_from", "error", "created_at"],
+    "ratings": ["id", "run_id", "trial", "step", "mode", "target_index", "target", "label", "position",
+                "option_text", "relation", "rating", "rating_probs", "expected_rating", "favourite", "call_id",
+                "reflection_call_id"],
+    "experiments": ["id", "name", "spec", "spec_path", "created_at"],
+    "experiment_runs": ["experiment_id", "cell", "position", "config", "run_id", "status"],
 }
 
 

@@ -1,0 +1,85 @@
+"""Prices in US dollars per million tokens, for cost records, ``--dry-run`` estimates and ``--max-cost`` budgets.
+
+The built-in table is small and dated (``AS_OF``); override or extend it in an experiment spec (``prices:``) or
+with a YAML file (``--prices FILE``) mapping a model id, or a glob such as ``openai/gpt-4o*``, to
+``{input: USD_PER_MTOK, output: USD_PER_MTOK}``. A model with no entry has unknown cost (recorded as null);
+``--max-cost`` then refuses to start rather than spend blind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stability.errors import InputError
+
+AS_OF = "2026-11"
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0, description="USD per million input tokens")
+    output: float = Field(ge=0, description="USD per million output tokens")
+
+
+DEFAULT_PRICES: dict[str, Price] = {
+    "local/*": Price(input=0, output=0),
+    "hf/*": Price(input=0, output=0),
+    "scripted/*": Price(input=0, output=0),
+    "anthropic/claude-opus-4*": Price(input=15, output=75),
+    "anthropic/claude-sonnet-4*": Price(input=3, output=15),
+    "anthropic/claude-haiku-4*": Price(input=1, output=5),
+    "anthropic/claude-3-5-haiku*": Price(input=0.8, output=4),
+    "openai/gpt-4o-mini*": Price(input=0.15, output=0.6),
+    "openai/gpt-4o*": Price(input=2.5, output=10),
+    "openai/gpt-4.1-mini*": Price(input=0.4, output=1.6),
+    "openai/gpt-4.1*": Price(input=2, output=8),
+    "openai/o3-mini*": Price(input=1.1, output=4.4),
+}
+
+
+class PriceTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    def with_overrides(self, overrides: dict[str, Price]) -> PriceTable:
+        """Overrides win; among globs, the most specific (longest) pattern that matches wins."""
+        return PriceTable(prices={**self.prices, **overrides})
+
+    def price(self, model: str) -> Price | None:
+        if model in self.prices:
+            return self.prices[model]
+        matches = [p for p in self.prices if fnmatch.fnmatchcase(model, p)]
+        return self.prices[max(matches, key=len)] if matches else None
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        price = self.price(model)
+        if price is None:
+            return None
+        return (input_tokens * price.input + output_tokens * price.output) / 1_000_000
+
+
+def load_prices(path: Path | str) -> dict[str, Price]:
+    from stability.constitution import read_text
+
+    name = str(path)
+    try:
+        data = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as err:
+        raise InputError(name, None, f"not valid YAML ({err})".replace("\n", " ")) from None
+    return parse_prices(data, name)
+
+
+def parse_prices(data: object, source: str) -> dict[str, Price]:
+    if not isinstance(data, dict):
+        raise InputError(source, None, "prices must map model ids to {input, output} USD per million tokens")
+    try:
+        return {str(k): Price.model_validate(v) for k, v in data.items()}
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(source, None, f"prices: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None

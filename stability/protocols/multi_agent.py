@@ -1,0 +1,130 @@
+"""``multi-agent-discussion``: several instances, each with a role name, discuss the constitution.
+
+Each cycle has R rounds; in each round every agent, in turn, sees the constitution and the transcript so far and
+adds a turn ending in its proposal (``NO CHANGE`` or a full revised list). Every turn is its own stored call
+(purpose ``discuss:AGENT:rROUND``), so the transcript is reconstructable from the calls. If every agent's final
+proposal is to keep the constitution, the protocol stops. Otherwise an editor writes the revision: a designated
+agent (``editor: NAME``), or a vote in which each agent picks one of the final proposals (plurality; ties go to
+the earliest proposal). Agents may be different models (``agents: [{name: alice, model: openai/gpt-4o}, ...]``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stability.calls import CallFailed
+from stability.constitution import Constitution, parse_answer
+from stability.models.base import Message
+from stability.protocols.base import Protocol, Stop, fill, register
+from stability.protocols.walk import IterationOptions, Walk
+from stability.store.records import CallRecord
+
+
+class Agent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    model: str | None = Field(default=None, description="model id; default: the run's model")
+
+
+class MultiAgentOptions(IterationOptions):
+    agents: list[Agent] = Field(default_factory=lambda: [Agent(name="alice"), Agent(name="bob"),
+                                                         Agent(name="carol")], min_length=2)
+    rounds: int = Field(2, ge=1, description="discussion rounds before each edit")
+    editor: str = Field("vote", description="'vote', or the name of the agent who writes the revision")
+
+    @model_validator(mode="after")
+    def _editor_is_an_agent(self) -> MultiAgentOptions:
+        names = [a.name for a in self.agents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"agent names must be unique: {names}")
+        if self.editor != "vote" and self.editor not in names:
+            raise ValueError(f"editor {self.editor!r} is not one of the agents {names}")
+        return self
+
+
+@register
+class MultiAgentDiscussion(Protocol):
+    name = "multi-agent-discussion"
+    summary = "N named instances discuss for R rounds; an editor or a vote writes each revision"
+    Options = MultiAgentOptions
+
+    @classmethod
+    def role_models(cls, options: BaseModel) -> dict[str, str]:
+        assert isinstance(options, MultiAgentOptions)
+        return {agent.name: agent.model for agent in options.agents if agent.model}
+
+    async def run(self, start: Constitution) -> Stop:
+        options = self.options
+        assert isinstance(options, MultiAgentOptions)
+        begun = await self.begin(start)
+        if isinstance(begun, Stop):
+            return begun
+        walk = Walk(self, options, begun[0], begun[1])
+        for step in range(begun[2], begun[2] + options.max_steps):
+            try:
+                stop = await self._cycle(walk, step, options)
+            except CallFailed as failed:
+                return walk.failed(step, failed)
+            if stop is not None:
+                return stop
+        return Stop(reason="max_steps")
+
+    async def _cycle(self, walk: Walk, step: int, options: MultiAgentOptions) -> Stop | None:
+        constitution = walk.current.text.strip()
+        participants = ", ".join(a.name for a in options.agents)
+        transcript: list[str] = []
+        calls: list[CallRecord] = []
+        finals: dict[str, str] = {}
+        for round_ in range(1, options.rounds + 1):
+            for agent in options.agents:
+                system = fill(self.templates["system.md"], agent=agent.name, participants=participants)
+                user = fill(self.templates["discussion.md"], constitution=constitution, round=str(round_),
+                            rounds=str(options.rounds), transcript="\n\n".join(transcript) or "(nobody has spoken yet)")
+                call = await self.call([Message(role="system", content=system), Message(role="user", content=user)],
+                                       step, f"discuss:{agent.name}:r{round_}", role=agent.name)
+                calls.append(call)
+                transcript.append(f"{agent.name}: {(call.text or '').strip()}")
+                finals[agent.name] = call.text or ""
+        keeps = [self._keeps(text, walk) for text in finals.values()]
+        if all(keeps):
+            walk.parent = self.record(step, walk.current, "declined", walk.parent, calls)
+            return Stop(reason="declined")
+        if options.editor != "vote":
+            user = fill(self.templates["editor.md"], constitution=constitution, transcript="\n\n".join(transcript))
+            call = await self.call([Message(role="system", content=fill(self.templates["system.md"],
+                                    agent=options.editor, participants=participants)),
+                                    Message(role="user", content=user)], step, "edit", role=options.editor)
+            calls.append(call)
+            return walk.advance(step, call.text or "", calls)
+        proposals = list(dict.fromkeys(finals.values()))
+        votes = [0] * len(proposals)
+        listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
+        for agent in options.agents:
+            user = fill(self.templates["vote.md"], constitution=constitution, proposals=listing)
+            call = await self.call([Message(role="system", content=fill(self.templates["system.md"],
+                                    agent=agent.name, participants=participants)),
+                                    Message(role="user", content=user)], step, f"vote:{agent.name}", role=agent.name)
+            calls.append(call)
+            choice = vote(call.text or "", len(proposals))
+            if choice is not None:
+                votes[choice] += 1
+        winner = max(range(len(proposals)), key=lambda i: (votes[i], -i))
+        return walk.advance(step, proposals[winner], calls)
+
+    def _keeps(self, answer: str, walk: Walk) -> bool:
+        parsed = parse_answer(answer, walk.options.max_principles)
+        if parsed.kind == "no_change":
+            return True
+        return parsed.constitution is not None and parsed.constitution.hash == walk.current.hash
+
+
+def vote(answer: str, n: int) -> int | None:
+    """The 0-based proposal an answer votes for: the first number from 1 to n in it."""
+    for match in re.finditer(r"\d+", answer):
+        number = int(match.group())
+        if 1 <= number <= n:
+            return number - 1
+    return None

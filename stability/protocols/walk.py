@@ -1,0 +1,69 @@
+"""What iteration protocols share: their common options, and the walk through constitution space.
+
+A :class:`Walk` turns each answer into the next node of the run's chain — changed, declined, parse failure, or a
+change that returns to an earlier node (a cycle) — and says when the walk should stop.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stability.calls import CallFailed
+from stability.constitution import Constitution, parse_answer
+from stability.protocols.base import Protocol, Stop
+from stability.store.records import CallRecord, RevisionRecord
+
+
+class IterationOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(20, ge=1, description="stop after this many steps")
+    declines_to_stop: int = Field(2, ge=1, description="K: consecutive declines that make a fixed point")
+    max_parse_failures: int = Field(3, ge=1, description="stop after this many consecutive unparseable answers")
+    max_principles: int = Field(100, ge=1, description="an answer with more principles is a parse failure")
+    few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
+    from_blank: bool = Field(False, description="start from a constitution the model authors from nothing")
+    blank_size: int | None = Field(None, ge=1, description="with from_blank: how many principles to ask for")
+    blank_topic: str | None = Field(None, description="with from_blank: a topic hint")
+
+
+class Walk:
+    """The state of one chain: current node, its revision, visited nodes, and the running counts."""
+
+    def __init__(self, protocol: Protocol, options: IterationOptions, revision: RevisionRecord,
+                 constitution: Constitution) -> None:
+        self.protocol = protocol
+        self.options = options
+        self.parent = revision
+        self.current = constitution
+        self.visited = {revision.constitution_hash: revision.id}
+        self.declines = 0
+        self.failures = 0
+
+    def failed(self, step: int, failed: CallFailed) -> Stop:
+        self.protocol.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
+        return Stop(reason="error", status="failed", error=failed.call.error)
+
+    def advance(self, step: int, answer: str, calls: list[CallRecord]) -> Stop | None:
+        """Record the node this answer leads to; return a Stop when the walk is over."""
+        parsed = parse_answer(answer, self.options.max_principles)
+        if parsed.kind == "failure":
+            self.failures += 1
+            self.declines = 0
+            self.parent = self.protocol.record(step, self.current, "parse_failure", self.parent, calls,
+                                               detail=parsed.problem)
+            return Stop(reason="parse_failures") if self.failures >= self.options.max_parse_failures else None
+        self.failures = 0
+        revised = parsed.constitution if parsed.constitution is not None else self.current
+        if revised.hash == self.current.hash:
+            self.declines += 1
+            self.parent = self.protocol.record(step, self.current, "declined", self.parent, calls)
+            return Stop(reason="declined") if self.declines >= self.options.declines_to_stop else None
+        self.declines = 0
+        returns_to = self.visited.get(revised.hash)
+        self.parent = self.protocol.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to)
+        if returns_to is not None:
+            return Stop(reason="cycle")
+        self.visited[revised.hash] = self.parent.id
+        self.current = revised
+        return None
