@@ -21,6 +21,7 @@ from stability.models.base import (
 
 class AnthropicModel(Model):
     network = True
+    structured_output = True
 
     def __init__(self, name: str) -> None:
         super().__init__(name)

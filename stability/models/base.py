@@ -93,6 +93,10 @@ class Model(ABC):
     network: bool = False
     #: True for base (non-chat) models: protocols then add their few-shot examples.
     base_model: bool = False
+    #: True when ``GenerateConfig.json_schema`` is enforced by the provider (structured output or tool use).
+    structured_output: bool = False
+    #: True when ``GenerateConfig.logprobs`` returns token log-probabilities.
+    exposes_logprobs: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name

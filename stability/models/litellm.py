@@ -35,6 +35,8 @@ def _litellm() -> Any:
 
 class LiteLLMModel(Model):
     network = True
+    structured_output = True
+    exposes_logprobs = True
 
     def __init__(self, name: str) -> None:
         super().__init__(name)

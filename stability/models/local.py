@@ -103,6 +103,7 @@ def _load(path: Path, logits_all: bool = False) -> Any:
 class LocalGemma(Model):
     network = False
     base_model = True
+    exposes_logprobs = True
 
     def __init__(self, name: str) -> None:
         super().__init__(name)

@@ -26,6 +26,8 @@ from stability.models.base import (
 
 class OpenAIModel(Model):
     network = True
+    structured_output = True
+    exposes_logprobs = True
 
     def __init__(self, name: str) -> None:
         super().__init__(name)

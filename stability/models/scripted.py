@@ -22,6 +22,7 @@ class ScriptExhausted(RuntimeError):
 
 class ScriptedModel(Model):
     network = False
+    exposes_logprobs = True
 
     def __init__(
         self,

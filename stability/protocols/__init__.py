@@ -1,6 +1,22 @@
 """Built-in protocols; importing this package registers them."""
 
-from stability.protocols import fresh_instance
+from stability.protocols import (
+    blank_slate,
+    free_form_edit,
+    fresh_instance,
+    in_context,
+    multi_agent,
+    rate_alternatives,
+)
 from stability.protocols.base import Protocol, protocol_class
 
-__all__ = ["Protocol", "fresh_instance", "protocol_class"]
+__all__ = [
+    "Protocol",
+    "blank_slate",
+    "free_form_edit",
+    "fresh_instance",
+    "in_context",
+    "multi_agent",
+    "protocol_class",
+    "rate_alternatives",
+]

@@ -115,6 +115,11 @@ class Protocol(ABC):
         return [cls.name, "blank-slate"] if getattr(options, "from_blank", False) else [cls.name]
 
     @classmethod
+    def check(cls, options: BaseModel, start: Constitution) -> None:
+        """Validate inputs the options name (files, indices) before anything is written; raise InputError."""
+        return None
+
+    @classmethod
     def role_models(cls, options: BaseModel) -> dict[str, str]:
         """Model ids for roles named in the options (e.g. each agent's model); resolved before the run starts."""
         return {}

@@ -174,9 +174,9 @@ class Store:
                      ignore=True)
 
     def constitution(self, digest: str) -> Constitution:
-        rows = self._rows("SELECT text FROM principles WHERE constitution_hash = ? ORDER BY position", [digest])
-        if not rows:
+        if not self.con.execute("SELECT 1 FROM constitutions WHERE hash = ?", [digest]).fetchone():
             raise StabilityError(f"{self.path}: no constitution {digest}")
+        rows = self._rows("SELECT text FROM principles WHERE constitution_hash = ? ORDER BY position", [digest])
         return Constitution(principles=tuple(r["text"] for r in rows))
 
     # -- revisions and edges ---------------------------------------------------------------------------------

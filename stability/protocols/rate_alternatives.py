@@ -1,0 +1,249 @@
+"""``rate-alternatives``: would the model swap a principle (or its whole constitution) for an alternative?
+
+Principle mode: for a target principle, K alternatives are shown in an order randomised per trial (reproducible
+from the seed, and stored); the model rates each from 1 to 5 for how much it would want it to replace the current
+one, and names a favourite. Constitution mode rates whole alternative constitutions or identities instead (the
+identity-preference design: a source identity as the system prompt, every identity offered).
+
+Variants: ``reflect: first`` asks for a reflection before the rating (stored as its own call);
+``source: free`` asks the model to write its own replacement instead of rating provided ones. Ratings use
+structured output where the provider enforces it, and tolerant parsing otherwise; an unreadable rating is stored
+as unscored. Where the provider exposes log-probabilities, the probability of each rating and the expected rating
+are stored too. Each trial also adds a revision: the constitution with the favourite swapped in.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from stability.calls import CallFailed
+from stability.constitution import Constitution, normalise_principle, parse_file, read_text
+from stability.errors import InputError
+from stability.models.base import Message, TokenLogprob
+from stability.protocols.base import Protocol, Stop, derive_seed, fill, register
+from stability.ratings import expected_rating, parse_ratings, rating_schema
+from stability.store.records import CallRecord, RatingRecord, RevisionRecord
+
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class Option(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    relation: str | None = None
+    constitution: Constitution | None = None  # constitution mode: what choosing it would make
+
+
+class RateAlternativesOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["principle", "constitution"] = "principle"
+    principle: int = Field(1, ge=1, description="principle mode: 1-based index of the principle to replace")
+    alternatives: str | None = Field(None, description="file of alternatives (principle mode: YAML list of text "
+                                     "or {text, relation}; constitution mode: a folder or YAML list of .md files)")
+    alternatives_list: list[str] = Field(default_factory=list, description="inline alternatives (principle mode)")
+    source: Literal["provided", "free"] = Field("provided", description="rate provided alternatives, or let the "
+                                                "model write its own replacement")
+    reflect: Literal["first", "none"] = "none"
+    trials: int = Field(3, ge=1)
+    option_text: Literal["full", "description"] = Field("full", description="constitution mode: show each option "
+                                                        "in full, or its metadata description")
+    system_from_start: bool = Field(False, description="constitution mode: the starting constitution (the source "
+                                    "identity) is the system prompt")
+    logprobs: bool | None = Field(None, description="store rating probabilities; default: when the model exposes "
+                                  "log-probabilities")
+    few_shot: bool | None = None
+
+
+def load_options(options: RateAlternativesOptions) -> list[Option]:
+    """Read the alternatives named in the options; bad files raise InputError (before anything is written)."""
+    if options.source == "free":
+        return []
+    if options.mode == "constitution":
+        return [constitution_option(parse_file(p), options.option_text) for p in _constitution_files(options)]
+    found = [Option(text=normalise_principle(t)) for t in options.alternatives_list]
+    if options.alternatives:
+        data = _yaml(options.alternatives)
+        items = data.get("alternatives") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise InputError(options.alternatives, None, "expected a YAML list of alternatives")
+        for n, item in enumerate(items, 1):
+            if isinstance(item, str):
+                found.append(Option(text=normalise_principle(item)))
+            elif isinstance(item, dict) and isinstance(item.get("text"), str):
+                found.append(Option(text=normalise_principle(item["text"]), relation=item.get("relation")))
+            else:
+                raise InputError(options.alternatives, None, f"alternative {n}: expected text or {{text, relation}}")
+    if len(found) < 2:
+        raise InputError(options.alternatives or "<options>", None, "rate-alternatives needs at least 2 alternatives")
+    if len(found) > len(LABELS):
+        raise InputError(options.alternatives or "<options>", None, f"at most {len(LABELS)} alternatives")
+    return found
+
+
+def constitution_option(constitution: Constitution, option_text: str) -> Option:
+    name = constitution.title or constitution.metadata.get("name") or constitution.hash[:19]
+    if option_text == "description" and constitution.metadata.get("description"):
+        text = f"{name}: {constitution.metadata['description']}"
+    else:
+        text = f"{name}\n" + "\n".join(f"   - {p}" for p in constitution.principles)
+    return Option(text=text, constitution=constitution)
+
+
+def _yaml(path: str) -> object:
+    try:
+        return yaml.safe_load(read_text(path))
+    except yaml.YAMLError as err:
+        raise InputError(path, None, f"not valid YAML ({' '.join(str(err).split())})") from None
+
+
+def _constitution_files(options: RateAlternativesOptions) -> list[Path]:
+    if not options.alternatives:
+        raise InputError("<options>", None, "constitution mode needs alternatives: a folder or a YAML list of files")
+    source = Path(options.alternatives)
+    if source.is_dir():
+        files = sorted(p for p in source.glob("*.md") if p.name != "README.md")
+    else:
+        data = _yaml(options.alternatives)
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise InputError(options.alternatives, None, "expected a YAML list of constitution file paths")
+        files = [source.parent / x if not Path(x).is_absolute() else Path(x) for x in data]
+    if len(files) < 2:
+        raise InputError(str(source), None, "constitution mode needs at least 2 alternative constitutions")
+    return files
+
+
+@register
+class RateAlternatives(Protocol):
+    name = "rate-alternatives"
+    summary = "rate alternative principles (or whole constitutions) 1-5 and name a favourite, over trials"
+    Options = RateAlternativesOptions
+
+    @classmethod
+    def check(cls, options: BaseModel, start: Constitution) -> None:
+        assert isinstance(options, RateAlternativesOptions)
+        load_options(options)
+        if options.mode == "principle" and options.principle > len(start.principles):
+            raise InputError("<options>", None, f"principle {options.principle} does not exist: the constitution "
+                             f"has {len(start.principles)}")
+
+    async def run(self, start: Constitution) -> Stop:
+        options = self.options
+        assert isinstance(options, RateAlternativesOptions)
+        origin = self.record(0, start, "origin", None, [])
+        choices = load_options(options)
+        for trial in range(options.trials):
+            try:
+                if options.source == "free":
+                    await self._propose(start, origin, trial)
+                else:
+                    await self._rate(start, origin, trial, choices)
+            except CallFailed as failed:
+                self.record(trial + 1, start, "error", origin, [failed.call], detail=failed.call.error)
+                return Stop(reason="error", status="failed", error=failed.call.error)
+        return Stop(reason="rated")
+
+    def _target(self, start: Constitution) -> str:
+        assert isinstance(self.options, RateAlternativesOptions)
+        return start.principles[self.options.principle - 1]
+
+    def _system(self, start: Constitution) -> Message:
+        assert isinstance(self.options, RateAlternativesOptions)
+        if self.options.mode == "constitution" and self.options.system_from_start:
+            return Message(role="system", content="\n\n".join(start.principles))
+        return Message(role="system", content=self.templates["system.md"].strip())
+
+    def _context(self, start: Constitution) -> str:
+        assert isinstance(self.options, RateAlternativesOptions)
+        if self.options.mode == "constitution":
+            return self.templates["context-constitution.md"].strip()
+        return fill(self.templates["context-principle.md"], constitution=start.text.strip(),
+                    index=str(self.options.principle), target=self._target(start))
+
+    def _examples(self) -> list[Message]:
+        few_shot = getattr(self.options, "few_shot", None)
+        if not (few_shot if few_shot is not None else self.model.base_model):
+            return []
+        turns = []
+        for example in yaml.safe_load(self.templates["examples.yaml"]):
+            turns.append(Message(role="user", content=example["request"].strip()))
+            turns.append(Message(role="assistant", content=example["answer"].strip()))
+        return turns
+
+    async def _rate(self, start: Constitution, origin: RevisionRecord, trial: int, choices: list[Option]) -> None:
+        options = self.options
+        assert isinstance(options, RateAlternativesOptions)
+        order = list(range(len(choices)))
+        random.Random(derive_seed(self.context.seed, trial, "order")).shuffle(order)
+        shown = [choices[i] for i in order]
+        labels = list(LABELS[: len(shown)])
+        listing = "\n".join(f"{label}. {option.text}" for label, option in zip(labels, shown, strict=True))
+        answer_format = "\n".join(f"{label}: <rating>" for label in labels) + "\nFAVOURITE: <letter>"
+        step = trial + 1
+        messages = [self._system(start), *self._examples()]
+        reflection: CallRecord | None = None
+        if options.reflect == "first":
+            ask = fill(self.templates["reflect.md"], context=self._context(start), options=listing)
+            reflection = await self.call([*messages, Message(role="user", content=ask)], step, "reflect")
+            messages += [Message(role="user", content=ask),
+                         Message(role="assistant", content=(reflection.text or "").strip())]
+            rate = fill(self.templates["rate-after-reflection.md"], format=answer_format)
+        else:
+            rate = fill(self.templates["rate.md"], context=self._context(start), options=listing,
+                        format=answer_format)
+        want_logprobs = options.logprobs if options.logprobs is not None else self.role("subject").exposes_logprobs
+        config = self.context.generate.model_copy(update={
+            "json_schema": rating_schema(labels) if self.model.structured_output else None,
+            "logprobs": 5 if want_logprobs else None,
+        })
+        call = await self.call([*messages, Message(role="user", content=rate)], step, "rate", config=config)
+        stored = call.response.get("stability_logprobs") if call.response else None
+        logprobs = [TokenLogprob(**t) for t in stored] if stored else None
+        parsed = parse_ratings(call.text or "", labels, logprobs)
+        records = []
+        for position, (label, option) in enumerate(zip(labels, shown, strict=True)):
+            probs = parsed.probs.get(label)
+            records.append(RatingRecord(
+                id=f"{self.context.run_id}:{trial}:{label}", run_id=self.context.run_id, trial=trial, step=step,
+                mode=options.mode, target_index=options.principle if options.mode == "principle" else None,
+                target=self._target(start) if options.mode == "principle" else (start.title or start.hash),
+                label=label, position=position, option_text=option.text, relation=option.relation,
+                rating=parsed.ratings.get(label), rating_probs=probs, expected_rating=expected_rating(probs),
+                favourite=parsed.favourite == label, call_id=call.id,
+                reflection_call_id=reflection.id if reflection else None))
+        self.context.store.insert_ratings(records)
+        calls = [c for c in (reflection, call) if c is not None]
+        if parsed.favourite is None:
+            self.record(step, start, "parse_failure", origin, calls, detail="no favourite named")
+            return
+        chosen = shown[labels.index(parsed.favourite)]
+        revised = chosen.constitution if chosen.constitution is not None else self._swap(start, chosen.text)
+        self.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, calls,
+                    detail=f"favourite {parsed.favourite}")
+
+    def _swap(self, start: Constitution, replacement: str) -> Constitution:
+        assert isinstance(self.options, RateAlternativesOptions)
+        principles = list(start.principles)
+        principles[self.options.principle - 1] = replacement
+        return Constitution(principles=tuple(dict.fromkeys(principles)))
+
+    async def _propose(self, start: Constitution, origin: RevisionRecord, trial: int) -> None:
+        step = trial + 1
+        ask = fill(self.templates["propose.md"], context=self._context(start))
+        call = await self.call([self._system(start), Message(role="user", content=ask)], step, "propose")
+        text = call.text or ""
+        match = re.search(r"replacement\s*:\s*(?P<p>.+)", text, re.IGNORECASE)
+        if match and normalise_principle(match.group("p")):
+            revised = self._swap(start, normalise_principle(match.group("p")))
+            self.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, [call])
+        elif "NO CHANGE" in text.upper():
+            self.record(step, start, "declined", origin, [call])
+        else:
+            self.record(step, start, "parse_failure", origin, [call], detail="no REPLACEMENT: line")
