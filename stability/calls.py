@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -84,7 +85,8 @@ class CallPath:
 
     def __init__(self, store: Store, model: Model, run_id: str, policy: RetryPolicy | None = None,
                  use_cache: bool = True, prices: PriceTable | None = None,
-                 guard: Callable[[], None] | None = None) -> None:
+                 guard: Callable[[], None] | None = None,
+                 limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None) -> None:
         self.store = store
         self.model = model
         self.run_id = run_id
@@ -92,6 +94,7 @@ class CallPath:
         self.use_cache = use_cache
         self.prices = prices or PriceTable()
         self.guard = guard
+        self.limiter = limiter
         self.samples: Counter[str] = Counter()
         self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
 
@@ -112,9 +115,14 @@ class CallPath:
             })
             self.store.insert_call(hit)
             return hit
-        if self.guard is not None:
-            self.guard()
-        return await self._send(model, messages, config, key, index, step, purpose)
+        if self.limiter is None:
+            if self.guard is not None:
+                self.guard()
+            return await self._send(model, messages, config, key, index, step, purpose)
+        async with self.limiter(model):  # per-provider concurrency and rate limits
+            if self.guard is not None:
+                self.guard()
+            return await self._send(model, messages, config, key, index, step, purpose)
 
     async def _send(self, model: Model, messages: list[Message], config: GenerateConfig, key: str, index: int,
                     step: int, purpose: str) -> CallRecord:

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stability.calls import BudgetExceeded, CallPath
 from stability.constitution import Constitution, parse_file
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Model, get_model
+from stability.models.base import GenerateConfig, Model, check_model_name, get_model
 from stability.prices import PriceTable
 from stability.protocols.base import Protocol, RunContext, StepEvent, Templates, protocol_class
 from stability.provenance import git_commit, package_version
@@ -91,6 +92,13 @@ def template_hash(cls: type[Protocol], options: BaseModel) -> str:
 
 def prepare(config: IterateConfig, models: dict[str, Model] | None = None) -> Prepared:
     """Validate a configuration completely, without writing anything. ``models`` shares loaded models."""
+    cls, options, start, hashed = validate(config)
+    model, roles = _models(config, cls, options, models)
+    return Prepared(config.model_copy(update={"model": model.name}), cls, options, start, model, roles, hashed)
+
+
+def validate(config: IterateConfig) -> tuple[type[Protocol], BaseModel, Constitution, str]:
+    """Check the protocol, its options, the files they name, and the model names, loading no model."""
     cls = protocol_class(config.protocol)
     options = _options(cls, config.options)
     max_principles = getattr(options, "max_principles", 100)
@@ -102,9 +110,9 @@ def prepare(config: IterateConfig, models: dict[str, Model] | None = None) -> Pr
     else:
         raise StabilityError(f"protocol {cls.name}: give a constitution (or start from a blank slate)")
     cls.check(options, start)
-    hashed = template_hash(cls, options)
-    model, roles = _models(config, cls, options, models)
-    return Prepared(config.model_copy(update={"model": model.name}), cls, options, start, model, roles, hashed)
+    for name in [config.model, *cls.role_models(options).values(), *config.roles.values()]:
+        check_model_name(name)
+    return cls, options, start, template_hash(cls, options)
 
 
 def _models(config: IterateConfig, cls: type[Protocol], options: BaseModel,
@@ -176,9 +184,11 @@ def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = N
 
 
 async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None = None,
-                  prices: PriceTable | None = None, guard: Callable[[], None] | None = None) -> CallPath:
+                  prices: PriceTable | None = None, guard: Callable[[], None] | None = None,
+                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None) -> CallPath:
     """Run (or replay) the protocol and record how it ended. Returns the call path (for its counters)."""
-    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, guard=guard)
+    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, guard=guard,
+                     limiter=limiter)
     context = RunContext(run_id=run.id, seed=run.seed, generate=prepared.config.generate(), store=store,
                          calls=calls, on_step=on_step or (lambda event: None), roles=prepared.roles)
     protocol = prepared.cls(context, prepared.options)

@@ -31,40 +31,98 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` flags as a dict; a malformed one is a one-line error."""
+    pairs = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise StabilityError(f"{flag} {value!r}: expected KEY=VALUE")
+        pairs[key.strip()] = rest
+    return pairs
+
+
+def _agents(value: str | None) -> list[dict[str, str]] | None:
+    """``--agents 3`` or ``--agents alice,bob=openai/gpt-4o``."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return [{"name": f"agent{i + 1}"} for i in range(int(value))]
+    agents = []
+    for part in value.split(","):
+        name, _, model = part.strip().partition("=")
+        agents.append({"name": name, **({"model": model} if model else {})})
+    return agents
+
+
 @app.command()
 def iterate(
     model: Annotated[str | None, typer.Option("--model", "-m", help="e.g. local/gemma-3-270m")] = None,
     constitution: Annotated[Path | None, typer.Option("--constitution", "-c", help="Markdown bullet list")] = None,
-    protocol: Annotated[str, typer.Option("--protocol", "-p")] = "fresh-instance",
+    protocol: Annotated[str, typer.Option("--protocol", "-p", help="see `stability protocols`")] = "fresh-instance",
     seed: Annotated[int, typer.Option(help="run seed; each call's seed derives from it")] = 0,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = 20,
-    declines: Annotated[int, typer.Option("--declines", help="K consecutive declines that end the run")] = 2,
-    max_parse_failures: Annotated[int, typer.Option("--max-parse-failures")] = 3,
-    max_principles: Annotated[int, typer.Option("--max-principles")] = 100,
     temperature: Annotated[float, typer.Option()] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens")] = 1024,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="(iteration) step cap (20)")] = None,
+    declines: Annotated[int | None, typer.Option("--declines", help="(iteration) K declines that stop (2)")] = None,
+    max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures")] = None,
+    max_principles: Annotated[int | None, typer.Option("--max-principles")] = None,
+    max_context_tokens: Annotated[int | None, typer.Option("--max-context-tokens", help="(in-context) token budget (6000)")] = None,
+    from_blank: Annotated[bool, typer.Option("--from-blank", help="(iteration) start from a self-authored "
+                                             "constitution")] = False,
+    size: Annotated[int | None, typer.Option("--size", help="(blank-slate, --from-blank) principles to ask for")]
+    = None,
+    topic: Annotated[str | None, typer.Option("--topic", help="(blank-slate, --from-blank) topic hint")] = None,
+    principle: Annotated[int | None, typer.Option("--principle", help="(rate-alternatives) 1-based target")] = None,
+    alternatives: Annotated[Path | None, typer.Option("--alternatives", help="(rate-alternatives) file or folder")]
+    = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="(rate-alternatives) principle|constitution")] = None,
+    reflect: Annotated[str | None, typer.Option("--reflect", help="(rate-alternatives) first|none")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="(rate-alternatives) provided|free")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", help="(rate-alternatives) trials (3)")] = None,
+    agents: Annotated[str | None, typer.Option("--agents", help="(multi-agent) N, or alice,bob=MODEL,...")] = None,
+    rounds: Annotated[int | None, typer.Option("--rounds", help="(multi-agent) rounds per edit (2)")] = None,
+    editor: Annotated[str | None, typer.Option("--editor", help="(multi-agent) 'vote' or an agent name")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="ROLE=MODEL, repeatable")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE protocol option (YAML "
+                                                     "value), repeatable")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="send calls even if another run has the answer")]
     = False,
     resume: Annotated[str | None, typer.Option("--resume", help="continue a killed or failed run")] = None,
     db: DbOption = None,
 ) -> None:
-    """Run a protocol over a constitution until it settles, storing every revision and call."""
+    """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
+    those protocols only."""
+    import yaml
+
     from stability.iteration import IterateConfig
     from stability.iteration import iterate as run_iterate
     from stability.iteration import resume as run_resume
 
-    progress = StepProgress(max_steps)
+    progress = StepProgress(max_steps or 20)
     try:
         if resume:
             result = run_resume(resume, db, on_step=progress.update)
         else:
-            if not model or not constitution:
-                raise StabilityError("iterate: give --model and --constitution (or --resume RUN_ID)")
-            options = {"max_steps": max_steps, "declines_to_stop": declines,
-                       "max_parse_failures": max_parse_failures, "max_principles": max_principles}
-            config = IterateConfig(protocol=protocol, model=model, constitution=str(constitution), seed=seed,
-                                   temperature=temperature, max_tokens=max_tokens, options=options,
-                                   use_cache=not no_cache)
+            if not model:
+                raise StabilityError("iterate: give --model (and --constitution), or --resume RUN_ID")
+            given: dict[str, Any] = {
+                "max_steps": max_steps, "declines_to_stop": declines, "max_parse_failures": max_parse_failures,
+                "max_principles": max_principles, "max_context_tokens": max_context_tokens,
+                "from_blank": from_blank or None, "principle": principle,
+                "alternatives": str(alternatives) if alternatives else None, "mode": mode, "reflect": reflect,
+                "source": source, "trials": trials, "agents": _agents(agents), "rounds": rounds, "editor": editor,
+            }
+            if protocol == "blank-slate":
+                given.update(size=size, topic=topic)
+            else:
+                given.update(blank_size=size, blank_topic=topic)
+            options = {k: v for k, v in given.items() if v is not None}
+            options.update({k: yaml.safe_load(v) for k, v in _pairs(option, "--option").items()})
+            config = IterateConfig(protocol=protocol, model=model, seed=seed,
+                                   constitution=str(constitution) if constitution else None,
+                                   roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
+                                   options=options, use_cache=not no_cache)
             result = run_iterate(config, db, on_step=progress.update)
     finally:
         progress.stop()
@@ -176,6 +234,11 @@ def models(as_json: JsonOption = False) -> None:
     for s in statuses:
         table.add_row(f"{s.prefix}/", "yes" if s.usable else "no", s.reason, s.summary)
     console.print(table)
+
+
+from stability.cli import experiment as _experiment  # noqa: E402  (registers run, protocols, import)
+
+_experiment.register(app)
 
 
 def main() -> None:

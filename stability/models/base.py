@@ -160,6 +160,12 @@ def canonical_name(name: str) -> str:
 
 def get_model(name: str) -> Model:
     """Resolve a model id through the registry, with a "did you mean" on unknown names."""
+    full = check_model_name(name)
+    return PROVIDERS[full.partition("/")[0]].factory()(full)
+
+
+def check_model_name(name: str) -> str:
+    """The canonical id of a model name whose provider exists, without loading or connecting to anything."""
     full = canonical_name(name.strip())
     prefix, _, rest = full.partition("/")
     provider = PROVIDERS.get(prefix)
@@ -170,7 +176,7 @@ def get_model(name: str) -> Model:
         raise ModelNotFound(
             f"unknown model {name!r}: expected PROVIDER/NAME with PROVIDER one of {', '.join(PROVIDERS)}{hint}"
         )
-    return provider.factory()(full)
+    return full
 
 
 # Names worth suggesting in "did you mean" answers, besides the prefixes.

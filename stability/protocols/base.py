@@ -115,6 +115,11 @@ class Protocol(ABC):
         return [cls.name, "blank-slate"] if getattr(options, "from_blank", False) else [cls.name]
 
     @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        """An upper bound on the calls one run makes (for ``--dry-run``)."""
+        return 1 + (1 if getattr(options, "from_blank", False) else 0)
+
+    @classmethod
     def check(cls, options: BaseModel, start: Constitution) -> None:
         """Validate inputs the options name (files, indices) before anything is written; raise InputError."""
         return None

@@ -72,6 +72,11 @@ class BlankSlate(Protocol):
     summary = "the model writes its own constitution from nothing (optionally with a size or topic hint)"
     Options = BlankSlateOptions
 
+    @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        assert isinstance(options, BlankSlateOptions)
+        return options.max_parse_failures
+
     async def run(self, start: Constitution) -> Stop:
         options = self.options
         assert isinstance(options, BlankSlateOptions)

@@ -8,11 +8,13 @@ consecutive fresh instances decline (a fixed point), when a change returns to an
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.models.base import Message
 from stability.protocols.base import Protocol, Stop, register
-from stability.protocols.walk import IterationOptions, Walk
+from stability.protocols.walk import IterationOptions, Walk, iteration_calls
 
 
 class FreshInstanceOptions(IterationOptions):
@@ -27,6 +29,11 @@ class FreshInstance(Protocol):
 
     def messages(self, constitution: Constitution) -> list[Message]:
         return self.conversation("user.md", constitution)
+
+    @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        assert isinstance(options, IterationOptions)
+        return iteration_calls(options)
 
     async def run(self, start: Constitution) -> Stop:
         options = self.options

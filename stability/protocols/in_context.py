@@ -8,13 +8,13 @@ passes a context-token budget (measured from the provider's reported usage).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.models.base import Message
 from stability.protocols.base import Protocol, Stop, fill, register
-from stability.protocols.walk import IterationOptions, Walk
+from stability.protocols.walk import IterationOptions, Walk, iteration_calls
 
 
 class InContextOptions(IterationOptions):
@@ -26,6 +26,11 @@ class InContextIteration(Protocol):
     name = "in-context-iteration"
     summary = "one conversation: after each revision the model reflects on it and may change more"
     Options = InContextOptions
+
+    @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        assert isinstance(options, IterationOptions)
+        return iteration_calls(options)
 
     async def run(self, start: Constitution) -> Stop:
         options = self.options

@@ -18,7 +18,7 @@ from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
 from stability.models.base import Message
 from stability.protocols.base import Protocol, Stop, fill, register
-from stability.protocols.walk import IterationOptions, Walk
+from stability.protocols.walk import IterationOptions, Walk, iteration_calls
 from stability.store.records import CallRecord
 
 
@@ -55,6 +55,12 @@ class MultiAgentDiscussion(Protocol):
     def role_models(cls, options: BaseModel) -> dict[str, str]:
         assert isinstance(options, MultiAgentOptions)
         return {agent.name: agent.model for agent in options.agents if agent.model}
+
+    @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        assert isinstance(options, MultiAgentOptions)
+        n = len(options.agents)
+        return iteration_calls(options, n * options.rounds + (n if options.editor == "vote" else 1))
 
     async def run(self, start: Constitution) -> Stop:
         options = self.options

@@ -127,6 +127,11 @@ class RateAlternatives(Protocol):
     Options = RateAlternativesOptions
 
     @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        assert isinstance(options, RateAlternativesOptions)
+        return options.trials * (2 if options.reflect == "first" and options.source == "provided" else 1)
+
+    @classmethod
     def check(cls, options: BaseModel, start: Constitution) -> None:
         assert isinstance(options, RateAlternativesOptions)
         load_options(options)

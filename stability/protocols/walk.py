@@ -27,6 +27,11 @@ class IterationOptions(BaseModel):
     blank_topic: str | None = Field(None, description="with from_blank: a topic hint")
 
 
+def iteration_calls(options: IterationOptions, per_step: int = 1) -> int:
+    """Upper bound on calls for an iteration protocol: every step, plus blank-slate authoring attempts."""
+    return options.max_steps * per_step + (options.max_parse_failures if options.from_blank else 0)
+
+
 class Walk:
     """The state of one chain: current node, its revision, visited nodes, and the running counts."""
 

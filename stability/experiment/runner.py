@@ -1,0 +1,165 @@
+"""Running an experiment: every cell prepared first (bad input writes nothing), then run concurrently.
+
+- Concurrency and rate limits are per provider (the model id's prefix): an ``asyncio.Semaphore`` bounds calls in
+  flight and ``aiolimiter`` bounds requests per minute.
+- ``max_cost`` is a budget in US dollars over the experiment's paid calls. Before each call is sent the budget
+  is checked; once it is spent, no new call or run starts, runs in flight stop with ``stop_reason = budget``
+  (resumable), and cells never started stay ``not_started``. Re-running the spec (or ``--resume``) with a higher
+  budget finishes only what is missing: finished runs are skipped and interrupted ones are replayed, so no
+  completed call is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, ConfigDict
+
+from stability.calls import BudgetExceeded
+from stability.errors import StabilityError
+from stability.experiment.estimate import Estimate, estimate
+from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
+from stability.iteration import Prepared, create_run, execute, prepare, prepare_resume
+from stability.models.base import Model
+from stability.prices import PriceTable, load_prices
+from stability.store.records import CellRecord, ExperimentRecord
+from stability.store.store import Store, now
+
+
+class ExperimentResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_id: str
+    estimate: Estimate
+    dry_run: bool
+    cells: int
+    done: int = 0
+    failed: int = 0
+    not_started: int = 0
+    spent_usd: float = 0.0
+    budget_reached: bool = False
+    runs: list[str] = []
+
+
+class Limits:
+    """Per-provider call limits, shared by every run of the experiment."""
+
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self.spec = spec
+        self.semaphores: dict[str, asyncio.Semaphore] = {}
+        self.limiters: dict[str, AsyncLimiter] = {}
+
+    @asynccontextmanager
+    async def __call__(self, model: Model) -> AsyncIterator[None]:
+        prefix = model.name.split("/", 1)[0]
+        if prefix not in self.semaphores:
+            size = self.spec.concurrency.get(prefix, self.spec.concurrency.get("default", 4))
+            self.semaphores[prefix] = asyncio.Semaphore(size)
+            rate = self.spec.rate_limits.get(prefix)
+            if rate:
+                self.limiters[prefix] = AsyncLimiter(rate, 60)
+        async with self.semaphores[prefix]:
+            limiter = self.limiters.get(prefix)
+            if limiter is not None:
+                await limiter.acquire()
+            yield
+
+
+class Budget:
+    def __init__(self, store: Store, experiment_id: str, max_cost: float | None) -> None:
+        self.store = store
+        self.experiment_id = experiment_id
+        self.max_cost = max_cost
+        self.reached = False
+
+    def spent(self) -> float:
+        runs = [c.run_id for c in self.store.cells(self.experiment_id) if c.run_id]
+        return self.store.spent(runs)
+
+    def check(self) -> None:
+        if self.max_cost is None:
+            return
+        if self.reached or self.spent() >= self.max_cost:
+            self.reached = True
+            raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
+
+
+def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
+                   max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
+                   on_cell: Callable[[CellRecord], None] | None = None) -> ExperimentResult:
+    spec = load_spec(spec_path)
+    cells = expand(spec, Path(spec_path))
+    prices = PriceTable().with_overrides(spec.prices)
+    if prices_file is not None:
+        prices = prices.with_overrides(load_prices(prices_file))
+    figures = estimate(cells, prices)  # validates every cell (files, options, model names) without loading models
+    result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells))
+    if dry_run:
+        return result
+    if max_cost is not None:
+        unpriced = sorted({c.model for c in cells if prices.price(c.model) is None}
+                          | {m for c in cells for m in c.roles.values() if prices.price(m) is None})
+        if unpriced:
+            raise StabilityError(f"--max-cost cannot be enforced: no price for {', '.join(unpriced)} "
+                                 "(add them to the spec's prices: or pass --prices FILE)")
+    models: dict[str, Model] = {}
+    prepared = [prepare(config, models) for config in cells]
+    with Store.open(db) as store:
+        if resume and store.experiment(spec.experiment_id) is None:
+            raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
+        record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
+                                  spec_path=str(spec_path), created_at=now())
+        store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
+                                                 config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
+        budget = Budget(store, spec.experiment_id, max_cost)
+        asyncio.run(_run_cells(store, spec, prepared, prices, budget, on_cell))
+        final = store.cells(spec.experiment_id)
+        result.done = sum(c.status == "done" for c in final)
+        result.failed = sum(c.status == "failed" for c in final)
+        result.not_started = sum(c.status == "not_started" for c in final)
+        result.spent_usd = budget.spent()
+        result.budget_reached = budget.reached
+        result.runs = [c.run_id for c in final if c.run_id]
+    return result
+
+
+async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], prices: PriceTable,
+                     budget: Budget, on_cell: Callable[[CellRecord], None] | None) -> None:
+    limits = Limits(spec)
+    slots = asyncio.Semaphore(spec.max_parallel_runs)
+    by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
+
+    async def one(item: Prepared) -> None:
+        cell = by_key[cell_key(item.config)]
+        if cell.status == "done":
+            return
+        async with slots:
+            if budget.reached:
+                return
+            if cell.run_id:  # started before: replay it, so no completed call is sent again
+                run = store.run(cell.run_id)
+                item = prepare_resume(store, run, {item.model.name: item.model, **item.roles})
+                store.reopen_run(run.id)
+            else:
+                run = create_run(store, item)
+            store.set_cell(spec.experiment_id, cell.cell, "running", run.id)
+            status = "failed"
+            try:
+                await execute(store, run, item, prices=prices, guard=budget.check, limiter=limits)
+                status = store.run(run.id).status
+            except BudgetExceeded:
+                pass
+            except StabilityError:
+                pass  # stored on the run; the experiment goes on with the other cells
+            finally:
+                store.set_cell(spec.experiment_id, cell.cell, "done" if status == "done" else "failed")
+                if on_cell is not None:
+                    on_cell(store.cells(spec.experiment_id)[cell.position])
+
+    await asyncio.gather(*(one(item) for item in prepared))
+
+
