@@ -99,8 +99,10 @@ def rating_probs(logprobs: list[TokenLogprob], offset: int) -> dict[str, float] 
     for token in logprobs:
         end = position + len(token.token)
         if position <= offset < end:
+            if not token.top:  # only the sampled token's probability: no distribution to report
+                return None
             totals: dict[str, float] = {}
-            for candidate, logprob in (token.top or {token.token: token.logprob}).items():
+            for candidate, logprob in token.top.items():
                 key = candidate.strip()
                 if key in RATINGS:
                     totals[key] = totals.get(key, 0.0) + math.exp(logprob)

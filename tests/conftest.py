@@ -45,3 +45,30 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def run_protocol(tmp_path: Path, db: Path, protocol: str, outputs: list | None = None, fn=None,  # type: ignore[no-untyped-def]
+                 start: str | None = "- a\n- b\n", base: bool = False, roles: dict[str, str] | None = None,
+                 seed: int = 0, **options: object):
+    """Run ``protocol`` with a scripted subject; return (run id, scripted model)."""
+    from stability.iteration import IterateConfig, iterate
+    from stability.models import scripted
+    from stability.models.scripted import ScriptedModel
+
+    model = ScriptedModel(outputs=outputs, fn=fn, name="scripted/test", base_model=base)
+    scripted.register("test", lambda: model)
+    constitution = str(write(tmp_path / "start.md", start)) if start is not None else None
+    result = iterate(IterateConfig(protocol=protocol, model="scripted/test", constitution=constitution,
+                                   options=options, roles=roles or {}, seed=seed), db)
+    return result.run.id, model
+
+
+def revised(*principles: str) -> str:
+    return "Here is my revision.\n\nREVISED CONSTITUTION:\n" + "".join(f"- {p}\n" for p in principles)
+
+
+def decisions(db: Path, run_id: str) -> list[str]:
+    from stability.store import Store
+
+    with Store.open(db) as store:
+        return [r.decision for r in store.revisions(run_id)]

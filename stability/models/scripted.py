@@ -8,6 +8,7 @@ Named scripts can be registered for ``scripted/NAME`` ids; ``scripted/decline`` 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError, Usage
@@ -39,6 +40,11 @@ class ScriptedModel(Model):
         self.base_model = base_model
         self.calls: list[list[Message]] = []
         self.usage = Usage()
+        # Different scripts must never answer for each other from the cache: each instance is its own model.
+        self.instance = uuid.uuid4().hex[:12]
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "instance": self.instance}
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         self.calls.append(list(messages))
