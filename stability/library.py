@@ -40,6 +40,7 @@ AXIS_VALUES: dict[str, tuple[str, ...]] = {
     "framing": ("consequentialist", "deontological", "virtue"),
     "target": ("corrigibility", "moral-alignment"),
 }
+AXES = ("framing", "target", "priority-order")
 _ORDER = re.compile(r"^[a-z][a-z-]*(>[a-z][a-z-]*)+$")
 
 
@@ -55,8 +56,14 @@ class Source(_Strict):
 
     title: str = Field(min_length=1)
     publisher: str = Field(min_length=1)
-    date: datetime.date
+    date: str = Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$")  # as precise as known: 1942-03 or 2025-02-12
+    version: str | None = None
     url: str | None = None
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_text(cls, value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime.date) else value
 
 
 class Clash(_Strict):
@@ -122,13 +129,18 @@ class AxesMeta(_Common):
     value: str = Field(min_length=1)
     base: str | None = None
     changes: list[int] = Field(default_factory=list)
+    position: dict[str, str] | None = None  # the base's own value on each axis
 
     @model_validator(mode="after")
     def _axis_value(self) -> AxesMeta:
         if self.axis == "base":
             if self.value != "base" or self.base is not None or self.changes:
                 raise ValueError("the base of a sweep has value: base, and no 'base' or 'changes'")
+            if self.position is None or set(self.position) != set(AXES):
+                raise ValueError(f"the base of a sweep gives its 'position' on each axis: {', '.join(AXES)}")
             return self
+        if self.position is not None:
+            raise ValueError("only the base of a sweep has a 'position'; a variant has axis and value")
         if self.base is None or not self.changes:
             raise ValueError(f"an axis variant names its 'base' file and the principles it 'changes' ({self.axis})")
         allowed = AXIS_VALUES.get(self.axis)
@@ -167,7 +179,7 @@ class LibraryEntry(_Strict):
             tags["main"] = "yes"
         if meta.source is not None:
             tags["source"] = meta.source.publisher
-            tags["source-date"] = meta.source.date.isoformat()
+            tags["source-date"] = meta.source.date
         if isinstance(meta, ContradictoryMeta):
             tags["clash-kinds"] = ",".join(sorted({c.kind for c in meta.clashes}))
             tags["twin"] = _stem(meta.twin)
@@ -362,9 +374,10 @@ def _check_links(relative: str, entry: LibraryEntry, entries: dict[str, LibraryE
                                                f"twin: {relative}")
     elif isinstance(meta, NeutralMeta):
         pair = _linked(entry, "pair", meta.pair, entries)
-        if pair.metadata.condition == "neutral" or pair.metadata.size != meta.size:
-            raise InputError(entry.path, None, f"metadata pair: {meta.pair} must be value-laden (not neutral) "
-                                               f"with the same size {meta.size}, it has {pair.metadata.size}")
+        if pair.metadata.condition == "neutral" or (pair.metadata.size, pair.metadata.style) != (meta.size, meta.style):
+            raise InputError(entry.path, None, f"metadata pair: {meta.pair} must be value-laden (not neutral) with "
+                                               f"the same size and style ({meta.size}, {meta.style}), it has "
+                                               f"({pair.metadata.size}, {pair.metadata.style})")
     elif isinstance(meta, AxesMeta) and meta.base is not None:
         base = _linked(entry, "base", meta.base, entries)
         if not isinstance(base.metadata, AxesMeta) or base.metadata.axis != "base":
@@ -396,24 +409,24 @@ def _check_repair(entry: LibraryEntry, meta: ContradictoryMeta, twin: LibraryEnt
 
 
 def _check_sweeps(entries: list[LibraryEntry]) -> None:
-    """Within one base, no two variants share an axis value; priority orders are permutations of one set."""
+    """Within one base, no two files share an axis value; priority orders are permutations of the base's."""
+    bases = {e.name + ".md": e.metadata for e in entries if isinstance(e.metadata, AxesMeta) and e.metadata.position}
     seen: dict[tuple[str, str, str], str] = {}
-    orders: dict[str, tuple[set[str], str]] = {}
+    for relative, meta in bases.items():
+        for axis, value in (meta.position or {}).items():
+            seen[(relative, axis, value)] = f"the position of the base {relative}"
     for entry in entries:
         meta = entry.metadata
-        if not isinstance(meta, AxesMeta) or meta.base is None:
+        if not isinstance(meta, AxesMeta) or meta.base is None or meta.base not in bases:
             continue
         key = (meta.base, meta.axis, meta.value)
         if key in seen:
-            raise InputError(entry.path, None, f"axis {meta.axis}={meta.value} of {meta.base} is already "
-                                               f"{seen[key]}")
+            raise InputError(entry.path, None, f"axis {meta.axis}={meta.value} is already {seen[key]}")
         seen[key] = entry.name
-        if meta.axis == "priority-order":
-            names = set(meta.value.split(">"))
-            first = orders.setdefault(meta.base, (names, entry.name))
-            if first[0] != names:
-                raise InputError(entry.path, None, f"priority-order {meta.value} orders other values than "
-                                                   f"{first[1]} ({'>'.join(sorted(first[0]))})")
+        base_order = (bases[meta.base].position or {}).get("priority-order", "")
+        if meta.axis == "priority-order" and set(meta.value.split(">")) != set(base_order.split(">")):
+            raise InputError(entry.path, None, f"priority-order {meta.value} does not reorder the values of "
+                                               f"its base ({base_order})")
 
 
 def load_library(root: Path | str | None = None) -> list[LibraryEntry]:

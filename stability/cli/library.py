@@ -80,5 +80,5 @@ def check(library: LibraryOption = None) -> None:
     for problem in problems:
         sys.stderr.write(f"error: {problem}\n")
     if problems:
-        raise StabilityError(f"{len(problems)} problems in the constitution library ({len(entries)} files fine)")
+        raise StabilityError(f"{len(problems)} problem(s) in the constitution library ({len(entries)} files fine)")
     console.print(f"{len(entries)} library files fine")
