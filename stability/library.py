@@ -97,7 +97,7 @@ class ConsistentMeta(_Common):
     @model_validator(mode="after")
     def _repair_pair(self) -> ConsistentMeta:
         if (self.repairs is None) != (self.repair is None):
-            raise ValueError("a repaired twin gives both 'repairs' (the contradictory file) and 'repair' (what changed)")
+            raise ValueError("a repaired twin gives both 'repairs' (its contradictory file) and 'repair' (the edit)")
         return self
 
 
@@ -138,6 +138,8 @@ class AxesMeta(_Common):
                 raise ValueError("the base of a sweep has value: base, and no 'base' or 'changes'")
             if self.position is None or set(self.position) != set(AXES):
                 raise ValueError(f"the base of a sweep gives its 'position' on each axis: {', '.join(AXES)}")
+            if not _ORDER.match(self.position["priority-order"]):
+                raise ValueError("the base's priority-order position must be value names joined by '>'")
             return self
         if self.position is not None:
             raise ValueError("only the base of a sweep has a 'position'; a variant has axis and value")
@@ -334,9 +336,9 @@ def library_problems(root: Path | str | None = None) -> tuple[list[LibraryEntry]
                 raise InputError(str(path), None, "not a library file (expected NAME.md or NAME.alternatives.yaml)")
         except InputError as err:
             problems.append(err)
-    for relative, entry in entries.items():
+    for key, entry in entries.items():
         try:
-            _check_links(relative, entry, entries)
+            _check_links(key, entry, entries)
             if entry.alternatives:
                 load_alternatives(entry.path)
             elif entry.metadata.main:
@@ -410,10 +412,13 @@ def _check_repair(entry: LibraryEntry, meta: ContradictoryMeta, twin: LibraryEnt
 
 def _check_sweeps(entries: list[LibraryEntry]) -> None:
     """Within one base, no two files share an axis value; priority orders are permutations of the base's."""
-    bases = {e.name + ".md": e.metadata for e in entries if isinstance(e.metadata, AxesMeta) and e.metadata.position}
+    bases: dict[str, AxesMeta] = {}
+    for e in entries:
+        if isinstance(e.metadata, AxesMeta) and e.metadata.position:
+            bases[e.name + ".md"] = e.metadata
     seen: dict[tuple[str, str, str], str] = {}
-    for relative, meta in bases.items():
-        for axis, value in (meta.position or {}).items():
+    for relative, base_meta in bases.items():
+        for axis, value in (base_meta.position or {}).items():
             seen[(relative, axis, value)] = f"the position of the base {relative}"
     for entry in entries:
         meta = entry.metadata
@@ -567,32 +572,31 @@ def load_alternatives(constitution_path: Path | str, complete: bool = True) -> A
         raise InputError(name, _yaml_line(text, loc), f"{_where(loc)}: {message}") from None
     n = len(constitution.principles)
     for i, pool in enumerate(parsed.principles):
-        loc: tuple[int | str, ...] = ("principles", i)
-        line = _yaml_line(text, loc)
+        here: tuple[int | str, ...] = ("principles", i)
+        line = _yaml_line(text, here)
         expected = i + 1
-        if pool.index != expected:
-            problem = f"principle {pool.index} does not exist (the constitution has {n})" if pool.index > n else \
-                f"index {pool.index} out of order: pools list principles 1..{n} in order, expected {expected}"
-            raise InputError(name, line, f"{_where(loc)}.index: {problem}")
-        principle = constitution.principles[i] if i < n else None
-        if principle is None:
-            raise InputError(name, line, f"{_where(loc)}.index: principle {pool.index} does not exist "
+        if pool.index > n:
+            raise InputError(name, line, f"{_where(here)}.index: principle {pool.index} does not exist "
                                          f"(the constitution has {n})")
+        if pool.index != expected:
+            raise InputError(name, line, f"{_where(here)}.index: {pool.index} is out of order (pools list "
+                                         f"principles 1..{n} in order; expected {expected})")
+        principle = constitution.principles[i]
         if pool.text != principle:
-            raise InputError(name, _yaml_line(text, (*loc, "text")),
-                             f"{_where(loc)}.text: does not match principle {expected} of the constitution "
+            raise InputError(name, _yaml_line(text, (*here, "text")),
+                             f"{_where(here)}.text: does not match principle {expected} of the constitution "
                              f"({principle[:50]!r})")
         seen = {principle.casefold(): "the principle itself"}
         for j, alternative in enumerate(pool.alternatives):
             key = alternative.text.casefold()
             if key in seen:
-                raise InputError(name, _yaml_line(text, (*loc, "alternatives", j)),
-                                 f"{_where(loc)}.alternatives.{j}: repeats {seen[key]}")
+                raise InputError(name, _yaml_line(text, (*here, "alternatives", j)),
+                                 f"{_where(here)}.alternatives.{j}: repeats {seen[key]}")
             seen[key] = f"alternative {j}"
         if complete:
             missing = [r for r in RELATIONS if not pool.by_relation(r)]
             if len(pool.alternatives) < MIN_ALTERNATIVES or missing:
-                raise InputError(name, line, f"{_where(loc)}: principle {expected} has {len(pool.alternatives)} "
+                raise InputError(name, line, f"{_where(here)}: principle {expected} has {len(pool.alternatives)} "
                                              f"alternatives (at least {MIN_ALTERNATIVES}, every relation once)"
                                              + (f"; missing {', '.join(missing)}" if missing else ""))
     if len(parsed.principles) < n:
