@@ -41,6 +41,7 @@ AXIS_VALUES: dict[str, tuple[str, ...]] = {
     "target": ("corrigibility", "moral-alignment"),
 }
 AXES = ("framing", "target", "priority-order")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ORDER = re.compile(r"^[a-z][a-z-]*(>[a-z][a-z-]*)+$")
 
 
@@ -214,7 +215,7 @@ def _stem(relative: str) -> str:
 def _yaml_line(text: str, loc: tuple[int | str, ...], first_line: int = 1) -> int | None:
     """The line of the YAML node at ``loc`` (mapping keys and sequence indices), or of its nearest parent."""
     try:
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError:
         return None
     if node is None:
@@ -240,7 +241,7 @@ def _first_problem(err: ValidationError) -> tuple[tuple[int | str, ...], str]:
     loc = tuple(part for part in first["loc"] if part not in CONDITIONS)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown key (see constitutions/README.md for the schema)"
+        message = "unknown key (schema: constitutions/README.md; quote text holding ', ' or ': ')"
     elif first["type"] == "missing":
         message = "missing"
     return loc, message
@@ -281,16 +282,16 @@ def read_entry(path: Path, root: Path) -> LibraryEntry:
     if condition not in CONDITIONS:
         raise InputError(str(path), _yaml_line(front, ("condition",), 2),
                          f"metadata condition: {condition!r} is not one of {', '.join(CONDITIONS)}")
+    relative = path.relative_to(root)
+    folder = relative.parts[0] if len(relative.parts) > 1 else ""
+    if folder != condition:
+        raise InputError(str(path), _yaml_line(front, ("condition",), 2),
+                         f"metadata condition {condition!r} does not match its folder {folder or '(root)'!r}")
     try:
         metadata = _METADATA.validate_python(raw)
     except ValidationError as err:
         loc, message = _first_problem(err)
         raise InputError(str(path), _yaml_line(front, loc, 2), f"metadata {_where(loc)}: {message}") from None
-    relative = path.relative_to(root)
-    folder = relative.parts[0] if len(relative.parts) > 1 else ""
-    if folder != metadata.condition:
-        raise InputError(str(path), _yaml_line(front, ("condition",), 2),
-                         f"metadata condition {metadata.condition!r} does not match its folder {folder or '(root)'!r}")
     n = len(constitution.principles)
     if metadata.size != n:
         raise InputError(str(path), _yaml_line(front, ("size",), 2),
@@ -354,16 +355,21 @@ def library_problems(root: Path | str | None = None) -> tuple[list[LibraryEntry]
     return good, problems
 
 
-def _linked(entry: LibraryEntry, key: str, target: str, entries: dict[str, LibraryEntry]) -> LibraryEntry:
-    if target not in entries:
-        raise InputError(entry.path, None, f"metadata {key}: {target!r} is not a library file")
-    return entries[target]
+def _linked(entry: LibraryEntry, key: str, target: str, entries: dict[str, LibraryEntry]) -> LibraryEntry | None:
+    """The entry a link names; None when that file exists but has problems of its own (reported for it)."""
+    if target in entries:
+        return entries[target]
+    if (Path(entry.path).parents[1] / target).is_file():
+        return None
+    raise InputError(entry.path, None, f"metadata {key}: {target!r} is not a library file")
 
 
 def _check_links(relative: str, entry: LibraryEntry, entries: dict[str, LibraryEntry]) -> None:
     meta = entry.metadata
     if isinstance(meta, ContradictoryMeta):
         twin = _linked(entry, "twin", meta.twin, entries)
+        if twin is None:
+            return
         twin_meta = twin.metadata
         if not isinstance(twin_meta, ConsistentMeta) or twin_meta.repairs != relative:
             raise InputError(entry.path, None, f"metadata twin: {meta.twin} must be consistent/ with "
@@ -371,17 +377,21 @@ def _check_links(relative: str, entry: LibraryEntry, entries: dict[str, LibraryE
         _check_repair(entry, meta, twin)
     elif isinstance(meta, ConsistentMeta) and meta.repairs is not None:
         original = _linked(entry, "repairs", meta.repairs, entries)
-        if not isinstance(original.metadata, ContradictoryMeta) or original.metadata.twin != relative:
+        if original is not None and (not isinstance(original.metadata, ContradictoryMeta)
+                                     or original.metadata.twin != relative):
             raise InputError(entry.path, None, f"metadata repairs: {meta.repairs} must be contradictory/ with "
                                                f"twin: {relative}")
     elif isinstance(meta, NeutralMeta):
         pair = _linked(entry, "pair", meta.pair, entries)
-        if pair.metadata.condition == "neutral" or (pair.metadata.size, pair.metadata.style) != (meta.size, meta.style):
+        if pair is not None and (pair.metadata.condition == "neutral"
+                                 or (pair.metadata.size, pair.metadata.style) != (meta.size, meta.style)):
             raise InputError(entry.path, None, f"metadata pair: {meta.pair} must be value-laden (not neutral) with "
                                                f"the same size and style ({meta.size}, {meta.style}), it has "
                                                f"({pair.metadata.size}, {pair.metadata.style})")
     elif isinstance(meta, AxesMeta) and meta.base is not None:
         base = _linked(entry, "base", meta.base, entries)
+        if base is None:
+            return
         if not isinstance(base.metadata, AxesMeta) or base.metadata.axis != "base":
             raise InputError(entry.path, None, f"metadata base: {meta.base} is not the base of a sweep (axis: base)")
         if len(base.principles) != len(entry.principles):
@@ -558,7 +568,7 @@ def load_alternatives(constitution_path: Path | str, complete: bool = True) -> A
         raise InputError(name, None, f"no alternatives file beside {constitution_path}")
     text = read_text(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise InputError(name, mark.line + 1 if mark else None,
@@ -571,34 +581,32 @@ def load_alternatives(constitution_path: Path | str, complete: bool = True) -> A
         loc, message = _first_problem(err)
         raise InputError(name, _yaml_line(text, loc), f"{_where(loc)}: {message}") from None
     n = len(constitution.principles)
+
+    def problem(loc: tuple[int | str, ...], message: str) -> InputError:
+        return InputError(name, _yaml_line(text, loc), f"{_where(loc)}: {message}")
+
     for i, pool in enumerate(parsed.principles):
         here: tuple[int | str, ...] = ("principles", i)
-        line = _yaml_line(text, here)
-        expected = i + 1
         if pool.index > n:
-            raise InputError(name, line, f"{_where(here)}.index: principle {pool.index} does not exist "
-                                         f"(the constitution has {n})")
-        if pool.index != expected:
-            raise InputError(name, line, f"{_where(here)}.index: {pool.index} is out of order (pools list "
-                                         f"principles 1..{n} in order; expected {expected})")
+            raise problem((*here, "index"), f"principle {pool.index} does not exist (the constitution has {n})")
+        if pool.index != i + 1:
+            raise problem((*here, "index"), f"{pool.index} is out of order (pools list principles 1..{n} in order; "
+                                            f"expected {i + 1})")
         principle = constitution.principles[i]
         if pool.text != principle:
-            raise InputError(name, _yaml_line(text, (*here, "text")),
-                             f"{_where(here)}.text: does not match principle {expected} of the constitution "
-                             f"({principle[:50]!r})")
+            raise problem((*here, "text"), f"does not match principle {i + 1} of the constitution "
+                                           f"({principle[:50]!r})")
         seen = {principle.casefold(): "the principle itself"}
         for j, alternative in enumerate(pool.alternatives):
             key = alternative.text.casefold()
             if key in seen:
-                raise InputError(name, _yaml_line(text, (*here, "alternatives", j)),
-                                 f"{_where(here)}.alternatives.{j}: repeats {seen[key]}")
+                raise problem((*here, "alternatives", j), f"repeats {seen[key]}")
             seen[key] = f"alternative {j}"
-        if complete:
-            missing = [r for r in RELATIONS if not pool.by_relation(r)]
-            if len(pool.alternatives) < MIN_ALTERNATIVES or missing:
-                raise InputError(name, line, f"{_where(here)}: principle {expected} has {len(pool.alternatives)} "
-                                             f"alternatives (at least {MIN_ALTERNATIVES}, every relation once)"
-                                             + (f"; missing {', '.join(missing)}" if missing else ""))
+        missing = [r for r in RELATIONS if not pool.by_relation(r)]
+        if complete and (len(pool.alternatives) < MIN_ALTERNATIVES or missing):
+            raise problem(here, f"principle {i + 1} has {len(pool.alternatives)} alternatives (at least "
+                                f"{MIN_ALTERNATIVES}, every relation once)"
+                                + (f"; missing {', '.join(missing)}" if missing else ""))
     if len(parsed.principles) < n:
         raise InputError(name, None, f"no alternatives for principle {len(parsed.principles) + 1} "
                                      f"(the constitution has {n})")
