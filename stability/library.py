@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from stability.constitution import Constitution, normalise_principle, parse_text, read_text
+from stability.constitution import normalise_principle, parse_text, read_text
 from stability.errors import InputError, StabilityError
 
 LIBRARY_DIR_ENV = "STABILITY_LIBRARY_DIR"
@@ -199,10 +199,6 @@ class LibraryEntry(_Strict):
         if self.alternatives:
             tags["alternatives"] = "yes"
         return tags
-
-    def constitution(self) -> Constitution:
-        return Constitution(principles=self.principles, title=self.title,
-                            metadata=self.metadata.model_dump(mode="json", exclude_none=True))
 
 
 def _stem(relative: str) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -300,3 +301,9 @@ def test_alternatives_complete_flag_and_missing_principles(tmp_path: Path) -> No
     (tmp_path / "c.alternatives.yaml").unlink()
     with pytest.raises(InputError, match="no alternatives file beside"):
         load_alternatives(constitution)
+
+
+def test_readme_counts_match_the_library(entries: list[LibraryEntry]) -> None:
+    readme = (LIBRARY / "README.md").read_text(encoding="utf-8")
+    documented = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| `([a-z-]+)/` \|.*\| (\d+) \|$", readme, re.M)}
+    assert documented == Counter(e.metadata.condition for e in entries)

@@ -67,8 +67,7 @@ def show(name: Annotated[str, typer.Argument(help="e.g. contradictory/honesty-vs
     console.print(f"[bold]{entry.name}[/] · {entry.hash[:19]} · {entry.path}", highlight=False)
     if entry.alternatives:
         console.print(f"alternatives: {entry.alternatives}", highlight=False)
-    sys.stdout.flush()
-    console.print(entry.constitution().render(), markup=False, highlight=False, end="")
+    console.print(Path(entry.path).read_text(encoding="utf-8"), markup=False, highlight=False, end="")
 
 
 @library_app.command()
