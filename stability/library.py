@@ -8,8 +8,7 @@ value-laden ``pair``, an axis variant's ``base`` (and that it differs from it ex
 Alternatives for rate-alternatives sit beside a constitution as ``<name>.alternatives.yaml`` and are read by
 :func:`load_alternatives`.
 
-Every problem is an :class:`InputError`: one line naming the file (and line, where there is one) and the problem.
-"""
+Every problem is an :class:`InputError`: one line naming the file (and line, where known) and the problem."""
 
 from __future__ import annotations
 
@@ -302,7 +301,7 @@ def read_entry(path: Path, root: Path) -> LibraryEntry:
         if not 1 <= number <= n:
             raise InputError(str(path), _yaml_line(front, loc, 2),
                              f"metadata {_where(loc)}: principle {number} does not exist (the file has {n})")
-    beside = path.with_name(path.name.removesuffix(".md") + ALTERNATIVES_SUFFIX)
+    beside = alternatives_path(path)
     return LibraryEntry(name=relative.with_suffix("").as_posix(), path=str(path), title=constitution.title,
                         hash=constitution.hash, principles=constitution.principles, metadata=metadata,
                         alternatives=str(beside) if beside.exists() else None)
@@ -339,8 +338,7 @@ def library_problems(root: Path | str | None = None) -> tuple[list[LibraryEntry]
             if entry.alternatives:
                 load_alternatives(entry.path)
             elif entry.metadata.main:
-                raise InputError(entry.path, None, f"main: true but no {Path(entry.path).stem}{ALTERNATIVES_SUFFIX} "
-                                                   "beside it")
+                raise InputError(entry.path, None, f"main: true but no {alternatives_path(entry.path).name} beside it")
         except InputError as err:
             problems.append(err)
     try:
