@@ -12,12 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stability.cli.library import library_app
 from stability.errors import StabilityError
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
+app.add_typer(library_app, name="constitutions")
 # Piped output gets a wide console, so tables are not squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
