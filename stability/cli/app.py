@@ -69,7 +69,8 @@ def iterate(
     declines: Annotated[int | None, typer.Option("--declines", help="(iteration) K declines that stop (2)")] = None,
     max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures")] = None,
     max_principles: Annotated[int | None, typer.Option("--max-principles")] = None,
-    max_context_tokens: Annotated[int | None, typer.Option("--max-context-tokens", help="(in-context) token budget (6000)")] = None,
+    max_context_tokens: Annotated[int | None, typer.Option("--max-context-tokens",
+                                                           help="(in-context) token budget (6000)")] = None,
     from_blank: Annotated[bool, typer.Option("--from-blank", help="(iteration) start from a self-authored "
                                              "constitution")] = False,
     size: Annotated[int | None, typer.Option("--size", help="(blank-slate, --from-blank) principles to ask for")]
