@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.calls import CallFailed
 from stability.constitution import Constitution, normalise_principle, parse_file, read_text
 from stability.errors import InputError
+from stability.library import ALTERNATIVES_SUFFIX, load_alternatives
 from stability.models.base import Message, TokenLogprob
 from stability.protocols.base import Protocol, Stop, derive_seed, fill, register
 from stability.ratings import expected_rating, parse_ratings, rating_schema
@@ -46,8 +47,9 @@ class RateAlternativesOptions(BaseModel):
 
     mode: Literal["principle", "constitution"] = "principle"
     principle: int = Field(1, ge=1, description="principle mode: 1-based index of the principle to replace")
-    alternatives: str | None = Field(None, description="file of alternatives (principle mode: YAML list of text "
-                                     "or {text, relation}; constitution mode: a folder or YAML list of .md files)")
+    alternatives: str | None = Field(None, description="principle mode: a library pool (NAME.alternatives.yaml) or "
+                                     "a YAML list of text or {text, relation}; constitution mode: a folder or a "
+                                     "YAML list of .md files")
     alternatives_list: list[str] = Field(default_factory=list, description="inline alternatives (principle mode)")
     source: Literal["provided", "free"] = Field("provided", description="rate provided alternatives, or let the "
                                                 "model write its own replacement")
@@ -69,7 +71,12 @@ def load_options(options: RateAlternativesOptions) -> list[Option]:
     if options.mode == "constitution":
         return [constitution_option(parse_file(p), options.option_text) for p in _constitution_files(options)]
     found = [Option(text=normalise_principle(t)) for t in options.alternatives_list]
-    if options.alternatives:
+    if options.alternatives and options.alternatives.endswith(ALTERNATIVES_SUFFIX):
+        # The library's pool format: one pool per principle of the constitution beside it.
+        constitution = options.alternatives.removesuffix(ALTERNATIVES_SUFFIX) + ".md"
+        pool = load_alternatives(constitution, complete=False).for_principle(options.principle)
+        found += [Option(text=a.text, relation=a.relation) for a in pool.alternatives]
+    elif options.alternatives:
         data = _yaml(options.alternatives)
         items = data.get("alternatives") if isinstance(data, dict) else data
         if not isinstance(items, list):

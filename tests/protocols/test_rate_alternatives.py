@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def favour(text: str) -> str:
     """Rate the option whose text is ``text`` 5 and the others 1; name it favourite."""
 
     def answer(messages: list[Message]) -> str:
-        lines = [line for line in messages[-1].content.splitlines() if line[:2] in ("A.", "B.", "C.")]
+        lines = [line for line in messages[-1].content.splitlines() if re.match(r"^[A-Z]\. ", line)]
         labels = {line[0]: line[3:] for line in lines}
         best = next(label for label, option in labels.items() if option == text)
         return "\n".join(f"{label}: {5 if label == best else 1}" for label in labels) + f"\nFAVOURITE: {best}"
@@ -127,3 +128,17 @@ def test_bad_alternatives_write_nothing(tmp_path: Path, db: Path, options: dict[
     with pytest.raises(StabilityError, match=error):
         run_protocol(tmp_path, db, "rate-alternatives", ["x"], start=START, **options)
     assert not db.exists()
+
+
+def test_library_pool_supplies_the_alternatives(tmp_path: Path, db: Path) -> None:
+    from tests.conftest import ROOT
+
+    pool = ROOT / "constitutions" / "consistent" / "minimal.alternatives.yaml"
+    start = (ROOT / "constitutions" / "consistent" / "minimal.md").read_text()
+    run_id, _ = run_protocol(tmp_path, db, "rate-alternatives", fn=favour("I tell the truth."), start=start,
+                             alternatives=str(pool), principle=1, trials=1)
+    with Store.open(db) as store:
+        ratings = store.ratings(run_id)
+    assert len(ratings) == 7
+    assert {r.relation for r in ratings} == {"paraphrase", "weaker", "stronger", "opposite", "neutral", "other-axis"}
+    assert [r.favourite for r in ratings if r.option_text == "I tell the truth."] == [True]
