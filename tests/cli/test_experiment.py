@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_app import cli
+from tests.conftest import ROOT, write
+
+
+def test_protocols_lists_every_protocol() -> None:
+    listed = json.loads(cli("protocols", "--json").stdout)
+    assert set(listed) == {"fresh-instance", "in-context-iteration", "free-form-edit", "multi-agent-discussion",
+                           "blank-slate", "rate-alternatives"}
+
+
+def test_run_dry_run_and_run(tmp_path: Path, db: Path) -> None:
+    write(tmp_path / "c.md", "- a\n")
+    spec = write(tmp_path / "s.yaml", f"name: t\nmodels: [scripted/decline]\nconstitutions: [{tmp_path}/c.md]\n"
+                                      "protocols: [fresh-instance, free-form-edit]\nreplicates: 2\n")
+    dry = json.loads(cli("run", str(spec), "--dry-run", "--json", "--db", str(db)).stdout)
+    assert dry["estimate"]["runs"] == 4 and dry["estimate"]["calls"] == 2 * 20 + 2 * 1
+    assert not db.exists()
+    done = cli("run", str(spec), "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    assert "done 4 · failed 0 · not started 0" in done.stdout
+
+
+def test_iterate_any_protocol_with_its_flags(tmp_path: Path, db: Path) -> None:
+    start = write(tmp_path / "c.md", "- a\n- b\n")
+    done = cli("iterate", "--protocol", "rate-alternatives", "--model", "scripted/decline", "--constitution",
+               str(start), "--option", "alternatives_list=[x, y]", "--trials", "2", "--reflect", "first",
+               "--db", str(db))
+    assert done.returncode == 0, done.stderr  # "NO CHANGE" names no favourite: recorded, not a crash
+    shown = json.loads(cli("show", json.loads(cli("runs", "--json", "--db", str(db)).stdout)[0]["id"],
+                           "--json", "--db", str(db)).stdout)
+    assert [s["decision"] for s in shown["steps"]] == ["origin", "parse_failure", "parse_failure"]
+    wrong = cli("iterate", "--protocol", "rate-alternatives", "--model", "scripted/decline", "--constitution",
+                str(start), "--rounds", "2", "--db", str(db))
+    assert wrong.returncode == 2 and "rounds" in wrong.stderr
+
+
+def test_import_prints_paths(tmp_path: Path) -> None:
+    source = ROOT.parent / "shared" / "reference" / "open-character-training" / "goodness.txt"
+    done = cli("import", str(source), "--format", "oct", "-o", str(tmp_path))
+    assert done.returncode == 0 and Path(done.stdout.strip()).exists()
+    bad = cli("import", str(source), "--format", "csv", "-o", str(tmp_path))
+    assert bad.returncode == 2 and "expected oct or identities" in bad.stderr
