@@ -6,7 +6,7 @@ its metadata says ``condition: consistent`` (or has metadata but no clashes). Ru
 
 Each side of a clash is followed through the run by aligning every step's principles with the previous step's
 (:mod:`stability.analysis.alignment`): a side lives on while it is kept, moved or reworded, and dies when it
-is removed. The rule that judges a clash at a step (no model is asked):
+is removed (and lives again if its original text comes back word for word). The rule that judges a clash at a step (no model is asked):
 
 - ``removed``: at least one side has been removed. Resolved.
 - ``reworded``: both sides survive and both have been reworded away from their original text. Resolved.
@@ -132,6 +132,10 @@ def track_clashes(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndar
                 assert mapping is not None
                 positions = [mapping.get(p) if p is not None else None for p in positions]
                 edits += 1
+            current = corpus.principles[visit.node]
+            for side, original in enumerate((start[a - 1], start[b - 1])):
+                if positions[side] is None and original in current:  # re-added word for word: alive again
+                    positions[side] = current.index(original)
             texts = [corpus.principles[visit.node][p] if p is not None else None for p in positions]
             statuses.append(_status(texts[0] is not None, texts[1] is not None,
                                     texts[0] not in (None, start[a - 1]), texts[1] not in (None, start[b - 1])))
