@@ -178,6 +178,13 @@ def models(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+from stability.cli import analysis as _analysis  # noqa: E402 - the analysis commands use this module's app
+
+app.command("analyze")(_analysis.analyze)
+app.command("graph")(_analysis.graph)
+app.command("report")(_analysis.report)
+
+
 def main() -> None:
     try:
         app()
