@@ -13,7 +13,7 @@ __all__ = ["AnalysisResult", "Params", "analyze"]
 
 def __getattr__(name: str) -> Any:
     if name in ("AnalysisResult", "analyze"):
-        from stability.analysis import analyze as module
+        from stability.analysis import measure as module
 
         return getattr(module, name)
     if name == "Params":

@@ -15,7 +15,7 @@ from stability.analysis.graph import build_graph
 from stability.store.store import Store, default_db_path
 
 if TYPE_CHECKING:
-    from stability.analysis.analyze import AnalysisResult
+    from stability.analysis.measure import AnalysisResult
     from stability.analysis.convergence import Params
     from stability.analysis.embeddings import Embedder
 
@@ -74,7 +74,7 @@ class Dataset:
 
     def analyze(self, run_ids: list[str] | None = None, params: Params | None = None,
                 embedder: Embedder | str = "all-MiniLM-L6-v2") -> AnalysisResult:
-        from stability.analysis.analyze import analyze
+        from stability.analysis.measure import analyze
 
         return analyze(run_ids or [], self.db, all_runs=run_ids is None, params=params, embedder=embedder)
 

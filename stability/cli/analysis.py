@@ -32,7 +32,7 @@ def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption
             embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
             epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
     """Measure convergence, fixed points, cycles, attractors and clash resolution over runs."""
-    from stability.analysis.analyze import analyze as run_analysis
+    from stability.analysis.measure import analyze as run_analysis
 
     result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder,
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stability.analysis import Params, analyze
-from stability.analysis.analyze import AnalysisResult
+from stability.analysis.measure import AnalysisResult
 from stability.analysis.embeddings import SentenceTransformerEmbedder
 from stability.store import Store
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stability.analysis.alignment import align
-from stability.analysis.analyze import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
+from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
 from stability.analysis.convergence import Params
 from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, get_embedder
