@@ -6,7 +6,8 @@ its metadata says ``condition: consistent`` (or has metadata but no clashes). Ru
 
 Each side of a clash is followed through the run by aligning every step's principles with the previous step's
 (:mod:`stability.analysis.alignment`): a side lives on while it is kept, moved or reworded, and dies when it
-is removed (and lives again if its original text comes back word for word). The rule that judges a clash at a step (no model is asked):
+is removed (and lives again if its original text comes back word for word). The rule that judges a clash
+at a step (no model is asked):
 
 - ``removed``: at least one side has been removed. Resolved.
 - ``reworded``: both sides survive and both have been reworded away from their original text. Resolved.

@@ -15,9 +15,9 @@ from stability.analysis.graph import build_graph
 from stability.store.store import Store, default_db_path
 
 if TYPE_CHECKING:
-    from stability.analysis.measure import AnalysisResult
     from stability.analysis.convergence import Params
     from stability.analysis.embeddings import Embedder
+    from stability.analysis.measure import AnalysisResult
 
 
 class Dataset:

@@ -21,8 +21,8 @@ def at_angle(distance: float) -> np.ndarray:
 def chain(run_id: str, nodes: list[str], decisions: list[str] | None = None, stop: str | None = None,
           model: str = "m", k: int = 2) -> RunChain:
     decisions = decisions or ["origin"] + ["changed"] * (len(nodes) - 1)
-    return RunChain(run_id=run_id, visits=[Visit(i, n, d) for i, (n, d) in enumerate(zip(nodes, decisions, strict=True))],
-                    model=model, stop_reason=stop, declines_to_stop=k)
+    visits = [Visit(i, n, d) for i, (n, d) in enumerate(zip(nodes, decisions, strict=True))]
+    return RunChain(run_id=run_id, visits=visits, model=model, stop_reason=stop, declines_to_stop=k)
 
 
 def corpus(runs: list[RunChain], principles: dict[str, tuple[str, ...]] | None = None,

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stability.analysis import Params, analyze
-from stability.analysis.measure import AnalysisResult
 from stability.analysis.embeddings import SentenceTransformerEmbedder
+from stability.analysis.measure import AnalysisResult
 from stability.store import Store
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from stability.analysis.alignment import align
-from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
 from stability.analysis.convergence import Params
 from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, get_embedder
 from stability.analysis.graph import build_graph
+from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
 from stability.analysis.report import figures
 from stability.store.store import Store
 
