@@ -22,6 +22,7 @@ EXPECTED = {
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
               "cached_from", "error", "created_at"],
+    "embeddings": ["text_hash", "model", "dim", "vector", "created_at"],
 }
 
 
