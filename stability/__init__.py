@@ -1,5 +1,6 @@
 """stability: reflective-stability experiments on language models."""
 
+from stability.analysis.dataset import open_dataset as open
 from stability.constitution import Constitution, parse_answer, parse_file, parse_text
 from stability.errors import InputError, StabilityError
 from stability.iteration import IterateConfig, iterate, resume
@@ -12,6 +13,7 @@ __all__ = [
     "StabilityError",
     "Store",
     "iterate",
+    "open",
     "parse_answer",
     "parse_file",
     "parse_text",

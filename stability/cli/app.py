@@ -242,6 +242,11 @@ def models(as_json: JsonOption = False) -> None:
 from stability.cli import experiment as _experiment  # noqa: E402  (registers run, protocols, import)
 
 _experiment.register(app)
+from stability.cli import analysis as _analysis  # noqa: E402 - the analysis commands use this module's app
+
+app.command("analyze")(_analysis.analyze)
+app.command("graph")(_analysis.graph)
+app.command("report")(_analysis.report)
 
 
 def main() -> None:

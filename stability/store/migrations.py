@@ -147,7 +147,17 @@ def m002_ratings_and_experiments(con: duckdb.DuckDBPyConnection) -> None:
     ], extra="\n  PRIMARY KEY (experiment_id, cell)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments]
+def m003_embeddings(con: duckdb.DuckDBPyConnection) -> None:
+    _table(con, "embeddings", "Embedding cache for analysis: one vector per (text hash, embedding model).", [
+        ("text_hash", "VARCHAR NOT NULL", "sha256: of the embedded text (a whole constitution or one principle)"),
+        ("model", "VARCHAR NOT NULL", "embedding model name, e.g. all-MiniLM-L6-v2"),
+        ("dim", "INTEGER NOT NULL", "vector length"),
+        ("vector", "BLOB NOT NULL", "float32 little-endian, unit length"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ], extra="\n  PRIMARY KEY (text_hash, model)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

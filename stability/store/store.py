@@ -230,6 +230,81 @@ class Store:
                FROM calls GROUP BY run_id""")
         return {r.pop("run_id"): r for r in rows}
 
+    # -- analysis (read side, plus the embedding cache) ------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT id FROM runs ORDER BY created_at, id").fetchall()]
+
+    def revision_rows(self, run_ids: list[str]) -> list[tuple[str, int, str, str, str, str | None]]:
+        """(run_id, step, revision id, constitution_hash, decision, cycle_to) of the runs, in step order."""
+        return self.con.execute(
+            """SELECT run_id, step, id, constitution_hash, decision, cycle_to FROM revisions
+               WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY run_id, step""", [run_ids]).fetchall()
+
+    def principle_rows(self, hashes: list[str]) -> list[tuple[str, int, str]]:
+        """(constitution_hash, position, text) of the constitutions, in order."""
+        return self.con.execute(
+            """SELECT constitution_hash, position, text FROM principles
+               WHERE constitution_hash IN (SELECT unnest(?::VARCHAR[])) ORDER BY constitution_hash, position""",
+            [hashes]).fetchall()
+
+    def source_metadata(self) -> dict[str, dict[str, Any]]:
+        """Front-matter metadata per constitution hash (the first file read, when several were)."""
+        out: dict[str, dict[str, Any]] = {}
+        for digest, metadata in self.con.execute(
+                "SELECT constitution_hash, metadata FROM constitution_sources ORDER BY path").fetchall():
+            out.setdefault(digest, json.loads(metadata) if isinstance(metadata, str) else metadata)
+        return out
+
+    def all_edges(self, run_ids: list[str]) -> list[EdgeRecord]:
+        return [EdgeRecord(**_decode(r, ("call_ids",))) for r in self._rows(
+            """SELECT e.* FROM edges e JOIN revisions r ON r.id = e.target_id
+               WHERE e.run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY e.run_id, r.step""", [run_ids])]
+
+    def frame(self, table: str, run_ids: list[str] | None = None) -> Any:
+        """A whole table (or the rows of some runs) as a pandas DataFrame, for notebooks."""
+        scoped = {"runs": "id", "revisions": "run_id", "edges": "run_id", "calls": "run_id"}
+        reached = ("constitution_hash IN (SELECT constitution_hash FROM revisions "
+                   "WHERE run_id IN (SELECT unnest(?::VARCHAR[])))")
+        if table in scoped:
+            where = f"{scoped[table]} IN (SELECT unnest(?::VARCHAR[]))" if run_ids is not None else "true"
+        elif table in ("principles", "constitution_sources"):
+            where = reached if run_ids is not None else "true"
+        elif table == "constitutions":
+            where = reached.replace("constitution_hash IN", "hash IN") if run_ids is not None else "true"
+        elif table == "embeddings":
+            return self.con.execute("SELECT text_hash, model, dim, vector, created_at FROM embeddings").df()
+        else:
+            raise StabilityError(f"no table {table!r} to read")
+        return self.con.execute(f"SELECT * FROM {table} WHERE {where}",
+                                [run_ids] if run_ids is not None else []).df()
+
+    def embeddings(self, model: str, text_hashes: list[str]) -> dict[str, bytes]:
+        """Cached vectors (float32 bytes) of the texts that have one for this model."""
+        rows = self.con.execute(
+            """SELECT text_hash, vector FROM embeddings
+               WHERE model = ? AND text_hash IN (SELECT unnest(?::VARCHAR[]))""", [model, text_hashes]).fetchall()
+        return {digest: bytes(vector) for digest, vector in rows}
+
+    def put_embeddings(self, model: str, rows: list[tuple[str, int, bytes]]) -> None:
+        """Insert (text_hash, dim, float32 bytes) rows in one batch; rows already cached are left as they are."""
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=["text_hash", "dim", "vector"])
+        with self.transaction():
+            self.con.register("incoming_embeddings", frame)
+            try:
+                self.con.execute(
+                    """INSERT OR IGNORE INTO embeddings
+                       SELECT text_hash, ?, dim, vector::BLOB, ? FROM incoming_embeddings""", [model, now()])
+            finally:
+                self.con.unregister("incoming_embeddings")
+
+    def embedding_count(self, model: str | None = None) -> int:
+        row = self.con.execute("SELECT count(*) FROM embeddings WHERE ? IS NULL OR model = ?",
+                               [model, model]).fetchone()
+        return int(row[0]) if row else 0
+
 
     # -- ratings -----------------------------------------------------------------------------------------
 

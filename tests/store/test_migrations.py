@@ -27,6 +27,7 @@ EXPECTED = {
                 "reflection_call_id"],
     "experiments": ["id", "name", "spec", "spec_path", "created_at"],
     "experiment_runs": ["experiment_id", "cell", "position", "config", "run_id", "status"],
+    "embeddings": ["text_hash", "model", "dim", "vector", "created_at"],
 }
 
 

@@ -1,0 +1,164 @@
+"""Across runs: attractors (clusters of final constitutions), the convergence ratio, and merges in the graph.
+
+- Attractors: average-linkage hierarchical clustering of the runs' final constitutions on cosine distance,
+  cut at ``cluster_threshold``. Each cluster names its runs, their distinct starts and models, and its medoid.
+- Convergence ratio: the spread of the finals over the spread of the starts, where a spread is the mean
+  pairwise cosine distance over runs (one point per run). Below 1 the runs ended closer together than they
+  began. Undefined (null) when every run began from the same constitution.
+- Merges: content-addressed nodes reached by runs from different starting constitutions. The graph merges
+  there: two histories meet in one node.
+- Projection: the finals and starts in two dimensions (PCA by SVD), for the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from stability.analysis.corpus import Corpus
+
+MAX_GRAPH_CYCLES = 100
+
+
+class Attractor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: int
+    medoid: str  # node hash of the most central final
+    runs: list[str]
+    finals: list[str]
+    starts: list[str]
+    models: list[str]
+    spread: float  # mean pairwise distance of its members' finals
+
+
+class Merge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    runs: list[str]
+    starts: list[str]
+    first_steps: dict[str, int]  # run -> the step at which it first reached the node
+    is_final: bool  # the node is the final constitution of every run that reaches it
+
+
+class ProjectedPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    role: str  # start | final
+    node: str
+    x: float
+    y: float
+    cluster: int | None
+
+
+class CrossRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs: int
+    distinct_starts: int
+    distinct_finals: int
+    start_spread: float
+    final_spread: float
+    convergence_ratio: float | None
+    attractors: list[Attractor]
+    merges: list[Merge]
+    graph_cycles: list[list[str]]  # exact cycles of the whole graph, edits of any run (up to 100, length <= 6)
+    projection: list[ProjectedPoint]
+
+
+def spread(vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance of the rows."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    d = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    return float(d[np.triu_indices(n, k=1)].mean())
+
+
+def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
+    """Cluster labels 1..m, numbered by first appearance."""
+    if len(vectors) == 1:
+        return np.array([1])
+    d = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    np.fill_diagonal(d, 0.0)
+    raw = fcluster(linkage(squareform((d + d.T) / 2, checks=False), method="average"), t=threshold,
+                   criterion="distance")
+    order = {label: i + 1 for i, label in enumerate(dict.fromkeys(raw.tolist()))}
+    return np.array([order[x] for x in raw.tolist()])
+
+
+def project(vectors: np.ndarray) -> np.ndarray:
+    """Rows projected on their first two principal components (zeros where there is no variance)."""
+    centred = vectors - vectors.mean(axis=0)
+    out = np.zeros((len(vectors), 2))
+    if len(vectors) < 2:
+        return out
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    components = vt[:2]
+    out[:, :len(components)] = centred @ components.T
+    return out
+
+
+def merges(corpus: Corpus) -> list[Merge]:
+    reached: dict[str, dict[str, int]] = {}
+    for run in corpus.runs:
+        for visit in run.usable:
+            reached.setdefault(visit.node, {}).setdefault(run.run_id, visit.step)
+    starts = {run.run_id: run.start for run in corpus.runs}
+    finals = {run.run_id: run.final for run in corpus.runs}
+    out = []
+    for node, first in reached.items():
+        distinct = sorted({starts[r] for r in first})
+        if len(distinct) > 1:
+            out.append(Merge(node=node, runs=sorted(first), starts=distinct, first_steps=first,
+                             is_final=all(finals[r] == node for r in first)))
+    return out
+
+
+def graph_cycles(corpus: Corpus) -> list[list[str]]:
+    graph = nx.DiGraph()
+    for run in corpus.runs:
+        nodes = [v.node for v in run.usable]
+        graph.add_edges_from((a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b)
+    out = []
+    for found in nx.simple_cycles(graph, length_bound=6):
+        out.append(found)
+        if len(out) >= MAX_GRAPH_CYCLES:
+            break
+    return out
+
+
+def cross_run(corpus: Corpus, node_vectors: Mapping[str, np.ndarray], cluster_threshold: float) -> CrossRun:
+    runs = corpus.runs
+    starts = np.stack([node_vectors[r.start] for r in runs])
+    finals = np.stack([node_vectors[r.final] for r in runs])
+    labels = cluster(finals, cluster_threshold)
+    attractors = []
+    for label in sorted(set(labels.tolist())):
+        members = [i for i, x in enumerate(labels.tolist()) if x == label]
+        block = finals[members]
+        central = members[int(np.argmax((block @ block.T).sum(axis=1)))]
+        attractors.append(Attractor(
+            cluster=label, medoid=runs[central].final, runs=[runs[i].run_id for i in members],
+            finals=sorted({runs[i].final for i in members}), starts=sorted({runs[i].start for i in members}),
+            models=sorted({runs[i].model for i in members}), spread=round(spread(block), 6)))
+    start_spread, final_spread = spread(starts), spread(finals)
+    distinct_starts = len({r.start for r in runs})
+    ratio = final_spread / start_spread if distinct_starts > 1 and start_spread > 0 else None
+    points = project(np.concatenate([starts, finals]))
+    projection = [ProjectedPoint(run_id=r.run_id, role="start", node=r.start, x=float(points[i, 0]),
+                                 y=float(points[i, 1]), cluster=None) for i, r in enumerate(runs)]
+    projection += [ProjectedPoint(run_id=r.run_id, role="final", node=r.final, x=float(points[len(runs) + i, 0]),
+                                  y=float(points[len(runs) + i, 1]), cluster=int(labels[i]))
+                   for i, r in enumerate(runs)]
+    return CrossRun(runs=len(runs), distinct_starts=distinct_starts, distinct_finals=len({r.final for r in runs}),
+                    start_spread=round(start_spread, 6), final_spread=round(final_spread, 6),
+                    convergence_ratio=round(ratio, 6) if ratio is not None else None, attractors=attractors,
+                    merges=merges(corpus), graph_cycles=graph_cycles(corpus), projection=projection)

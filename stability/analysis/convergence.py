@@ -1,0 +1,195 @@
+"""Per-run measures: distance curves, the fixed point and how it was reached, exact and near cycles.
+
+Distances are cosine distances (``1 - cos``) between whole-constitution embeddings; 0 is the same direction.
+Only *usable* visits count as steps of the chain: a visit recorded for a failed call (decision ``error``) holds
+no answer and is skipped. Parse failures stay: the chain sits on its node while the model fails to answer.
+
+Fixed point (the first rule that applies; ``step`` is the step at which the fixed point was first reached):
+
+- ``declines``: the run stopped because K consecutive fresh instances declined to change the constitution.
+- ``exact_repeat``: the run did not stop on declines, but its last node was held, unchanged, for at least K
+  steps (e.g. a run that hit ``max_steps`` while declining, or declines interleaved with parse failures).
+- ``epsilon``: from some step s to the end of the run every constitution stays within ε of the one at s, and
+  at least K steps follow s. The earliest such s is the fixed point.
+
+Cycles: an *exact cycle* is a return to a node after visiting at least one other node (read off the chain of
+content-addressed nodes, the same nodes the graph has). A *near cycle* is a return to within ε of an earlier
+constitution (not the same node) after first moving more than ε away from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from stability.analysis.alignment import align
+from stability.analysis.corpus import Corpus, RunChain
+
+MAX_NEAR_CYCLES = 50
+FULL_MATRIX_LIMIT = 3000
+
+
+class Params(BaseModel):
+    """The thresholds every measure uses; reported with every result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reworded_threshold: float = 0.7
+    epsilon: float = 0.02
+    k: int | None = None  # steps a fixed point must hold; None: each run's own declines_to_stop
+    cluster_threshold: float = 0.1
+    bootstrap: int = 2000
+    seed: int = 0
+
+
+class StepMeasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    node: str
+    decision: str
+    n_principles: int
+    d_prev: float | None
+    d_origin: float
+    d_final: float
+    changes: dict[str, int] | None = None  # alignment counts against the previous step's constitution
+
+
+class FixedPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    node: str
+    how: str  # declines | exact_repeat | epsilon
+    held_steps: int
+
+
+class Cycle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[str]  # the nodes of one turn of the cycle, starting where it was first entered
+    period: int
+    from_step: int
+    to_step: int
+    returns: int  # how many times the run came back round
+
+
+class NearCycle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_step: int
+    to_step: int
+    distance: float
+    from_node: str
+    to_node: str
+
+
+class RunConvergence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    model: str
+    stop_reason: str | None
+    start: str
+    final: str
+    k: int
+    steps: list[StepMeasure]
+    fixed_point: FixedPoint | None
+    cycles: list[Cycle]
+    near_cycles: list[NearCycle]
+    near_cycles_total: int
+
+
+def _distances(vectors: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+
+
+def fixed_point(chain: RunChain, nodes: list[str], steps: list[int], matrix: np.ndarray | None,
+                epsilon: float, k: int) -> FixedPoint | None:
+    last = len(nodes) - 1
+    start = last
+    while start > 0 and nodes[start - 1] == nodes[last]:
+        start -= 1
+    held = steps[last] - steps[start]
+    if chain.stop_reason == "declined":
+        return FixedPoint(step=steps[start], node=nodes[start], how="declines", held_steps=held)
+    if held >= k:
+        return FixedPoint(step=steps[start], node=nodes[start], how="exact_repeat", held_steps=held)
+    if matrix is None:
+        return None
+    for s in range(last + 1):
+        if steps[last] - steps[s] < k:
+            break
+        if float(matrix[s, s:].max()) <= epsilon:
+            return FixedPoint(step=steps[s], node=nodes[s], how="epsilon", held_steps=steps[last] - steps[s])
+    return None
+
+
+def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
+    seen: dict[str, int] = {}
+    found: dict[tuple[str, ...], Cycle] = {}
+    for t, node in enumerate(nodes):
+        s = seen.get(node)
+        if s is not None and any(n != node for n in nodes[s:t]):
+            turn: list[str] = []
+            for n in nodes[s:t]:
+                if not turn or turn[-1] != n:
+                    turn.append(n)
+            pivot = turn.index(min(turn))
+            key = tuple(turn[pivot:] + turn[:pivot])
+            if key in found:
+                found[key].returns += 1
+            else:
+                found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
+        seen[node] = t
+    return list(found.values())
+
+
+def near_cycles(nodes: list[str], steps: list[int], matrix: np.ndarray, epsilon: float) -> list[NearCycle]:
+    n = len(nodes)
+    away = matrix > epsilon
+    # first_exit[s]: the first index after s that is more than epsilon from s (n if none)
+    later = np.triu(away, k=1)
+    first_exit = np.where(later.any(axis=1), later.argmax(axis=1), n)
+    codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
+    ids = np.array([codes[x] for x in nodes])
+    out = []
+    for t in range(2, n):
+        ok = (matrix[:t - 1, t] <= epsilon) & (first_exit[:t - 1] < t) & (ids[:t - 1] != ids[t])
+        hits = np.flatnonzero(ok)
+        if hits.size:
+            s = int(hits[-1])
+            out.append(NearCycle(from_step=steps[s], to_step=steps[t], distance=round(float(matrix[s, t]), 6),
+                                 from_node=nodes[s], to_node=nodes[t]))
+    return out
+
+
+def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, np.ndarray],
+                    principle_vectors: Mapping[str, np.ndarray] | None, params: Params) -> RunConvergence:
+    visits = chain.usable
+    nodes = [v.node for v in visits]
+    steps = [v.step for v in visits]
+    k = params.k if params.k is not None else chain.declines_to_stop
+    vectors = np.stack([node_vectors[n] for n in nodes])
+    d_origin = np.clip(1.0 - vectors @ vectors[0], 0.0, 2.0)
+    d_final = np.clip(1.0 - vectors @ vectors[-1], 0.0, 2.0)
+    d_prev = np.clip(1.0 - np.einsum("ij,ij->i", vectors[1:], vectors[:-1]), 0.0, 2.0)
+    matrix = _distances(vectors) if len(nodes) <= FULL_MATRIX_LIMIT else None
+    measures = []
+    for i, visit in enumerate(visits):
+        changes = None
+        if i and principle_vectors is not None and nodes[i] != nodes[i - 1]:
+            changes = align(corpus.principles[nodes[i - 1]], corpus.principles[nodes[i]], principle_vectors,
+                            params.reworded_threshold).counts()
+        measures.append(StepMeasure(
+            step=visit.step, node=visit.node, decision=visit.decision,
+            n_principles=len(corpus.principles[visit.node]),
+            d_prev=round(float(d_prev[i - 1]), 6) if i else None, d_origin=round(float(d_origin[i]), 6),
+            d_final=round(float(d_final[i]), 6), changes=changes))
+    near = near_cycles(nodes, steps, matrix, params.epsilon) if matrix is not None else []
+    return RunConvergence(
+        run_id=chain.run_id, model=chain.model, stop_reason=chain.stop_reason, start=chain.start, final=chain.final,
+        k=k, steps=measures, fixed_point=fixed_point(chain, nodes, steps, matrix, params.epsilon, k),
+        cycles=exact_cycles(nodes, steps), near_cycles=near[:MAX_NEAR_CYCLES], near_cycles_total=len(near))

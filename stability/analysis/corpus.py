@@ -1,0 +1,96 @@
+"""The runs an analysis looks at, read once from the store into plain values the measures work on.
+
+Measures never touch the store: they take a :class:`Corpus` (chains of node visits, the principles of each
+node, the metadata of starting files) and vectors. Tests build corpora by hand, with known right answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stability.errors import StabilityError
+from stability.store.store import Store
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One revision: a run's visit to a node at a step."""
+
+    step: int
+    node: str
+    decision: str
+    revision_id: str = ""
+    cycle_to: str | None = None
+
+
+@dataclass
+class RunChain:
+    run_id: str
+    visits: list[Visit]
+    model: str = ""
+    protocol: str = ""
+    stop_reason: str | None = None
+    status: str = "done"
+    declines_to_stop: int = 2
+
+    @property
+    def usable(self) -> list[Visit]:
+        """Visits that hold a constitution the model stood behind (errors are not steps of the chain)."""
+        return [v for v in self.visits if v.decision != "error"]
+
+    @property
+    def start(self) -> str:
+        return self.visits[0].node
+
+    @property
+    def final(self) -> str:
+        return self.usable[-1].node
+
+
+@dataclass
+class Corpus:
+    runs: list[RunChain]
+    principles: dict[str, tuple[str, ...]]
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def text(self, node: str) -> str:
+        return "".join(f"- {p}\n" for p in self.principles[node])
+
+    def nodes(self) -> list[str]:
+        return list(dict.fromkeys(v.node for run in self.runs for v in run.visits))
+
+
+def resolve_run_ids(store: Store, run_ids: list[str], all_runs: bool) -> list[str]:
+    """Full run ids for the given ids or unique prefixes, or every run with ``all_runs``."""
+    if all_runs:
+        ids = store.run_ids()
+        if not ids:
+            raise StabilityError(f"{store.path}: no runs to analyse")
+        return ids
+    if not run_ids:
+        raise StabilityError("give one or more run ids, or --all")
+    return list(dict.fromkeys(store.run(r).id for r in run_ids))
+
+
+def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
+    runs = {run.id: run for run in store.runs() if run.id in set(run_ids)}
+    visits: dict[str, list[Visit]] = {r: [] for r in run_ids}
+    for run_id, step, revision_id, node, decision, cycle_to in store.revision_rows(run_ids):
+        visits[run_id].append(Visit(step, node, decision, revision_id, cycle_to))
+    chains = []
+    for run_id in run_ids:
+        if not visits[run_id]:
+            continue
+        run = runs[run_id]
+        options = run.config.get("options") or {}
+        chains.append(RunChain(run_id=run_id, visits=visits[run_id], model=run.model, protocol=run.protocol,
+                               stop_reason=run.stop_reason, status=run.status,
+                               declines_to_stop=int(options.get("declines_to_stop", 2))))
+    nodes = list(dict.fromkeys(v.node for chain in chains for v in chain.visits))
+    grouped: dict[str, list[str]] = {n: [] for n in nodes}
+    for digest, _, text in store.principle_rows(nodes):
+        grouped[digest].append(text)
+    metadata = store.source_metadata()
+    return Corpus(runs=chains, principles={n: tuple(p) for n, p in grouped.items()},
+                  metadata={n: metadata[n] for n in nodes if n in metadata})

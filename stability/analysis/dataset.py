@@ -1,0 +1,83 @@
+"""``stability.open(db)``: a database as pandas DataFrames and a networkx graph, for notebooks.
+
+Every method opens the file read-only for as long as it reads, so a notebook never holds a lock that would
+stop a run from writing. ``analyze`` is the exception: it writes the embeddings it computes to the cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from stability.analysis.graph import build_graph
+from stability.store.store import Store, default_db_path
+
+if TYPE_CHECKING:
+    from stability.analysis.convergence import Params
+    from stability.analysis.embeddings import Embedder
+    from stability.analysis.measure import AnalysisResult
+
+
+class Dataset:
+    def __init__(self, db: Path | str | None = None) -> None:
+        self.db = str(db if db is not None else default_db_path())
+        with Store.open(self.db, read_only=True):
+            pass  # fail now, with the store's one-line message, if the file is missing or locked
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.db!r})"
+
+    def _frame(self, table: str, run_ids: list[str] | None) -> Any:
+        with Store.open(self.db, read_only=True) as store:
+            return store.frame(table, run_ids)
+
+    def runs(self) -> Any:
+        return self._frame("runs", None)
+
+    def run_ids(self) -> list[str]:
+        with Store.open(self.db, read_only=True) as store:
+            return store.run_ids()
+
+    def revisions(self, run_ids: list[str] | None = None) -> Any:
+        return self._frame("revisions", run_ids)
+
+    def edges(self, run_ids: list[str] | None = None) -> Any:
+        return self._frame("edges", run_ids)
+
+    def calls(self, run_ids: list[str] | None = None) -> Any:
+        return self._frame("calls", run_ids)
+
+    def constitutions(self, run_ids: list[str] | None = None) -> Any:
+        return self._frame("constitutions", run_ids)
+
+    def principles(self, run_ids: list[str] | None = None) -> Any:
+        return self._frame("principles", run_ids)
+
+    def sources(self, run_ids: list[str] | None = None) -> Any:
+        return self._frame("constitution_sources", run_ids)
+
+    def embeddings(self, model: str | None = None) -> Any:
+        """Cached vectors: one row per (text_hash, model), with ``vector`` as a float32 numpy array."""
+        import numpy as np
+
+        frame = self._frame("embeddings", None)
+        if model is not None:
+            frame = frame[frame["model"] == model].reset_index(drop=True)
+        frame["vector"] = [np.frombuffer(bytes(v), dtype="<f4") for v in frame["vector"]]
+        return frame
+
+    def graph(self, run_ids: list[str] | None = None) -> nx.MultiDiGraph:
+        with Store.open(self.db, read_only=True) as store:
+            return build_graph(store, run_ids if run_ids is not None else store.run_ids())
+
+    def analyze(self, run_ids: list[str] | None = None, params: Params | None = None,
+                embedder: Embedder | str = "all-MiniLM-L6-v2") -> AnalysisResult:
+        from stability.analysis.measure import analyze
+
+        return analyze(run_ids or [], self.db, all_runs=run_ids is None, params=params, embedder=embedder)
+
+
+def open_dataset(db: Path | str | None = None) -> Dataset:
+    return Dataset(db)

@@ -1,0 +1,84 @@
+"""``analyze``: every measure over a set of runs, as one result (the JSON that ``stability analyze --json`` prints).
+
+The schema is :class:`AnalysisResult` (``AnalysisResult.model_json_schema()``), documented in docs/analysis.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from stability.analysis.attractors import CrossRun, cross_run
+from stability.analysis.consistency import Consistency, consistency
+from stability.analysis.convergence import Params, RunConvergence, run_convergence
+from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
+from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
+from stability.store.store import Store
+
+SCHEMA_VERSION = 1
+NOTES = [
+    "rate-alternatives measures are not computed: that protocol is not built yet (see docs/analysis.md).",
+]
+
+
+class EmbeddingUse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    texts: int  # distinct texts (constitutions and principles) the analysis needed
+    computed: int  # of which embedded now; the rest came from the cache
+
+
+class AnalysisResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int
+    params: Params
+    embeddings: EmbeddingUse
+    runs: list[RunConvergence]
+    cross_run: CrossRun
+    consistency: Consistency
+    notes: list[str]
+
+
+class Vectors(BaseModel):
+    """Unit vectors of a corpus's nodes (whole constitutions) and principles."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    nodes: dict[str, np.ndarray]
+    principles: dict[str, np.ndarray]
+
+
+def embed_corpus(store: Store, corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
+    nodes = corpus.nodes()
+    texts = {node: corpus.text(node) for node in nodes}
+    principles = list(dict.fromkeys(p for node in nodes for p in corpus.principles[node]))
+    by_text = embed_texts(store, embedder, list(texts.values()) + principles, stats)
+    return Vectors(nodes={node: by_text[text] for node, text in texts.items()},
+                   principles={p: by_text[p] for p in principles})
+
+
+def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse) -> AnalysisResult:
+    """Every measure over an already loaded and embedded corpus (no store, no model)."""
+    runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
+    by_id = {r.run_id: r for r in runs}
+    return AnalysisResult(
+        schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
+        cross_run=cross_run(corpus, vectors.nodes, params.cluster_threshold),
+        consistency=consistency(corpus, by_id, vectors.principles, params), notes=list(NOTES))
+
+
+def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
+            embedder: Embedder | str = DEFAULT_MODEL) -> AnalysisResult:
+    """Load the runs, embed what the cache lacks (storing it), and measure."""
+    params = params or Params()
+    model = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    with Store.open(db) as store:
+        corpus = load_corpus(store, resolve_run_ids(store, run_ids, all_runs))
+        stats = EmbeddingStats()
+        vectors = embed_corpus(store, corpus, model, stats)
+    return measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
+                                                          computed=stats.computed))

@@ -1,0 +1,142 @@
+"""``write_report``: one self-contained HTML file (inline SVG figures, inline CSS; nothing fetched)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from stability.analysis.alignment import align
+from stability.analysis.convergence import Params
+from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
+from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, get_embedder
+from stability.analysis.graph import build_graph
+from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
+from stability.analysis.report import figures
+from stability.store.store import Store
+
+MAX_DIFF_RUNS = 50
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+.kept { color: #555; } .added { color: #1b7f3b; } .removed { color: #b3261e; text-decoration: line-through; }
+.reworded { color: #8a5a00; } .moved { color: #3558b3; } code { font-size: 0.85em; }
+details { margin: 0.4em 0; }
+"""
+
+# Marks the page as rendered, and records any script error, so a headless browser can check both.
+SCRIPT = """<script>
+window.addEventListener('error', function (e) {
+  document.documentElement.setAttribute('data-script-error', String(e.message));
+});
+document.addEventListener('DOMContentLoaded', function () {
+  document.documentElement.setAttribute('data-figures', String(document.querySelectorAll('figure svg').length));
+});
+</script>"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _interval(value: Any) -> str:
+    if value.mean is None:
+        return "–"
+    ci = f" [{value.low:.3g}, {value.high:.3g}]" if value.low is not None else ""
+    return f"{value.mean:.3g}{ci} (n={value.n})"
+
+
+def _diffs(result: AnalysisResult, corpus: Corpus, vectors: Vectors, params: Params) -> str:
+    out = []
+    for run in corpus.runs[:MAX_DIFF_RUNS]:
+        items = []
+        visits = run.usable
+        for previous, visit in zip(visits, visits[1:], strict=False):
+            if previous.node == visit.node:
+                items.append(f"<li>step {visit.step}: {_e(visit.decision)}</li>")
+                continue
+            lines = []
+            alignment = align(corpus.principles[previous.node], corpus.principles[visit.node], vectors.principles,
+                              params.reworded_threshold)
+            for c in alignment.changes:
+                if c.kind == "reworded":
+                    text = f"{_e(c.before_text)} → {_e(c.after_text)} (similarity {c.similarity:.2f})"
+                else:
+                    text = _e(c.before_text if c.before_text is not None else c.after_text)
+                lines.append(f'<div class="{c.kind}">{c.kind}: {text}</div>')
+            items.append(f"<li>step {visit.step}: {_e(visit.decision)}{''.join(lines)}</li>")
+        out.append(f"<details><summary>{_e(run.run_id)} · {_e(run.model)} · stop {_e(run.stop_reason)}"
+                   f"</summary><ul>{''.join(items) or '<li>no steps</li>'}</ul></details>")
+    if len(corpus.runs) > MAX_DIFF_RUNS:
+        out.append(f"<p>Diffs of the first {MAX_DIFF_RUNS} of {len(corpus.runs)} runs.</p>")
+    return "".join(out)
+
+
+def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
+    p = result.params
+    runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step,
+                  f"step {r.fixed_point.step} ({r.fixed_point.how})" if r.fixed_point else "none",
+                  ", ".join(f"period {c.period}" for c in r.cycles), r.near_cycles_total] for r in result.runs]
+    cross = result.cross_run
+    c = result.consistency
+    sections = [
+        "<h1>stability analysis</h1>",
+        f"<p>{len(result.runs)} runs · embedder <code>{_e(result.embeddings.model)}</code> "
+        f"({result.embeddings.texts} texts, {result.embeddings.computed} embedded for this report) · "
+        f"reworded ≥ {p.reworded_threshold} · ε = {p.epsilon} · K = {p.k if p.k is not None else 'each run’s own'}"
+        f" · attractor cut {p.cluster_threshold}</p>",
+        "<h2>Convergence</h2>", f"<figure>{figures.convergence_curves(result)}</figure>",
+        _table(["run", "model", "stop", "steps", "fixed point", "cycles", "near cycles"], runs_rows),
+        "<h2>Revision graph</h2>", f"<figure>{figures.graph_drawing(graph)}</figure>",
+        f"<p>{graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges.</p>",
+        "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>",
+        f"<p>Spread of starts {cross.start_spread:.3f}, of finals {cross.final_spread:.3f}; convergence ratio "
+        f"<b>{cross.convergence_ratio if cross.convergence_ratio is not None else 'n/a (one start)'}</b>.</p>",
+        _table(["cluster", "runs", "starts", "models", "spread", "medoid"],
+               [[a.cluster, len(a.runs), len(a.starts), ", ".join(a.models), f"{a.spread:.3f}", a.medoid[7:19]]
+                for a in cross.attractors]),
+        "".join(f"<p>Merge: runs {_e(', '.join(m.runs))} from {len(m.starts)} different starts reach node "
+                f"<code>{_e(m.node[7:19])}</code>.</p>" for m in cross.merges),
+        "<h2>Consistent vs contradictory</h2>",
+        f"<figure>{figures.condition_comparison(result)}</figure>" if c.conditions else "<p>No labelled runs.</p>",
+        _table(["condition", "runs", "reached a fixed point", "steps to fixed point"],
+               [[s.condition, s.runs, _interval(s.reached_fixed_point), _interval(s.steps_to_fixed_point)]
+                for s in c.conditions]),
+        f"<p>Rule: {_e(c.rule)}. Resolved fraction {_interval(c.resolved_fraction)}; edits to resolve "
+        f"{_interval(c.edits_to_resolve)}; contradictory − consistent steps {_interval(c.steps_difference)} "
+        "(95% bootstrap).</p>",
+        _table(["run", "pair", "kind", "status", "resolved at", "edits", "final a", "final b"],
+               [[o.run_id, f"{o.a}-{o.b}", o.kind, o.status, o.resolved_step, o.edits, o.final_a_text or "(removed)",
+                 o.final_b_text or "(removed)"] for o in c.clashes]),
+        "<h2>Per-step diffs</h2>", _diffs(result, corpus, vectors, p),
+        "".join(f"<p><i>{_e(n)}</i></p>" for n in result.notes),
+    ]
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>stability analysis</title>"
+            f"<style>{STYLE}</style>{SCRIPT}</head><body>{''.join(sections)}</body></html>\n")
+
+
+def write_report(run_ids: list[str], output: Path | str, db: Path | str | None = None, all_runs: bool = False,
+                 params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL) -> Path:
+    params = params or Params()
+    model = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    with Store.open(db) as store:
+        ids = resolve_run_ids(store, run_ids, all_runs)
+        corpus = load_corpus(store, ids)
+        stats = EmbeddingStats()
+        vectors = embed_corpus(store, corpus, model, stats)
+        graph = build_graph(store, ids)
+    result = measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
+                                                          computed=stats.computed))
+    path = Path(output)
+    path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
+    return path

@@ -1,0 +1,103 @@
+"""The report's figures: matplotlib drawn to inline SVG text (no files, no network)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import networkx as nx
+
+MAX_CURVES = 40
+MAX_GRAPH_NODES = 300
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
+    return plt
+
+
+def _svg(fig: Any) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    _pyplot().close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def convergence_curves(result: Any) -> str:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    panels = [("d_prev", "step-to-step distance"), ("d_origin", "distance to the origin"),
+              ("d_final", "distance to the final"), ("n_principles", "number of principles")]
+    for axis, (field, title) in zip(axes, panels, strict=True):
+        for run in result.runs[:MAX_CURVES]:
+            points = [(s.step, getattr(s, field)) for s in run.steps if getattr(s, field) is not None]
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=1, label=run.run_id)
+        axis.set_title(title)
+        axis.set_xlabel("step")
+    if len(result.runs) <= 12:
+        axes[-1].legend(fontsize=7, loc="best")
+    return _svg(fig)
+
+
+def graph_drawing(graph: nx.MultiDiGraph) -> str:
+    plt = _pyplot()
+    simple = nx.DiGraph()
+    simple.add_nodes_from(graph.nodes(data=True))
+    simple.add_edges_from((u, v) for u, v in graph.edges() if u != v)
+    if simple.number_of_nodes() > MAX_GRAPH_NODES:
+        keep = sorted(simple.nodes, key=lambda n: -len(simple.nodes[n].get("runs", [])))[:MAX_GRAPH_NODES]
+        simple = simple.subgraph(keep).copy()
+    fig, axis = plt.subplots(figsize=(10, 6))
+    layout = nx.spring_layout(simple, seed=0)
+    colours = ["#2a9d8f" if simple.nodes[n].get("start_of") else "#e76f51" if simple.nodes[n].get("final_of")
+               else "#8d99ae" for n in simple.nodes]
+    sizes = [80 + 60 * len(simple.nodes[n].get("runs", [])) for n in simple.nodes]
+    nx.draw_networkx(simple, layout, ax=axis, node_color=colours, node_size=sizes, arrows=True, with_labels=True,
+                     labels={n: n[7:13] for n in simple.nodes}, font_size=7, edge_color="#555555")
+    axis.set_title("revision graph: green = start, orange = final, grey = visited; size = runs through the node")
+    axis.axis("off")
+    return _svg(fig)
+
+
+def attractor_projection(result: Any) -> str:
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(7, 5))
+    points = result.cross_run.projection
+    starts = {p.run_id: p for p in points if p.role == "start"}
+    finals = [p for p in points if p.role == "final"]
+    for p in finals:
+        s = starts[p.run_id]
+        axis.annotate("", xy=(p.x, p.y), xytext=(s.x, s.y),
+                      arrowprops={"arrowstyle": "->", "color": "#bbbbbb", "linewidth": 0.8})
+    axis.scatter([s.x for s in starts.values()], [s.y for s in starts.values()], marker="s", c="#999999",
+                 s=25, label="start")
+    scatter = axis.scatter([p.x for p in finals], [p.y for p in finals], c=[p.cluster for p in finals],
+                           cmap="tab10", s=60, label="final (colour = attractor)")
+    axis.legend(*scatter.legend_elements(), title="attractor", fontsize=7, loc="upper right")
+    axis.set_title("starts and finals, first two principal components of the embeddings")
+    axis.set_xlabel("PC 1")
+    axis.set_ylabel("PC 2")
+    return _svg(fig)
+
+
+def condition_comparison(result: Any) -> str:
+    plt = _pyplot()
+    conditions = [c for c in result.consistency.conditions if c.steps_to_fixed_point.mean is not None]
+    fig, axis = plt.subplots(figsize=(5, 3.2))
+    names = [c.condition for c in conditions]
+    means = [c.steps_to_fixed_point.mean for c in conditions]
+    low = [c.steps_to_fixed_point.mean - (c.steps_to_fixed_point.low if c.steps_to_fixed_point.low is not None
+                                          else c.steps_to_fixed_point.mean) for c in conditions]
+    high = [(c.steps_to_fixed_point.high if c.steps_to_fixed_point.high is not None
+             else c.steps_to_fixed_point.mean) - c.steps_to_fixed_point.mean for c in conditions]
+    axis.bar(names, means, yerr=[low, high], capsize=6, color=["#2a9d8f", "#e76f51", "#8d99ae"][:len(names)])
+    axis.set_ylabel("steps to the fixed point (mean, 95% CI)")
+    axis.set_title("consistent vs contradictory")
+    return _svg(fig)

@@ -1,0 +1,137 @@
+"""``stability analyze``, ``stability graph`` and ``stability report``: each parses and calls one library function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stability.cli.app import DbOption, JsonOption, _print_json, console
+from stability.errors import StabilityError
+
+RunsArgument = Annotated[list[str] | None, typer.Argument(help="run ids (unique prefixes will do)")]
+AllOption = Annotated[bool, typer.Option("--all", help="every run in the database")]
+EmbedderOption = Annotated[str, typer.Option("--embedder", help="sentence-transformers model, or 'hashing'")]
+ThresholdOption = Annotated[float, typer.Option("--reworded-threshold",
+                                                help="least cosine similarity for a reworded principle")]
+EpsilonOption = Annotated[float, typer.Option("--epsilon", help="cosine distance for fixed points and near cycles")]
+KOption = Annotated[int | None, typer.Option("--k", help="steps a fixed point must hold [default: the run's K]")]
+ClusterOption = Annotated[float, typer.Option("--cluster-threshold", help="cosine distance cut for attractors")]
+
+
+def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_threshold: float) -> Any:
+    from stability.analysis.convergence import Params
+
+    return Params(reworded_threshold=reworded_threshold, epsilon=epsilon, k=k, cluster_threshold=cluster_threshold)
+
+
+def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None, as_json: JsonOption = False,
+            embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
+            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
+    """Measure convergence, fixed points, cycles, attractors and clash resolution over runs."""
+    from stability.analysis.measure import analyze as run_analysis
+
+    result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder,
+                          params=_params(reworded_threshold, epsilon, k, cluster_threshold))
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+        return
+    _print_analysis(result)
+
+
+def _short(node: str) -> str:
+    return node[7:19]
+
+
+def _interval(value: Any) -> str:
+    if value.mean is None:
+        return "–"
+    if value.low is None:
+        return f"{value.mean:.3g} (n={value.n})"
+    return f"{value.mean:.3g} [{value.low:.3g}, {value.high:.3g}] (n={value.n})"
+
+
+def _print_analysis(result: Any) -> None:
+    p = result.params
+    console.print(f"embedder [bold]{result.embeddings.model}[/] · {result.embeddings.texts} texts, "
+                  f"{result.embeddings.computed} embedded now · reworded ≥ {p.reworded_threshold} · ε {p.epsilon} · "
+                  f"K {p.k if p.k is not None else 'per run'} · cluster cut {p.cluster_threshold}")
+    table = Table(title="runs")
+    for column in ("run", "model", "stop", "steps", "principles", "d(start, final)", "fixed point", "cycles",
+                   "near cycles"):
+        table.add_column(column)
+    for run in result.runs:
+        point = run.fixed_point
+        table.add_row(run.run_id, run.model, run.stop_reason or "", str(run.steps[-1].step),
+                      f"{run.steps[0].n_principles}→{run.steps[-1].n_principles}", f"{run.steps[-1].d_origin:.3f}",
+                      f"step {point.step} ({point.how})" if point else "none",
+                      ", ".join(f"period {c.period}" for c in run.cycles), str(run.near_cycles_total))
+    console.print(table)
+    cross = result.cross_run
+    ratio = f"{cross.convergence_ratio:.3f}" if cross.convergence_ratio is not None else "n/a (one start)"
+    console.print(f"{cross.runs} runs · {cross.distinct_starts} starts · {cross.distinct_finals} finals · "
+                  f"spread of starts {cross.start_spread:.3f}, of finals {cross.final_spread:.3f} · "
+                  f"convergence ratio [bold]{ratio}[/]")
+    attractors = Table(title="attractors (clusters of final constitutions)")
+    for column in ("cluster", "runs", "starts", "models", "spread", "medoid"):
+        attractors.add_column(column)
+    for a in cross.attractors:
+        attractors.add_row(str(a.cluster), str(len(a.runs)), str(len(a.starts)), ", ".join(a.models),
+                           f"{a.spread:.3f}", _short(a.medoid))
+    console.print(attractors)
+    for merge in cross.merges:
+        console.print(f"merge: runs {', '.join(merge.runs)} from {len(merge.starts)} different starts reach node "
+                      f"{_short(merge.node)}" + (" (their final)" if merge.is_final else ""))
+    c = result.consistency
+    if c.clashes:
+        clashes = Table(title=f"clashes · rule: {c.rule}")
+        for column in ("run", "pair", "kind", "status", "resolved at", "edits"):
+            clashes.add_column(column)
+        for o in c.clashes:
+            clashes.add_row(o.run_id, f"{o.a}-{o.b}", o.kind, o.status,
+                            str(o.resolved_step) if o.resolved_step is not None else "", str(o.edits or ""))
+        console.print(clashes)
+        console.print(f"resolved fraction {_interval(c.resolved_fraction)} · "
+                      f"edits to resolve {_interval(c.edits_to_resolve)} (95% bootstrap over runs)")
+    if c.conditions:
+        conditions = Table(title="consistent vs contradictory")
+        for column in ("condition", "runs", "reached a fixed point", "steps to fixed point"):
+            conditions.add_column(column)
+        for s in c.conditions:
+            conditions.add_row(s.condition, str(s.runs), _interval(s.reached_fixed_point),
+                               _interval(s.steps_to_fixed_point))
+        console.print(conditions)
+        console.print(f"steps to fixed point, contradictory − consistent: {_interval(c.steps_difference)}")
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim")
+
+
+def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
+          fmt: Annotated[str, typer.Option("--format", help="graphml | json")] = "graphml",
+          output: Annotated[Path | None, typer.Option("--output", "-o", help="file [default: stdout]")] = None
+          ) -> None:
+    """Export the revision graph (nodes: constitutions; edges: transitions with run, protocol and calls)."""
+    from stability.analysis.graph import FORMATS, export_graph, revision_graph
+
+    if fmt not in FORMATS:
+        raise StabilityError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    text = export_graph(revision_graph(runs or [], db, all_runs), fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
+           output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
+           embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
+           epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
+    """Write one self-contained HTML report (works offline): curves, graph, diffs, attractors, clashes."""
+    from stability.analysis.report import write_report
+
+    path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder,
+                        params=_params(reworded_threshold, epsilon, k, cluster_threshold))
+    console.print(f"wrote {path}")

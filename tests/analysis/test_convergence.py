@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+
+from stability.analysis.convergence import Params, run_convergence
+from tests.analysis.handmade import at_angle, chain, corpus, unit
+
+FAR = {"A": unit(1, 0, 0), "B": unit(0, 1, 0), "C": unit(0, 0, 1), "D": unit(1, 1, 0)}
+
+
+def measure(run, vectors=FAR, **params):  # type: ignore[no-untyped-def]
+    return run_convergence(run, corpus([run]), vectors, None, Params(**params))
+
+
+def test_chain_to_a_fixed_point_by_declines() -> None:
+    run = chain("r", ["A", "B", "C", "C", "C"], ["origin", "changed", "changed", "declined", "declined"],
+                stop="declined")
+    result = measure(run)
+    assert result.fixed_point is not None
+    assert (result.fixed_point.step, result.fixed_point.node, result.fixed_point.how) == (2, "C", "declines")
+    assert result.fixed_point.held_steps == 2
+    assert [s.d_prev for s in result.steps] == [None, 1.0, 1.0, 0.0, 0.0]
+    assert [s.d_origin for s in result.steps] == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert [s.d_final for s in result.steps] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert result.cycles == [] and result.near_cycles == []
+
+
+def test_exact_repeat_without_a_declines_stop() -> None:
+    run = chain("r", ["A", "B", "B", "B"], ["origin", "changed", "parse_failure", "declined"], stop="max_steps")
+    result = measure(run)
+    assert result.fixed_point is not None and result.fixed_point.how == "exact_repeat"
+    assert result.fixed_point.step == 1
+    short = measure(chain("r", ["A", "B", "B"], ["origin", "changed", "declined"], stop="max_steps"))
+    assert short.fixed_point is None  # held 1 step < K = 2
+
+
+def test_fixed_point_within_epsilon_for_k_steps() -> None:
+    vectors = {"A": at_angle(0.9), "B": at_angle(0.0), "B1": at_angle(0.01), "B2": at_angle(0.004)}
+    run = chain("r", ["A", "B", "B1", "B2"], stop="max_steps")
+    result = measure(run, vectors, epsilon=0.02)
+    assert result.fixed_point is not None
+    assert (result.fixed_point.step, result.fixed_point.how) == (1, "epsilon")
+    assert measure(run, vectors, epsilon=0.005).fixed_point is None
+    assert measure(run, vectors, epsilon=0.02, k=3).fixed_point is None
+
+
+def test_two_cycle_is_found_and_counted() -> None:
+    run = chain("r", ["A", "B", "A", "B", "A"], stop="cycle")
+    result = measure(run)
+    assert result.fixed_point is None
+    [cycle] = result.cycles
+    assert (cycle.nodes, cycle.period, cycle.from_step, cycle.to_step, cycle.returns) == (["A", "B"], 2, 0, 2, 3)
+    assert result.near_cycles == []  # exact returns are cycles, not near cycles
+
+
+def test_epsilon_near_cycle() -> None:
+    vectors = {"A": at_angle(0.0), "B": at_angle(0.5), "A1": at_angle(0.01)}
+    run = chain("r", ["A", "B", "A1"], stop="max_steps")
+    result = measure(run, vectors, epsilon=0.02)
+    assert result.cycles == []
+    [near] = result.near_cycles
+    assert (near.from_step, near.to_step, near.from_node, near.to_node) == (0, 2, "A", "A1")
+    assert np.isclose(near.distance, 0.01, atol=1e-4)
+    # Drifting within epsilon the whole time is not a cycle: it never left.
+    still = chain("r", ["A", "A1", "A"], stop="max_steps")
+    assert measure(still, vectors, epsilon=0.02).near_cycles == []
+
+
+def test_error_visits_are_not_steps() -> None:
+    run = chain("r", ["A", "B", "B"], ["origin", "changed", "error"])
+    result = measure(run)
+    assert [s.step for s in result.steps] == [0, 1] and result.final == "B"
+
+
+def test_principle_counts_and_step_changes() -> None:
+    run = chain("r", ["A", "B"])
+    principles = {"A": ("honest", "harmless"), "B": ("honest", "harmless", "helpful")}
+    vectors = {"honest": unit(1, 0, 0), "harmless": unit(0, 1, 0), "helpful": unit(0, 0, 1)}
+    result = run_convergence(run, corpus([run], principles), FAR, vectors, Params())
+    assert [s.n_principles for s in result.steps] == [2, 3]
+    assert result.steps[1].changes == {"kept": 2, "reworded": 0, "moved": 0, "added": 1, "removed": 0}

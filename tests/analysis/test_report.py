@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from stability.analysis.embeddings import SentenceTransformerEmbedder
+from stability.analysis.report import write_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _root_element(chromium: str, flags: list[str], url: str) -> str:
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    match = re.search(r"<html[^>]*>", dom.stdout)
+    assert match is not None
+    return match.group(0)
+
+
+def test_report_is_self_contained(experiment_copy: Path, tmp_path: Path) -> None:
+    path = write_report([], tmp_path / "report.html", experiment_copy, all_runs=True, embedder="hashing")
+    text = path.read_text(encoding="utf-8")
+    assert text.count("<figure><svg") == 4
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing to fetch
+    assert "<img" not in text and "<link" not in text
+    for heading in ("Convergence", "Revision graph", "Attractors", "Consistent vs contradictory", "Per-step diffs"):
+        assert f"<h2>{heading}</h2>" in text
+    assert "reworded:" in text and "removed:" in text  # the diffs classify principles
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(experiment_copy: Path, tmp_path: Path,
+                                             minilm: SentenceTransformerEmbedder) -> None:
+    assert CHROMIUM is not None
+    path = write_report([], tmp_path / "report.html", experiment_copy, all_runs=True, embedder=minilm)
+    flags = [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    url = path.resolve().as_uri()
+    root = _root_element(CHROMIUM, flags, url)
+    assert 'data-figures="4"' in root  # the inline script ran and found every figure
+    assert "data-script-error" not in root
+    # The check can fail: a page with a broken script is caught.
+    broken = tmp_path / "broken.html"
+    broken.write_text(path.read_text(encoding="utf-8").replace("</body>", "<script>undefinedThing();</script></body>"),
+                      encoding="utf-8")
+    assert "data-script-error" in _root_element(CHROMIUM, flags, broken.resolve().as_uri())
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([CHROMIUM, *flags, "--window-size=1280,2000", f"--screenshot={shot}", url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    pixels = matplotlib.image.imread(str(shot))
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    # Not a blank page: the figures and tables put many distinct colours on it.
+    assert pixels[..., :3].std() > 0.05
+    assert len({tuple(p) for p in (pixels[::20, ::20, :3] * 255).astype(int).reshape(-1, 3).tolist()}) > 20

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stability.cli.app import app
+from tests.analysis.conftest import experiment_copy, experiment_db  # noqa: F401 - shared fixtures
+
+runner = CliRunner()
+
+
+def test_analyze_json_and_tables(experiment_copy: Path) -> None:  # noqa: F811
+    done = runner.invoke(app, ["analyze", "--all", "--db", str(experiment_copy), "--json", "--embedder", "hashing",
+                               "--epsilon", "0.05"])
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.output)
+    assert data["schema_version"] == 1 and data["params"]["epsilon"] == 0.05
+    assert {"runs", "cross_run", "consistency", "embeddings", "notes"} <= set(data)
+    tables = runner.invoke(app, ["analyze", "--all", "--db", str(experiment_copy), "--embedder", "hashing"])
+    assert tables.exit_code == 0 and "convergence ratio" in tables.output and "0 embedded now" in tables.output
+
+
+def test_graph_and_report_commands(experiment_copy: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "g.json"
+    done = runner.invoke(app, ["graph", "--all", "--db", str(experiment_copy), "--format", "json", "-o", str(out)])
+    assert done.exit_code == 0 and json.loads(out.read_text())["directed"] is True
+    report = tmp_path / "r.html"
+    done = runner.invoke(app, ["report", "--all", "--db", str(experiment_copy), "-o", str(report), "--embedder",
+                               "hashing"])
+    assert done.exit_code == 0 and report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_errors_are_one_line_exit_2(tmp_path: Path, experiment_copy: Path) -> None:  # noqa: F811
+    for args in (["analyze", "--db", str(experiment_copy)],
+                 ["analyze", "r-nope", "--db", str(experiment_copy)],
+                 ["graph", "--all", "--db", str(experiment_copy), "--format", "dot"],
+                 ["analyze", "--all", "--db", str(tmp_path / "none.duckdb")]):
+        done = subprocess.run([sys.executable, "-m", "stability", *args], capture_output=True, text=True)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
