@@ -53,6 +53,12 @@ def flip(messages: list[Message]) -> str:
     return _answer(current, FLIP_B if current == FLIP_A else FLIP_A)
 
 
+# A fixed set of library files, so the expected outcomes do not move when the library grows.
+STARTS = ["consistent/careful-tutor.md", "consistent/helpful-honest.md", "consistent/minimal.md",
+          "contradictory/brevity-vs-thoroughness.md", "contradictory/honesty-vs-comfort.md",
+          "contradictory/obedience-vs-refusal.md"]
+
+
 def register() -> None:
     scripted.register("resolver", lambda: ScriptedModel(fn=resolver, name="scripted/resolver"))
     scripted.register("canon", lambda: ScriptedModel(fn=canon, name="scripted/canon"))
@@ -64,7 +70,7 @@ def build(db: Path, scratch: Path) -> list[str]:
     register()
     flip_start = scratch / "flip.md"
     flip_start.write_text("".join(f"- {p}\n" for p in FLIP_A), encoding="utf-8")
-    plan = [("scripted/resolver", str(path)) for path in sorted(LIBRARY.glob("*/*.md"))]
+    plan = [("scripted/resolver", str(LIBRARY / name)) for name in STARTS]
     plan += [("scripted/canon", str(LIBRARY / "consistent/minimal.md")),
              ("scripted/canon", str(LIBRARY / "consistent/careful-tutor.md")),
              ("scripted/flip", str(flip_start))]

@@ -33,7 +33,8 @@ def test_grid_expansion(tmp_path: Path) -> None:
     assert len({cell_key(c) for c in cells}) == len(cells)
     assert {c.options.get("reflect") for c in cells if c.protocol == "rate-alternatives"} == {"first", "none"}
     assert {c.seed for c in cells} == {0, 1} and {c.temperature for c in cells} == {0.5, 1.0}
-    assert spec.experiment_id.startswith("grid-") and spec.experiment_id == load_spec(tmp_path / "spec.yaml").experiment_id
+    assert spec.experiment_id.startswith("grid-")
+    assert spec.experiment_id == load_spec(tmp_path / "spec.yaml").experiment_id
 
 
 @pytest.mark.parametrize(("text", "problem"), [
