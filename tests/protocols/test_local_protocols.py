@@ -1,0 +1,45 @@
+"""Every protocol on the real local model (gemma-3-270m on CPU), briefly. Slow-marked; CI runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stability.iteration import IterateConfig, iterate
+from stability.store import Store
+from tests.conftest import ROOT
+
+MINIMAL = str(ROOT / "constitutions" / "consistent" / "minimal.md")
+POOL = str(ROOT / "constitutions" / "consistent" / "minimal.alternatives.yaml")
+
+CASES = {
+    "fresh-instance": ({"max_steps": 2}, 2),
+    "in-context-iteration": ({"max_steps": 2}, 2),
+    "free-form-edit": ({}, 1),
+    "blank-slate": ({"size": 3, "max_parse_failures": 1}, 1),
+    "multi-agent-discussion": ({"max_steps": 1, "rounds": 1, "agents": [{"name": "ann"}, {"name": "ben"}],
+                                "editor": "ann"}, 2),
+    "rate-alternatives": ({"alternatives": POOL, "trials": 1}, 1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", list(CASES))
+def test_protocol_on_the_local_model(protocol: str, db: Path) -> None:
+    options, min_calls = CASES[protocol]
+    config = IterateConfig(protocol=protocol, model="local/gemma-3-270m", seed=2, temperature=0.7, max_tokens=160,
+                           constitution=None if protocol == "blank-slate" else MINIMAL, options=options)
+    result = iterate(config, db)
+    assert result.run.status == "done", result.run.error
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+        ratings = store.ratings(result.run.id)
+    assert len(calls) >= min_calls
+    assert all(c.status == "ok" and c.output_tokens > 0 for c in calls)
+    assert len(result.revisions) >= 2
+    if protocol == "rate-alternatives":
+        assert len(ratings) == 7
+        # The local model exposes log-probabilities: where a rating was written, its distribution is stored.
+        scored = [r for r in ratings if r.rating is not None]
+        assert all(r.rating_probs is None or abs(sum(r.rating_probs.values()) - 1) < 1e-6 for r in scored)
