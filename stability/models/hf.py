@@ -193,8 +193,14 @@ class LoadedBase:
             self.peft.add_adapter(name, config)
 
     def detach(self, name: str) -> None:
+        """Drop an adapter; with none left, unwrap back to the plain base model."""
         self.peft.delete_adapter(name)
         self.adapters = {h: n for h, n in self.adapters.items() if n != name}
+        if self.adapters:
+            self.peft.set_adapter(next(iter(self.adapters.values())))
+        else:
+            self.model = self.peft.unload()
+            self.peft = None
 
     def generate(self, prompt: str, config: GenerateConfig, adapter: Adapter | None) -> tuple[str, int, int, str]:
         """(text, prompt tokens, new tokens, finish reason) for one seeded generation."""

@@ -22,6 +22,11 @@ EXPECTED = {
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
               "cached_from", "error", "created_at"],
+    "adapters": ["id", "run_id", "generation", "parent_id", "base_model", "base_params", "path", "content_hash",
+                 "data_hash", "data", "trainer", "losses", "train_seconds", "created_at"],
+    "generations": ["run_id", "generation", "adapter_id", "revision_id", "previous_hash", "constitution_hash",
+                    "n_traces", "n_parsed", "n_changed", "share_kept", "set_distance", "reflect_template_hash",
+                    "created_at"],
 }
 
 
