@@ -69,6 +69,7 @@ def iterate(config: IterateConfig, db: Path | str | None = None,
     start = parse_file(config.constitution, max_principles=max_principles)
     templates = Templates(cls.name)
     model = get_model(config.model)
+    cls.check(model, options)
     config = config.model_copy(update={"model": model.name})
     store = Store.open(db)
     try:

@@ -37,10 +37,15 @@ def iterate(
     constitution: Annotated[Path | None, typer.Option("--constitution", "-c", help="Markdown bullet list")] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "fresh-instance",
     seed: Annotated[int, typer.Option(help="run seed; each call's seed derives from it")] = 0,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = 20,
-    declines: Annotated[int, typer.Option("--declines", help="K consecutive declines that end the run")] = 2,
-    max_parse_failures: Annotated[int, typer.Option("--max-parse-failures")] = 3,
-    max_principles: Annotated[int, typer.Option("--max-principles")] = 100,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="[default: 20]")] = None,
+    declines: Annotated[int | None, typer.Option("--declines", help="K consecutive declines that end the run "
+                                                 "[default: 2]")] = None,
+    max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures", help="[default: 3]")] = None,
+    max_principles: Annotated[int | None, typer.Option("--max-principles", help="[default: 100]")] = None,
+    options_file: Annotated[Path | None, typer.Option("--options", help="YAML file with protocol options "
+                                                      "(its options: mapping), e.g. a ready spec")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="protocol option KEY=VALUE (repeatable; "
+                                                     "dotted keys nest: trainer.steps=3)")] = None,
     temperature: Annotated[float, typer.Option()] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens")] = 1024,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="send calls even if another run has the answer")]
@@ -53,15 +58,19 @@ def iterate(
     from stability.iteration import iterate as run_iterate
     from stability.iteration import resume as run_resume
 
-    progress = StepProgress(max_steps)
+    from stability.options import merge_overrides, read_options
+
+    flags = {"max_steps": max_steps, "declines_to_stop": declines, "max_parse_failures": max_parse_failures,
+             "max_principles": max_principles}
+    options = read_options(options_file) if options_file else {}
+    options = merge_overrides({**options, **{k: v for k, v in flags.items() if v is not None}}, option or [])
+    progress = StepProgress(options.get("max_steps") or options.get("generations") or 20)
     try:
         if resume:
             result = run_resume(resume, db, on_step=progress.update)
         else:
             if not model or not constitution:
                 raise StabilityError("iterate: give --model and --constitution (or --resume RUN_ID)")
-            options = {"max_steps": max_steps, "declines_to_stop": declines,
-                       "max_parse_failures": max_parse_failures, "max_principles": max_principles}
             config = IterateConfig(protocol=protocol, model=model, constitution=str(constitution), seed=seed,
                                    temperature=temperature, max_tokens=max_tokens, options=options,
                                    use_cache=not no_cache)

@@ -272,7 +272,7 @@ class HFModel(Model):
 
     def with_adapter(self, adapter: Adapter | None) -> HFModel:
         """The same weights with another adapter (``None``: none); the name keeps the base model's id."""
-        return HFModel(self.name, self.source, self.base, adapter)
+        return HFModel(self.name.partition("@")[0], self.source, self.base, adapter)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source.name, "weights": self.base.folder.name,
@@ -315,4 +315,4 @@ def create(full_name: str) -> Model:
     source = resolve_source(rest)
     folder = converted_folder(source) if source.suffix == ".gguf" else source
     adapter = Adapter.from_path(adapter_path) if adapter_path else None
-    return HFModel(f"hf/{rest}", source, load_base(folder), adapter)
+    return HFModel(full_name, source, load_base(folder), adapter)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from stability.calls import CallPath
 from stability.constitution import Constitution
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Message
+from stability.models.base import GenerateConfig, Message, Model
 from stability.store.records import CallRecord, Decision, EdgeKind, EdgeRecord, RevisionRecord
 from stability.store.store import Store, now
 
@@ -131,6 +131,10 @@ class Protocol(ABC):
         store.insert_revision(revision, edge)
         self.context.on_step(StepEvent(step, decision, digest, len(constitution.principles), detail))
         return revision
+
+    @classmethod
+    def check(cls, model: Model, options: BaseModel) -> None:
+        """Refuse a model or options this protocol cannot use, before anything is written (default: accept)."""
 
     @abstractmethod
     async def run(self, start: Constitution) -> Stop: ...

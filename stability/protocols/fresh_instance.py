@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
 from stability.models.base import Message
-from stability.protocols.base import Protocol, Stop, register
+from stability.protocols.base import Protocol, Stop, Templates, register
 
 
 class FreshInstanceOptions(BaseModel):
@@ -27,6 +27,19 @@ class FreshInstanceOptions(BaseModel):
     few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
 
 
+def revision_messages(templates: Templates, constitution: Constitution, few_shot: bool) -> list[Message]:
+    """The fresh-instance question about ``constitution`` (other protocols reuse it, e.g. fine-tune-reflect)."""
+    user = templates["user.md"]
+    messages = [Message(role="system", content=templates["system.md"].strip())]
+    if few_shot:
+        for example in yaml.safe_load(templates["examples.yaml"]):
+            messages.append(Message(role="user", content=user.replace("{constitution}",
+                                                                      example["constitution"].strip())))
+            messages.append(Message(role="assistant", content=example["answer"].strip()))
+    messages.append(Message(role="user", content=user.replace("{constitution}", constitution.text.strip())))
+    return messages
+
+
 @register
 class FreshInstance(Protocol):
     name = "fresh-instance"
@@ -36,16 +49,8 @@ class FreshInstance(Protocol):
     def messages(self, constitution: Constitution) -> list[Message]:
         options = self.options
         assert isinstance(options, FreshInstanceOptions)
-        user = self.templates["user.md"]
-        messages = [Message(role="system", content=self.templates["system.md"].strip())]
         few_shot = options.few_shot if options.few_shot is not None else self.model.base_model
-        if few_shot:
-            for example in yaml.safe_load(self.templates["examples.yaml"]):
-                messages.append(Message(role="user", content=user.replace("{constitution}",
-                                                                          example["constitution"].strip())))
-                messages.append(Message(role="assistant", content=example["answer"].strip()))
-        messages.append(Message(role="user", content=user.replace("{constitution}", constitution.text.strip())))
-        return messages
+        return revision_messages(self.templates, constitution, few_shot)
 
     async def run(self, start: Constitution) -> Stop:
         options = self.options
