@@ -31,7 +31,7 @@ class TrainingExample(BaseModel):
 
     messages: list[Message]
     completion: str
-    source: str = Field("", description="where it came from, e.g. recitation, self-qa, trace")
+    source: str = Field(default="", description="where it came from, e.g. recitation, self-qa, trace")
 
 
 class TrainerParams(BaseModel):
@@ -39,16 +39,16 @@ class TrainerParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rank: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
+    rank: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    learning_rate: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    steps: int = Field(20, ge=1, description="optimizer steps")
-    batch_size: int = Field(1, ge=1, description="examples per forward pass")
-    grad_accum: int = Field(4, ge=1, description="forward passes per optimizer step")
-    max_length: int = Field(384, ge=16, description="tokens per example; the prompt is cut from the left")
+    learning_rate: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    steps: int = Field(default=20, ge=1, description="optimizer steps")
+    batch_size: int = Field(default=1, ge=1, description="examples per forward pass")
+    grad_accum: int = Field(default=4, ge=1, description="forward passes per optimizer step")
+    max_length: int = Field(default=384, ge=16, description="tokens per example; the prompt is cut from the left")
     seed: int = 0
 
 

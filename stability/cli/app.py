@@ -57,7 +57,6 @@ def iterate(
     from stability.iteration import IterateConfig
     from stability.iteration import iterate as run_iterate
     from stability.iteration import resume as run_resume
-
     from stability.options import merge_overrides, read_options
 
     flags = {"max_steps": max_steps, "declines_to_stop": declines, "max_parse_failures": max_parse_failures,

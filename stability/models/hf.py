@@ -110,7 +110,7 @@ def converted_folder(gguf: Path) -> Path:
         return target
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # transformers refuses to save a GGUF-loaded model; the weights are already dequantised fp32, so drop the
     # quantizer and its config and save a plain folder.
@@ -140,7 +140,7 @@ class LoadedBase:
         self.dtype = dtype
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype))
-        self.model.to(device)
+        self.model.to(device)  # type: ignore[arg-type]  (transformers' stubs type .to oddly)
         self.model.eval()
         self.peft: Any = None
         self.adapters: dict[str, str] = {}  # adapter hash -> peft adapter name
@@ -227,7 +227,7 @@ class LoadedBase:
                 else:
                     out = module.generate(**encoded, **sampling, **kwargs)
         new = out[0, n_prompt:]
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(new, skip_special_tokens=True))
         finish = "length" if len(new) >= config.max_tokens else "stop"
         for stop in stops:
             if stop in text:
@@ -247,7 +247,7 @@ class _StopText:
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
         new = input_ids[0, self.n_prompt:][-self.tail:]
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(new, skip_special_tokens=True))
         return any(stop in text for stop in self.stops)
 
 

@@ -135,6 +135,7 @@ class Protocol(ABC):
     @classmethod
     def check(cls, model: Model, options: BaseModel) -> None:
         """Refuse a model or options this protocol cannot use, before anything is written (default: accept)."""
+        return None
 
     @abstractmethod
     async def run(self, start: Constitution) -> Stop: ...

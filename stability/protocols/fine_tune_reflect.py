@@ -37,7 +37,7 @@ from stability.models.hf import Adapter, HFModel, folder_hash
 from stability.models.local import cache_dir
 from stability.protocols.base import Protocol, Stop, Templates, derive_seed, register
 from stability.protocols.fresh_instance import revision_messages
-from stability.store.records import AdapterRecord, CallRecord, GenerationRecord, RevisionRecord
+from stability.store.records import AdapterRecord, CallRecord, Decision, GenerationRecord, RevisionRecord
 from stability.store.store import Store, now
 
 DataKind = Literal["recitation", "self-qa", "teacher-qa"]
@@ -49,13 +49,13 @@ class FineTuneReflectOptions(BaseModel):
     generations: int = Field(3, ge=1, description="G: generations to train and reflect")
     unchanged_to_stop: int = Field(2, ge=1, description="K: stop when the constitution is unchanged this long")
     traces: int = Field(4, ge=1, description="N: reflection traces per generation")
-    constitution_data: list[DataKind] = Field(default_factory=lambda: ["recitation"],
+    constitution_data: list[DataKind] = Field(default_factory=lambda: list[DataKind](["recitation"]),
                                               description="generation 0's training data")
     qa_per_principle: int = Field(1, ge=1, description="questions per principle for self-qa / teacher-qa")
     teacher_model: str | None = Field(None, description="model id that writes teacher-qa answers")
     trace_data: Literal["parsed", "all"] = Field("parsed", description="which traces generation g+1 trains on")
     recite_revised: bool = Field(False, description="also train generation g+1 to recite the revised list")
-    trainer: TrainerParams = Field(default_factory=TrainerParams, description="generation 0's training")
+    trainer: TrainerParams = Field(default_factory=lambda: TrainerParams(), description="generation 0's training")
     trainer_next: TrainerParams | None = Field(None, description="later generations' training (default: trainer)")
     adapters_dir: str | None = Field(None, description="default: adapters/ beside the database")
     few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
@@ -116,7 +116,7 @@ class FineTuneReflect(Protocol):
             if n_parsed == 0:
                 self.record(step, current, "parse_failure", parent, calls, detail=detail)
                 return Stop(reason="parse_failures")
-            decision = "declined" if revised.hash == current.hash else "changed"
+            decision: Decision = "declined" if revised.hash == current.hash else "changed"
             returns_to = visited.get(revised.hash) if decision == "changed" else None
             revision = self.record(step, revised, decision, parent, calls, cycle_to=returns_to, detail=detail)
             self.summarise(generation, adapter, revision, current, revised, n_parsed, n_changed, len(calls),
