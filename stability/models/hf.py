@@ -140,7 +140,7 @@ class LoadedBase:
         self.dtype = dtype
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype))
-        self.model.to(device)  # type: ignore[arg-type]  (transformers' stubs type .to oddly)
+        self.model.to(device)  # type: ignore[arg-type]
         self.model.eval()
         self.peft: Any = None
         self.adapters: dict[str, str] = {}  # adapter hash -> peft adapter name
