@@ -57,6 +57,8 @@ class TrainingResult(BaseModel):
 
     adapter: Adapter
     losses: list[float] = Field(description="mean loss of each optimizer step")
+    loss_before: float = Field(description="mean loss over all the examples before training")
+    loss_after: float = Field(description="mean loss over all the examples after training")
     seconds: float
     seconds_per_step: float
     tokens: int = Field(description="tokens seen, prompt and completion")
@@ -85,6 +87,7 @@ def train_lora(base: LoadedBase, examples: list[TrainingExample], params: Traine
     from peft import LoraConfig
 
     encoded = [_encode(base, e, params.max_length) for e in examples]
+    pad = base.tokenizer.pad_token_id or 0
     name = "tuning"
     started = time.perf_counter()
     with base.lock:
@@ -101,9 +104,9 @@ def train_lora(base: LoadedBase, examples: list[TrainingExample], params: Traine
             for n, p in model.named_parameters():
                 p.requires_grad = f".{name}." in n
             optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
+            loss_before = _mean_loss(model, encoded, pad, base.device)
             model.train()
             order = _Order(len(encoded), params.seed)
-            pad = base.tokenizer.pad_token_id or 0
             losses: list[float] = []
             tokens = 0
             for _ in range(params.steps):
@@ -121,11 +124,26 @@ def train_lora(base: LoadedBase, examples: list[TrainingExample], params: Traine
                 losses.append(round(total, 6))
             model.eval()
             seconds = time.perf_counter() - started
+            loss_after = _mean_loss(model, encoded, pad, base.device)
             adapter = _save(model, name, out)
         finally:
             base.detach(name)
-    return TrainingResult(adapter=adapter, losses=losses, seconds=round(seconds, 3),
+    return TrainingResult(adapter=adapter, losses=losses, loss_before=loss_before, loss_after=loss_after,
+                          seconds=round(seconds, 3),
                           seconds_per_step=round(seconds / params.steps, 3), tokens=tokens)
+
+
+def _mean_loss(model: Any, encoded: list[tuple[list[int], list[int]]], pad: int, device: str) -> float:
+    """The mean per-example loss over every example, without gradients (dropout off)."""
+    torch = _torch()
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for example in encoded:
+            ids, labels, mask = _pad([example], pad)
+            total += float(model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                 labels=labels.to(device)).loss)
+    return round(total / len(encoded), 6)
 
 
 class _Order:

@@ -220,6 +220,7 @@ class FineTuneReflect(Protocol):
             parent_id=parent.id if parent else None, base_model=hf.name, base_params=hf.with_adapter(None).describe(),
             path=result.adapter.path, content_hash=result.adapter.hash, data_hash=digest,
             data=[e.model_dump() for e in examples], trainer=params.model_dump(), losses=result.losses,
+            loss_before=result.loss_before, loss_after=result.loss_after,
             train_seconds=result.seconds, created_at=now())
         store.insert_adapter(record)
         return record
@@ -279,8 +280,8 @@ class GenerationSummary(BaseModel):
     share_kept: float
     set_distance: float
     distance: float | None = Field(None, description="the caller's distance (e.g. embeddings); None if not given")
-    final_loss: float
-    first_loss: float
+    loss_before: float = Field(description="mean loss over the adapter's training data before its training")
+    loss_after: float = Field(description="the same after training")
 
 
 def generation_summaries(db: Path | str | None, run_id: str,
@@ -301,8 +302,8 @@ def generation_summaries(db: Path | str | None, run_id: str,
                 generation=g.generation, adapter_id=g.adapter_id, adapter_hash=adapter.content_hash,
                 revision_id=g.revision_id, previous_hash=g.previous_hash, constitution_hash=g.constitution_hash,
                 n_traces=g.n_traces, n_parsed=g.n_parsed, n_changed=g.n_changed, share_kept=g.share_kept,
-                set_distance=g.set_distance, distance=measured, first_loss=adapter.losses[0],
-                final_loss=adapter.losses[-1]))
+                set_distance=g.set_distance, distance=measured, loss_before=adapter.loss_before,
+                loss_after=adapter.loss_after))
         return rows
 
 

@@ -125,6 +125,8 @@ def m002_adapters(con: duckdb.DuckDBPyConnection) -> None:
         ("data", "JSON NOT NULL", "the training examples: messages, completion, source"),
         ("trainer", "JSON NOT NULL", "trainer parameters (LoRA rank, alpha, targets, learning rate, steps, seed)"),
         ("losses", "JSON NOT NULL", "mean training loss of each optimizer step"),
+        ("loss_before", "DOUBLE NOT NULL", "mean loss over all the training examples before training"),
+        ("loss_after", "DOUBLE NOT NULL", "mean loss over all the training examples after training"),
         ("train_seconds", "DOUBLE NOT NULL", "wall time of training"),
         ("created_at", "TIMESTAMP NOT NULL", "UTC"),
     ], extra="\n  UNIQUE (run_id, generation)")

@@ -96,6 +96,8 @@ class AdapterRecord(Record):
     data: list[dict[str, Any]]
     trainer: dict[str, Any]
     losses: list[float]
+    loss_before: float
+    loss_after: float
     train_seconds: float
     created_at: datetime
 

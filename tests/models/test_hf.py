@@ -76,7 +76,7 @@ def test_adapter_changes_the_identity_and_the_cache_key(gemma: HFModel, tmp_path
                                 completion="- I am honest.\n- I am kind.\n")]
     result = train_lora(gemma.base, examples, TrainerParams(steps=3, grad_accum=1, learning_rate=1e-3),
                         tmp_path / "gen-00")
-    assert result.losses[-1] < result.losses[0]
+    assert result.loss_after < result.loss_before and len(result.losses) == 3
     tuned = gemma.with_adapter(result.adapter)
     assert tuned.describe()["adapter"] == {"path": str((tmp_path / "gen-00").resolve()), "hash": result.adapter.hash}
     messages = [Message(role="user", content="Recite your constitution.")]

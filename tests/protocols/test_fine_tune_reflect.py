@@ -120,7 +120,7 @@ def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tm
     assert all(a.base_model == "hf/gemma-3-270m" and a.base_params["adapter"] is None for a in adapters)
     for adapter in adapters:
         assert Adapter.from_path(adapter.path).hash == adapter.content_hash
-        assert adapter.losses[-1] < adapter.losses[0], adapter.losses  # the loss fell
+        assert adapter.loss_after < adapter.loss_before, adapter  # the loss over its training data fell
         loaded = get_model(f"hf/gemma-3-270m@{adapter.path}")
         assert isinstance(loaded, HFModel) and loaded.describe()["adapter"]["hash"] == adapter.content_hash
     assert {e["source"] for e in adapters[0].data} == {"recitation"}
@@ -137,4 +137,4 @@ def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tm
         json.dumps({"path": a.path, "hash": a.content_hash}, sort_keys=True) for a in adapters}
     summaries = generation_summaries(db, run.id, distance=lambda a, b: float(len(a.principles) - len(b.principles)))
     assert [s.generation for s in summaries] == [0, 1] and all(0 <= s.share_kept <= 1 for s in summaries)
-    assert all(s.distance is not None and s.final_loss < s.first_loss for s in summaries)
+    assert all(s.distance is not None and s.loss_after < s.loss_before for s in summaries)
