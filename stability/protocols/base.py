@@ -50,7 +50,8 @@ class Templates:
         if not self.folder.is_dir():
             raise StabilityError(f"{self.folder}: prompt templates for protocol {name!r} not found "
                                  f"(set {PROTOCOLS_DIR_ENV} to the folder that holds protocols/)")
-        files = sorted(p for p in self.folder.rglob("*") if p.is_file())
+        # Ready specs (``specs/``) are data about runs, not prompts: editing one must not block a resume.
+        files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "specs" not in p.relative_to(self.folder).parts)
         digest = hashlib.sha256()
         self.text: dict[str, str] = {}
         for path in files:
@@ -182,24 +183,36 @@ class Protocol(ABC):
         return revision
 
     def conversation(self, user_template: str, constitution: Constitution, **fields: str) -> list[Message]:
-        """System prompt, worked examples for base models (``examples.yaml``), then the filled user template.
-
-        Templates use ``{constitution}`` and any ``{field}`` given here; nothing else in them is touched.
-        """
-        user = self.templates[user_template]
-        messages = [Message(role="system", content=self.templates["system.md"].strip())]
+        """This protocol's conversation: see :func:`conversation`; worked examples only for base models."""
         few_shot = getattr(self.options, "few_shot", None)
-        if (few_shot if few_shot is not None else self.model.base_model) and "examples.yaml" in self.templates.text:
-            for example in yaml.safe_load(self.templates["examples.yaml"]):
-                messages.append(Message(role="user", content=fill(user, constitution=example["constitution"].strip(),
-                                                                  **{k: str(v) for k, v in example.items()
-                                                                     if k not in ("constitution", "answer")})))
-                messages.append(Message(role="assistant", content=example["answer"].strip()))
-        messages.append(Message(role="user", content=fill(user, constitution=constitution.text.strip(), **fields)))
-        return messages
+        return conversation(self.templates, user_template, constitution,
+                            few_shot if few_shot is not None else self.model.base_model, **fields)
+
+    @classmethod
+    def check_model(cls, model: Model, options: BaseModel) -> None:
+        """Refuse a model or options this protocol cannot use, before anything is written (default: accept)."""
+        return None
 
     @abstractmethod
     async def run(self, start: Constitution) -> Stop: ...
+
+
+def conversation(templates: Templates, user_template: str, constitution: Constitution, few_shot: bool,
+                 **fields: str) -> list[Message]:
+    """System prompt, the worked examples of ``examples.yaml`` (if ``few_shot``), then the filled user template.
+
+    Templates use ``{constitution}`` and any ``{field}`` given here; nothing else in them is touched.
+    """
+    user = templates[user_template]
+    messages = [Message(role="system", content=templates["system.md"].strip())]
+    if few_shot and "examples.yaml" in templates.text:
+        for example in yaml.safe_load(templates["examples.yaml"]):
+            extra = {k: str(v) for k, v in example.items() if k not in ("constitution", "answer")}
+            messages.append(Message(role="user", content=fill(user, constitution=example["constitution"].strip(),
+                                                              **extra)))
+            messages.append(Message(role="assistant", content=example["answer"].strip()))
+    messages.append(Message(role="user", content=fill(user, constitution=constitution.text.strip(), **fields)))
+    return messages
 
 
 def fill(template: str, **fields: str) -> str:

@@ -13,12 +13,17 @@ from pydantic import BaseModel
 from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.models.base import Message
-from stability.protocols.base import Protocol, Stop, register
+from stability.protocols.base import Protocol, Stop, Templates, conversation, register
 from stability.protocols.walk import IterationOptions, Walk, iteration_calls
 
 
 class FreshInstanceOptions(IterationOptions):
     pass
+
+
+def revision_messages(templates: Templates, constitution: Constitution, few_shot: bool) -> list[Message]:
+    """The fresh-instance question about ``constitution`` (other protocols reuse it, e.g. fine-tune-reflect)."""
+    return conversation(templates, "user.md", constitution, few_shot)
 
 
 @register

@@ -157,7 +157,44 @@ def m003_embeddings(con: duckdb.DuckDBPyConnection) -> None:
     ], extra="\n  PRIMARY KEY (text_hash, model)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings]
+def m004_adapters(con: duckdb.DuckDBPyConnection) -> None:
+    """Fine-tuned generations: adapter lineage and a per-generation summary (the fine-tune-reflect protocol)."""
+    _table(con, "adapters", "LoRA adapters trained by a run; lineage: base model -> generation 0 -> 1 -> ...", [
+        ("id", "VARCHAR PRIMARY KEY", "adapter id: RUN:gen-G"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("generation", "INTEGER NOT NULL", "0 is trained from the base model"),
+        ("parent_id", "VARCHAR", "adapters.id it continued from; null when trained from the base model"),
+        ("base_model", "VARCHAR NOT NULL", "full model id of the base weights, e.g. hf/gemma-3-270m"),
+        ("base_params", "JSON NOT NULL", "the base model's parameters (weights folder, device, dtype)"),
+        ("path", "VARCHAR NOT NULL", "adapter folder"),
+        ("content_hash", "VARCHAR NOT NULL", "sha256 over the adapter folder's file names and bytes"),
+        ("data_hash", "VARCHAR NOT NULL", "sha256 of the canonical training examples"),
+        ("data", "JSON NOT NULL", "the training examples: messages, completion, source"),
+        ("trainer", "JSON NOT NULL", "trainer parameters (LoRA rank, alpha, targets, learning rate, steps, seed)"),
+        ("losses", "JSON NOT NULL", "mean training loss of each optimizer step"),
+        ("loss_before", "DOUBLE NOT NULL", "mean loss over all the training examples before training"),
+        ("loss_after", "DOUBLE NOT NULL", "mean loss over all the training examples after training"),
+        ("train_seconds", "DOUBLE NOT NULL", "wall time of training"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ], extra="\n  UNIQUE (run_id, generation)")
+    _table(con, "generations", "Per generation of a fine-tune loop: what its adapter produced, and how much changed.", [
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("generation", "INTEGER NOT NULL", "generation number"),
+        ("adapter_id", "VARCHAR NOT NULL", "adapters.id of the adapter that reflected"),
+        ("revision_id", "VARCHAR NOT NULL", "revisions.id this generation's reflection produced"),
+        ("previous_hash", "VARCHAR NOT NULL", "constitution the generation reflected on"),
+        ("constitution_hash", "VARCHAR NOT NULL", "constitution it settled on (consensus of its traces)"),
+        ("n_traces", "INTEGER NOT NULL", "reflection traces collected"),
+        ("n_parsed", "INTEGER NOT NULL", "traces that parsed as a list or NO CHANGE"),
+        ("n_changed", "INTEGER NOT NULL", "traces that proposed a different constitution"),
+        ("share_kept", "DOUBLE NOT NULL", "share of the previous principles kept, by exact normalised match"),
+        ("set_distance", "DOUBLE NOT NULL", "Jaccard distance between the two principle sets (exact match)"),
+        ("reflect_template_hash", "VARCHAR NOT NULL", "sha256 over the fresh-instance templates used to reflect"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ], extra="\n  PRIMARY KEY (run_id, generation)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

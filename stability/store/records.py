@@ -119,3 +119,42 @@ class CellRecord(Record):
     config: dict[str, Any]
     run_id: str | None = None
     status: CellStatus = "not_started"
+
+
+class AdapterRecord(Record):
+    """A LoRA adapter a run trained: where it is, what it was trained on and how."""
+
+    id: str
+    run_id: str
+    generation: int
+    parent_id: str | None = None
+    base_model: str
+    base_params: dict[str, Any] = Field(default_factory=dict)
+    path: str
+    content_hash: str
+    data_hash: str
+    data: list[dict[str, Any]]
+    trainer: dict[str, Any]
+    losses: list[float]
+    loss_before: float
+    loss_after: float
+    train_seconds: float
+    created_at: datetime
+
+
+class GenerationRecord(Record):
+    """One generation of a fine-tune loop: the adapter, the revision it produced, and how much changed."""
+
+    run_id: str
+    generation: int
+    adapter_id: str
+    revision_id: str
+    previous_hash: str
+    constitution_hash: str
+    n_traces: int
+    n_parsed: int
+    n_changed: int
+    share_kept: float
+    set_distance: float
+    reflect_template_hash: str
+    created_at: datetime

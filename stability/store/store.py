@@ -20,10 +20,12 @@ from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.store import migrations
 from stability.store.records import (
+    AdapterRecord,
     CallRecord,
     CellRecord,
     EdgeRecord,
     ExperimentRecord,
+    GenerationRecord,
     RatingRecord,
     RevisionRecord,
     RunRecord,
@@ -352,6 +354,31 @@ class Store:
         row = self.con.execute(f"SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE cached_from IS NULL "
                                f"AND run_id IN ({marks})", run_ids).fetchone()
         return float(row[0]) if row else 0.0
+
+    # -- adapters and generations (fine-tune loops) ------------------------------------------------------------
+
+    def insert_adapter(self, adapter: AdapterRecord) -> None:
+        """Record a trained adapter; a generation is trained once, so a second record for it is an error."""
+        self._insert("adapters", adapter.model_dump())
+
+    def adapter(self, run_id: str, generation: int) -> AdapterRecord | None:
+        rows = self._rows("SELECT * FROM adapters WHERE run_id = ? AND generation = ?", [run_id, generation])
+        return AdapterRecord(**_decode(rows[0], _ADAPTER_JSON)) if rows else None
+
+    def adapters(self, run_id: str) -> list[AdapterRecord]:
+        return [AdapterRecord(**_decode(r, _ADAPTER_JSON)) for r in self._rows(
+            "SELECT * FROM adapters WHERE run_id = ? ORDER BY generation", [run_id])]
+
+    def insert_generation(self, generation: GenerationRecord) -> None:
+        """Record a generation's summary; a replayed generation is left as it is."""
+        self._insert("generations", generation.model_dump(), ignore=True)
+
+    def generations(self, run_id: str) -> list[GenerationRecord]:
+        return [GenerationRecord(**r) for r in self._rows(
+            "SELECT * FROM generations WHERE run_id = ? ORDER BY generation", [run_id])]
+
+
+_ADAPTER_JSON = ("base_params", "data", "trainer", "losses")
 
 
 def _decode(row: dict[str, Any], json_columns: tuple[str, ...]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def test_iterate_runs_show_json(tmp_path: Path, db: Path) -> None:
 
 def test_models_json() -> None:
     out = json.loads(cli("models", "--json").stdout)
-    assert {m["prefix"] for m in out} == {"anthropic", "openai", "litellm", "local", "scripted"}
+    assert {m["prefix"] for m in out} == {"anthropic", "openai", "litellm", "local", "hf", "scripted"}
 
 
 @pytest.mark.parametrize(

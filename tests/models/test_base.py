@@ -49,7 +49,7 @@ def test_missing_key_is_a_clear_error() -> None:
 
 def test_provider_status_lists_every_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     statuses = {s.prefix: s for s in provider_status()}
-    assert set(statuses) == {"anthropic", "openai", "litellm", "local", "scripted"}
+    assert set(statuses) == {"anthropic", "openai", "litellm", "local", "hf", "scripted"}
     assert not statuses["openai"].usable and "OPENAI_API_KEY" in statuses["openai"].reason
     assert statuses["scripted"].usable
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")

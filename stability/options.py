@@ -1,0 +1,54 @@
+"""Protocol options from the command line: a YAML file's ``options:`` mapping and ``KEY=VALUE`` overrides.
+
+Values are read as YAML scalars (``3`` is an int, ``[a, b]`` a list, ``true`` a bool); a dotted key such as
+``trainer.steps=3`` sets a nested option.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stability.errors import InputError, StabilityError
+
+
+def read_options(path: Path | str) -> dict[str, Any]:
+    """The ``options:`` mapping of a spec file (or the whole file, when it is a plain mapping of options)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(str(path), None, f"cannot read options ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise InputError(str(path), None, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    options = data.get("options", data) if isinstance(data, dict) else None
+    if not isinstance(options, dict):
+        raise InputError(str(path), None, "expected a mapping of protocol options (or an options: mapping)")
+    return options
+
+
+def merge_overrides(options: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``options`` with each ``KEY=VALUE`` applied in order (a copy; nested mappings are copied too)."""
+    merged = _copy(options)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise StabilityError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        *parents, last = key.strip().split(".")
+        target = merged
+        for part in parents:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise StabilityError(f"--option {item!r}: {part} is not a mapping")
+            target = child
+        target[last] = value
+    return merged
+
+
+def _copy(value: Any) -> Any:
+    return {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else value
