@@ -51,7 +51,8 @@ class Templates:
             raise StabilityError(f"{self.folder}: prompt templates for protocol {name!r} not found "
                                  f"(set {PROTOCOLS_DIR_ENV} to the folder that holds protocols/)")
         # Ready specs (``specs/``) are data about runs, not prompts: editing one must not block a resume.
-        files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "specs" not in p.relative_to(self.folder).parts)
+        files = sorted(p for p in self.folder.rglob("*")
+                       if p.is_file() and "specs" not in p.relative_to(self.folder).parts)
         digest = hashlib.sha256()
         self.text: dict[str, str] = {}
         for path in files:
@@ -108,7 +109,11 @@ class Protocol(ABC):
         self.context = context
         self.options = options
         self.templates = Templates(self.name)
-        self.model = context.calls.model
+
+    @property
+    def model(self) -> Model:
+        """The subject model (the call path's; fine-tune-reflect swaps in each generation's adapter)."""
+        return self.context.calls.model
 
     @classmethod
     def template_names(cls, options: BaseModel) -> list[str]:

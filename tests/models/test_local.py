@@ -42,7 +42,7 @@ def test_two_real_steps_are_stored(db: Path) -> None:
         calls = store.calls(result.run.id)
     assert len(calls) == 2
     assert all(c.status == "ok" and c.output_tokens > 0 and "### Request" in c.request["prompt"] for c in calls)
-    assert result.run.model_params["gguf"].endswith(".gguf")
+    assert result.run.model_params["subject"]["gguf"].endswith(".gguf")
 
 
 def test_missing_packages_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
