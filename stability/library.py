@@ -6,7 +6,7 @@ documented in ``constitutions/README.md`` and defined here as pydantic models (o
 value-laden ``pair``, an axis variant's ``base`` (and that it differs from it exactly where it says).
 
 Alternatives for rate-alternatives sit beside a constitution as ``<name>.alternatives.yaml`` and are read by
-:func:`load_alternatives`.
+:func:`stability.alternatives.load_alternatives`.
 
 Every problem is an :class:`InputError`: one line naming the file (and line, where known) and the problem."""
 
@@ -19,28 +19,28 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from stability.constitution import normalise_principle, parse_text, read_text
+from stability.alternatives import (
+    ALTERNATIVES_SUFFIX,
+    alternatives_path,
+    load_alternatives,
+)
+from stability.constitution import parse_text, read_text
 from stability.errors import InputError, StabilityError
+from stability.yaml_location import first_problem, where, yaml_line
 
 LIBRARY_DIR_ENV = "STABILITY_LIBRARY_DIR"
-ALTERNATIVES_SUFFIX = ".alternatives.yaml"
-MIN_ALTERNATIVES = 6
 
 Condition = Literal["consistent", "contradictory", "neutral", "frontier-like", "axes"]
 Style = Literal["first-person", "imperative", "third-person"]
 ClashKind = Literal["direct-negation", "priority", "scope", "subtle"]
-Relation = Literal["paraphrase", "weaker", "stronger", "opposite", "neutral", "other-axis"]
 CONDITIONS: tuple[str, ...] = get_args(Condition)
-RELATIONS: tuple[str, ...] = get_args(Relation)
 AXIS_VALUES: dict[str, tuple[str, ...]] = {
     "framing": ("consequentialist", "deontological", "virtue"),
     "target": ("corrigibility", "moral-alignment"),
 }
 AXES = ("framing", "target", "priority-order")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ORDER = re.compile(r"^[a-z][a-z-]*(>[a-z][a-z-]*)+$")
 
 
@@ -204,48 +204,6 @@ def _stem(relative: str) -> str:
     return relative.removesuffix(".md")
 
 
-# -- locating problems in YAML ------------------------------------------------------------------------------------
-
-
-def _yaml_line(text: str, loc: tuple[int | str, ...], first_line: int = 1) -> int | None:
-    """The line of the YAML node at ``loc`` (mapping keys and sequence indices), or of its nearest parent."""
-    try:
-        node = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError:
-        return None
-    if node is None:
-        return None
-    line = node.start_mark.line
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == key), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line
-        else:
-            break
-    return line + first_line
-
-
-def _first_problem(err: ValidationError) -> tuple[tuple[int | str, ...], str]:
-    """The first pydantic error as (location, message), the discriminator's tag dropped from the location."""
-    first = err.errors()[0]
-    loc = tuple(part for part in first["loc"] if part not in CONDITIONS)
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key (schema: constitutions/README.md; quote text holding ', ' or ': ')"
-    elif first["type"] == "missing":
-        message = "missing"
-    return loc, message
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
 # -- reading one file ---------------------------------------------------------------------------------------------
 
 
@@ -275,21 +233,21 @@ def read_entry(path: Path, root: Path) -> LibraryEntry:
         raise InputError(str(path), 1, "no front matter: a library file starts with '---' metadata (see README)")
     condition = raw.get("condition")
     if condition not in CONDITIONS:
-        raise InputError(str(path), _yaml_line(front, ("condition",), 2),
+        raise InputError(str(path), yaml_line(front, ("condition",), 2),
                          f"metadata condition: {condition!r} is not one of {', '.join(CONDITIONS)}")
     relative = path.relative_to(root)
     folder = relative.parts[0] if len(relative.parts) > 1 else ""
     if folder != condition:
-        raise InputError(str(path), _yaml_line(front, ("condition",), 2),
+        raise InputError(str(path), yaml_line(front, ("condition",), 2),
                          f"metadata condition {condition!r} does not match its folder {folder or '(root)'!r}")
     try:
         metadata = _METADATA.validate_python(raw)
     except ValidationError as err:
-        loc, message = _first_problem(err)
-        raise InputError(str(path), _yaml_line(front, loc, 2), f"metadata {_where(loc)}: {message}") from None
+        loc, message = first_problem(err, CONDITIONS)
+        raise InputError(str(path), yaml_line(front, loc, 2), f"metadata {where(loc)}: {message}") from None
     n = len(constitution.principles)
     if metadata.size != n:
-        raise InputError(str(path), _yaml_line(front, ("size",), 2),
+        raise InputError(str(path), yaml_line(front, ("size",), 2),
                          f"metadata size: says {metadata.size} but the file has {n} principles")
     numbers: list[tuple[tuple[int | str, ...], int]] = []
     if isinstance(metadata, ContradictoryMeta):
@@ -299,8 +257,8 @@ def read_entry(path: Path, root: Path) -> LibraryEntry:
         numbers += [(("changes", i), number) for i, number in enumerate(metadata.changes)]
     for loc, number in numbers:
         if not 1 <= number <= n:
-            raise InputError(str(path), _yaml_line(front, loc, 2),
-                             f"metadata {_where(loc)}: principle {number} does not exist (the file has {n})")
+            raise InputError(str(path), yaml_line(front, loc, 2),
+                             f"metadata {where(loc)}: principle {number} does not exist (the file has {n})")
     beside = alternatives_path(path)
     return LibraryEntry(name=relative.with_suffix("").as_posix(), path=str(path), title=constitution.title,
                         hash=constitution.hash, principles=constitution.principles, metadata=metadata,
@@ -490,119 +448,3 @@ def find_constitution(name: str, root: Path | str | None = None) -> LibraryEntry
                                       n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else " (`stability constitutions` lists them)"
     raise StabilityError(f"no library constitution named {name!r}{hint}")
-
-
-# -- alternatives for rate-alternatives ---------------------------------------------------------------------------
-
-
-class Alternative(_Strict):
-    """Another wording a principle could have had, and how it relates to the original."""
-
-    text: str = Field(min_length=1)
-    relation: Relation
-
-    @field_validator("text")
-    @classmethod
-    def _normalise(cls, text: str) -> str:
-        return normalise_principle(text)
-
-
-class PrinciplePool(_Strict):
-    """The alternatives for one principle: ``index`` is 1-based and ``text`` must equal the principle."""
-
-    index: int = Field(ge=1)
-    text: str = Field(min_length=1)
-    alternatives: list[Alternative] = Field(min_length=1)
-
-    @field_validator("text")
-    @classmethod
-    def _normalise(cls, text: str) -> str:
-        return normalise_principle(text)
-
-    def by_relation(self, relation: str) -> list[Alternative]:
-        return [a for a in self.alternatives if a.relation == relation]
-
-
-class _AlternativesFile(_Strict):
-    principles: list[PrinciplePool] = Field(min_length=1)
-
-
-class AlternativePool(_Strict):
-    """The alternatives file of one constitution, checked against it."""
-
-    constitution: str  # path of the constitution
-    constitution_hash: str
-    path: str  # path of the alternatives file
-    principles: list[PrinciplePool]
-
-    def for_principle(self, index: int) -> PrinciplePool:
-        """The pool for principle ``index`` (1-based)."""
-        for pool in self.principles:
-            if pool.index == index:
-                return pool
-        raise KeyError(index)
-
-
-def alternatives_path(constitution_path: Path | str) -> Path:
-    path = Path(constitution_path)
-    return path.with_name(path.name.removesuffix(".md") + ALTERNATIVES_SUFFIX)
-
-
-def load_alternatives(constitution_path: Path | str, complete: bool = True) -> AlternativePool:
-    """Read ``<name>.alternatives.yaml`` beside a constitution and check it against the constitution.
-
-    Every principle has exactly one pool, in order, whose ``text`` is the principle's; alternatives are distinct
-    from each other and from the principle. With ``complete`` (the library's rule) each pool has at least
-    ``MIN_ALTERNATIVES`` alternatives and every relation at least once.
-    """
-    constitution = parse_text(read_text(constitution_path), path=str(constitution_path))
-    path = alternatives_path(constitution_path)
-    name = str(path)
-    if not path.exists():
-        raise InputError(name, None, f"no alternatives file beside {constitution_path}")
-    text = read_text(path)
-    try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(name, mark.line + 1 if mark else None,
-                         f"not valid YAML ({getattr(err, 'problem', err)})") from None
-    if not isinstance(data, dict):
-        raise InputError(name, 1, "expected a mapping with a 'principles' list")
-    try:
-        parsed = _AlternativesFile.model_validate(data)
-    except ValidationError as err:
-        loc, message = _first_problem(err)
-        raise InputError(name, _yaml_line(text, loc), f"{_where(loc)}: {message}") from None
-    n = len(constitution.principles)
-
-    def problem(loc: tuple[int | str, ...], message: str) -> InputError:
-        return InputError(name, _yaml_line(text, loc), f"{_where(loc)}: {message}")
-
-    for i, pool in enumerate(parsed.principles):
-        here: tuple[int | str, ...] = ("principles", i)
-        if pool.index > n:
-            raise problem((*here, "index"), f"principle {pool.index} does not exist (the constitution has {n})")
-        if pool.index != i + 1:
-            raise problem((*here, "index"), f"{pool.index} is out of order (pools list principles 1..{n} in order; "
-                                            f"expected {i + 1})")
-        principle = constitution.principles[i]
-        if pool.text != principle:
-            raise problem((*here, "text"), f"does not match principle {i + 1} of the constitution "
-                                           f"({principle[:50]!r})")
-        seen = {principle.casefold(): "the principle itself"}
-        for j, alternative in enumerate(pool.alternatives):
-            key = alternative.text.casefold()
-            if key in seen:
-                raise problem((*here, "alternatives", j), f"repeats {seen[key]}")
-            seen[key] = f"alternative {j}"
-        missing = [r for r in RELATIONS if not pool.by_relation(r)]
-        if complete and (len(pool.alternatives) < MIN_ALTERNATIVES or missing):
-            raise problem(here, f"principle {i + 1} has {len(pool.alternatives)} alternatives (at least "
-                                f"{MIN_ALTERNATIVES}, every relation once)"
-                                + (f"; missing {', '.join(missing)}" if missing else ""))
-    if len(parsed.principles) < n:
-        raise InputError(name, None, f"no alternatives for principle {len(parsed.principles) + 1} "
-                                     f"(the constitution has {n})")
-    return AlternativePool(constitution=str(constitution_path), constitution_hash=constitution.hash, path=name,
-                           principles=parsed.principles)

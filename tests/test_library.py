@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from stability.alternatives import MIN_ALTERNATIVES, RELATIONS, load_alternatives
 from stability.errors import InputError, StabilityError
 from stability.library import (
-    MIN_ALTERNATIVES,
-    RELATIONS,
     AxesMeta,
     ContradictoryMeta,
     FrontierMeta,
@@ -19,7 +18,6 @@ from stability.library import (
     find_constitution,
     library_problems,
     list_constitutions,
-    load_alternatives,
     load_library,
 )
 from tests.conftest import ROOT, write

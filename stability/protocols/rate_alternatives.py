@@ -22,10 +22,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
 from stability.calls import CallFailed
 from stability.constitution import Constitution, normalise_principle, parse_file, read_text
 from stability.errors import InputError
-from stability.library import ALTERNATIVES_SUFFIX, load_alternatives
 from stability.models.base import Message, TokenLogprob
 from stability.protocols.base import Protocol, Stop, derive_seed, fill, register
 from stability.ratings import expected_rating, parse_ratings, rating_schema
