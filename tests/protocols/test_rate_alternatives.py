@@ -142,3 +142,26 @@ def test_library_pool_supplies_the_alternatives(tmp_path: Path, db: Path) -> Non
     assert len(ratings) == 7
     assert {r.relation for r in ratings} == {"paraphrase", "weaker", "stronger", "opposite", "neutral", "other-axis"}
     assert [r.favourite for r in ratings if r.option_text == "I tell the truth."] == [True]
+
+
+@pytest.mark.parametrize("model", ["openai/m", "anthropic/m"])
+def test_structured_output_is_requested_from_providers_that_enforce_it(tmp_path: Path, db: Path, wire: object,
+                                                                       model: str) -> None:
+    from stability.iteration import IterateConfig, iterate
+    from stability.testing.wire_server import WireServer
+
+    assert isinstance(wire, WireServer)
+    wire.reply = lambda messages: '{"ratings": {"A": 5, "B": 2, "C": 1}, "favourite": "A"}'
+    start = write(tmp_path / "c.md", START)
+    result = iterate(IterateConfig(protocol="rate-alternatives", model=model, constitution=str(start),
+                                   options={"alternatives": alternatives(tmp_path), "trials": 1}), db)
+    body = wire.requests[0]["body"]
+    if model.startswith("openai"):
+        assert body["response_format"]["json_schema"]["schema"]["required"] == ["ratings", "favourite"]
+        assert body["logprobs"] is True and body["top_logprobs"] == 5
+    else:
+        assert body["tool_choice"] == {"type": "tool", "name": "answer"}
+        assert body["tools"][0]["input_schema"]["properties"]["favourite"]["enum"] == ["A", "B", "C"]
+    with Store.open(db) as store:
+        ratings = sorted((r.label, r.rating, r.favourite) for r in store.ratings(result.run.id))
+    assert ratings == [("A", 5, True), ("B", 2, False), ("C", 1, False)]
