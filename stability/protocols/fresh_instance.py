@@ -8,13 +8,10 @@ consecutive fresh instances decline (a fixed point), when a change returns to an
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
-from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.models.base import Message
-from stability.protocols.base import Protocol, Stop, Templates, conversation, register
-from stability.protocols.walk import IterationOptions, Walk, iteration_calls
+from stability.protocols.base import Stop, Templates, conversation, register
+from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
 
 
 class FreshInstanceOptions(IterationOptions):
@@ -27,32 +24,11 @@ def revision_messages(templates: Templates, constitution: Constitution, few_shot
 
 
 @register
-class FreshInstance(Protocol):
+class FreshInstance(IterationProtocol):
     name = "fresh-instance"
     summary = "a new instance each step reviews the constitution, until K in a row decline to change it"
     Options = FreshInstanceOptions
 
-    def messages(self, constitution: Constitution) -> list[Message]:
-        return self.conversation("user.md", constitution)
-
-    @classmethod
-    def estimate_calls(cls, options: BaseModel) -> int:
-        assert isinstance(options, IterationOptions)
-        return iteration_calls(options)
-
-    async def run(self, start: Constitution) -> Stop:
-        options = self.options
-        assert isinstance(options, FreshInstanceOptions)
-        begun = await self.begin(start)
-        if isinstance(begun, Stop):
-            return begun
-        walk = Walk(self, options, begun[0], begun[1])
-        for step in range(begun[2], begun[2] + options.max_steps):
-            try:
-                call = await self.call(self.messages(walk.current), step, "revise")
-            except CallFailed as failed:
-                return walk.failed(step, failed)
-            stop = walk.advance(step, call.text or "", [call])
-            if stop is not None:
-                return stop
-        return Stop(reason="max_steps")
+    async def step(self, walk: Walk, step: int) -> Stop | None:
+        call = await self.call(self.conversation("user.md", walk.current), step, "revise")
+        return walk.advance(step, call.text or "", [call])

@@ -8,13 +8,11 @@ passes a context-token budget (measured from the provider's reported usage).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from stability.calls import CallFailed
-from stability.constitution import Constitution
 from stability.models.base import Message
-from stability.protocols.base import Protocol, Stop, fill, register
-from stability.protocols.walk import IterationOptions, Walk, iteration_calls
+from stability.protocols.base import Stop, fill, register
+from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
 
 
 class InContextOptions(IterationOptions):
@@ -22,35 +20,24 @@ class InContextOptions(IterationOptions):
 
 
 @register
-class InContextIteration(Protocol):
+class InContextIteration(IterationProtocol):
     name = "in-context-iteration"
     summary = "one conversation: after each revision the model reflects on it and may change more"
     Options = InContextOptions
+    messages: list[Message] | None = None  # the one conversation, grown after each answer
 
-    @classmethod
-    def estimate_calls(cls, options: BaseModel) -> int:
-        assert isinstance(options, IterationOptions)
-        return iteration_calls(options)
-
-    async def run(self, start: Constitution) -> Stop:
+    async def step(self, walk: Walk, step: int) -> Stop | None:
         options = self.options
         assert isinstance(options, InContextOptions)
-        begun = await self.begin(start)
-        if isinstance(begun, Stop):
-            return begun
-        walk = Walk(self, options, begun[0], begun[1])
-        messages = self.conversation("user.md", walk.current)
-        for step in range(begun[2], begun[2] + options.max_steps):
-            try:
-                call = await self.call(messages, step, "revise")
-            except CallFailed as failed:
-                return walk.failed(step, failed)
-            stop = walk.advance(step, call.text or "", [call])
-            if stop is not None:
-                return stop
-            if call.input_tokens + call.output_tokens >= options.max_context_tokens:
-                return Stop(reason="context_budget")
-            followup = fill(self.templates["followup.md"], constitution=walk.current.text.strip())
-            messages = [*messages, Message(role="assistant", content=(call.text or "").strip()),
-                        Message(role="user", content=followup)]
-        return Stop(reason="max_steps")
+        if self.messages is None:
+            self.messages = self.conversation("user.md", walk.current)
+        call = await self.call(self.messages, step, "revise")
+        stop = walk.advance(step, call.text or "", [call])
+        if stop is not None:
+            return stop
+        if call.input_tokens + call.output_tokens >= options.max_context_tokens:
+            return Stop(reason="context_budget")
+        followup = fill(self.templates["followup.md"], constitution=walk.current.text.strip())
+        self.messages = [*self.messages, Message(role="assistant", content=(call.text or "").strip()),
+                         Message(role="user", content=followup)]
+        return None

@@ -14,11 +14,10 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import parse_answer
 from stability.models.base import Message
-from stability.protocols.base import Protocol, Stop, fill, register
-from stability.protocols.walk import IterationOptions, Walk, iteration_calls
+from stability.protocols.base import Stop, fill, register
+from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
 from stability.store.records import CallRecord
 
 
@@ -46,7 +45,7 @@ class MultiAgentOptions(IterationOptions):
 
 
 @register
-class MultiAgentDiscussion(Protocol):
+class MultiAgentDiscussion(IterationProtocol):
     name = "multi-agent-discussion"
     summary = "N named instances discuss for R rounds; an editor or a vote writes each revision"
     Options = MultiAgentOptions
@@ -57,28 +56,14 @@ class MultiAgentDiscussion(Protocol):
         return {agent.name: agent.model for agent in options.agents if agent.model}
 
     @classmethod
-    def estimate_calls(cls, options: BaseModel) -> int:
+    def calls_per_step(cls, options: BaseModel) -> int:
         assert isinstance(options, MultiAgentOptions)
         n = len(options.agents)
-        return iteration_calls(options, n * options.rounds + (n if options.editor == "vote" else 1))
+        return n * options.rounds + (n if options.editor == "vote" else 1)
 
-    async def run(self, start: Constitution) -> Stop:
+    async def step(self, walk: Walk, step: int) -> Stop | None:
         options = self.options
         assert isinstance(options, MultiAgentOptions)
-        begun = await self.begin(start)
-        if isinstance(begun, Stop):
-            return begun
-        walk = Walk(self, options, begun[0], begun[1])
-        for step in range(begun[2], begun[2] + options.max_steps):
-            try:
-                stop = await self._cycle(walk, step, options)
-            except CallFailed as failed:
-                return walk.failed(step, failed)
-            if stop is not None:
-                return stop
-        return Stop(reason="max_steps")
-
-    async def _cycle(self, walk: Walk, step: int, options: MultiAgentOptions) -> Stop | None:
         constitution = walk.current.text.strip()
         participants = ", ".join(a.name for a in options.agents)
         transcript: list[str] = []

@@ -6,6 +6,8 @@ change that returns to an earlier node (a cycle) — and says when the walk shou
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import CallFailed
@@ -72,3 +74,40 @@ class Walk:
         self.visited[revised.hash] = self.parent.id
         self.current = revised
         return None
+
+
+class IterationProtocol(Protocol):
+    """A protocol that walks: start (or author from a blank slate), then one :meth:`step` at a time until a stop.
+
+    Subclasses implement :meth:`step`; a failed call ends the walk as an ``error`` node (resumable).
+    """
+
+    #: calls one step makes at most (for ``--dry-run``); override :meth:`calls_per_step` when options decide it
+    @classmethod
+    def calls_per_step(cls, options: BaseModel) -> int:
+        return 1
+
+    @classmethod
+    def estimate_calls(cls, options: BaseModel) -> int:
+        assert isinstance(options, IterationOptions)
+        return iteration_calls(options, cls.calls_per_step(options))
+
+    async def run(self, start: Constitution) -> Stop:
+        options = self.options
+        assert isinstance(options, IterationOptions)
+        begun = await self.begin(start)
+        if isinstance(begun, Stop):
+            return begun
+        walk = Walk(self, options, begun[0], begun[1])
+        for step in range(begun[2], begun[2] + options.max_steps):
+            try:
+                stop = await self.step(walk, step)
+            except CallFailed as failed:
+                return walk.failed(step, failed)
+            if stop is not None:
+                return stop
+        return Stop(reason="max_steps")
+
+    @abstractmethod
+    async def step(self, walk: Walk, step: int) -> Stop | None:
+        """Ask, and advance the walk; return a Stop when the walk is over."""
