@@ -121,7 +121,8 @@ class WireServer:
         self.injected: Counter[str] = Counter()  # faults sent, by kind
         self.retry_afters: list[float] = []  # every Retry-After sent
         self.httpd = _Server(("127.0.0.1", port), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     @property
     def url(self) -> str:
