@@ -120,6 +120,7 @@ class WireServer:
         self.answered: Counter[str] = Counter()  # requests that got a complete, good answer, by canonical body
         self.injected: Counter[str] = Counter()  # faults sent, by kind
         self.retry_afters: list[float] = []  # every Retry-After sent
+        self.incomplete = 0  # requests whose body never fully arrived (the client died sending it)
         self.httpd = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -213,8 +214,15 @@ class WireServer:
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request (killed): count it, answer nothing
+                    with server.lock:
+                        server.requests.append({"path": self.path, "body": None})
+                        server.incomplete += 1
+                    self._drop()
+                    return
                 try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
+                    body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {}
                 fault, key = server._admit(self.path, body, dict(self.headers.items()))

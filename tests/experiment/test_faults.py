@@ -109,7 +109,7 @@ def test_kill_9_at_five_random_moments_then_resume(tmp_path: Path, allow_network
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
         bodies = Counter(server.bodies)
-        sent = server.count
+        sent = server.count - server.incomplete  # a kill can also cut a request mid-send: never answered
     with Store.open(db, read_only=True) as store:
         [experiment] = store.experiments()
         cells = store.cells(experiment.id)
