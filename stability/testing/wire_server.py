@@ -170,14 +170,18 @@ class WireServer:
                     self.retry_afters.append(fault.retry_after)
         return fault, key
 
-    def _answer(self, path: str, body: dict[str, Any], fault: Fault | None) -> tuple[int, dict[str, Any],
-                                                                                      dict[str, str]]:
+    def _answer(self, path: str, body: dict[str, Any], fault: Fault | None,
+                headers: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
         if fault is not None and fault.kind == "status":
             extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             kind = "overloaded_error" if fault.status == 529 else "rate_limit_error" if fault.status == 429 \
                 else "api_error"
-            return fault.status, {"type": "error", "error": {"type": kind, "message": f"injected {fault.status}"}}, \
-                extra
+            message = f"injected {fault.status}"
+            if fault.status == 401:  # like OpenAI's, the message quotes the key it was sent
+                lower = {k.lower(): v for k, v in headers.items()}
+                key = lower.get("authorization", "").removeprefix("Bearer ") or lower.get("x-api-key", "")
+                message = f"Incorrect API key provided: {key}"
+            return fault.status, {"type": "error", "error": {"type": kind, "message": message}}, extra
         empty = fault is not None and fault.kind == "no_content"
         if path.endswith("/chat/completions"):
             return 200, self._openai(body, empty), {}
@@ -225,7 +229,8 @@ class WireServer:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {}
-                fault, key = server._admit(self.path, body, dict(self.headers.items()))
+                headers = dict(self.headers.items())
+                fault, key = server._admit(self.path, body, headers)
                 delay = server.latency + (fault.hold if fault is not None and fault.kind == "slow" else 0.0)
                 if delay:
                     time.sleep(delay)
@@ -234,7 +239,7 @@ class WireServer:
                         time.sleep(fault.hold)
                     self._drop()
                     return
-                status, payload, extra = server._answer(self.path, body, fault)
+                status, payload, extra = server._answer(self.path, body, fault, headers)
                 data = json.dumps(payload).encode()
                 declared = len(data)
                 if fault is not None and fault.kind == "truncate":
