@@ -20,7 +20,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict
 
 from stability.calls import BudgetExceeded
-from stability.errors import StabilityError
+from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
 from stability.iteration import Prepared, create_run, execute, prepare, prepare_resume
@@ -92,11 +92,16 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                    max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
                    on_cell: Callable[[CellRecord], None] | None = None) -> ExperimentResult:
     spec = load_spec(spec_path)
-    cells = expand(spec, Path(spec_path))
-    prices = PriceTable().with_overrides(spec.prices)
-    if prices_file is not None:
-        prices = prices.with_overrides(load_prices(prices_file))
-    figures = estimate(cells, prices)  # validates every cell (files, options, model names) without loading models
+    try:
+        cells = expand(spec, Path(spec_path))
+        prices = PriceTable().with_overrides(spec.prices)
+        if prices_file is not None:
+            prices = prices.with_overrides(load_prices(prices_file))
+        figures = estimate(cells, prices)  # validates every cell (files, options, model names), loads no model
+    except InputError:
+        raise  # it names its own file (a constitution, the prices file)
+    except StabilityError as err:  # a cell the spec describes is invalid: name the spec
+        raise InputError(str(spec_path), None, str(err)) from None
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells))
     if dry_run:
         return result
