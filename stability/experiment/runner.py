@@ -77,8 +77,7 @@ class Budget:
         self.reached = False
 
     def spent(self) -> float:
-        runs = [c.run_id for c in self.store.cells(self.experiment_id) if c.run_id]
-        return self.store.spent(runs)
+        return self.store.experiment_spent(self.experiment_id)  # one query: it runs before every paid call
 
     def check(self) -> None:
         if self.max_cost is None:
@@ -163,7 +162,7 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
             finally:
                 store.set_cell(spec.experiment_id, cell.cell, "done" if status == "done" else "failed")
                 if on_cell is not None:
-                    on_cell(store.cells(spec.experiment_id)[cell.position])
+                    on_cell(store.cell(spec.experiment_id, cell.cell))
 
     await asyncio.gather(*(one(item) for item in prepared))
 

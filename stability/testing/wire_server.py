@@ -20,7 +20,8 @@ short), ``no_content`` (a well-formed answer with no text) and ``slow`` (an answ
 occurrence of a request body meets a fault depends only on the seed, the body and n, never on arrival order, so
 a concurrent run sees the same faults every time.
 
-Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1 --fault-rate 0.2``.
+Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1 --fault-rate 0.2``;
+``GET /count`` then returns its counters as JSON.
 """
 
 from __future__ import annotations
@@ -260,6 +261,17 @@ class WireServer:
                 elif status == 200 and (fault is None or fault.kind == "slow"):
                     with server.lock:
                         server.answered[key] += 1
+
+            def do_GET(self) -> None:  # noqa: N802 - ``GET /count``: the counters, for a server in another process
+                with server.lock:
+                    counts = {"count": len(server.requests), "answered": sum(server.answered.values()),
+                              "injected": dict(server.injected), "incomplete": server.incomplete}
+                data = json.dumps(counts).encode()
+                self.send_response(200 if self.path == "/count" else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _drop(self) -> None:
                 """Close the connection at once, sending nothing more (the client sees a reset or EOF)."""
