@@ -9,7 +9,10 @@ answers every request with ``NO CHANGE``. Each repetition, in this one process:
    so no call is a cache hit) with ``concurrency`` calls in flight, into a fresh database;
 2. **replay**: the same spec again on that database: it must send 0 requests;
 3. **bare**: the very request bodies the framework stored, sent with ``openai.AsyncOpenAI`` under an
-   ``asyncio.Semaphore(concurrency)``, nothing stored.
+   ``asyncio.Semaphore(concurrency)``, nothing stored;
+4. **peer** (``--peer-python PY``, a Python where ``pip install -e '.[bench]'`` put inspect_ai, which needs
+   ``openai>=3.4`` while the project's environment has 2.x): the same requests as an inspect_ai eval run by
+   ``bench/inspect_peer.py``, one sample each, ``max_connections`` = concurrency, logs in a temporary folder.
 
 Reported per repetition and as medians: wall seconds, CPU seconds of this process, requests the server counted,
 the ratio to the floor (``steps * latency / concurrency``) and the framework/bare ratio of the same repetition,
@@ -83,7 +86,15 @@ async def bare(url: str, bodies: list[dict[str, Any]], concurrency: int) -> None
     await client.close()
 
 
-def one_rep(url: str, steps: int, concurrency: int, folder: Path) -> dict[str, Any]:
+def peer(python: str, url: str, bodies: list[dict[str, Any]], concurrency: int, folder: Path) -> dict[str, Any]:
+    """The same requests as an inspect_ai eval, run by ``python`` (an environment with inspect_ai)."""
+    (folder / "bodies.json").write_text(json.dumps(bodies), encoding="utf-8")
+    done = subprocess.run([python, str(Path(__file__).with_name("inspect_peer.py")), url, str(folder / "bodies.json"),
+                           str(concurrency), str(folder / "peer-logs")], capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def one_rep(url: str, steps: int, concurrency: int, folder: Path, peer_python: str | None) -> dict[str, Any]:
     from stability.experiment import run_experiment
     from stability.store import Store
 
@@ -111,6 +122,13 @@ def one_rep(url: str, steps: int, concurrency: int, folder: Path) -> dict[str, A
     before = server_count(url)
     _, row["bare_s"], row["bare_cpu_s"] = timed(lambda: asyncio.run(bare(url, bodies, concurrency)))
     row["bare_requests"] = server_count(url) - before
+    if peer_python:
+        before = server_count(url)
+        measured = peer(peer_python, url, bodies, concurrency, folder)
+        row["peer_s"], row["peer_cpu_s"], row["peer_log_bytes"] = (measured["wall_s"], measured["cpu_s"],
+                                                                   measured["log_bytes"])
+        row["peer_requests"] = server_count(url) - before
+        row["peer_over_bare"] = round(row["peer_s"] / row["bare_s"], 3)
     row["loadavg_after"] = loadavg()
     row["framework_over_bare"] = round(row["framework_s"] / row["bare_s"], 3)
     return row
@@ -122,6 +140,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--peer-python", help="a Python with inspect_ai: also run the requests as an inspect_ai eval")
     parser.add_argument("--profile", type=Path, help="also run the framework once under cProfile; write stats here")
     args = parser.parse_args()
     server = subprocess.Popen([sys.executable, "-m", "stability.testing.wire_server", "--latency",
@@ -134,12 +153,14 @@ def main() -> None:
         rows = []
         for _ in range(args.reps):
             with tempfile.TemporaryDirectory() as folder:
-                rows.append(one_rep(url, args.steps, args.concurrency, Path(folder)))
+                rows.append(one_rep(url, args.steps, args.concurrency, Path(folder), args.peer_python))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         summary: dict[str, Any] = {"steps": args.steps, "concurrency": args.concurrency, "latency_s": args.latency,
                                    "floor_s": floor, "reps": rows}
-        for key in ("framework_s", "bare_s", "replay_s", "framework_cpu_s", "bare_cpu_s", "framework_over_bare"):
-            summary[f"median_{key}"] = round(statistics.median(r[key] for r in rows), 3)
+        for key in ("framework_s", "bare_s", "replay_s", "framework_cpu_s", "bare_cpu_s", "framework_over_bare",
+                    "peer_s", "peer_cpu_s", "peer_over_bare"):
+            if key in rows[0]:
+                summary[f"median_{key}"] = round(statistics.median(r[key] for r in rows), 3)
         summary["median_framework_over_floor"] = round(summary["median_framework_s"] / floor, 3)
         summary["median_bare_over_floor"] = round(summary["median_bare_s"] / floor, 3)
         summary["framework_cpu_ms_per_call"] = round(1000 * summary["median_framework_cpu_s"] / args.steps, 2)
