@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.errors import InputError
 
 DEFAULT_MAX_PRINCIPLES = 100
+#: Input files (constitutions, specs, options, imports) larger than this are refused before they are parsed.
+MAX_INPUT_BYTES = 2_000_000
 NO_CHANGE_MARKER = "NO CHANGE"
 
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+(?P<text>\S.*)$")
@@ -191,6 +193,9 @@ def read_text(path: Path | str) -> str:
         raise InputError(name, None, "is a directory, expected a Markdown file") from None
     except OSError as err:
         raise InputError(name, None, f"cannot read: {err.strerror}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(name, None, f"file too large ({len(data) / 1e6:.1f} MB; the limit is "
+                                     f"{MAX_INPUT_BYTES / 1e6:.0f} MB)")
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise InputError(name, line, "binary file (contains NUL bytes), expected UTF-8 Markdown")

@@ -11,15 +11,14 @@ from typing import Any
 
 import yaml
 
+from stability.constitution import read_text
 from stability.errors import InputError, StabilityError
 
 
 def read_options(path: Path | str) -> dict[str, Any]:
     """The ``options:`` mapping of a spec file (or the whole file, when it is a plain mapping of options)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(str(path), None, f"cannot read options ({err.strerror})") from None
+        data = yaml.safe_load(read_text(path))  # missing, binary and non-UTF-8 files are located errors
     except yaml.YAMLError as err:
         raise InputError(str(path), None, f"not valid YAML ({str(err).splitlines()[0]})") from None
     options = data.get("options", data) if isinstance(data, dict) else None

@@ -20,7 +20,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict
 
 from stability.calls import BudgetExceeded
-from stability.errors import StabilityError
+from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
 from stability.iteration import Prepared, create_run, execute, prepare, prepare_resume
@@ -77,8 +77,7 @@ class Budget:
         self.reached = False
 
     def spent(self) -> float:
-        runs = [c.run_id for c in self.store.cells(self.experiment_id) if c.run_id]
-        return self.store.spent(runs)
+        return self.store.experiment_spent(self.experiment_id)  # one query: it runs before every paid call
 
     def check(self) -> None:
         if self.max_cost is None:
@@ -92,11 +91,16 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                    max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
                    on_cell: Callable[[CellRecord], None] | None = None) -> ExperimentResult:
     spec = load_spec(spec_path)
-    cells = expand(spec, Path(spec_path))
-    prices = PriceTable().with_overrides(spec.prices)
-    if prices_file is not None:
-        prices = prices.with_overrides(load_prices(prices_file))
-    figures = estimate(cells, prices)  # validates every cell (files, options, model names) without loading models
+    try:
+        cells = expand(spec, Path(spec_path))
+        prices = PriceTable().with_overrides(spec.prices)
+        if prices_file is not None:
+            prices = prices.with_overrides(load_prices(prices_file))
+        figures = estimate(cells, prices)  # validates every cell (files, options, model names), loads no model
+    except InputError:
+        raise  # it names its own file (a constitution, the prices file)
+    except StabilityError as err:  # a cell the spec describes is invalid: name the spec
+        raise InputError(str(spec_path), None, str(err)) from None
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells))
     if dry_run:
         return result
@@ -158,7 +162,7 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
             finally:
                 store.set_cell(spec.experiment_id, cell.cell, "done" if status == "done" else "failed")
                 if on_cell is not None:
-                    on_cell(store.cells(spec.experiment_id)[cell.position])
+                    on_cell(store.cell(spec.experiment_id, cell.cell))
 
     await asyncio.gather(*(one(item) for item in prepared))
 

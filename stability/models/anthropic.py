@@ -15,6 +15,7 @@ from stability.models.base import (
     Output,
     Usage,
     check_network_allowed,
+    http_timeout,
     transient_from_sdk_error,
 )
 
@@ -45,7 +46,7 @@ class AnthropicModel(Model):
                 raise MissingDependency("anthropic/: the anthropic SDK is missing; pip install anthropic") from None
             key = os.environ.get("ANTHROPIC_API_KEY") or "not-needed"
             self._client = anthropic.AsyncAnthropic(api_key=key, base_url=self.base_url, max_retries=0,
-                                                    timeout=600)
+                                                    timeout=http_timeout())
         return self._client
 
     def request_body(self, messages: list[Message], config: GenerateConfig) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -19,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.errors import ModelNotFound, NetworkRefused
 
 ALLOW_NETWORK_ENV = "STABILITY_ALLOW_NETWORK"
+HTTP_TIMEOUT_ENV = "STABILITY_HTTP_TIMEOUT"
+
+
+def http_timeout() -> float:
+    """Seconds an SDK provider waits for one response (600; ``STABILITY_HTTP_TIMEOUT`` overrides, for tests)."""
+    return float(os.environ.get(HTTP_TIMEOUT_ENV) or 600)
 
 
 class Message(BaseModel):
@@ -209,8 +215,8 @@ def parse_retry_after(value: str | None) -> float | None:
 def transient_from_sdk_error(err: Exception) -> TransientError | None:
     """Classify an exception of the stainless-generated SDKs (openai, anthropic) and of litellm.
 
-    Returns a :class:`TransientError` for 429, 5xx, overloaded, timeouts and dropped connections; ``None`` for
-    anything that retrying cannot fix (bad request, auth).
+    Returns a :class:`TransientError` for 429, 5xx, overloaded, timeouts, dropped connections and truncated or
+    unparseable response bodies; ``None`` for anything that retrying cannot fix (bad request, auth).
     """
     status = getattr(err, "status_code", None)
     response = getattr(err, "response", None)
@@ -223,6 +229,9 @@ def transient_from_sdk_error(err: Exception) -> TransientError | None:
         return None
     if any(word in kind for word in ("Timeout", "Connection", "ServiceUnavailable", "Overloaded")):
         return TransientError(f"{kind}: {err}", status=None, retry_after=retry_after)
+    if (isinstance(err, ValueError) and "JSON" in kind) or kind in ("RemoteProtocolError", "ReadError"):
+        # a body cut short in transit (complete headers, incomplete or unparseable JSON)
+        return TransientError(f"{kind}: malformed response body: {str(err)[:200]}", status=None)
     return None
 
 

@@ -20,6 +20,7 @@ from stability.models.base import (
     chat_completions_body,
     chat_completions_logprobs,
     check_network_allowed,
+    http_timeout,
     transient_from_sdk_error,
 )
 
@@ -50,7 +51,8 @@ class OpenAIModel(Model):
             except ImportError:
                 raise MissingDependency("openai/: the openai SDK is missing; pip install openai") from None
             key = os.environ.get("OPENAI_API_KEY") or "not-needed"
-            self._client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=600)
+            self._client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0,
+                                              timeout=http_timeout())
         return self._client
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:

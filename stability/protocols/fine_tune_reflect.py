@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stability.calls import CallFailed
-from stability.constitution import AnswerParse, Constitution, parse_answer
+from stability.constitution import AnswerParse, Constitution, parse_answer, read_text
 from stability.errors import InputError, StabilityError
 from stability.finetune import TrainerParams, TrainingExample, data_hash, train_lora
 from stability.models.base import Message, Model, get_model
@@ -315,9 +315,7 @@ def load_spec(path: Path | str) -> dict[str, Any]:
     from stability.iteration import IterateConfig
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(str(path), None, f"cannot read spec ({err.strerror})") from None
+        data = yaml.safe_load(read_text(path))  # missing, binary and non-UTF-8 files are located errors
     except yaml.YAMLError as err:
         raise InputError(str(path), None, f"not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):

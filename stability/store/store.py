@@ -342,6 +342,17 @@ class Store:
         return [CellRecord(**_decode(r, ("config",))) for r in self._rows(
             "SELECT * FROM experiment_runs WHERE experiment_id = ? ORDER BY position", [experiment_id])]
 
+    def cell(self, experiment_id: str, cell: str) -> CellRecord:
+        rows = self._rows("SELECT * FROM experiment_runs WHERE experiment_id = ? AND cell = ?", [experiment_id, cell])
+        return CellRecord(**_decode(rows[0], ("config",)))
+
+    def experiment_spent(self, experiment_id: str) -> float:
+        """US dollars spent on paid (not cached) calls of the experiment's runs, in one query."""
+        row = self.con.execute(
+            "SELECT coalesce(sum(c.cost_usd), 0) FROM calls c JOIN experiment_runs e ON c.run_id = e.run_id "
+            "WHERE e.experiment_id = ? AND c.cached_from IS NULL", [experiment_id]).fetchone()
+        return float(row[0]) if row else 0.0
+
     def set_cell(self, experiment_id: str, cell: str, status: str, run_id: str | None = None) -> None:
         self.con.execute("UPDATE experiment_runs SET status = ?, run_id = coalesce(?, run_id) "
                          "WHERE experiment_id = ? AND cell = ?", [status, run_id, experiment_id, cell])

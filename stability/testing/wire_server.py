@@ -1,36 +1,98 @@
 """A local HTTP server on 127.0.0.1 that speaks the OpenAI and Anthropic wire formats.
 
 The real SDK providers are pointed at it (``OPENAI_BASE_URL=<url>/v1``, ``ANTHROPIC_BASE_URL=<url>``), so tests
-exercise the real client code paths offline. It counts every request, answers with a function of the messages,
-and injects faults on demand:
+exercise the real client code paths offline. It counts every request, answers with a function of the messages
+(so a reply is a deterministic function of the request), and injects faults on demand:
 
     with WireServer(reply=lambda messages: "NO CHANGE") as server:
-        server.fail_next(429, retry_after=0.01)
+        server.fail_next(429, retry_after=0.01)      # an HTTP error status (429, 500, 529, 400, ...)
+        server.fail_next("reset")                     # close the connection without a response
         ...
-        assert server.count == 2
+        assert server.count == 3
 
-Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1``.
+Fault kinds (:data:`FAULT_KINDS`): an HTTP ``status`` (``429`` with ``Retry-After``, ``500``, ``529``
+overloaded), ``reset`` (connection closed, no response), ``timeout`` (the request is held for ``hold`` seconds,
+longer than the client's timeout, then dropped; set the client's with ``STABILITY_HTTP_TIMEOUT``), ``truncate``
+(a declared content-length longer than the body sent), ``cut_json`` (a complete response whose JSON is cut
+short), ``no_content`` (a well-formed answer with no text) and ``slow`` (an answer after extra latency).
+
+``faults=FaultMix(rate=0.2, seed=1)`` adds a seeded random mix on top of ``fail_next``. Whether the n-th
+occurrence of a request body meets a fault depends only on the seed, the body and n, never on arrival order, so
+a concurrent run sees the same faults every time.
+
+Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1 --fault-rate 0.2``;
+``GET /count`` then returns its counters as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import random
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = Callable[[list[dict[str, Any]]], str]
 
+#: Every kind of fault the server can inject. Numbers are HTTP statuses.
+FAULT_KINDS = ("429", "500", "529", "reset", "timeout", "truncate", "cut_json", "no_content", "slow")
+
 
 @dataclass
 class Fault:
-    status: int
+    """One injected fault. ``kind`` is ``"status"`` (send ``status``) or one of the names in FAULT_KINDS."""
+
+    status: int = 0
     retry_after: float | None = None
+    kind: str = "status"
+    hold: float = 2.0  # seconds a ``timeout`` holds the request, or ``slow`` delays it
+
+    @classmethod
+    def of(cls, fault: int | str, retry_after: float | None = None, hold: float = 2.0) -> Fault:
+        if isinstance(fault, int) or fault.isdigit():
+            return cls(status=int(fault), retry_after=retry_after, hold=hold)
+        if fault not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {fault!r}: expected an HTTP status or one of {', '.join(FAULT_KINDS)}")
+        return cls(kind=fault, hold=hold)
+
+    @property
+    def name(self) -> str:
+        return str(self.status) if self.kind == "status" else self.kind
+
+
+@dataclass
+class FaultMix:
+    """A seeded random fault on a fraction ``rate`` of requests, drawn evenly from ``kinds``."""
+
+    rate: float = 0.2
+    seed: int = 0
+    kinds: tuple[str, ...] = ("429", "500", "529", "reset", "timeout", "truncate", "cut_json", "no_content")
+    retry_after: float = 0.01
+    hold: float = 1.0
+    slow: float = 0.05
+    seen: Counter[str] = field(default_factory=Counter)
+
+    def draw(self, body_key: str) -> Fault | None:
+        """The fault for this request body's next occurrence (called under the server's lock)."""
+        n = self.seen[body_key]
+        self.seen[body_key] += 1
+        rng = random.Random(f"{self.seed}:{body_key}:{n}")
+        if rng.random() >= self.rate:
+            return None
+        kind = rng.choice(self.kinds)
+        if kind == "429":
+            return Fault(status=429, retry_after=self.retry_after)
+        if kind == "529":
+            return Fault(status=529, retry_after=self.retry_after)
+        return Fault.of(kind, hold=self.slow if kind == "slow" else self.hold)
 
 
 def decline(messages: list[dict[str, Any]]) -> str:
@@ -41,18 +103,28 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default of 5 resets connections under 50-way concurrency
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up (timeouts) are expected here; tests read the counters instead
+
 
 class WireServer:
-    def __init__(self, reply: Reply = decline, latency: float = 0.0, port: int = 0) -> None:
+    def __init__(self, reply: Reply = decline, latency: float = 0.0, port: int = 0,
+                 faults: FaultMix | None = None) -> None:
         self.reply = reply
         self.latency = latency
+        self.mix = faults
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self.bodies: Counter[str] = Counter()
+        self.bodies: Counter[str] = Counter()  # every request, by canonical body
+        self.answered: Counter[str] = Counter()  # requests that got a complete, good answer, by canonical body
+        self.injected: Counter[str] = Counter()  # faults sent, by kind
+        self.retry_afters: list[float] = []  # every Retry-After sent
+        self.incomplete = 0  # requests whose body never fully arrived (the client died sending it)
         self.httpd = _Server(("127.0.0.1", port), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     @property
     def url(self) -> str:
@@ -64,9 +136,11 @@ class WireServer:
         with self.lock:
             return len(self.requests)
 
-    def fail_next(self, status: int, retry_after: float | None = None, times: int = 1) -> None:
+    def fail_next(self, fault: int | str, retry_after: float | None = None, times: int = 1,
+                  hold: float = 2.0) -> None:
+        """Inject ``fault`` (an HTTP status or a kind from FAULT_KINDS) into the next ``times`` requests."""
         with self.lock:
-            self.faults.extend(Fault(status, retry_after) for _ in range(times))
+            self.faults.extend(Fault.of(fault, retry_after, hold) for _ in range(times))
 
     def start(self) -> WireServer:
         self.thread.start()
@@ -82,46 +156,59 @@ class WireServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _handle(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any],
-                                                                                           dict[str, str]]:
+    def _admit(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[Fault | None, str]:
+        key = json.dumps(body, sort_keys=True)
         with self.lock:
             self.requests.append({"path": path, "body": body})
             self.headers.append(headers)
-            self.bodies[json.dumps(body, sort_keys=True)] += 1
+            self.bodies[key] += 1
             fault = self.faults.pop(0) if self.faults else None
-        if self.latency:
-            time.sleep(self.latency)
-        if fault is not None:
+            if fault is None and self.mix is not None:
+                fault = self.mix.draw(hashlib.sha256(key.encode()).hexdigest())
+            if fault is not None:
+                self.injected[fault.name] += 1
+                if fault.retry_after is not None:
+                    self.retry_afters.append(fault.retry_after)
+        return fault, key
+
+    def _answer(self, path: str, body: dict[str, Any], fault: Fault | None,
+                headers: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if fault is not None and fault.kind == "status":
             extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             kind = "overloaded_error" if fault.status == 529 else "rate_limit_error" if fault.status == 429 \
                 else "api_error"
-            return fault.status, {"type": "error", "error": {"type": kind, "message": f"injected {fault.status}"}}, \
-                extra
+            message = f"injected {fault.status}"
+            if fault.status == 401:  # like OpenAI's, the message quotes the key it was sent
+                lower = {k.lower(): v for k, v in headers.items()}
+                key = lower.get("authorization", "").removeprefix("Bearer ") or lower.get("x-api-key", "")
+                message = f"Incorrect API key provided: {key}"
+            return fault.status, {"type": "error", "error": {"type": kind, "message": message}}, extra
+        empty = fault is not None and fault.kind == "no_content"
         if path.endswith("/chat/completions"):
-            return 200, self._openai(body), {}
+            return 200, self._openai(body, empty), {}
         if path.endswith("/messages"):
-            return 200, self._anthropic(body), {}
+            return 200, self._anthropic(body, empty), {}
         return 404, {"error": {"message": f"no route {path}"}}, {}
 
-    def _openai(self, body: dict[str, Any]) -> dict[str, Any]:
-        text = self.reply(body["messages"])
+    def _openai(self, body: dict[str, Any], empty: bool = False) -> dict[str, Any]:
+        text = "" if empty else self.reply(body["messages"])
         n_in = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         return {
-            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "id": "chatcmpl-wire", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None if empty else text},
+                         "finish_reason": "stop"}],
             "usage": {"prompt_tokens": n_in, "completion_tokens": len(text.split()),
                       "total_tokens": n_in + len(text.split())},
         }
 
-    def _anthropic(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _anthropic(self, body: dict[str, Any], empty: bool = False) -> dict[str, Any]:
         messages = ([{"role": "system", "content": body["system"]}] if body.get("system") else []) + body["messages"]
-        text = self.reply(messages)
+        text = "" if empty else self.reply(messages)
         n_in = sum(len(str(m.get("content", "")).split()) for m in messages)
         return {
-            "id": f"msg_{len(self.requests)}", "type": "message", "role": "assistant", "model": body["model"],
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": n_in, "output_tokens": len(text.split())},
+            "id": "msg_wire", "type": "message", "role": "assistant", "model": body["model"],
+            "content": [] if empty else [{"type": "text", "text": text}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": {"input_tokens": n_in, "output_tokens": len(text.split())},
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -132,19 +219,65 @@ class WireServer:
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request (killed): count it, answer nothing
+                    with server.lock:
+                        server.requests.append({"path": self.path, "body": None})
+                        server.incomplete += 1
+                    self._drop()
+                    return
                 try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
+                    body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {}
-                status, payload, extra = server._handle(self.path, body, dict(self.headers.items()))
+                headers = dict(self.headers.items())
+                fault, key = server._admit(self.path, body, headers)
+                delay = server.latency + (fault.hold if fault is not None and fault.kind == "slow" else 0.0)
+                if delay:
+                    time.sleep(delay)
+                if fault is not None and fault.kind in ("reset", "timeout"):
+                    if fault.kind == "timeout":
+                        time.sleep(fault.hold)
+                    self._drop()
+                    return
+                status, payload, extra = server._answer(self.path, body, fault, headers)
                 data = json.dumps(payload).encode()
+                declared = len(data)
+                if fault is not None and fault.kind == "truncate":
+                    declared, data = len(data) + 64, data[: len(data) // 2]
+                elif fault is not None and fault.kind == "cut_json":
+                    data = data[: len(data) // 2]
+                    declared = len(data)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for key, value in extra.items():
-                    self.send_header(key, value)
+                self.send_header("content-length", str(declared))
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                if fault is not None and fault.kind == "truncate":
+                    self._drop()
+                elif status == 200 and (fault is None or fault.kind == "slow"):
+                    with server.lock:
+                        server.answered[key] += 1
+
+            def do_GET(self) -> None:  # noqa: N802 - ``GET /count``: the counters, for a server in another process
+                with server.lock:
+                    counts = {"count": len(server.requests), "answered": sum(server.answered.values()),
+                              "injected": dict(server.injected), "incomplete": server.incomplete}
+                data = json.dumps(counts).encode()
+                self.send_response(200 if self.path == "/count" else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _drop(self) -> None:
+                """Close the connection at once, sending nothing more (the client sees a reset or EOF)."""
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -156,8 +289,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction of requests given a random fault")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    server = WireServer(latency=args.latency, port=args.port)
+    mix = FaultMix(rate=args.fault_rate, seed=args.seed) if args.fault_rate else None
+    server = WireServer(latency=args.latency, port=args.port, faults=mix)
     print(server.url, flush=True)
     server.httpd.serve_forever()
 
