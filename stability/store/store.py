@@ -319,20 +319,20 @@ class Store:
             raise StabilityError(f"bulk_load: cannot bulk-load {', '.join(unknown)} "
                                  f"(only {', '.join(BULK_TABLES)})")
         written: dict[str, int] = {}
-        with self.transaction():
-            for table in BULK_TABLES:  # parents before children
-                if table not in frames:
-                    continue
-                frame = frames[table].copy()
-                for column in frame.columns:
-                    if frame[column].dtype == object and any(isinstance(v, dict | list) for v in frame[column]):
-                        frame[column] = [_json(v) if isinstance(v, dict | list) else v for v in frame[column]]
-                self.con.register("incoming_rows", frame)
-                try:
+        try:
+            with self.transaction():
+                for table in BULK_TABLES:  # parents before children
+                    if table not in frames:
+                        continue
+                    frame = frames[table].copy()
+                    for column in frame.columns:
+                        if frame[column].dtype == object and any(isinstance(v, dict | list) for v in frame[column]):
+                            frame[column] = [_json(v) if isinstance(v, dict | list) else v for v in frame[column]]
+                    self.con.register("incoming_rows", frame)
                     self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
-                finally:
-                    self.con.unregister("incoming_rows")
-                written[table] = len(frame)
+                    written[table] = len(frame)
+        finally:  # after COMMIT or ROLLBACK: an aborted transaction refuses even this
+            self.con.unregister("incoming_rows")
         return written
 
     # -- ratings -----------------------------------------------------------------------------------------
