@@ -218,11 +218,11 @@ def plan(folder: str, sizes: list[int], embedders: list[str], uncached_repeats: 
         print(json.dumps(build(size, pristine)), flush=True)
         for embedder in embedders:
             db = str(Path(folder) / f"bench-{size}-{embedder.replace('/', '_')}.duckdb")
-            uncached = [measure(db, embedder, fresh_from=pristine) for _ in range(uncached_repeats)]
-            cached = [measure(db, embedder) for _ in range(cached_repeats)]
-            for label, runs in (("uncached", uncached), ("cached", cached)):
-                for r in runs:
-                    print(json.dumps({**r, "cache": label}), flush=True)
+            for label, repeats in (("uncached", uncached_repeats), ("cached", cached_repeats)):
+                runs = []
+                for _ in range(repeats):
+                    runs.append(measure(db, embedder, fresh_from=pristine if label == "uncached" else None))
+                    print(json.dumps({**runs[-1], "cache": label}), flush=True)
                 if runs:
                     rows.append((runs, embedder, label))
     print("| revisions | runs | embedder | cache | n | wall s (median) | peak RSS MiB (median) | texts | embedded "
