@@ -79,7 +79,8 @@ def spread(vectors: np.ndarray) -> float:
     if n < 2:
         return 0.0
     d = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
-    return float(d[np.triu_indices(n, k=1)].mean())
+    # the mean off the diagonal: the upper triangle's mean of the symmetrised matrix, without n² indices
+    return float((d.sum(dtype=np.float64) - np.trace(d, dtype=np.float64)) / (n * (n - 1)))
 
 
 def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
@@ -141,8 +142,11 @@ def cross_run(corpus: Corpus, node_vectors: Mapping[str, np.ndarray], cluster_th
     finals = np.stack([node_vectors[r.final] for r in runs])
     labels = cluster(finals, cluster_threshold)
     attractors = []
-    for label in sorted(set(labels.tolist())):
-        members = [i for i, x in enumerate(labels.tolist()) if x == label]
+    by_label: dict[int, list[int]] = {}
+    for i, x in enumerate(labels.tolist()):
+        by_label.setdefault(x, []).append(i)
+    for label in sorted(by_label):
+        members = by_label[label]
         block = finals[members]
         central = members[int(np.argmax((block @ block.T).sum(axis=1)))]
         attractors.append(Attractor(

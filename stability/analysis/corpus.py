@@ -74,7 +74,8 @@ def resolve_run_ids(store: Store, run_ids: list[str], all_runs: bool) -> list[st
 
 
 def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
-    runs = {run.id: run for run in store.runs() if run.id in set(run_ids)}
+    wanted = set(run_ids)
+    runs = {run.id: run for run in store.runs() if run.id in wanted}
     visits: dict[str, list[Visit]] = {r: [] for r in run_ids}
     for run_id, step, revision_id, node, decision, cycle_to in store.revision_rows(run_ids):
         visits[run_id].append(Visit(step, node, decision, revision_id, cycle_to))

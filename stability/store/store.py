@@ -308,6 +308,33 @@ class Store:
         return int(row[0]) if row else 0
 
 
+    # -- bulk loading (synthetic benchmark databases) ---------------------------------------------------------
+
+    def bulk_load(self, frames: dict[str, Any]) -> dict[str, int]:
+        """Append whole pandas DataFrames to graph tables in ONE transaction (all or nothing), matching columns
+        by name. Dict and list cells are stored as JSON. For synthetic benchmark databases (bench/analysis.py):
+        nothing is checked or deduplicated, so the caller owns uniqueness. Returns rows written per table."""
+        unknown = sorted(set(frames) - set(BULK_TABLES))
+        if unknown:
+            raise StabilityError(f"bulk_load: cannot bulk-load {', '.join(unknown)} "
+                                 f"(only {', '.join(BULK_TABLES)})")
+        written: dict[str, int] = {}
+        try:
+            with self.transaction():
+                for table in BULK_TABLES:  # parents before children
+                    if table not in frames:
+                        continue
+                    frame = frames[table].copy()
+                    for column in frame.columns:
+                        if frame[column].dtype == object and any(isinstance(v, dict | list) for v in frame[column]):
+                            frame[column] = [_json(v) if isinstance(v, dict | list) else v for v in frame[column]]
+                    self.con.register("incoming_rows", frame)
+                    self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+                    written[table] = len(frame)
+        finally:  # after COMMIT or ROLLBACK: an aborted transaction refuses even this
+            self.con.unregister("incoming_rows")
+        return written
+
     # -- ratings -----------------------------------------------------------------------------------------
 
     def insert_ratings(self, ratings: list[RatingRecord]) -> None:
@@ -389,6 +416,7 @@ class Store:
             "SELECT * FROM generations WHERE run_id = ? ORDER BY generation", [run_id])]
 
 
+BULK_TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges")
 _ADAPTER_JSON = ("base_params", "data", "trainer", "losses")
 
 
