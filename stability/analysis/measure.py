@@ -15,12 +15,12 @@ from stability.analysis.consistency import Consistency, consistency
 from stability.analysis.convergence import Params, RunConvergence, run_convergence
 from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
+from stability.analysis.preferences import Preferences, preferences
+from stability.store.records import RatingRecord
 from stability.store.store import Store
 
 SCHEMA_VERSION = 1
-NOTES = [
-    "rate-alternatives measures are not computed: that protocol is not built yet (see docs/analysis.md).",
-]
+NOTES: list[str] = []
 
 
 class EmbeddingUse(BaseModel):
@@ -40,6 +40,7 @@ class AnalysisResult(BaseModel):
     runs: list[RunConvergence]
     cross_run: CrossRun
     consistency: Consistency
+    preferences: Preferences
     notes: list[str]
 
 
@@ -61,14 +62,16 @@ def embed_corpus(store: Store, corpus: Corpus, embedder: Embedder, stats: Embedd
                    principles={p: by_text[p] for p in principles})
 
 
-def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse) -> AnalysisResult:
+def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
+            ratings: list[RatingRecord] | None = None) -> AnalysisResult:
     """Every measure over an already loaded and embedded corpus (no store, no model)."""
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
     by_id = {r.run_id: r for r in runs}
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
         cross_run=cross_run(corpus, vectors.nodes, params.cluster_threshold),
-        consistency=consistency(corpus, by_id, vectors.principles, params), notes=list(NOTES))
+        consistency=consistency(corpus, by_id, vectors.principles, params),
+        preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 
 
 def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
@@ -80,5 +83,6 @@ def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = F
         corpus = load_corpus(store, resolve_run_ids(store, run_ids, all_runs))
         stats = EmbeddingStats()
         vectors = embed_corpus(store, corpus, model, stats)
+        ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
     return measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
-                                                          computed=stats.computed))
+                                                          computed=stats.computed), ratings)

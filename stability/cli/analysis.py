@@ -105,6 +105,22 @@ def _print_analysis(result: Any) -> None:
                                _interval(s.steps_to_fixed_point))
         console.print(conditions)
         console.print(f"steps to fixed point, contradictory − consistent: {_interval(c.steps_difference)}")
+    for target in result.preferences.targets:
+        table = Table(title=f"rate-alternatives · {target.mode} · {target.target[:60]} · {target.trials} trials")
+        for column in ("option", "relation", "mean rating", "favourite rate", "E[rating]", "Bradley–Terry",
+                       "unscored"):
+            table.add_column(column)
+        for o in target.options:
+            table.add_row(o.text[:50], o.relation or "", _interval(o.mean_rating), _interval(o.favourite_rate),
+                          _interval(o.expected_rating), _interval(o.bradley_terry), str(o.unscored))
+        console.print(table)
+    if result.preferences.by_relation:
+        relations = Table(title="by relation (all targets)")
+        for column in ("relation", "mean rating", "favourite rate"):
+            relations.add_column(column)
+        for r in result.preferences.by_relation:
+            relations.add_row(r.relation, _interval(r.mean_rating), _interval(r.favourite_rate))
+        console.print(relations)
     for note in result.notes:
         console.print(f"note: {note}", style="dim")
 
