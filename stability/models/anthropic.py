@@ -16,7 +16,7 @@ from stability.models.base import (
     Usage,
     check_network_allowed,
     http_timeout,
-    transient_from_sdk_error,
+    sending,
 )
 
 
@@ -80,13 +80,7 @@ class AnthropicModel(Model):
         check_network_allowed(self.name)
         client = self._sdk()
         body, extra = self.request_body(messages, config)
-        try:
-            response = await client.messages.create(**body, extra_body=extra or None)
-        except Exception as err:
-            transient = transient_from_sdk_error(err)
-            if transient is not None:
-                raise transient from err
-            raise
+        response = await sending(client.messages.create(**body, extra_body=extra or None))
         text = "".join(getattr(block, "text", "") for block in response.content)
         tool_input = [block.input for block in response.content if getattr(block, "type", "") == "tool_use"]
         if tool_input:

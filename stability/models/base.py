@@ -10,7 +10,7 @@ import difflib
 import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,6 +256,32 @@ def chat_completions_body(model_id: str, messages: list[Message], config: Genera
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "answer", "schema": config.json_schema}}
     return body
+
+
+async def sending(request: Awaitable[Any]) -> Any:
+    """Await an SDK request, turning retryable failures into :class:`TransientError` (others pass through)."""
+    try:
+        return await request
+    except Exception as err:
+        transient = transient_from_sdk_error(err)
+        if transient is not None:
+            raise transient from err
+        raise
+
+
+def chat_completions_output(response: Any, body: dict[str, Any]) -> Output:
+    """An OpenAI-format chat completion (openai SDK or litellm) as an :class:`Output`."""
+    choice = response.choices[0] if response.choices else None
+    usage = getattr(response, "usage", None)
+    return Output(
+        text=(choice.message.content or "") if choice is not None else "",
+        usage=Usage(input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                    output_tokens=getattr(usage, "completion_tokens", 0) or 0),
+        finish_reason=getattr(choice, "finish_reason", None),
+        logprobs=chat_completions_logprobs(choice),
+        request=body,
+        response=response.model_dump(mode="json"),
+    )
 
 
 def chat_completions_logprobs(choice: Any) -> list[TokenLogprob] | None:

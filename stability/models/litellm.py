@@ -15,11 +15,10 @@ from stability.models.base import (
     Message,
     Model,
     Output,
-    Usage,
     chat_completions_body,
-    chat_completions_logprobs,
+    chat_completions_output,
     check_network_allowed,
-    transient_from_sdk_error,
+    sending,
 )
 
 
@@ -53,27 +52,7 @@ class LiteLLMModel(Model):
         litellm = _litellm()
         body = chat_completions_body(self.model_id, messages, config)
         extra = {"api_base": self.api_base} if self.api_base else {}
-        try:
-            response = await litellm.acompletion(**body, **extra, num_retries=0)
-        except Exception as err:
-            transient = transient_from_sdk_error(err)
-            if transient is not None:
-                raise transient from err
-            raise
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice is not None else ""
-        usage = getattr(response, "usage", None)
-        return Output(
-            text=text,
-            usage=Usage(
-                input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            ),
-            finish_reason=getattr(choice, "finish_reason", None),
-            logprobs=chat_completions_logprobs(choice),
-            request=body,
-            response=response.model_dump(mode="json"),
-        )
+        return chat_completions_output(await sending(litellm.acompletion(**body, **extra, num_retries=0)), body)
 
 
 def create(full_name: str) -> Model:

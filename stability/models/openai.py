@@ -16,12 +16,11 @@ from stability.models.base import (
     Message,
     Model,
     Output,
-    Usage,
     chat_completions_body,
-    chat_completions_logprobs,
+    chat_completions_output,
     check_network_allowed,
     http_timeout,
-    transient_from_sdk_error,
+    sending,
 )
 
 
@@ -59,27 +58,7 @@ class OpenAIModel(Model):
         check_network_allowed(self.name)
         client = self._sdk()
         body = chat_completions_body(self.model_id, messages, config)
-        try:
-            response = await client.chat.completions.create(**body)
-        except Exception as err:
-            transient = transient_from_sdk_error(err)
-            if transient is not None:
-                raise transient from err
-            raise
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice is not None else ""
-        usage = response.usage
-        return Output(
-            text=text,
-            usage=Usage(
-                input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            ),
-            finish_reason=getattr(choice, "finish_reason", None),
-            logprobs=chat_completions_logprobs(choice),
-            request=body,
-            response=response.model_dump(mode="json"),
-        )
+        return chat_completions_output(await sending(client.chat.completions.create(**body)), body)
 
 
 def create(full_name: str) -> Model:
