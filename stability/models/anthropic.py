@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from typing import Any
 
-from stability.errors import MissingDependency, StabilityError
+from stability.errors import MissingDependency
 from stability.models.base import (
     GenerateConfig,
     Message,
     Model,
     Output,
+    SDKModel,
     Usage,
     check_network_allowed,
     http_timeout,
@@ -20,34 +19,17 @@ from stability.models.base import (
 )
 
 
-class AnthropicModel(Model):
-    network = True
+class AnthropicModel(SDKModel):
+    env_prefix = "ANTHROPIC"
     structured_output = True
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.model_id = name.split("/", 1)[1]
-        self.base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
-        if not os.environ.get("ANTHROPIC_API_KEY") and not self.base_url:
-            raise StabilityError(f"{name}: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a proxy)")
-        self._client: Any = None
-        self._loop: Any = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "base_url": self.base_url}
-
-    def _sdk(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:  # a client belongs to one event loop
-            self._loop = loop
-            try:
-                import anthropic
-            except ImportError:
-                raise MissingDependency("anthropic/: the anthropic SDK is missing; pip install anthropic") from None
-            key = os.environ.get("ANTHROPIC_API_KEY") or "not-needed"
-            self._client = anthropic.AsyncAnthropic(api_key=key, base_url=self.base_url, max_retries=0,
-                                                    timeout=http_timeout())
-        return self._client
+    def make_client(self, api_key: str) -> Any:
+        try:
+            import anthropic
+        except ImportError:
+            raise MissingDependency("anthropic/: the anthropic SDK is missing; pip install anthropic") from None
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=self.base_url, max_retries=0,
+                                         timeout=http_timeout())
 
     def request_body(self, messages: list[Message], config: GenerateConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         """SDK arguments, and sampling fields the current SDK no longer types (sent as ``extra_body``).
@@ -78,7 +60,7 @@ class AnthropicModel(Model):
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
-        client = self._sdk()
+        client = self.client()
         body, extra = self.request_body(messages, config)
         response = await sending(client.messages.create(**body, extra_body=extra or None))
         text = "".join(getattr(block, "text", "") for block in response.content)

@@ -6,6 +6,7 @@ request and response for logging. Providers know nothing of persistence, protoco
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import importlib
 import os
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.errors import ModelNotFound, NetworkRefused
+from stability.errors import ModelNotFound, NetworkRefused, StabilityError
 
 ALLOW_NETWORK_ENV = "STABILITY_ALLOW_NETWORK"
 HTTP_TIMEOUT_ENV = "STABILITY_HTTP_TIMEOUT"
@@ -113,6 +114,42 @@ class Model(ABC):
     def describe(self) -> dict[str, Any]:
         """Parameters worth recording on a run (besides the sampling config)."""
         return {"name": self.name}
+
+
+class SDKModel(Model):
+    """A model behind an official SDK that reads ``<PREFIX>_API_KEY`` and ``<PREFIX>_BASE_URL``.
+
+    A base URL without a key is allowed (local servers need none; a placeholder is sent). The SDK's own retries
+    are off: the call path retries and records every attempt. A client belongs to one event loop, so one is made
+    per loop.
+    """
+
+    network = True
+    env_prefix: str = ""  # e.g. "OPENAI"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.model_id = name.split("/", 1)[1]
+        self.base_url = os.environ.get(f"{self.env_prefix}_BASE_URL") or None
+        if not os.environ.get(f"{self.env_prefix}_API_KEY") and not self.base_url:
+            raise StabilityError(f"{name}: set {self.env_prefix}_API_KEY (or {self.env_prefix}_BASE_URL for a "
+                                 "local server or proxy)")
+        self._client: Any = None
+        self._loop: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "base_url": self.base_url}
+
+    def client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._loop = loop
+            self._client = self.make_client(os.environ.get(f"{self.env_prefix}_API_KEY") or "not-needed")
+        return self._client
+
+    @abstractmethod
+    def make_client(self, api_key: str) -> Any:
+        """The SDK's async client for ``self.base_url``, with its retries off and our timeout."""
 
 
 def check_network_allowed(name: str) -> None:

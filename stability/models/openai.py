@@ -6,16 +6,15 @@ need no key, so a placeholder is sent when a base URL is set without one.
 
 from __future__ import annotations
 
-import asyncio
-import os
 from typing import Any
 
-from stability.errors import MissingDependency, StabilityError
+from stability.errors import MissingDependency
 from stability.models.base import (
     GenerateConfig,
     Message,
     Model,
     Output,
+    SDKModel,
     chat_completions_body,
     chat_completions_output,
     check_network_allowed,
@@ -24,39 +23,21 @@ from stability.models.base import (
 )
 
 
-class OpenAIModel(Model):
-    network = True
+class OpenAIModel(SDKModel):
+    env_prefix = "OPENAI"
     structured_output = True
     exposes_logprobs = True
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.model_id = name.split("/", 1)[1]
-        self.base_url = os.environ.get("OPENAI_BASE_URL") or None
-        if not os.environ.get("OPENAI_API_KEY") and not self.base_url:
-            raise StabilityError(f"{name}: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
-        self._client: Any = None
-        self._loop: Any = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "base_url": self.base_url}
-
-    def _sdk(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:  # a client belongs to one event loop
-            self._loop = loop
-            try:
-                import openai
-            except ImportError:
-                raise MissingDependency("openai/: the openai SDK is missing; pip install openai") from None
-            key = os.environ.get("OPENAI_API_KEY") or "not-needed"
-            self._client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0,
-                                              timeout=http_timeout())
-        return self._client
+    def make_client(self, api_key: str) -> Any:
+        try:
+            import openai
+        except ImportError:
+            raise MissingDependency("openai/: the openai SDK is missing; pip install openai") from None
+        return openai.AsyncOpenAI(api_key=api_key, base_url=self.base_url, max_retries=0, timeout=http_timeout())
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
-        client = self._sdk()
+        client = self.client()
         body = chat_completions_body(self.model_id, messages, config)
         return chat_completions_output(await sending(client.chat.completions.create(**body)), body)
 
