@@ -27,10 +27,11 @@ def main() -> None:
                for i, body in enumerate(bodies)]
     wall, cpu = time.perf_counter(), time.process_time()
     [log] = eval(Task(dataset=samples, solver=generate()), model="openai/bench", model_base_url=url + "/v1",
+                 model_args={"responses_api": False},  # the wire server speaks chat completions
                  max_connections=concurrency, max_samples=concurrency, max_retries=0, log_dir=str(log_dir),
                  display="none", temperature=1.0, max_tokens=1024)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    assert log.status == "success", log.status
+    assert log.status == "success", (log.status, log.error)
     print(json.dumps({"wall_s": wall, "cpu_s": cpu, "samples": len(log.samples or []),
                       "log_bytes": sum(p.stat().st_size for p in log_dir.rglob("*") if p.is_file())}))
 

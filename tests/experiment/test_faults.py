@@ -67,14 +67,15 @@ def test_grid_of_200_calls_under_20_percent_faults(tmp_path: Path, db: Path, wir
     assert all(r.error for r in runs if r.status == "failed")
     assert len(calls) >= 200
     # Every fault kind happened, and every request the server saw is an attempt recorded on a stored call. On a
-    # loaded machine a client may also time out on its own before the server reads or answers the request: those
-    # extra timeouts are recorded too, and bound every difference below.
+    # loaded machine a client may also time out on its own before the server reads or answers a request: those
+    # extra failures are recorded too (as timeouts), and bound every difference below.
     retries = [r for c in calls for r in c.retries]
-    extra_timeouts = sum("Timeout" in r["error"] for r in retries) - wire.injected["timeout"]
-    assert set(wire.injected) == set(wire.mix.kinds) and extra_timeouts >= 0
-    assert wire.count <= sum(c.attempts for c in calls) <= wire.count + extra_timeouts
+    failures = [r["error"] for r in retries] + [c.error or "" for c in calls if c.status == "error"]
     transient = sum(wire.injected.values()) - wire.injected["no_content"]
-    assert transient <= len(retries) <= transient + extra_timeouts
+    extra_timeouts = len(failures) - transient
+    assert set(wire.injected) == set(wire.mix.kinds)
+    assert 0 <= extra_timeouts <= sum("Timeout" in error for error in failures)
+    assert wire.count <= sum(c.attempts for c in calls) <= wire.count + extra_timeouts
     # Every good answer is stored exactly once; none was asked for twice.
     ok = [c for c in calls if c.status == "ok"]
     assert len({(c.run_id, c.cache_key, c.sample_index) for c in ok}) == len(ok)
