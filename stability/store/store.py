@@ -384,17 +384,6 @@ class Store:
         self.con.execute("UPDATE experiment_runs SET status = ?, run_id = coalesce(?, run_id) "
                          "WHERE experiment_id = ? AND cell = ?", [status, run_id, experiment_id, cell])
 
-    def spent(self, run_ids: list[str]) -> float:
-        """US dollars spent on paid (not cached) calls of these runs."""
-        if not run_ids:
-            return 0.0
-        marks = ", ".join("?" for _ in run_ids)
-        row = self.con.execute(f"SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE cached_from IS NULL "
-                               f"AND run_id IN ({marks})", run_ids).fetchone()
-        return float(row[0]) if row else 0.0
-
-    # -- adapters and generations (fine-tune loops) ------------------------------------------------------------
-
     def insert_adapter(self, adapter: AdapterRecord) -> None:
         """Record a trained adapter; a generation is trained once, so a second record for it is an error."""
         self._insert("adapters", adapter.model_dump())
