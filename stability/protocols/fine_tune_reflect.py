@@ -265,20 +265,10 @@ def set_distance(before: Constitution, after: Constitution) -> float:
 # -- reading a run back: the per-generation summary the analysis uses -------------------------------------------
 
 
-class GenerationSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GenerationSummary(GenerationRecord):
+    """A stored generation, with its adapter's hash and losses, and the caller's distance measure."""
 
-    generation: int
-    adapter_id: str
     adapter_hash: str
-    revision_id: str
-    previous_hash: str
-    constitution_hash: str
-    n_traces: int
-    n_parsed: int
-    n_changed: int
-    share_kept: float
-    set_distance: float
     distance: float | None = Field(None, description="the caller's distance (e.g. embeddings); None if not given")
     loss_before: float = Field(description="mean loss over the adapter's training data before its training")
     loss_after: float = Field(description="the same after training")
@@ -298,12 +288,8 @@ def generation_summaries(db: Path | str | None, run_id: str,
             measured = None
             if distance is not None:
                 measured = distance(store.constitution(g.previous_hash), store.constitution(g.constitution_hash))
-            rows.append(GenerationSummary(
-                generation=g.generation, adapter_id=g.adapter_id, adapter_hash=adapter.content_hash,
-                revision_id=g.revision_id, previous_hash=g.previous_hash, constitution_hash=g.constitution_hash,
-                n_traces=g.n_traces, n_parsed=g.n_parsed, n_changed=g.n_changed, share_kept=g.share_kept,
-                set_distance=g.set_distance, distance=measured, loss_before=adapter.loss_before,
-                loss_after=adapter.loss_after))
+            rows.append(GenerationSummary(**g.model_dump(), adapter_hash=adapter.content_hash, distance=measured,
+                                          loss_before=adapter.loss_before, loss_after=adapter.loss_after))
         return rows
 
 
