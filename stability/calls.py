@@ -7,12 +7,15 @@ Every protocol asks through here, so "nothing lost, nothing paid twice" lives in
   *sample index*: the n-th identical request within the run. Replaying a run (``--resume``) finds the run's
   own calls by that key and re-sends none of them; a new run with an identical configuration is answered from
   another run's calls (recorded with ``cached_from``) unless the cache is turned off.
+- Identical requests in flight at once (two runs of an experiment asking the same question) are sent once: the
+  later asker waits for the first answer and records it as a cache hit (``Flights``).
 - Transient failures (429, 5xx, overloaded, timeouts) are retried with exponential back-off and jitter,
   honouring ``Retry-After``; every failed attempt is recorded on the call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -21,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -32,6 +35,9 @@ from stability.prices import PriceTable
 from stability.redaction import redact, secret_values
 from stability.store.records import CallRecord
 from stability.store.store import Store, now
+
+if TYPE_CHECKING:
+    from stability.protocols.base import Stop
 
 
 class RetryPolicy(BaseModel):
@@ -76,27 +82,67 @@ class BudgetExceeded(Exception):
     """Raised before sending a call that the experiment's budget no longer covers. Nothing was sent."""
 
 
+class Spending(Protocol):
+    """An experiment's budget, as the call path sees it: asked before every send, told of every paid call."""
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceeded` if nothing more may be sent."""
+
+    def paid(self, cost_usd: float) -> None:
+        """A call that cost this much was stored."""
+
+
+class Flights:
+    """Requests being sent right now, by (cache key, sample index); shared by the runs of one experiment."""
+
+    def __init__(self) -> None:
+        self.sending: dict[tuple[str, int], asyncio.Future[None]] = {}
+
+    async def wait(self, key: str, index: int) -> bool:
+        """Wait for the identical request in flight, if there is one, to end (answered or not)."""
+        flight = self.sending.get((key, index))
+        if flight is None:
+            return False
+        await asyncio.shield(flight)
+        return True
+
+    def start(self, key: str, index: int) -> asyncio.Future[None]:
+        flight: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sending[(key, index)] = flight
+        return flight
+
+    def end(self, key: str, index: int, flight: asyncio.Future[None]) -> None:
+        if self.sending.get((key, index)) is flight:
+            del self.sending[(key, index)]
+        if not flight.done():
+            flight.set_result(None)
+
+
 class CallPath:
     """Calls for one run. Create one per run; its sample counters follow the run's order of calls.
 
     ``model`` is the run's subject; a call may name another model (an editor, a judge, another agent).
-    ``guard`` runs before anything is sent (an experiment's budget check); ``prices`` turns usage into cost.
+    ``budget`` is asked before anything is sent and told what each stored call cost; ``prices`` turns usage
+    into cost.
     """
 
     def __init__(self, store: Store, model: Model, run_id: str, policy: RetryPolicy | None = None,
                  use_cache: bool = True, prices: PriceTable | None = None,
-                 guard: Callable[[], None] | None = None,
-                 limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None) -> None:
+                 budget: Spending | None = None,
+                 limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
+                 flights: Flights | None = None) -> None:
         self.store = store
         self.model = model
         self.run_id = run_id
         self.policy = policy or RetryPolicy.from_env()
         self.use_cache = use_cache
         self.prices = prices or PriceTable()
-        self.guard = guard
+        self.budget = budget
         self.limiter = limiter
+        self.flights = flights or Flights()
         self.samples: Counter[str] = Counter()
         self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
+        self.stop: Stop | None = None  # how the run ended, set by iteration.execute
 
     async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
                        purpose: str, model: Model | None = None) -> CallRecord:
@@ -104,9 +150,11 @@ class CallPath:
         key = cache_key(model, messages, config)
         index = self.samples[key]
         self.samples[key] += 1
-        found = self.store.find_call(key, index, self.run_id)
+        found = await self.store.lookup_call(key, index, self.run_id)
         if found is not None and found.run_id == self.run_id:
             return found
+        if found is None and self.use_cache and await self.flights.wait(key, index):
+            found = await self.store.lookup_call(key, index, self.run_id)  # answered meanwhile (or failed)
         if found is not None and self.use_cache:
             hit = found.model_copy(update={
                 "id": _new_id(), "run_id": self.run_id, "step": step, "purpose": purpose, "latency_ms": 0.0,
@@ -114,15 +162,20 @@ class CallPath:
                 "created_at": now(),
             })
             self.store.insert_call(hit)
+            await self.store.committed()
             return hit
-        if self.limiter is None:
-            if self.guard is not None:
-                self.guard()
-            return await self._send(model, messages, config, key, index, step, purpose)
-        async with self.limiter(model):  # per-provider concurrency and rate limits
-            if self.guard is not None:
-                self.guard()
-            return await self._send(model, messages, config, key, index, step, purpose)
+        flight = self.flights.start(key, index)
+        try:
+            if self.limiter is None:
+                if self.budget is not None:
+                    self.budget.check()
+                return await self._send(model, messages, config, key, index, step, purpose)
+            async with self.limiter(model):  # per-provider concurrency and rate limits
+                if self.budget is not None:
+                    self.budget.check()
+                return await self._send(model, messages, config, key, index, step, purpose)
+        finally:
+            self.flights.end(key, index, flight)
 
     async def _send(self, model: Model, messages: list[Message], config: GenerateConfig, key: str, index: int,
                     step: int, purpose: str) -> CallRecord:
@@ -174,6 +227,9 @@ class CallPath:
             created_at=now(),
         )
         self.store.insert_call(record)
+        await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
+        if self.budget is not None and record.cost_usd:
+            self.budget.paid(record.cost_usd)
         if error is not None:
             raise CallFailed(record.error or "call failed", record) from error
         return record

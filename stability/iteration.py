@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stability.calls import BudgetExceeded, CallPath
+from stability.calls import BudgetExceeded, CallPath, Flights, Spending
 from stability.constitution import Constitution, parse_file
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Model, check_model_name, get_model
+from stability.models.base import GenerateConfig, Model, check_model_name, close_models, get_model
 from stability.prices import PriceTable
 from stability.protocols.base import Protocol, RunContext, StepEvent, Templates, protocol_class
 from stability.provenance import git_commit, package_version
@@ -141,8 +141,7 @@ def create_run(store: Store, prepared: Prepared) -> RunRecord:
         template_hash=prepared.template_hash, package_version=package_version(), git_commit=git_commit(),
         created_at=now(),
     )
-    with store.transaction():
-        store.insert_run(run)
+    store.insert_run(run)
     store.put_constitution(prepared.start)
     if config.constitution:
         store.add_source(prepared.start, config.constitution)
@@ -153,7 +152,7 @@ def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep
     prepared = prepare(config)
     with Store.open(db) as store:
         run = create_run(store, prepared)
-        calls = asyncio.run(execute(store, run, prepared, on_step))
+        calls = asyncio.run(_closing(execute(store, run, prepared, on_step), prepared))
         return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=calls.sent)
 
 
@@ -181,16 +180,25 @@ def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = N
             raise StabilityError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")
         prepared = prepare_resume(store, run)
         store.reopen_run(run.id)
-        calls = asyncio.run(execute(store, run, prepared, on_step))
+        calls = asyncio.run(_closing(execute(store, run, prepared, on_step), prepared))
         return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=calls.sent)
 
 
+async def _closing(work: Awaitable[CallPath], prepared: Prepared) -> CallPath:
+    """Await ``work``, then close the models' SDK clients inside the loop that made them."""
+    try:
+        return await work
+    finally:
+        await close_models([prepared.model, *prepared.roles.values()])
+
+
 async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None = None,
-                  prices: PriceTable | None = None, guard: Callable[[], None] | None = None,
-                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None) -> CallPath:
+                  prices: PriceTable | None = None, budget: Spending | None = None,
+                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
+                  flights: Flights | None = None) -> CallPath:
     """Run (or replay) the protocol and record how it ended. Returns the call path (for its counters)."""
-    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, guard=guard,
-                     limiter=limiter)
+    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, budget=budget,
+                     limiter=limiter, flights=flights)
     context = RunContext(run_id=run.id, seed=run.seed, generate=prepared.config.generate(), store=store,
                          calls=calls, on_step=on_step or (lambda event: None), roles=prepared.roles)
     protocol = prepared.cls(context, prepared.options)
@@ -209,4 +217,5 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
         store.finish_run(run.id, "failed", "error", redact(f"{type(err).__name__}: {err}"))
         raise
     store.finish_run(run.id, stop.status, stop.reason, stop.error)
+    calls.stop = stop
     return calls

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stability.calls import CallFailed, CallPath, RetryPolicy, cache_key
+from stability.calls import CallFailed, CallPath, Flights, RetryPolicy, cache_key
 from stability.models.base import GenerateConfig, Message, TransientError
 from stability.models.scripted import ScriptedModel, flaky
 from stability.store import Store
@@ -63,7 +63,9 @@ def test_completed_call_is_persisted_before_it_is_returned(db: Path) -> None:
 
         async def go() -> None:
             await path(MESSAGES, CONFIG, step=1, purpose="revise")
-            seen.append(len(store.calls("r-1")))
+            other = store._con.cursor()  # another connection sees only what is committed
+            seen.append(other.execute("SELECT count(*) FROM calls WHERE run_id = 'r-1'").fetchone()[0])  # type: ignore[index]
+            other.close()
 
         asyncio.run(go())
     assert seen == [1]
@@ -117,3 +119,39 @@ def test_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_transient_error_type() -> None:
     err = TransientError("x", status=429, retry_after=3)
     assert err.retry_after == 3 and err.status == 429
+
+
+def test_identical_requests_in_flight_are_sent_once(db: Path) -> None:
+    model = ScriptedModel(fn=lambda m: "answer")
+    flights = Flights()
+    with Store.open(db) as store:
+        paths = [CallPath(store, model, f"r-{n}", policy=NO_WAIT, flights=flights) for n in range(3)]
+        uncached = CallPath(store, model, "r-x", policy=NO_WAIT, use_cache=False, flights=flights)
+
+        async def main() -> list[object]:
+            return list(await asyncio.gather(*(p(MESSAGES, CONFIG, step=1, purpose="revise")
+                                               for p in [*paths, uncached])))
+
+        records = asyncio.run(main())
+    assert len(model.calls) == 2  # the three cached runs share one request; use_cache=False sends its own
+    sent = [r for r in records[:3] if r.cached_from is None]  # type: ignore[attr-defined]
+    assert len(sent) == 1
+    assert {r.cached_from for r in records[:3] if r is not sent[0]} == {sent[0].id}  # type: ignore[attr-defined]
+    assert not flights.sending
+
+
+def test_a_failed_flight_lets_the_waiter_send_its_own(db: Path) -> None:
+    model = ScriptedModel(outputs=[ValueError("bad request"), "answer"])
+    flights = Flights()
+    with Store.open(db) as store:
+        first, second = (CallPath(store, model, f"r-{n}", policy=NO_WAIT, flights=flights) for n in range(2))
+
+        async def main() -> list[object]:
+            return list(await asyncio.gather(first(MESSAGES, CONFIG, step=1, purpose="revise"),
+                                             second(MESSAGES, CONFIG, step=1, purpose="revise"),
+                                             return_exceptions=True))
+
+        failed, answered = asyncio.run(main())
+    assert isinstance(failed, CallFailed)
+    assert answered.text == "answer" and answered.cached_from is None  # type: ignore[attr-defined]
+    assert len(model.calls) == 2

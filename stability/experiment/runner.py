@@ -19,12 +19,12 @@ from pathlib import Path
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict
 
-from stability.calls import BudgetExceeded
+from stability.calls import BudgetExceeded, Flights
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
 from stability.iteration import Prepared, create_run, execute, prepare, prepare_resume
-from stability.models.base import Model
+from stability.models.base import Model, close_models
 from stability.prices import PriceTable, load_prices
 from stability.store.records import CellRecord, ExperimentRecord
 from stability.store.store import Store, now
@@ -70,21 +70,31 @@ class Limits:
 
 
 class Budget:
+    """The experiment's spending: read from the store once (earlier sessions' calls), then kept up to date by the
+    call path as each paid call is stored, so checking it before every call costs no query."""
+
     def __init__(self, store: Store, experiment_id: str, max_cost: float | None) -> None:
         self.store = store
         self.experiment_id = experiment_id
         self.max_cost = max_cost
         self.reached = False
+        self.running_total: float | None = None
 
     def spent(self) -> float:
-        return self.store.experiment_spent(self.experiment_id)  # one query: it runs before every paid call
+        return self.store.experiment_spent(self.experiment_id)
 
     def check(self) -> None:
         if self.max_cost is None:
             return
-        if self.reached or self.spent() >= self.max_cost:
+        if self.running_total is None:
+            self.running_total = self.spent()
+        if self.reached or self.running_total >= self.max_cost:
             self.reached = True
             raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
+
+    def paid(self, cost_usd: float) -> None:
+        if self.running_total is not None:
+            self.running_total += cost_usd
 
 
 def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
@@ -134,6 +144,7 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
 async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], prices: PriceTable,
                      budget: Budget, on_cell: Callable[[CellRecord], None] | None) -> None:
     limits = Limits(spec)
+    flights = Flights()  # identical questions of two runs in flight at once are sent once
     slots = asyncio.Semaphore(spec.max_parallel_runs)
     by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
 
@@ -153,17 +164,22 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
             store.set_cell(spec.experiment_id, cell.cell, "running", run.id)
             status = "failed"
             try:
-                await execute(store, run, item, prices=prices, guard=budget.check, limiter=limits)
-                status = store.run(run.id).status
+                path = await execute(store, run, item, prices=prices, budget=budget, limiter=limits,
+                                     flights=flights)
+                status = path.stop.status if path.stop is not None else "failed"
             except BudgetExceeded:
                 pass
             except StabilityError:
                 pass  # stored on the run; the experiment goes on with the other cells
             finally:
-                store.set_cell(spec.experiment_id, cell.cell, "done" if status == "done" else "failed")
+                final = "done" if status == "done" else "failed"
+                store.set_cell(spec.experiment_id, cell.cell, final)
                 if on_cell is not None:
-                    on_cell(store.cell(spec.experiment_id, cell.cell))
+                    on_cell(cell.model_copy(update={"status": final, "run_id": run.id}))
 
-    await asyncio.gather(*(one(item) for item in prepared))
+    try:
+        await asyncio.gather(*(one(item) for item in prepared))
+    finally:
+        await close_models([m for item in prepared for m in (item.model, *item.roles.values())])
 
 

@@ -11,7 +11,7 @@ import difflib
 import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -115,6 +115,10 @@ class Model(ABC):
         """Parameters worth recording on a run (besides the sampling config)."""
         return {"name": self.name}
 
+    async def aclose(self) -> None:
+        """Release what this event loop holds (an SDK's connections) before the loop ends. Default: nothing."""
+        return None
+
 
 class SDKModel(Model):
     """A model behind an official SDK that reads ``<PREFIX>_API_KEY`` and ``<PREFIX>_BASE_URL``.
@@ -147,9 +151,21 @@ class SDKModel(Model):
             self._client = self.make_client(os.environ.get(f"{self.env_prefix}_API_KEY") or "not-needed")
         return self._client
 
+    async def aclose(self) -> None:
+        """Close this loop's client, so its connections do not outlive the loop (and warn when collected)."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            client, self._client, self._loop = self._client, None, None
+            await client.close()
+
     @abstractmethod
     def make_client(self, api_key: str) -> Any:
         """The SDK's async client for ``self.base_url``, with its retries off and our timeout."""
+
+
+async def close_models(models: Iterable[Model]) -> None:
+    """:meth:`Model.aclose` each model once (a model playing several roles is one model)."""
+    for model in {id(m): m for m in models}.values():
+        await model.aclose()
 
 
 def check_network_allowed(name: str) -> None:

@@ -2,10 +2,14 @@
 
 DuckDB allows one writing process per file. A writer holds the file for as long as it runs; inspection
 commands open the file read-only and, if a writer holds it, fail at once with a clear message rather than wait.
+
+The frequent writes are queued and group-committed by a committer thread (:mod:`stability.store.queue`); every
+read and every immediate write commits the queue first, so the store always reads its own writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ import duckdb
 from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.store import migrations
+from stability.store.queue import WriteQueue, to_json
 from stability.store.records import (
     AdapterRecord,
     CallRecord,
@@ -42,15 +47,20 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
 
 class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
-        self.con = con
+        self._con = con
         self.path = path
         self.read_only = read_only
+        self.queue = WriteQueue(con, self._find_calls)
+        self._known: set[str] = set()  # constitution hashes written or queued by this process
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection, after committing everything queued (so every reader sees this process's writes)."""
+        self.queue.flush()
+        return self._con
 
     # -- opening -------------------------------------------------------------------------------------------
 
@@ -77,7 +87,10 @@ class Store:
         return store
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.queue.close()
+        finally:
+            self._con.close()
 
     def __enter__(self) -> Store:
         return self
@@ -87,23 +100,38 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
+        """One transaction on the main connection (queued writes are committed first, in their own)."""
+        self.queue.flush()
+        self._con.execute("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        self._con.execute("COMMIT")
+
+    def flush(self) -> None:
+        """Commit every queued write now."""
+        self.queue.flush()
+
+    def committed(self) -> asyncio.Future[None]:
+        """Await it to know that everything queued so far is committed (group commit: see the queue module)."""
+        return self.queue.committed()
+
+    def lookup_call(self, cache_key: str, sample_index: int, run_id: str) -> asyncio.Future[CallRecord | None]:
+        """:meth:`find_call`, answered on the committer thread together with the other lookups waiting."""
+        return self.queue.lookup((cache_key, sample_index, run_id))
 
     def _insert(self, table: str, row: dict[str, Any], ignore: bool = False) -> None:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        values = [_json(v) if isinstance(v, dict | list) else v for v in row.values()]
+        values = [to_json(v) if isinstance(v, dict | list) else v for v in row.values()]
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
         self.con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})".replace("INSERT", verb, 1), values)
 
-    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql, params or [])
+    def _rows(self, sql: str, params: list[Any] | None = None,
+              con: duckdb.DuckDBPyConnection | None = None) -> list[dict[str, Any]]:
+        cursor = (con or self.con).execute(sql, params or [])
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -124,13 +152,13 @@ class Store:
     # -- runs ------------------------------------------------------------------------------------------------
 
     def insert_run(self, run: RunRecord) -> None:
-        self._insert("runs", run.model_dump())
+        """Queued (see the module's docstring)."""
+        self.queue.insert("runs", run.model_dump(), run.id)
 
     def finish_run(self, run_id: str, status: str, stop_reason: str | None, error: str | None = None) -> None:
-        self.con.execute(
-            "UPDATE runs SET status = ?, stop_reason = ?, error = ?, finished_at = ? WHERE id = ?",
-            [status, stop_reason, error, now(), run_id],
-        )
+        """Queued."""
+        self.queue.update("UPDATE runs SET status = ?, stop_reason = ?, error = ?, finished_at = ? WHERE id = ?",
+                          [status, stop_reason, error, now(), run_id])
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a run running again and drop its error steps, which the replay will retry."""
@@ -159,21 +187,22 @@ class Store:
     # -- constitutions ---------------------------------------------------------------------------------------
 
     def put_constitution(self, constitution: Constitution) -> str:
-        """Insert a node if it is new; the same text reached again is the same row."""
+        """Queue a node if it is new; the same text reached again is the same row. Returns its hash."""
         digest = constitution.hash
-        with self.transaction():
-            exists = self.con.execute("SELECT 1 FROM constitutions WHERE hash = ?", [digest]).fetchone()
-            if not exists:
-                self._insert("constitutions", {"hash": digest, "text": constitution.text,
-                                               "n_principles": len(constitution.principles), "created_at": now()})
-                for position, text in enumerate(constitution.principles):
-                    self._insert("principles", {"constitution_hash": digest, "position": position, "text": text})
+        if digest not in self._known:
+            self._known.add(digest)
+            self.queue.insert("constitutions", {"hash": digest, "text": constitution.text,
+                                          "n_principles": len(constitution.principles), "created_at": now()}, digest)
+            for position, text in enumerate(constitution.principles):
+                self.queue.insert("principles", {"constitution_hash": digest, "position": position, "text": text},
+                            (digest, position))
         return digest
 
     def add_source(self, constitution: Constitution, path: str) -> None:
-        self._insert("constitution_sources", {"constitution_hash": constitution.hash, "path": path,
-                                              "title": constitution.title, "metadata": constitution.metadata},
-                     ignore=True)
+        """Queued; the same file read again is the same row."""
+        self.queue.insert("constitution_sources", {"constitution_hash": constitution.hash, "path": path,
+                                             "title": constitution.title, "metadata": constitution.metadata},
+                    (constitution.hash, path))
 
     def constitution(self, digest: str) -> Constitution:
         if not self.con.execute("SELECT 1 FROM constitutions WHERE hash = ?", [digest]).fetchone():
@@ -184,14 +213,10 @@ class Store:
     # -- revisions and edges ---------------------------------------------------------------------------------
 
     def insert_revision(self, revision: RevisionRecord, edge: EdgeRecord | None = None) -> None:
-        """Write a revision (and the edge into it) in one transaction; a replayed step is left as it is."""
-        with self.transaction():
-            exists = self.con.execute("SELECT 1 FROM revisions WHERE id = ?", [revision.id]).fetchone()
-            if exists:
-                return
-            self._insert("revisions", revision.model_dump())
-            if edge is not None:
-                self._insert("edges", edge.model_dump())
+        """Queue a revision and the edge into it (committed together); a replayed step is left as it is."""
+        self.queue.insert("revisions", revision.model_dump(), revision.id)
+        if edge is not None:
+            self.queue.insert("edges", edge.model_dump(), edge.id)
 
     def revisions(self, run_id: str) -> list[RevisionRecord]:
         return [RevisionRecord(**r) for r in self._rows(
@@ -208,16 +233,35 @@ class Store:
     # -- calls -----------------------------------------------------------------------------------------------
 
     def insert_call(self, call: CallRecord) -> None:
-        self._insert("calls", call.model_dump())
+        """Queued: await :meth:`committed` before using the call's answer."""
+        self.queue.insert("calls", call.model_dump(), call.id)
 
     def find_call(self, cache_key: str, sample_index: int, run_id: str | None = None) -> CallRecord | None:
         """A completed call with this key: the run's own first (resume), else any run's (cache)."""
+        return self.find_calls([(cache_key, sample_index, run_id or "")])[0]
+
+    def find_calls(self, queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
+        """:meth:`find_call` for many (cache key, sample index, run id) at once, in one query."""
+        return self._find_calls(self.con, queries)
+
+    def _find_calls(self, con: duckdb.DuckDBPyConnection,
+                    queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
+        if not queries:
+            return []
         rows = self._rows(
-            """SELECT * FROM calls WHERE cache_key = ? AND sample_index = ? AND status = 'ok'
-               ORDER BY (run_id = ?) DESC, (cached_from IS NULL) DESC, created_at LIMIT 1""",
-            [cache_key, sample_index, run_id or ""],
+            """WITH q AS (SELECT unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS r,
+                                 unnest(range(?)) AS n)
+               SELECT q.n AS query_number, c.* FROM q JOIN calls c
+                 ON c.cache_key = q.k AND c.sample_index = q.i AND c.status = 'ok'
+               QUALIFY row_number() OVER (PARTITION BY q.n ORDER BY (c.run_id = q.r) DESC,
+                                          (c.cached_from IS NULL) DESC, c.created_at, c.id) = 1""",
+            [[q[0] for q in queries], [q[1] for q in queries], [q[2] for q in queries], len(queries)], con,
         )
-        return CallRecord(**_decode(rows[0], ("request", "response", "retries"))) if rows else None
+        found: list[CallRecord | None] = [None] * len(queries)
+        for row in rows:
+            number = row.pop("query_number")
+            found[number] = CallRecord(**_decode(row, ("request", "response", "retries")))
+        return found
 
     def calls(self, run_id: str) -> list[CallRecord]:
         return [CallRecord(**_decode(r, ("request", "response", "retries"))) for r in self._rows(
@@ -327,7 +371,7 @@ class Store:
                     frame = frames[table].copy()
                     for column in frame.columns:
                         if frame[column].dtype == object and any(isinstance(v, dict | list) for v in frame[column]):
-                            frame[column] = [_json(v) if isinstance(v, dict | list) else v for v in frame[column]]
+                            frame[column] = [to_json(v) if isinstance(v, dict | list) else v for v in frame[column]]
                     self.con.register("incoming_rows", frame)
                     self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
                     written[table] = len(frame)
@@ -338,10 +382,9 @@ class Store:
     # -- ratings -----------------------------------------------------------------------------------------
 
     def insert_ratings(self, ratings: list[RatingRecord]) -> None:
-        """All options of one trial in one transaction; a replayed trial is left as it is."""
-        with self.transaction():
-            for rating in ratings:
-                self._insert("ratings", rating.model_dump(), ignore=True)
+        """Queue all options of one trial (committed together); a replayed trial is left as it is."""
+        for rating in ratings:
+            self.queue.insert("ratings", rating.model_dump(), rating.id)
 
     def ratings(self, run_id: str) -> list[RatingRecord]:
         return [RatingRecord(**_decode(r, ("rating_probs",))) for r in self._rows(
@@ -381,8 +424,9 @@ class Store:
         return float(row[0]) if row else 0.0
 
     def set_cell(self, experiment_id: str, cell: str, status: str, run_id: str | None = None) -> None:
-        self.con.execute("UPDATE experiment_runs SET status = ?, run_id = coalesce(?, run_id) "
-                         "WHERE experiment_id = ? AND cell = ?", [status, run_id, experiment_id, cell])
+        """Queued."""
+        self.queue.update("UPDATE experiment_runs SET status = ?, run_id = coalesce(?, run_id) "
+                          "WHERE experiment_id = ? AND cell = ?", [status, run_id, experiment_id, cell])
 
     def insert_adapter(self, adapter: AdapterRecord) -> None:
         """Record a trained adapter; a generation is trained once, so a second record for it is an error."""

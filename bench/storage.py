@@ -1,0 +1,140 @@
+"""Benchmark: database size after N revisions written through the real framework, with deduplication shown.
+
+    python bench/storage.py --revisions 100000 [--starts 600] [--replicates 12] [--db runs/bench-storage.duckdb]
+
+An experiment (``stability.experiment.run_experiment``, fresh-instance, K = 2 declines, at most 40 steps) runs
+``starts × replicates`` runs of a deterministic editing model against ``starts`` synthetic starting constitutions
+of 5-15 principles (the vocabulary and edits of ``bench/analysis.py``), and repeats with new seeds until the
+database holds at least ``--revisions`` revisions. Every call, revision, edge and node goes through the call path
+and the store exactly as a real run's do; only the model is a local stand-in (no HTTP, so it takes minutes).
+
+The model (``EditingModel``) reads the constitution out of the prompt. Whether it declines depends on the
+constitution's text only (30%: the same node is a fixed point for every seed); which edit it makes depends on
+the text and the request's seed. So replicates of one start share their first nodes and part of their paths,
+as runs of one model with different seeds do, and some reach the same node by different paths.
+
+Prints one JSON object: file bytes, rows per table, bytes per revision and per call, distinct constitutions
+against revisions, and the principle-text bytes a store without content addressing would have written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from analysis import edit, vocabulary  # noqa: E402  (bench/analysis.py: the synthetic vocabulary and edits)
+
+from stability.models.base import GenerateConfig, Message, Output  # noqa: E402
+from stability.models.scripted import ScriptedModel, register  # noqa: E402
+
+DECLINE_SHARE = 0.30
+
+
+class EditingModel(ScriptedModel):
+    """Declines by the constitution's text, edits by the text and the seed; answers like a chat model would."""
+
+    def __init__(self) -> None:
+        super().__init__(fn=lambda _: "", name="scripted/storage-bench")
+        self.words = vocabulary()
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        prompt = messages[-1].content
+        principles = [line[2:].strip() for line in prompt.splitlines() if line.startswith("- ")]
+        text = "\n".join(principles)
+        by_text = int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+        if by_text % 1000 < DECLINE_SHARE * 1000 or not principles:
+            answer = "NO CHANGE"
+        else:
+            rng = random.Random(f"{text}|{config.seed}")
+            revised = edit(principles, self.words, rng)
+            answer = "I would revise it.\n\nREVISED CONSTITUTION:\n" + "\n".join(f"- {p}" for p in revised)
+        self.fn = lambda _: answer
+        return await super().generate(messages, config)
+
+
+def write_inputs(folder: Path, starts: int, replicates: int, seed_offset: int) -> Path:
+    rng = random.Random(0)
+    words = vocabulary()
+    (folder / "c").mkdir(exist_ok=True)
+    for n in range(starts):
+        chosen = rng.sample(words, rng.randint(5, 15))
+        (folder / "c" / f"s{n:04d}.md").write_text("".join(f"- {p}\n" for p in chosen), encoding="utf-8")
+    spec = folder / f"spec-{seed_offset}.yaml"
+    seeds = list(range(seed_offset, seed_offset + replicates))
+    spec.write_text(f"""name: storage-{seed_offset}
+models: [scripted/storage-bench]
+constitutions: ["{folder}/c/*.md"]
+protocols:
+  - name: fresh-instance
+    options: {{max_steps: 40, declines_to_stop: 2}}
+seeds: {seeds}
+concurrency: {{scripted: 64}}
+max_parallel_runs: 64
+""", encoding="utf-8")
+    return spec
+
+
+def table_counts(db: Path) -> dict[str, Any]:
+    from stability.store import Store
+
+    with Store.open(db, read_only=True) as store:
+        con = store.con
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+                  for t in ("runs", "revisions", "edges", "calls", "constitutions", "principles")}
+        principle_bytes = con.execute("SELECT coalesce(sum(strlen(text)), 0) FROM principles").fetchone()[0]  # type: ignore[index]
+        # what storing every revision's full principle list (no content addressing) would have written
+        undeduplicated = con.execute(
+            """SELECT coalesce(sum(strlen(p.text)), 0) FROM revisions r
+               JOIN principles p ON p.constitution_hash = r.constitution_hash""").fetchone()[0]  # type: ignore[index]
+        call_json = con.execute(
+            "SELECT avg(strlen(request::VARCHAR) + strlen(response::VARCHAR)) FROM calls").fetchone()[0]  # type: ignore[index]
+    return {**counts, "principle_text_bytes": principle_bytes, "principle_text_bytes_without_dedup": undeduplicated,
+            "mean_call_json_bytes": round(call_json or 0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--revisions", type=int, default=100_000)
+    parser.add_argument("--starts", type=int, default=600)
+    parser.add_argument("--replicates", type=int, default=12)
+    parser.add_argument("--db", type=Path, help="keep the database here (default: a temporary folder)")
+    args = parser.parse_args()
+    register("storage-bench", EditingModel)
+    from stability.experiment import run_experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        db = args.db or folder / "storage.duckdb"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        started, offset, revisions = time.perf_counter(), 0, 0
+        while revisions < args.revisions:
+            spec = write_inputs(folder, args.starts, args.replicates, offset)
+            result = run_experiment(spec, db)
+            offset += args.replicates
+            revisions = table_counts(db)["revisions"]
+            print(json.dumps({"experiment": result.experiment_id, "done": result.done, "failed": result.failed,
+                              "revisions_so_far": revisions, "elapsed_s": round(time.perf_counter() - started, 1)}),
+                  file=sys.stderr, flush=True)
+        wall = time.perf_counter() - started
+        counts = table_counts(db)
+        size = db.stat().st_size
+        print(json.dumps({
+            **counts, "file_bytes": size, "wall_s": round(wall, 1),
+            "bytes_per_revision": round(size / counts["revisions"]), "bytes_per_call": round(size / counts["calls"]),
+            "revisions_per_distinct_constitution": round(counts["revisions"] / counts["constitutions"], 2),
+            "principle_text_saved_by_dedup": round(1 - counts["principle_text_bytes"]
+                                                   / max(1, counts["principle_text_bytes_without_dedup"]), 3),
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
