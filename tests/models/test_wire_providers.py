@@ -35,6 +35,21 @@ def test_generate_through_real_sdk(wire: WireServer, litellm_base: None, name: s
         assert sent["body"]["system"] == "Be brief."
 
 
+@pytest.mark.parametrize("name", NAMES[:2])
+def test_aclose_closes_the_loops_client(wire: WireServer, name: str) -> None:
+    model = get_model(name)
+
+    async def main() -> object:
+        await model.generate(MESSAGES, GenerateConfig(max_tokens=5))
+        client = model._client  # type: ignore[attr-defined]
+        await model.aclose()
+        return client
+
+    client = asyncio.run(main())
+    assert client.is_closed()  # type: ignore[attr-defined]
+    assert model._client is None  # type: ignore[attr-defined]  # the next loop makes its own
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("status", [429, 500, 529])
 def test_injected_faults_are_retried(wire: WireServer, litellm_base: None, db: object, name: str,
