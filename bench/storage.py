@@ -32,7 +32,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from analysis import edit, vocabulary  # noqa: E402  (bench/analysis.py: the synthetic vocabulary and edits)
-
 from stability.models.base import GenerateConfig, Message, Output  # noqa: E402
 from stability.models.scripted import ScriptedModel, register  # noqa: E402
 
