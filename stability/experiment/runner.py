@@ -177,9 +177,13 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
                 if on_cell is not None:
                     on_cell(cell.model_copy(update={"status": final, "run_id": run.id}))
 
+    tasks = [asyncio.ensure_future(one(item)) for item in prepared]
     try:
-        await asyncio.gather(*(one(item) for item in prepared))
-    finally:
+        await asyncio.gather(*tasks)
+    finally:  # one cell failing unexpectedly stops the others (interrupted, resumable) before clients close
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await close_models([m for item in prepared for m in (item.model, *item.roles.values())])
 
 

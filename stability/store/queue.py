@@ -2,14 +2,18 @@
 
 A DuckDB statement costs milliseconds of CPU however small it is, and the store is used from the event loop
 that also carries every call in flight. So the frequent writes (calls, constitutions, revisions and edges,
-ratings, runs and their status changes) are queued, and committed together — one transaction, one multi-row
-``INSERT`` per table — by a single committer thread with its own DuckDB connection. DuckDB releases the GIL
-while it works, so the loop goes on parsing answers meanwhile; whatever reaches the queue during one commit goes
-into the next. That is group commit: 50 calls finishing together cost a few commits, not 50.
+ratings, runs and their status changes) are queued, and committed together — one transaction, multi-row
+``INSERT`` statements of up to 200 rows per table — by a single committer thread with its own DuckDB
+connection. DuckDB releases the GIL while it works, so the loop goes on parsing answers meanwhile; whatever
+reaches the queue during one commit goes into the next. That is group commit: 50 calls finishing together cost
+a few commits, not 50.
 
 - ``await committed()`` returns once everything queued before it is committed. The call path awaits it before
-  handing an answer to a protocol: *persisted before used*.
-- ``await lookup(...)`` answers a call-cache lookup in the same trip to the committer thread, after the commit.
+  handing an answer to a protocol: *persisted before used*. Each queued row has a sequence number and a waiter
+  is released only when the committed sequence has passed its own, so a waiter never mistakes someone else's
+  commit for its own. A commit that fails (a bug: a broken constraint) leaves the queue *broken*: every later
+  commit and every waiter raises, and nothing is used unstored.
+- ``await lookup(...)`` answers a call-cache lookup on the committer thread, after the commit of its round.
 - Synchronous users (every read, every immediate write, closing) call :meth:`WriteQueue.flush` first, so the
   store always reads its own writes.
 
@@ -20,6 +24,7 @@ recomputed from the calls it came from, which were committed before they were us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -38,6 +43,10 @@ Lookup = tuple[str, int, str]  # (cache key, sample index, run id)
 Finder = Callable[[duckdb.DuckDBPyConnection, list[Lookup]], list[Any]]
 
 
+class QueueBroken(RuntimeError):
+    """A commit failed earlier: the store writes nothing more, and nobody may use an answer it did not store."""
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -50,9 +59,12 @@ class WriteQueue:
         self._commit_lock = threading.Lock()  # one commit at a time, on the committer's connection
         self._inserts: dict[str, dict[Any, dict[str, Any]]] = {}  # table -> key -> row, first one wins
         self._updates: list[tuple[str, list[Any]]] = []  # run after the inserts, in order
-        self._writer: duckdb.DuckDBPyConnection | None = None
+        self._writer = con.cursor()  # the committer's own connection to the same database
         self._thread: ThreadPoolExecutor | None = None
-        self._waiting: list[asyncio.Future[None]] = []
+        self._queued = 0  # sequence number of the last queued row or update
+        self._committed = 0  # sequence number of the last committed one
+        self._broken: BaseException | None = None  # the failure of a commit, once one failed
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._lookups: list[tuple[Lookup, asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions written (the benchmark reports commits per call)
@@ -61,10 +73,12 @@ class WriteQueue:
 
     def insert(self, table: str, row: dict[str, Any], key: Any) -> None:
         with self._lock:
+            self._queued += 1
             self._inserts.setdefault(table, {}).setdefault(key, row)
 
     def update(self, sql: str, params: list[Any]) -> None:
         with self._lock:
+            self._queued += 1
             self._updates.append((sql, params))
 
     # -- committing -------------------------------------------------------------------------------------------
@@ -78,21 +92,27 @@ class WriteQueue:
         with self._lock:  # take the queue; the loop goes on queueing into a fresh one meanwhile
             if not self._inserts and not self._updates:
                 return
-            inserts, updates = self._inserts, self._updates
+            if self._broken is not None:
+                raise QueueBroken(f"an earlier commit failed ({self._broken}); nothing more is written") \
+                    from self._broken
+            inserts, updates, upto = self._inserts, self._updates, self._queued
             self._inserts, self._updates = {}, []
-        con = self._connection()
-        con.execute("BEGIN TRANSACTION")
+        con = self._writer
         try:
+            con.execute("BEGIN TRANSACTION")
             for table in TABLES:
                 rows = list(inserts.get(table, {}).values())
                 for start in range(0, len(rows), ROWS_PER_STATEMENT):
                     self._insert_rows(con, table, rows[start:start + ROWS_PER_STATEMENT])
             for sql, params in updates:
                 con.execute(sql, params)
-        except BaseException:
-            con.execute("ROLLBACK")
+            con.execute("COMMIT")
+        except BaseException as err:
+            self._broken = err
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise
-        con.execute("COMMIT")
+        self._committed = upto
         self.commits += 1
 
     @staticmethod
@@ -103,22 +123,23 @@ class WriteQueue:
         verb = "INSERT OR IGNORE" if table in IGNORED else "INSERT"
         con.execute(f"{verb} INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(marks for _ in rows), values)
 
-    def _connection(self) -> duckdb.DuckDBPyConnection:
-        if self._writer is None:
-            self._writer = self._main.cursor()  # its own connection to the same database
-        return self._writer
-
-    def _commit_and_find(self, lookups: list[Lookup]) -> list[Any]:
+    def _commit(self) -> None:
         with self._commit_lock:
             self._commit_locked()
-            return self._find(self._connection(), lookups) if lookups else []
+
+    def _find_locked(self, lookups: list[Lookup]) -> list[Any]:
+        with self._commit_lock:
+            return self._find(self._writer, lookups)
 
     # -- the event loop's side --------------------------------------------------------------------------------
 
     def committed(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._waiting.append(waiter)
+        if self._committed >= self._queued and self._broken is None:
+            waiter.set_result(None)  # nothing of ours is waiting to be written
+            return waiter
+        self._waiting.append((self._queued, waiter))
         self._wake(loop)
         return waiter
 
@@ -140,27 +161,40 @@ class WriteQueue:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stability-commit")
         while self._waiting or self._lookups:
-            waiting, self._waiting = self._waiting, []
-            lookups, self._lookups = self._lookups, []
+            # futures of an earlier event loop (ended before they were answered) are dropped, not answered
+            waiting = [(n, f) for n, f in self._waiting if f.get_loop() is loop]
+            lookups = [(q, f) for q, f in self._lookups if f.get_loop() is loop]
+            self._waiting, self._lookups = [], []
+            failure: BaseException | None = None
             try:
-                found = await loop.run_in_executor(self._thread, self._commit_and_find, [q for q, _ in lookups])
-            except Exception as err:  # every waiter of this round learns that its commit failed
-                for future in [*waiting, *(f for _, f in lookups)]:
+                await loop.run_in_executor(self._thread, self._commit)
+            except Exception as err:
+                failure = err
+            for upto, waiter in waiting:  # released only once its own rows are committed
+                if waiter.done():
+                    continue
+                if upto <= self._committed:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(failure or QueueBroken(f"not committed: {self._broken}"))
+            if not lookups:
+                continue
+            try:
+                found = await loop.run_in_executor(self._thread, self._find_locked, [q for q, _ in lookups])
+            except Exception as err:
+                for _, future in lookups:
                     if not future.done():
                         future.set_exception(err)
                 continue
-            for waiter in waiting:
-                if not waiter.done():
-                    waiter.set_result(None)
             for (_, future), call in zip(lookups, found, strict=True):
                 if not future.done():
                     future.set_result(call)
 
     def close(self) -> None:
         try:
-            self.flush()
+            if self._broken is None:
+                self.flush()
         finally:
             if self._thread is not None:
                 self._thread.shutdown(wait=True)
-            if self._writer is not None:
-                self._writer.close()
+            self._writer.close()

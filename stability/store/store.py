@@ -127,7 +127,7 @@ class Store:
         marks = ", ".join("?" for _ in row)
         values = [to_json(v) if isinstance(v, dict | list) else v for v in row.values()]
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        self.con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})".replace("INSERT", verb, 1), values)
+        self._con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})".replace("INSERT", verb, 1), values)
 
     def _rows(self, sql: str, params: list[Any] | None = None,
               con: duckdb.DuckDBPyConnection | None = None) -> list[dict[str, Any]]:
@@ -163,12 +163,12 @@ class Store:
     def reopen_run(self, run_id: str) -> None:
         """Mark a run running again and drop its error steps, which the replay will retry."""
         with self.transaction():
-            self.con.execute(
+            self._con.execute(
                 "UPDATE runs SET status = 'running', stop_reason = NULL, error = NULL, finished_at = NULL "
                 "WHERE id = ?", [run_id])
-            self.con.execute("DELETE FROM edges WHERE target_id IN "
+            self._con.execute("DELETE FROM edges WHERE target_id IN "
                              "(SELECT id FROM revisions WHERE run_id = ? AND decision = 'error')", [run_id])
-            self.con.execute("DELETE FROM revisions WHERE run_id = ? AND decision = 'error'", [run_id])
+            self._con.execute("DELETE FROM revisions WHERE run_id = ? AND decision = 'error'", [run_id])
 
     def run(self, run_id: str) -> RunRecord:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
@@ -338,13 +338,13 @@ class Store:
 
         frame = pd.DataFrame(rows, columns=["text_hash", "dim", "vector"])
         with self.transaction():
-            self.con.register("incoming_embeddings", frame)
+            self._con.register("incoming_embeddings", frame)
             try:
-                self.con.execute(
+                self._con.execute(
                     """INSERT OR IGNORE INTO embeddings
                        SELECT text_hash, ?, dim, vector::BLOB, ? FROM incoming_embeddings""", [model, now()])
             finally:
-                self.con.unregister("incoming_embeddings")
+                self._con.unregister("incoming_embeddings")
 
     def embedding_count(self, model: str | None = None) -> int:
         row = self.con.execute("SELECT count(*) FROM embeddings WHERE ? IS NULL OR model = ?",
@@ -372,11 +372,11 @@ class Store:
                     for column in frame.columns:
                         if frame[column].dtype == object and any(isinstance(v, dict | list) for v in frame[column]):
                             frame[column] = [to_json(v) if isinstance(v, dict | list) else v for v in frame[column]]
-                    self.con.register("incoming_rows", frame)
-                    self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+                    self._con.register("incoming_rows", frame)
+                    self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
                     written[table] = len(frame)
         finally:  # after COMMIT or ROLLBACK: an aborted transaction refuses even this
-            self.con.unregister("incoming_rows")
+            self._con.unregister("incoming_rows")
         return written
 
     # -- ratings -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from stability.constitution import Constitution
 from stability.store import Store
+from stability.store.queue import QueueBroken
 from stability.store.records import CallRecord, EdgeRecord, RevisionRecord, RunRecord
 
 
@@ -73,7 +74,30 @@ def test_a_waiter_never_proceeds_on_an_uncommitted_write(db: Path) -> None:
                 await store.committed()
 
         asyncio.run(main())
-        assert len(store.calls("r-1")) == 1
+        assert len(store._con.execute("SELECT * FROM calls").fetchall()) == 1
+
+
+def test_a_failed_flush_by_a_reader_does_not_release_the_waiters_it_took(db: Path) -> None:
+    """A read flushes the queue; if that commit fails, the call it carried was not stored, and whoever waits
+    for that call must not be told otherwise (nor may anything later be written)."""
+    with Store.open(db) as store:
+        store.insert_call(call_record(1))
+        store.flush()
+
+        async def main() -> None:
+            store.insert_call(call_record(2))
+            store.insert_call(call_record(1))  # a bad row in the same batch
+            waiter = store.committed()
+            with pytest.raises(Exception, match="(?i)duplicate|constraint"):
+                store.calls("r-1")  # the reader's flush fails
+            with pytest.raises(QueueBroken):
+                await waiter  # call 2 was not committed: its waiter learns it
+            store.insert_call(call_record(3))
+            with pytest.raises(QueueBroken):
+                await store.committed()  # the queue stays broken
+
+        asyncio.run(main())
+        assert [r[0] for r in store._con.execute("SELECT id FROM calls").fetchall()] == ["c-0001"]
 
 
 def test_lookups_waiting_together_are_one_query_and_prefer_the_runs_own_call(db: Path) -> None:
