@@ -82,6 +82,30 @@ def _diffs(result: AnalysisResult, corpus: Corpus, vectors: Vectors, params: Par
     return "".join(out)
 
 
+def _ratings(result: AnalysisResult) -> str:
+    """The rate-alternatives section, when the runs include ratings."""
+    prefs = result.preferences
+    if not prefs.targets:
+        return ""
+    parts = ["<h2>Rate alternatives</h2>", f"<figure>{figures.rating_chart(result)}</figure>"]
+    if len(prefs.targets) > figures.MAX_RATING_TARGETS:
+        parts.append(f"<p>Charts of the first {figures.MAX_RATING_TARGETS} of {len(prefs.targets)} targets; "
+                     "the tables have them all.</p>")
+    for target in prefs.targets:
+        parts.append(f"<h3>{_e(target.mode)}: {_e(target.target)} ({target.trials} trials)</h3>")
+        parts.append(_table(
+            ["option", "relation", "shown", "unscored", "mean rating", "favourite rate", "expected rating",
+             "Bradley–Terry log-strength"],
+            [[o.text, o.relation or "–", o.shown, o.unscored, _interval(o.mean_rating), _interval(o.favourite_rate),
+              _interval(o.expected_rating), _interval(o.bradley_terry)] for o in target.options]))
+    if prefs.by_relation:
+        parts.append("<h3>By relation to the target</h3>")
+        parts.append(_table(["relation", "mean rating", "favourite rate"],
+                            [[r.relation, _interval(r.mean_rating), _interval(r.favourite_rate)]
+                             for r in prefs.by_relation]))
+    return "".join(parts)
+
+
 def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
     p = result.params
     runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step,
@@ -118,6 +142,7 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         _table(["run", "pair", "kind", "status", "resolved at", "edits", "final a", "final b"],
                [[o.run_id, f"{o.a}-{o.b}", o.kind, o.status, o.resolved_step, o.edits, o.final_a_text or "(removed)",
                  o.final_b_text or "(removed)"] for o in c.clashes]),
+        _ratings(result),
         "<h2>Per-step diffs</h2>", _diffs(result, corpus, vectors, p),
         "".join(f"<p><i>{_e(n)}</i></p>" for n in result.notes),
     ]
@@ -135,8 +160,9 @@ def write_report(run_ids: list[str], output: Path | str, db: Path | str | None =
         stats = EmbeddingStats()
         vectors = embed_corpus(store, corpus, model, stats)
         graph = build_graph(store, ids)
+        ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
     result = measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
-                                                          computed=stats.computed))
+                                                          computed=stats.computed), ratings)
     path = Path(output)
     path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
     return path

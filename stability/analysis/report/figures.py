@@ -9,6 +9,9 @@ import networkx as nx
 
 MAX_CURVES = 40
 MAX_GRAPH_NODES = 300
+MAX_RATING_TARGETS = 8
+RELATION_COLOURS = {"paraphrase": "#2a9d8f", "stronger": "#264653", "weaker": "#8ab17d", "opposite": "#e76f51",
+                    "other-axis": "#e9c46a", None: "#8d99ae"}
 
 
 def _pyplot() -> Any:
@@ -100,4 +103,33 @@ def condition_comparison(result: Any) -> str:
     axis.bar(names, means, yerr=[low, high], capsize=6, color=["#2a9d8f", "#e76f51", "#8d99ae"][:len(names)])
     axis.set_ylabel("steps to the fixed point (mean, 95% CI)")
     axis.set_title("consistent vs contradictory")
+    return _svg(fig)
+
+
+def rating_chart(result: Any) -> str:
+    """Per rated target: each option's mean rating with its 95% interval, coloured by its relation to the
+    target, and its favourite rate written beside the bar."""
+    plt = _pyplot()
+    targets = result.preferences.targets[:MAX_RATING_TARGETS]
+    heights = [max(1.2, 0.45 * len(t.options) + 0.8) for t in targets]
+    fig, axes = plt.subplots(len(targets), 1, figsize=(9, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for axis, target in zip(axes[:, 0], targets, strict=True):
+        options = list(reversed(target.options))
+        means = [o.mean_rating.mean if o.mean_rating.mean is not None else 0.0 for o in options]
+        low = [m - (o.mean_rating.low if o.mean_rating.low is not None else m) for m, o in zip(means, options,
+                                                                                           strict=True)]
+        high = [(o.mean_rating.high if o.mean_rating.high is not None else m) - m for m, o in zip(means, options,
+                                                                                              strict=True)]
+        labels = [(o.text if len(o.text) <= 60 else o.text[:57] + "...") for o in options]
+        axis.barh(range(len(options)), means, xerr=[low, high], capsize=3,
+                  color=[RELATION_COLOURS.get(o.relation, "#8d99ae") for o in options])
+        axis.set_yticks(range(len(options)), labels, fontsize=7)
+        for y, option in enumerate(options):
+            rate = option.favourite_rate.mean
+            axis.text(5.05, y, f"fav {rate:.0%}" if rate is not None else "unscored", va="center", fontsize=7)
+        axis.set_xlim(0, 5.6)
+        title = target.target if len(target.target) <= 80 else target.target[:77] + "..."
+        axis.set_title(f"{target.mode}: {title} ({target.trials} trials)", fontsize=8, loc="left")
+    axes[-1, 0].set_xlabel("mean rating (1-5, 95% CI); colour = relation to the target")
     return _svg(fig)
