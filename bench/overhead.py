@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import os
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,19 @@ concurrency: {{openai: {concurrency}}}
 max_parallel_runs: {concurrency}
 """, encoding="utf-8")
     return spec
+
+
+@contextlib.contextmanager
+def wire_server(latency: float) -> Iterator[str]:
+    """The wire server in its own process, answering after ``latency`` seconds; yields its URL."""
+    server = subprocess.Popen([sys.executable, "-m", "stability.testing.wire_server", "--latency", str(latency)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def timed(fn: Any) -> tuple[Any, float, float]:
@@ -143,11 +158,7 @@ def main() -> None:
     parser.add_argument("--peer-python", help="a Python with inspect_ai: also run the requests as an inspect_ai eval")
     parser.add_argument("--profile", type=Path, help="also run the framework once under cProfile; write stats here")
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "-m", "stability.testing.wire_server", "--latency",
-                               str(args.latency)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
+    with wire_server(args.latency) as url:
         os.environ.update(OPENAI_BASE_URL=url + "/v1", OPENAI_API_KEY="sk-bench-not-a-key")
         floor = args.steps * args.latency / args.concurrency
         rows = []
@@ -175,9 +186,6 @@ def main() -> None:
                 profiler.dump_stats(args.profile)
                 pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         print(json.dumps(summary, indent=2))
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ import cProfile
 import json
 import os
 import pstats
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from overhead import bare  # noqa: E402
+from overhead import bare, wire_server  # noqa: E402
 
 
 def main() -> None:
@@ -32,11 +31,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "-m", "stability.testing.wire_server", "--latency",
-                               str(args.latency)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
+    with wire_server(args.latency) as url:
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-key")
         body = {"model": "bench", "messages": [{"role": "user", "content": "x" * 900}], "max_tokens": 100}
         for concurrency in args.concurrency:
@@ -50,9 +45,6 @@ def main() -> None:
             print(json.dumps({"concurrency": concurrency, "requests": len(bodies), "wall_s": round(wall, 2),
                               "cpu_ms_per_request_profiled": round(1000 * cpu / len(bodies), 2),
                               "is_idle_calls_per_request": round(idle / len(bodies))}), flush=True)
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

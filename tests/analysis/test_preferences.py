@@ -47,7 +47,8 @@ def test_bradley_terry_ties_are_even_and_order_follows_wins() -> None:
     assert sum(ranked) == pytest.approx(0)
 
 
-def test_analyze_reports_rate_alternatives_runs(tmp_path: Path, db: Path) -> None:
+def rated_run(tmp_path: Path, db: Path) -> str:
+    """A rate-alternatives run whose model always rates the paraphrase 5, the opposite 1, and favours it."""
     alts = write(tmp_path / "alts.yaml", "- {text: Be truthful., relation: paraphrase}\n"
                                          "- {text: Deceive when useful., relation: opposite}\n")
 
@@ -58,6 +59,11 @@ def test_analyze_reports_rate_alternatives_runs(tmp_path: Path, db: Path) -> Non
 
     run_id, _ = run_protocol(tmp_path, db, "rate-alternatives", fn=answer, start="- Be honest.\n- Be kind.\n",
                              alternatives=str(alts), trials=3)
+    return str(run_id)
+
+
+def test_analyze_reports_rate_alternatives_runs(tmp_path: Path, db: Path) -> None:
+    run_id = rated_run(tmp_path, db)
     result = analyze([run_id], db, embedder="hashing")
     [target] = result.preferences.targets
     assert target.target == "Be honest." and target.trials == 3
@@ -68,16 +74,7 @@ def test_analyze_reports_rate_alternatives_runs(tmp_path: Path, db: Path) -> Non
 def test_report_shows_the_ratings(tmp_path: Path, db: Path) -> None:
     from stability.analysis.report import write_report
 
-    alts = write(tmp_path / "alts.yaml", "- {text: Be truthful., relation: paraphrase}\n"
-                                         "- {text: Deceive when useful., relation: opposite}\n")
-
-    def answer(messages: list) -> str:  # type: ignore[type-arg]
-        lines = [line for line in messages[-1].content.splitlines() if line[1:3] == ". "]
-        best = next(line[0] for line in lines if "truthful" in line)
-        return "\n".join(f"{line[0]}: {5 if line[0] == best else 1}" for line in lines) + f"\nFAVOURITE: {best}"
-
-    run_id, _ = run_protocol(tmp_path, db, "rate-alternatives", fn=answer, start="- Be honest.\n- Be kind.\n",
-                             alternatives=str(alts), trials=3)
+    run_id = rated_run(tmp_path, db)
     text = write_report([run_id], tmp_path / "report.html", db, embedder="hashing").read_text(encoding="utf-8")
     assert "<h2>Rate alternatives</h2>" in text
     section = text[text.index("<h2>Rate alternatives</h2>"):text.index("<h2>Per-step diffs</h2>")]
