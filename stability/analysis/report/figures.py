@@ -132,4 +132,9 @@ def rating_chart(result: Any) -> str:
         title = target.target if len(target.target) <= 80 else target.target[:77] + "..."
         axis.set_title(f"{target.mode}: {title} ({target.trials} trials)", fontsize=8, loc="left")
     axes[-1, 0].set_xlabel("mean rating (1-5, 95% CI); colour = relation to the target")
+    from matplotlib.patches import Patch
+
+    shown = sorted({o.relation for t in targets for o in t.options}, key=lambda r: (r is None, r or ""))
+    axes[0, 0].legend(handles=[Patch(color=RELATION_COLOURS.get(r, "#8d99ae"), label=r or "untagged") for r in shown],
+                      fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="relation", title_fontsize=7)
     return _svg(fig)
