@@ -53,7 +53,7 @@ class Store:
         self._con = con
         self.path = path
         self.read_only = read_only
-        self.queue = WriteQueue(con, self._find_calls)
+        self.queue = WriteQueue(con, find_calls)
         self._known: set[str] = set()  # constitution hashes written or queued by this process
 
     @property
@@ -129,11 +129,8 @@ class Store:
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
         self._con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})".replace("INSERT", verb, 1), values)
 
-    def _rows(self, sql: str, params: list[Any] | None = None,
-              con: duckdb.DuckDBPyConnection | None = None) -> list[dict[str, Any]]:
-        cursor = (con or self.con).execute(sql, params or [])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        return _rows(self.con, sql, params)
 
     # -- schema ----------------------------------------------------------------------------------------------
 
@@ -242,26 +239,7 @@ class Store:
 
     def find_calls(self, queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
         """:meth:`find_call` for many (cache key, sample index, run id) at once, in one query."""
-        return self._find_calls(self.con, queries)
-
-    def _find_calls(self, con: duckdb.DuckDBPyConnection,
-                    queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
-        if not queries:
-            return []
-        rows = self._rows(
-            """WITH q AS (SELECT unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS r,
-                                 unnest(range(?)) AS n)
-               SELECT q.n AS query_number, c.* FROM q JOIN calls c
-                 ON c.cache_key = q.k AND c.sample_index = q.i AND c.status = 'ok'
-               QUALIFY row_number() OVER (PARTITION BY q.n ORDER BY (c.run_id = q.r) DESC,
-                                          (c.cached_from IS NULL) DESC, c.created_at, c.id) = 1""",
-            [[q[0] for q in queries], [q[1] for q in queries], [q[2] for q in queries], len(queries)], con,
-        )
-        found: list[CallRecord | None] = [None] * len(queries)
-        for row in rows:
-            number = row.pop("query_number")
-            found[number] = CallRecord(**_decode(row, ("request", "response", "retries")))
-        return found
+        return find_calls(self.con, queries)
 
     def calls(self, run_id: str) -> list[CallRecord]:
         return [CallRecord(**_decode(r, ("request", "response", "retries"))) for r in self._rows(
@@ -451,6 +429,37 @@ class Store:
 
 BULK_TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges")
 _ADAPTER_JSON = ("base_params", "data", "trainer", "losses")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
+    """:meth:`Store.find_call` for many (cache key, sample index, run id) on ``con``; a function, not a method,
+    so the write queue that runs it holds no reference back to the store."""
+    if not queries:
+        return []
+    # Two steps: match on the narrow key columns only (a scan that never reads the stored requests and responses),
+    # then read the whole rows of the matches alone, by primary key.
+    matches = con.execute(
+        """WITH q AS (SELECT unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS r,
+                             unnest(range(?)) AS n)
+           SELECT q.n, c.id FROM q JOIN calls c
+             ON c.cache_key = q.k AND c.sample_index = q.i AND c.status = 'ok'
+           QUALIFY row_number() OVER (PARTITION BY q.n ORDER BY (c.run_id = q.r) DESC,
+                                      (c.cached_from IS NULL) DESC, c.created_at, c.id) = 1""",
+        [[q[0] for q in queries], [q[1] for q in queries], [q[2] for q in queries], len(queries)]).fetchall()
+    found: list[CallRecord | None] = [None] * len(queries)
+    if not matches:
+        return found
+    ids = sorted({call_id for _, call_id in matches})  # an IN list of constants: primary-key lookups
+    rows = {r["id"]: r for r in _rows(con, f"SELECT * FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids)}
+    for number, call_id in matches:
+        found[number] = CallRecord(**_decode(dict(rows[call_id]), ("request", "response", "retries")))
+    return found
 
 
 def _decode(row: dict[str, Any], json_columns: tuple[str, ...]) -> dict[str, Any]:
