@@ -40,7 +40,8 @@ IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "rev
 ROWS_PER_STATEMENT = 200
 
 Lookup = tuple[str, int, str]  # (cache key, sample index, run id)
-Finder = Callable[[duckdb.DuckDBPyConnection, list[Lookup]], list[Any]]
+# (a string: a typing object holding DuckDB's connection type at module level makes nanobind report it leaked)
+Finder = Callable[["duckdb.DuckDBPyConnection", list[Lookup]], list[Any]]
 
 
 class QueueBroken(RuntimeError):
