@@ -14,7 +14,8 @@ the text and the request's seed. So replicates of one start share their first no
 as runs of one model with different seeds do, and some reach the same node by different paths.
 
 Prints one JSON object: file bytes, rows per table, bytes per revision and per call, distinct constitutions
-against revisions, and the principle-text bytes a store without content addressing would have written.
+against revisions, the principle-text bytes a store without content addressing would have written, and the
+median time of a batched call-cache lookup on the finished database (hits and misses, 1/16/64 keys).
 """
 
 from __future__ import annotations
@@ -100,6 +101,33 @@ def table_counts(db: Path) -> dict[str, Any]:
             "mean_call_json_bytes": round(call_json or 0)}
 
 
+def lookup_times(db: Path, repeats: int = 15) -> dict[str, float]:
+    """Median ms of one batched call-cache lookup (``find_calls``) of 1, 16 and 64 keys: stored keys (hits) and
+    random keys shaped like real ones (misses, the common case of a new experiment)."""
+    import statistics
+    import uuid
+
+    from stability.store import Store
+    from stability.store.store import find_calls
+
+    rng = random.Random(0)
+    out: dict[str, float] = {}
+    with Store.open(db, read_only=True) as store:
+        con = store.con
+        keys = [r[0] for r in con.execute("SELECT cache_key FROM calls USING SAMPLE 2000").fetchall()]
+        for size in (1, 16, 64):
+            for kind in ("hit", "miss"):
+                times = []
+                for _ in range(repeats):
+                    asked = rng.sample(keys, size) if kind == "hit" else [
+                        "sha256:" + uuid.uuid4().hex * 2 for _ in range(size)]
+                    started = time.perf_counter()
+                    find_calls(con, [(key, 0, "r-none") for key in asked])
+                    times.append(time.perf_counter() - started)
+                out[f"lookup_{size}_{kind}_ms"] = round(1000 * statistics.median(times), 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--revisions", type=int, default=100_000)
@@ -125,6 +153,7 @@ def main() -> None:
                   file=sys.stderr, flush=True)
         wall = time.perf_counter() - started
         counts = table_counts(db)
+        counts.update(lookup_times(db))
         size = db.stat().st_size
         print(json.dumps({
             **counts, "file_bytes": size, "wall_s": round(wall, 1),
