@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import CallPath
 from stability.constitution import Constitution
@@ -66,6 +66,15 @@ class Templates:
         if name not in self.text:
             raise StabilityError(f"{self.folder / name}: template missing")
         return self.text[name]
+
+
+class AnswerOptions(BaseModel):
+    """Options of every protocol that parses a constitution out of the model's answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_principles: int = Field(100, ge=1, description="an answer with more principles is a parse failure")
+    few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
 
 
 class Stop(BaseModel):

@@ -7,22 +7,18 @@ then keep what it wrote?" is one command: ``stability iterate --from-blank --pro
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
-from stability.protocols.base import Protocol, Stop, register
+from stability.protocols.base import AnswerOptions, Protocol, Stop, register
 from stability.store.records import RevisionRecord
 
 
-class BlankSlateOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BlankSlateOptions(AnswerOptions):
     size: int | None = Field(None, ge=1, description="how many principles to ask for")
     topic: str | None = Field(None, description="a topic hint, e.g. 'tutoring children'")
-    max_principles: int = Field(100, ge=1)
     max_parse_failures: int = Field(3, ge=1, description="tries before giving up on an unparseable answer")
-    few_shot: bool | None = None
 
 
 def hint(size: int | None, topic: str | None) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from stability.calls import CallFailed
 from stability.constitution import AnswerParse, Constitution, parse_answer, read_text
@@ -35,7 +35,7 @@ from stability.finetune import TrainerParams, TrainingExample, data_hash, train_
 from stability.models.base import Message, Model, get_model
 from stability.models.hf import Adapter, HFModel, folder_hash
 from stability.models.local import cache_dir
-from stability.protocols.base import Protocol, Stop, Templates, derive_seed, register
+from stability.protocols.base import AnswerOptions, Protocol, Stop, Templates, derive_seed, register
 from stability.protocols.fresh_instance import revision_messages
 from stability.store.records import AdapterRecord, CallRecord, Decision, GenerationRecord, RevisionRecord
 from stability.store.store import Store, now
@@ -43,9 +43,7 @@ from stability.store.store import Store, now
 DataKind = Literal["recitation", "self-qa", "teacher-qa"]
 
 
-class FineTuneReflectOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FineTuneReflectOptions(AnswerOptions):
     generations: int = Field(3, ge=1, description="G: generations to train and reflect")
     unchanged_to_stop: int = Field(2, ge=1, description="K: stop when the constitution is unchanged this long")
     traces: int = Field(4, ge=1, description="N: reflection traces per generation")
@@ -58,8 +56,6 @@ class FineTuneReflectOptions(BaseModel):
     trainer: TrainerParams = Field(default_factory=lambda: TrainerParams(), description="generation 0's training")
     trainer_next: TrainerParams | None = Field(None, description="later generations' training (default: trainer)")
     adapters_dir: str | None = Field(None, description="default: adapters/ beside the database")
-    few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
-    max_principles: int = Field(100, ge=1, description="an answer with more principles is a parse failure")
 
 
 @register

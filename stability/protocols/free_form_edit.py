@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
-from stability.protocols.base import Protocol, Stop, register
+from stability.protocols.base import AnswerOptions, Protocol, Stop, register
 
 _RATIONALE = re.compile(r"rationale\s*:\s*(?P<text>.+?)(?:\n\s*\n|revised constitution|$)", re.IGNORECASE | re.DOTALL)
 
 
-class FreeFormEditOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_principles: int = Field(100, ge=1)
-    few_shot: bool | None = None
+class FreeFormEditOptions(AnswerOptions):
+    """Only the answer options: one edit, parsed like every answer."""
 
 
 def rationale(answer: str) -> str | None:

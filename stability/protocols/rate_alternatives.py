@@ -61,7 +61,7 @@ class RateAlternativesOptions(BaseModel):
                                     "identity) is the system prompt")
     logprobs: bool | None = Field(None, description="store rating probabilities; default: when the model exposes "
                                   "log-probabilities")
-    few_shot: bool | None = None
+    few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
 
 
 def load_options(options: RateAlternativesOptions) -> list[Option]:

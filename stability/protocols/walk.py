@@ -8,22 +8,19 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
-from stability.protocols.base import Protocol, Stop
+from stability.protocols.base import AnswerOptions, Protocol, Stop
 from stability.store.records import CallRecord, RevisionRecord
 
 
-class IterationOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IterationOptions(AnswerOptions):
 
     max_steps: int = Field(20, ge=1, description="stop after this many steps")
     declines_to_stop: int = Field(2, ge=1, description="K: consecutive declines that make a fixed point")
     max_parse_failures: int = Field(3, ge=1, description="stop after this many consecutive unparseable answers")
-    max_principles: int = Field(100, ge=1, description="an answer with more principles is a parse failure")
-    few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
     from_blank: bool = Field(False, description="start from a constitution the model authors from nothing")
     blank_size: int | None = Field(None, ge=1, description="with from_blank: how many principles to ask for")
     blank_topic: str | None = Field(None, description="with from_blank: a topic hint")
