@@ -86,7 +86,7 @@ def synthesise(revisions: int, seed: int = 0) -> tuple[dict[str, Any], dict[str,
     import pandas as pd
 
     from stability.constitution import Constitution
-    from stability.store.records import EdgeRecord, RevisionRecord, RunRecord
+    from stability.records import EdgeRecord, RevisionRecord, RunRecord
 
     rng = random.Random(seed)
     words = vocabulary()

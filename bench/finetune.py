@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 from stability.constitution import Constitution
-from stability.finetune import TrainerParams, TrainingExample, train_lora
+from stability.engine.templates import Templates
+from stability.finetune import TrainerParams, TrainingExample
 from stability.models.base import GenerateConfig, Message, get_model
 from stability.models.hf import HFModel
-from stability.protocols.base import Templates
+from stability.models.hf_training import train_lora
 from stability.protocols.fresh_instance import revision_messages
 
 

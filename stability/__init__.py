@@ -1,10 +1,17 @@
-"""stability: reflective-stability experiments on language models."""
+"""stability: reflective-stability experiments on language models.
 
-from stability.analysis.dataset import open_dataset as open
+``stability.load(db)`` opens a store's results for analysis (runs, revisions, calls as DataFrames);
+``stability.open`` is the same function under its older name, kept for existing notebooks (it shadows the builtin
+``open`` after ``from stability import *``, so prefer ``load``).
+"""
+
+from stability.analysis.dataset import open_dataset as load
 from stability.constitution import Constitution, parse_answer, parse_file, parse_text
+from stability.engine import IterateConfig, iterate, resume
 from stability.errors import InputError, StabilityError
-from stability.iteration import IterateConfig, iterate, resume
 from stability.store import Store
+
+open = load  # noqa: A001  (the older name; see the module docstring)
 
 __all__ = [
     "Constitution",
@@ -13,7 +20,7 @@ __all__ = [
     "StabilityError",
     "Store",
     "iterate",
-    "open",
+    "load",
     "parse_answer",
     "parse_file",
     "parse_text",

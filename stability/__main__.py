@@ -1,3 +1,5 @@
+"""``python -m stability``: the same command as ``stability``."""
+
 from stability.cli.app import main
 
 main()

@@ -24,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -32,12 +32,9 @@ from tenacity.wait import wait_exponential_jitter
 
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
 from stability.prices import PriceTable
+from stability.records import CallRecord, now
 from stability.redaction import redact, secret_values
-from stability.store.records import CallRecord
-from stability.store.store import Store, now
-
-if TYPE_CHECKING:
-    from stability.protocols.base import Stop
+from stability.store.store import Store
 
 
 class RetryPolicy(BaseModel):
@@ -142,7 +139,6 @@ class CallPath:
         self.flights = flights or Flights()
         self.samples: Counter[str] = Counter()
         self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
-        self.stop: Stop | None = None  # how the run ended, set by iteration.execute
 
     async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
                        purpose: str, model: Model | None = None) -> CallRecord:

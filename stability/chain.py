@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from stability.store.records import RunRecord
+from stability.constitution import principles_text
+from stability.records import RunRecord
 from stability.store.store import Store
 
 
@@ -88,6 +89,6 @@ def show_run(run_id: str, db: Path | str | None = None) -> RunView:
                                    cycle_to=revision.cycle_to, detail=revision.detail, diff=diff,
                                    calls=edge.call_ids if edge else []))
             previous = current
-        final = "".join(f"- {p}\n" for p in previous)
+        final = principles_text(previous)
         totals = store.call_totals().get(run.id, {})
         return RunView(run=run, steps=steps, final_constitution=final, totals=totals)

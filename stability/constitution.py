@@ -33,6 +33,11 @@ _TITLE = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t#]*$")
 _FENCE = re.compile(r"^[ \t]*(```|~~~)")
 
 
+def principles_text(principles: tuple[str, ...] | list[str]) -> str:
+    """The normalised form of a principle list: one ``- principle`` line each. This is what is hashed."""
+    return "".join(f"- {p}\n" for p in principles)
+
+
 class Constitution(BaseModel):
     """An ordered list of principles plus optional labels (title, metadata) that do not affect its address."""
 
@@ -48,8 +53,8 @@ class Constitution(BaseModel):
 
     @property
     def text(self) -> str:
-        """The normalised form: one ``- principle`` line each. This is what is hashed."""
-        return "".join(f"- {p}\n" for p in self.principles)
+        """The normalised form (:func:`principles_text`). This is what is hashed."""
+        return principles_text(self.principles)
 
     @property
     def hash(self) -> str:

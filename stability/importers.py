@@ -109,6 +109,6 @@ def import_file(path: Path | str, fmt: Format, out_dir: Path | str,
 
 
 def default_placeholders() -> Path:
-    from stability.protocols.base import protocols_dir
+    from stability.engine.templates import protocols_dir
 
     return protocols_dir() / "identity-preference" / "placeholders.yaml"

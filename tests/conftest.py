@@ -51,7 +51,7 @@ def run_protocol(tmp_path: Path, db: Path, protocol: str, outputs: list | None =
                  start: str | None = "- a\n- b\n", base: bool = False, roles: dict[str, str] | None = None,
                  seed: int = 0, **options: object):
     """Run ``protocol`` with a scripted subject; return (run id, scripted model)."""
-    from stability.iteration import IterateConfig, iterate
+    from stability.engine import IterateConfig, iterate
     from stability.models import scripted
     from stability.models.scripted import ScriptedModel
 

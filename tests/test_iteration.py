@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from stability.engine import IterateConfig, iterate, resume
 from stability.errors import InputError, StabilityError
-from stability.iteration import IterateConfig, iterate, resume
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import ScriptedModel

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stability.constitution import principles_text
 from stability.errors import StabilityError
 from stability.store.store import Store
 
@@ -55,7 +56,7 @@ class Corpus:
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def text(self, node: str) -> str:
-        return "".join(f"- {p}\n" for p in self.principles[node])
+        return principles_text(self.principles[node])
 
     def nodes(self) -> list[str]:
         return list(dict.fromkeys(v.node for run in self.runs for v in run.visits))

@@ -1,4 +1,4 @@
-"""``stability.open(db)``: a database as pandas DataFrames and a networkx graph, for notebooks.
+"""``stability.load(db)`` (or ``stability.open``): a database as DataFrames and a networkx graph, for notebooks.
 
 Every method opens the file read-only for as long as it reads, so a notebook never holds a lock that would
 stop a run from writing. ``analyze`` is the exception: it writes the embeddings it computes to the cache.

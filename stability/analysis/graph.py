@@ -14,6 +14,7 @@ from typing import Any
 import networkx as nx
 
 from stability.analysis.corpus import resolve_run_ids
+from stability.constitution import principles_text
 from stability.errors import StabilityError
 from stability.store.store import Store
 
@@ -35,7 +36,7 @@ def build_graph(store: Store, run_ids: list[str]) -> nx.MultiDiGraph:
         if decision != "error":
             finals[run_id] = node
     for node in nodes:
-        graph.add_node(node, text="".join(f"- {p}\n" for p in principles[node]), n_principles=len(principles[node]),
+        graph.add_node(node, text=principles_text(principles[node]), n_principles=len(principles[node]),
                        runs=sorted(visits[node]), start_of=sorted(r for r, n in starts.items() if n == node),
                        final_of=sorted(r for r, n in finals.items() if n == node))
     steps = {row[2]: row[1] for row in rows}

@@ -16,7 +16,7 @@ from stability.analysis.convergence import Params, RunConvergence, run_convergen
 from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
 from stability.analysis.preferences import Preferences, preferences
-from stability.store.records import RatingRecord
+from stability.records import RatingRecord
 from stability.store.store import Store
 
 SCHEMA_VERSION = 1

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.consistency import Interval, bootstrap
-from stability.store.records import RatingRecord
+from stability.records import RatingRecord
 
 MM_ITERATIONS = 200
 

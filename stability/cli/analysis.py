@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stability.cli.app import DbOption, JsonOption, _print_json, console
+from stability.cli.console import DbOption, JsonOption, console, print_json
 from stability.errors import StabilityError
 
 RunsArgument = Annotated[list[str] | None, typer.Argument(help="run ids (unique prefixes will do)")]
@@ -37,7 +37,7 @@ def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption
     result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder,
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     if as_json:
-        _print_json(result.model_dump(mode="json"))
+        print_json(result.model_dump(mode="json"))
         return
     _print_analysis(result)
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stability.cli import analysis as analysis_commands
+from stability.cli import experiment as experiment_commands
+from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.library import library_app
 from stability.errors import StabilityError
 
@@ -20,19 +21,6 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 app.add_typer(library_app, name="constitutions")
-# Piped output gets a wide console, so tables are not squeezed to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True)
-
-DbOption = Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB",
-                                               help="DuckDB file [default: runs/stability.duckdb]")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
-
-
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``KEY=VALUE`` flags as a dict; a malformed one is a one-line error."""
     pairs = {}
@@ -99,10 +87,11 @@ def iterate(
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
     those protocols only."""
-    from stability.iteration import IterateConfig
-    from stability.iteration import iterate as run_iterate
-    from stability.iteration import resume as run_resume
+    from stability.engine import IterateConfig
+    from stability.engine import iterate as run_iterate
+    from stability.engine import resume as run_resume
     from stability.options import merge_overrides, read_options
+    from stability.protocols import protocol_class
 
     progress = StepProgress(max_steps or 20)
     try:
@@ -111,19 +100,15 @@ def iterate(
         else:
             if not model:
                 raise StabilityError("iterate: give --model (and --constitution), or --resume RUN_ID")
-            given: dict[str, Any] = {
-                "max_steps": max_steps, "declines_to_stop": declines, "max_parse_failures": max_parse_failures,
+            flags: dict[str, Any] = {
+                "max_steps": max_steps, "declines": declines, "max_parse_failures": max_parse_failures,
                 "max_principles": max_principles, "max_context_tokens": max_context_tokens,
-                "from_blank": from_blank or None, "principle": principle,
+                "from_blank": from_blank or None, "size": size, "topic": topic, "principle": principle,
                 "alternatives": str(alternatives) if alternatives else None, "mode": mode, "reflect": reflect,
                 "source": source, "trials": trials, "agents": _agents(agents), "rounds": rounds, "editor": editor,
             }
-            if protocol == "blank-slate":
-                given.update(size=size, topic=topic)
-            else:
-                given.update(blank_size=size, blank_topic=topic)
             options = read_options(options_file) if options_file else {}
-            options = merge_overrides({**options, **{k: v for k, v in given.items() if v is not None}}, option or [])
+            options = merge_overrides({**options, **protocol_class(protocol).options_from_flags(flags)}, option or [])
             config = IterateConfig(protocol=protocol, model=model, seed=seed,
                                    constitution=str(constitution) if constitution else None,
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
@@ -185,7 +170,7 @@ def runs(db: DbOption = None, as_json: JsonOption = False) -> None:
 
     summaries = list_runs(db)
     if as_json:
-        _print_json([s.model_dump() for s in summaries])
+        print_json([s.model_dump() for s in summaries])
         return
     table = Table()
     for column in ("run", "protocol", "model", "status", "stop", "steps", "calls", "paid", "tokens in/out",
@@ -205,7 +190,7 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
 
     view = show_run(run, db)
     if as_json:
-        _print_json(view.model_dump(mode="json"))
+        print_json(view.model_dump(mode="json"))
         return
     r = view.run
     console.print(f"[bold]{r.id}[/] {r.protocol} · {r.model} · seed {r.seed} · {r.status} · stop {r.stop_reason}")
@@ -231,7 +216,7 @@ def models(as_json: JsonOption = False) -> None:
 
     statuses = provider_status()
     if as_json:
-        _print_json([s.model_dump() for s in statuses])
+        print_json([s.model_dump() for s in statuses])
         return
     table = Table()
     for column in ("provider", "usable", "why", "what"):
@@ -241,14 +226,10 @@ def models(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-from stability.cli import experiment as _experiment  # noqa: E402  (registers run, protocols, import)
-
-_experiment.register(app)
-from stability.cli import analysis as _analysis  # noqa: E402 - the analysis commands use this module's app
-
-app.command("analyze")(_analysis.analyze)
-app.command("graph")(_analysis.graph)
-app.command("report")(_analysis.report)
+experiment_commands.register(app)
+app.command("analyze")(analysis_commands.analyze)
+app.command("graph")(analysis_commands.graph)
+app.command("report")(analysis_commands.report)
 
 
 def main() -> None:

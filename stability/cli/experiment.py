@@ -17,7 +17,7 @@ errors = Console(stderr=True)
 
 def protocols(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the protocols, one line each."""
-    from stability.protocols.base import all_protocols
+    from stability.protocols import all_protocols
 
     found = {name: cls.summary for name, cls in sorted(all_protocols().items())}
     if as_json:

@@ -22,7 +22,7 @@ LibraryOption = Annotated[Path | None, typer.Option("--library", envvar="STABILI
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
@@ -41,7 +41,7 @@ def constitutions(
 
     entries = list_constitutions(tag or [], library)
     if as_json:
-        _print_json([{"name": e.name, "title": e.title, "hash": e.hash, "tags": e.tags} for e in entries])
+        print_json([{"name": e.name, "title": e.title, "hash": e.hash, "tags": e.tags} for e in entries])
         return
     table = Table()
     for column in ("name", "condition", "size", "style", "tags", "title"):
@@ -62,7 +62,7 @@ def show(name: Annotated[str, typer.Argument(help="e.g. contradictory/honesty-vs
 
     entry = find_constitution(name, library)
     if as_json:
-        _print_json({**entry.model_dump(mode="json"), "tags": entry.tags})
+        print_json({**entry.model_dump(mode="json"), "tags": entry.tags})
         return
     console.print(f"[bold]{entry.name}[/] · {entry.hash[:19]} · {entry.path}", highlight=False)
     if entry.alternatives:

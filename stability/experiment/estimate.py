@@ -12,9 +12,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from stability.constitution import Constitution
-from stability.iteration import IterateConfig, validate
+from stability.engine import IterateConfig, validate
 from stability.prices import PriceTable
-from stability.protocols.base import Templates
 
 CHARS_PER_TOKEN = 4
 
@@ -47,17 +46,12 @@ def _tokens(text: str) -> int:
 
 def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
     """(calls, input tokens, output tokens) upper bounds for one run."""
-    cls, options, start, _ = validate(config)
-    calls = cls.estimate_calls(options)
-    templates = sum(_tokens(text) for name in cls.template_names(options)
-                    for text in Templates(name).text.values())
+    protocol, start, templates = validate(config)
+    calls = protocol.estimate_calls(start)
+    template_tokens = sum(_tokens(text) for folder in templates.folders.values() for text in folder.text.values())
     body = _tokens(start.text) if start.principles else _tokens(Constitution(principles=("x" * 80,) * 7).text)
     answer = min(config.max_tokens, int(body * 1.2) + 40)
-    prompt = templates + body
-    if cls.name == "in-context-iteration":
-        input_tokens = sum(prompt + step * (answer + body) for step in range(calls))
-    else:
-        input_tokens = calls * prompt
+    input_tokens = protocol.estimate_input_tokens(calls, template_tokens + body, answer, body)
     return calls, input_tokens, calls * answer
 
 

@@ -20,14 +20,14 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict
 
 from stability.calls import BudgetExceeded, Flights
+from stability.engine import ModelPool, Prepared, create_run, execute, prepare, prepare_resume
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
-from stability.iteration import Prepared, create_run, execute, prepare, prepare_resume
-from stability.models.base import Model, close_models
+from stability.models.base import Model
 from stability.prices import PriceTable, load_prices
-from stability.store.records import CellRecord, ExperimentRecord
-from stability.store.store import Store, now
+from stability.records import CellRecord, ExperimentRecord, now
+from stability.store.store import Store
 
 
 class ExperimentResult(BaseModel):
@@ -120,8 +120,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         if unpriced:
             raise StabilityError(f"--max-cost cannot be enforced: no price for {', '.join(unpriced)} "
                                  "(add them to the spec's prices: or pass --prices FILE)")
-    models: dict[str, Model] = {}
-    prepared = [prepare(config, models) for config in cells]
+    pool = ModelPool()
+    prepared = [prepare(config, pool) for config in cells]
     with Store.open(db) as store:
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
@@ -130,7 +130,7 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
                                                  config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
         budget = Budget(store, spec.experiment_id, max_cost)
-        asyncio.run(_run_cells(store, spec, prepared, prices, budget, on_cell))
+        asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell))
         final = store.cells(spec.experiment_id)
         result.done = sum(c.status == "done" for c in final)
         result.failed = sum(c.status == "failed" for c in final)
@@ -141,8 +141,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
     return result
 
 
-async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], prices: PriceTable,
-                     budget: Budget, on_cell: Callable[[CellRecord], None] | None) -> None:
+async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
+                     prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None) -> None:
     limits = Limits(spec)
     flights = Flights()  # identical questions of two runs in flight at once are sent once
     slots = asyncio.Semaphore(spec.max_parallel_runs)
@@ -157,16 +157,16 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
                 return
             if cell.run_id:  # started before: replay it, so no completed call is sent again
                 run = store.run(cell.run_id)
-                item = prepare_resume(store, run, {item.model.name: item.model, **item.roles})
+                item = prepare_resume(store, run, pool)
                 store.reopen_run(run.id)
             else:
                 run = create_run(store, item)
             store.set_cell(spec.experiment_id, cell.cell, "running", run.id)
             status = "failed"
             try:
-                path = await execute(store, run, item, prices=prices, budget=budget, limiter=limits,
-                                     flights=flights)
-                status = path.stop.status if path.stop is not None else "failed"
+                outcome = await execute(store, run, item, prices=prices, budget=budget, limiter=limits,
+                                        flights=flights)
+                status = outcome.status
             except BudgetExceeded:
                 pass
             except StabilityError:
@@ -184,6 +184,6 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await close_models([m for item in prepared for m in (item.model, *item.roles.values())])
+        await pool.aclose()
 
 

@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stability.constitution import read_text
+from stability.engine import IterateConfig
 from stability.errors import InputError
-from stability.iteration import IterateConfig
 from stability.prices import Price
 
 

@@ -13,11 +13,15 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.errors import ModelNotFound, NetworkRefused, StabilityError
+
+if TYPE_CHECKING:
+    from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
 
 ALLOW_NETWORK_ENV = "STABILITY_ALLOW_NETWORK"
 HTTP_TIMEOUT_ENV = "STABILITY_HTTP_TIMEOUT"
@@ -81,6 +85,18 @@ class Output(BaseModel):
     response: dict[str, Any] = Field(default_factory=dict)
 
 
+class ModelTraits(BaseModel):
+    """A model as a protocol sees it: its id and capabilities, never the model object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    base_model: bool
+    structured_output: bool
+    exposes_logprobs: bool
+    trainable: bool
+
+
 class TransientError(Exception):
     """A failure worth retrying (429, 5xx, overloaded, timeout, dropped connection).
 
@@ -104,9 +120,25 @@ class Model(ABC):
     structured_output: bool = False
     #: True when ``GenerateConfig.logprobs`` returns token log-probabilities.
     exposes_logprobs: bool = False
+    #: True when the model can train LoRA adapters (:meth:`train`) and generate through one (:meth:`with_adapter`).
+    trainable: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def traits(self) -> ModelTraits:
+        """What a protocol may know of this model (it never holds the model itself)."""
+        return ModelTraits(name=self.name, base_model=self.base_model, structured_output=self.structured_output,
+                           exposes_logprobs=self.exposes_logprobs, trainable=self.trainable)
+
+    def with_adapter(self, adapter: Adapter | None) -> Model:
+        """The same weights generating through ``adapter`` (``None``: none). Only trainable models have one."""
+        raise StabilityError(f"{self.name}: this model cannot load LoRA adapters (try an hf/ model)")
+
+    async def train(self, examples: list[TrainingExample], params: TrainerParams, out: Path,
+                    init: Adapter | None) -> TrainingResult:
+        """Train a LoRA adapter on ``examples`` (continuing ``init``) into ``out``. Only trainable models can."""
+        raise StabilityError(f"{self.name}: this model cannot be fine-tuned (try an hf/ model)")
 
     @abstractmethod
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output: ...

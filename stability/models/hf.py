@@ -23,7 +23,6 @@ same ``### Request`` / ``### Response`` frame as ``local/``, and protocols add t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import threading
@@ -31,9 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from stability.errors import MissingDependency, ModelNotFound, StabilityError
+from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
 from stability.models.base import GenerateConfig, Message, Model, Output, Usage
 from stability.models.local import STOP, cache_dir, gguf_path, render_prompt
 
@@ -44,34 +42,6 @@ DTYPE_ENV = "STABILITY_HF_DTYPE"
 
 _LOCK = threading.RLock()  # one forward pass at a time per process: generation and training share the weights
 _LOADED: dict[str, LoadedBase] = {}
-
-
-class Adapter(BaseModel):
-    """A LoRA adapter folder and the sha256 over its files (names and bytes)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    hash: str
-
-    @classmethod
-    def from_path(cls, path: Path | str) -> Adapter:
-        folder = Path(path)
-        if not (folder / "adapter_config.json").is_file():
-            raise StabilityError(f"{folder}: not a LoRA adapter folder (no adapter_config.json)")
-        return cls(path=str(folder.resolve()), hash=folder_hash(folder))
-
-
-def folder_hash(folder: Path) -> str:
-    """sha256 over every file's relative name and bytes, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    return "sha256:" + digest.hexdigest()
 
 
 def _torch() -> Any:
@@ -262,6 +232,7 @@ def load_base(folder: Path) -> LoadedBase:
 
 class HFModel(Model):
     network = False
+    trainable = True
 
     def __init__(self, name: str, source: Path, base: LoadedBase, adapter: Adapter | None = None) -> None:
         super().__init__(name)
@@ -273,6 +244,12 @@ class HFModel(Model):
     def with_adapter(self, adapter: Adapter | None) -> HFModel:
         """The same weights with another adapter (``None``: none); the name keeps the base model's id."""
         return HFModel(self.name.partition("@")[0], self.source, self.base, adapter)
+
+    async def train(self, examples: list[TrainingExample], params: TrainerParams, out: Path,
+                    init: Adapter | None) -> TrainingResult:
+        from stability.models.hf_training import train_lora
+
+        return await asyncio.to_thread(train_lora, self.base, examples, params, out, init)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source.name, "weights": self.base.folder.name,

@@ -8,9 +8,12 @@ Named scripts can be registered for ``scripted/NAME`` ids; ``scripted/decline`` 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult, data_hash
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError, Usage
 
 Answer = str | Output
@@ -68,6 +71,51 @@ class ScriptedModel(Model):
         self.usage.output_tokens += usage.output_tokens
         return Output(text=answer, usage=usage, finish_reason="stop", request=request,
                       response={"text": answer, "call": len(self.calls)})
+
+
+class TrainableScriptedModel(ScriptedModel):
+    """A scripted model that "trains": :meth:`train` writes a small adapter folder (its data hash, parent and
+    parameters) and records the call in ``trained``; :meth:`with_adapter` answers through the same script with the
+    adapter on its requests. Tests of training protocols use it where real LoRA would be too slow."""
+
+    trainable = True
+
+    def __init__(self, *args: object, adapter: Adapter | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.adapter = adapter
+        self.trained: list[tuple[str, list[TrainingExample]]] = []
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "adapter": self.adapter.model_dump() if self.adapter else None}
+
+    def with_adapter(self, adapter: Adapter | None) -> TrainableScriptedModel:
+        twin = TrainableScriptedModel(fn=self._answer, name=self.name, base_model=self.base_model, adapter=adapter)
+        twin.instance, twin.trained, twin.calls = self.instance, self.trained, self.calls
+        return twin
+
+    def _answer(self, messages: list[Message]) -> Answer:
+        if self.fn is not None:
+            return self.fn(messages)
+        assert self.outputs is not None
+        answer = self.outputs[min(len(self.calls) - 1, len(self.outputs) - 1)]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        output = await super().generate(messages, config)
+        return output.model_copy(update={"request": {**output.request, "adapter": self.describe()["adapter"]}})
+
+    async def train(self, examples: list[TrainingExample], params: TrainerParams, out: Path,
+                    init: Adapter | None) -> TrainingResult:
+        self.trained.append((out.name, list(examples)))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "adapter_config.json").write_text(json.dumps(
+            {"data": data_hash(examples), "parent": init.hash if init else None, "params": params.model_dump()},
+            sort_keys=True))
+        adapter = Adapter.from_path(out)
+        return TrainingResult(adapter=adapter, losses=[1.0] * params.steps, loss_before=2.0, loss_after=1.0,
+                              seconds=0.0, seconds_per_step=0.0, tokens=0)
 
 
 def flaky(answer: str, failures: int, status: int = 429, retry_after: float | None = None) -> Script:

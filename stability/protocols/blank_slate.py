@@ -7,12 +7,16 @@ then keep what it wrote?" is one command: ``stability iterate --from-blank --pro
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING
 
-from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
-from stability.protocols.base import AnswerOptions, Protocol, Stop, register
-from stability.store.records import RevisionRecord
+from pydantic import Field
+
+from stability.constitution import Constitution
+from stability.protocols.authoring import BLANK_SLATE, author
+from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, register
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
 
 
 class BlankSlateOptions(AnswerOptions):
@@ -21,61 +25,24 @@ class BlankSlateOptions(AnswerOptions):
     max_parse_failures: int = Field(3, ge=1, description="tries before giving up on an unparseable answer")
 
 
-def hint(size: int | None, topic: str | None) -> str:
-    parts = []
-    if size:
-        parts.append(f"Write about {size} principles.")
-    if topic:
-        parts.append(f"It should suit this setting: {topic}.")
-    return " ".join(parts)
-
-
-async def author(protocol: Protocol, step: int, parent: RevisionRecord, size: int | None,
-                 topic: str | None) -> tuple[RevisionRecord, Constitution] | Stop:
-    """Ask for a constitution written from nothing; record it (or each failure) at ``step`` onwards.
-
-    Uses the blank-slate templates whatever protocol is running, so ``from_blank`` runs ask the same question.
-    """
-    from stability.protocols.base import Templates
-
-    original = protocol.templates
-    protocol.templates = Templates("blank-slate")
-    try:
-        limit = getattr(protocol.options, "max_parse_failures", 3)
-        max_principles = getattr(protocol.options, "max_principles", 100)
-        for attempt in range(limit):
-            messages = protocol.conversation("user.md", Constitution(principles=()), hint=hint(size, topic))
-            try:
-                call = await protocol.call(messages, step, f"author:{attempt}")
-            except CallFailed as failed:
-                protocol.record(step, Constitution(principles=()), "error", parent, [failed.call],
-                                detail=failed.call.error)
-                return Stop(reason="error", status="failed", error=failed.call.error)
-            parsed = parse_answer(call.text or "", max_principles)
-            if parsed.kind == "list" and parsed.constitution is not None:
-                return protocol.record(step, parsed.constitution, "authored", parent, [call]), parsed.constitution
-            parent = protocol.record(step, Constitution(principles=()), "parse_failure", parent, [call],
-                                     detail=parsed.problem or "declined to write a constitution")
-            step += 1
-        return Stop(reason="parse_failures")
-    finally:
-        protocol.templates = original
-
-
 @register
-class BlankSlate(Protocol):
-    name = "blank-slate"
+class BlankSlate(ReflectionProtocol[BlankSlateOptions]):
+    name = BLANK_SLATE
     summary = "the model writes its own constitution from nothing (optionally with a size or topic hint)"
     Options = BlankSlateOptions
+    chain = False
+    cli_flags = {"size": "size", "topic": "topic", "max_parse_failures": "max_parse_failures",
+                 "max_principles": "max_principles"}
 
-    @classmethod
-    def estimate_calls(cls, options: BaseModel) -> int:
-        assert isinstance(options, BlankSlateOptions)
-        return options.max_parse_failures
+    def estimate_calls(self, start: Constitution) -> int:
+        return self.options.max_parse_failures
 
-    async def run(self, start: Constitution) -> Stop:
+    def starts_blank(self) -> bool:
+        return True
+
+    async def run(self, run: Run, start: Constitution) -> Stop:
         options = self.options
-        assert isinstance(options, BlankSlateOptions)
-        origin = self.record(0, Constitution(principles=()), "origin", None, [])
-        authored = await author(self, step=1, parent=origin, size=options.size, topic=options.topic)
+        origin = run.record(0, Constitution(principles=()), "origin", None, [])
+        authored = await author(self, run, step=1, parent=origin, size=options.size, topic=options.topic,
+                                attempts=options.max_parse_failures, max_principles=options.max_principles)
         return authored if isinstance(authored, Stop) else Stop(reason="authored")

@@ -8,10 +8,14 @@ It answers "what does a model change first, when left free?".
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
-from stability.protocols.base import AnswerOptions, Protocol, Stop, register
+from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, register
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
 
 _RATIONALE = re.compile(r"rationale\s*:\s*(?P<text>.+?)(?:\n\s*\n|revised constitution|$)", re.IGNORECASE | re.DOTALL)
 
@@ -26,29 +30,29 @@ def rationale(answer: str) -> str | None:
 
 
 @register
-class FreeFormEdit(Protocol):
+class FreeFormEdit(ReflectionProtocol[FreeFormEditOptions]):
     name = "free-form-edit"
     summary = "a single modification with its rationale, stored as one before/after edge"
     Options = FreeFormEditOptions
+    chain = False
+    cli_flags = {"max_principles": "max_principles"}
 
-    async def run(self, start: Constitution) -> Stop:
-        options = self.options
-        assert isinstance(options, FreeFormEditOptions)
-        origin = self.record(0, start, "origin", None, [])
+    async def run(self, run: Run, start: Constitution) -> Stop:
+        origin = run.record(0, start, "origin", None, [])
         try:
-            call = await self.call(self.conversation("user.md", start), 1, "edit")
+            call = await run.ask(self.conversation(run, "user.md", start), 1, "edit")
         except CallFailed as failed:
-            self.record(1, start, "error", origin, [failed.call], detail=failed.call.error)
+            run.record(1, start, "error", origin, [failed.call], detail=failed.call.error)
             return Stop(reason="error", status="failed", error=failed.call.error)
         answer = call.text or ""
-        parsed = parse_answer(answer, options.max_principles)
+        parsed = parse_answer(answer, self.options.max_principles)
         why = rationale(answer)
         if parsed.kind == "failure":
-            self.record(1, start, "parse_failure", origin, [call], detail=parsed.problem)
+            run.record(1, start, "parse_failure", origin, [call], detail=parsed.problem)
             return Stop(reason="parse_failures")
         edited = parsed.constitution or start
         if edited.hash == start.hash:
-            self.record(1, start, "declined", origin, [call], detail=why)
+            run.record(1, start, "declined", origin, [call], detail=why)
             return Stop(reason="declined")
-        self.record(1, edited, "changed", origin, [call], detail=why)
+        run.record(1, edited, "changed", origin, [call], detail=why)
         return Stop(reason="edited")

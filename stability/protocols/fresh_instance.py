@@ -8,10 +8,18 @@ consecutive fresh instances decline (a fixed point), when a change returns to an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stability.constitution import Constitution
 from stability.models.base import Message
-from stability.protocols.base import Stop, Templates, conversation, register
+from stability.protocols.base import Stop, conversation, register
 from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
+    from stability.engine.templates import Templates
+
+FRESH_INSTANCE = "fresh-instance"
 
 
 class FreshInstanceOptions(IterationOptions):
@@ -24,11 +32,11 @@ def revision_messages(templates: Templates, constitution: Constitution, few_shot
 
 
 @register
-class FreshInstance(IterationProtocol):
-    name = "fresh-instance"
+class FreshInstance(IterationProtocol[FreshInstanceOptions]):
+    name = FRESH_INSTANCE
     summary = "a new instance each step reviews the constitution, until K in a row decline to change it"
     Options = FreshInstanceOptions
 
-    async def step(self, walk: Walk, step: int) -> Stop | None:
-        call = await self.call(self.conversation("user.md", walk.current), step, "revise")
+    async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
+        call = await run.ask(self.conversation(run, "user.md", walk.current), step, "revise")
         return walk.advance(step, call.text or "", [call])

@@ -8,11 +8,16 @@ passes a context-token budget (measured from the provider's reported usage).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from stability.models.base import Message
 from stability.protocols.base import Stop, fill, register
-from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
+from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
 
 
 class InContextOptions(IterationOptions):
@@ -20,24 +25,27 @@ class InContextOptions(IterationOptions):
 
 
 @register
-class InContextIteration(IterationProtocol):
+class InContextIteration(IterationProtocol[InContextOptions]):
     name = "in-context-iteration"
     summary = "one conversation: after each revision the model reflects on it and may change more"
     Options = InContextOptions
+    cli_flags = {**ITERATION_FLAGS, "max_context_tokens": "max_context_tokens"}
     messages: list[Message] | None = None  # the one conversation, grown after each answer
 
-    async def step(self, walk: Walk, step: int) -> Stop | None:
-        options = self.options
-        assert isinstance(options, InContextOptions)
+    def estimate_input_tokens(self, calls: int, prompt: int, answer: int, constitution: int) -> int:
+        """The conversation grows by an answer and a follow-up (about a constitution's size) each step."""
+        return sum(prompt + step * (answer + constitution) for step in range(calls))
+
+    async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
         if self.messages is None:
-            self.messages = self.conversation("user.md", walk.current)
-        call = await self.call(self.messages, step, "revise")
+            self.messages = self.conversation(run, "user.md", walk.current)
+        call = await run.ask(self.messages, step, "revise")
         stop = walk.advance(step, call.text or "", [call])
         if stop is not None:
             return stop
-        if call.input_tokens + call.output_tokens >= options.max_context_tokens:
+        if call.input_tokens + call.output_tokens >= self.options.max_context_tokens:
             return Stop(reason="context_budget")
-        followup = fill(self.templates["followup.md"], constitution=walk.current.text.strip())
+        followup = fill(run.templates()["followup.md"], constitution=walk.current.text.strip())
         self.messages = [*self.messages, Message(role="assistant", content=(call.text or "").strip()),
                          Message(role="user", content=followup)]
         return None

@@ -11,14 +11,18 @@ the earliest proposal). Agents may be different models (``agents: [{name: alice,
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stability.constitution import parse_answer
 from stability.models.base import Message
 from stability.protocols.base import Stop, fill, register
-from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
-from stability.store.records import CallRecord
+from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
+from stability.records import CallRecord
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
 
 
 class Agent(BaseModel):
@@ -45,25 +49,23 @@ class MultiAgentOptions(IterationOptions):
 
 
 @register
-class MultiAgentDiscussion(IterationProtocol):
+class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
     name = "multi-agent-discussion"
     summary = "N named instances discuss for R rounds; an editor or a vote writes each revision"
     Options = MultiAgentOptions
+    cli_flags = {**ITERATION_FLAGS, "agents": "agents", "rounds": "rounds", "editor": "editor"}
 
-    @classmethod
-    def role_models(cls, options: BaseModel) -> dict[str, str]:
-        assert isinstance(options, MultiAgentOptions)
-        return {agent.name: agent.model for agent in options.agents if agent.model}
+    def role_models(self) -> dict[str, str]:
+        return {agent.name: agent.model for agent in self.options.agents if agent.model}
 
-    @classmethod
-    def calls_per_step(cls, options: BaseModel) -> int:
-        assert isinstance(options, MultiAgentOptions)
+    def calls_per_step(self) -> int:
+        options = self.options
         n = len(options.agents)
         return n * options.rounds + (n if options.editor == "vote" else 1)
 
-    async def step(self, walk: Walk, step: int) -> Stop | None:
+    async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
         options = self.options
-        assert isinstance(options, MultiAgentOptions)
+        templates = run.templates()
         constitution = walk.current.text.strip()
         participants = ", ".join(a.name for a in options.agents)
         transcript: list[str] = []
@@ -71,21 +73,20 @@ class MultiAgentDiscussion(IterationProtocol):
         finals: dict[str, str] = {}
         for round_ in range(1, options.rounds + 1):
             for agent in options.agents:
-                system = fill(self.templates["system.md"], agent=agent.name, participants=participants)
-                user = fill(self.templates["discussion.md"], constitution=constitution, round=str(round_),
+                system = fill(templates["system.md"], agent=agent.name, participants=participants)
+                user = fill(templates["discussion.md"], constitution=constitution, round=str(round_),
                             rounds=str(options.rounds), transcript="\n\n".join(transcript) or "(nobody has spoken yet)")
-                call = await self.call([Message(role="system", content=system), Message(role="user", content=user)],
+                call = await run.ask([Message(role="system", content=system), Message(role="user", content=user)],
                                        step, f"discuss:{agent.name}:r{round_}", role=agent.name)
                 calls.append(call)
                 transcript.append(f"{agent.name}: {(call.text or '').strip()}")
                 finals[agent.name] = call.text or ""
         keeps = [self._keeps(text, walk) for text in finals.values()]
         if all(keeps):
-            walk.parent = self.record(step, walk.current, "declined", walk.parent, calls)
-            return Stop(reason="declined")
+            return walk.decline(step, calls)
         if options.editor != "vote":
-            user = fill(self.templates["editor.md"], constitution=constitution, transcript="\n\n".join(transcript))
-            call = await self.call([Message(role="system", content=fill(self.templates["system.md"],
+            user = fill(templates["editor.md"], constitution=constitution, transcript="\n\n".join(transcript))
+            call = await run.ask([Message(role="system", content=fill(templates["system.md"],
                                     agent=options.editor, participants=participants)),
                                     Message(role="user", content=user)], step, "edit", role=options.editor)
             calls.append(call)
@@ -94,8 +95,8 @@ class MultiAgentDiscussion(IterationProtocol):
         votes = [0] * len(proposals)
         listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
         for agent in options.agents:
-            user = fill(self.templates["vote.md"], constitution=constitution, proposals=listing)
-            call = await self.call([Message(role="system", content=fill(self.templates["system.md"],
+            user = fill(templates["vote.md"], constitution=constitution, proposals=listing)
+            call = await run.ask([Message(role="system", content=fill(templates["system.md"],
                                     agent=agent.name, participants=participants)),
                                     Message(role="user", content=user)], step, f"vote:{agent.name}", role=agent.name)
             calls.append(call)

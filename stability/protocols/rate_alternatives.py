@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,11 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
 from stability.calls import CallFailed
 from stability.constitution import Constitution, normalise_principle, parse_file, read_text
+from stability.engine.run import derive_seed
 from stability.errors import InputError
 from stability.models.base import Message, TokenLogprob
-from stability.protocols.base import Protocol, Stop, derive_seed, fill, register
+from stability.protocols.base import ReflectionProtocol, Stop, fill, register
 from stability.ratings import expected_rating, parse_ratings, rating_schema
-from stability.store.records import CallRecord, RatingRecord, RevisionRecord
+from stability.records import CallRecord, RatingRecord, RevisionRecord
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
 
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -128,94 +132,91 @@ def _constitution_files(options: RateAlternativesOptions) -> list[Path]:
 
 
 @register
-class RateAlternatives(Protocol):
+class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
     name = "rate-alternatives"
     summary = "rate alternative principles (or whole constitutions) 1-5 and name a favourite, over trials"
     Options = RateAlternativesOptions
+    chain = False
+    cli_flags = {"principle": "principle", "alternatives": "alternatives", "mode": "mode", "reflect": "reflect",
+                 "source": "source", "trials": "trials"}
 
-    @classmethod
-    def estimate_calls(cls, options: BaseModel) -> int:
-        assert isinstance(options, RateAlternativesOptions)
+    def estimate_calls(self, start: Constitution) -> int:
+        options = self.options
         return options.trials * (2 if options.reflect == "first" and options.source == "provided" else 1)
 
-    @classmethod
-    def check(cls, options: BaseModel, start: Constitution) -> None:
-        assert isinstance(options, RateAlternativesOptions)
+    def check(self, start: Constitution) -> None:
+        options = self.options
         load_options(options)
         if options.mode == "principle" and options.principle > len(start.principles):
             raise InputError("<options>", None, f"principle {options.principle} does not exist: the constitution "
                              f"has {len(start.principles)}")
 
-    async def run(self, start: Constitution) -> Stop:
+    async def run(self, run: Run, start: Constitution) -> Stop:
         options = self.options
-        assert isinstance(options, RateAlternativesOptions)
-        origin = self.record(0, start, "origin", None, [])
+        origin = run.record(0, start, "origin", None, [])
         choices = load_options(options)
         for trial in range(options.trials):
             try:
                 if options.source == "free":
-                    await self._propose(start, origin, trial)
+                    await self._propose(run, start, origin, trial)
                 else:
-                    await self._rate(start, origin, trial, choices)
+                    await self._rate(run, start, origin, trial, choices)
             except CallFailed as failed:
-                self.record(trial + 1, start, "error", origin, [failed.call], detail=failed.call.error)
+                run.record(trial + 1, start, "error", origin, [failed.call], detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
         return Stop(reason="rated")
 
     def _target(self, start: Constitution) -> str:
-        assert isinstance(self.options, RateAlternativesOptions)
         return start.principles[self.options.principle - 1]
 
-    def _system(self, start: Constitution) -> Message:
-        assert isinstance(self.options, RateAlternativesOptions)
+    def _system(self, run: Run, start: Constitution) -> Message:
         if self.options.mode == "constitution" and self.options.system_from_start:
             return Message(role="system", content="\n\n".join(start.principles))
-        return Message(role="system", content=self.templates["system.md"].strip())
+        return Message(role="system", content=run.templates()["system.md"].strip())
 
-    def _context(self, start: Constitution) -> str:
-        assert isinstance(self.options, RateAlternativesOptions)
+    def _context(self, run: Run, start: Constitution) -> str:
         if self.options.mode == "constitution":
-            return self.templates["context-constitution.md"].strip()
-        return fill(self.templates["context-principle.md"], constitution=start.text.strip(),
+            return run.templates()["context-constitution.md"].strip()
+        return fill(run.templates()["context-principle.md"], constitution=start.text.strip(),
                     index=str(self.options.principle), target=self._target(start))
 
-    def _examples(self) -> list[Message]:
+    def _examples(self, run: Run) -> list[Message]:
         few_shot = getattr(self.options, "few_shot", None)
-        if not (few_shot if few_shot is not None else self.model.base_model):
+        if not (few_shot if few_shot is not None else run.traits().base_model):
             return []
         turns = []
-        for example in yaml.safe_load(self.templates["examples.yaml"]):
+        for example in yaml.safe_load(run.templates()["examples.yaml"]):
             turns.append(Message(role="user", content=example["request"].strip()))
             turns.append(Message(role="assistant", content=example["answer"].strip()))
         return turns
 
-    async def _rate(self, start: Constitution, origin: RevisionRecord, trial: int, choices: list[Option]) -> None:
+    async def _rate(self, run: Run, start: Constitution, origin: RevisionRecord, trial: int,
+                    choices: list[Option]) -> None:
         options = self.options
-        assert isinstance(options, RateAlternativesOptions)
         order = list(range(len(choices)))
-        random.Random(derive_seed(self.context.seed, trial, "order")).shuffle(order)
+        random.Random(derive_seed(run.seed, trial, "order")).shuffle(order)
         shown = [choices[i] for i in order]
         labels = list(LABELS[: len(shown)])
         listing = "\n".join(f"{label}. {option.text}" for label, option in zip(labels, shown, strict=True))
         answer_format = "\n".join(f"{label}: <rating>" for label in labels) + "\nFAVOURITE: <letter>"
         step = trial + 1
-        messages = [self._system(start), *self._examples()]
+        messages = [self._system(run, start), *self._examples(run)]
         reflection: CallRecord | None = None
         if options.reflect == "first":
-            ask = fill(self.templates["reflect.md"], context=self._context(start), options=listing)
-            reflection = await self.call([*messages, Message(role="user", content=ask)], step, "reflect")
+            ask = fill(run.templates()["reflect.md"], context=self._context(run, start), options=listing)
+            reflection = await run.ask([*messages, Message(role="user", content=ask)], step, "reflect")
             messages += [Message(role="user", content=ask),
                          Message(role="assistant", content=(reflection.text or "").strip())]
-            rate = fill(self.templates["rate-after-reflection.md"], format=answer_format)
+            rate = fill(run.templates()["rate-after-reflection.md"], format=answer_format)
         else:
-            rate = fill(self.templates["rate.md"], context=self._context(start), options=listing,
+            rate = fill(run.templates()["rate.md"], context=self._context(run, start), options=listing,
                         format=answer_format)
-        want_logprobs = options.logprobs if options.logprobs is not None else self.role("subject").exposes_logprobs
-        config = self.context.generate.model_copy(update={
-            "json_schema": rating_schema(labels) if self.model.structured_output else None,
+        want_logprobs = options.logprobs if options.logprobs is not None else run.traits().exposes_logprobs
+        config = run.generate.model_copy(update={
+            "json_schema": rating_schema(labels) if run.traits().structured_output else None,
             "logprobs": 5 if want_logprobs else None,
         })
-        call = await self.call([*messages, Message(role="user", content=rate)], step, "rate", config=config)
+        call = await run.ask([*messages, Message(role="user", content=rate)], step, "rate", config=config)
         stored = call.response.get("stability_logprobs") if call.response else None
         logprobs = [TokenLogprob(**t) for t in stored] if stored else None
         parsed = parse_ratings(call.text or "", labels, logprobs)
@@ -223,39 +224,38 @@ class RateAlternatives(Protocol):
         for position, (label, option) in enumerate(zip(labels, shown, strict=True)):
             probs = parsed.probs.get(label)
             records.append(RatingRecord(
-                id=f"{self.context.run_id}:{trial}:{label}", run_id=self.context.run_id, trial=trial, step=step,
+                id=f"{run.run_id}:{trial}:{label}", run_id=run.run_id, trial=trial, step=step,
                 mode=options.mode, target_index=options.principle if options.mode == "principle" else None,
                 target=self._target(start) if options.mode == "principle" else (start.title or start.hash),
                 label=label, position=position, option_text=option.text, relation=option.relation,
                 rating=parsed.ratings.get(label), rating_probs=probs, expected_rating=expected_rating(probs),
                 favourite=parsed.favourite == label, call_id=call.id,
                 reflection_call_id=reflection.id if reflection else None))
-        self.context.store.insert_ratings(records)
+        run.emit(records)
         calls = [c for c in (reflection, call) if c is not None]
         if parsed.favourite is None:
-            self.record(step, start, "parse_failure", origin, calls, detail="no favourite named")
+            run.record(step, start, "parse_failure", origin, calls, detail="no favourite named")
             return
         chosen = shown[labels.index(parsed.favourite)]
         revised = chosen.constitution if chosen.constitution is not None else self._swap(start, chosen.text)
-        self.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, calls,
+        run.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, calls,
                     detail=f"favourite {parsed.favourite}")
 
     def _swap(self, start: Constitution, replacement: str) -> Constitution:
-        assert isinstance(self.options, RateAlternativesOptions)
         principles = list(start.principles)
         principles[self.options.principle - 1] = replacement
         return Constitution(principles=tuple(dict.fromkeys(principles)))
 
-    async def _propose(self, start: Constitution, origin: RevisionRecord, trial: int) -> None:
+    async def _propose(self, run: Run, start: Constitution, origin: RevisionRecord, trial: int) -> None:
         step = trial + 1
-        ask = fill(self.templates["propose.md"], context=self._context(start))
-        call = await self.call([self._system(start), Message(role="user", content=ask)], step, "propose")
+        ask = fill(run.templates()["propose.md"], context=self._context(run, start))
+        call = await run.ask([self._system(run, start), Message(role="user", content=ask)], step, "propose")
         text = call.text or ""
         match = re.search(r"replacement\s*:\s*(?P<p>.+)", text, re.IGNORECASE)
         if match and normalise_principle(match.group("p")):
             revised = self._swap(start, normalise_principle(match.group("p")))
-            self.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, [call])
+            run.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, [call])
         elif "NO CHANGE" in text.upper():
-            self.record(step, start, "declined", origin, [call])
+            run.record(step, start, "declined", origin, [call])
         else:
-            self.record(step, start, "parse_failure", origin, [call], detail="no REPLACEMENT: line")
+            run.record(step, start, "parse_failure", origin, [call], detail="no REPLACEMENT: line")

@@ -1,19 +1,26 @@
 """What iteration protocols share: their common options, and the walk through constitution space.
 
-A :class:`Walk` turns each answer into the next node of the run's chain — changed, declined, parse failure, or a
-change that returns to an earlier node (a cycle) — and says when the walk should stop.
+Contract: an :class:`IterationProtocol` starts from the given constitution (or one the model authors from a blank
+slate) and takes one :meth:`~IterationProtocol.step` at a time until a stop. A :class:`Walk` turns each answer
+into the next node of the run's chain — changed, declined, parse failure, or a change that returns to an earlier
+node (a cycle) — records it through the run, and says when the walk should stop.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_answer
-from stability.protocols.base import AnswerOptions, Protocol, Stop
-from stability.store.records import CallRecord, RevisionRecord
+from stability.protocols.authoring import BLANK_SLATE, author
+from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop
+from stability.records import CallRecord, RevisionRecord
+
+if TYPE_CHECKING:
+    from stability.engine.run import Run
 
 
 class IterationOptions(AnswerOptions):
@@ -26,17 +33,20 @@ class IterationOptions(AnswerOptions):
     blank_topic: str | None = Field(None, description="with from_blank: a topic hint")
 
 
-def iteration_calls(options: IterationOptions, per_step: int = 1) -> int:
-    """Upper bound on calls for an iteration protocol: every step, plus blank-slate authoring attempts."""
-    return options.max_steps * per_step + (options.max_parse_failures if options.from_blank else 0)
+IterationOptionsT = TypeVar("IterationOptionsT", bound=IterationOptions)
+
+#: the ``stability iterate`` flags every iteration protocol takes
+ITERATION_FLAGS = {"max_steps": "max_steps", "declines": "declines_to_stop", "max_parse_failures": "max_parse_failures",
+                   "max_principles": "max_principles", "from_blank": "from_blank", "size": "blank_size",
+                   "topic": "blank_topic"}
 
 
 class Walk:
     """The state of one chain: current node, its revision, visited nodes, and the running counts."""
 
-    def __init__(self, protocol: Protocol, options: IterationOptions, revision: RevisionRecord,
+    def __init__(self, run: Run, options: IterationOptions, revision: RevisionRecord,
                  constitution: Constitution) -> None:
-        self.protocol = protocol
+        self.run = run
         self.options = options
         self.parent = revision
         self.current = constitution
@@ -45,8 +55,13 @@ class Walk:
         self.failures = 0
 
     def failed(self, step: int, failed: CallFailed) -> Stop:
-        self.protocol.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
+        self.run.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
         return Stop(reason="error", status="failed", error=failed.call.error)
+
+    def decline(self, step: int, calls: list[CallRecord]) -> Stop:
+        """Every voice kept the constitution: record the decline and end the walk."""
+        self.parent = self.run.record(step, self.current, "declined", self.parent, calls)
+        return Stop(reason="declined")
 
     def advance(self, step: int, answer: str, calls: list[CallRecord]) -> Stop | None:
         """Record the node this answer leads to; return a Stop when the walk is over."""
@@ -54,18 +69,18 @@ class Walk:
         if parsed.kind == "failure":
             self.failures += 1
             self.declines = 0
-            self.parent = self.protocol.record(step, self.current, "parse_failure", self.parent, calls,
-                                               detail=parsed.problem)
+            self.parent = self.run.record(step, self.current, "parse_failure", self.parent, calls,
+                                          detail=parsed.problem)
             return Stop(reason="parse_failures") if self.failures >= self.options.max_parse_failures else None
         self.failures = 0
         revised = parsed.constitution if parsed.constitution is not None else self.current
         if revised.hash == self.current.hash:
             self.declines += 1
-            self.parent = self.protocol.record(step, self.current, "declined", self.parent, calls)
+            self.parent = self.run.record(step, self.current, "declined", self.parent, calls)
             return Stop(reason="declined") if self.declines >= self.options.declines_to_stop else None
         self.declines = 0
         returns_to = self.visited.get(revised.hash)
-        self.parent = self.protocol.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to)
+        self.parent = self.run.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to)
         if returns_to is not None:
             return Stop(reason="cycle")
         self.visited[revised.hash] = self.parent.id
@@ -73,32 +88,53 @@ class Walk:
         return None
 
 
-class IterationProtocol(Protocol):
+class IterationProtocol(ReflectionProtocol[IterationOptionsT]):
     """A protocol that walks: start (or author from a blank slate), then one :meth:`step` at a time until a stop.
 
     Subclasses implement :meth:`step`; a failed call ends the walk as an ``error`` node (resumable).
     """
 
-    #: calls one step makes at most (for ``--dry-run``); override :meth:`calls_per_step` when options decide it
-    @classmethod
-    def calls_per_step(cls, options: BaseModel) -> int:
+    cli_flags = ITERATION_FLAGS
+
+    def calls_per_step(self) -> int:
+        """Calls one step makes at most (for ``--dry-run``)."""
         return 1
 
-    @classmethod
-    def estimate_calls(cls, options: BaseModel) -> int:
-        assert isinstance(options, IterationOptions)
-        return iteration_calls(options, cls.calls_per_step(options))
-
-    async def run(self, start: Constitution) -> Stop:
+    def estimate_calls(self, start: Constitution) -> int:
         options = self.options
-        assert isinstance(options, IterationOptions)
-        begun = await self.begin(start)
+        return options.max_steps * self.calls_per_step() + (options.max_parse_failures if options.from_blank else 0)
+
+    def template_folders(self) -> list[str]:
+        return [self.name, BLANK_SLATE] if self.options.from_blank else [self.name]
+
+    def starts_blank(self) -> bool:
+        return self.options.from_blank
+
+    async def begin(self, run: Run, start: Constitution) -> tuple[RevisionRecord, Constitution, int] | Stop:
+        """Record the starting node and return (revision, constitution, next step).
+
+        With the ``from_blank`` option the model first authors its own constitution (the blank-slate protocol's
+        prompts): step 0 is the empty constitution and step 1 what it wrote. A failed authoring ends the run.
+        """
+        options = self.options
+        if not options.from_blank:
+            return run.record(0, start, "origin", None, []), start, 1
+        origin = run.record(0, Constitution(principles=()), "origin", None, [])
+        authored = await author(self, run, step=1, parent=origin, size=options.blank_size, topic=options.blank_topic,
+                                attempts=options.max_parse_failures, max_principles=options.max_principles)
+        if isinstance(authored, Stop):
+            return authored
+        revision, constitution = authored
+        return revision, constitution, revision.step + 1
+
+    async def run(self, run: Run, start: Constitution) -> Stop:
+        begun = await self.begin(run, start)
         if isinstance(begun, Stop):
             return begun
-        walk = Walk(self, options, begun[0], begun[1])
-        for step in range(begun[2], begun[2] + options.max_steps):
+        walk = Walk(run, self.options, begun[0], begun[1])
+        for step in range(begun[2], begun[2] + self.options.max_steps):
             try:
-                stop = await self.step(walk, step)
+                stop = await self.step(run, walk, step)
             except CallFailed as failed:
                 return walk.failed(step, failed)
             if stop is not None:
@@ -106,5 +142,7 @@ class IterationProtocol(Protocol):
         return Stop(reason="max_steps")
 
     @abstractmethod
-    async def step(self, walk: Walk, step: int) -> Stop | None:
+    async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
         """Ask, and advance the walk; return a Stop when the walk is over."""
+
+

@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,7 @@ import duckdb
 
 from stability.constitution import Constitution
 from stability.errors import StabilityError
-from stability.store import migrations
-from stability.store.queue import WriteQueue, to_json
-from stability.store.records import (
+from stability.records import (
     AdapterRecord,
     CallRecord,
     CellRecord,
@@ -34,17 +31,16 @@ from stability.store.records import (
     RatingRecord,
     RevisionRecord,
     RunRecord,
+    now,
 )
+from stability.store import migrations
+from stability.store.queue import WriteQueue, to_json
 
 DB_ENV = "STABILITY_DB"
 
 
 def default_db_path() -> Path:
     return Path(os.environ.get(DB_ENV) or "runs/stability.duckdb")
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stability.iteration import IterateConfig, iterate
+from stability.engine import IterateConfig, iterate
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import ScriptedModel

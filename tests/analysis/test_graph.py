@@ -40,7 +40,8 @@ def test_graph_exports_round_trip(experiment_db: Path, tmp_path: Path) -> None:
 
 
 def test_open_gives_dataframes_and_graph(experiment_copy: Path) -> None:
-    data = stability.open(experiment_copy)
+    assert stability.open is stability.load  # the older name still works
+    data = stability.load(experiment_copy)
     runs = data.runs()
     assert len(runs) == 9 and {"id", "model", "stop_reason"} <= set(runs.columns)
     first = runs["id"][0]
@@ -52,4 +53,4 @@ def test_open_gives_dataframes_and_graph(experiment_copy: Path) -> None:
     embeddings = data.embeddings("hashing-256")
     assert len(embeddings) == result.embeddings.texts and embeddings["vector"][0].shape == (256,)
     with pytest.raises(StabilityError, match="no such database"):
-        stability.open(experiment_copy.parent / "missing.duckdb")
+        stability.load(experiment_copy.parent / "missing.duckdb")

@@ -8,7 +8,7 @@ import pytest
 
 from stability.analysis import analyze
 from stability.analysis.preferences import bradley_terry, preferences
-from stability.store.records import RatingRecord
+from stability.records import RatingRecord
 from tests.conftest import run_protocol, write
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from stability.errors import ModelNotFound, StabilityError
+from stability.finetune import Adapter, folder_hash
 from stability.models.base import GenerateConfig, Message, get_model
-from stability.models.hf import Adapter, HFModel, choose_device, folder_hash, resolve_source
+from stability.models.hf import HFModel, choose_device, resolve_source
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
@@ -70,7 +71,8 @@ def test_seeded_generation_is_deterministic(gemma: HFModel) -> None:
 @pytest.mark.slow
 def test_adapter_changes_the_identity_and_the_cache_key(gemma: HFModel, tmp_path: Path) -> None:
     from stability.calls import cache_key
-    from stability.finetune import TrainerParams, TrainingExample, train_lora
+    from stability.finetune import TrainerParams, TrainingExample
+    from stability.models.hf_training import train_lora
 
     examples = [TrainingExample(messages=[Message(role="user", content="Recite your constitution.")],
                                 completion="- I am honest.\n- I am kind.\n")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stability.iteration import IterateConfig, iterate
+from stability.engine import IterateConfig, iterate
 from stability.models.base import GenerateConfig, Message, get_model
 from stability.models.local import render_prompt
 from stability.store import Store

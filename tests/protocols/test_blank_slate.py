@@ -32,6 +32,6 @@ def test_from_blank_then_iterate_is_one_command(tmp_path: Path, db: Path) -> Non
     assert "- x" in model.calls[1][-1].content  # the iteration starts from what the model wrote
     with Store.open(db) as store:
         run = store.run(run_id)
-    from stability.protocols.base import Templates
+    from stability.engine.templates import Templates
 
     assert run.template_hash not in (Templates("fresh-instance").hash, Templates("blank-slate").hash)

@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
+from stability.analysis.generations import generation_summaries
 from stability.constitution import Constitution, parse_answer
+from stability.engine import IterateConfig, iterate, load_run_spec, resume
 from stability.errors import InputError, StabilityError
-from stability.iteration import IterateConfig, iterate, resume
+from stability.models import scripted
+from stability.models.base import Message
+from stability.models.scripted import ScriptedModel, TrainableScriptedModel
 from stability.protocols.fine_tune_reflect import (
     FineTuneReflectOptions,
     consensus,
-    generation_summaries,
-    load_spec,
     set_distance,
     share_kept,
 )
@@ -51,12 +53,12 @@ def test_share_kept_and_set_distance_use_exact_normalised_principles() -> None:
 
 def test_ready_specs_load_and_bad_specs_name_the_file(tmp_path: Path) -> None:
     for name in ("tiny-cpu.yaml", "gpu.yaml"):
-        spec = load_spec(ROOT / "protocols/fine-tune-reflect/specs" / name)
+        spec = load_run_spec(ROOT / "protocols/fine-tune-reflect/specs" / name, "fine-tune-reflect")
         assert spec["protocol"] == "fine-tune-reflect" and spec["model"].startswith("hf/")
         FineTuneReflectOptions(**spec["options"])
     bad = write(tmp_path / "bad.yaml", "model: hf/gemma-3-270m\nconstitution: x.md\noptions: {traces: 0}\n")
     with pytest.raises(InputError, match=r"bad.yaml: options.traces|bad.yaml: traces"):
-        load_spec(bad)
+        load_run_spec(bad, "fine-tune-reflect")
 
 
 def test_a_model_that_cannot_be_tuned_is_refused_before_anything_is_written(db: Path) -> None:
@@ -67,6 +69,42 @@ def test_a_model_that_cannot_be_tuned_is_refused_before_anything_is_written(db: 
     assert not db.exists()
 
 
+def qa_answer(messages: list[Message]) -> str:
+    return "A teacher's answer: " + messages[-1].content.splitlines()[-1]
+
+
+def test_teacher_qa_asks_the_teacher_and_trains_and_reflects_with_the_subject(db: Path, tmp_path: Path) -> None:
+    """The teacher writes generation 0's answers; every later call and every training step is the subject's.
+
+    (Before the engine owned model roles, the teacher was put back on the call path after teacher-QA, so the
+    subject's training check failed, or an hf teacher was trained instead.)"""
+    subject = TrainableScriptedModel(fn=lambda _: "NO CHANGE", name="scripted/tunable")
+    teacher = ScriptedModel(fn=qa_answer, name="scripted/teacher")
+    scripted.register("tunable", lambda: subject)
+    scripted.register("teacher", lambda: teacher)
+    constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
+    options = {"generations": 2, "traces": 2, "unchanged_to_stop": 5, "constitution_data": ["teacher-qa"],
+               "teacher_model": "scripted/teacher", "adapters_dir": str(tmp_path / "ad")}
+    config = IterateConfig(protocol="fine-tune-reflect", model="scripted/tunable", constitution=str(constitution),
+                           options=options)
+    result = iterate(config, db)
+    assert result.run.status == "done" and result.run.stop_reason == "max_steps"
+    assert len(teacher.calls) == 2  # one question per principle, asked of the teacher only
+    assert [name for name, _ in subject.trained] == ["gen-00", "gen-01"]
+    assert {e.source for e in subject.trained[0][1]} == {"teacher-qa"}
+    assert all(e.completion.startswith("A teacher's answer") for e in subject.trained[0][1])
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+        adapters = store.adapters(result.run.id)
+    assert {c.model for c in calls if c.purpose.startswith("teacher-qa")} == {"scripted/teacher"}
+    reflect = [c for c in calls if c.purpose.startswith("reflect")]
+    assert len(reflect) == 4 and {c.model for c in reflect} == {"scripted/tunable"}
+    # each generation reflected through its own adapter
+    assert [c.request["adapter"]["hash"] for c in reflect] == [adapters[0].content_hash] * 2 + \
+        [adapters[1].content_hash] * 2
+    assert result.run.model_params["teacher"]["name"] == "scripted/teacher"
+
+
 class Killed(Exception):
     """Stands in for a kill between generations."""
 
@@ -74,12 +112,13 @@ class Killed(Exception):
 @pytest.mark.slow
 def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from stability.finetune import Adapter
+    from stability.models import hf_training
     from stability.models.base import get_model
-    from stability.models.hf import Adapter, HFModel
-    from stability.protocols import fine_tune_reflect
+    from stability.models.hf import HFModel
 
     trained: list[str] = []
-    real_train = fine_tune_reflect.train_lora
+    real_train = hf_training.train_lora
 
     def train(*args: Any) -> Any:
         out = args[3]
@@ -88,7 +127,7 @@ def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tm
             raise Killed("killed before generation 1 trained")
         return real_train(*args)
 
-    monkeypatch.setattr(fine_tune_reflect, "train_lora", train)
+    monkeypatch.setattr(hf_training, "train_lora", train)
     constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
     trainer = {"steps": 3, "grad_accum": 1, "learning_rate": 1e-3, "max_length": 256}
     options = {"generations": 2, "traces": 2, "unchanged_to_stop": 5, "recite_revised": True,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stability.iteration import IterateConfig, iterate
+from stability.engine import IterateConfig, iterate
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import ScriptedModel

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stability.iteration import IterateConfig, iterate
+from stability.engine import IterateConfig, iterate
 from stability.store import Store
 from tests.conftest import ROOT
 

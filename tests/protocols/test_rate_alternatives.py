@@ -147,7 +147,7 @@ def test_library_pool_supplies_the_alternatives(tmp_path: Path, db: Path) -> Non
 @pytest.mark.parametrize("model", ["openai/m", "anthropic/m"])
 def test_structured_output_is_requested_from_providers_that_enforce_it(tmp_path: Path, db: Path, wire: object,
                                                                        model: str) -> None:
-    from stability.iteration import IterateConfig, iterate
+    from stability.engine import IterateConfig, iterate
     from stability.testing.wire_server import WireServer
 
     assert isinstance(wire, WireServer)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from stability.constitution import Constitution
+from stability.records import CallRecord, EdgeRecord, RevisionRecord, RunRecord
 from stability.store import Store
 from stability.store.queue import QueueBroken
-from stability.store.records import CallRecord, EdgeRecord, RevisionRecord, RunRecord
 
 
 def call_record(number: int, run_id: str = "r-1", key: str | None = None, index: int = 0,

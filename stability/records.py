@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 Decision = Literal["origin", "changed", "declined", "parse_failure", "error", "authored"]
 EdgeKind = Literal["edit", "decline", "parse_failure", "error", "author"]
 RunStatus = Literal["running", "done", "failed"]
+
+
+
+def now() -> datetime:
+    """The time records are stamped with: UTC, without a time zone (as DuckDB stores it)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Record(BaseModel):

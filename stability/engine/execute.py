@@ -1,0 +1,137 @@
+"""Executing a run: the engine owns every side effect of one run.
+
+Contract: :func:`execute` builds the run's call path and its :class:`~stability.engine.run.Run` object, hands it
+to the protocol, and records how the run ended (a failure of any kind is stored on the run before it is
+raised). It returns a :class:`RunOutcome`: status, stop reason, final node and the requests sent. :func:`iterate`
+and :func:`resume` are the one-run entry points: prepare (nothing written on bad input), open the store, execute,
+close the models inside the loop that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stability.calls import BudgetExceeded, CallPath, Flights, Spending
+from stability.engine.prepare import IterateConfig, ModelPool, Prepared, prepare, prepare_resume
+from stability.engine.run import Run, StepEvent
+from stability.errors import StabilityError
+from stability.models.base import Model
+from stability.prices import PriceTable
+from stability.provenance import git_commit, package_version
+from stability.records import RevisionRecord, RunRecord, now
+from stability.redaction import redact
+from stability.store.store import Store
+
+OnStep = Callable[[StepEvent], None]
+
+
+class RunOutcome(BaseModel):
+    """How one execution of a run ended."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(description="done | failed")
+    stop_reason: str
+    error: str | None = None
+    final_hash: str | None = Field(None, description="the constitution of the last recorded node")
+    sent: int = Field(description="requests sent to the provider by this process (retries included)")
+
+
+class RunResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunRecord
+    revisions: list[RevisionRecord]
+    sent: int = Field(description="requests sent to the provider by this process (retries included)")
+
+
+def create_run(store: Store, prepared: Prepared) -> RunRecord:
+    """Store a new run (and its start) for a prepared configuration."""
+    config = prepared.config
+    run = RunRecord(
+        id="r-" + uuid.uuid4().hex[:12], protocol=prepared.protocol.name, model=prepared.model.name,
+        model_params={role: m.describe() for role, m in prepared.models.items()},
+        config=config.model_dump(), seed=config.seed, start_hash=prepared.start.hash,
+        template_hash=prepared.templates.hash, package_version=package_version(), git_commit=git_commit(),
+        created_at=now(),
+    )
+    store.insert_run(run)
+    store.put_constitution(prepared.start)
+    if config.constitution:
+        store.add_source(prepared.start, config.constitution)
+    return run
+
+
+async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None = None,
+                  prices: PriceTable | None = None, budget: Spending | None = None,
+                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
+                  flights: Flights | None = None) -> RunOutcome:
+    """Run (or replay) the protocol and record how it ended."""
+    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, budget=budget,
+                     limiter=limiter, flights=flights)
+    last: list[str] = []
+
+    def stepped(event: StepEvent) -> None:
+        last[:] = [event.constitution_hash]
+        if on_step is not None:
+            on_step(event)
+
+    handle = Run(run_id=run.id, seed=run.seed, protocol=prepared.protocol.name,
+                 generate=prepared.config.generate(), store=store, calls=calls, models=prepared.models,
+                 templates=prepared.templates, on_step=stepped)
+    try:
+        stop = await prepared.protocol.run(handle, prepared.start)
+    except BudgetExceeded as err:
+        store.finish_run(run.id, "failed", "budget", str(err))
+        raise
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        store.finish_run(run.id, "failed", "interrupted", "interrupted; resume with --resume")
+        raise
+    except StabilityError as err:
+        store.finish_run(run.id, "failed", "error", redact(str(err)))
+        raise
+    except Exception as err:
+        store.finish_run(run.id, "failed", "error", redact(f"{type(err).__name__}: {err}"))
+        raise
+    store.finish_run(run.id, stop.status, stop.reason, stop.error)
+    return RunOutcome(status=stop.status, stop_reason=stop.reason, error=stop.error,
+                      final_hash=last[0] if last else None, sent=calls.sent)
+
+
+def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep | None = None) -> RunResult:
+    """Start one run: prepare it (bad input writes nothing), store it, execute it."""
+    pool = ModelPool()
+    prepared = prepare(config, pool)
+    with Store.open(db) as store:
+        run = create_run(store, prepared)
+        outcome = asyncio.run(_closing(execute(store, run, prepared, on_step), pool))
+        return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=outcome.sent)
+
+
+def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = None) -> RunResult:
+    """Continue a killed or failed run by replaying it: completed calls come from the store, not the model."""
+    with Store.open(db) as store:
+        run = store.run(run_id)
+        if run.status == "done":
+            raise StabilityError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")
+        pool = ModelPool()
+        prepared = prepare_resume(store, run, pool)
+        store.reopen_run(run.id)
+        outcome = asyncio.run(_closing(execute(store, run, prepared, on_step), pool))
+        return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=outcome.sent)
+
+
+async def _closing(work: Any, pool: ModelPool) -> RunOutcome:
+    """Await ``work``, then close the models' SDK clients inside the loop that made them."""
+    try:
+        outcome: RunOutcome = await work
+        return outcome
+    finally:
+        await pool.aclose()

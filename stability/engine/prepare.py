@@ -1,0 +1,151 @@
+"""Preparing a run: everything that can be wrong with its input is found before anything is written.
+
+Contract: :func:`validate` checks the protocol, its options, the files they name, the model names and the
+templates, loading no model (``--dry-run`` uses it); :func:`prepare` also loads the models, through a
+:class:`ModelPool` so an experiment's cells share them. Neither opens the store. :func:`prepare_resume` does the
+same for a stored run and refuses one whose templates changed since it started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stability.constitution import Constitution, parse_file
+from stability.engine.templates import TemplateSet
+from stability.errors import InputError, StabilityError
+from stability.models.base import GenerateConfig, Model, check_model_name, close_models, get_model
+from stability.protocols import protocol_class
+from stability.protocols.base import ReflectionProtocol
+from stability.records import RunRecord
+from stability.store.store import Store
+from stability.yaml_location import read_yaml
+
+SUBJECT = "subject"
+
+
+class IterateConfig(BaseModel):
+    """Everything needed to re-run a run; stored whole on the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: str = "fresh-instance"
+    model: str
+    constitution: str | None = Field(None, description="starting file; not needed from a blank slate")
+    roles: dict[str, str] = Field(default_factory=dict, description="model ids by role: editor, judge, agents")
+    seed: int = 0
+    temperature: float = 1.0
+    max_tokens: int = Field(1024, ge=1)
+    top_p: float | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    use_cache: bool = True
+
+    def generate(self) -> GenerateConfig:
+        return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p)
+
+
+class ModelPool:
+    """Every model of a session, loaded once by id (an experiment's cells share them) and closed together."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, Model] = {}
+
+    def get(self, name: str) -> Model:
+        if name not in self.models:
+            self.models[name] = get_model(name)
+        return self.models[name]
+
+    def add(self, model: Model) -> None:
+        self.models.setdefault(model.name, model)
+
+    async def aclose(self) -> None:
+        """Close every model's SDK client inside the loop that made it."""
+        await close_models(self.models.values())
+
+
+@dataclass
+class Prepared:
+    """A validated run, ready to execute: nothing has been written yet."""
+
+    config: IterateConfig
+    protocol: ReflectionProtocol[Any]
+    start: Constitution
+    models: dict[str, Model]  # by role; "subject" is the run's model
+    templates: TemplateSet
+
+    @property
+    def model(self) -> Model:
+        return self.models[SUBJECT]
+
+
+def validate(config: IterateConfig) -> tuple[ReflectionProtocol[Any], Constitution, TemplateSet]:
+    """Check the protocol, its options, the files they name, the model names and the templates; load no model."""
+    protocol = protocol_class(config.protocol).configure(config.options)
+    max_principles = getattr(protocol.options, "max_principles", 100)
+    if config.constitution:
+        start = parse_file(config.constitution, max_principles=max_principles)
+    elif protocol.starts_blank():
+        start = Constitution(principles=())
+    else:
+        raise StabilityError(f"protocol {protocol.name}: give a constitution (or start from a blank slate)")
+    protocol.check(start)
+    for name in [config.model, *protocol.role_models().values(), *config.roles.values()]:
+        check_model_name(name)
+    return protocol, start, TemplateSet(protocol.template_folders())
+
+
+def prepare(config: IterateConfig, pool: ModelPool | None = None) -> Prepared:
+    """Validate a configuration completely and load its models, without writing anything."""
+    protocol, start, templates = validate(config)
+    models = _models(config, protocol, pool or ModelPool())
+    return Prepared(config.model_copy(update={"model": models[SUBJECT].name}), protocol, start, models, templates)
+
+
+def prepare_resume(store: Store, run: RunRecord, pool: ModelPool | None = None) -> Prepared:
+    """Re-validate a stored run for resuming from its stored start; refuse if its templates changed."""
+    config = IterateConfig(**run.config)
+    protocol = protocol_class(run.protocol).configure(config.options)
+    templates = TemplateSet(protocol.template_folders())
+    if templates.hash != run.template_hash:
+        raise StabilityError(
+            f"run {run.id}: the prompt templates of {protocol.name} changed since the run started; "
+            "resuming would ask different questions (restore them, or start a new run)")
+    start = store.constitution(run.start_hash)
+    protocol.check(start)
+    return Prepared(config, protocol, start, _models(config, protocol, pool or ModelPool()), templates)
+
+
+def _models(config: IterateConfig, protocol: ReflectionProtocol[Any], pool: ModelPool) -> dict[str, Model]:
+    """The subject and the role models by role, each loaded once through ``pool``."""
+    roles = {role: pool.get(name) for role, name in {**protocol.role_models(), **config.roles}.items()}
+    subject = pool.get(config.model)
+    protocol.check_model(subject.traits())
+    return {**roles, SUBJECT: subject}
+
+
+def load_run_spec(path: Path | str, protocol: str) -> dict[str, Any]:
+    """A ready run spec (e.g. ``protocols/fine-tune-reflect/specs/*.yaml``) as ``IterateConfig`` fields, validated.
+
+    A spec is a mapping of iterate settings (model, constitution, sampling) with an ``options:`` mapping;
+    ``protocol`` is the default protocol.
+    """
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError(str(path), None, "a spec is a mapping of iterate settings with an options: mapping")
+    try:
+        config = IterateConfig(**{"protocol": protocol, **data})
+    except ValidationError as err:
+        raise InputError(str(path), None, _first_error(err)) from None
+    try:
+        protocol_class(config.protocol).Options(**config.options)
+    except ValidationError as err:
+        raise InputError(str(path), None, "options." + _first_error(err)) from None
+    return config.model_dump()
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    return f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"

@@ -1,0 +1,125 @@
+"""The layers, as the package's imports tell them (docs/architecture.md draws the same picture).
+
+An AST walk over ``stability/`` (imports under ``if TYPE_CHECKING:`` are annotations, not dependencies):
+- no import circle anywhere;
+- protocols decide: nothing under ``stability/protocols/`` imports the store or a concrete provider module;
+- nothing imports the CLI (but ``python -m stability``);
+- no code outside ``stability/protocols/`` compares a protocol's name with a string;
+- every module opens with its contract (a docstring).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+PACKAGE = Path(__file__).resolve().parents[1] / "stability"
+PROVIDERS = {"stability.models.openai", "stability.models.anthropic", "stability.models.litellm",
+             "stability.models.local", "stability.models.hf", "stability.models.hf_training",
+             "stability.models.scripted"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    hidden: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            hidden |= {id(n) for n in ast.walk(node)}
+    return hidden
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``name`` imports (a ``from X import y`` of a submodule counts as importing it)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = _type_checking_nodes(tree)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in hidden:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {m for m in found if m in known and m != name}
+
+
+def import_graph() -> nx.DiGraph:
+    found = modules()
+    graph = nx.DiGraph()
+    for name, path in found.items():
+        graph.add_node(name)
+        for target in imports(name, path, set(found)):
+            # a package's __init__ re-exporting its modules is its face, not a dependency of theirs
+            if found[target].name == "__init__.py" and name.startswith(target + "."):
+                continue
+            if path.name == "__init__.py" and target.startswith(name + "."):
+                continue
+            graph.add_edge(name, target)
+    return graph
+
+
+def test_no_import_circles() -> None:
+    cycles = list(nx.simple_cycles(import_graph()))
+    assert cycles == [], "import circles: " + "; ".join(" -> ".join([*c, c[0]]) for c in cycles)
+
+
+def test_protocols_import_neither_the_store_nor_a_provider() -> None:
+    graph = import_graph()
+    bad = [(a, b) for a, b in graph.edges if a.startswith("stability.protocols")
+           and (b.startswith("stability.store") or b in PROVIDERS)]
+    assert bad == []
+
+
+def test_nothing_imports_the_cli() -> None:
+    graph = import_graph()
+    bad = [(a, b) for a, b in graph.edges if b.startswith("stability.cli")
+           and not a.startswith("stability.cli") and a != "stability.__main__"]
+    assert bad == []
+
+
+def test_no_protocol_names_compared_outside_protocols() -> None:
+    from stability.protocols import all_protocols
+
+    names = set(all_protocols())
+    offenders = []
+    for name, path in modules().items():
+        if name.startswith("stability.protocols"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                for operand in [node.left, *node.comparators]:
+                    if isinstance(operand, ast.Constant) and operand.value in names:
+                        offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_the_walk_finds_a_planted_circle(tmp_path: Path) -> None:
+    """The checks above could fail: a circle planted in a copy of two modules is found."""
+    a = tmp_path / "a.py"
+    a.write_text("from stability.b import x\n")
+    assert imports("stability.a", a, {"stability.a", "stability.b"}) == {"stability.b"}
+    hidden = tmp_path / "h.py"
+    hidden.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from stability.b import x\n")
+    assert imports("stability.h", hidden, {"stability.h", "stability.b"}) == set()
+
+
+def test_every_module_opens_with_its_contract() -> None:
+    missing = [name for name, path in modules().items()
+               if path.stat().st_size and ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None]
+    assert missing == []
