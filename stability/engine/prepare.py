@@ -84,9 +84,8 @@ class Prepared:
 def validate(config: IterateConfig) -> tuple[ReflectionProtocol[Any], Constitution, TemplateSet]:
     """Check the protocol, its options, the files they name, the model names and the templates; load no model."""
     protocol = protocol_class(config.protocol).configure(config.options)
-    max_principles = getattr(protocol.options, "max_principles", 100)
     if config.constitution:
-        start = parse_file(config.constitution, max_principles=max_principles)
+        start = parse_file(config.constitution, max_principles=protocol.principle_limit())
     elif protocol.starts_blank():
         start = Constitution(principles=())
     else:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stability.constitution import Constitution
+from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution
 from stability.errors import StabilityError
 from stability.models.base import Message, ModelTraits
 
@@ -35,13 +35,19 @@ if TYPE_CHECKING:
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
-class AnswerOptions(BaseModel):
-    """Options of every protocol that parses a constitution out of the model's answers."""
+class FewShotOptions(BaseModel):
+    """Options of every protocol whose prompts have worked examples (``examples.yaml``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_principles: int = Field(100, ge=1, description="an answer with more principles is a parse failure")
     few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
+
+
+class AnswerOptions(FewShotOptions):
+    """Options of every protocol that parses a constitution out of the model's answers."""
+
+    max_principles: int = Field(DEFAULT_MAX_PRINCIPLES, ge=1,
+                                description="an answer with more principles is a parse failure")
 
 
 class Stop(BaseModel):
@@ -109,6 +115,15 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
         the constitution ``constitution`` tokens (default: every call sends the first prompt again)."""
         return calls * prompt
 
+    def principle_limit(self) -> int:
+        """The most principles a constitution may have, for the starting file too."""
+        return self.options.max_principles if isinstance(self.options, AnswerOptions) else DEFAULT_MAX_PRINCIPLES
+
+    def few_shot(self, subject: ModelTraits) -> bool:
+        """Whether prompts carry the worked examples: as the options say, else only for base models."""
+        chosen = self.options.few_shot if isinstance(self.options, FewShotOptions) else None
+        return subject.base_model if chosen is None else chosen
+
     def starts_blank(self) -> bool:
         """True when a run starts from the empty constitution (no starting file is needed)."""
         return False
@@ -133,9 +148,8 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
     def conversation(self, run: Run, user_template: str, constitution: Constitution, folder: str | None = None,
                      **fields: str) -> list[Message]:
         """This protocol's conversation (see :func:`conversation`); worked examples only for base models."""
-        few_shot = getattr(self.options, "few_shot", None)
-        return conversation(run.templates(folder), user_template, constitution,
-                            few_shot if few_shot is not None else run.traits().base_model, **fields)
+        return conversation(run.templates(folder), user_template, constitution, self.few_shot(run.traits()),
+                            **fields)
 
 
 def conversation(templates: Templates, user_template: str, constitution: Constitution, few_shot: bool,

@@ -87,7 +87,7 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
     async def run(self, run: Run, start: Constitution) -> Stop:
         options = self.options
         reflect_templates = run.templates(FRESH_INSTANCE)
-        few_shot = options.few_shot if options.few_shot is not None else run.traits().base_model
+        few_shot = self.few_shot(run.traits())
         parent = run.record(0, start, "origin", None, [])
         visited = {start.hash: parent.id}
         current = start

@@ -28,7 +28,7 @@ from stability.constitution import Constitution, normalise_principle, parse_file
 from stability.engine.run import derive_seed
 from stability.errors import InputError
 from stability.models.base import Message, TokenLogprob
-from stability.protocols.base import ReflectionProtocol, Stop, fill, register
+from stability.protocols.base import FewShotOptions, ReflectionProtocol, Stop, fill, register
 from stability.ratings import expected_rating, parse_ratings, rating_schema
 from stability.records import CallRecord, RatingRecord, RevisionRecord
 
@@ -46,9 +46,7 @@ class Option(BaseModel):
     constitution: Constitution | None = None  # constitution mode: what choosing it would make
 
 
-class RateAlternativesOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RateAlternativesOptions(FewShotOptions):
     mode: Literal["principle", "constitution"] = "principle"
     principle: int = Field(1, ge=1, description="principle mode: 1-based index of the principle to replace")
     alternatives: str | None = Field(None, description="principle mode: a library pool (NAME.alternatives.yaml) or "
@@ -65,7 +63,6 @@ class RateAlternativesOptions(BaseModel):
                                     "identity) is the system prompt")
     logprobs: bool | None = Field(None, description="store rating probabilities; default: when the model exposes "
                                   "log-probabilities")
-    few_shot: bool | None = Field(None, description="add worked examples; default: only for base models")
 
 
 def load_options(options: RateAlternativesOptions) -> list[Option]:
@@ -181,8 +178,7 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
                     index=str(self.options.principle), target=self._target(start))
 
     def _examples(self, run: Run) -> list[Message]:
-        few_shot = getattr(self.options, "few_shot", None)
-        if not (few_shot if few_shot is not None else run.traits().base_model):
+        if not self.few_shot(run.traits()):
             return []
         turns = []
         for example in yaml.safe_load(run.templates()["examples.yaml"]):
