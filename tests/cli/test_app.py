@@ -72,6 +72,25 @@ def test_expected_failures_have_no_traceback(tmp_path: Path, db: Path) -> None:
         assert expected in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_flag_the_protocol_does_not_take_is_one_line_naming_it(tmp_path: Path, db: Path) -> None:
+    """Each protocol declares its flags, so a flag of another protocol is refused before anything is written."""
+    start = write(tmp_path / "c.md", "- a\n- b\n")
+    for protocol, flag in [("fresh-instance", ("--trials", "2")), ("rate-alternatives", ("--max-steps", "3")),
+                           ("free-form-edit", ("--rounds", "2"))]:
+        done = cli("iterate", "--protocol", protocol, "--model", "scripted/decline", "--constitution", str(start),
+                   *flag, "--db", str(db))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and f"{flag[0]} does not apply to protocol {protocol}" in done.stderr
+    assert not db.exists()
+    # --size means blank_size for iteration protocols and size for blank-slate: both reach their option
+    done = cli("iterate", "--protocol", "blank-slate", "--model", "scripted/decline", "--size", "3", "--db", str(db))
+    assert done.returncode in (0, 1), done.stderr  # the scripted model declines to write: parse failures
+    shown = json.loads(cli("runs", "--json", "--db", str(db)).stdout)
+    assert shown[0]["protocol"] == "blank-slate"
+    with Store.open(db, read_only=True) as store:
+        assert store.run(shown[0]["id"]).config["options"] == {"size": 3}
+
+
 def grow_to_six(messages: list[dict[str, Any]]) -> str:
     lines = [line for line in messages[-1]["content"].splitlines() if line.startswith("- ")]
     if len(lines) >= 6:

@@ -181,3 +181,25 @@ def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tm
     summaries = generation_summaries(db, run.id, distance=lambda a, b: float(len(a.principles) - len(b.principles)))
     assert [s.generation for s in summaries] == [0, 1] and all(0 <= s.share_kept <= 1 for s in summaries)
     assert all(s.distance is not None for s in summaries) and summaries[0].loss_after < summaries[0].loss_before
+
+
+@pytest.mark.slow
+def test_teacher_qa_with_an_hf_subject_trains_the_subject_not_the_teacher(db: Path, tmp_path: Path) -> None:
+    """A scripted teacher writes the answers; the real hf subject is trained on them and reflects through its
+    adapter."""
+    teacher = ScriptedModel(fn=qa_answer, name="scripted/teacher")
+    scripted.register("teacher", lambda: teacher)
+    constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
+    options = {"generations": 1, "traces": 1, "constitution_data": ["teacher-qa"], "teacher_model": "scripted/teacher",
+               "adapters_dir": str(tmp_path / "ad"), "trainer": {"steps": 1, "grad_accum": 1, "max_length": 128}}
+    config = IterateConfig(protocol="fine-tune-reflect", model="hf/gemma-3-270m", constitution=str(constitution),
+                           seed=1, temperature=0.7, max_tokens=24, options=options)
+    result = iterate(config, db)
+    assert result.run.status == "done", result.run.error
+    with Store.open(db) as store:
+        (adapter,) = store.adapters(result.run.id)
+        calls = store.calls(result.run.id)
+    assert len(teacher.calls) == 2 and adapter.base_model == "hf/gemma-3-270m"
+    assert {e["source"] for e in adapter.data} == {"teacher-qa"}
+    (reflection,) = [c for c in calls if c.purpose.startswith("reflect")]
+    assert reflection.model == "hf/gemma-3-270m" and reflection.request["adapter"]["hash"] == adapter.content_hash
