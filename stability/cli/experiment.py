@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console(width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True)
+from stability.cli.console import console, errors, print_json
 
 
 def protocols(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the protocols, one line each."""
-    from stability.protocols import all_protocols
+    from stability.protocols import describe_protocols
 
-    found = {name: cls.summary for name, cls in sorted(all_protocols().items())}
+    found = describe_protocols()
     if as_json:
-        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        print_json({p.name: p.model_dump() for p in found})
         return
     table = Table()
-    table.add_column("protocol")
-    table.add_column("what it does")
-    for name, summary in found.items():
-        table.add_row(name, summary)
+    for column in ("protocol", "what it does", "chain", "flags"):
+        table.add_column(column)
+    for p in found:
+        table.add_row(p.name, p.summary, "yes" if p.chain else "no (sibling trials)", " ".join(p.flags))
     console.print(table)
 
 

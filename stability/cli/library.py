@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from stability.cli.console import JsonOption, console, print_json
 from stability.errors import StabilityError
 
 library_app = typer.Typer(help="The constitution library: labelled conditions, controls and axes.",
                           invoke_without_command=True, pretty_exceptions_enable=False, add_completion=False)
-console = Console(width=None if sys.stdout.isatty() else 200)
 
 LibraryOption = Annotated[Path | None, typer.Option("--library", envvar="STABILITY_LIBRARY_DIR",
                                                     help="library folder [default: constitutions/ of this checkout]")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 @library_app.callback()
