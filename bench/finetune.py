@@ -26,8 +26,9 @@ from pathlib import Path
 
 from stability.constitution import Constitution
 from stability.finetune import TrainerParams, TrainingExample, train_lora
-from stability.models.base import GenerateConfig, Message, get_model
+from stability.models.base import GenerateConfig, Message
 from stability.models.hf import HFModel
+from stability.models.registry import get_model
 from stability.protocols.base import Templates
 from stability.protocols.fresh_instance import revision_messages
 

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stability.calls import BudgetExceeded, CallPath, Flights, Spending
 from stability.constitution import Constitution, parse_file
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Model, check_model_name, close_models, get_model
+from stability.models.base import GenerateConfig, Model, close_models
+from stability.models.registry import check_model_name, get_model
 from stability.prices import PriceTable
 from stability.protocols.base import Protocol, RunContext, StepEvent, Templates, protocol_class
 from stability.provenance import git_commit, package_version

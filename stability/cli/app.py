@@ -227,7 +227,7 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
 @app.command()
 def models(as_json: JsonOption = False) -> None:
     """List model providers and whether each is usable here."""
-    from stability.models.base import provider_status
+    from stability.models.registry import provider_status
 
     statuses = provider_status()
     if as_json:

@@ -32,9 +32,10 @@ from stability.calls import CallFailed
 from stability.constitution import AnswerParse, Constitution, parse_answer, read_text
 from stability.errors import InputError, StabilityError
 from stability.finetune import TrainerParams, TrainingExample, data_hash, train_lora
-from stability.models.base import Message, Model, get_model
+from stability.models.base import Message, Model
 from stability.models.hf import Adapter, HFModel, folder_hash
 from stability.models.local import cache_dir
+from stability.models.registry import get_model
 from stability.protocols.base import AnswerOptions, Protocol, Stop, Templates, derive_seed, register
 from stability.protocols.fresh_instance import revision_messages
 from stability.store.records import AdapterRecord, CallRecord, Decision, GenerationRecord, RevisionRecord

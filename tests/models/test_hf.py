@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from stability.errors import ModelNotFound, StabilityError
-from stability.models.base import GenerateConfig, Message, get_model
+from stability.models.base import GenerateConfig, Message
 from stability.models.hf import Adapter, HFModel, choose_device, folder_hash, resolve_source
+from stability.models.registry import get_model
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:

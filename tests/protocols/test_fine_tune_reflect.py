@@ -74,8 +74,8 @@ class Killed(Exception):
 @pytest.mark.slow
 def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from stability.models.base import get_model
     from stability.models.hf import Adapter, HFModel
+    from stability.models.registry import get_model
     from stability.protocols import fine_tune_reflect
 
     trained: list[str] = []
