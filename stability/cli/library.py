@@ -18,7 +18,8 @@ library_app = typer.Typer(help="The constitution library: labelled conditions, c
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 LibraryOption = Annotated[Path | None, typer.Option("--library", envvar="STABILITY_LIBRARY_DIR",
-                                                    help="library folder [default: constitutions/ of this checkout]")]
+                                                    help="library folder [default: this checkout's "
+                                                         "constitutions/, else the installed package's]")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,20 +25,17 @@ from stability.calls import CallPath
 from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.models.base import GenerateConfig, Message, Model
+from stability.resources import PROTOCOLS_DIR_ENV, protocols_root
 from stability.store.records import CallRecord, Decision, EdgeKind, EdgeRecord, RevisionRecord
 from stability.store.store import Store, now
 
-PROTOCOLS_DIR_ENV = "STABILITY_PROTOCOLS_DIR"
 EDGE_KIND: dict[str, EdgeKind] = {"changed": "edit", "declined": "decline", "parse_failure": "parse_failure",
                                   "error": "error", "authored": "author"}
 
 
 def protocols_dir() -> Path:
-    """``STABILITY_PROTOCOLS_DIR``, else the ``protocols/`` folder of this checkout, else ``./protocols``."""
-    if os.environ.get(PROTOCOLS_DIR_ENV):
-        return Path(os.environ[PROTOCOLS_DIR_ENV])
-    beside = Path(__file__).resolve().parents[2] / "protocols"
-    return beside if beside.is_dir() else Path("protocols")
+    """``STABILITY_PROTOCOLS_DIR``, else this checkout's ``protocols/``, else the installed package's copy."""
+    return protocols_root()
 
 
 class Templates:
