@@ -237,7 +237,8 @@ def models(as_json: JsonOption = False) -> None:
     for column in ("provider", "usable", "why", "what"):
         table.add_column(column)
     for s in statuses:
-        table.add_row(f"{s.prefix}/", "yes" if s.usable else "no", s.reason, s.summary)
+        table.add_row(f"{s.prefix}/", "yes" if s.usable else "no", s.reason,
+                      s.summary + (f" (plugin: {s.plugin})" if s.plugin else ""))
     console.print(table)
 
 

@@ -195,3 +195,23 @@ def test_the_cli_lists_and_runs_a_plugin_provider(plugin: Path, tmp_path: Path, 
     done = cli("iterate", "--model", "echoplug/decline", "--constitution", str(start), "--db", str(db))
     assert done.returncode == 0, done.stderr
     assert "stop: declined" in done.stdout
+
+
+def test_without_any_extra_the_cli_runs_and_names_the_missing_one(tmp_path: Path, db: Path) -> None:
+    blocked = ("openai", "anthropic", "litellm", "peft", "gguf", "accelerate")  # what the extras install
+    prelude = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); from stability.cli.app import main; "
+               "sys.argv[0] = 'stability'; main()")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", prelude, *args], capture_output=True, text=True, timeout=120,
+                              cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": "sk-whatever-123"})
+
+    start = write(tmp_path / "c.md", "- a\n")
+    done = cli("iterate", "--model", "scripted/decline", "--constitution", str(start), "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    statuses = {m["prefix"]: m for m in json.loads(cli("models", "--json").stdout)}
+    assert statuses["anthropic"]["reason"] == "missing package: anthropic (pip install 'stability[anthropic]')"
+    assert statuses["hf"]["reason"] == "missing package: peft (pip install 'stability[hf]')"
+    refused = cli("iterate", "--model", "openai/gpt-4o", "--constitution", str(start), "--db", str(db))
+    assert refused.returncode == 2
+    assert refused.stderr == "error: openai/: openai not installed; pip install 'stability[openai]'\n"
