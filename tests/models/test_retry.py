@@ -4,10 +4,10 @@ them are in tests/testing/test_wire_server.py)."""
 from __future__ import annotations
 
 import json
+from types import ModuleType
 
 import anthropic
 import httpx
-import litellm
 import openai
 import pytest
 
@@ -21,6 +21,15 @@ REQUEST = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 def response(status: int, retry_after: str | None = None) -> httpx.Response:
     headers = {"retry-after": retry_after} if retry_after else {}
     return httpx.Response(status, headers=headers, request=REQUEST, json={"error": {"message": "x"}})
+
+
+@pytest.fixture(scope="module")
+def litellm() -> ModuleType:
+    """litellm, imported as the provider imports it (with no attempt to download a price map)."""
+    from stability.models.litellm import _litellm
+
+    module: ModuleType = _litellm()
+    return module
 
 
 @pytest.fixture
@@ -70,7 +79,7 @@ def test_anthropic_overloaded_is_transient(keys: None) -> None:
     assert overloaded is not None and overloaded.status == 529 and overloaded.retry_after == 1
 
 
-def test_litellm_classifies_its_openai_derived_errors() -> None:
+def test_litellm_classifies_its_openai_derived_errors(litellm: ModuleType) -> None:
     args = {"llm_provider": "openai", "model": "m"}
     rate = classify("litellm/openai/m", litellm.RateLimitError("slow down", **args))
     assert rate is not None and rate.status == 429
