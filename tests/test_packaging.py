@@ -49,23 +49,31 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    [packages] = (venv / "lib").glob("python3*/site-packages")
-    # dependencies from the development environment (its .pth files, such as an editable checkout, are not read)
-    write(packages / "development-dependencies.pth", "\n".join(site.getsitepackages()) + "\n")
+    # --ignore-installed: a stability.egg-info that the target could see (a checkout on PYTHONPATH) is not an install
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                           "--no-deps", "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=300)
+                           "--no-deps", "--no-index", "--ignore-installed", "-q", str(wheel)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp, env=clean_environment())
     assert done.returncode == 0, done.stderr
+    assert (venv / "bin" / "stability").is_file()
+    # Then the dependencies, from the development environment (after the install, so that pip never sees the
+    # development environment's own stability; its .pth files, such as an editable checkout's, are not read).
+    [packages] = (venv / "lib").glob("python3*/site-packages")
+    write(packages / "development-dependencies.pth", "\n".join(site.getsitepackages()) + "\n")
     return venv / "bin"
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment, less what would point at the checkout or at other data."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STABILITY_PROTOCOLS_DIR",
+                                                             "STABILITY_LIBRARY_DIR", "STABILITY_DB")}
 
 
 @pytest.fixture
 def elsewhere(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """An unrelated working folder, and an environment that cannot see the checkout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STABILITY_PROTOCOLS_DIR",
-                                                            "STABILITY_LIBRARY_DIR", "STABILITY_DB")}
     folder = tmp_path / "elsewhere"
     folder.mkdir()
-    return folder, env
+    return folder, clean_environment()
 
 
 def test_the_installed_package_finds_its_data_inside_itself(installed: Path,
