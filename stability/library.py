@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -28,9 +27,8 @@ from stability.alternatives import (
 )
 from stability.constitution import parse_text, read_text
 from stability.errors import InputError, StabilityError
+from stability.resources import library_root
 from stability.yaml_location import first_problem, where, yaml_line
-
-LIBRARY_DIR_ENV = "STABILITY_LIBRARY_DIR"
 
 Condition = Literal["consistent", "contradictory", "neutral", "frontier-like", "axes"]
 Style = Literal["first-person", "imperative", "third-person"]
@@ -208,11 +206,8 @@ def _stem(relative: str) -> str:
 
 
 def library_dir() -> Path:
-    """``STABILITY_LIBRARY_DIR``, else the ``constitutions/`` folder of this checkout, else ``./constitutions``."""
-    if os.environ.get(LIBRARY_DIR_ENV):
-        return Path(os.environ[LIBRARY_DIR_ENV])
-    beside = Path(__file__).resolve().parents[1] / "constitutions"
-    return beside if beside.is_dir() else Path("constitutions")
+    """``STABILITY_LIBRARY_DIR``, else this checkout's ``constitutions/``, else the installed package's copy."""
+    return library_root()
 
 
 def _front_matter_text(text: str) -> str:

@@ -212,7 +212,7 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
 @app.command()
 def models(as_json: JsonOption = False) -> None:
     """List model providers and whether each is usable here."""
-    from stability.models.base import provider_status
+    from stability.models.registry import provider_status
 
     statuses = provider_status()
     if as_json:
@@ -222,7 +222,8 @@ def models(as_json: JsonOption = False) -> None:
     for column in ("provider", "usable", "why", "what"):
         table.add_column(column)
     for s in statuses:
-        table.add_row(f"{s.prefix}/", "yes" if s.usable else "no", s.reason, s.summary)
+        table.add_row(f"{s.prefix}/", "yes" if s.usable else "no", s.reason,
+                      s.summary + (f" (plugin: {s.plugin})" if s.plugin else ""))
     console.print(table)
 
 

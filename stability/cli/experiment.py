@@ -29,7 +29,8 @@ def protocols(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 def run(
-    spec: Annotated[Path, typer.Argument(help="experiment spec (YAML)")],
+    spec: Annotated[Path, typer.Argument(help="experiment spec (YAML), or a ready spec's name "
+                                              "(consistent-vs-contradictory)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count runs, calls, tokens and cost; spend nothing")]
     = False,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="budget in USD; stops cleanly when reached")]
@@ -43,6 +44,9 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from stability.experiment import run_experiment
+    from stability.resources import ready_spec
+
+    spec = ready_spec(str(spec)) or spec
 
     with Progress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=dry_run) as progress:

@@ -16,7 +16,8 @@ library_app = typer.Typer(help="The constitution library: labelled conditions, c
                           invoke_without_command=True, pretty_exceptions_enable=False, add_completion=False)
 
 LibraryOption = Annotated[Path | None, typer.Option("--library", envvar="STABILITY_LIBRARY_DIR",
-                                                    help="library folder [default: constitutions/ of this checkout]")]
+                                                    help="library folder [default: this checkout's "
+                                                         "constitutions/, else the installed package's]")]
 
 
 @library_app.callback()

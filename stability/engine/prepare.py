@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stability.constitution import Constitution, parse_file
 from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
-from stability.models.base import GenerateConfig, Model, check_model_name, close_models, get_model
+from stability.models.base import GenerateConfig, Model, close_models
+from stability.models.registry import check_model_name, get_model
 from stability.protocols import protocol_class
 from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord

@@ -9,20 +9,15 @@ prompts, and are excluded.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from stability.errors import StabilityError
-
-PROTOCOLS_DIR_ENV = "STABILITY_PROTOCOLS_DIR"
+from stability.resources import PROTOCOLS_DIR_ENV, protocols_root
 
 
 def protocols_dir() -> Path:
-    """``STABILITY_PROTOCOLS_DIR``, else the ``protocols/`` folder of this checkout, else ``./protocols``."""
-    if os.environ.get(PROTOCOLS_DIR_ENV):
-        return Path(os.environ[PROTOCOLS_DIR_ENV])
-    beside = Path(__file__).resolve().parents[2] / "protocols"
-    return beside if beside.is_dir() else Path("protocols")
+    """``STABILITY_PROTOCOLS_DIR``, else this checkout's ``protocols/``, else the installed package's copy."""
+    return protocols_root()
 
 
 class Templates:

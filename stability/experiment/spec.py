@@ -1,7 +1,9 @@
 """Experiment specs (YAML) and their expansion into cells: one run configuration each.
 
 A spec names models x constitutions x protocols (each with option grids) x sampling parameters x replicates, plus
-model roles. Paths in a spec are read relative to the working directory, or failing that to the spec's folder.
+model roles. Paths in a spec are read relative to the working directory, or failing that to the spec's folder;
+a path into ``constitutions/`` that neither holds is read from the library (:func:`stability.resources.library_root`,
+so the ready specs run from any folder with an installed package).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from stability.constitution import read_text
 from stability.engine import IterateConfig
 from stability.errors import InputError
 from stability.prices import Price
+from stability.resources import in_library
 
 
 class ProtocolSpec(BaseModel):
@@ -96,6 +99,8 @@ def constitution_files(spec: ExperimentSpec, spec_path: Path | None) -> list[str
         matches = sorted(glob.glob(pattern))
         if not matches and spec_path is not None:
             matches = sorted(glob.glob(str(spec_path.parent / pattern)))
+        if not matches and (inside := in_library(pattern)) is not None:  # constitutions/... of an installed package
+            matches = sorted(glob.glob(inside))
         if not matches:
             raise InputError(str(spec_path or "<spec>"), None, f"constitutions: {pattern!r} matches no file")
         files += [m for m in matches if Path(m).name != "README.md"]

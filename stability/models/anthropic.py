@@ -12,11 +12,12 @@ from stability.models.base import (
     Model,
     Output,
     SDKModel,
+    TransientError,
     Usage,
     check_network_allowed,
     http_timeout,
-    sending,
 )
+from stability.models.retry import stainless_transient
 
 
 class AnthropicModel(SDKModel):
@@ -27,9 +28,16 @@ class AnthropicModel(SDKModel):
         try:
             import anthropic
         except ImportError:
-            raise MissingDependency("anthropic/: the anthropic SDK is missing; pip install anthropic") from None
+            raise MissingDependency("anthropic/: the anthropic SDK is missing; pip install 'stability[anthropic]'") \
+                from None
         return anthropic.AsyncAnthropic(api_key=api_key, base_url=self.base_url, max_retries=0,
                                          timeout=http_timeout())
+
+    def transient(self, err: Exception) -> TransientError | None:
+        """By status (429, 5xx, 529 overloaded), connection and timeout errors, and truncated bodies."""
+        import anthropic
+
+        return stainless_transient(err, anthropic)
 
     def request_body(self, messages: list[Message], config: GenerateConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         """SDK arguments, and sampling fields the current SDK no longer types (sent as ``extra_body``).
@@ -62,7 +70,7 @@ class AnthropicModel(SDKModel):
         check_network_allowed(self.name)
         client = self.client()
         body, extra = self.request_body(messages, config)
-        response = await sending(client.messages.create(**body, extra_body=extra or None))
+        response = await self.sending(client.messages.create(**body, extra_body=extra or None))
         text = "".join(getattr(block, "text", "") for block in response.content)
         tool_input = [block.input for block in response.content if getattr(block, "type", "") == "tool_use"]
         if tool_input:

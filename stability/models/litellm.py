@@ -15,11 +15,12 @@ from stability.models.base import (
     Message,
     Model,
     Output,
+    TransientError,
     chat_completions_body,
     chat_completions_output,
     check_network_allowed,
-    sending,
 )
+from stability.models.retry import body_transient, status_transient
 
 
 def _litellm() -> Any:
@@ -27,7 +28,7 @@ def _litellm() -> Any:
     try:
         import litellm
     except ImportError:
-        raise MissingDependency("litellm/: litellm is missing; pip install litellm") from None
+        raise MissingDependency("litellm/: litellm is missing; pip install 'stability[litellm]'") from None
     litellm.suppress_debug_info = True
     return litellm
 
@@ -47,12 +48,27 @@ class LiteLLMModel(Model):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "api_base": self.api_base}
 
+    def transient(self, err: Exception) -> TransientError | None:
+        """litellm maps every provider's failures onto subclasses of the openai SDK's exceptions, each with a
+        ``status_code`` (its ``Timeout`` is 408, its ``APIConnectionError`` 500); ``Retry-After`` comes in
+        ``litellm_response_headers``."""
+        import openai
+
+        if isinstance(err, openai.APIConnectionError):  # litellm.Timeout and litellm.APIConnectionError
+            return TransientError(f"{type(err).__name__}: {err}", status=getattr(err, "status_code", None))
+        status = getattr(err, "status_code", None)
+        if isinstance(err, openai.APIError) and isinstance(status, int):
+            response = getattr(err, "response", None)
+            headers = getattr(err, "litellm_response_headers", None) or getattr(response, "headers", None)
+            return status_transient(err, status, headers)
+        return body_transient(err)
+
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
         litellm = _litellm()
         body = chat_completions_body(self.model_id, messages, config)
         extra = {"api_base": self.api_base} if self.api_base else {}
-        return chat_completions_output(await sending(litellm.acompletion(**body, **extra, num_retries=0)), body)
+        return chat_completions_output(await self.sending(litellm.acompletion(**body, **extra, num_retries=0)), body)
 
 
 def create(full_name: str) -> Model:

@@ -15,12 +15,13 @@ from stability.models.base import (
     Model,
     Output,
     SDKModel,
+    TransientError,
     chat_completions_body,
     chat_completions_output,
     check_network_allowed,
     http_timeout,
-    sending,
 )
+from stability.models.retry import stainless_transient
 
 
 class OpenAIModel(SDKModel):
@@ -32,14 +33,20 @@ class OpenAIModel(SDKModel):
         try:
             import openai
         except ImportError:
-            raise MissingDependency("openai/: the openai SDK is missing; pip install openai") from None
+            raise MissingDependency("openai/: the openai SDK is missing; pip install 'stability[openai]'") from None
         return openai.AsyncOpenAI(api_key=api_key, base_url=self.base_url, max_retries=0, timeout=http_timeout())
+
+    def transient(self, err: Exception) -> TransientError | None:
+        """By status (429, 5xx), connection and timeout errors, and truncated bodies."""
+        import openai
+
+        return stainless_transient(err, openai)
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
         client = self.client()
         body = chat_completions_body(self.model_id, messages, config)
-        return chat_completions_output(await sending(client.chat.completions.create(**body)), body)
+        return chat_completions_output(await self.sending(client.chat.completions.create(**body)), body)
 
 
 def create(full_name: str) -> Model:

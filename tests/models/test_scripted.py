@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from stability.models.base import GenerateConfig, Message, get_model
+from stability.models.base import GenerateConfig, Message
+from stability.models.registry import get_model
 from stability.models.scripted import ScriptedModel, ScriptExhausted
 
 

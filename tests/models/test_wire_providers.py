@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from stability.calls import CallFailed, CallPath, RetryPolicy
-from stability.models.base import GenerateConfig, Message, get_model
+from stability.models.base import GenerateConfig, Message
+from stability.models.registry import get_model
 from stability.store import Store
 from stability.testing.wire_server import WireServer
 

@@ -114,8 +114,8 @@ def test_two_generations_on_the_real_model_then_resume_after_a_kill(db: Path, tm
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from stability.finetune import Adapter
     from stability.models import hf_training
-    from stability.models.base import get_model
     from stability.models.hf import HFModel
+    from stability.models.registry import get_model
 
     trained: list[str] = []
     real_train = hf_training.train_lora

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from stability.models.base import GenerateConfig, Message, TransientError, get_model
+from stability.models.base import GenerateConfig, Message, TransientError
+from stability.models.registry import get_model
 from stability.testing.wire_server import FAULT_KINDS, FaultMix, WireServer
 
 HELLO = [Message(role="user", content="hi")]
@@ -32,8 +33,10 @@ async def _generate_each(name: str, wire: WireServer, faults: list[int | str | N
     return outcomes
 
 
-@pytest.mark.parametrize("name", ["openai/m", "anthropic/m"])
-def test_every_fault_is_transient_or_an_empty_answer(wire: WireServer, short_timeout: None, name: str) -> None:
+@pytest.mark.parametrize("name", ["openai/m", "anthropic/m", "litellm/openai/m"])
+def test_every_fault_is_transient_or_an_empty_answer(wire: WireServer, short_timeout: None, name: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITELLM_API_BASE", wire.url + "/v1")
     wire.reply = lambda messages: "hello"
     faults: list[int | str] = [429, 500, 529, "reset", "timeout", "truncate", "cut_json", "no_content"]
     outcomes = asyncio.run(_generate_each(name, wire, [*faults, None]))
