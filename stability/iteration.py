@@ -17,12 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from stability.calls import BudgetExceeded, CallPath, Flights, Spending
 from stability.constitution import Constitution, parse_file
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Model, check_model_name, close_models, get_model
+from stability.models.base import (
+    AnswerFormat,
+    GenerateConfig,
+    Model,
+    ReasoningEffort,
+    check_model_name,
+    close_models,
+    get_model,
+    omit_later_defaults,
+)
+from stability.models.sampling import check_sampling
 from stability.prices import PriceTable
 from stability.protocols.base import Protocol, RunContext, StepEvent, Templates, protocol_class
 from stability.provenance import git_commit, package_version
@@ -48,9 +58,19 @@ class IterateConfig(BaseModel):
     top_p: float | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
+    reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models (o-series, gpt-5)")
+    thinking_budget: int | None = Field(None, description="Anthropic extended thinking: tokens to think for")
+    answer_format: AnswerFormat = Field("auto", description="auto | structured | text")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # left out at their default, so stored configs and experiment cells hash as before they existed
+        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format"))
 
     def generate(self) -> GenerateConfig:
-        return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p)
+        return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
+                              reasoning_effort=self.reasoning_effort, thinking_budget=self.thinking_budget,
+                              answer_format=self.answer_format)
 
 
 class RunResult(BaseModel):
@@ -110,8 +130,9 @@ def validate(config: IterateConfig) -> tuple[type[Protocol], BaseModel, Constitu
     else:
         raise StabilityError(f"protocol {cls.name}: give a constitution (or start from a blank slate)")
     cls.check(options, start)
+    generate = config.generate()
     for name in [config.model, *cls.role_models(options).values(), *config.roles.values()]:
-        check_model_name(name)
+        check_sampling(check_model_name(name), generate)
     return cls, options, start, template_hash(cls, options)
 
 

@@ -2,7 +2,9 @@
 
 Calls are an upper bound (every run going to its step cap). Tokens are estimated from text length (4 characters
 a token): each call's prompt is the protocol's templates plus the constitution, its answer the constitution
-again; in-context iteration re-sends the growing conversation, so its prompts grow with the step. Costs use the
+again; in-context iteration re-sends the growing conversation, so its prompts grow with the step. Thinking counts
+as output: an Anthropic ``thinking_budget`` in full, an OpenAI reasoning model's reasoning by its effort
+(:data:`REASONING_TOKENS`), both within ``max_tokens``. Costs use the
 price table (built in, overridden by the spec's ``prices:`` and ``--prices FILE``); a model with no price shows
 an unknown cost.
 """
@@ -13,10 +15,14 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.constitution import Constitution
 from stability.iteration import IterateConfig, validate
+from stability.models.base import canonical_name
+from stability.models.sampling import is_openai_reasoning_model
 from stability.prices import PriceTable
 from stability.protocols.base import Templates
 
 CHARS_PER_TOKEN = 4
+#: rough reasoning tokens per call of an OpenAI reasoning model, by reasoning_effort (medium when unset)
+REASONING_TOKENS = {"none": 0, "minimal": 256, "low": 1024, "medium": 2048, "high": 8192, "xhigh": 16384}
 
 
 class ModelEstimate(BaseModel):
@@ -45,6 +51,16 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN)
 
 
+def thinking_tokens(config: IterateConfig) -> int:
+    """Output tokens a call spends thinking before its answer: the thinking budget, or the reasoning effort's."""
+    if config.thinking_budget is not None:
+        return config.thinking_budget
+    prefix, _, model_id = canonical_name(config.model).partition("/")
+    if prefix in ("openai", "litellm") and is_openai_reasoning_model(model_id):
+        return REASONING_TOKENS[config.reasoning_effort or "medium"]
+    return 0
+
+
 def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
     """(calls, input tokens, output tokens) upper bounds for one run."""
     cls, options, start, _ = validate(config)
@@ -53,12 +69,13 @@ def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
                     for text in Templates(name).text.values())
     body = _tokens(start.text) if start.principles else _tokens(Constitution(principles=("x" * 80,) * 7).text)
     answer = min(config.max_tokens, int(body * 1.2) + 40)
+    output = min(config.max_tokens, answer + thinking_tokens(config))  # thinking is not re-sent in context
     prompt = templates + body
     if cls.name == "in-context-iteration":
         input_tokens = sum(prompt + step * (answer + body) for step in range(calls))
     else:
         input_tokens = calls * prompt
-    return calls, input_tokens, calls * answer
+    return calls, input_tokens, calls * output
 
 
 def estimate(cells: list[IterateConfig], prices: PriceTable) -> Estimate:

@@ -20,6 +20,7 @@ from stability.models.base import (
     check_network_allowed,
     sending,
 )
+from stability.models.structured import generate_in_format
 
 
 def _litellm() -> Any:
@@ -50,9 +51,15 @@ class LiteLLMModel(Model):
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
         litellm = _litellm()
-        body = chat_completions_body(self.model_id, messages, config)
         extra = {"api_base": self.api_base} if self.api_base else {}
-        return chat_completions_output(await sending(litellm.acompletion(**body, **extra, num_retries=0)), body)
+
+        async def send(config: GenerateConfig) -> Output:
+            body = chat_completions_body(self.model_id, messages, config)
+            if config.thinking_budget is not None:  # litellm/anthropic/...: litellm passes it on
+                body["thinking"] = {"type": "enabled", "budget_tokens": config.thinking_budget}
+            return chat_completions_output(await sending(litellm.acompletion(**body, **extra, num_retries=0)), body)
+
+        return await generate_in_format(self, config, send)
 
 
 def create(full_name: str) -> Model:

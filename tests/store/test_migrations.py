@@ -21,7 +21,7 @@ EXPECTED = {
               "call_ids"],
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
-              "cached_from", "error", "created_at"],
+              "cached_from", "error", "created_at", "finish_reason", "thinking", "answer_format", "fallback_reason"],
     "ratings": ["id", "run_id", "trial", "step", "mode", "target_index", "target", "label", "position",
                 "option_text", "relation", "rating", "rating_probs", "expected_rating", "favourite", "call_id",
                 "reflection_call_id"],
