@@ -20,6 +20,7 @@ from stability.models.base import (
     check_network_allowed,
     sending,
 )
+from stability.models.sampling import is_openai_reasoning_model
 from stability.models.structured import generate_in_format
 
 
@@ -44,6 +45,7 @@ class LiteLLMModel(Model):
         if "/" not in self.model_id:
             raise StabilityError(f"{name}: expected litellm/PROVIDER/NAME, e.g. litellm/mistral/mistral-small")
         self.api_base = os.environ.get("LITELLM_API_BASE") or None
+        self.exposes_logprobs = not is_openai_reasoning_model(self.model_id)  # reasoning models give none
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "api_base": self.api_base}
