@@ -131,7 +131,8 @@ def test_wire_server_refuses_thinking_as_anthropic_does(wire: WireServer) -> Non
     assert raw_anthropic(wire, model=model, max_tokens=1024, thinking={"type": "enabled", "budget_tokens": 1024}) \
         .startswith("`max_tokens` must be greater than `thinking.budget_tokens`.")
     assert raw_anthropic(wire, model=model, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
-                         extra_body={"temperature": 0.5}).startswith("`temperature` may only be set to 1 when thinking is enabled.")
+                         extra_body={"temperature": 0.5}) \
+        .startswith("`temperature` may only be set to 1 when thinking is enabled.")
     assert raw_anthropic(wire, model=model, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
                          tools=[{"name": "answer", "input_schema": SCHEMA}],
                          tool_choice={"type": "tool", "name": "answer"}) == \
