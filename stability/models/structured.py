@@ -10,7 +10,8 @@ A call whose :class:`~stability.models.base.GenerateConfig` carries a ``json_sch
   HTTP 400 or 422, or a 500 whose body names ``response_format`` or ``json_schema`` (``llama_cpp.server`` and
   older ``llama-server`` answer so). It costs no retry: the same call is sent again as text at once, and the
   refusal is remembered on the model (``Model.structured_refusal``), so its later calls go as text directly.
-  Calls already in flight when the refusal is first seen each find it out for themselves.
+  Until a model's server has answered one structured request, its ``auto`` calls go one at a time (the first
+  finds out, the others wait for it), so a refusal is met once, not once per concurrent call.
 
 The output records what happened: ``answer_format`` (``structured`` or ``text``), ``fallback_reason`` (the
 server's refusal) and ``structured`` (the answer as a JSON object, when it is one).
@@ -18,7 +19,9 @@ server's refusal) and ``structured`` (the answer as a JSON object, when it is on
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +34,10 @@ Send = Callable[["GenerateConfig"], Awaitable["Output"]]
 
 _REFUSAL_STATUS = (400, 422)
 _NAMES = ("response_format", "json_schema")
+#: models whose server has answered a structured request
+_ACCEPTED: weakref.WeakSet[Model] = weakref.WeakSet()
+#: the structured request finding out, per model (its future ends when the answer or the refusal is in)
+_PROBES: weakref.WeakKeyDictionary[Model, asyncio.Future[None]] = weakref.WeakKeyDictionary()
 
 
 class StructuredOutputRefused(Exception):
@@ -79,9 +86,35 @@ async def generate_in_format(model: Model, config: GenerateConfig, send: Send) -
     as_text = config.model_copy(update={"json_schema": None})
     if config.answer_format == "text":
         return (await send(as_text)).model_copy(update={"answer_format": "text"})
-    if config.answer_format == "auto" and model.structured_refusal is not None:
-        output = await send(as_text)
-        return output.model_copy(update={"answer_format": "text", "fallback_reason": model.structured_refusal})
+    probe = None
+    if config.answer_format == "auto":
+        probe = await _probe_or_wait(model)
+        if model.structured_refusal is not None:
+            output = await send(as_text)
+            return output.model_copy(update={"answer_format": "text", "fallback_reason": model.structured_refusal})
+    try:
+        return await _send_structured(model, config, as_text, send)
+    finally:
+        if probe is not None:
+            if _PROBES.get(model) is probe:
+                del _PROBES[model]
+            probe.set_result(None)
+
+
+async def _probe_or_wait(model: Model) -> asyncio.Future[None] | None:
+    """A future when this call is to find out whether the model's server takes structured output (the caller
+    ends it); else None, once that is known (waiting for the call finding out, if there is one)."""
+    loop = asyncio.get_running_loop()
+    while model.structured_refusal is None and model not in _ACCEPTED:
+        probe = _PROBES.get(model)
+        if probe is None or probe.done() or probe.get_loop() is not loop:
+            _PROBES[model] = probe = loop.create_future()
+            return probe
+        await asyncio.shield(probe)
+    return None
+
+
+async def _send_structured(model: Model, config: GenerateConfig, as_text: GenerateConfig, send: Send) -> Output:
     try:
         output = await send(config)
     except Exception as err:
@@ -97,4 +130,5 @@ async def generate_in_format(model: Model, config: GenerateConfig, send: Send) -
         output = await send(as_text)  # what this raises was not about structured output: it propagates
         model.structured_refusal = reason
         return output.model_copy(update={"answer_format": "text", "fallback_reason": reason})
+    _ACCEPTED.add(model)
     return output.model_copy(update={"answer_format": "structured", "structured": parse_json_object(output.text)})

@@ -130,3 +130,26 @@ def test_rate_alternatives_runs_against_a_server_without_json_schema(answers: Wi
     assert [c.answer_format for c in calls] == ["text"] * 3 and all(c.attempts == 1 for c in calls)
     assert all("response_format" in (c.fallback_reason or "") for c in calls)
     assert sum(r.favourite for r in ratings) == 3 and all(r.rating is not None for r in ratings)
+
+
+@pytest.mark.parametrize("refuse", [500, None])
+def test_concurrent_calls_meet_a_refusal_once(answers: WireServer, db: Path, refuse: int | None) -> None:
+    """Until the server has answered one structured request, the others wait for it instead of all being refused."""
+    answers.refuse_structured = refuse
+    model = get_model("openai/m")
+
+    async def many() -> list[CallRecord]:
+        with Store.open(db) as store:
+            path = CallPath(store, model, "r-1", policy=RetryPolicy(initial=0, jitter=0))
+            configs = [GenerateConfig(json_schema=SCHEMA, seed=seed) for seed in range(6)]
+            return list(await asyncio.gather(*(path(MESSAGES, c, step=1, purpose="revise") for c in configs)))
+
+    records = asyncio.run(many())
+    sent = [schema_sent(r["body"]) for r in answers.requests]
+    if refuse:
+        assert sent == [True] + [False] * 6  # one refusal, then every call as text
+        assert {r.answer_format for r in records} == {"text"}
+    else:
+        assert sent == [True] * 6
+        assert all(r.structured == ANSWER for r in records)
+    assert all(r.attempts == 1 for r in records)
