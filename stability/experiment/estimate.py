@@ -11,7 +11,7 @@ an unknown cost.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stability.constitution import Constitution
 from stability.iteration import IterateConfig, validate
@@ -45,6 +45,7 @@ class Estimate(BaseModel):
     output_tokens: int
     cost_usd: float | None
     by_model: list[ModelEstimate]
+    warnings: list[str] = Field(default_factory=list, description="max_tokens below an expected answer's size")
 
 
 def _tokens(text: str) -> int:
@@ -63,25 +64,36 @@ def thinking_tokens(config: IterateConfig) -> int:
 
 def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
     """(calls, input tokens, output tokens) upper bounds for one run."""
+    calls, input_tokens, output_tokens, _ = _cell(config)
+    return calls, input_tokens, output_tokens
+
+
+def _cell(config: IterateConfig) -> tuple[int, int, int, int]:
+    """:func:`cell_estimate`, and the tokens one answer may need (thinking included), uncapped by max_tokens."""
     cls, options, start, _ = validate(config)
     calls = cls.estimate_calls(options)
     templates = sum(_tokens(text) for name in cls.template_names(options)
                     for text in Templates(name).text.values())
     body = _tokens(start.text) if start.principles else _tokens(Constitution(principles=("x" * 80,) * 7).text)
-    answer = min(config.max_tokens, int(body * 1.2) + 40)
+    needed = int(body * 1.2) + 40
+    answer = min(config.max_tokens, needed)
     output = min(config.max_tokens, answer + thinking_tokens(config))  # thinking is not re-sent in context
     prompt = templates + body
     if cls.name == "in-context-iteration":
         input_tokens = sum(prompt + step * (answer + body) for step in range(calls))
     else:
         input_tokens = calls * prompt
-    return calls, input_tokens, calls * output
+    return calls, input_tokens, calls * output, needed + thinking_tokens(config)
 
 
 def estimate(cells: list[IterateConfig], prices: PriceTable) -> Estimate:
     per_model: dict[str, ModelEstimate] = {}
+    short: dict[tuple[str, int], int] = {}  # (model, max_tokens) -> largest answer it may cut
     for config in cells:
-        calls, input_tokens, output_tokens = cell_estimate(config)
+        calls, input_tokens, output_tokens, needed = _cell(config)
+        if needed > config.max_tokens:
+            key = (config.model, config.max_tokens)
+            short[key] = max(short.get(key, 0), needed)
         row = per_model.setdefault(config.model, ModelEstimate(model=config.model, runs=0, calls=0, input_tokens=0,
                                                                output_tokens=0, cost_usd=0.0))
         row.runs += 1
@@ -94,4 +106,7 @@ def estimate(cells: list[IterateConfig], prices: PriceTable) -> Estimate:
     costs = [r.cost_usd for r in rows]
     return Estimate(runs=len(cells), calls=sum(r.calls for r in rows), input_tokens=sum(r.input_tokens for r in rows),
                     output_tokens=sum(r.output_tokens for r in rows),
-                    cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs), by_model=rows)
+                    cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs), by_model=rows,
+                    warnings=[f"{model}: max_tokens {limit} is below the ~{needed} tokens an answer (thinking "
+                              "included) may need for the largest constitution; answers may be cut off (raise "
+                              "max_tokens)" for (model, limit), needed in short.items()])

@@ -50,7 +50,7 @@ def check_sampling(name: str, config: GenerateConfig) -> None:
                              f"not {config.thinking_budget}")
     if config.thinking_budget >= config.max_tokens:
         raise StabilityError(f"{name}: thinking_budget ({config.thinking_budget}) must be below max_tokens "
-                             f"({config.max_tokens}), which counts the thinking too; raise --max-tokens")
+                             f"({config.max_tokens}), which counts the thinking too; raise max_tokens")
     if config.temperature != 1.0:
         raise StabilityError(f"{name}: with extended thinking only the default temperature (1) is accepted, not "
                              f"{config.temperature:g}; drop --temperature")

@@ -143,3 +143,18 @@ def test_cli_refuses_a_temperature_for_a_reasoning_model(tmp_path: Path, db: Pat
         assert exit_.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
         assert named in err and "Traceback" not in err
         assert not db.exists() and not list(tmp_path.glob("*.duckdb*"))
+
+
+def test_dry_run_warns_when_max_tokens_is_below_the_expected_answer(tmp_path: Path) -> None:
+    from stability.experiment.estimate import estimate
+    from stability.prices import PriceTable
+
+    small = str(write(tmp_path / "small.md", "- Be honest.\n"))
+    large = str(write(tmp_path / "large.md", "".join(f"- Principle {i}: {'be careful ' * 20}\n" for i in range(20))))
+    cells = [IterateConfig(model="anthropic/claude-x", constitution=c, max_tokens=m) for c in (small, large)
+             for m in (100, 8000)]
+    [warning] = estimate(cells, PriceTable()).warnings
+    assert warning.startswith("anthropic/claude-x: max_tokens 100 is below the ~") and "cut off" in warning
+    thinking = [IterateConfig(model="anthropic/claude-x", constitution=small, max_tokens=2000, thinking_budget=1990)]
+    assert len(estimate(thinking, PriceTable()).warnings) == 1  # the thinking leaves no room for the answer
+    assert estimate(cells[1::2], PriceTable()).warnings == []
