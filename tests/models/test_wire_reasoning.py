@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,31 @@ def test_finish_reasons_of_every_provider_are_read_alike() -> None:
         assert is_truncated(reason), reason
     for reason in ("stop", "end_turn", "tool_use", "stop_sequence", "content_filter", None):
         assert not is_truncated(reason), reason
+
+
+def test_cli_runs_with_thinking_and_reasoning_effort_end_to_end(wire: WireServer, tmp_path: Path, db: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flags reach the stored run configuration, the wire, and the stored calls."""
+    from stability.cli.app import main
+
+    start = tmp_path / "c.md"
+    start.write_text("- Be honest.\n- Be kind.\n", encoding="utf-8")
+    for flags in (["-m", "anthropic/claude-test", "--thinking-budget", "1024", "--max-tokens", "2000"],
+                  ["-m", "o3-mini", "--reasoning-effort", "high", "--answer-format", "text"]):
+        monkeypatch.setattr(sys, "argv", ["stability", "iterate", *flags, "-c", str(start), "--db", str(db)])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        assert exit_.value.code in (0, None)
+    with Store.open(db) as store:
+        configs = {row[0]: row[1] for row in store.con.execute("SELECT model, config FROM runs").fetchall()}
+        thinking = store.con.execute("SELECT model, thinking, text FROM calls ORDER BY created_at").fetchall()
+    assert json.loads(configs["anthropic/claude-test"])["thinking_budget"] == 1024
+    assert json.loads(configs["openai/o3-mini"])["reasoning_effort"] == "high"
+    assert json.loads(configs["openai/o3-mini"])["answer_format"] == "text"
+    assert {(m, t) for m, t, _ in thinking} == {("anthropic/claude-test", "Let me weigh each principle against the "
+                                                 "others before I answer."), ("openai/o3-mini", None)}
+    assert {text for _, _, text in thinking} == {"NO CHANGE"}
+    bodies = [r["body"] for r in wire.requests]
+    assert all(b["thinking"]["budget_tokens"] == 1024 for b in bodies if "thinking" in b)
+    assert all(b["reasoning_effort"] == "high" and "max_tokens" not in b for b in bodies if "reasoning_effort" in b)
+    assert sum("thinking" in b for b in bodies) + sum("reasoning_effort" in b for b in bodies) == len(bodies)
