@@ -149,8 +149,22 @@ def iterate(
     finally:
         progress.stop()
     _print_chain(result.run.id, db)
+    _hint_truncation(result.run.id, db)
     if result.run.status != "done":
         raise typer.Exit(1)
+
+
+def _hint_truncation(run_id: str, db: Path | None) -> None:
+    """Suggest a larger --max-tokens when answers of the run were cut at the token limit."""
+    from stability.store import Store
+
+    with Store.open(db, read_only=True) as store:
+        calls = store.calls(run_id)
+        limit = store.run(run_id).config.get("max_tokens")
+    cut = sum(call.truncated for call in calls)
+    if cut:
+        errors.print(f"{cut} of {len(calls)} answers were cut at the token limit (max_tokens {limit}); rerun with "
+                     "a larger --max-tokens", markup=False, highlight=False, soft_wrap=True)
 
 
 class StepProgress:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from stability.models.structured import parse_json_object
 from stability.testing.wire_rules import anthropic_rejection, cut, openai_rejection
 
 Reply = Callable[[list[dict[str, Any]]], str]
@@ -240,7 +241,7 @@ class WireServer:
         content: list[dict[str, Any]] = []
         if thinking:
             content.append({"type": "thinking", "thinking": thinking, "signature": "c2lnbmF0dXJl"})
-        tool_input = _json_object(text) if body.get("tools") and not truncated else None
+        tool_input = parse_json_object(text) if body.get("tools") and not truncated else None
         if tool_input is not None:
             content.append({"type": "tool_use", "id": "toolu_wire", "name": "answer", "input": tool_input})
         elif not empty:
@@ -331,14 +332,6 @@ class WireServer:
 
 def n_in_words(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def main() -> None:

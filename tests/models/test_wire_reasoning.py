@@ -201,3 +201,20 @@ def test_cli_runs_with_thinking_and_reasoning_effort_end_to_end(wire: WireServer
     assert all(b["thinking"]["budget_tokens"] == 1024 for b in bodies if "thinking" in b)
     assert all(b["reasoning_effort"] == "high" and "max_tokens" not in b for b in bodies if "reasoning_effort" in b)
     assert sum("thinking" in b for b in bodies) + sum("reasoning_effort" in b for b in bodies) == len(bodies)
+
+
+def test_iterate_suggests_a_larger_max_tokens_when_answers_were_cut(wire: WireServer, tmp_path: Path, db: Path,
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from stability.cli.app import main
+
+    wire.reply = lambda messages: "REVISED CONSTITUTION:\n- Be honest with everyone.\n- Be kind to everyone."
+    start = tmp_path / "c.md"
+    start.write_text("- Be honest.\n- Be kind.\n", encoding="utf-8")
+    for max_tokens, cut in (("5", True), ("500", False)):
+        monkeypatch.setattr(sys, "argv", ["stability", "iterate", "-m", "openai/m", "-c", str(start), "--db",
+                                          str(db), "--max-tokens", max_tokens, "--max-steps", "2"])
+        with pytest.raises(SystemExit):
+            main()
+        err = capsys.readouterr().err
+        assert ("answers were cut at the token limit (max_tokens 5); rerun with a larger --max-tokens" in err) == cut
