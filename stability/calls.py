@@ -221,6 +221,7 @@ class CallPath:
             if output else None,
             error=redact(f"{type(error).__name__}: {error}", secrets)[:2000] if error else None,
             created_at=now(),
+            **(_answer_details(output, secrets) if output else {}),
         )
         self.store.insert_call(record)
         await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
@@ -229,6 +230,14 @@ class CallPath:
         if error is not None:
             raise CallFailed(record.error or "call failed", record) from error
         return record
+
+
+def _answer_details(output: Output, secrets: list[str]) -> dict[str, Any]:
+    """The finish reason, the thinking and how the answer was asked for, as stored on the call."""
+    return {"finish_reason": output.finish_reason,
+            "thinking": redact(output.thinking, secrets) if output.thinking else None,
+            "answer_format": output.answer_format,
+            "fallback_reason": redact(output.fallback_reason, secrets) if output.fallback_reason else None}
 
 
 def _with_logprobs(output: Output) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from stability.engine.templates import Templates, protocols_dir
 from stability.experiment.spec import ExperimentSpec, constitution_files
 from stability.library import list_constitutions
-from stability.engine.templates import Templates, protocols_dir
 from stability.resources import checkout_root, in_library, library_root, protocols_root, ready_spec
 from tests.conftest import ROOT, write
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +15,7 @@ from stability.cli import experiment as experiment_commands
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.library import library_app
 from stability.errors import StabilityError
+from stability.models.base import AnswerFormat, ReasoningEffort
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
@@ -45,6 +46,11 @@ def _agents(value: str | None) -> list[dict[str, str]] | None:
     return agents
 
 
+def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise StabilityError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+
+
 @app.command()
 def iterate(
     model: Annotated[str | None, typer.Option("--model", "-m", help="e.g. local/gemma-3-270m")] = None,
@@ -55,6 +61,13 @@ def iterate(
                                                       "file with an options: mapping)")] = None,
     temperature: Annotated[float, typer.Option()] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens")] = 1024,
+    reasoning_effort: Annotated[str | None, typer.Option(
+        "--reasoning-effort", help="(OpenAI o-series, gpt-5) " + "|".join(get_args(ReasoningEffort)))] = None,
+    thinking_budget: Annotated[int | None, typer.Option(
+        "--thinking-budget", help="(Anthropic) extended thinking tokens: 1024 or more, below --max-tokens")] = None,
+    answer_format: Annotated[str, typer.Option(
+        "--answer-format", help="structured (JSON schema, tool use) | text | auto (structured; text where the "
+        "server refuses it)")] = "auto",
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="(iteration) step cap (20)")] = None,
     declines: Annotated[int | None, typer.Option("--declines", help="(iteration) K declines that stop (2)")] = None,
     max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures")] = None,
@@ -109,16 +122,34 @@ def iterate(
             }
             options = read_options(options_file) if options_file else {}
             options = merge_overrides({**options, **protocol_class(protocol).options_from_flags(flags)}, option or [])
+            _choice("--reasoning-effort", reasoning_effort, get_args(ReasoningEffort))
+            _choice("--answer-format", answer_format, get_args(AnswerFormat))
+            thinking: dict[str, Any] = {"reasoning_effort": reasoning_effort, "thinking_budget": thinking_budget,
+                                        "answer_format": answer_format}
             config = IterateConfig(protocol=protocol, model=model, seed=seed,
                                    constitution=str(constitution) if constitution else None,
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
-                                   options=options, use_cache=not no_cache)
+                                   options=options, use_cache=not no_cache, **thinking)
             result = run_iterate(config, db, on_step=progress.update)
     finally:
         progress.stop()
     _print_chain(result.run.id, db)
+    _hint_truncation(result.run.id, db)
     if result.run.status != "done":
         raise typer.Exit(1)
+
+
+def _hint_truncation(run_id: str, db: Path | None) -> None:
+    """Suggest a larger --max-tokens when answers of the run were cut at the token limit."""
+    from stability.store import Store
+
+    with Store.open(db, read_only=True) as store:
+        calls = store.calls(run_id)
+        limit = store.run(run_id).config.get("max_tokens")
+    cut = sum(call.truncated for call in calls)
+    if cut:
+        errors.print(f"{cut} of {len(calls)} answers were cut at the token limit (max_tokens {limit}); rerun with "
+                     "a larger --max-tokens", markup=False, highlight=False, soft_wrap=True)
 
 
 class StepProgress:

@@ -12,13 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from stability.constitution import Constitution, parse_file
 from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
-from stability.models.base import GenerateConfig, Model, close_models
+from stability.models.base import (
+    AnswerFormat,
+    GenerateConfig,
+    Model,
+    ReasoningEffort,
+    close_models,
+    omit_later_defaults,
+)
 from stability.models.registry import check_model_name, get_model
+from stability.models.sampling import check_sampling
 from stability.protocols import protocol_class
 from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord
@@ -43,9 +51,19 @@ class IterateConfig(BaseModel):
     top_p: float | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
+    reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models (o-series, gpt-5)")
+    thinking_budget: int | None = Field(None, description="Anthropic extended thinking: tokens to think for")
+    answer_format: AnswerFormat = Field("auto", description="auto | structured | text")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # left out at their default, so stored configs and experiment cells hash as before they existed
+        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format"))
 
     def generate(self) -> GenerateConfig:
-        return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p)
+        return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
+                              reasoning_effort=self.reasoning_effort, thinking_budget=self.thinking_budget,
+                              answer_format=self.answer_format)
 
 
 class ModelPool:
@@ -92,8 +110,9 @@ def validate(config: IterateConfig) -> tuple[ReflectionProtocol[Any], Constituti
     else:
         raise StabilityError(f"protocol {protocol.name}: give a constitution (or start from a blank slate)")
     protocol.check(start)
+    generate = config.generate()
     for name in [config.model, *protocol.role_models().values(), *config.roles.values()]:
-        check_model_name(name)
+        check_sampling(check_model_name(name), generate)
     return protocol, start, TemplateSet(protocol.template_folders())
 
 

@@ -33,6 +33,10 @@ class ProtocolSpec(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="options to vary: each value is a run")
 
 
+#: the run-configuration fields a spec's ``parameters:`` grid may vary
+SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort", "thinking_budget", "answer_format")
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,7 +47,7 @@ class ExperimentSpec(BaseModel):
     constitutions: list[str] = Field(default_factory=list, description="files or globs; empty for blank-slate only")
     protocols: list[ProtocolSpec] = Field(min_length=1)
     parameters: dict[str, list[Any]] = Field(default_factory=dict,
-                                             description="sampling grid: temperature, max_tokens, top_p")
+                                             description="sampling grid: " + ", ".join(SAMPLING_PARAMETERS))
     replicates: int = Field(1, ge=1, description="seeds 0..replicates-1 (unless seeds is given)")
     seeds: list[int] | None = None
     concurrency: dict[str, int] = Field(default_factory=lambda: {"default": 4},
@@ -61,9 +65,9 @@ class ExperimentSpec(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _known_parameters(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        unknown = set(value) - {"temperature", "max_tokens", "top_p"}
+        unknown = set(value) - set(SAMPLING_PARAMETERS)
         if unknown:
-            raise ValueError(f"unknown sampling parameters {sorted(unknown)} (use temperature, max_tokens, top_p)")
+            raise ValueError(f"unknown sampling parameters {sorted(unknown)} (use {', '.join(SAMPLING_PARAMETERS)})")
         return value
 
     def hash(self) -> str:

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from stability.errors import NetworkRefused, StabilityError
+from stability.models.sampling import is_openai_reasoning_model
 
 if TYPE_CHECKING:
     from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
@@ -38,8 +39,26 @@ class Message(BaseModel):
     content: str
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+AnswerFormat = Literal["auto", "structured", "text"]
+
+
+def omit_later_defaults(model: BaseModel, data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` without the fields ``names`` that hold their default.
+
+    For fields added after dumps of ``model`` were first hashed (cache keys, experiment cells): a config that
+    does not use them dumps, and so hashes, exactly as it did before they existed.
+    """
+    fields = type(model).model_fields
+    return {k: v for k, v in data.items() if k not in names or getattr(model, k) != fields[k].default}
+
+
 class GenerateConfig(BaseModel):
-    """Sampling parameters. Part of every call's cache key and stored with every run."""
+    """Sampling parameters. Part of every call's cache key and stored with every run.
+
+    The fields after ``json_schema`` are left out of the dump while at their default, so existing cache keys
+    stay valid.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,6 +71,17 @@ class GenerateConfig(BaseModel):
     logprobs: int | None = None
     #: ask for JSON matching this schema (structured output / tool use where the provider supports it)
     json_schema: dict[str, Any] | None = None
+    #: OpenAI reasoning models (o-series, gpt-5): how much to reason before answering
+    reasoning_effort: ReasoningEffort | None = None
+    #: Anthropic extended thinking: tokens the model may think for (at least 1024, below max_tokens)
+    thinking_budget: int | None = None
+    #: how a ``json_schema`` answer is asked for: structured output, plain text, or ``auto`` (structured, and
+    #: plain text from a server that refuses structured output)
+    answer_format: AnswerFormat = "auto"
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format"))
 
 
 class Usage(BaseModel):
@@ -71,17 +101,43 @@ class TokenLogprob(BaseModel):
     top: dict[str, float] = Field(default_factory=dict)
 
 
+#: finish reasons meaning "cut at the token limit": OpenAI, llama.cpp, transformers and litellm say ``length``,
+#: Anthropic ``max_tokens`` (or ``model_context_window_exceeded``), Gemini ``MAX_TOKENS``
+TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+
+
+def is_truncated(finish_reason: str | None) -> bool:
+    """Whether a provider's raw finish reason means the answer was cut at the token limit."""
+    return finish_reason is not None and finish_reason.lower() in TRUNCATED_FINISH_REASONS
+
+
 class Output(BaseModel):
-    """One completed generation, with the raw wire-level request and response (secrets never included)."""
+    """One completed generation, with the raw wire-level request and response (secrets never included).
+
+    ``text`` is the answer only: thinking the provider returned apart from it is in ``thinking``, never in
+    ``text``. When a ``json_schema`` was asked for, ``answer_format`` says how it was sent (``structured``, or
+    ``text`` with ``fallback_reason`` when the server refused structured output) and ``structured`` holds the
+    answer parsed as a JSON object (None when it is not one).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     text: str
     usage: Usage = Field(default_factory=Usage)
+    #: the provider's raw finish reason (``stop``, ``length``, ``end_turn``, ``max_tokens``, ``tool_use`` ...)
     finish_reason: str | None = None
     logprobs: list[TokenLogprob] | None = None
     request: dict[str, Any] = Field(default_factory=dict)
     response: dict[str, Any] = Field(default_factory=dict)
+    thinking: str | None = None
+    structured: dict[str, Any] | None = None
+    answer_format: Literal["structured", "text"] | None = None
+    fallback_reason: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut at the token limit (whatever the provider calls that)."""
+        return is_truncated(self.finish_reason)
 
 
 class ModelTraits(BaseModel):
@@ -121,6 +177,8 @@ class Model(ABC):
     exposes_logprobs: bool = False
     #: True when the model can train LoRA adapters (:meth:`train`) and generate through one (:meth:`with_adapter`).
     trainable: bool = False
+    #: Why this model's server refused structured output, once it has: later ``auto`` calls then ask in text.
+    structured_refusal: str | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -229,13 +287,20 @@ def check_network_allowed(name: str) -> None:
 
 
 def chat_completions_body(model_id: str, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
-    """The OpenAI chat-completions request body, shared by the openai and litellm providers."""
-    body: dict[str, Any] = {
-        "model": model_id,
-        "messages": [m.model_dump() for m in messages],
-        "temperature": config.temperature,
-        "max_tokens": config.max_tokens,
-    }
+    """The OpenAI chat-completions request body, shared by the openai and litellm providers.
+
+    A reasoning model (o-series, gpt-5) gets ``max_completion_tokens``, and its default temperature is not sent
+    (any other is, for the server to refuse: :func:`~stability.models.sampling.check_sampling` refuses it first).
+    """
+    body: dict[str, Any] = {"model": model_id, "messages": [m.model_dump() for m in messages]}
+    if not is_openai_reasoning_model(model_id):
+        body.update(temperature=config.temperature, max_tokens=config.max_tokens)
+    else:
+        if config.temperature != 1.0:
+            body["temperature"] = config.temperature
+        body["max_completion_tokens"] = config.max_tokens
+    if config.reasoning_effort is not None:
+        body["reasoning_effort"] = config.reasoning_effort
     if config.top_p is not None:
         body["top_p"] = config.top_p
     if config.seed is not None:
@@ -255,12 +320,16 @@ def chat_completions_output(response: Any, body: dict[str, Any]) -> Output:
     """An OpenAI-format chat completion (openai SDK or litellm) as an :class:`Output`."""
     choice = response.choices[0] if response.choices else None
     usage = getattr(response, "usage", None)
+    message = getattr(choice, "message", None)
+    # DeepSeek, vLLM and OpenRouter return a reasoning model's thinking beside the answer
+    thinking = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
     return Output(
-        text=(choice.message.content or "") if choice is not None else "",
+        text=(getattr(message, "content", None) or ""),
         usage=Usage(input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                     output_tokens=getattr(usage, "completion_tokens", 0) or 0),
         finish_reason=getattr(choice, "finish_reason", None),
         logprobs=chat_completions_logprobs(choice),
+        thinking=thinking if isinstance(thinking, str) and thinking else None,
         request=body,
         response=response.model_dump(mode="json"),
     )

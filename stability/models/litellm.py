@@ -21,6 +21,8 @@ from stability.models.base import (
     check_network_allowed,
 )
 from stability.models.retry import body_transient, status_transient
+from stability.models.sampling import is_openai_reasoning_model
+from stability.models.structured import generate_in_format
 
 
 def _litellm() -> Any:
@@ -44,6 +46,7 @@ class LiteLLMModel(Model):
         if "/" not in self.model_id:
             raise StabilityError(f"{name}: expected litellm/PROVIDER/NAME, e.g. litellm/mistral/mistral-small")
         self.api_base = os.environ.get("LITELLM_API_BASE") or None
+        self.exposes_logprobs = not is_openai_reasoning_model(self.model_id)  # reasoning models give none
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "api_base": self.api_base}
@@ -66,9 +69,16 @@ class LiteLLMModel(Model):
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
         litellm = _litellm()
-        body = chat_completions_body(self.model_id, messages, config)
         extra = {"api_base": self.api_base} if self.api_base else {}
-        return chat_completions_output(await self.sending(litellm.acompletion(**body, **extra, num_retries=0)), body)
+
+        async def send(config: GenerateConfig) -> Output:
+            body = chat_completions_body(self.model_id, messages, config)
+            if config.thinking_budget is not None:  # litellm/anthropic/...: litellm passes it on
+                body["thinking"] = {"type": "enabled", "budget_tokens": config.thinking_budget}
+            response = await self.sending(litellm.acompletion(**body, **extra, num_retries=0))
+            return chat_completions_output(response, body)
+
+        return await generate_in_format(self, config, send)
 
 
 def create(full_name: str) -> Model:

@@ -22,12 +22,20 @@ from stability.models.base import (
     http_timeout,
 )
 from stability.models.retry import stainless_transient
+from stability.models.sampling import is_openai_reasoning_model
+from stability.models.structured import generate_in_format
 
 
 class OpenAIModel(SDKModel):
     env_prefix = "OPENAI"
     structured_output = True
     exposes_logprobs = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        #: o-series and gpt-5: max_completion_tokens, reasoning_effort, no temperature, no log-probabilities
+        self.reasoning = is_openai_reasoning_model(self.model_id)
+        self.exposes_logprobs = not self.reasoning
 
     def make_client(self, api_key: str) -> Any:
         try:
@@ -45,8 +53,12 @@ class OpenAIModel(SDKModel):
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
         client = self.client()
-        body = chat_completions_body(self.model_id, messages, config)
-        return chat_completions_output(await self.sending(client.chat.completions.create(**body)), body)
+
+        async def send(config: GenerateConfig) -> Output:
+            body = chat_completions_body(self.model_id, messages, config)
+            return chat_completions_output(await self.sending(client.chat.completions.create(**body)), body)
+
+        return await generate_in_format(self, config, send)
 
 
 def create(full_name: str) -> Model:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult, data_hash
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError, Usage
+from stability.models.structured import generate_in_format
 
 Answer = str | Output
 Script = Callable[[list[Message]], Answer]
@@ -34,6 +35,7 @@ class ScriptedModel(Model):
         fn: Script | None = None,
         name: str = "scripted/model",
         base_model: bool = False,
+        structured: bool = False,
     ) -> None:
         super().__init__(name)
         if (outputs is None) == (fn is None):
@@ -41,6 +43,9 @@ class ScriptedModel(Model):
         self.outputs = list(outputs) if outputs is not None else None
         self.fn = fn
         self.base_model = base_model
+        #: like a chat API with structured output: protocols then ask with a JSON schema, and a JSON answer is
+        #: parsed into ``Output.structured``
+        self.structured_output = structured
         self.calls: list[list[Message]] = []
         self.usage = Usage()
         # Different scripts must never answer for each other from the cache: each instance is its own model.
@@ -50,6 +55,12 @@ class ScriptedModel(Model):
         return {"name": self.name, "instance": self.instance}
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
+        async def send(config: GenerateConfig) -> Output:
+            return self._answer(messages, config)
+
+        return await generate_in_format(self, config, send)
+
+    def _answer(self, messages: list[Message], config: GenerateConfig) -> Output:
         self.calls.append(list(messages))
         if self.fn is not None:
             answer: Answer | Exception = self.fn(list(messages))
@@ -89,11 +100,12 @@ class TrainableScriptedModel(ScriptedModel):
         return {**super().describe(), "adapter": self.adapter.model_dump() if self.adapter else None}
 
     def with_adapter(self, adapter: Adapter | None) -> TrainableScriptedModel:
-        twin = TrainableScriptedModel(fn=self._answer, name=self.name, base_model=self.base_model, adapter=adapter)
+        twin = TrainableScriptedModel(fn=self._script_answer, name=self.name, base_model=self.base_model,
+                                      adapter=adapter)
         twin.instance, twin.trained, twin.calls = self.instance, self.trained, self.calls
         return twin
 
-    def _answer(self, messages: list[Message]) -> Answer:
+    def _script_answer(self, messages: list[Message]) -> Answer:
         if self.fn is not None:
             return self.fn(messages)
         assert self.outputs is not None

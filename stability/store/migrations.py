@@ -194,7 +194,22 @@ def m004_adapters(con: duckdb.DuckDBPyConnection) -> None:
     ], extra="\n  PRIMARY KEY (run_id, generation)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters]
+def m005_call_answer_details(con: duckdb.DuckDBPyConnection) -> None:
+    """How each answer came: the finish reason, thinking apart from the answer, and the answer format."""
+    for column, comment in [
+        ("finish_reason", "the provider's raw finish reason: stop, length, end_turn, max_tokens, tool_use, ..."),
+        ("thinking", "reasoning returned apart from the answer (Anthropic thinking blocks, reasoning_content); "
+                     "never parsed as the answer"),
+        ("answer_format", "structured (sent with its JSON schema) | text (a schema was asked for but sent as "
+                          "text: answer_format text, or a fallback) | null (no schema asked)"),
+        ("fallback_reason", "why a structured request went as text: the server's refusal of structured output"),
+    ]:
+        con.execute(f"ALTER TABLE calls ADD COLUMN {column} VARCHAR")
+        con.execute(f"COMMENT ON COLUMN calls.{column} IS '{_quote(comment)}'")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
+                               m005_call_answer_details]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

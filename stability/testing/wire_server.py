@@ -14,7 +14,16 @@ Fault kinds (:data:`FAULT_KINDS`): an HTTP ``status`` (``429`` with ``Retry-Afte
 overloaded), ``reset`` (connection closed, no response), ``timeout`` (the request is held for ``hold`` seconds,
 longer than the client's timeout, then dropped; set the client's with ``STABILITY_HTTP_TIMEOUT``), ``truncate``
 (a declared content-length longer than the body sent), ``cut_json`` (a complete response whose JSON is cut
-short), ``no_content`` (a well-formed answer with no text) and ``slow`` (an answer after extra latency).
+short), ``no_content`` (a well-formed answer with no text), ``length`` (the answer cut to half its words, with
+``finish_reason: length`` / ``stop_reason: max_tokens``) and ``slow`` (an answer after extra latency).
+
+Requests are held to the real APIs' rules (:mod:`stability.testing.wire_rules`): reasoning models' parameters,
+extended thinking's limits, and, with ``refuse_structured=500`` (or 400, 422), a server without JSON-schema
+output. Answers count whitespace-separated words as tokens and are cut at ``max_tokens`` (or
+``max_completion_tokens``) with the finish reason each API gives. A request with ``thinking`` gets a thinking
+block (``think(messages)``) before its text. A request with a JSON schema (``response_format`` or ``tools``) is
+answered with ``structured_reply(messages)`` as JSON when that is set, else with ``reply``; on Anthropic a JSON
+object answer comes back as the ``answer`` tool's input.
 
 ``faults=FaultMix(rate=0.2, seed=1)`` adds a seeded random mix on top of ``fail_next``. Whether the n-th
 occurrence of a request body meets a fault depends only on the seed, the body and n, never on arrival order, so
@@ -40,10 +49,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from stability.models.structured import parse_json_object
+from stability.testing.wire_rules import anthropic_rejection, cut, openai_rejection
+
 Reply = Callable[[list[dict[str, Any]]], str]
+StructuredReply = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 #: Every kind of fault the server can inject. Numbers are HTTP statuses.
-FAULT_KINDS = ("429", "500", "529", "reset", "timeout", "truncate", "cut_json", "no_content", "slow")
+FAULT_KINDS = ("429", "500", "529", "reset", "timeout", "truncate", "cut_json", "no_content", "length", "slow")
 
 
 @dataclass
@@ -99,6 +112,10 @@ def decline(messages: list[dict[str, Any]]) -> str:
     return "NO CHANGE"
 
 
+def considered(messages: list[dict[str, Any]]) -> str:
+    return "Let me weigh each principle against the others before I answer."
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default of 5 resets connections under 50-way concurrency
@@ -109,8 +126,12 @@ class _Server(ThreadingHTTPServer):
 
 class WireServer:
     def __init__(self, reply: Reply = decline, latency: float = 0.0, port: int = 0,
-                 faults: FaultMix | None = None) -> None:
+                 faults: FaultMix | None = None, refuse_structured: int | None = None,
+                 structured_reply: StructuredReply | None = None, think: Reply = considered) -> None:
         self.reply = reply
+        self.structured_reply = structured_reply
+        self.think = think
+        self.refuse_structured = refuse_structured
         self.latency = latency
         self.mix = faults
         self.lock = threading.Lock()
@@ -184,31 +205,52 @@ class WireServer:
                 message = f"Incorrect API key provided: {key}"
             return fault.status, {"type": "error", "error": {"type": kind, "message": message}}, extra
         empty = fault is not None and fault.kind == "no_content"
+        halve = fault is not None and fault.kind == "length"
         if path.endswith("/chat/completions"):
-            return 200, self._openai(body, empty), {}
+            rejection = openai_rejection(body, self.refuse_structured)
+            return (*rejection, {}) if rejection else (200, self._openai(body, empty, halve), {})
         if path.endswith("/messages"):
-            return 200, self._anthropic(body, empty), {}
+            rejection = anthropic_rejection(body, self.refuse_structured)
+            return (*rejection, {}) if rejection else (200, self._anthropic(body, empty, halve), {})
         return 404, {"error": {"message": f"no route {path}"}}, {}
 
-    def _openai(self, body: dict[str, Any], empty: bool = False) -> dict[str, Any]:
-        text = "" if empty else self.reply(body["messages"])
-        n_in = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+    def _text(self, messages: list[dict[str, Any]], schema: bool) -> str:
+        if schema and self.structured_reply is not None:
+            return json.dumps(self.structured_reply(messages))
+        return self.reply(messages)
+
+    def _openai(self, body: dict[str, Any], empty: bool = False, halve: bool = False) -> dict[str, Any]:
+        schema = (body.get("response_format") or {}).get("type") == "json_schema"
+        text, truncated = cut("" if empty else self._text(body["messages"], schema),
+                              body.get("max_completion_tokens", body.get("max_tokens")), halve)
+        n_in = n_in_words(body["messages"])
         return {
             "id": "chatcmpl-wire", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": None if empty else text},
-                         "finish_reason": "stop"}],
+                         "finish_reason": "length" if truncated else "stop"}],
             "usage": {"prompt_tokens": n_in, "completion_tokens": len(text.split()),
                       "total_tokens": n_in + len(text.split())},
         }
 
-    def _anthropic(self, body: dict[str, Any], empty: bool = False) -> dict[str, Any]:
+    def _anthropic(self, body: dict[str, Any], empty: bool = False, halve: bool = False) -> dict[str, Any]:
         messages = ([{"role": "system", "content": body["system"]}] if body.get("system") else []) + body["messages"]
-        text = "" if empty else self.reply(messages)
-        n_in = sum(len(str(m.get("content", "")).split()) for m in messages)
+        thinking = self.think(messages) if (body.get("thinking") or {}).get("type") == "enabled" else None
+        spent = len(thinking.split()) if thinking else 0
+        text, truncated = cut("" if empty else self._text(messages, bool(body.get("tools"))),
+                              int(body["max_tokens"]) - spent, halve)
+        content: list[dict[str, Any]] = []
+        if thinking:
+            content.append({"type": "thinking", "thinking": thinking, "signature": "c2lnbmF0dXJl"})
+        tool_input = parse_json_object(text) if body.get("tools") and not truncated else None
+        if tool_input is not None:
+            content.append({"type": "tool_use", "id": "toolu_wire", "name": "answer", "input": tool_input})
+        elif not empty:
+            content.append({"type": "text", "text": text})
+        stop = "max_tokens" if truncated else "tool_use" if tool_input is not None else "end_turn"
         return {
             "id": "msg_wire", "type": "message", "role": "assistant", "model": body["model"],
-            "content": [] if empty else [{"type": "text", "text": text}], "stop_reason": "end_turn",
-            "stop_sequence": None, "usage": {"input_tokens": n_in, "output_tokens": len(text.split())},
+            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": n_in_words(messages), "output_tokens": spent + len(text.split())},
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -286,6 +328,10 @@ class WireServer:
                 pass
 
         return Handler
+
+
+def n_in_words(messages: list[dict[str, Any]]) -> int:
+    return sum(len(str(m.get("content", "")).split()) for m in messages)
 
 
 def main() -> None:

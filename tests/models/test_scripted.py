@@ -35,3 +35,17 @@ def test_registry_builtins() -> None:
 def test_exactly_one_source() -> None:
     with pytest.raises(ValueError):
         ScriptedModel()
+
+
+def test_structured_scripts_answer_like_a_chat_api_with_structured_output() -> None:
+    model = ScriptedModel(fn=lambda messages: '{"decision": "keep"}', structured=True)
+    assert model.structured_output
+    schema = {"type": "object"}
+    asked = asyncio.run(model.generate([Message(role="user", content="q")], GenerateConfig(json_schema=schema)))
+    assert asked.structured == {"decision": "keep"} and asked.answer_format == "structured"
+    assert asked.request["json_schema"] == schema
+    text = asyncio.run(model.generate([Message(role="user", content="q")],
+                                      GenerateConfig(json_schema=schema, answer_format="text")))
+    assert text.structured is None and text.answer_format == "text" and text.request["json_schema"] is None
+    plain = asyncio.run(model.generate([Message(role="user", content="q")], GenerateConfig()))
+    assert plain.answer_format is None and plain.structured is None

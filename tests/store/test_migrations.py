@@ -21,7 +21,7 @@ EXPECTED = {
               "call_ids"],
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
-              "cached_from", "error", "created_at"],
+              "cached_from", "error", "created_at", "finish_reason", "thinking", "answer_format", "fallback_reason"],
     "ratings": ["id", "run_id", "trial", "step", "mode", "target_index", "target", "label", "position",
                 "option_text", "relation", "rating", "rating_probs", "expected_rating", "favourite", "call_id",
                 "reflection_call_id"],
@@ -60,3 +60,28 @@ def test_readme_schema_matches_migrations() -> None:
     current = readme_block(ROOT / "README.md")
     assert current is not None, "README.md lacks the schema markers"
     assert current == block(), "README schema is stale: run python -m stability.store.schema_doc"
+
+
+def test_calls_stored_before_m005_read_back_without_answer_details(db: Path) -> None:
+    """A database from before the answer details keeps its calls; they read back with the new fields empty."""
+    import duckdb
+
+    from stability.store import migrations
+
+    con = duckdb.connect(str(db))
+    shipped = migrations.MIGRATIONS[:4]
+    assert [m.__name__ for m in shipped][-1] == "m004_adapters"
+    con.execute("CREATE TABLE migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    for migration in shipped:
+        migration(con)
+        con.execute("INSERT INTO migrations VALUES (?, now()::TIMESTAMP)", [migration.__name__])
+    con.execute("INSERT INTO calls (id, run_id, step, purpose, model, cache_key, sample_index, status, request, "
+                "text, input_tokens, output_tokens, latency_ms, attempts, retries, created_at) VALUES ('c-1', "
+                "'r-1', 1, 'revise', 'openai/m', 'sha256:k', 0, 'ok', '{}', 'NO CHANGE', 1, 2, 3.0, 1, '[]', "
+                "now()::TIMESTAMP)")
+    con.close()
+    with Store.open(db) as store:
+        assert "m005_call_answer_details" in store.migrations_applied()
+        [call] = store.calls("r-1")
+    assert call.text == "NO CHANGE" and call.finish_reason is None and call.thinking is None
+    assert call.answer_format is None and not call.truncated and call.structured is None
