@@ -218,6 +218,7 @@ class CallPath:
             sample_index=index, status="ok" if output else "error", request=redact(request, secrets),
             response=redact(_with_logprobs(output), secrets) if output else None,
             text=redact(output.text, secrets) if output else None,
+            finish_reason=output.finish_reason if output else None,
             input_tokens=output.usage.input_tokens if output else 0,
             output_tokens=output.usage.output_tokens if output else 0,
             latency_ms=round(elapsed, 3), attempts=attempts, retries=retries,

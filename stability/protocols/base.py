@@ -22,6 +22,7 @@ from typing import ClassVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from stability.answer import example_constitutions
 from stability.calls import CallPath
 from stability.constitution import Constitution
 from stability.errors import StabilityError
@@ -31,7 +32,7 @@ from stability.store.store import Store, now
 
 PROTOCOLS_DIR_ENV = "STABILITY_PROTOCOLS_DIR"
 EDGE_KIND: dict[str, EdgeKind] = {"changed": "edit", "declined": "decline", "parse_failure": "parse_failure",
-                                  "error": "error", "authored": "author"}
+                                  "truncated": "truncated", "error": "error", "authored": "author"}
 
 
 def protocols_dir() -> Path:
@@ -196,11 +197,21 @@ class Protocol(ABC):
         self.context.on_step(StepEvent(step, decision, digest, len(constitution.principles), detail))
         return revision
 
+    @property
+    def few_shot(self) -> bool:
+        """Whether the worked examples are shown: the ``few_shot`` option, by default only to base models."""
+        few_shot = getattr(self.options, "few_shot", None)
+        return few_shot if few_shot is not None else self.model.base_model
+
     def conversation(self, user_template: str, constitution: Constitution, **fields: str) -> list[Message]:
         """This protocol's conversation: see :func:`conversation`; worked examples only for base models."""
-        few_shot = getattr(self.options, "few_shot", None)
-        return conversation(self.templates, user_template, constitution,
-                            few_shot if few_shot is not None else self.model.base_model, **fields)
+        return conversation(self.templates, user_template, constitution, self.few_shot, **fields)
+
+    def shown_examples(self) -> tuple[Constitution, ...]:
+        """The constitutions the worked examples show, when they are shown: an answer repeating one is a copy."""
+        if not self.few_shot or "examples.yaml" not in self.templates.text:
+            return ()
+        return example_constitutions(self.templates["examples.yaml"])
 
     @classmethod
     def check_model(cls, model: Model, options: BaseModel) -> None:

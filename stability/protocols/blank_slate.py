@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from stability.answer import read_call
 from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.protocols.base import AnswerOptions, Protocol, Stop, register
-from stability.store.records import RevisionRecord
+from stability.store.records import Decision, RevisionRecord
 
 
 class BlankSlateOptions(AnswerOptions):
@@ -51,10 +52,11 @@ async def author(protocol: Protocol, step: int, parent: RevisionRecord, size: in
                 protocol.record(step, Constitution(principles=()), "error", parent, [failed.call],
                                 detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
-            parsed = parse_answer(call.text or "", max_principles)
-            if parsed.kind == "list" and parsed.constitution is not None:
+            parsed = read_call(call, max_principles=max_principles, examples=protocol.shown_examples())
+            if parsed.kind == "revised" and parsed.constitution is not None:
                 return protocol.record(step, parsed.constitution, "authored", parent, [call]), parsed.constitution
-            parent = protocol.record(step, Constitution(principles=()), "parse_failure", parent, [call],
+            decision: Decision = "truncated" if parsed.kind == "truncated" else "parse_failure"
+            parent = protocol.record(step, Constitution(principles=()), decision, parent, [call],
                                      detail=parsed.problem or "declined to write a constitution")
             step += 1
         return Stop(reason="parse_failures")

@@ -28,8 +28,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from stability.answer import Reading, example_constitutions, read_call
 from stability.calls import CallFailed
-from stability.constitution import AnswerParse, Constitution, parse_answer, read_text
+from stability.constitution import Constitution, read_text
 from stability.errors import InputError, StabilityError
 from stability.finetune import TrainerParams, TrainingExample, data_hash, train_lora
 from stability.models.base import Message, Model, get_model
@@ -84,6 +85,7 @@ class FineTuneReflect(Protocol):
         assert isinstance(hf, HFModel)
         reflect_templates = Templates("fresh-instance")
         few_shot = options.few_shot if options.few_shot is not None else hf.base_model
+        shown = example_constitutions(reflect_templates["examples.yaml"]) if few_shot else ()
         parent = self.record(0, start, "origin", None, [])
         visited = {start.hash: parent.id}
         current = start
@@ -106,7 +108,7 @@ class FineTuneReflect(Protocol):
             except CallFailed as failed:
                 self.record(step, current, "error", parent, [*calls, failed.call], detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
-            answers = [parse_answer(c.text or "", options.max_principles) for c in calls]
+            answers = [read_call(c, max_principles=options.max_principles, examples=shown) for c in calls]
             revised, n_parsed, n_changed = consensus(current, answers)
             detail = f"generation {generation}: {n_parsed}/{len(calls)} traces parsed, {n_changed} proposed a change"
             if n_parsed == 0:
@@ -166,13 +168,14 @@ class FineTuneReflect(Protocol):
                                 completion=constitution.text, source="recitation")
                 for prompt in yaml.safe_load(self.templates["recite.yaml"])]
 
-    def trace_examples(self, messages: list[Message], calls: list[CallRecord], answers: list[AnswerParse],
+    def trace_examples(self, messages: list[Message], calls: list[CallRecord], answers: list[Reading],
                        revised: Constitution) -> list[TrainingExample]:
         options = self.options
         assert isinstance(options, FineTuneReflectOptions)
         examples = [TrainingExample(messages=messages, completion=call.text or "", source="trace")
                     for call, answer in zip(calls, answers, strict=True)
-                    if (call.text or "").strip() and (options.trace_data == "all" or answer.kind != "failure")]
+                    if (call.text or "").strip() and (options.trace_data == "all"
+                                                      or answer.kind in ("revised", "declined"))]
         if options.recite_revised:
             examples += self.recitations(revised)
         return examples
@@ -230,13 +233,15 @@ class FineTuneReflect(Protocol):
             reflect_template_hash=template_hash, created_at=now()))
 
 
-def consensus(current: Constitution, answers: list[AnswerParse]) -> tuple[Constitution, int, int]:
-    """(the most common outcome, parsed traces, traces proposing a change); a decline counts as ``current``."""
+def consensus(current: Constitution, answers: list[Reading]) -> tuple[Constitution, int, int]:
+    """(the most common outcome, parsed traces, traces proposing a change); a decline counts as ``current``.
+
+    Parse failures and truncated traces are not outcomes."""
     outcomes: list[Constitution] = []
     for answer in answers:
-        if answer.kind == "no_change":
+        if answer.kind == "declined":
             outcomes.append(current)
-        elif answer.kind == "list" and answer.constitution is not None:
+        elif answer.kind == "revised" and answer.constitution is not None:
             outcomes.append(answer.constitution)
     if not outcomes:
         return current, 0, 0

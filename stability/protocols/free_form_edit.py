@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
+from stability.answer import read_call
 from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.protocols.base import AnswerOptions, Protocol, Stop, register
 
 _RATIONALE = re.compile(r"rationale\s*:\s*(?P<text>.+?)(?:\n\s*\n|revised constitution|$)", re.IGNORECASE | re.DOTALL)
@@ -41,10 +42,10 @@ class FreeFormEdit(Protocol):
             self.record(1, start, "error", origin, [failed.call], detail=failed.call.error)
             return Stop(reason="error", status="failed", error=failed.call.error)
         answer = call.text or ""
-        parsed = parse_answer(answer, options.max_principles)
+        parsed = read_call(call, max_principles=options.max_principles, examples=self.shown_examples())
         why = rationale(answer)
-        if parsed.kind == "failure":
-            self.record(1, start, "parse_failure", origin, [call], detail=parsed.problem)
+        if parsed.kind in ("parse_failure", "truncated"):
+            self.record(1, start, parsed.kind, origin, [call], detail=parsed.problem)
             return Stop(reason="parse_failures")
         edited = parsed.constitution or start
         if edited.hash == start.hash:

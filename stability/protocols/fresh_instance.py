@@ -31,4 +31,4 @@ class FreshInstance(IterationProtocol):
 
     async def step(self, walk: Walk, step: int) -> Stop | None:
         call = await self.call(self.conversation("user.md", walk.current), step, "revise")
-        return walk.advance(step, call.text or "", [call])
+        return walk.advance(step, call.text or "", [call], call.finish_reason)

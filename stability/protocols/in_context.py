@@ -32,7 +32,7 @@ class InContextIteration(IterationProtocol):
         if self.messages is None:
             self.messages = self.conversation("user.md", walk.current)
         call = await self.call(self.messages, step, "revise")
-        stop = walk.advance(step, call.text or "", [call])
+        stop = walk.advance(step, call.text or "", [call], call.finish_reason)
         if stop is not None:
             return stop
         if call.input_tokens + call.output_tokens >= options.max_context_tokens:

@@ -14,7 +14,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stability.constitution import parse_answer
+from stability.answer import read_answer
 from stability.models.base import Message
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
@@ -69,6 +69,7 @@ class MultiAgentDiscussion(IterationProtocol):
         transcript: list[str] = []
         calls: list[CallRecord] = []
         finals: dict[str, str] = {}
+        finish: dict[str, str | None] = {}  # each final proposal's finish reason (a cut-off one is truncated)
         for round_ in range(1, options.rounds + 1):
             for agent in options.agents:
                 system = fill(self.templates["system.md"], agent=agent.name, participants=participants)
@@ -79,7 +80,8 @@ class MultiAgentDiscussion(IterationProtocol):
                 calls.append(call)
                 transcript.append(f"{agent.name}: {(call.text or '').strip()}")
                 finals[agent.name] = call.text or ""
-        keeps = [self._keeps(text, walk) for text in finals.values()]
+                finish[call.text or ""] = call.finish_reason
+        keeps = [self._keeps(text, finish.get(text), walk) for text in finals.values()]
         if all(keeps):
             walk.parent = self.record(step, walk.current, "declined", walk.parent, calls)
             return Stop(reason="declined")
@@ -89,7 +91,7 @@ class MultiAgentDiscussion(IterationProtocol):
                                     agent=options.editor, participants=participants)),
                                     Message(role="user", content=user)], step, "edit", role=options.editor)
             calls.append(call)
-            return walk.advance(step, call.text or "", calls)
+            return walk.advance(step, call.text or "", calls, call.finish_reason)
         proposals = list(dict.fromkeys(finals.values()))
         votes = [0] * len(proposals)
         listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
@@ -103,11 +105,12 @@ class MultiAgentDiscussion(IterationProtocol):
             if choice is not None:
                 votes[choice] += 1
         winner = max(range(len(proposals)), key=lambda i: (votes[i], -i))
-        return walk.advance(step, proposals[winner], calls)
+        return walk.advance(step, proposals[winner], calls, finish.get(proposals[winner]))
 
-    def _keeps(self, answer: str, walk: Walk) -> bool:
-        parsed = parse_answer(answer, walk.options.max_principles)
-        if parsed.kind == "no_change":
+    def _keeps(self, answer: str, finish_reason: str | None, walk: Walk) -> bool:
+        parsed = read_answer(answer, finish_reason=finish_reason, max_principles=walk.options.max_principles,
+                             examples=walk.examples)
+        if parsed.kind == "declined":
             return True
         return parsed.constitution is not None and parsed.constitution.hash == walk.current.hash
 

@@ -10,8 +10,9 @@ from abc import abstractmethod
 
 from pydantic import BaseModel, Field
 
+from stability.answer import read_answer
 from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.protocols.base import AnswerOptions, Protocol, Stop
 from stability.store.records import CallRecord, RevisionRecord
 
@@ -43,18 +44,24 @@ class Walk:
         self.visited = {revision.constitution_hash: revision.id}
         self.declines = 0
         self.failures = 0
+        self.examples = protocol.shown_examples()
 
     def failed(self, step: int, failed: CallFailed) -> Stop:
         self.protocol.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
         return Stop(reason="error", status="failed", error=failed.call.error)
 
-    def advance(self, step: int, answer: str, calls: list[CallRecord]) -> Stop | None:
-        """Record the node this answer leads to; return a Stop when the walk is over."""
-        parsed = parse_answer(answer, self.options.max_principles)
-        if parsed.kind == "failure":
+    def advance(self, step: int, answer: str, calls: list[CallRecord],
+                finish_reason: str | None = None) -> Stop | None:
+        """Record the node this answer leads to; return a Stop when the walk is over.
+
+        A truncated answer is recorded as ``truncated`` and counts like a parse failure.
+        """
+        parsed = read_answer(answer, finish_reason=finish_reason, max_principles=self.options.max_principles,
+                             examples=self.examples)
+        if parsed.kind in ("parse_failure", "truncated"):
             self.failures += 1
             self.declines = 0
-            self.parent = self.protocol.record(step, self.current, "parse_failure", self.parent, calls,
+            self.parent = self.protocol.record(step, self.current, parsed.kind, self.parent, calls,
                                                detail=parsed.problem)
             return Stop(reason="parse_failures") if self.failures >= self.options.max_parse_failures else None
         self.failures = 0

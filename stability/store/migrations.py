@@ -194,7 +194,24 @@ def m004_adapters(con: duckdb.DuckDBPyConnection) -> None:
     ], extra="\n  PRIMARY KEY (run_id, generation)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters]
+def m005_call_finish_reason(con: duckdb.DuckDBPyConnection) -> None:
+    """Why each answer ended, so a cut-off answer reads as ``truncated`` (also on replay); filled for old calls
+    from their stored raw responses (OpenAI ``choices[0].finish_reason``, Anthropic ``stop_reason``, local)."""
+    con.execute("ALTER TABLE calls ADD COLUMN finish_reason VARCHAR")
+    con.execute("COMMENT ON COLUMN calls.finish_reason IS 'why the answer ended, as the provider said it: stop, "
+                "length (OpenAI) or max_tokens (Anthropic) when cut off at the token limit, ...'")
+    con.execute("""UPDATE calls SET finish_reason = coalesce(
+                       json_extract_string(response, '$.choices[0].finish_reason'),
+                       json_extract_string(response, '$.stop_reason'),
+                       json_extract_string(response, '$.finish_reason'))
+                   WHERE response IS NOT NULL""")
+    con.execute("COMMENT ON COLUMN revisions.decision IS 'origin | changed | declined | parse_failure | truncated "
+                "(the answer was cut off at the token limit) | error | authored'")
+    con.execute("COMMENT ON COLUMN edges.kind IS 'edit | decline | parse_failure | truncated | error | author'")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
+                               m005_call_finish_reason]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Decision = Literal["origin", "changed", "declined", "parse_failure", "error", "authored"]
-EdgeKind = Literal["edit", "decline", "parse_failure", "error", "author"]
+#: ``truncated``: the answer was cut off at the token limit (never a revision; counted like a parse failure)
+Decision = Literal["origin", "changed", "declined", "parse_failure", "truncated", "error", "authored"]
+EdgeKind = Literal["edit", "decline", "parse_failure", "truncated", "error", "author"]
 RunStatus = Literal["running", "done", "failed"]
 
 
@@ -70,6 +71,8 @@ class CallRecord(Record):
     request: dict[str, Any]
     response: dict[str, Any] | None = None
     text: str | None = None
+    #: why the answer ended, as the provider said it (``stop``, ``length``, ``max_tokens``, ...)
+    finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     latency_ms: float = 0.0
