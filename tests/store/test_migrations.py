@@ -21,7 +21,7 @@ EXPECTED = {
               "call_ids"],
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
-              "cached_from", "error", "created_at"],
+              "cached_from", "error", "created_at", "finish_reason"],
     "ratings": ["id", "run_id", "trial", "step", "mode", "target_index", "target", "label", "position",
                 "option_text", "relation", "rating", "rating_probs", "expected_rating", "favourite", "call_id",
                 "reflection_call_id"],
@@ -60,3 +60,27 @@ def test_readme_schema_matches_migrations() -> None:
     current = readme_block(ROOT / "README.md")
     assert current is not None, "README.md lacks the schema markers"
     assert current == block(), "README schema is stale: run python -m stability.store.schema_doc"
+
+
+def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) -> None:
+    """m005 reads each old call's finish reason out of its stored raw response (OpenAI, Anthropic, local)."""
+    import duckdb
+
+    from stability.store import migrations
+
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    for migration in MIGRATIONS[:4]:
+        migration(con)
+        con.execute("INSERT INTO migrations VALUES (?, now()::TIMESTAMP)", [migration.__name__])
+    responses = {"c-openai": '{"choices": [{"finish_reason": "length"}]}',
+                 "c-anthropic": '{"stop_reason": "max_tokens"}', "c-hf": '{"finish_reason": "stop"}', "c-failed": None}
+    for call_id, response in responses.items():
+        con.execute("INSERT INTO calls VALUES (?, 'r-1', 1, 'revise', 'm', 'k', 0, 'ok', '{}', ?, 'x', 0, 0, 0, 1, "
+                    "'[]', NULL, NULL, NULL, now()::TIMESTAMP)", [call_id, response])
+    assert migrations.apply(con) == ["m005_call_finish_reason"]
+    found = dict(con.execute("SELECT id, finish_reason FROM calls").fetchall())
+    con.close()
+    assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}
+    with Store.open(db) as store:
+        assert {c.id: c.finish_reason for c in store.calls("r-1")} == found
