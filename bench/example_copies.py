@@ -7,7 +7,8 @@ For each run seed 0..N-1 it asks ``local/gemma-3-270m`` the first question of RE
 --temperature 0.7 --max-tokens 256 --seed SEED`` asks it (same few-shot frame, same per-call seed), with the
 worked examples read from ``--examples`` (an older examples file measures the old design). Each answer is read by
 the answer contract with those examples; a copy is an answer whose principles repeat an example's. No database is
-written. Prints, and writes to ``--out``, JSON: the counts per reading and every answer.
+written. Prints, and writes to ``--out`` (after every answer; a rerun asks only the seeds it lacks), JSON: the
+counts per outcome (copied, revised, restated, declined, parse_failure, truncated) and every answer.
 """
 
 from __future__ import annotations
@@ -54,15 +55,25 @@ def main() -> None:
     shown = example_constitutions(examples_text)
     start = parse_file(CONSTITUTION)
     model = get_model("local/gemma-3-270m")
-    answers = []
+    # --out is rewritten after every answer, and the seeds it already holds are not asked again (same examples,
+    # same settings): a killed measurement resumes where it stopped.
+    answers: list[dict[str, object]] = []
+    if args.out and args.out.exists():
+        kept = json.loads(args.out.read_text(encoding="utf-8"))
+        if (kept["examples_sha256"], kept["temperature"], kept["max_tokens"]) == (
+                hashlib.sha256(examples_text.encode()).hexdigest()[:16], args.temperature, args.max_tokens):
+            answers = [a for a in kept["answers"] if a["seed"] < args.seeds]
+    done = {a["seed"] for a in answers}
     began = time.perf_counter()
     for seed in range(args.seeds):
+        if seed in done:
+            continue
         messages = conversation(templates, "user.md", start, few_shot=True)
         config = GenerateConfig(temperature=args.temperature, max_tokens=args.max_tokens,
                                 seed=derive_seed(seed, 1, "revise"))
         output = asyncio.run(model.generate(messages, config))
         reading = read_answer(output.text, finish_reason=output.finish_reason, examples=shown)
-        outcome = reading.kind
+        outcome: str = reading.kind
         if reading.kind == "revised" and reading.constitution is not None:
             outcome = "restated" if reading.constitution.hash == start.hash else "revised"
         if reading.problem and reading.problem.startswith("copied the example"):
@@ -70,21 +81,27 @@ def main() -> None:
         answers.append({"seed": seed, "outcome": outcome, "problem": reading.problem,
                         "finish_reason": output.finish_reason, "text": output.text})
         print(f"seed {seed:2d}: {outcome:14s} {' '.join(output.text.split())[:90]!r}", flush=True)
-    counts = Counter(a["outcome"] for a in answers)
-    report = {
+        report = summary(args, examples_text, answers, time.perf_counter() - began)
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = summary(args, examples_text, answers, time.perf_counter() - began)
+    print(json.dumps({k: v for k, v in report.items() if k != "answers"}, indent=2))
+
+
+def summary(args: argparse.Namespace, examples_text: str, answers: list[dict[str, object]],
+            seconds: float) -> dict[str, object]:
+    answers = sorted(answers, key=lambda a: int(str(a["seed"])))
+    counts = Counter(str(a["outcome"]) for a in answers)
+    return {
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commit": commit(), "examples": args.examples,
         "examples_sha256": hashlib.sha256(examples_text.encode()).hexdigest()[:16],
         "model": "local/gemma-3-270m", "llama_cpp_python": version("llama-cpp-python"),
         "python": platform.python_version(), "constitution": CONSTITUTION, "temperature": args.temperature,
-        "max_tokens": args.max_tokens, "seeds": args.seeds, "seconds": round(time.perf_counter() - began, 1),
-        "copies": counts.get("copied", 0), "copy_rate": round(counts.get("copied", 0) / args.seeds, 3),
+        "max_tokens": args.max_tokens, "seeds": len(answers), "seconds_this_session": round(seconds, 1),
+        "copies": counts.get("copied", 0), "copy_rate": round(counts.get("copied", 0) / max(len(answers), 1), 3),
         "counts": dict(sorted(counts.items())), "answers": answers,
     }
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in report.items() if k != "answers"}, indent=2))
 
 
 if __name__ == "__main__":
