@@ -73,6 +73,8 @@ def run(
     table.add_row("total", str(figures.runs), str(figures.calls), str(figures.input_tokens),
                   str(figures.output_tokens), usd(figures.cost_usd))
     console.print(table)
+    for warning in figures.warnings:
+        errors.print(f"warning: {warning}", markup=False, highlight=False)
     if not dry_run:
         console.print(f"done {result.done} · failed {result.failed} · not started {result.not_started} · "
                       f"spent ${result.spent_usd:.4f}" + (" · budget reached" if result.budget_reached else ""))

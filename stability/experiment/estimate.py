@@ -5,6 +5,10 @@ a token): each call's prompt is the protocol's templates plus the constitution, 
 again; in-context iteration re-sends the growing conversation, so its prompts grow with the step. Costs use the
 price table (built in, overridden by the spec's ``prices:`` and ``--prices FILE``); a model with no price shows
 an unknown cost.
+
+A model whose ``max_tokens`` is below the answer the largest constitution of its cells needs (the same
+estimate: the list again, plus a fifth, plus 40 tokens) gets a warning: its answers would be cut off, and a
+cut-off answer is read as ``truncated``, never as a revision.
 """
 
 from __future__ import annotations
@@ -39,10 +43,29 @@ class Estimate(BaseModel):
     output_tokens: int
     cost_usd: float | None
     by_model: list[ModelEstimate]
+    warnings: list[str] = []
 
 
 def _tokens(text: str) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+def answer_tokens(start: Constitution) -> int:
+    """The tokens an answer that revises ``start`` is expected to need (a blank slate: seven long principles)."""
+    body = _tokens(start.text) if start.principles else _tokens(Constitution(principles=("x" * 80,) * 7).text)
+    return int(body * 1.2) + 40
+
+
+def short_answers(cells: list[IterateConfig]) -> list[str]:
+    """One warning per model whose ``max_tokens`` is below the answer its largest constitution needs."""
+    needed: dict[str, tuple[int, int]] = {}  # model -> (tokens needed, smallest max_tokens)
+    for config in cells:
+        tokens = answer_tokens(validate(config)[2])
+        most, limit = needed.get(config.model, (0, config.max_tokens))
+        needed[config.model] = (max(most, tokens), min(limit, config.max_tokens))
+    return [f"{model}: max_tokens {limit} is below the ~{tokens} tokens an answer for the largest constitution "
+            f"needs; answers would be cut off (read as truncated, never as revisions): raise max_tokens"
+            for model, (tokens, limit) in needed.items() if limit < tokens]
 
 
 def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
@@ -52,7 +75,7 @@ def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
     templates = sum(_tokens(text) for name in cls.template_names(options)
                     for text in Templates(name).text.values())
     body = _tokens(start.text) if start.principles else _tokens(Constitution(principles=("x" * 80,) * 7).text)
-    answer = min(config.max_tokens, int(body * 1.2) + 40)
+    answer = min(config.max_tokens, answer_tokens(start))
     prompt = templates + body
     if cls.name == "in-context-iteration":
         input_tokens = sum(prompt + step * (answer + body) for step in range(calls))
@@ -77,4 +100,5 @@ def estimate(cells: list[IterateConfig], prices: PriceTable) -> Estimate:
     costs = [r.cost_usd for r in rows]
     return Estimate(runs=len(cells), calls=sum(r.calls for r in rows), input_tokens=sum(r.input_tokens for r in rows),
                     output_tokens=sum(r.output_tokens for r in rows),
-                    cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs), by_model=rows)
+                    cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs), by_model=rows,
+                    warnings=short_answers(cells))
