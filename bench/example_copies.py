@@ -24,6 +24,8 @@ from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
+import yaml
+
 from stability.answer import example_constitutions, read_answer
 from stability.constitution import parse_file
 from stability.models.base import GenerateConfig, get_model
@@ -38,6 +40,12 @@ def commit() -> str:
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def examples_digest(examples_text: str) -> str:
+    """sha256 of the examples as the model sees them (parsed YAML, so comments do not count), 16 hex digits."""
+    canonical = json.dumps(yaml.safe_load(examples_text), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def main() -> None:
@@ -61,7 +69,7 @@ def main() -> None:
     if args.out and args.out.exists():
         kept = json.loads(args.out.read_text(encoding="utf-8"))
         if (kept["examples_sha256"], kept["temperature"], kept["max_tokens"]) == (
-                hashlib.sha256(examples_text.encode()).hexdigest()[:16], args.temperature, args.max_tokens):
+                examples_digest(examples_text), args.temperature, args.max_tokens):
             answers = [a for a in kept["answers"] if a["seed"] < args.seeds]
     done = {a["seed"] for a in answers}
     began = time.perf_counter()
@@ -95,7 +103,7 @@ def summary(args: argparse.Namespace, examples_text: str, answers: list[dict[str
     return {
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commit": commit(), "examples": args.examples,
-        "examples_sha256": hashlib.sha256(examples_text.encode()).hexdigest()[:16],
+        "examples_sha256": examples_digest(examples_text),
         "model": "local/gemma-3-270m", "llama_cpp_python": version("llama-cpp-python"),
         "python": platform.python_version(), "constitution": CONSTITUTION, "temperature": args.temperature,
         "max_tokens": args.max_tokens, "seeds": len(answers), "seconds_this_session": round(seconds, 1),
