@@ -6,7 +6,8 @@
 """
 
 from stability.analysis.dataset import open_dataset as load
-from stability.constitution import Constitution, parse_answer, parse_file, parse_text
+from stability.answer import Reading, read_answer
+from stability.constitution import Constitution, parse_file, parse_text
 from stability.engine import IterateConfig, iterate, resume
 from stability.errors import InputError, StabilityError
 from stability.store import Store
@@ -17,12 +18,13 @@ __all__ = [
     "Constitution",
     "InputError",
     "IterateConfig",
+    "Reading",
     "StabilityError",
     "Store",
     "iterate",
     "load",
-    "parse_answer",
     "parse_file",
     "parse_text",
+    "read_answer",
     "resume",
 ]

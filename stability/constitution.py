@@ -1,10 +1,8 @@
 """Constitutions: a Markdown bullet list of principles.
 
-One parser serves both files written by people and answers written by models:
-
-- ``parse_file`` / ``parse_text`` are strict: bad input raises :class:`InputError` naming file, line and problem.
-- ``parse_answer`` is tolerant: it pulls a bullet list out of surrounding prose and reports a parse failure
-  (never an exception) when there is none.
+``parse_file`` / ``parse_text`` read files written by people, strictly: bad input raises :class:`InputError`
+naming file, line and problem. Answers written by models are read tolerantly by :mod:`stability.answer`, with
+the same principle normalisation (:func:`normalise_principle`).
 
 A constitution is addressed by ``sha256:`` of its normalised form (the rendered principle list), so the same
 principles reached by two runs are one node, whatever their bullets, wrapping or title.
@@ -26,11 +24,18 @@ from stability.errors import InputError
 DEFAULT_MAX_PRINCIPLES = 100
 #: Input files (constitutions, specs, options, imports) larger than this are refused before they are parsed.
 MAX_INPUT_BYTES = 2_000_000
-NO_CHANGE_MARKER = "NO CHANGE"
 
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+(?P<text>\S.*)$")
 _TITLE = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t#]*$")
 _FENCE = re.compile(r"^[ \t]*(```|~~~)")
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e]")
+#: paired emphasis markers around non-blank text, not inside a word (so snake_case and 2*3*4 stay)
+_EMPHASIS = (
+    re.compile(r"(?<![*\w])(?P<run>\*+)(?!\*)(?=\S)(?P<body>.+?)(?<=\S)(?<!\*)(?P=run)(?![*\w])"),
+    re.compile(r"(?<![_\w])(?P<run>_+)(?!_)(?=\S)(?P<body>.+?)(?<=\S)(?<!_)(?P=run)(?![_\w])"),
+    re.compile(r"(?P<run>`+)(?P<body>[^`]+?)(?P=run)"),
+)
+_NUMBERED_LABEL = re.compile(r"^(?:principle|rule)\s*#?\d{1,3}\s*[:.)\-–—]\s*", re.IGNORECASE)
 
 
 def principles_text(principles: tuple[str, ...] | list[str]) -> str:
@@ -71,19 +76,26 @@ class Constitution(BaseModel):
         return "".join(parts)
 
 
-class AnswerParse(BaseModel):
-    """What a model's answer meant: a revised constitution, an explicit decline, or a parse failure."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str  # "list" | "no_change" | "failure"
-    constitution: Constitution | None = None
-    problem: str | None = None
-
-
 def normalise_principle(text: str) -> str:
-    """NFC, wrapped lines joined, whitespace collapsed. Case and punctuation are kept."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    """NFC, wrapped lines joined, whitespace collapsed; markdown styling and invisible characters removed.
+
+    Styling is not content: ``**bold**``, ``*italic*``, ``_italic_``, ``__bold__``, inline ``code`` and a leading
+    ``Principle 3:`` label are read away (repeatedly, so piled-up markers go too), as are zero-width spaces, word
+    joiners, byte-order marks and soft hyphens. Case and punctuation are kept.
+    """
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", text))
+    previous = None
+    while previous != text:
+        previous = text
+        for pattern in _EMPHASIS:
+            text = pattern.sub(r"\g<body>", text)
+        text = _NUMBERED_LABEL.sub("", " ".join(text.split()))
+    return text
+
+
+def visible(text: str) -> bool:
+    """Whether the text has anything a reader can see (a letter, digit, punctuation mark or symbol)."""
+    return any(unicodedata.category(ch)[0] in "LNPS" for ch in text)
 
 
 def _items(lines: list[str], first_line: int) -> list[list[tuple[int, str]]]:
@@ -176,6 +188,8 @@ def parse_text(text: str, path: str = "<text>", max_principles: int = DEFAULT_MA
     principles = []
     for line, raw in items:
         principle = normalise_principle(raw)
+        if not visible(principle):
+            raise InputError(path, line, f"empty or invisible principle: {raw!r}")
         key = principle.casefold()
         if key in seen:
             raise InputError(path, line, f"duplicate principle (same as line {seen[key]}): {principle[:60]!r}")
@@ -214,35 +228,3 @@ def read_text(path: Path | str) -> str:
 
 def parse_file(path: Path | str, max_principles: int = DEFAULT_MAX_PRINCIPLES) -> Constitution:
     return parse_text(read_text(path), path=str(path), max_principles=max_principles)
-
-
-def parse_answer(text: str, max_principles: int = DEFAULT_MAX_PRINCIPLES) -> AnswerParse:
-    """Tolerantly read a model's answer.
-
-    - The bullet list after a ``REVISED CONSTITUTION`` line wins; otherwise the longest list (the last on ties).
-    - ``NO CHANGE`` with no list is a decline. An answer with neither is a parse failure, never an exception.
-    - Duplicate principles in an answer are dropped (first kept).
-    """
-    lines = text.splitlines()
-    marker = next(
-        (i for i, line in enumerate(lines) if re.search(r"revised constitution", line, re.IGNORECASE)), None
-    )
-    blocks = _items(lines[marker + 1 :], 1) if marker is not None else []
-    if not blocks:
-        blocks = _items(lines, 1)
-    if not blocks:
-        if NO_CHANGE_MARKER in text.upper():
-            return AnswerParse(kind="no_change")
-        snippet = " ".join(text.split())[:80]
-        return AnswerParse(kind="failure", problem=f"no bullet list in answer: {snippet!r}")
-    block = blocks[0] if marker is not None and blocks else max(reversed(blocks), key=len)
-    principles: list[str] = []
-    seen: set[str] = set()
-    for _, raw in block:
-        principle = normalise_principle(raw)
-        if principle and principle.casefold() not in seen:
-            seen.add(principle.casefold())
-            principles.append(principle)
-    if len(principles) > max_principles:
-        return AnswerParse(kind="failure", problem=f"too many principles: {len(principles)} > {max_principles}")
-    return AnswerParse(kind="list", constitution=Constitution(principles=tuple(principles)))

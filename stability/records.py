@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Decision = Literal["origin", "changed", "declined", "parse_failure", "error", "authored"]
-EdgeKind = Literal["edit", "decline", "parse_failure", "error", "author"]
+#: ``truncated``: the answer was cut off at the token limit (never a revision; counted like a parse failure)
+Decision = Literal["origin", "changed", "declined", "parse_failure", "truncated", "error", "authored"]
+EdgeKind = Literal["edit", "decline", "parse_failure", "truncated", "error", "author"]
 RunStatus = Literal["running", "done", "failed"]
 
 
@@ -85,6 +86,7 @@ class CallRecord(Record):
     cached_from: str | None = None
     error: str | None = None
     created_at: datetime
+    #: why the answer ended, as the provider said it (``stop``, ``length``, ``max_tokens``, ...)
     finish_reason: str | None = None
     thinking: str | None = None
     answer_format: Literal["structured", "text"] | None = None

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stability.constitution import Constitution, parse_answer, parse_file, parse_text
+from stability.answer import read_answer
+from stability.constitution import Constitution, normalise_principle, parse_file, parse_text
 from stability.errors import InputError
 
 # Principle text: printable words, no leading bullet-like tokens, non-empty after normalisation.
@@ -42,32 +43,32 @@ def test_render_parse_round_trip(principles: list[str], bullet: str) -> None:
 
 
 @given(principle_lists, st.text(alphabet="abc .\n", max_size=40))
-def test_answer_parser_finds_the_list_inside_prose(principles: list[str], prose: str) -> None:
+def test_answer_reader_finds_the_list_inside_prose(principles: list[str], prose: str) -> None:
     c = Constitution.from_principles(principles)
     prose_line = " ".join(prose.split()) or "Here it is."
     answer = f"{prose_line}\n\nREVISED CONSTITUTION:\n{c.text}\nI hope this helps."
-    parsed = parse_answer(answer)
-    assert parsed.kind == "list"
+    parsed = read_answer(answer)
+    assert parsed.kind == "revised"
     assert parsed.constitution is not None and parsed.constitution.hash == c.hash
 
 
 def test_answer_no_change_and_failure() -> None:
-    assert parse_answer("NO CHANGE").kind == "no_change"
-    assert parse_answer("I would keep it. No change.").kind == "no_change"
-    failure = parse_answer("I think the constitution is fine but cannot say more.")
-    assert failure.kind == "failure" and "no bullet list" in (failure.problem or "")
-    assert parse_answer("").kind == "failure"
+    assert read_answer("NO CHANGE").kind == "declined"
+    assert read_answer("I would keep it. No change.").kind == "declined"
+    failure = read_answer("I think the constitution is fine but cannot say more.")
+    assert failure.kind == "parse_failure" and "no bullet list" in (failure.problem or "")
+    assert read_answer("").kind == "parse_failure"
 
 
 def test_answer_prefers_longest_list_without_marker() -> None:
     answer = "Changes:\n- dropped x\n\nNew list:\n- a\n- b\n- c\n\nThanks"
-    parsed = parse_answer(answer)
+    parsed = read_answer(answer)
     assert parsed.constitution is not None and parsed.constitution.principles == ("a", "b", "c")
 
 
 def test_answer_with_too_many_principles_is_a_failure() -> None:
     answer = "".join(f"- p{i}\n" for i in range(11))
-    assert parse_answer(answer, max_principles=10).kind == "failure"
+    assert read_answer(answer, max_principles=10).kind == "parse_failure"
 
 
 @pytest.mark.parametrize(
@@ -111,3 +112,27 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is a directory"):
         parse_file(tmp_path)
 
+
+
+@pytest.mark.parametrize(("styled", "plain"), [
+    ("**Be honest.**", "Be honest."),
+    ("******Be honest.******", "Be honest."),
+    ("_Be honest._", "Be honest."),
+    ("I am **always** honest, *even* when it is `hard`.", "I am always honest, even when it is hard."),
+    ("**Principle 2:** I am kind.", "I am kind."),
+    ("Be\u200b honest.\ufeff", "Be honest."),
+    ("snake_case_names and 2*3*4 stay", "snake_case_names and 2*3*4 stay"),
+    ("Honesty: I tell the truth.", "Honesty: I tell the truth."),
+])
+def test_normalisation_reads_styling_away(styled: str, plain: str) -> None:
+    assert normalise_principle(styled) == plain
+
+
+def test_styled_file_is_the_same_node_as_the_plain_one() -> None:
+    assert parse_text("1. **Be honest.**\n2. *Be kind.*\n").hash == parse_text("- Be honest.\n- Be kind.\n").hash
+
+
+def test_invisible_principle_in_a_file_is_a_located_error() -> None:
+    with pytest.raises(InputError) as err:
+        parse_text("- Be honest.\n- \u200b\u200b\n", path="c.md")
+    assert err.value.line == 2 and "invisible" in str(err.value)

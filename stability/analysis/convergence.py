@@ -2,7 +2,8 @@
 
 Distances are cosine distances (``1 - cos``) between whole-constitution embeddings; 0 is the same direction.
 Only *usable* visits count as steps of the chain: a visit recorded for a failed call (decision ``error``) holds
-no answer and is skipped. Parse failures stay: the chain sits on its node while the model fails to answer.
+no answer and is skipped. Parse failures and truncated answers stay: the chain sits on its node while the model
+fails to answer.
 
 Fixed point (the first rule that applies; ``step`` is the step at which the fixed point was first reached):
 

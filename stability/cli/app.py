@@ -190,6 +190,12 @@ def _print_chain(run_id: str, db: Path | None) -> None:
     console.print(f"stop: [bold]{run.stop_reason}[/] · status {run.status}"
                   + (f" · error: {run.error}" if run.error else "")
                   + f" · calls {view.totals.get('calls', 0)} (paid {view.totals.get('paid', 0)})")
+    cut = sum(step.decision == "truncated" for step in view.steps)
+    if cut:
+        limit = int(run.config.get("max_tokens") or 1024)
+        console.print(f"{cut} answer{'s were' if cut > 1 else ' was'} cut off at the token limit (--max-tokens "
+                      f"{limit}); a cut-off answer is never read as a revision: rerun with a larger --max-tokens, "
+                      f"e.g. --max-tokens {limit * 2}", markup=False)
     console.print("final constitution:")
     console.print(view.final_constitution, markup=False, highlight=False)
 

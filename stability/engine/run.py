@@ -41,6 +41,7 @@ from stability.records import (
 from stability.store.store import Store
 
 EDGE_KIND: dict[Decision, EdgeKind] = {"changed": "edit", "declined": "decline", "parse_failure": "parse_failure",
+                                       "truncated": "truncated",
                                        "error": "error", "authored": "author"}
 SUBJECT = "subject"
 

@@ -7,6 +7,10 @@ as output: an Anthropic ``thinking_budget`` in full, an OpenAI reasoning model's
 (:data:`REASONING_TOKENS`), both within ``max_tokens``. Costs use the
 price table (built in, overridden by the spec's ``prices:`` and ``--prices FILE``); a model with no price shows
 an unknown cost.
+
+A model whose ``max_tokens`` is below the answer the largest constitution of its cells needs (the same
+estimate: the list again, plus a fifth, plus 40 tokens) gets a warning: its answers would be cut off, and a
+cut-off answer is read as ``truncated``, never as a revision.
 """
 
 from __future__ import annotations

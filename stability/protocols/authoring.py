@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.protocols.base import ReflectionProtocol, Stop
-from stability.records import RevisionRecord
+from stability.records import Decision, RevisionRecord
 
 if TYPE_CHECKING:
     from stability.engine.run import Run
@@ -30,21 +30,21 @@ def hint(size: int | None, topic: str | None) -> str:
 
 
 async def author(protocol: ReflectionProtocol[Any], run: Run, step: int, parent: RevisionRecord, size: int | None,
-                 topic: str | None, attempts: int, max_principles: int
-                 ) -> tuple[RevisionRecord, Constitution] | Stop:
+                 topic: str | None, attempts: int) -> tuple[RevisionRecord, Constitution] | Stop:
     """Ask for a constitution written from nothing; record it (or each failure) at ``step`` onwards."""
     for attempt in range(attempts):
         messages = protocol.conversation(run, "user.md", Constitution(principles=()), folder=BLANK_SLATE,
                                          hint=hint(size, topic))
         try:
-            call = await run.ask(messages, step, f"author:{attempt}")
+            call = await run.ask(messages, step, f"author:{attempt}", protocol.answer_config(run))
         except CallFailed as failed:
             run.record(step, Constitution(principles=()), "error", parent, [failed.call], detail=failed.call.error)
             return Stop(reason="error", status="failed", error=failed.call.error)
-        parsed = parse_answer(call.text or "", max_principles)
-        if parsed.kind == "list" and parsed.constitution is not None:
-            return run.record(step, parsed.constitution, "authored", parent, [call]), parsed.constitution
-        parent = run.record(step, Constitution(principles=()), "parse_failure", parent, [call],
-                            detail=parsed.problem or "declined to write a constitution")
+        reading = protocol.read(run, call, folder=BLANK_SLATE)
+        if reading.kind == "revised" and reading.constitution is not None:
+            return run.record(step, reading.constitution, "authored", parent, [call]), reading.constitution
+        decision: Decision = "truncated" if reading.kind == "truncated" else "parse_failure"
+        parent = run.record(step, Constitution(principles=()), decision, parent, [call],
+                            detail=reading.problem or "declined to write a constitution")
         step += 1
     return Stop(reason="parse_failures")

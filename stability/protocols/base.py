@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stability.answer import ANSWER_SCHEMA, Reading, example_constitutions, read_call
 from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution
 from stability.errors import StabilityError
-from stability.models.base import Message, ModelTraits
+from stability.models.base import GenerateConfig, Message, ModelTraits
+from stability.records import CallRecord
 
 if TYPE_CHECKING:
     from stability.engine.run import Run
@@ -150,6 +152,28 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
         """This protocol's conversation (see :func:`conversation`); worked examples only for base models."""
         return conversation(run.templates(folder), user_template, constitution, self.few_shot(run.traits()),
                             **fields)
+
+
+    # -- the answer contract (stability/answer.py) --------------------------------------------------------------
+
+    def answer_config(self, run: Run, role: str = "subject") -> GenerateConfig | None:
+        """The sampling config of a question answered with a constitution: the answer schema (reasoning first,
+        then keep|revise and the list) for models that enforce structured output; ``None`` (the run's config) for
+        the others, which answer in text. The model's ``answer_format`` decides, and falls back to text once."""
+        if not run.traits(role).structured_output:
+            return None
+        return run.generate.model_copy(update={"json_schema": ANSWER_SCHEMA})
+
+    def shown_examples(self, run: Run, folder: str | None = None) -> tuple[Constitution, ...]:
+        """The constitutions the worked examples show, when they are shown: an answer repeating one is a copy."""
+        templates = run.templates(folder)
+        if not self.few_shot(run.traits()) or "examples.yaml" not in templates.text:
+            return ()
+        return example_constitutions(templates["examples.yaml"])
+
+    def read(self, run: Run, call: CallRecord, folder: str | None = None) -> Reading:
+        """What a call's answer means (revised, declined, truncated or a parse failure), by the answer contract."""
+        return read_call(call, max_principles=self.principle_limit(), examples=self.shown_examples(run, folder))
 
 
 def conversation(templates: Templates, user_template: str, constitution: Constitution, few_shot: bool,

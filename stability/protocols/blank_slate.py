@@ -44,5 +44,5 @@ class BlankSlate(ReflectionProtocol[BlankSlateOptions]):
         options = self.options
         origin = run.record(0, Constitution(principles=()), "origin", None, [])
         authored = await author(self, run, step=1, parent=origin, size=options.size, topic=options.topic,
-                                attempts=options.max_parse_failures, max_principles=options.max_principles)
+                                attempts=options.max_parse_failures)
         return authored if isinstance(authored, Stop) else Stop(reason="authored")

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 from pydantic import Field
 
+from stability.answer import Reading
 from stability.calls import CallFailed
-from stability.constitution import AnswerParse, Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.engine.run import derive_seed
 from stability.errors import StabilityError
 from stability.finetune import TrainerParams, TrainingExample
@@ -108,11 +109,11 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
             calls: list[CallRecord] = []
             try:
                 for index in range(options.traces):
-                    calls.append(await run.ask(messages, step, f"reflect-{index}"))
+                    calls.append(await run.ask(messages, step, f"reflect-{index}", self.answer_config(run)))
             except CallFailed as failed:
                 run.record(step, current, "error", parent, [*calls, failed.call], detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
-            answers = [parse_answer(c.text or "", options.max_principles) for c in calls]
+            answers = [self.read(run, c, FRESH_INSTANCE) for c in calls]
             revised, n_parsed, n_changed = consensus(current, answers)
             detail = f"generation {generation}: {n_parsed}/{len(calls)} traces parsed, {n_changed} proposed a change"
             if n_parsed == 0:
@@ -162,12 +163,13 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
                                 completion=constitution.text, source="recitation")
                 for prompt in yaml.safe_load(run.templates()["recite.yaml"])]
 
-    def trace_examples(self, run: Run, messages: list[Message], calls: list[CallRecord], answers: list[AnswerParse],
+    def trace_examples(self, run: Run, messages: list[Message], calls: list[CallRecord], answers: list[Reading],
                        revised: Constitution) -> list[TrainingExample]:
         options = self.options
         examples = [TrainingExample(messages=messages, completion=call.text or "", source="trace")
                     for call, answer in zip(calls, answers, strict=True)
-                    if (call.text or "").strip() and (options.trace_data == "all" or answer.kind != "failure")]
+                    if (call.text or "").strip() and (options.trace_data == "all"
+                                                      or answer.kind in ("revised", "declined"))]
         if options.recite_revised:
             examples += self.recitations(run, revised)
         return examples
@@ -183,13 +185,15 @@ def summary(run_id: str, generation: int, adapter: AdapterRecord, revision: Revi
         reflect_template_hash=template_hash, created_at=now())
 
 
-def consensus(current: Constitution, answers: list[AnswerParse]) -> tuple[Constitution, int, int]:
-    """(the most common outcome, parsed traces, traces proposing a change); a decline counts as ``current``."""
+def consensus(current: Constitution, answers: list[Reading]) -> tuple[Constitution, int, int]:
+    """(the most common outcome, parsed traces, traces proposing a change); a decline counts as ``current``.
+
+    Parse failures and truncated traces are not outcomes."""
     outcomes: list[Constitution] = []
     for answer in answers:
-        if answer.kind == "no_change":
+        if answer.kind == "declined":
             outcomes.append(current)
-        elif answer.kind == "list" and answer.constitution is not None:
+        elif answer.kind == "revised" and answer.constitution is not None:
             outcomes.append(answer.constitution)
     if not outcomes:
         return current, 0, 0

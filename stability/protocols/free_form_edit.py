@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, register
 
 if TYPE_CHECKING:
@@ -40,17 +40,16 @@ class FreeFormEdit(ReflectionProtocol[FreeFormEditOptions]):
     async def run(self, run: Run, start: Constitution) -> Stop:
         origin = run.record(0, start, "origin", None, [])
         try:
-            call = await run.ask(self.conversation(run, "user.md", start), 1, "edit")
+            call = await run.ask(self.conversation(run, "user.md", start), 1, "edit", self.answer_config(run))
         except CallFailed as failed:
             run.record(1, start, "error", origin, [failed.call], detail=failed.call.error)
             return Stop(reason="error", status="failed", error=failed.call.error)
-        answer = call.text or ""
-        parsed = parse_answer(answer, self.options.max_principles)
-        why = rationale(answer)
-        if parsed.kind == "failure":
-            run.record(1, start, "parse_failure", origin, [call], detail=parsed.problem)
+        reading = self.read(run, call)
+        why = rationale(call.text or "")
+        if reading.kind in ("parse_failure", "truncated"):
+            run.record(1, start, reading.kind, origin, [call], detail=reading.problem)
             return Stop(reason="parse_failures")
-        edited = parsed.constitution or start
+        edited = reading.constitution or start
         if edited.hash == start.hash:
             run.record(1, start, "declined", origin, [call], detail=why)
             return Stop(reason="declined")

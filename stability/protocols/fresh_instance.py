@@ -38,5 +38,5 @@ class FreshInstance(IterationProtocol[FreshInstanceOptions]):
     Options = FreshInstanceOptions
 
     async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
-        call = await run.ask(self.conversation(run, "user.md", walk.current), step, "revise")
-        return walk.advance(step, call.text or "", [call])
+        call = await run.ask(self.conversation(run, "user.md", walk.current), step, "revise", self.answer_config(run))
+        return walk.advance(step, self.read(run, call), [call])

@@ -39,8 +39,8 @@ class InContextIteration(IterationProtocol[InContextOptions]):
     async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
         if self.messages is None:
             self.messages = self.conversation(run, "user.md", walk.current)
-        call = await run.ask(self.messages, step, "revise")
-        stop = walk.advance(step, call.text or "", [call])
+        call = await run.ask(self.messages, step, "revise", self.answer_config(run))
+        stop = walk.advance(step, self.read(run, call), [call])
         if stop is not None:
             return stop
         if call.input_tokens + call.output_tokens >= self.options.max_context_tokens:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stability.constitution import parse_answer
 from stability.models.base import Message
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
@@ -70,7 +69,7 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
         participants = ", ".join(a.name for a in options.agents)
         transcript: list[str] = []
         calls: list[CallRecord] = []
-        finals: dict[str, str] = {}
+        finals: dict[str, CallRecord] = {}  # each agent's last turn: its proposal
         for round_ in range(1, options.rounds + 1):
             for agent in options.agents:
                 system = fill(templates["system.md"], agent=agent.name, participants=participants)
@@ -80,9 +79,8 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
                                        step, f"discuss:{agent.name}:r{round_}", role=agent.name)
                 calls.append(call)
                 transcript.append(f"{agent.name}: {(call.text or '').strip()}")
-                finals[agent.name] = call.text or ""
-        keeps = [self._keeps(text, walk) for text in finals.values()]
-        if all(keeps):
+                finals[agent.name] = call
+        if all(self._keeps(run, final, walk) for final in finals.values()):
             return walk.decline(step, calls)
         if options.editor != "vote":
             user = fill(templates["editor.md"], constitution=constitution, transcript="\n\n".join(transcript))
@@ -90,8 +88,9 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
                                     agent=options.editor, participants=participants)),
                                     Message(role="user", content=user)], step, "edit", role=options.editor)
             calls.append(call)
-            return walk.advance(step, call.text or "", calls)
-        proposals = list(dict.fromkeys(finals.values()))
+            return walk.advance(step, self.read(run, call), calls)
+        by_text = {final.text or "": final for final in finals.values()}  # identical proposals are one
+        proposals = list(by_text)
         votes = [0] * len(proposals)
         listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
         for agent in options.agents:
@@ -104,13 +103,13 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
             if choice is not None:
                 votes[choice] += 1
         winner = max(range(len(proposals)), key=lambda i: (votes[i], -i))
-        return walk.advance(step, proposals[winner], calls)
+        return walk.advance(step, self.read(run, by_text[proposals[winner]]), calls)
 
-    def _keeps(self, answer: str, walk: Walk) -> bool:
-        parsed = parse_answer(answer, walk.options.max_principles)
-        if parsed.kind == "no_change":
+    def _keeps(self, run: Run, proposal: CallRecord, walk: Walk) -> bool:
+        reading = self.read(run, proposal)
+        if reading.kind == "declined":
             return True
-        return parsed.constitution is not None and parsed.constitution.hash == walk.current.hash
+        return reading.constitution is not None and reading.constitution.hash == walk.current.hash
 
 
 def vote(answer: str, n: int) -> int | None:

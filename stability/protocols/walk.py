@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 
+from stability.answer import Reading
 from stability.calls import CallFailed
-from stability.constitution import Constitution, parse_answer
+from stability.constitution import Constitution
 from stability.protocols.authoring import BLANK_SLATE, author
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop
 from stability.records import CallRecord, RevisionRecord
@@ -63,17 +64,19 @@ class Walk:
         self.parent = self.run.record(step, self.current, "declined", self.parent, calls)
         return Stop(reason="declined")
 
-    def advance(self, step: int, answer: str, calls: list[CallRecord]) -> Stop | None:
-        """Record the node this answer leads to; return a Stop when the walk is over."""
-        parsed = parse_answer(answer, self.options.max_principles)
-        if parsed.kind == "failure":
+    def advance(self, step: int, reading: Reading, calls: list[CallRecord]) -> Stop | None:
+        """Record the node this reading of an answer leads to; return a Stop when the walk is over.
+
+        A truncated answer is recorded as ``truncated`` and counts like a parse failure.
+        """
+        if reading.kind in ("parse_failure", "truncated"):
             self.failures += 1
             self.declines = 0
-            self.parent = self.run.record(step, self.current, "parse_failure", self.parent, calls,
-                                          detail=parsed.problem)
+            self.parent = self.run.record(step, self.current, reading.kind, self.parent, calls,
+                                          detail=reading.problem)
             return Stop(reason="parse_failures") if self.failures >= self.options.max_parse_failures else None
         self.failures = 0
-        revised = parsed.constitution if parsed.constitution is not None else self.current
+        revised = reading.constitution if reading.constitution is not None else self.current
         if revised.hash == self.current.hash:
             self.declines += 1
             self.parent = self.run.record(step, self.current, "declined", self.parent, calls)
@@ -121,7 +124,7 @@ class IterationProtocol(ReflectionProtocol[IterationOptionsT]):
             return run.record(0, start, "origin", None, []), start, 1
         origin = run.record(0, Constitution(principles=()), "origin", None, [])
         authored = await author(self, run, step=1, parent=origin, size=options.blank_size, topic=options.blank_topic,
-                                attempts=options.max_parse_failures, max_principles=options.max_principles)
+                                attempts=options.max_parse_failures)
         if isinstance(authored, Stop):
             return authored
         revision, constitution = authored

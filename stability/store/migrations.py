@@ -195,9 +195,12 @@ def m004_adapters(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def m005_call_answer_details(con: duckdb.DuckDBPyConnection) -> None:
-    """How each answer came: the finish reason, thinking apart from the answer, and the answer format."""
+    """How each answer came: the finish reason (so a cut-off answer reads as ``truncated``, also on replay), thinking
+    apart from the answer, and the answer format. Old calls get their finish reason from their stored raw responses
+    (OpenAI ``choices[0].finish_reason``, Anthropic ``stop_reason``, local)."""
     for column, comment in [
-        ("finish_reason", "the provider's raw finish reason: stop, length, end_turn, max_tokens, tool_use, ..."),
+        ("finish_reason", "the provider's raw finish reason: stop, length (OpenAI) or max_tokens (Anthropic) when cut "
+                          "off at the token limit, end_turn, tool_use, ..."),
         ("thinking", "reasoning returned apart from the answer (Anthropic thinking blocks, reasoning_content); "
                      "never parsed as the answer"),
         ("answer_format", "structured (sent with its JSON schema) | text (a schema was asked for but sent as "
@@ -206,6 +209,14 @@ def m005_call_answer_details(con: duckdb.DuckDBPyConnection) -> None:
     ]:
         con.execute(f"ALTER TABLE calls ADD COLUMN {column} VARCHAR")
         con.execute(f"COMMENT ON COLUMN calls.{column} IS '{_quote(comment)}'")
+    con.execute("""UPDATE calls SET finish_reason = coalesce(
+                       json_extract_string(response, '$.choices[0].finish_reason'),
+                       json_extract_string(response, '$.stop_reason'),
+                       json_extract_string(response, '$.finish_reason'))
+                   WHERE response IS NOT NULL""")
+    con.execute("COMMENT ON COLUMN revisions.decision IS 'origin | changed | declined | parse_failure | truncated "
+                "(the answer was cut off at the token limit) | error | authored'")
+    con.execute("COMMENT ON COLUMN edges.kind IS 'edit | decline | parse_failure | truncated | error | author'")
 
 
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,

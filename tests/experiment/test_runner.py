@@ -77,7 +77,7 @@ def test_unpriced_models_refuse_a_budget(tmp_path: Path, db: Path) -> None:
 
 
 def test_failed_runs_do_not_stop_the_experiment(tmp_path: Path, db: Path, wire: WireServer) -> None:
-    wire.fail_next(400, times=1)
+    wire.fail_next(401, times=1)  # not retried; (a 400 could be a refusal of structured output: see models)
     write(tmp_path / "c.md", "- a\n")
     path = write(tmp_path / "s.yaml", f"name: y\nmodels: [openai/m]\nconstitutions: [{tmp_path}/c.md]\n"
                                       "protocols: [fresh-instance]\nreplicates: 2\nmax_parallel_runs: 1\n")
@@ -85,4 +85,4 @@ def test_failed_runs_do_not_stop_the_experiment(tmp_path: Path, db: Path, wire: 
     assert (result.done, result.failed) == (1, 1)
     with Store.open(db) as store:
         failed = [store.run(r) for r in result.runs if store.run(r).status == "failed"]
-    assert failed and "400" in (failed[0].error or "")
+    assert failed and "401" in (failed[0].error or "")

@@ -150,7 +150,7 @@ def test_dry_run_warns_when_max_tokens_is_below_the_expected_answer(tmp_path: Pa
     from stability.prices import PriceTable
 
     small = str(write(tmp_path / "small.md", "- Be honest.\n"))
-    large = str(write(tmp_path / "large.md", "".join(f"- Principle {i}: {'be careful ' * 20}\n" for i in range(20))))
+    large = str(write(tmp_path / "large.md", "".join(f"- Care {i}: {'be careful ' * 20}\n" for i in range(20))))
     cells = [IterateConfig(model="anthropic/claude-x", constitution=c, max_tokens=m) for c in (small, large)
              for m in (100, 8000)]
     [warning] = estimate(cells, PriceTable()).warnings

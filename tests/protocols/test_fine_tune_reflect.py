@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from stability.analysis.generations import generation_summaries
-from stability.constitution import Constitution, parse_answer
+from stability.answer import read_answer
+from stability.constitution import Constitution
 from stability.engine import IterateConfig, iterate, load_run_spec, resume
 from stability.errors import InputError, StabilityError
 from stability.models import scripted
@@ -34,13 +35,13 @@ def c(*principles: str) -> Constitution:
 def test_consensus_takes_the_most_common_outcome_and_counts_declines_as_current() -> None:
     current = c("I am honest.", "I am kind.")
     changed = "REVISED CONSTITUTION:\n- I am honest.\n- I am kind.\n- I am brief.\n"
-    answers = [parse_answer(t) for t in ("NO CHANGE", changed, "no list here", changed)]
+    answers = [read_answer(t) for t in ("NO CHANGE", changed, "no list here", changed)]
     revised, parsed, n_changed = consensus(current, answers)
     assert revised.principles == ("I am honest.", "I am kind.", "I am brief.")
     assert (parsed, n_changed) == (3, 2)
-    tie = [parse_answer(t) for t in ("NO CHANGE", changed)]
+    tie = [read_answer(t) for t in ("NO CHANGE", changed)]
     assert consensus(current, tie)[0] == current  # ties go to the first seen
-    assert consensus(current, [parse_answer("???")]) == (current, 0, 0)
+    assert consensus(current, [read_answer("???")]) == (current, 0, 0)
 
 
 def test_share_kept_and_set_distance_use_exact_normalised_principles() -> None:

@@ -108,7 +108,7 @@ def test_two_runs_reaching_the_same_text_share_one_node(tmp_path: Path, db: Path
     assert n_nodes == (3,)  # a, b, and the shared x/y
 
 
-@pytest.mark.parametrize(("base", "turns"), [(False, 2), (True, 6)])
+@pytest.mark.parametrize(("base", "turns"), [(False, 2), (True, 8)])
 def test_few_shot_examples_only_for_base_models(tmp_path: Path, db: Path, base: bool, turns: int) -> None:
     _, model = run_script(tmp_path, db, ["NO CHANGE", "NO CHANGE"], base=base)
     assert len(model.calls[0]) == turns

@@ -85,3 +85,27 @@ def test_calls_stored_before_m005_read_back_without_answer_details(db: Path) -> 
         [call] = store.calls("r-1")
     assert call.text == "NO CHANGE" and call.finish_reason is None and call.thinking is None
     assert call.answer_format is None and not call.truncated and call.structured is None
+
+
+def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) -> None:
+    """m005 reads each old call's finish reason out of its stored raw response (OpenAI, Anthropic, local)."""
+    import duckdb
+
+    from stability.store import migrations
+
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    for migration in MIGRATIONS[:4]:
+        migration(con)
+        con.execute("INSERT INTO migrations VALUES (?, now()::TIMESTAMP)", [migration.__name__])
+    responses = {"c-openai": '{"choices": [{"finish_reason": "length"}]}',
+                 "c-anthropic": '{"stop_reason": "max_tokens"}', "c-hf": '{"finish_reason": "stop"}', "c-failed": None}
+    for call_id, response in responses.items():
+        con.execute("INSERT INTO calls VALUES (?, 'r-1', 1, 'revise', 'm', 'k', 0, 'ok', '{}', ?, 'x', 0, 0, 0, 1, "
+                    "'[]', NULL, NULL, NULL, now()::TIMESTAMP)", [call_id, response])
+    assert migrations.apply(con) == ["m005_call_answer_details"]
+    found = dict(con.execute("SELECT id, finish_reason FROM calls").fetchall())
+    con.close()
+    assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}
+    with Store.open(db) as store:
+        assert {c.id: c.finish_reason for c in store.calls("r-1")} == found
