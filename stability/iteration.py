@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stability.bounds import MaxTokens, Seed, Temperature, TopP
 from stability.calls import BudgetExceeded, CallPath, Flights, Spending
 from stability.constitution import Constitution, parse_file
 from stability.errors import StabilityError
@@ -29,6 +30,7 @@ from stability.provenance import git_commit, package_version
 from stability.redaction import redact
 from stability.store.records import RevisionRecord, RunRecord
 from stability.store.store import Store, now
+from stability.yaml_location import first_problem, where
 
 OnStep = Callable[[StepEvent], None]
 
@@ -42,10 +44,10 @@ class IterateConfig(BaseModel):
     model: str
     constitution: str | None = Field(None, description="starting file; not needed from a blank slate")
     roles: dict[str, str] = Field(default_factory=dict, description="model ids by role: editor, judge, agents")
-    seed: int = 0
-    temperature: float = 1.0
-    max_tokens: int = Field(1024, ge=1)
-    top_p: float | None = None
+    seed: Seed = 0
+    temperature: Temperature = 1.0
+    max_tokens: MaxTokens = 1024
+    top_p: TopP | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
 
@@ -78,9 +80,11 @@ def _options(cls: type[Protocol], values: dict[str, Any]) -> BaseModel:
     try:
         return cls.Options(**values)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "options"
-        raise StabilityError(f"protocol {cls.name}: option {where}: {first['msg']}") from None
+        loc, message = first_problem(err)
+        if err.errors()[0]["type"] == "extra_forbidden":
+            message = "unknown option"
+        raise StabilityError(f"protocol {cls.name}: " + (f"option {where(loc)}: " if loc else "") + message) \
+            from None
 
 
 def template_hash(cls: type[Protocol], options: BaseModel) -> str:
@@ -174,7 +178,7 @@ def prepare_resume(store: Store, run: RunRecord, models: dict[str, Model] | None
 
 def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = None) -> RunResult:
     """Continue a killed or failed run by replaying it: completed calls come from the store, not the model."""
-    with Store.open(db) as store:
+    with Store.open(db, create=False) as store:
         run = store.run(run_id)
         if run.status == "done":
             raise StabilityError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")

@@ -11,16 +11,13 @@ from typing import Any
 
 import yaml
 
-from stability.constitution import read_text
 from stability.errors import InputError, StabilityError
+from stability.input_files import load_yaml
 
 
 def read_options(path: Path | str) -> dict[str, Any]:
     """The ``options:`` mapping of a spec file (or the whole file, when it is a plain mapping of options)."""
-    try:
-        data = yaml.safe_load(read_text(path))  # missing, binary and non-UTF-8 files are located errors
-    except yaml.YAMLError as err:
-        raise InputError(str(path), None, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    data, _ = load_yaml(path, "a YAML file of protocol options")
     options = data.get("options", data) if isinstance(data, dict) else None
     if not isinstance(options, dict):
         raise InputError(str(path), None, "expected a mapping of protocol options (or an options: mapping)")

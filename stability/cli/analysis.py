@@ -22,6 +22,15 @@ KOption = Annotated[int | None, typer.Option("--k", help="steps a fixed point mu
 ClusterOption = Annotated[float, typer.Option("--cluster-threshold", help="cosine distance cut for attractors")]
 
 
+def _output_file(path: Path) -> Path:
+    """A file to write: refused, before any work, when it is a folder or its folder does not exist."""
+    if path.is_dir():
+        raise StabilityError(f"{path}: is a directory, expected a file to write (--output)")
+    if not path.parent.is_dir():
+        raise StabilityError(f"{path}: no folder {path.parent} to write into (--output)")
+    return path
+
+
 def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_threshold: float) -> Any:
     from stability.analysis.convergence import Params
 
@@ -134,11 +143,16 @@ def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption =
 
     if fmt not in FORMATS:
         raise StabilityError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if output is not None:
+        _output_file(output)
     text = export_graph(revision_graph(runs or [], db, all_runs), fmt)
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise StabilityError(f"{output}: cannot write ({err.strerror or err})") from None
 
 
 def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
@@ -148,6 +162,7 @@ def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption 
     """Write one self-contained HTML report (works offline): curves, graph, diffs, attractors, clashes."""
     from stability.analysis.report import write_report
 
+    _output_file(output)
     path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder,
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

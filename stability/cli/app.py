@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
 
@@ -99,11 +102,15 @@ def iterate(
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
     those protocols only."""
+    from stability.bounds import MaxTokens, Seed, Temperature, check
     from stability.iteration import IterateConfig
     from stability.iteration import iterate as run_iterate
     from stability.iteration import resume as run_resume
     from stability.options import merge_overrides, read_options
 
+    check(temperature, Temperature, "--temperature")
+    check(max_tokens, MaxTokens, "--max-tokens")
+    check(seed, Seed, "--seed")
     progress = StepProgress(max_steps or 20)
     try:
         if resume:
@@ -172,10 +179,10 @@ def _print_chain(run_id: str, db: Path | None) -> None:
     console.print(table)
     run = view.run
     console.print(f"stop: [bold]{run.stop_reason}[/] · status {run.status}"
-                  + (f" · error: {run.error}" if run.error else "")
+                  + (f" · error: {escape(printable(run.error))}" if run.error else "")
                   + f" · calls {view.totals.get('calls', 0)} (paid {view.totals.get('paid', 0)})")
     console.print("final constitution:")
-    console.print(view.final_constitution, markup=False, highlight=False)
+    console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
 @app.command()
@@ -217,11 +224,11 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
             head += f" · returns to {step.cycle_to}"
         console.print(head)
         if step.detail:
-            console.print(f"  {step.detail}", markup=False)
+            console.print(f"  {printable(step.detail)}", markup=False)
         for line in step.diff:
-            console.print(f"  {line}", style="green" if line.startswith("+") else "red", markup=False)
+            console.print(f"  {printable(line)}", style="green" if line.startswith("+") else "red", markup=False)
     console.print("final constitution:")
-    console.print(view.final_constitution, markup=False, highlight=False)
+    console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
 @app.command()
@@ -251,11 +258,33 @@ app.command("graph")(_analysis.graph)
 app.command("report")(_analysis.report)
 
 
+class _Notes(logging.Handler):
+    """The library's warnings (``reading its snapshot as of 14 s ago``) as ``note:`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"note: {printable(record.getMessage())}\n")
+
+
+def _show_notes() -> None:
+    logger = logging.getLogger("stability")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes(logging.WARNING))
+
+
 def main() -> None:
+    import duckdb
+
+    _show_notes()
     try:
         app()
+    except (duckdb.IOException, duckdb.SerializationException) as err:  # a damaged or truncated file, met on reading
+        sys.stderr.write("error: cannot read the database, is the file damaged or truncated? ("
+                         + " ".join(str(err).split()) + ")\n")
+        raise SystemExit(2) from None
     except StabilityError as err:
-        sys.stderr.write("error: " + " ".join(str(err).split("\n")) + "\n")
+        from stability.redaction import redact
+
+        sys.stderr.write("error: " + redact(" ".join(str(err).split())) + "\n")
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
         errors.print("interrupted")

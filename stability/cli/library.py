@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stability.cli.display import printable
 from stability.errors import StabilityError
 
 library_app = typer.Typer(help="The constitution library: labelled conditions, controls and axes.",
@@ -67,7 +68,7 @@ def show(name: Annotated[str, typer.Argument(help="e.g. contradictory/honesty-vs
     console.print(f"[bold]{entry.name}[/] · {entry.hash[:19]} · {entry.path}", highlight=False)
     if entry.alternatives:
         console.print(f"alternatives: {entry.alternatives}", highlight=False)
-    console.print(Path(entry.path).read_text(encoding="utf-8"), markup=False, highlight=False, end="")
+    console.print(printable(Path(entry.path).read_text(encoding="utf-8")), markup=False, highlight=False, end="")
 
 
 @library_app.command()

@@ -142,7 +142,9 @@ class SDKModel(Model):
         self._loop: Any = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "base_url": self.base_url}
+        from stability.redaction import redact_url
+
+        return {"name": self.name, "base_url": redact_url(self.base_url) if self.base_url else None}
 
     def client(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -230,9 +232,11 @@ def check_model_name(name: str) -> str:
     full = canonical_name(name.strip())
     prefix, _, rest = full.partition("/")
     provider = PROVIDERS.get(prefix)
-    if provider is None or not rest:
+    if provider is not None and not rest.strip():
+        raise ModelNotFound(f"model {name!r}: give a model name after the provider, e.g. {prefix}/NAME")
+    if provider is None:
         known = list(PROVIDERS) + [f"{p}/" for p in PROVIDERS] + list(_KNOWN_MODELS)
-        guess = difflib.get_close_matches(full, known, n=1, cutoff=0.5)
+        guess = difflib.get_close_matches(full, [k for k in known if k != full], n=1, cutoff=0.5)
         hint = f"; did you mean {guess[0]!r}?" if guess else ""
         raise ModelNotFound(
             f"unknown model {name!r}: expected PROVIDER/NAME with PROVIDER one of {', '.join(PROVIDERS)}{hint}"

@@ -29,9 +29,10 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from stability.calls import CallFailed
-from stability.constitution import AnswerParse, Constitution, parse_answer, read_text
+from stability.constitution import AnswerParse, Constitution, parse_answer
 from stability.errors import InputError, StabilityError
 from stability.finetune import TrainerParams, TrainingExample, data_hash, train_lora
+from stability.input_files import invalid, load_yaml
 from stability.models.base import Message, Model, get_model
 from stability.models.hf import Adapter, HFModel, folder_hash
 from stability.models.local import cache_dir
@@ -296,16 +297,12 @@ def load_spec(path: Path | str) -> dict[str, Any]:
     """A ready spec (``protocols/fine-tune-reflect/specs/*.yaml``) as ``IterateConfig`` fields, validated."""
     from stability.iteration import IterateConfig
 
-    try:
-        data = yaml.safe_load(read_text(path))  # missing, binary and non-UTF-8 files are located errors
-    except yaml.YAMLError as err:
-        raise InputError(str(path), None, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    data, text = load_yaml(path, "a YAML spec of iterate settings")
     if not isinstance(data, dict):
         raise InputError(str(path), None, "a spec is a mapping of iterate settings with an options: mapping")
     try:
         config = IterateConfig(**{"protocol": FineTuneReflect.name, **data})
         FineTuneReflectOptions(**config.options)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise InputError(str(path), None, f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+        raise invalid(err, str(path), text) from None
     return config.model_dump()

@@ -27,7 +27,6 @@ EXPECTED = {
                 "reflection_call_id"],
     "experiments": ["id", "name", "spec", "spec_path", "created_at"],
     "experiment_runs": ["experiment_id", "cell", "position", "config", "run_id", "status"],
-    "embeddings": ["text_hash", "model", "dim", "vector", "created_at"],
     "adapters": ["id", "run_id", "generation", "parent_id", "base_model", "base_params", "path", "content_hash",
                  "data_hash", "data", "trainer", "losses", "loss_before", "loss_after", "train_seconds",
                  "created_at"],
