@@ -70,7 +70,9 @@ class Publisher:
         self.failed: str | None = None
         from stability.redaction import redact
 
-        command = redact(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200]) if sys.argv else "python"
+        program = Path(sys.argv[0]).name if sys.argv else "python"
+        program = "stability" if program == "__main__.py" else program  # python -m stability
+        command = redact(" ".join([program, *sys.argv[1:]]))[:160]
         marker = {"pid": os.getpid(), "command": command,
                   "started": datetime.now(UTC).isoformat(timespec="seconds")}
         with contextlib.suppress(OSError):

@@ -108,10 +108,10 @@ class Store:
         store = cls(con, target, read_only)
         try:
             if not read_only:
-                migrations.apply(con)
-                if target != ":memory:":
+                if target != ":memory:":  # the marker first: from now on a refused process learns who writes
                     store._publisher = Publisher(target)
                     store.queue.after_commit = store._after_commit
+                migrations.apply(con)
             elif not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchone():
                 raise StabilityError(f"{target}: not a stability database (it has no runs table)")
         except BaseException:
