@@ -111,3 +111,30 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is a directory"):
         parse_file(tmp_path)
 
+
+
+def test_invisible_principles_are_refused_in_files_and_a_parse_failure_in_answers() -> None:
+    from stability.constitution import parse_answer, parse_text
+    from stability.errors import InputError
+
+    for invisible in ("\u200b", "\u200b\u200d\ufeff", "\u3164", "\u2800\u00a0"):
+        with pytest.raises(InputError, match=r"c\.md:2: principle has no visible characters"):
+            parse_text(f"- fine\n- {invisible}\n", "c.md")
+        answer = parse_answer(f"REVISED CONSTITUTION:\n- fine\n- {invisible}\n")
+        assert answer.kind == "failure" and "no visible characters" in (answer.problem or "")
+    assert parse_text("- caf\u0065\u0301 au lait\n- \u0928\u092e\u0938\u094d\u0924\u0947\n").principles[0] == \
+        "caf\u00e9 au lait"  # combining marks beside letters are visible
+
+
+def test_nested_bullets_are_refused_in_files_and_read_flat_in_answers() -> None:
+    from stability.constitution import parse_answer, parse_text
+    from stability.errors import InputError
+
+    with pytest.raises(InputError, match=r"c\.md:4: nested bullet"):
+        parse_text("# T\n\n- one\n    - one point one\n- two\n", "c.md")
+    with pytest.raises(InputError, match=r"c\.md:3: nested bullet"):
+        parse_text("1. one\n   continues here\n   2. sub\n", "c.md")
+    assert parse_text("- one\n  wrapped onto a second line\n- two\n").principles == \
+        ("one wrapped onto a second line", "two")  # a wrapped bullet is not a nested one
+    answer = parse_answer("REVISED CONSTITUTION:\n- one\n  - one point one\n- two\n")
+    assert answer.constitution is not None and answer.constitution.principles == ("one", "one point one", "two")
