@@ -9,10 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stability.errors import InputError, StabilityError
-from stability.input_files import load_yaml
+from stability.input_files import load_yaml, parse_yaml
 
 
 def read_options(path: Path | str) -> dict[str, Any]:
@@ -32,8 +30,8 @@ def merge_overrides(options: dict[str, Any], overrides: list[str]) -> dict[str, 
         if not sep or not key.strip():
             raise StabilityError(f"--option {item!r}: expected KEY=VALUE")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"--option {key}") if raw.strip() else ""
+        except InputError:  # not YAML: the text as it is
             value = raw
         *parents, last = key.strip().split(".")
         target = merged

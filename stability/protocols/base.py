@@ -17,14 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import CallPath
 from stability.constitution import Constitution
 from stability.errors import StabilityError
+from stability.input_files import parse_yaml
 from stability.models.base import GenerateConfig, Message, Model
 from stability.store.records import CallRecord, Decision, EdgeKind, EdgeRecord, RevisionRecord
 from stability.store.store import Store, now
@@ -66,6 +66,10 @@ class Templates:
         if name not in self.text:
             raise StabilityError(f"{self.folder / name}: template missing")
         return self.text[name]
+
+    def yaml(self, name: str) -> Any:
+        """A YAML template's data (a malformed one is a ``path:line`` error, like every YAML file)."""
+        return parse_yaml(self[name], str(self.folder / name))
 
 
 class AnswerOptions(BaseModel):
@@ -220,7 +224,7 @@ def conversation(templates: Templates, user_template: str, constitution: Constit
     user = templates[user_template]
     messages = [Message(role="system", content=templates["system.md"].strip())]
     if few_shot and "examples.yaml" in templates.text:
-        for example in yaml.safe_load(templates["examples.yaml"]):
+        for example in templates.yaml("examples.yaml"):
             extra = {k: str(v) for k, v in example.items() if k not in ("constitution", "answer")}
             messages.append(Message(role="user", content=fill(user, constitution=example["constitution"].strip(),
                                                               **extra)))

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from stability.calls import CallFailed
@@ -139,7 +138,7 @@ class FineTuneReflect(Protocol):
         examples: list[TrainingExample] = []
         if "recitation" in options.constitution_data:
             examples += self.recitations(start)
-        qa = yaml.safe_load(self.templates["qa.yaml"])
+        qa = self.templates.yaml("qa.yaml")
         for kind in ("self-qa", "teacher-qa"):
             if kind not in options.constitution_data:
                 continue
@@ -165,7 +164,7 @@ class FineTuneReflect(Protocol):
     def recitations(self, constitution: Constitution) -> list[TrainingExample]:
         return [TrainingExample(messages=[Message(role="user", content=prompt.strip())],
                                 completion=constitution.text, source="recitation")
-                for prompt in yaml.safe_load(self.templates["recite.yaml"])]
+                for prompt in self.templates.yaml("recite.yaml")]
 
     def trace_examples(self, messages: list[Message], calls: list[CallRecord], answers: list[AnswerParse],
                        revised: Constitution) -> list[TrainingExample]:
@@ -302,7 +301,10 @@ def load_spec(path: Path | str) -> dict[str, Any]:
         raise InputError(str(path), None, "a spec is a mapping of iterate settings with an options: mapping")
     try:
         config = IterateConfig(**{"protocol": FineTuneReflect.name, **data})
-        FineTuneReflectOptions(**config.options)
     except ValidationError as err:
         raise invalid(err, str(path), text) from None
+    try:
+        FineTuneReflectOptions(**config.options)
+    except ValidationError as err:
+        raise invalid(err, str(path), text, prefix=("options",)) from None
     return config.model_dump()

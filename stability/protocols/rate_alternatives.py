@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
@@ -182,7 +181,7 @@ class RateAlternatives(Protocol):
         if not (few_shot if few_shot is not None else self.model.base_model):
             return []
         turns = []
-        for example in yaml.safe_load(self.templates["examples.yaml"]):
+        for example in self.templates.yaml("examples.yaml"):
             turns.append(Message(role="user", content=example["request"].strip()))
             turns.append(Message(role="assistant", content=example["answer"].strip()))
         return turns
