@@ -5,9 +5,10 @@ DuckDB lets one process write a file, and nobody read it meanwhile. So the writi
 - leaves a *writer marker* beside the file (``DB.writer``: its process id, command line and start time), so
   that a refused process can say who holds the store and that it is writing;
 - publishes a *snapshot* (``DB.snapshot``): after a commit, at most every ``STABILITY_SNAPSHOT_SECONDS``
-  seconds (30 by default, and never more often than ten times the last copy took), it copies the database
-  (``ATTACH`` + ``COPY FROM DATABASE``, one statement, so one consistent state) into a temporary file and
-  renames it over the snapshot, so a reader sees the old snapshot or the new one, never half of one.
+  seconds (30 by default, and never more often than ten times the last copy took), a thread of its own copies
+  the database (``ATTACH`` + ``COPY FROM DATABASE`` on its own cursor: one statement, so one consistent state,
+  while commits go on) into a temporary file and renames it over the snapshot, so a reader sees the old
+  snapshot or the new one, never half of one. Copying costs about 3 s per 100,000 stored calls here.
 
 The inspection commands open the store read-only; when a run holds it they open the snapshot instead and say
 how old it is. On a clean close the writer removes both files; after a kill they are stale but harmless (the
@@ -22,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,12 +64,15 @@ def _alive(pid: int) -> bool:
 class Publisher:
     """The writer's side: the marker while it holds the store, and a snapshot after commits, when one is due."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, con: duckdb.DuckDBPyConnection) -> None:
         self.db = db
+        self._cursor = con.cursor()  # made here, on the opening thread; used by one snapshot thread at a time
         self.every = interval()
         self.last = time.monotonic()  # the first snapshot is due one interval after opening
         self.took = 0.0
         self.failed: str | None = None
+        self.published = 0
+        self._thread: threading.Thread | None = None
         from stability.redaction import redact
 
         program = Path(sys.argv[0]).name if sys.argv else "python"
@@ -82,6 +87,15 @@ class Publisher:
     def due(self) -> bool:
         return self.every > 0 and self.failed is None and \
             time.monotonic() - self.last >= max(self.every, 10 * self.took)
+
+    def after_commit(self, _: object = None) -> None:
+        """Start a snapshot in the background when one is due and none is being taken."""
+        if self.due() and (self._thread is None or not self._thread.is_alive()):
+            self._thread = threading.Thread(target=self._publish, name="stability-snapshot", daemon=True)
+            self._thread.start()
+
+    def _publish(self) -> None:
+        self.publish(self._cursor)
 
     def publish(self, con: duckdb.DuckDBPyConnection) -> None:
         """Copy the committed database into the snapshot, atomically. A failure turns snapshots off (logged)."""
@@ -106,8 +120,16 @@ class Publisher:
             return
         self.took = time.monotonic() - started
         self.last = time.monotonic()
+        self.published += 1
+
+    def stop(self) -> None:
+        """Wait for a snapshot being taken, then close its cursor (before the connection closes)."""
+        if self._thread is not None:
+            self._thread.join()
+        self._cursor.close()
 
     def close(self) -> None:
+        """Remove the snapshot and the marker (after the connection closed: the store is free again)."""
         with contextlib.suppress(OSError):
             snapshot_path(self.db).unlink(missing_ok=True)
             marker = marker_path(self.db)

@@ -109,8 +109,8 @@ class Store:
         try:
             if not read_only:
                 if target != ":memory:":  # the marker first: from now on a refused process learns who writes
-                    store._publisher = Publisher(target)
-                    store.queue.after_commit = store._after_commit
+                    store._publisher = Publisher(target, con)
+                    store.queue.after_commit = store._publisher.after_commit
                 migrations.apply(con)
             elif not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchone():
                 raise StabilityError(f"{target}: not a stability database (it has no runs table)")
@@ -119,14 +119,12 @@ class Store:
             raise
         return store
 
-    def _after_commit(self, con: duckdb.DuckDBPyConnection) -> None:
-        if self._publisher is not None and self._publisher.due():
-            self._publisher.publish(con)
-
     def close(self) -> None:
         try:
             self.queue.close()
         finally:
+            if self._publisher is not None:
+                self._publisher.stop()
             self._con.close()
             if self._publisher is not None:
                 self._publisher.close()
