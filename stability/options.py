@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from stability.errors import InputError, StabilityError
-from stability.input_files import load_yaml, parse_yaml
+from stability.input_files import invalid, load_yaml, parse_yaml
 
 
 def read_options(path: Path | str) -> dict[str, Any]:
@@ -20,6 +22,21 @@ def read_options(path: Path | str) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise InputError(str(path), None, "expected a mapping of protocol options (or an options: mapping)")
     return options
+
+
+def check_options_file(path: Path | str, model: type[BaseModel], options: dict[str, Any],
+                       overridden: set[str]) -> None:
+    """Validate the final ``options`` against a protocol's options ``model``; a problem with a key that came from
+    the file (and no flag overrode) is reported on the file's line, like any other bad file."""
+    try:
+        model(**options)
+    except ValidationError as err:
+        loc = err.errors()[0]["loc"]
+        data, text = load_yaml(path, "a YAML file of protocol options")
+        from_file = data.get("options", data) if isinstance(data, dict) else {}
+        if loc and loc[0] in from_file and loc[0] not in overridden:
+            nested = isinstance(data, dict) and isinstance(data.get("options"), dict)
+            raise invalid(err, str(path), text, prefix=("options",) if nested else ()) from None
 
 
 def merge_overrides(options: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

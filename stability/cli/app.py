@@ -106,7 +106,8 @@ def iterate(
     from stability.iteration import IterateConfig
     from stability.iteration import iterate as run_iterate
     from stability.iteration import resume as run_resume
-    from stability.options import merge_overrides, read_options
+    from stability.options import check_options_file, merge_overrides, read_options
+    from stability.protocols.base import protocol_class
 
     check(temperature, Temperature, "--temperature")
     check(max_tokens, MaxTokens, "--max-tokens")
@@ -130,7 +131,11 @@ def iterate(
             else:
                 given.update(blank_size=size, blank_topic=topic)
             options = read_options(options_file) if options_file else {}
-            options = merge_overrides({**options, **{k: v for k, v in given.items() if v is not None}}, option or [])
+            flags = {k: v for k, v in given.items() if v is not None}
+            options = merge_overrides({**options, **flags}, option or [])
+            if options_file:
+                overridden = set(flags) | {o.partition("=")[0].strip().split(".")[0] for o in option or []}
+                check_options_file(options_file, protocol_class(protocol).Options, options, overridden)
             config = IterateConfig(protocol=protocol, model=model, seed=seed,
                                    constitution=str(constitution) if constitution else None,
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,

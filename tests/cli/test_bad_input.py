@@ -115,8 +115,7 @@ def test_malformed_files_give_one_line_exit_2_and_write_nothing(tmp_path: Path, 
         args = command.format(f=path, good=good, good_spec=good_spec, out=out, identities=identities).split()
         code, err = _cli([*args, "--db", str(db)] if args[0] != "import" else args, capsys, monkeypatch)
         lines = err.strip().splitlines()
-        # Known gap: a bad option read from --options is reported by its key ("option colour: ..."), not its file.
-        named = "option colour" if name == "o-options-unknown.yaml" else name
+        named = name
         if code != 2 or len(lines) != 1 or named not in lines[0] or "Traceback" in err:
             problems.append(f"{name}: exit {code}: {err.strip()[:300]}")
         elif _digest(db) != before or out.exists():
@@ -160,6 +159,11 @@ VALUES: list[tuple[str, dict[str, str], str, tuple[str, ...], str]] = [
      ("opts", "is a directory, expected a YAML file of protocol options"), "store"),
     ("options-bad-yaml-line", {"opts.yaml": "max_steps: 3\nrounds: [1\n"},
      "iterate -m scripted/decline -c {good} --options {t}/opts.yaml", ("opts.yaml:3: not valid YAML",), "store"),
+    ("options-bad-value-line", {"opts.yaml": "# options\noptions:\n  declines: 2\n  max_steps: many\n"},
+     "iterate -m scripted/decline -c {good} --options {t}/opts.yaml", ("opts.yaml:4: options.max_steps",), "store"),
+    ("options-overridden-by-flag", {"opts.yaml": "max_steps: many\n"},
+     "iterate -m scripted/decline -c {good} --options {t}/opts.yaml --max-steps -3",
+     ("option max_steps",), "store"),
     ("resume-missing-db", {}, "iterate --resume r-nothing --db {t}/new.duckdb", ("new.duckdb", "no such database"),
      "none:new.duckdb"),
     ("spec-concurrency-zero", {"s.yaml": SPEC + "concurrency: {openai: 0}\n"}, "run {t}/s.yaml",
