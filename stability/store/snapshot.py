@@ -61,8 +61,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def claim_marker(db: str) -> bool:
+    """Before a writer connects: leave its marker, unless a live process other than this one left one (that
+    writer holds the store, and connecting will say so). So the marker is there from the moment the lock is."""
+    marker = marker_path(db)
+    with contextlib.suppress(OSError, ValueError):
+        holder = json.loads(marker.read_text(encoding="utf-8")).get("pid")
+        if isinstance(holder, int) and holder != os.getpid() and _alive(holder):
+            return False
+    from stability.redaction import redact
+
+    program = Path(sys.argv[0]).name if sys.argv else "python"
+    program = "stability" if program == "__main__.py" else program  # python -m stability
+    command = redact(" ".join([program, *sys.argv[1:]]))[:160]
+    try:
+        marker.write_text(json.dumps({"pid": os.getpid(), "command": command,
+                                      "started": datetime.now(UTC).isoformat(timespec="seconds")}),
+                          encoding="utf-8")
+    except OSError:
+        return False
+    return True
+
+
+def release_marker(db: str) -> None:
+    """Remove this process's marker (a writer that closed, or could not connect)."""
+    with contextlib.suppress(OSError, ValueError):
+        marker = marker_path(db)
+        if json.loads(marker.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            marker.unlink()
+
+
 class Publisher:
-    """The writer's side: the marker while it holds the store, and a snapshot after commits, when one is due."""
+    """The writer's side once connected: a snapshot after commits, when one is due."""
 
     def __init__(self, db: str, con: duckdb.DuckDBPyConnection) -> None:
         self.db = db
@@ -73,16 +103,8 @@ class Publisher:
         self.failed: str | None = None
         self.published = 0
         self._thread: threading.Thread | None = None
-        from stability.redaction import redact
-
-        program = Path(sys.argv[0]).name if sys.argv else "python"
-        program = "stability" if program == "__main__.py" else program  # python -m stability
-        command = redact(" ".join([program, *sys.argv[1:]]))[:160]
-        marker = {"pid": os.getpid(), "command": command,
-                  "started": datetime.now(UTC).isoformat(timespec="seconds")}
         with contextlib.suppress(OSError):
             snapshot_path(db).unlink(missing_ok=True)  # left by a writer that was killed
-            marker_path(db).write_text(json.dumps(marker), encoding="utf-8")
 
     def due(self) -> bool:
         return self.every > 0 and self.failed is None and \
@@ -132,9 +154,7 @@ class Publisher:
         """Remove the snapshot and the marker (after the connection closed: the store is free again)."""
         with contextlib.suppress(OSError):
             snapshot_path(self.db).unlink(missing_ok=True)
-            marker = marker_path(self.db)
-            if json.loads(marker.read_text(encoding="utf-8")).get("pid") == os.getpid():
-                marker.unlink()
+        release_marker(self.db)
 
 
 def _quote(text: str) -> str:

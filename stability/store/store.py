@@ -37,7 +37,7 @@ from stability.store.records import (
     RevisionRecord,
     RunRecord,
 )
-from stability.store.snapshot import Holder, Publisher, open_snapshot
+from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker
 
 DB_ENV = "STABILITY_DB"
 log = logging.getLogger("stability.store")
@@ -86,9 +86,12 @@ class Store:
                 raise StabilityError(f"{target}: is a directory, expected a DuckDB database file")
             if not read_only:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
+        claimed = not read_only and target != ":memory:" and claim_marker(target)
         try:
             con = duckdb.connect(target, read_only=read_only)
         except duckdb.Error as err:
+            if claimed:
+                release_marker(target)
             first = str(err).splitlines()[0]
             if isinstance(err, duckdb.IOException) and "lock" in first.lower():
                 holder = Holder(target, first)
@@ -108,7 +111,7 @@ class Store:
         store = cls(con, target, read_only)
         try:
             if not read_only:
-                if target != ":memory:":  # the marker first: from now on a refused process learns who writes
+                if target != ":memory:":
                     store._publisher = Publisher(target, con)
                     store.queue.after_commit = store._publisher.after_commit
                 migrations.apply(con)
