@@ -20,7 +20,7 @@ TopP = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 #: Tokens an answer may have.
 MaxTokens = Annotated[int, Field(ge=1, le=1_000_000)]
 #: A run seed: stored as a signed 64-bit integer.
-Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 #: Calls in flight at once, per provider.
 Concurrency = Annotated[int, Field(ge=1, le=10_000)]
 #: Requests per minute, per provider (leave the provider out for no limit).

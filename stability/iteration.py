@@ -162,7 +162,12 @@ def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep
 
 def prepare_resume(store: Store, run: RunRecord, models: dict[str, Model] | None = None) -> Prepared:
     """Re-validate a stored run for resuming from its stored start; refuse if its templates changed."""
-    config = IterateConfig(**run.config)
+    try:
+        config = IterateConfig(**run.config)
+    except ValidationError as err:  # stored before its values were range-checked (a temperature of nan)
+        loc, message = first_problem(err)
+        raise StabilityError(f"run {run.id} cannot be resumed: its {where(loc)} is invalid ({message}); "
+                             "start a new run") from None
     cls = protocol_class(run.protocol)
     options = _options(cls, config.options)
     hashed = template_hash(cls, options)

@@ -136,7 +136,8 @@ VALUES: list[tuple[str, dict[str, str], str, tuple[str, ...], str]] = [
     ("max-tokens-zero", {}, "iterate -m scripted/decline -c {good} --max-tokens 0", ("--max-tokens 0",), "store"),
     ("seed-over-2^64", {}, "iterate -m scripted/decline -c {good} --seed " + HUGE_SEED, ("--seed " + HUGE_SEED,),
      "store"),
-    ("seed-negative", {}, "iterate -m scripted/decline -c {good} --seed -1", ("--seed -1",), "store"),
+    ("seed-under-minus-2^63", {}, "iterate -m scripted/decline -c {good} --seed -" + HUGE_SEED,
+     ("--seed -" + HUGE_SEED,), "store"),
     ("temperature-nan", {}, "iterate -m scripted/decline -c {good} --temperature nan", ("--temperature nan",), "store"),
     ("temperature-inf", {}, "iterate -m scripted/decline -c {good} --temperature inf", ("--temperature inf",), "store"),
     ("temperature-negative", {}, "iterate -m scripted/decline -c {good} --temperature -0.5", ("--temperature -0.5",),
@@ -244,3 +245,22 @@ def test_bad_values_give_one_line_exit_2_and_write_nothing(
     assert (_digest(db), _digest(tmp_path / "truncated.duckdb")) == before
     if unchanged.startswith("none:"):
         assert not (tmp_path / unchanged.removeprefix("none:")).exists()
+
+
+def test_a_stored_run_with_values_now_out_of_range_is_refused_on_resume(
+        tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stored before values were range-checked (``--temperature nan`` used to be stored) resumes to one line."""
+    import duckdb
+
+    good = write(tmp_path / "good.md", GOOD)
+    code, err = _cli(["iterate", "-m", "scripted/decline", "-c", str(good), "--db", str(db)], capsys, monkeypatch)
+    assert code == 0, err
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET status = 'failed', config = json_merge_patch(config, '{\"temperature\": \"nan\"}')")
+    [(run_id,)] = con.execute("SELECT id FROM runs").fetchall()
+    con.close()
+    before = _digest(db)
+    code, err = _cli(["iterate", "--resume", run_id, "--db", str(db)], capsys, monkeypatch)
+    [line] = err.strip().splitlines()
+    assert code == 2 and f"run {run_id} cannot be resumed: its temperature is invalid" in line, err
+    assert _digest(db) == before
