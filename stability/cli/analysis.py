@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stability.cli.app import DbOption, JsonOption, _print_json, console
+from stability.cli.display import printable
 from stability.errors import StabilityError
 
 RunsArgument = Annotated[list[str] | None, typer.Argument(help="run ids (unique prefixes will do)")]
@@ -49,6 +51,11 @@ def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption
         _print_json(result.model_dump(mode="json"))
         return
     _print_analysis(result)
+
+
+def _safe(text: str) -> str:
+    """A stored principle as table text: control characters escaped, Rich markup inert."""
+    return escape(printable(text))
 
 
 def _short(node: str) -> str:
@@ -115,12 +122,13 @@ def _print_analysis(result: Any) -> None:
         console.print(conditions)
         console.print(f"steps to fixed point, contradictory − consistent: {_interval(c.steps_difference)}")
     for target in result.preferences.targets:
-        table = Table(title=f"rate-alternatives · {target.mode} · {target.target[:60]} · {target.trials} trials")
+        table = Table(title=f"rate-alternatives · {target.mode} · {_safe(target.target[:60])} · {target.trials} "
+                            "trials")
         for column in ("option", "relation", "mean rating", "favourite rate", "E[rating]", "Bradley–Terry",
                        "unscored"):
             table.add_column(column)
         for o in target.options:
-            table.add_row(o.text[:50], o.relation or "", _interval(o.mean_rating), _interval(o.favourite_rate),
+            table.add_row(_safe(o.text[:50]), o.relation or "", _interval(o.mean_rating), _interval(o.favourite_rate),
                           _interval(o.expected_rating), _interval(o.bradley_terry), str(o.unscored))
         console.print(table)
     if result.preferences.by_relation:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stability.cli.display import printable
@@ -50,7 +51,8 @@ def constitutions(
     for e in entries:
         tags = e.tags
         rest = " ".join(f"{k}={v}" for k, v in tags.items() if k not in ("condition", "size", "style"))
-        table.add_row(e.name, tags["condition"], tags["size"], tags["style"], rest, e.title or "")
+        table.add_row(e.name, tags["condition"], tags["size"], tags["style"], escape(printable(rest)),
+                      escape(printable(e.title or "")))
     console.print(table)
     console.print(f"{len(entries)} constitutions")
 
