@@ -284,12 +284,12 @@ def main() -> None:
         app()
     except (duckdb.IOException, duckdb.SerializationException) as err:  # a damaged or truncated file, met on reading
         sys.stderr.write("error: cannot read the database, is the file damaged or truncated? ("
-                         + " ".join(str(err).split()) + ")\n")
+                         + printable(" ".join(str(err).split())) + ")\n")
         raise SystemExit(2) from None
     except StabilityError as err:
         from stability.redaction import redact
 
-        sys.stderr.write("error: " + redact(" ".join(str(err).split())) + "\n")
+        sys.stderr.write("error: " + printable(redact(" ".join(str(err).split()))) + "\n")
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
         errors.print("interrupted")

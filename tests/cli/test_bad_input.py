@@ -156,6 +156,8 @@ VALUES: list[tuple[str, dict[str, str], str, tuple[str, ...], str]] = [
      ("zw.md:2: principle has no visible characters",), "store"),
     ("constitution-blank-letters", {"blank.md": "- \u3164\u2800\n- fine\n"},
      "iterate -m scripted/decline -c {t}/blank.md", ("blank.md:1: principle has no visible characters",), "store"),
+    ("constitution-ansi-duplicate", {"ansi.md": "- \x1b[31mred\n- \x1b[31mRED\n"},
+     "iterate -m scripted/decline -c {t}/ansi.md", ("ansi.md:2: duplicate principle", "\\x1b[31mRED"), "store"),
     ("options-folder", {"opts": "<dir>"}, "iterate -m scripted/decline -c {good} --options {t}/opts",
      ("opts", "is a directory, expected a YAML file of protocol options"), "store"),
     ("options-bad-yaml-line", {"opts.yaml": "max_steps: 3\nrounds: [1\n"},
@@ -239,7 +241,7 @@ def test_bad_values_give_one_line_exit_2_and_write_nothing(
     args = command.format(t=tmp_path, good=good).split()
     code, err = _cli(args if "--db" in args else [*args, "--db", str(db)], capsys, monkeypatch)
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err and "\x1b" not in err, err
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
     assert "did you mean" not in lines[0] and "Value error" not in lines[0], lines[0]
     assert (_digest(db), _digest(tmp_path / "truncated.duckdb")) == before
