@@ -130,7 +130,7 @@ class Publisher:
             name = str(source[0]) if source else "main"
             con.execute(f"ATTACH '{_quote(str(partial))}' AS stability_snapshot")
             try:
-                con.execute(f'COPY FROM DATABASE "{name}" TO stability_snapshot')
+                con.execute(f'COPY FROM DATABASE "{name.replace(chr(34), chr(34) * 2)}" TO stability_snapshot')
             finally:
                 con.execute("DETACH stability_snapshot")
             os.replace(partial, final)
