@@ -9,8 +9,9 @@
 texts, merges, cycles). ``time`` prints one JSON line: wall seconds of ``analyze(--all)``, peak RSS of the
 process, texts and how many were embedded. ``measure`` runs ``time`` in a fresh subprocess and adds
 ``/proc/loadavg`` read just before and just after. The first analysis of a fresh database is uncached (it embeds
-and stores every distinct text); the following ones are cached. ``all`` builds each size once, keeps a pristine
-copy so every uncached repeat starts from an empty cache, and prints a Markdown table of medians.
+and caches every distinct text, in an embedding cache of that database's own); the following ones are cached.
+``all`` builds each size once, keeps a pristine copy so every uncached repeat starts from an empty cache, and
+prints a Markdown table of medians.
 
 The synthetic runs (see ``synthesise``): starting constitutions of 5-15 principles drawn from a 400-sentence
 vocabulary, shared by about ten runs each (as in an experiment over models and seeds); per step the model
@@ -24,6 +25,7 @@ two consecutive declines, on a cycle (half the time) or at 40 steps. Every write
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import shutil
@@ -200,13 +202,16 @@ def time_one(db: str, embedder: str) -> dict[str, Any]:
 
 
 def measure(db: str, embedder: str, fresh_from: str | None = None) -> dict[str, Any]:
-    """One analysis in a fresh process (peak RSS is that process's own); ``fresh_from``: first copy that
-    pristine (never analysed) database over ``db``, so the analysis is uncached."""
+    """One analysis in a fresh process (peak RSS is that process's own), with an embedding cache of the database's
+    own (``DB.embeddings.duckdb``); ``fresh_from``: first copy that pristine (never analysed) database over ``db``
+    and empty that cache, so the analysis is uncached."""
+    cache = Path(db + ".embeddings.duckdb")
     if fresh_from is not None:
         shutil.copyfile(fresh_from, db)
+        cache.unlink(missing_ok=True)
     before = loadavg()
     out = subprocess.run([sys.executable, __file__, "time", db, embedder], capture_output=True, text=True,
-                         check=True)
+                         check=True, env={**os.environ, "STABILITY_EMBEDDING_CACHE": str(cache)})
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "load_before": before, "load_after": loadavg()}
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stability.constitution import normalise_principle, parse_text, read_text
+from stability.constitution import normalise_principle, parse_file
 from stability.errors import InputError
-from stability.yaml_location import LOADER, first_problem, where, yaml_line
+from stability.input_files import load_yaml
+from stability.yaml_location import first_problem, where, yaml_line
 
 ALTERNATIVES_SUFFIX = ".alternatives.yaml"
 MIN_ALTERNATIVES = 6
@@ -87,18 +87,12 @@ def load_alternatives(constitution_path: Path | str, complete: bool = True) -> A
     from each other and from the principle. With ``complete`` (the library's rule) each pool has at least
     ``MIN_ALTERNATIVES`` alternatives and every relation at least once.
     """
-    constitution = parse_text(read_text(constitution_path), path=str(constitution_path))
+    constitution = parse_file(constitution_path)
     path = alternatives_path(constitution_path)
     name = str(path)
     if not path.exists():
         raise InputError(name, None, f"no alternatives file beside {constitution_path}")
-    text = read_text(path)
-    try:
-        data = yaml.load(text, Loader=LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(name, mark.line + 1 if mark else None,
-                         f"not valid YAML ({getattr(err, 'problem', err)})") from None
+    data, text = load_yaml(path, "a YAML file of alternatives")
     if not isinstance(data, dict):
         raise InputError(name, 1, "expected a mapping with a 'principles' list")
     try:

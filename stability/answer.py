@@ -44,13 +44,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution, normalise_principle, visible
+from stability.input_files import parse_yaml
 
 if TYPE_CHECKING:
-    from stability.store.records import CallRecord
+    from stability.records import CallRecord
 
 ReadingKind = Literal["revised", "declined", "parse_failure", "truncated"]
 
@@ -192,10 +192,10 @@ def strip_thinking(text: str) -> str | None:
     return body
 
 
-def example_constitutions(examples_yaml: str) -> tuple[Constitution, ...]:
+def example_constitutions(examples_yaml: str, source: str = "examples.yaml") -> tuple[Constitution, ...]:
     """The constitutions a protocol's ``examples.yaml`` shows: each example's constitution and its answer's list."""
     found: list[Constitution] = []
-    for example in yaml.safe_load(examples_yaml) or []:
+    for example in parse_yaml(examples_yaml, source) or []:
         shown = str(example.get("constitution") or "")
         listed = _lists([_unquote(line) for line in shown.splitlines()])
         if listed:

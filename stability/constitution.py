@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.errors import InputError
+from stability.input_files import parse_yaml, read_text  # read_text is imported from here by older callers
 
 DEFAULT_MAX_PRINCIPLES = 100
 #: Input files (constitutions, specs, options, imports) larger than this are refused before they are parsed.
@@ -76,6 +77,11 @@ class Constitution(BaseModel):
         return "".join(parts)
 
 
+#: characters that print as nothing although Unicode does not call them spaces
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me", "Cn"})
+
+
 def normalise_principle(text: str) -> str:
     """NFC, wrapped lines joined, whitespace collapsed; markdown styling and invisible characters removed.
 
@@ -94,8 +100,8 @@ def normalise_principle(text: str) -> str:
 
 
 def visible(text: str) -> bool:
-    """Whether the text has anything a reader can see (a letter, digit, punctuation mark or symbol)."""
-    return any(unicodedata.category(ch)[0] in "LNPS" for ch in text)
+    """Whether the text has a character that prints (not only zero-width, format, combining or blank ones)."""
+    return any(ch not in _BLANK_LETTERS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text)
 
 
 def _items(lines: list[str], first_line: int) -> list[list[tuple[int, str]]]:
@@ -145,6 +151,20 @@ def _items(lines: list[str], first_line: int) -> list[list[tuple[int, str]]]:
     return blocks
 
 
+def _nested_bullet(lines: list[str], first_line: int) -> int | None:
+    """The line number of the first bullet indented under an earlier one (a nested list), if any."""
+    top: int | None = None
+    for offset, raw in enumerate(lines):
+        bullet = _BULLET.match(raw)
+        if bullet is None:
+            continue
+        indent = len(bullet.group("indent").expandtabs(4))
+        if top is not None and indent >= top + 2:
+            return first_line + offset
+        top = indent if top is None else min(top, indent)
+    return None
+
+
 def _front_matter(lines: list[str], path: str) -> tuple[dict[str, Any], int]:
     """Return (metadata, index of the first line after the front matter)."""
     if not lines or lines[0].strip() != "---":
@@ -152,12 +172,9 @@ def _front_matter(lines: list[str], path: str) -> tuple[dict[str, Any], int]:
     for end in range(1, len(lines)):
         if lines[end].strip() in ("---", "..."):
             try:
-                data = yaml.safe_load("\n".join(lines[1:end])) or {}
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                line = mark.line + 2 if mark is not None else 1
-                problem = getattr(err, "problem", err)
-                raise InputError(path, line, f"front matter is not valid YAML ({problem})") from None
+                data = parse_yaml("\n".join(lines[1:end]), path, first_line=2) or {}
+            except InputError as err:
+                raise InputError(path, err.line or 1, f"front matter is {err.problem}") from None
             if not isinstance(data, dict):
                 raise InputError(path, 2, "front matter must be a YAML mapping of key: value")
             return data, end + 1
@@ -184,12 +201,16 @@ def parse_text(text: str, path: str = "<text>", max_principles: int = DEFAULT_MA
     items = [item for block in blocks for item in block]
     if not items:
         raise InputError(path, body_start + 1, "no bullets: each principle must be a '-', '*' or '1.' list item")
+    nested = _nested_bullet(lines[body_start:], first_line=body_start + 1)
+    if nested is not None:
+        raise InputError(path, nested, "nested bullet: a constitution is a flat list; make it a principle of its "
+                                       "own, or fold it into the one above")
     seen: dict[str, int] = {}
     principles = []
     for line, raw in items:
         principle = normalise_principle(raw)
         if not visible(principle):
-            raise InputError(path, line, f"empty or invisible principle: {raw!r}")
+            raise InputError(path, line, "principle has no visible characters (only zero-width or invisible ones)")
         key = principle.casefold()
         if key in seen:
             raise InputError(path, line, f"duplicate principle (same as line {seen[key]}): {principle[:60]!r}")
@@ -201,30 +222,5 @@ def parse_text(text: str, path: str = "<text>", max_principles: int = DEFAULT_MA
     return Constitution(principles=tuple(principles), title=title, metadata=metadata)
 
 
-def read_text(path: Path | str) -> str:
-    """Read a file as UTF-8 text, refusing binary and other encodings with a located error."""
-    name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(name, None, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(name, None, "is a directory, expected a Markdown file") from None
-    except OSError as err:
-        raise InputError(name, None, f"cannot read: {err.strerror}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise InputError(name, None, f"file too large ({len(data) / 1e6:.1f} MB; the limit is "
-                                     f"{MAX_INPUT_BYTES / 1e6:.0f} MB)")
-    if b"\x00" in data:
-        line = data[: data.index(b"\x00")].count(b"\n") + 1
-        raise InputError(name, line, "binary file (contains NUL bytes), expected UTF-8 Markdown")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise InputError(name, line, f"not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})") from None
-    return text.removeprefix("\ufeff")
-
-
 def parse_file(path: Path | str, max_principles: int = DEFAULT_MAX_PRINCIPLES) -> Constitution:
-    return parse_text(read_text(path), path=str(path), max_principles=max_principles)
+    return parse_text(read_text(path, "a Markdown constitution"), path=str(path), max_principles=max_principles)

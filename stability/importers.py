@@ -16,17 +16,16 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from stability.constitution import Constitution, normalise_principle, read_text
+from stability.constitution import Constitution, normalise_principle
 from stability.errors import InputError
+from stability.input_files import load_yaml, read_text
 
 Format = Literal["oct", "identities"]
 
 
 def _json(path: Path) -> Any:
     try:
-        return json.loads(read_text(path))
+        return json.loads(read_text(path, "a JSON file"))
     except json.JSONDecodeError as err:
         raise InputError(str(path), err.lineno, f"not valid JSON ({err.msg})") from None
 
@@ -56,10 +55,7 @@ def oct_constitution(path: Path) -> Constitution:
 
 
 def load_placeholders(path: Path) -> dict[str, str]:
-    try:
-        data = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        raise InputError(str(path), None, f"not valid YAML ({' '.join(str(err).split())})") from None
+    data, _ = load_yaml(path, "a YAML file of placeholder values")
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise InputError(str(path), None, "placeholders must map names to strings")
     return {str(k): v for k, v in data.items()}

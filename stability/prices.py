@@ -11,10 +11,10 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stability.errors import InputError
+from stability.input_files import invalid, load_yaml
 
 AS_OF = "2026-11"
 
@@ -22,8 +22,8 @@ AS_OF = "2026-11"
 class Price(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    input: float = Field(ge=0, description="USD per million input tokens")
-    output: float = Field(ge=0, description="USD per million output tokens")
+    input: float = Field(ge=0, allow_inf_nan=False, description="USD per million input tokens")
+    output: float = Field(ge=0, allow_inf_nan=False, description="USD per million output tokens")
 
 
 DEFAULT_PRICES: dict[str, Price] = {
@@ -65,21 +65,17 @@ class PriceTable(BaseModel):
 
 
 def load_prices(path: Path | str) -> dict[str, Price]:
-    from stability.constitution import read_text
-
-    name = str(path)
-    try:
-        data = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        raise InputError(name, None, f"not valid YAML ({err})".replace("\n", " ")) from None
-    return parse_prices(data, name)
+    data, text = load_yaml(path, "a YAML file of prices")
+    return parse_prices(data, str(path), text)
 
 
-def parse_prices(data: object, source: str) -> dict[str, Price]:
+def parse_prices(data: object, source: str, text: str | None = None) -> dict[str, Price]:
     if not isinstance(data, dict):
         raise InputError(source, None, "prices must map model ids to {input, output} USD per million tokens")
-    try:
-        return {str(k): Price.model_validate(v) for k, v in data.items()}
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise InputError(source, None, f"prices: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
+    prices = {}
+    for key, value in data.items():
+        try:
+            prices[str(key)] = Price.model_validate(value)
+        except ValidationError as err:
+            raise invalid(err, source, text, prefix=(key,)) from None
+    return prices

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
-
-from stability.constitution import read_text
-from stability.errors import InputError
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -54,14 +49,3 @@ def first_problem(err: ValidationError, drop: Iterable[str] = ()) -> tuple[tuple
 def where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
-
-def read_yaml(path: Path | str) -> Any:
-    """The YAML document in ``path``; a missing, binary or invalid file is an :class:`InputError` at its line."""
-    text = read_text(path)  # missing, binary and non-UTF-8 files are located errors
-    try:
-        return yaml.load(text, Loader=LOADER)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise InputError(str(path), line, f"not valid YAML ({problem})") from None

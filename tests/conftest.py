@@ -11,9 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No retry back-off, no stray keys or base URLs from the developer's shell."""
+def _offline_and_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No retry back-off, no stray keys or base URLs from the developer's shell, an embedding cache per test."""
     monkeypatch.setenv("STABILITY_RETRY_INITIAL", "0")
+    monkeypatch.setenv("STABILITY_EMBEDDING_CACHE", str(tmp_path / "embedding-cache.duckdb"))
     monkeypatch.setenv("STABILITY_RETRY_JITTER", "0")
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "STABILITY_DB",
                  "STABILITY_ALLOW_NETWORK"):

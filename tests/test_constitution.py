@@ -136,3 +136,34 @@ def test_invisible_principle_in_a_file_is_a_located_error() -> None:
     with pytest.raises(InputError) as err:
         parse_text("- Be honest.\n- \u200b\u200b\n", path="c.md")
     assert err.value.line == 2 and "invisible" in str(err.value)
+
+
+def test_invisible_principles_are_refused_in_files_and_a_parse_failure_in_answers() -> None:
+    from stability.answer import read_answer
+    from stability.constitution import parse_text
+    from stability.errors import InputError
+
+    for invisible in ("\u200b", "\u200b\u200d\ufeff", "\u3164", "\u2800\u00a0"):
+        with pytest.raises(InputError, match=r"c\.md:2: principle has no visible characters"):
+            parse_text(f"- fine\n- {invisible}\n", "c.md")
+        answer = read_answer(f"REVISED CONSTITUTION:\n- fine\n- {invisible}\n")
+        assert answer.kind == "parse_failure" and "invisible" in (answer.problem or "")
+    assert parse_text("- caf\u0065\u0301 au lait\n- \u0928\u092e\u0938\u094d\u0924\u0947\n").principles[0] == \
+        "caf\u00e9 au lait"  # combining marks beside letters are visible
+
+
+def test_nested_bullets_are_refused_in_files_and_read_flat_in_answers() -> None:
+    from stability.answer import read_answer
+    from stability.constitution import parse_text
+    from stability.errors import InputError
+
+    with pytest.raises(InputError, match=r"c\.md:4: nested bullet"):
+        parse_text("# T\n\n- one\n    - one point one\n- two\n", "c.md")
+    with pytest.raises(InputError, match=r"c\.md:3: nested bullet"):
+        parse_text("1. one\n   continues here\n   2. sub\n", "c.md")
+    assert parse_text("- one\n  wrapped onto a second line\n- two\n").principles == \
+        ("one wrapped onto a second line", "two")  # a wrapped bullet is not a nested one
+    # answers with nested lists are read by the answer contract (README, "The answer contract"): sub-items that
+    # elaborate their item are joined onto it
+    answer = read_answer("REVISED CONSTITUTION:\n- one\n  - one point one\n- two\n")
+    assert answer.kind == "revised" and answer.constitution is not None and len(answer.constitution.principles) == 2

@@ -11,3 +11,28 @@ def test_redacts_secret_values_and_auth_keys(monkeypatch: pytest.MonkeyPatch) ->
     assert "abcdefgh12345" in secret_values() and "abc" not in secret_values()
     value = {"Authorization": "Bearer x", "nested": ["key=abcdefgh12345", 3], "ok": "fine"}
     assert redact(value) == {"Authorization": "[redacted]", "nested": ["key=[redacted]", 3], "ok": "fine"}
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://user:password@host:8000/v1", "http://[redacted]@host:8000/v1"),
+    ("https://token@host/v1", "https://[redacted]@host/v1"),
+    ("https://host/v1?api_key=abc&model=x", "https://host/v1?api_key=[redacted]&model=x"),
+    ("https://host/v1?key=abc", "https://host/v1?key=[redacted]"),
+    ("https://host/v1?Key=abc&token=t", "https://host/v1?Key=[redacted]&token=[redacted]"),
+    ("https://host/v1?model=x", "https://host/v1?model=x"),
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+])
+def test_credentials_in_urls_are_redacted(url: str, expected: str) -> None:
+    from stability.redaction import redact_url
+
+    assert redact_url(url) == expected
+    assert redact(f"error: cannot reach {url} (refused)") == f"error: cannot reach {expected} (refused)"
+    assert redact({"subject": {"base_url": url}}) == {"subject": {"base_url": expected}}
+
+
+def test_sdk_models_describe_their_base_url_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stability.models.openai import OpenAIModel
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://alice:hunter2@proxy.example/v1?api_key=sk-live-1")
+    described = OpenAIModel("openai/gpt-4o").describe()
+    assert described == {"name": "openai/gpt-4o", "base_url": "http://[redacted]@proxy.example/v1?api_key=[redacted]"}

@@ -1,7 +1,8 @@
 """``stability.load(db)`` (or ``stability.open``): a database as DataFrames and a networkx graph, for notebooks.
 
 Every method opens the file read-only for as long as it reads, so a notebook never holds a lock that would
-stop a run from writing. ``analyze`` is the exception: it writes the embeddings it computes to the cache.
+stop a run from writing (while a run writes, it reads the run's latest snapshot). ``analyze`` writes the
+embeddings it computes to the embedding cache, a file of its own, never to the store.
 """
 
 from __future__ import annotations
@@ -59,14 +60,11 @@ class Dataset:
         return self._frame("constitution_sources", run_ids)
 
     def embeddings(self, model: str | None = None) -> Any:
-        """Cached vectors: one row per (text_hash, model), with ``vector`` as a float32 numpy array."""
-        import numpy as np
+        """Cached vectors (the shared embedding cache): one row per (text_hash, model), with ``vector`` as a
+        float32 numpy array."""
+        from stability.analysis.embeddings import EmbeddingCache
 
-        frame = self._frame("embeddings", None)
-        if model is not None:
-            frame = frame[frame["model"] == model].reset_index(drop=True)
-        frame["vector"] = [np.frombuffer(bytes(v), dtype="<f4") for v in frame["vector"]]
-        return frame
+        return EmbeddingCache().frame(model)
 
     def graph(self, run_ids: list[str] | None = None) -> nx.MultiDiGraph:
         with Store.open(self.db, read_only=True) as store:

@@ -1,8 +1,14 @@
-"""Embeddings of whole constitutions and single principles, cached in the store by (text hash, model).
+"""Embeddings of whole constitutions and single principles, cached by (text hash, model) in their own file.
 
-``embed_texts`` is the one way in: it looks every text up in the store's ``embeddings`` table, computes only
-the missing ones (in batches), stores them, and returns unit-length float32 vectors. A text is never embedded
+``embed_texts`` is the one way in: it looks every text up in the :class:`EmbeddingCache`, computes only the
+missing ones (in batches), caches them, and returns unit-length float32 vectors. A text is never embedded
 twice for one model, so a second analysis of the same runs computes nothing and never even loads the model.
+
+The cache is a DuckDB file of its own, shared by every store (the key is the text, not the run):
+``STABILITY_EMBEDDING_CACHE``, else ``$XDG_CACHE_HOME/stability/embeddings.duckdb`` (``~/.cache/...``). So the
+analysis commands only read the store (they open it read-only). The cache is opened for each lookup and each
+write, never held; when another analysis holds it, or it cannot be written, the vectors are computed anyway and
+simply not cached.
 
 Embedders:
 
@@ -15,17 +21,24 @@ Embedders:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from stability.errors import StabilityError
-from stability.store.store import Store
+
+CACHE_ENV = "STABILITY_EMBEDDING_CACHE"
+log = logging.getLogger("stability.analysis")
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BATCH = 256
@@ -122,12 +135,95 @@ class EmbeddingStats:
         self.computed = 0
 
 
-def embed_texts(store: Store, embedder: Embedder, texts: Sequence[str],
-                stats: EmbeddingStats | None = None) -> dict[str, np.ndarray]:
-    """Unit vectors for the distinct texts, keyed by text; computes and stores only what the cache lacks."""
+def default_cache_path() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "stability" / "embeddings.duckdb"
+
+
+class EmbeddingCache:
+    """Vectors by (sha256 of the text, embedding model), in a DuckDB file of their own."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+
+    @contextlib.contextmanager
+    def _open(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A connection for one operation; None when the cache is missing (reading), held elsewhere, or not
+        writable (then the caller goes on without it)."""
+        if not write and not self.path.is_file():
+            yield None
+            return
+        try:
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path), read_only=not write)
+        except (duckdb.Error, OSError) as err:
+            log.warning("%s: embedding cache not used (%s)", self.path, str(err).splitlines()[0])
+            yield None
+            return
+        try:
+            if write:
+                con.execute("""CREATE TABLE IF NOT EXISTS embeddings (
+                    text_hash VARCHAR NOT NULL, model VARCHAR NOT NULL, dim INTEGER NOT NULL,
+                    vector BLOB NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (text_hash, model))""")
+            yield con
+        finally:
+            con.close()
+
+    def get(self, model: str, text_hashes: list[str]) -> dict[str, bytes]:
+        """Cached vectors (float32 bytes) of the texts that have one for this model."""
+        with self._open(write=False) as con:
+            if con is None:
+                return {}
+            rows = con.execute("""SELECT text_hash, vector FROM embeddings
+                                  WHERE model = ? AND text_hash IN (SELECT unnest(?::VARCHAR[]))""",
+                               [model, text_hashes]).fetchall()
+        return {digest: bytes(vector) for digest, vector in rows}
+
+    def put(self, model: str, rows: list[tuple[str, int, bytes]]) -> None:
+        """Cache (text_hash, dim, float32 bytes) rows in one transaction; rows already cached are kept."""
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=["text_hash", "dim", "vector"])
+        with self._open(write=True) as con:
+            if con is None:
+                return
+            con.register("incoming_embeddings", frame)
+            con.execute("""INSERT OR IGNORE INTO embeddings
+                           SELECT text_hash, ?, dim, vector::BLOB, ? FROM incoming_embeddings""",
+                        [model, datetime.now(UTC).replace(tzinfo=None)])
+
+    def count(self, model: str | None = None) -> int:
+        with self._open(write=False) as con:
+            if con is None:
+                return 0
+            row = con.execute("SELECT count(*) FROM embeddings WHERE ? IS NULL OR model = ?",
+                              [model, model]).fetchone()
+        return int(row[0]) if row else 0
+
+    def frame(self, model: str | None = None) -> Any:
+        """The cached vectors as a DataFrame: one row per (text_hash, model), ``vector`` a float32 array."""
+        import pandas as pd
+
+        with self._open(write=False) as con:
+            if con is None:
+                frame = pd.DataFrame(columns=["text_hash", "model", "dim", "vector", "created_at"])
+            else:
+                frame = con.execute("SELECT text_hash, model, dim, vector, created_at FROM embeddings "
+                                    "WHERE ? IS NULL OR model = ? ORDER BY model, text_hash", [model, model]).df()
+        frame["vector"] = [np.frombuffer(bytes(v), dtype="<f4") for v in frame["vector"]]
+        return frame
+
+
+def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats | None = None,
+                cache: EmbeddingCache | None = None) -> dict[str, np.ndarray]:
+    """Unit vectors for the distinct texts, keyed by text; computes and caches only what the cache lacks."""
+    cache = cache if cache is not None else EmbeddingCache()
     unique = list(dict.fromkeys(texts))
     hashes = [text_hash(t) for t in unique]
-    cached = store.embeddings(embedder.name, hashes)
+    cached = cache.get(embedder.name, hashes)
     out: dict[str, np.ndarray] = {}
     missing: list[tuple[str, str]] = []
     for text, digest in zip(unique, hashes, strict=True):
@@ -141,7 +237,7 @@ def embed_texts(store: Store, embedder: Embedder, texts: Sequence[str],
         vectors = normalise(embedder.encode([text for text, _ in chunk]))
         rows = [(digest, int(vectors.shape[1]), vectors[i].astype("<f4").tobytes())
                 for i, (_, digest) in enumerate(chunk)]
-        store.put_embeddings(embedder.name, rows)
+        cache.put(embedder.name, rows)
         for i, (text, _) in enumerate(chunk):
             out[text] = vectors[i]
     if stats is not None:

@@ -53,11 +53,11 @@ class Vectors(BaseModel):
     principles: dict[str, np.ndarray]
 
 
-def embed_corpus(store: Store, corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
+def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
     nodes = corpus.nodes()
     texts = {node: corpus.text(node) for node in nodes}
     principles = list(dict.fromkeys(p for node in nodes for p in corpus.principles[node]))
-    by_text = embed_texts(store, embedder, list(texts.values()) + principles, stats)
+    by_text = embed_texts(embedder, list(texts.values()) + principles, stats)
     return Vectors(nodes={node: by_text[text] for node, text in texts.items()},
                    principles={p: by_text[p] for p in principles})
 
@@ -76,13 +76,13 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
 
 def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
             embedder: Embedder | str = DEFAULT_MODEL) -> AnalysisResult:
-    """Load the runs, embed what the cache lacks (storing it), and measure."""
+    """Load the runs (reading the store only), embed what the embedding cache lacks (caching it), and measure."""
     params = params or Params()
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    with Store.open(db) as store:
+    with Store.open(db, read_only=True) as store:
         corpus = load_corpus(store, resolve_run_ids(store, run_ids, all_runs))
-        stats = EmbeddingStats()
-        vectors = embed_corpus(store, corpus, model, stats)
         ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
+    stats = EmbeddingStats()
+    vectors = embed_corpus(corpus, model, stats)
     return measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
                                                           computed=stats.computed), ratings)

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stability.cli.console import DbOption, JsonOption, console, print_json
+from stability.cli.display import printable
 from stability.errors import StabilityError
 
 RunsArgument = Annotated[list[str] | None, typer.Argument(help="run ids (unique prefixes will do)")]
@@ -20,6 +22,15 @@ ThresholdOption = Annotated[float, typer.Option("--reworded-threshold",
 EpsilonOption = Annotated[float, typer.Option("--epsilon", help="cosine distance for fixed points and near cycles")]
 KOption = Annotated[int | None, typer.Option("--k", help="steps a fixed point must hold [default: the run's K]")]
 ClusterOption = Annotated[float, typer.Option("--cluster-threshold", help="cosine distance cut for attractors")]
+
+
+def _output_file(path: Path) -> Path:
+    """A file to write: refused, before any work, when it is a folder or its folder does not exist."""
+    if path.is_dir():
+        raise StabilityError(f"{path}: is a directory, expected a file to write (--output)")
+    if not path.parent.is_dir():
+        raise StabilityError(f"{path}: no folder {path.parent} to write into (--output)")
+    return path
 
 
 def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_threshold: float) -> Any:
@@ -40,6 +51,11 @@ def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption
         print_json(result.model_dump(mode="json"))
         return
     _print_analysis(result)
+
+
+def _safe(text: str) -> str:
+    """A stored principle as table text: control characters escaped, Rich markup inert."""
+    return escape(printable(text))
 
 
 def _short(node: str) -> str:
@@ -106,12 +122,13 @@ def _print_analysis(result: Any) -> None:
         console.print(conditions)
         console.print(f"steps to fixed point, contradictory − consistent: {_interval(c.steps_difference)}")
     for target in result.preferences.targets:
-        table = Table(title=f"rate-alternatives · {target.mode} · {target.target[:60]} · {target.trials} trials")
+        table = Table(title=f"rate-alternatives · {target.mode} · {_safe(target.target[:60])} · {target.trials} "
+                            "trials")
         for column in ("option", "relation", "mean rating", "favourite rate", "E[rating]", "Bradley–Terry",
                        "unscored"):
             table.add_column(column)
         for o in target.options:
-            table.add_row(o.text[:50], o.relation or "", _interval(o.mean_rating), _interval(o.favourite_rate),
+            table.add_row(_safe(o.text[:50]), o.relation or "", _interval(o.mean_rating), _interval(o.favourite_rate),
                           _interval(o.expected_rating), _interval(o.bradley_terry), str(o.unscored))
         console.print(table)
     if result.preferences.by_relation:
@@ -134,11 +151,16 @@ def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption =
 
     if fmt not in FORMATS:
         raise StabilityError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if output is not None:
+        _output_file(output)
     text = export_graph(revision_graph(runs or [], db, all_runs), fmt)
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise StabilityError(f"{output}: cannot write ({err.strerror or err})") from None
 
 
 def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
@@ -148,6 +170,7 @@ def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption 
     """Write one self-contained HTML report (works offline): curves, graph, diffs, attractors, clashes."""
     from stability.analysis.report import write_report
 
+    _output_file(output)
     path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder,
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

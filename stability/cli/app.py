@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stability.cli import analysis as analysis_commands
 from stability.cli import experiment as experiment_commands
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
+from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
 from stability.models.base import AnswerFormat, ReasoningEffort
@@ -100,12 +103,16 @@ def iterate(
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
     those protocols only."""
+    from stability.bounds import MaxTokens, Seed, Temperature, check
     from stability.engine import IterateConfig
     from stability.engine import iterate as run_iterate
     from stability.engine import resume as run_resume
-    from stability.options import merge_overrides, read_options
+    from stability.options import check_options_file, merge_overrides, read_options
     from stability.protocols import protocol_class
 
+    check(temperature, Temperature, "--temperature")
+    check(max_tokens, MaxTokens, "--max-tokens")
+    check(seed, Seed, "--seed")
     progress = StepProgress(max_steps or 20)
     try:
         if resume:
@@ -121,7 +128,11 @@ def iterate(
                 "source": source, "trials": trials, "agents": _agents(agents), "rounds": rounds, "editor": editor,
             }
             options = read_options(options_file) if options_file else {}
-            options = merge_overrides({**options, **protocol_class(protocol).options_from_flags(flags)}, option or [])
+            from_flags = protocol_class(protocol).options_from_flags(flags)
+            options = merge_overrides({**options, **from_flags}, option or [])
+            if options_file:
+                overridden = set(from_flags) | {o.partition("=")[0].strip().split(".")[0] for o in option or []}
+                check_options_file(options_file, protocol_class(protocol).Options, options, overridden)
             _choice("--reasoning-effort", reasoning_effort, get_args(ReasoningEffort))
             _choice("--answer-format", answer_format, get_args(AnswerFormat))
             thinking: dict[str, Any] = {"reasoning_effort": reasoning_effort, "thinking_budget": thinking_budget,
@@ -188,7 +199,7 @@ def _print_chain(run_id: str, db: Path | None) -> None:
     console.print(table)
     run = view.run
     console.print(f"stop: [bold]{run.stop_reason}[/] · status {run.status}"
-                  + (f" · error: {run.error}" if run.error else "")
+                  + (f" · error: {escape(printable(run.error))}" if run.error else "")
                   + f" · calls {view.totals.get('calls', 0)} (paid {view.totals.get('paid', 0)})")
     cut = sum(step.decision == "truncated" for step in view.steps)
     if cut:
@@ -197,7 +208,7 @@ def _print_chain(run_id: str, db: Path | None) -> None:
                       f"{limit}); a cut-off answer is never read as a revision: rerun with a larger --max-tokens, "
                       f"e.g. --max-tokens {limit * 2}", markup=False)
     console.print("final constitution:")
-    console.print(view.final_constitution, markup=False, highlight=False)
+    console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
 @app.command()
@@ -239,11 +250,11 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
             head += f" · returns to {step.cycle_to}"
         console.print(head)
         if step.detail:
-            console.print(f"  {step.detail}", markup=False)
+            console.print(f"  {printable(step.detail)}", markup=False)
         for line in step.diff:
-            console.print(f"  {line}", style="green" if line.startswith("+") else "red", markup=False)
+            console.print(f"  {printable(line)}", style="green" if line.startswith("+") else "red", markup=False)
     console.print("final constitution:")
-    console.print(view.final_constitution, markup=False, highlight=False)
+    console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
 @app.command()
@@ -270,11 +281,33 @@ app.command("graph")(analysis_commands.graph)
 app.command("report")(analysis_commands.report)
 
 
+class _Notes(logging.Handler):
+    """The library's warnings (``reading its snapshot as of 14 s ago``) as ``note:`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"note: {printable(record.getMessage())}\n")
+
+
+def _show_notes() -> None:
+    logger = logging.getLogger("stability")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes(logging.WARNING))
+
+
 def main() -> None:
+    import duckdb
+
+    _show_notes()
     try:
         app()
+    except (duckdb.IOException, duckdb.SerializationException) as err:  # a damaged or truncated file, met on reading
+        sys.stderr.write("error: cannot read the database, is the file damaged or truncated? ("
+                         + printable(" ".join(str(err).split())) + ")\n")
+        raise SystemExit(2) from None
     except StabilityError as err:
-        sys.stderr.write("error: " + " ".join(str(err).split("\n")) + "\n")
+        from stability.redaction import redact
+
+        sys.stderr.write("error: " + printable(redact(" ".join(str(err).split()))) + "\n")
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
         errors.print("interrupted")

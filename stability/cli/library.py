@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stability.cli.console import JsonOption, console, print_json
+from stability.cli.display import printable
 from stability.errors import StabilityError
 
 library_app = typer.Typer(help="The constitution library: labelled conditions, controls and axes.",
@@ -43,7 +45,8 @@ def constitutions(
     for e in entries:
         tags = e.tags
         rest = " ".join(f"{k}={v}" for k, v in tags.items() if k not in ("condition", "size", "style"))
-        table.add_row(e.name, tags["condition"], tags["size"], tags["style"], rest, e.title or "")
+        table.add_row(e.name, tags["condition"], tags["size"], tags["style"], escape(printable(rest)),
+                      escape(printable(e.title or "")))
     console.print(table)
     console.print(f"{len(entries)} constitutions")
 
@@ -61,7 +64,7 @@ def show(name: Annotated[str, typer.Argument(help="e.g. contradictory/honesty-vs
     console.print(f"[bold]{entry.name}[/] · {entry.hash[:19]} · {entry.path}", highlight=False)
     if entry.alternatives:
         console.print(f"alternatives: {entry.alternatives}", highlight=False)
-    console.print(Path(entry.path).read_text(encoding="utf-8"), markup=False, highlight=False, end="")
+    console.print(printable(Path(entry.path).read_text(encoding="utf-8")), markup=False, highlight=False, end="")
 
 
 @library_app.command()

@@ -117,7 +117,7 @@ def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep
 
 def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = None) -> RunResult:
     """Continue a killed or failed run by replaying it: completed calls come from the store, not the model."""
-    with Store.open(db) as store:
+    with Store.open(db, create=False) as store:
         run = store.run(run_id)
         if run.status == "done":
             raise StabilityError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")

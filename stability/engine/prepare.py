@@ -14,9 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
+from stability.bounds import MaxTokens, Seed, Temperature, TopP
 from stability.constitution import Constitution, parse_file
 from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
+from stability.input_files import invalid, load_yaml
 from stability.models.base import (
     AnswerFormat,
     GenerateConfig,
@@ -31,7 +33,7 @@ from stability.protocols import protocol_class
 from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord
 from stability.store.store import Store
-from stability.yaml_location import read_yaml
+from stability.yaml_location import first_problem, where
 
 SUBJECT = "subject"
 
@@ -45,10 +47,10 @@ class IterateConfig(BaseModel):
     model: str
     constitution: str | None = Field(None, description="starting file; not needed from a blank slate")
     roles: dict[str, str] = Field(default_factory=dict, description="model ids by role: editor, judge, agents")
-    seed: int = 0
-    temperature: float = 1.0
-    max_tokens: int = Field(1024, ge=1)
-    top_p: float | None = None
+    seed: Seed = 0
+    temperature: Temperature = 1.0
+    max_tokens: MaxTokens = 1024
+    top_p: TopP | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
     reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models (o-series, gpt-5)")
@@ -125,7 +127,12 @@ def prepare(config: IterateConfig, pool: ModelPool | None = None) -> Prepared:
 
 def prepare_resume(store: Store, run: RunRecord, pool: ModelPool | None = None) -> Prepared:
     """Re-validate a stored run for resuming from its stored start; refuse if its templates changed."""
-    config = IterateConfig(**run.config)
+    try:
+        config = IterateConfig(**run.config)
+    except ValidationError as err:  # stored before its values were range-checked (a temperature of nan)
+        loc, message = first_problem(err)
+        raise StabilityError(f"run {run.id} cannot be resumed: its {where(loc)} is invalid ({message}); "
+                             "start a new run") from None
     protocol = protocol_class(run.protocol).configure(config.options)
     templates = TemplateSet(protocol.template_folders())
     if templates.hash != run.template_hash:
@@ -149,22 +156,17 @@ def load_run_spec(path: Path | str, protocol: str) -> dict[str, Any]:
     """A ready run spec (e.g. ``protocols/fine-tune-reflect/specs/*.yaml``) as ``IterateConfig`` fields, validated.
 
     A spec is a mapping of iterate settings (model, constitution, sampling) with an ``options:`` mapping;
-    ``protocol`` is the default protocol.
+    ``protocol`` is the default protocol. A problem is reported on its line.
     """
-    data = read_yaml(path)
+    data, text = load_yaml(path, "a YAML spec of iterate settings")
     if not isinstance(data, dict):
         raise InputError(str(path), None, "a spec is a mapping of iterate settings with an options: mapping")
     try:
         config = IterateConfig(**{"protocol": protocol, **data})
     except ValidationError as err:
-        raise InputError(str(path), None, _first_error(err)) from None
+        raise invalid(err, str(path), text) from None
     try:
         protocol_class(config.protocol).Options(**config.options)
     except ValidationError as err:
-        raise InputError(str(path), None, "options." + _first_error(err)) from None
+        raise invalid(err, str(path), text, prefix=("options",)) from None
     return config.model_dump()
-
-
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    return f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"

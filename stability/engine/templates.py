@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from stability.errors import StabilityError
+from stability.input_files import parse_yaml
 from stability.resources import PROTOCOLS_DIR_ENV, protocols_root
 
 
@@ -44,6 +46,10 @@ class Templates:
         if name not in self.text:
             raise StabilityError(f"{self.folder / name}: template missing")
         return self.text[name]
+
+    def yaml(self, name: str) -> Any:
+        """A YAML template's data (a malformed one is a ``path:line`` error, like every YAML file)."""
+        return parse_yaml(self[name], str(self.folder / name))
 
 
 class TemplateSet:

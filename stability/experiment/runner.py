@@ -19,6 +19,8 @@ from pathlib import Path
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict
 
+from stability.bounds import Budget as BudgetAmount
+from stability.bounds import check
 from stability.calls import BudgetExceeded, Flights
 from stability.engine import ModelPool, Prepared, create_run, execute, prepare, prepare_resume
 from stability.errors import InputError, StabilityError
@@ -100,6 +102,8 @@ class Budget:
 def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
                    max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
                    on_cell: Callable[[CellRecord], None] | None = None) -> ExperimentResult:
+    if max_cost is not None:
+        check(max_cost, BudgetAmount, "--max-cost")
     spec = load_spec(spec_path)
     try:
         cells = expand(spec, Path(spec_path))
@@ -122,7 +126,7 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                                  "(add them to the spec's prices: or pass --prices FILE)")
     pool = ModelPool()
     prepared = [prepare(config, pool) for config in cells]
-    with Store.open(db) as store:
+    with Store.open(db, create=not resume) as store:
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
         record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),

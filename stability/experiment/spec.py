@@ -1,9 +1,12 @@
 """Experiment specs (YAML) and their expansion into cells: one run configuration each.
 
 A spec names models x constitutions x protocols (each with option grids) x sampling parameters x replicates, plus
-model roles. Paths in a spec are read relative to the working directory, or failing that to the spec's folder;
-a path into ``constitutions/`` that neither holds is read from the library (:func:`stability.resources.library_root`,
-so the ready specs run from any folder with an installed package).
+model roles. A relative constitution path or glob is looked up beside the spec file, then in the library's root
+(the folder holding ``constitutions/`` and ``protocols/``), then in the working directory, so the bundled specs
+run from anywhere.
+
+Every number is range-checked (:mod:`stability.bounds`) and the grid's size is computed before it is built: a
+grid over :data:`~stability.bounds.MAX_CELLS` runs is refused with its size.
 """
 
 from __future__ import annotations
@@ -12,17 +15,24 @@ import glob
 import hashlib
 import itertools
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from stability.constitution import read_text
+from stability.bounds import MAX_CELLS, Concurrency, MaxTokens, RateLimit, Seed, Temperature, TopP
 from stability.engine import IterateConfig
 from stability.errors import InputError
+from stability.input_files import invalid, load_yaml
+from stability.models.base import AnswerFormat, ReasoningEffort
 from stability.prices import Price
 from stability.resources import in_library
+
+#: the folder holding ``constitutions/`` and ``protocols/`` (a checkout's root)
+_SAMPLING: dict[str, Any] = {"temperature": Temperature, "max_tokens": MaxTokens, "top_p": TopP,
+                             "reasoning_effort": ReasoningEffort, "thinking_budget": int, "answer_format": AnswerFormat}
 
 
 class ProtocolSpec(BaseModel):
@@ -48,12 +58,13 @@ class ExperimentSpec(BaseModel):
     protocols: list[ProtocolSpec] = Field(min_length=1)
     parameters: dict[str, list[Any]] = Field(default_factory=dict,
                                              description="sampling grid: " + ", ".join(SAMPLING_PARAMETERS))
-    replicates: int = Field(1, ge=1, description="seeds 0..replicates-1 (unless seeds is given)")
-    seeds: list[int] | None = None
-    concurrency: dict[str, int] = Field(default_factory=lambda: {"default": 4},
-                                        description="concurrent calls per provider prefix ('default' for others)")
-    rate_limits: dict[str, float] = Field(default_factory=dict, description="requests per minute per provider")
-    max_parallel_runs: int = Field(8, ge=1)
+    replicates: int = Field(1, ge=1, le=MAX_CELLS, description="seeds 0..replicates-1 (unless seeds is given)")
+    seeds: list[Seed] | None = Field(None, max_length=MAX_CELLS)
+    concurrency: dict[str, Concurrency] = Field(default_factory=lambda: {"default": 4},
+                                                description="concurrent calls per provider prefix ('default' for "
+                                                            "others)")
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict, description="requests per minute per provider")
+    max_parallel_runs: int = Field(8, ge=1, le=10_000)
     prices: dict[str, Price] = Field(default_factory=dict, description="overrides of the built-in price table")
     use_cache: bool = True
 
@@ -68,6 +79,12 @@ class ExperimentSpec(BaseModel):
         unknown = set(value) - set(SAMPLING_PARAMETERS)
         if unknown:
             raise ValueError(f"unknown sampling parameters {sorted(unknown)} (use {', '.join(SAMPLING_PARAMETERS)})")
+        for name, values in value.items():
+            for i, item in enumerate(values):
+                try:
+                    TypeAdapter(_SAMPLING[name]).validate_python(item)
+                except ValidationError as err:
+                    raise ValueError(f"{name}[{i}] = {item!r}: {err.errors()[0]['msg']}") from None
         return value
 
     def hash(self) -> str:
@@ -81,39 +98,56 @@ class ExperimentSpec(BaseModel):
 
 def load_spec(path: Path | str) -> ExperimentSpec:
     name = str(path)
-    try:
-        data = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(name, mark.line + 1 if mark else None, f"not valid YAML ({getattr(err, 'problem', err)})") \
-            from None
+    data, text = load_yaml(path, "a YAML experiment spec")
     if not isinstance(data, dict):
         raise InputError(name, None, "an experiment spec must be a YAML mapping")
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "spec"
-        raise InputError(name, None, f"{where}: {first['msg']}") from None
+        raise invalid(err, name, text) from None
+
+
+def _glob(pattern: str, spec_path: Path | None) -> list[str]:
+    """Matches of a constitution glob: as given when absolute; else beside the spec, in the library (a path that
+    starts with ``constitutions/``), then in the working directory. A match inside the working directory is named
+    relative to it."""
+    if Path(pattern).is_absolute():
+        return sorted(glob.glob(pattern))
+    candidates = [str(spec_path.parent / pattern)] if spec_path is not None else []
+    inside = in_library(pattern)  # constitutions/...: the library (a checkout's, or an installed package's)
+    candidates += ([inside] if inside is not None else []) + [str(Path.cwd() / pattern)]
+    for candidate in candidates:
+        matches = sorted(glob.glob(candidate))
+        if matches:
+            here = Path.cwd().resolve()
+            return [os.path.relpath(m, here) if Path(m).resolve().is_relative_to(here) else m for m in matches]
+    return []
 
 
 def constitution_files(spec: ExperimentSpec, spec_path: Path | None) -> list[str]:
     files: list[str] = []
     for pattern in spec.constitutions:
-        matches = sorted(glob.glob(pattern))
-        if not matches and spec_path is not None:
-            matches = sorted(glob.glob(str(spec_path.parent / pattern)))
-        if not matches and (inside := in_library(pattern)) is not None:  # constitutions/... of an installed package
-            matches = sorted(glob.glob(inside))
+        matches = _glob(pattern, spec_path)
         if not matches:
             raise InputError(str(spec_path or "<spec>"), None, f"constitutions: {pattern!r} matches no file")
         files += [m for m in matches if Path(m).name != "README.md"]
     return list(dict.fromkeys(files))
 
 
+def grid_size(spec: ExperimentSpec, files: int) -> int:
+    """How many runs the spec expands to, computed without building the grid."""
+    options = sum(math.prod(len(v) for v in p.grid.values()) for p in spec.protocols)
+    seeds = len(spec.seeds) if spec.seeds is not None else spec.replicates
+    return len(spec.models) * options * max(files, 1) * math.prod(len(v) for v in spec.parameters.values()) * seeds
+
+
 def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateConfig]:
-    """Every cell of the grid, in a stable order."""
+    """Every cell of the grid, in a stable order; a grid over ``MAX_CELLS`` runs is refused before it is built."""
     files: list[str | None] = list(constitution_files(spec, spec_path)) or [None]
+    size = grid_size(spec, len(files))
+    if size > MAX_CELLS:
+        raise InputError(str(spec_path or "<spec>"), None, f"the grid has {size:,} runs, over the limit of "
+                                                           f"{MAX_CELLS:,}; split the experiment")
     seeds = spec.seeds if spec.seeds is not None else list(range(spec.replicates))
     sampling = [dict(zip(spec.parameters, combo, strict=True))
                 for combo in itertools.product(*spec.parameters.values())]

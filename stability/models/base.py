@@ -252,7 +252,9 @@ class SDKModel(Model):
         self._loop: Any = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "base_url": self.base_url}
+        from stability.redaction import redact_url
+
+        return {"name": self.name, "base_url": redact_url(self.base_url) if self.base_url else None}
 
     def client(self) -> Any:
         loop = asyncio.get_running_loop()

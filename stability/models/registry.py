@@ -148,8 +148,10 @@ def check_model_name(name: str) -> str:
     if prefix in plugins and rest:
         return full
     prefixes = [*PROVIDERS, *plugins]
+    if prefix in prefixes and not rest.strip():
+        raise ModelNotFound(f"model {name!r}: give a model name after the provider, e.g. {prefix}/NAME")
     known = prefixes + [f"{p}/" for p in prefixes] + list(_KNOWN_MODELS)
-    guess = difflib.get_close_matches(full, known, n=1, cutoff=0.5)
+    guess = difflib.get_close_matches(full, [k for k in known if k != full], n=1, cutoff=0.5)
     hint = f"; did you mean {guess[0]!r}?" if guess else ""
     raise ModelNotFound(f"unknown model {name!r}: expected PROVIDER/NAME with PROVIDER one of "
                         f"{', '.join(prefixes)}{hint}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stability.answer import ANSWER_SCHEMA, Reading, example_constitutions, read_call
@@ -29,6 +28,7 @@ from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution
 from stability.errors import StabilityError
 from stability.models.base import GenerateConfig, Message, ModelTraits
 from stability.records import CallRecord
+from stability.yaml_location import first_problem, where
 
 if TYPE_CHECKING:
     from stability.engine.run import Run
@@ -83,9 +83,11 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
         try:
             options = cls.Options(**values)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "options"
-            raise StabilityError(f"protocol {cls.name}: option {where}: {first['msg']}") from None
+            loc, message = first_problem(err)
+            if err.errors()[0]["type"] == "extra_forbidden":
+                message = "unknown option"
+            raise StabilityError(f"protocol {cls.name}: " + (f"option {where(loc)}: " if loc else "") + message) \
+                from None
         return cls(cast(Any, options))
 
     @classmethod
@@ -169,7 +171,7 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
         templates = run.templates(folder)
         if not self.few_shot(run.traits()) or "examples.yaml" not in templates.text:
             return ()
-        return example_constitutions(templates["examples.yaml"])
+        return example_constitutions(templates["examples.yaml"], str(templates.folder / "examples.yaml"))
 
     def read(self, run: Run, call: CallRecord, folder: str | None = None) -> Reading:
         """What a call's answer means (revised, declined, truncated or a parse failure), by the answer contract."""
@@ -185,7 +187,7 @@ def conversation(templates: Templates, user_template: str, constitution: Constit
     user = templates[user_template]
     messages = [Message(role="system", content=templates["system.md"].strip())]
     if few_shot and "examples.yaml" in templates.text:
-        for example in yaml.safe_load(templates["examples.yaml"]):
+        for example in templates.yaml("examples.yaml"):
             extra = {k: str(v) for k, v in example.items() if k not in ("constitution", "answer")}
             messages.append(Message(role="user", content=fill(user, constitution=example["constitution"].strip(),
                                                               **extra)))

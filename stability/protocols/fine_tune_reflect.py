@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 from typing import TYPE_CHECKING, Literal
 
-import yaml
 from pydantic import Field
 
 from stability.answer import Reading
@@ -140,7 +139,7 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
         examples: list[TrainingExample] = []
         if "recitation" in options.constitution_data:
             examples += self.recitations(run, start)
-        qa = yaml.safe_load(run.templates()["qa.yaml"])
+        qa = run.templates().yaml("qa.yaml")
         for kind in ("self-qa", "teacher-qa"):
             if kind not in options.constitution_data:
                 continue
@@ -161,7 +160,7 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
     def recitations(self, run: Run, constitution: Constitution) -> list[TrainingExample]:
         return [TrainingExample(messages=[Message(role="user", content=prompt.strip())],
                                 completion=constitution.text, source="recitation")
-                for prompt in yaml.safe_load(run.templates()["recite.yaml"])]
+                for prompt in run.templates().yaml("recite.yaml")]
 
     def trace_examples(self, run: Run, messages: list[Message], calls: list[CallRecord], answers: list[Reading],
                        revised: Constitution) -> list[TrainingExample]:

@@ -19,14 +19,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
 from stability.calls import CallFailed
-from stability.constitution import Constitution, normalise_principle, parse_file, read_text
+from stability.constitution import Constitution, normalise_principle, parse_file
 from stability.engine.run import derive_seed
 from stability.errors import InputError
+from stability.input_files import load_yaml
 from stability.models.base import Message, TokenLogprob
 from stability.protocols.base import FewShotOptions, ReflectionProtocol, Stop, fill, register
 from stability.ratings import expected_rating, parse_ratings, rating_schema
@@ -106,10 +106,7 @@ def constitution_option(constitution: Constitution, option_text: str) -> Option:
 
 
 def _yaml(path: str) -> object:
-    try:
-        return yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        raise InputError(path, None, f"not valid YAML ({' '.join(str(err).split())})") from None
+    return load_yaml(path, "a YAML list of constitution files")[0]
 
 
 def _constitution_files(options: RateAlternativesOptions) -> list[Path]:
@@ -181,7 +178,7 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
         if not self.few_shot(run.traits()):
             return []
         turns = []
-        for example in yaml.safe_load(run.templates()["examples.yaml"]):
+        for example in run.templates().yaml("examples.yaml"):
             turns.append(Message(role="user", content=example["request"].strip()))
             turns.append(Message(role="assistant", content=example["answer"].strip()))
         return turns

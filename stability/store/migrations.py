@@ -219,8 +219,14 @@ def m005_call_answer_details(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMENT ON COLUMN edges.kind IS 'edit | decline | parse_failure | truncated | error | author'")
 
 
+def m006_embeddings_to_own_file(con: duckdb.DuckDBPyConnection) -> None:
+    """The embedding cache moved to a DuckDB file of its own (stability.analysis.embeddings.EmbeddingCache), so
+    the analysis commands only read the store. The old table held nothing but recomputable vectors."""
+    con.execute("DROP TABLE IF EXISTS embeddings")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
-                               m005_call_answer_details]
+                               m005_call_answer_details, m006_embeddings_to_own_file]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

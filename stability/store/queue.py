@@ -69,6 +69,8 @@ class WriteQueue:
         self._lookups: list[tuple[Lookup, asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions written (the benchmark reports commits per call)
+        #: called on the committer's connection after each commit, under the commit lock (snapshots for readers)
+        self.after_commit: Callable[[Any], None] | None = None
 
     # -- queueing ---------------------------------------------------------------------------------------------
 
@@ -115,6 +117,8 @@ class WriteQueue:
             raise
         self._committed = upto
         self.commits += 1
+        if self.after_commit is not None:
+            self.after_commit(con)
 
     @staticmethod
     def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:

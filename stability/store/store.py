@@ -1,7 +1,8 @@
 """``Store``: the only code that speaks SQL. It knows no provider and no protocol, only records.
 
 DuckDB allows one writing process per file. A writer holds the file for as long as it runs; inspection
-commands open the file read-only and, if a writer holds it, fail at once with a clear message rather than wait.
+commands open the file read-only and, if a run holds it, read the run's latest snapshot instead
+(:mod:`stability.store.snapshot`), or fail at once with one line naming the holder rather than wait.
 
 The frequent writes are queued and group-committed by a committer thread (:mod:`stability.store.queue`); every
 read and every immediate write commits the queue first, so the store always reads its own writes.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,8 +37,10 @@ from stability.records import (
 )
 from stability.store import migrations
 from stability.store.queue import WriteQueue, to_json
+from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker
 
 DB_ENV = "STABILITY_DB"
+log = logging.getLogger("stability.store")
 
 
 def default_db_path() -> Path:
@@ -51,6 +55,9 @@ class Store:
         self.read_only = read_only
         self.queue = WriteQueue(con, find_calls)
         self._known: set[str] = set()  # constitution hashes written or queued by this process
+        #: seconds since the snapshot this store reads was taken; None when it reads the store itself
+        self.snapshot_age: float | None = None
+        self._publisher: Publisher | None = None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -61,32 +68,65 @@ class Store:
     # -- opening -------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str | None = None, read_only: bool = False) -> Store:
-        """Open (and migrate, when writable) a database file. ``":memory:"`` gives a scratch store."""
+    def open(cls, path: Path | str | None = None, read_only: bool = False, create: bool = True) -> Store:
+        """Open (and migrate, when writable) a database file. ``":memory:"`` gives a scratch store.
+
+        Read-only, or with ``create=False``, a missing file is an error rather than a new empty database. Read-only
+        while a run writes the file, the run's latest snapshot is opened instead (``snapshot_age`` says how old).
+        """
         target = str(path if path is not None else default_db_path())
         if target != ":memory:":
-            if read_only and not Path(target).exists():
-                raise StabilityError(f"{target}: no such database (run `stability iterate` first, or pass --db)")
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            if (read_only or not create) and not Path(target).exists():
+                raise StabilityError(f"{target}: no such database (check --db, or run `stability iterate` first)")
+            if Path(target).is_dir():
+                raise StabilityError(f"{target}: is a directory, expected a DuckDB database file")
+            if not read_only:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+        claimed = not read_only and target != ":memory:" and claim_marker(target)
         try:
             con = duckdb.connect(target, read_only=read_only)
-        except duckdb.IOException as err:
-            if "lock" in str(err).lower():
-                raise StabilityError(
-                    f"{target}: the database is in use by another process that is writing to it; "
-                    "try again when that run finishes"
-                ) from None
-            raise StabilityError(f"{target}: cannot open database ({str(err).splitlines()[0]})") from None
+        except duckdb.Error as err:
+            if claimed:
+                release_marker(target)
+            first = str(err).splitlines()[0]
+            if isinstance(err, duckdb.IOException) and "lock" in first.lower():
+                holder = Holder(target, first)
+                if read_only and holder.writing:
+                    snapshot = open_snapshot(target)
+                    if snapshot is not None:
+                        store = cls(snapshot[0], target, True)
+                        store.snapshot_age = snapshot[1]
+                        log.warning("%s: a run is writing it; reading its snapshot as of %.0f s ago", target,
+                                    snapshot[1])
+                        return store
+                    raise StabilityError(f"{target}: {holder.describe()}; it has published no snapshot for "
+                                         "readers yet; try again in a minute") from None
+                raise StabilityError(f"{target}: the database is in use: {holder.describe()}; try again when "
+                                     "it finishes") from None
+            raise StabilityError(f"{target}: cannot open as a DuckDB database ({first})") from None
         store = cls(con, target, read_only)
-        if not read_only:
-            migrations.apply(con)
+        try:
+            if not read_only:
+                if target != ":memory:":
+                    store._publisher = Publisher(target, con)
+                    store.queue.after_commit = store._publisher.after_commit
+                migrations.apply(con)
+            elif not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchone():
+                raise StabilityError(f"{target}: not a stability database (it has no runs table)")
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
         try:
             self.queue.close()
         finally:
+            if self._publisher is not None:
+                self._publisher.stop()
             self._con.close()
+            if self._publisher is not None:
+                self._publisher.close()
 
     def __enter__(self) -> Store:
         return self
@@ -242,15 +282,18 @@ class Store:
             "SELECT * FROM calls WHERE run_id = ? ORDER BY created_at, id", [run_id])]
 
     def call_totals(self) -> dict[str, dict[str, Any]]:
-        """Per run: number of calls, paid calls, tokens and cost."""
+        """Per run: number of calls, paid calls (answered by the provider, not the cache; a call that failed was
+        not answered, so not paid), failed calls, tokens and cost."""
         rows = self._rows(
-            """SELECT run_id, count(*) AS calls, count(*) FILTER (WHERE cached_from IS NULL) AS paid,
+            """SELECT run_id, count(*) AS calls,
+                      count(*) FILTER (WHERE cached_from IS NULL AND status = 'ok') AS paid,
+                      count(*) FILTER (WHERE status = 'error') AS failed,
                       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                       sum(cost_usd) AS cost_usd
                FROM calls GROUP BY run_id""")
         return {r.pop("run_id"): r for r in rows}
 
-    # -- analysis (read side, plus the embedding cache) ------------------------------------------------------
+    # -- analysis (read side) -------------------------------------------------------------------------------
 
     def run_ids(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT id FROM runs ORDER BY created_at, id").fetchall()]
@@ -292,39 +335,10 @@ class Store:
             where = reached if run_ids is not None else "true"
         elif table == "constitutions":
             where = reached.replace("constitution_hash IN", "hash IN") if run_ids is not None else "true"
-        elif table == "embeddings":
-            return self.con.execute("SELECT text_hash, model, dim, vector, created_at FROM embeddings").df()
         else:
             raise StabilityError(f"no table {table!r} to read")
         return self.con.execute(f"SELECT * FROM {table} WHERE {where}",
                                 [run_ids] if run_ids is not None else []).df()
-
-    def embeddings(self, model: str, text_hashes: list[str]) -> dict[str, bytes]:
-        """Cached vectors (float32 bytes) of the texts that have one for this model."""
-        rows = self.con.execute(
-            """SELECT text_hash, vector FROM embeddings
-               WHERE model = ? AND text_hash IN (SELECT unnest(?::VARCHAR[]))""", [model, text_hashes]).fetchall()
-        return {digest: bytes(vector) for digest, vector in rows}
-
-    def put_embeddings(self, model: str, rows: list[tuple[str, int, bytes]]) -> None:
-        """Insert (text_hash, dim, float32 bytes) rows in one batch; rows already cached are left as they are."""
-        import pandas as pd
-
-        frame = pd.DataFrame(rows, columns=["text_hash", "dim", "vector"])
-        with self.transaction():
-            self._con.register("incoming_embeddings", frame)
-            try:
-                self._con.execute(
-                    """INSERT OR IGNORE INTO embeddings
-                       SELECT text_hash, ?, dim, vector::BLOB, ? FROM incoming_embeddings""", [model, now()])
-            finally:
-                self._con.unregister("incoming_embeddings")
-
-    def embedding_count(self, model: str | None = None) -> int:
-        row = self.con.execute("SELECT count(*) FROM embeddings WHERE ? IS NULL OR model = ?",
-                               [model, model]).fetchone()
-        return int(row[0]) if row else 0
-
 
     # -- bulk loading (synthetic benchmark databases) ---------------------------------------------------------
 

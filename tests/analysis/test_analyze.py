@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stability.analysis import Params, analyze
-from stability.analysis.embeddings import SentenceTransformerEmbedder
+from stability.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
 from stability.analysis.measure import AnalysisResult
 from stability.store import Store
 
@@ -15,8 +15,7 @@ def test_experiment_with_real_model_and_cache(experiment_copy: Path, minilm: Sen
     second = analyze([], experiment_copy, all_runs=True, embedder=fresh)
     assert second.embeddings.computed == 0 and not fresh.loaded
     assert second.model_dump(exclude={"embeddings"}) == first.model_dump(exclude={"embeddings"})
-    with Store.open(experiment_copy) as store:
-        assert store.embedding_count("all-MiniLM-L6-v2") == first.embeddings.texts
+    assert EmbeddingCache().count("all-MiniLM-L6-v2") == first.embeddings.texts
 
     by_model: dict[str, list] = {}
     for run in first.runs:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from stability.analysis.alignment import align
 from stability.analysis.embeddings import (
+    EmbeddingCache,
     EmbeddingStats,
     HashingEmbedder,
     SentenceTransformerEmbedder,
@@ -13,7 +16,6 @@ from stability.analysis.embeddings import (
     text_hash,
 )
 from stability.errors import StabilityError
-from stability.store import Store
 
 
 class Counting(HashingEmbedder):
@@ -26,21 +28,29 @@ class Counting(HashingEmbedder):
         return super().encode(texts)
 
 
-def test_a_text_is_never_embedded_twice(db) -> None:  # type: ignore[no-untyped-def]
+def test_a_text_is_never_embedded_twice(tmp_path: Path) -> None:
     embedder = Counting()
-    with Store.open(db) as store:
-        stats = EmbeddingStats()
-        first = embed_texts(store, embedder, ["a b", "c d", "a b"], stats)
-        assert embedder.batches == [2] and (stats.requested, stats.computed) == (2, 2)
-        again = EmbeddingStats()
-        second = embed_texts(store, embedder, ["c d", "e f", "a b"], again)
-        assert embedder.batches == [2, 1] and (again.requested, again.computed) == (3, 1)
-        assert store.embedding_count(embedder.name) == 3
-        assert store.embedding_count("other-model") == 0
+    cache = EmbeddingCache(tmp_path / "cache.duckdb")
+    stats = EmbeddingStats()
+    first = embed_texts(embedder, ["a b", "c d", "a b"], stats, cache)
+    assert embedder.batches == [2] and (stats.requested, stats.computed) == (2, 2)
+    again = EmbeddingStats()
+    second = embed_texts(embedder, ["c d", "e f", "a b"], again, cache)
+    assert embedder.batches == [2, 1] and (again.requested, again.computed) == (3, 1)
+    assert cache.count(embedder.name) == 3
+    assert cache.count("other-model") == 0
     np.testing.assert_array_equal(first["a b"], second["a b"])
     assert np.isclose(np.linalg.norm(second["e f"]), 1.0)
-    with Store.open(db) as store:  # survives reopening: it is in the file
-        assert set(store.embeddings(embedder.name, [text_hash("a b"), text_hash("zz")])) == {text_hash("a b")}
+    reopened = EmbeddingCache(tmp_path / "cache.duckdb")  # it is in the file, which nobody holds open
+    assert set(reopened.get(embedder.name, [text_hash("a b"), text_hash("zz")])) == {text_hash("a b")}
+
+
+def test_an_unwritable_cache_is_skipped_not_fatal(tmp_path: Path) -> None:
+    blocked = EmbeddingCache(tmp_path / "file-not-folder" / "cache.duckdb")
+    (tmp_path / "file-not-folder").write_text("x")
+    stats = EmbeddingStats()
+    vectors = embed_texts(HashingEmbedder(), ["a", "b"], stats, blocked)
+    assert set(vectors) == {"a", "b"} and stats.computed == 2 and blocked.count() == 0
 
 
 def test_hashing_embedder_is_deterministic() -> None:
@@ -59,8 +69,7 @@ def test_real_minilm_meaning_and_alignment(minilm: SentenceTransformerEmbedder, 
               "I use plain language."]
     after = ["I use plain and simple language.", "I always tell the truth, even when the truth is unwelcome.",
              "I keep answers short."]
-    with Store.open(db) as store:
-        vectors = embed_texts(store, minilm, before + after)
+    vectors = embed_texts(minilm, before + after)
     assert len(vectors[before[0]]) == 384
     assert float(vectors[before[0]] @ vectors[after[1]]) > 0.9
     assert float(vectors[before[1]] @ vectors[after[2]]) < 0.5

@@ -115,10 +115,154 @@ def test_malformed_files_give_one_line_exit_2_and_write_nothing(tmp_path: Path, 
         args = command.format(f=path, good=good, good_spec=good_spec, out=out, identities=identities).split()
         code, err = _cli([*args, "--db", str(db)] if args[0] != "import" else args, capsys, monkeypatch)
         lines = err.strip().splitlines()
-        # Known gap: a bad option read from --options is reported by its key ("option colour: ..."), not its file.
-        named = "option colour" if name == "o-options-unknown.yaml" else name
+        named = name
         if code != 2 or len(lines) != 1 or named not in lines[0] or "Traceback" in err:
             problems.append(f"{name}: exit {code}: {err.strip()[:300]}")
         elif _digest(db) != before or out.exists():
             problems.append(f"{name}: wrote something")
     assert problems == []
+
+
+# -- bad values, wrong kinds of file, and stores that must not be created (issue 19) ------------------------------
+
+SPEC = "name: bad\nmodels: [scripted/decline]\nprotocols: [fresh-instance]\nconstitutions: [{good}]\n"
+HUGE_SEED = str(2**64 + 1)
+
+# (id, files to write {name: text or "<dir>"}, command line, fragments the one line must hold, what must not change)
+# In command lines {t} is the test's folder, {good} a good constitution, {db} the store. "store": the store's bytes
+# stay the same; "none": the named path (the last {t}/... argument given as `absent`) must not come to exist.
+VALUES: list[tuple[str, dict[str, str], str, tuple[str, ...], str]] = [
+    ("max-tokens-negative", {}, "iterate -m scripted/decline -c {good} --max-tokens -5", ("--max-tokens -5",), "store"),
+    ("max-tokens-zero", {}, "iterate -m scripted/decline -c {good} --max-tokens 0", ("--max-tokens 0",), "store"),
+    ("seed-over-2^64", {}, "iterate -m scripted/decline -c {good} --seed " + HUGE_SEED, ("--seed " + HUGE_SEED,),
+     "store"),
+    ("seed-under-minus-2^63", {}, "iterate -m scripted/decline -c {good} --seed -" + HUGE_SEED,
+     ("--seed -" + HUGE_SEED,), "store"),
+    ("temperature-nan", {}, "iterate -m scripted/decline -c {good} --temperature nan", ("--temperature nan",), "store"),
+    ("temperature-inf", {}, "iterate -m scripted/decline -c {good} --temperature inf", ("--temperature inf",), "store"),
+    ("temperature-negative", {}, "iterate -m scripted/decline -c {good} --temperature -0.5", ("--temperature -0.5",),
+     "store"),
+    ("temperature-high", {}, "iterate -m scripted/decline -c {good} --temperature 7", ("--temperature 7",), "store"),
+    ("model-provider-only", {}, "iterate -m openai/ -c {good}", ("'openai/'", "give a model name"), "store"),
+    ("editor-unknown", {}, "iterate -m scripted/decline -c {good} -p multi-agent-discussion --editor nobody",
+     ("editor 'nobody' is not one of the agents",), "store"),
+    ("constitution-dev-zero", {}, "iterate -m scripted/decline -c /dev/zero", ("/dev/zero", "not a regular file"),
+     "store"),
+    ("constitution-folder", {"folder.md": "<dir>"}, "iterate -m scripted/decline -c {t}/folder.md",
+     ("folder.md", "is a directory, expected a Markdown constitution"), "store"),
+    ("constitution-nested", {"nested.md": "- one\n  - one point one\n- two\n"},
+     "iterate -m scripted/decline -c {t}/nested.md", ("nested.md:2: nested bullet",), "store"),
+    ("constitution-zero-width", {"zw.md": "- fine\n- \u200b\u200d\n"}, "iterate -m scripted/decline -c {t}/zw.md",
+     ("zw.md:2: principle has no visible characters",), "store"),
+    ("constitution-blank-letters", {"blank.md": "- \u3164\u2800\n- fine\n"},
+     "iterate -m scripted/decline -c {t}/blank.md", ("blank.md:1: principle has no visible characters",), "store"),
+    ("constitution-ansi-duplicate", {"ansi.md": "- \x1b[31mred\n- \x1b[31mRED\n"},
+     "iterate -m scripted/decline -c {t}/ansi.md", ("ansi.md:2: duplicate principle", "\\x1b[31mRED"), "store"),
+    ("options-folder", {"opts": "<dir>"}, "iterate -m scripted/decline -c {good} --options {t}/opts",
+     ("opts", "is a directory, expected a YAML file of protocol options"), "store"),
+    ("options-bad-yaml-line", {"opts.yaml": "max_steps: 3\nrounds: [1\n"},
+     "iterate -m scripted/decline -c {good} --options {t}/opts.yaml", ("opts.yaml:3: not valid YAML",), "store"),
+    ("options-bad-value-line", {"opts.yaml": "# options\noptions:\n  declines: 2\n  max_steps: many\n"},
+     "iterate -m scripted/decline -c {good} --options {t}/opts.yaml", ("opts.yaml:4: options.max_steps",), "store"),
+    ("options-overridden-by-flag", {"opts.yaml": "max_steps: many\n"},
+     "iterate -m scripted/decline -c {good} --options {t}/opts.yaml --max-steps -3",
+     ("option max_steps",), "store"),
+    ("resume-missing-db", {}, "iterate --resume r-nothing --db {t}/new.duckdb", ("new.duckdb", "no such database"),
+     "none:new.duckdb"),
+    ("spec-concurrency-zero", {"s.yaml": SPEC + "concurrency: {openai: 0}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: concurrency.openai",), "store"),
+    ("spec-concurrency-negative", {"s.yaml": SPEC + "concurrency: {default: -1}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: concurrency.default",), "store"),
+    ("spec-rate-limit-zero", {"s.yaml": SPEC + "rate_limits: {openai: 0}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: rate_limits.openai",), "store"),
+    ("spec-rate-limit-nan", {"s.yaml": SPEC + "rate_limits: {openai: .nan}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: rate_limits.openai",), "store"),
+    ("spec-seed-over-2^64", {"s.yaml": SPEC + f"seeds: [1, {HUGE_SEED}]\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: seeds.1",), "store"),
+    ("spec-temperature-word", {"s.yaml": SPEC + "parameters: {temperature: [hot]}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: parameters", "temperature[0] = 'hot'"), "store"),
+    ("spec-max-tokens-negative", {"s.yaml": SPEC + "parameters: {max_tokens: [100, -5]}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: parameters", "max_tokens[1] = -5"), "store"),
+    ("spec-top-p-zero", {"s.yaml": SPEC + "parameters: {top_p: [0]}\n"}, "run {t}/s.yaml",
+     ("s.yaml:5: parameters", "top_p[0] = 0"), "store"),
+    ("spec-replicates-billion", {"s.yaml": SPEC + "replicates: 1000000000\n"}, "run {t}/s.yaml --dry-run",
+     ("s.yaml:5: replicates",), "store"),
+    ("spec-grid-too-large", {"s.yaml": SPEC + "replicates: 100000\nparameters: {temperature: [0.1, 0.2, 0.3]}\n"},
+     "run {t}/s.yaml --dry-run", ("s.yaml", "300,000 runs"), "store"),
+    ("spec-dev-zero", {}, "run /dev/zero", ("/dev/zero", "not a regular file, expected a YAML experiment spec"),
+     "store"),
+    ("spec-folder", {"spec.yaml": "<dir>"}, "run {t}/spec.yaml",
+     ("spec.yaml", "is a directory, expected a YAML experiment spec"), "store"),
+    ("prices-folder", {"s.yaml": SPEC, "prices": "<dir>"}, "run {t}/s.yaml --prices {t}/prices",
+     ("prices", "is a directory, expected a YAML file of prices"), "store"),
+    ("prices-negative", {"s.yaml": SPEC, "p.yaml": "openai/x: {input: 1, output: 1}\nopenai/y: {input: -1}\n"},
+     "run {t}/s.yaml --prices {t}/p.yaml", ("p.yaml:2: openai/y.input",), "store"),
+    ("max-cost-nan", {"s.yaml": SPEC}, "run {t}/s.yaml --max-cost nan", ("--max-cost nan",), "store"),
+    ("max-cost-negative", {"s.yaml": SPEC}, "run {t}/s.yaml --max-cost -5", ("--max-cost -5",), "store"),
+    ("max-cost-inf", {"s.yaml": SPEC}, "run {t}/s.yaml --max-cost inf", ("--max-cost inf",), "store"),
+    ("run-resume-missing-db", {"s.yaml": SPEC}, "run {t}/s.yaml --resume --db {t}/new.duckdb",
+     ("new.duckdb", "no such database"), "none:new.duckdb"),
+    ("runs-missing-db", {}, "runs --db {t}/typo.duckdb", ("typo.duckdb", "no such database"), "none:typo.duckdb"),
+    ("show-missing-db", {}, "show r-x --db {t}/typo.duckdb", ("typo.duckdb", "no such database"), "none:typo.duckdb"),
+    ("analyze-missing-db", {}, "analyze --all --embedder hashing --db {t}/typo.duckdb",
+     ("typo.duckdb", "no such database"), "none:typo.duckdb"),
+    ("report-missing-db", {}, "report --all --embedder hashing --db {t}/typo.duckdb -o {t}/r.html",
+     ("typo.duckdb", "no such database"), "none:typo.duckdb"),
+    ("graph-missing-db", {}, "graph --all --db {t}/typo.duckdb", ("typo.duckdb", "no such database"),
+     "none:typo.duckdb"),
+    ("report-into-missing-folder", {}, "report --all --embedder hashing -o {t}/nowhere/r.html",
+     ("nowhere/r.html", "no folder"), "none:nowhere"),
+    ("report-onto-folder", {"out": "<dir>"}, "report --all --embedder hashing -o {t}/out",
+     ("out", "is a directory, expected a file to write"), "store"),
+    ("graph-onto-folder", {"out": "<dir>"}, "graph --all -o {t}/out", ("out", "is a directory"), "store"),
+    ("db-truncated", {}, "runs --db {t}/truncated.duckdb", ("truncated.duckdb", "cannot "),
+     "store"),
+    ("db-not-duckdb", {"text.duckdb": "just some text\n"}, "show r-x --db {t}/text.duckdb",
+     ("text.duckdb", "cannot open as a DuckDB database"), "store"),
+    ("db-folder", {"dir.duckdb": "<dir>"}, "iterate -m scripted/decline -c {good} --db {t}/dir.duckdb",
+     ("dir.duckdb", "is a directory"), "store"),
+]
+
+
+@pytest.mark.parametrize(("case", "files", "command", "fragments", "unchanged"), VALUES, ids=[v[0] for v in VALUES])
+def test_bad_values_give_one_line_exit_2_and_write_nothing(
+        case: str, files: dict[str, str], command: str, fragments: tuple[str, ...], unchanged: str, tmp_path: Path,
+        db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    good = write(tmp_path / "good.md", GOOD)
+    code, err = _cli(["iterate", "-m", "scripted/decline", "-c", str(good), "--db", str(db)], capsys, monkeypatch)
+    assert code == 0, err
+    (tmp_path / "truncated.duckdb").write_bytes(db.read_bytes()[: db.stat().st_size // 3])
+    for name, text in files.items():
+        if text == "<dir>":
+            (tmp_path / name).mkdir()
+        else:
+            write(tmp_path / name, text.replace("{good}", str(good)))
+    before = _digest(db), _digest(tmp_path / "truncated.duckdb")
+    args = command.format(t=tmp_path, good=good).split()
+    code, err = _cli(args if "--db" in args else [*args, "--db", str(db)], capsys, monkeypatch)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err and "\x1b" not in err, err
+    assert all(fragment in lines[0] for fragment in fragments), lines[0]
+    assert "did you mean" not in lines[0] and "Value error" not in lines[0], lines[0]
+    assert (_digest(db), _digest(tmp_path / "truncated.duckdb")) == before
+    if unchanged.startswith("none:"):
+        assert not (tmp_path / unchanged.removeprefix("none:")).exists()
+
+
+def test_a_stored_run_with_values_now_out_of_range_is_refused_on_resume(
+        tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stored before values were range-checked (``--temperature nan`` used to be stored) resumes to one line."""
+    import duckdb
+
+    good = write(tmp_path / "good.md", GOOD)
+    code, err = _cli(["iterate", "-m", "scripted/decline", "-c", str(good), "--db", str(db)], capsys, monkeypatch)
+    assert code == 0, err
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET status = 'failed', config = json_merge_patch(config, '{\"temperature\": \"nan\"}')")
+    [(run_id,)] = con.execute("SELECT id FROM runs").fetchall()
+    con.close()
+    before = _digest(db)
+    code, err = _cli(["iterate", "--resume", run_id, "--db", str(db)], capsys, monkeypatch)
+    [line] = err.strip().splitlines()
+    assert code == 2 and f"run {run_id} cannot be resumed: its temperature is invalid" in line, err
+    assert _digest(db) == before

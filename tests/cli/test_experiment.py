@@ -45,3 +45,33 @@ def test_import_prints_paths(tmp_path: Path) -> None:
     assert done.returncode == 0 and Path(done.stdout.strip()).exists()
     bad = cli("import", str(source), "--format", "csv", "-o", str(tmp_path))
     assert bad.returncode == 2 and "expected oct or identities" in bad.stderr
+
+
+def test_a_failure_not_about_money_suggests_no_higher_budget(tmp_path: Path, db: Path, allow_network: None) -> None:
+    from stability.testing.wire_server import WireServer
+    from tests.cli.test_app import grow_to_six
+
+    write(tmp_path / "c.md", "- a\n")
+    spec = write(tmp_path / "s.yaml", f"name: t\nmodels: [openai/fake]\nconstitutions: [{tmp_path}/c.md]\n"
+                                      "protocols: [fresh-instance]\nprices: {openai/fake: {input: 1, output: 1}}\n")
+    with WireServer(reply=grow_to_six) as server:
+        server.fail_next(401)  # refused: retrying cannot fix it, and no budget was involved
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-test-hint-000000"}
+        done = cli("run", str(spec), "--max-cost", "5", "--db", str(db), env=env)
+    assert done.returncode == 1, done.stderr
+    assert "failed 1" in done.stdout and "resume with: stability run SPEC --resume" in done.stdout
+    assert "--max-cost" not in done.stdout
+
+
+def test_a_bundled_spec_runs_from_any_folder(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    spec = ROOT / "protocols" / "specs" / "axis-sweep.yaml"
+    done = subprocess.run([sys.executable, "-m", "stability", "run", str(spec), "--dry-run", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["estimate"]["runs"] > 0
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing

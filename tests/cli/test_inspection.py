@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from stability.cli.app import main
 from stability.store import Store
 from stability.testing.wire_server import WireServer
 from tests.cli.test_app import cli, grow_to_six
@@ -40,7 +44,11 @@ def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_
                 done = cli(*args, "--db", str(db), timeout=60)  # a hang fails the test by timeout
                 assert done.returncode == 2, (args, done.stdout, done.stderr)
                 [line] = done.stderr.strip().splitlines()
-                assert line.startswith(f"error: {db}:") and "in use by another process" in line, line
+                assert line.startswith(f"error: {db}:"), line
+                # it names the writer, says it is writing, and that no snapshot is out yet (the first is due
+                # only after STABILITY_SNAPSHOT_SECONDS, 30 s by default)
+                assert f"a run is writing to it (process {writer.pid}: stability iterate" in line, line
+                assert "no snapshot for readers yet" in line, line
                 assert writer.poll() is None  # the writer was there the whole time
         finally:
             gate.set()
@@ -56,3 +64,86 @@ def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_
     assert len(shown["steps"]) == 7
     analyzed = cli("analyze", "--all", "--embedder", "hashing", "--db", str(db))
     assert analyzed.returncode == 0, analyzed.stderr
+
+
+def _inspect(args: list[str], capsys: pytest.CaptureFixture[str],
+             monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Run the CLI in this process (quick) on a store another process writes; (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["stability", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_running_experiment_is_read_from_its_snapshot_and_progress_grows(
+        tmp_path: Path, db: Path, allow_network: None, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "c.md", "- principle 1\n- principle 2\n")
+    spec = write(tmp_path / "spec.yaml", f"name: snap\nmodels: [openai/fake]\nconstitutions: [{tmp_path}/c.md]\n"
+                                         "protocols: [fresh-instance]\nreplicates: 4\nmax_parallel_runs: 1\n")
+    progress: list[int] = []
+    inspected: dict[str, str] = {}
+    with WireServer(reply=grow_to_six, latency=0.25) as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-snapshot-key-0000",
+               "STABILITY_ALLOW_NETWORK": "1", "STABILITY_SNAPSHOT_SECONDS": "0.3"}
+        writer = subprocess.Popen([sys.executable, "-m", "stability", "run", str(spec), "--db", str(db)],
+                                  env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        try:
+            while writer.poll() is None and time.monotonic() < deadline:
+                code, out, err = _inspect(["runs", "--json", "--db", str(db)], capsys, monkeypatch)
+                if code == 2:  # before the store exists, or before the first snapshot: one line naming the run
+                    assert not progress and (f"a run is writing to it (process {writer.pid}" in err
+                                             or "no such database" in err), err
+                    time.sleep(0.1)
+                    continue
+                assert code == 0, err
+                if "snapshot" not in err and not Path(f"{db}.writer").exists():
+                    break  # the writer closed the store meanwhile: this answer came from the store itself
+                assert re.search(r"reading its snapshot as of \d+ s ago", err), (err, progress)
+                listed = json.loads(out)
+                progress.append(sum(r["calls"] for r in listed))
+                if listed and not inspected:  # every inspection command reads the snapshot
+                    for args in (["show", listed[0]["id"], "--json"], ["analyze", "--all", "--embedder", "hashing"],
+                                 ["graph", "--all", "-o", str(tmp_path / "g.graphml")],
+                                 ["report", "--all", "--embedder", "hashing", "-o", str(tmp_path / "r.html")]):
+                        code, out, err = _inspect([*args, "--db", str(db)], capsys, monkeypatch)
+                        assert code == 0 and "as of" in err, (args, err)
+                        inspected[args[0]] = err
+                time.sleep(0.2)
+        finally:
+            _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode == 0, stderr
+    assert set(inspected) == {"show", "analyze", "graph", "report"}
+    assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] > progress[0], progress
+    assert not Path(f"{db}.snapshot").exists() and not Path(f"{db}.writer").exists()  # the writer cleaned up
+    with Store.open(db, read_only=True) as store:
+        assert store.snapshot_age is None and len(store.runs()) == 4
+
+
+def test_a_writer_refused_by_a_reader_is_told_it_is_reading(tmp_path: Path, db: Path,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    start = write(tmp_path / "c.md", "- a\n- b\n")
+    code, _, err = _inspect(["iterate", "-m", "scripted/decline", "-c", str(start), "--db", str(db)], capsys,
+                            monkeypatch)
+    assert code == 0, err
+    reader = subprocess.Popen([sys.executable, "-c", "import sys, time; from stability.store import Store\n"
+                               f"s = Store.open({str(db)!r}, read_only=True); print('open', flush=True); "
+                               "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        before = db.read_bytes()
+        code, _, err = _inspect(["iterate", "-m", "scripted/decline", "-c", str(start), "--db", str(db)], capsys,
+                                monkeypatch)
+    finally:
+        reader.kill()
+        reader.wait()
+    [line] = err.strip().splitlines()
+    assert code == 2 and f"process {reader.pid} has it open for reading" in line and "writing" not in line, line
+    assert db.read_bytes() == before

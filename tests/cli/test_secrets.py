@@ -51,3 +51,20 @@ def test_key_reaches_no_database_log_report_or_export(tmp_path: Path, db: Path, 
     secret = KEY.encode()
     assert [p for p in files if secret in p.read_bytes()] == []
     assert [o for o in outputs if KEY in o] == []
+
+
+def test_base_url_credentials_reach_no_database_or_output(tmp_path: Path, db: Path, allow_network: None) -> None:
+    write(tmp_path / "c.md", "- principle 1\n- principle 2\n")
+    with WireServer(reply=grow_to_six) as server:
+        url = server.url.replace("http://", "http://alice:hunter2pass@") + "/v1"
+        ran = cli("iterate", "-m", "openai/fake", "-c", str(tmp_path / "c.md"), "--db", str(db),
+                  env={"OPENAI_BASE_URL": url, "OPENAI_API_KEY": KEY})
+    assert ran.returncode == 0, ran.stderr
+    with Store.open(db, read_only=True) as store:
+        [run] = store.runs()
+    assert run.model_params["subject"]["base_url"].startswith("http://[redacted]@127.0.0.1:")
+    shown = cli("show", run.id, "--json", "--db", str(db))
+    assert shown.returncode == 0 and "[redacted]@127.0.0.1" in shown.stdout
+    outputs = [ran.stdout, ran.stderr, shown.stdout, shown.stderr]
+    assert [o for o in outputs if "hunter2pass" in o] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and b"hunter2pass" in p.read_bytes()] == []

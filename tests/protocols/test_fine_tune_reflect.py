@@ -58,7 +58,7 @@ def test_ready_specs_load_and_bad_specs_name_the_file(tmp_path: Path) -> None:
         assert spec["protocol"] == "fine-tune-reflect" and spec["model"].startswith("hf/")
         FineTuneReflectOptions(**spec["options"])
     bad = write(tmp_path / "bad.yaml", "model: hf/gemma-3-270m\nconstitution: x.md\noptions: {traces: 0}\n")
-    with pytest.raises(InputError, match=r"bad.yaml: options.traces|bad.yaml: traces"):
+    with pytest.raises(InputError, match=r"bad\.yaml:3: options\.traces: Input should be greater"):
         load_run_spec(bad, "fine-tune-reflect")
 
 

@@ -27,7 +27,6 @@ EXPECTED = {
                 "reflection_call_id"],
     "experiments": ["id", "name", "spec", "spec_path", "created_at"],
     "experiment_runs": ["experiment_id", "cell", "position", "config", "run_id", "status"],
-    "embeddings": ["text_hash", "model", "dim", "vector", "created_at"],
     "adapters": ["id", "run_id", "generation", "parent_id", "base_model", "base_params", "path", "content_hash",
                  "data_hash", "data", "trainer", "losses", "loss_before", "loss_after", "train_seconds",
                  "created_at"],
@@ -103,7 +102,7 @@ def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) ->
     for call_id, response in responses.items():
         con.execute("INSERT INTO calls VALUES (?, 'r-1', 1, 'revise', 'm', 'k', 0, 'ok', '{}', ?, 'x', 0, 0, 0, 1, "
                     "'[]', NULL, NULL, NULL, now()::TIMESTAMP)", [call_id, response])
-    assert migrations.apply(con) == ["m005_call_answer_details"]
+    assert migrations.apply(con) == ["m005_call_answer_details", "m006_embeddings_to_own_file"]
     found = dict(con.execute("SELECT id, finish_reason FROM calls").fetchall())
     con.close()
     assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}

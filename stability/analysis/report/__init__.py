@@ -13,6 +13,7 @@ from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStat
 from stability.analysis.graph import build_graph
 from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
 from stability.analysis.report import figures
+from stability.errors import StabilityError
 from stability.store.store import Store
 
 MAX_DIFF_RUNS = 50
@@ -154,15 +155,18 @@ def write_report(run_ids: list[str], output: Path | str, db: Path | str | None =
                  params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL) -> Path:
     params = params or Params()
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    with Store.open(db) as store:
+    with Store.open(db, read_only=True) as store:
         ids = resolve_run_ids(store, run_ids, all_runs)
         corpus = load_corpus(store, ids)
-        stats = EmbeddingStats()
-        vectors = embed_corpus(store, corpus, model, stats)
         graph = build_graph(store, ids)
         ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
+    stats = EmbeddingStats()
+    vectors = embed_corpus(corpus, model, stats)
     result = measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
                                                           computed=stats.computed), ratings)
     path = Path(output)
-    path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
+    try:
+        path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
+    except OSError as err:
+        raise StabilityError(f"{path}: cannot write the report ({err.strerror or err})") from None
     return path
