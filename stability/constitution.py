@@ -36,6 +36,7 @@ _EMPHASIS = (
     re.compile(r"(?<![_\w])(?P<run>_+)(?!_)(?=\S)(?P<body>.+?)(?<=\S)(?<!_)(?P=run)(?![_\w])"),
     re.compile(r"(?P<run>`+)(?P<body>[^`]+?)(?P=run)"),
 )
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 _NUMBERED_LABEL = re.compile(r"^(?:principle|rule)\s*#?\d{1,3}\s*[:.)\-–—]\s*", re.IGNORECASE)
 
 
@@ -87,9 +88,10 @@ def normalise_principle(text: str) -> str:
 
     Styling is not content: ``**bold**``, ``*italic*``, ``_italic_``, ``__bold__``, inline ``code`` and a leading
     ``Principle 3:`` label are read away (repeatedly, so piled-up markers go too), as are zero-width spaces, word
-    joiners, byte-order marks and soft hyphens. Case and punctuation are kept.
+    joiners, byte-order marks and soft hyphens; typographic quotes become straight ones. Case and punctuation
+    are kept.
     """
-    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", text))
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", text)).translate(_QUOTES)
     previous = None
     while previous != text:
         previous = text

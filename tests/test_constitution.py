@@ -123,6 +123,7 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     ("Be\u200b honest.\ufeff", "Be honest."),
     ("snake_case_names and 2*3*4 stay", "snake_case_names and 2*3*4 stay"),
     ("Honesty: I tell the truth.", "Honesty: I tell the truth."),
+    ("I don\u2019t flatter \u201canyone\u201d.", "I don't flatter \"anyone\"."),
 ])
 def test_normalisation_reads_styling_away(styled: str, plain: str) -> None:
     assert normalise_principle(styled) == plain

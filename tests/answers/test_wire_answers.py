@@ -61,12 +61,13 @@ def test_iterate_stores_what_corpus_answers_mean(tmp_path: Path, db: Path, allow
         (BY_ID["r1-think-then-revise"]["text"], False),  # <think> ignored; the list after the marker wins
         (bold(revised), False),  # a bold, numbered restatement: a decline
         (BY_ID["gpt-4o-analysis-then-decision"]["text"], False),  # reasoning bullets, then NO CHANGE: a decline
+        (json.dumps(BY_ID["gpt-4o-analysis-then-decision"]["structured"]), False),  # structured output: keep
     ]
     with CorpusServer(script) as server:
         env = {f"{provider.upper()}_BASE_URL": server.url + ("/v1" if provider == "openai" else ""),
                f"{provider.upper()}_API_KEY": "sk-test-key-0000000000"}
         ran = cli("iterate", "--model", f"{provider}/corpus-model", "--constitution", str(START), "--db", str(db),
-                  "--max-tokens", "300", env=env)
+                  "--max-tokens", "300", "--declines", "3", env=env)
         assert ran.returncode == 0, ran.stderr
         assert server.count == len(script) and not server.script
     assert "1 answer was cut off at the token limit (--max-tokens 300)" in ran.stdout
@@ -78,14 +79,14 @@ def test_iterate_stores_what_corpus_answers_mean(tmp_path: Path, db: Path, allow
         final = store.constitution(revisions[-1].constitution_hash)
         bold_markers = store.con.execute("SELECT count(*) FROM principles WHERE text LIKE '%**%'").fetchone()
     assert [r.decision for r in revisions] == ["origin", "truncated", "parse_failure", "changed", "declined",
-                                               "declined"]
+                                               "declined", "declined"]
     assert (revisions[1].detail or "").startswith("answer cut off at the token limit")
     assert "refused" in (revisions[2].detail or "")
     assert revisions[1].constitution_hash == revisions[0].constitution_hash  # the cut-off answer changed nothing
     assert list(final.principles) == revised
     assert bold_markers == (0,)
     assert [c.finish_reason for c in calls] == [CUT_OFF[provider]] + ["stop" if provider == "openai" else
-                                                                      "end_turn"] * 4
+                                                                      "end_turn"] * 5
     assert run.stop_reason == "declined"
     shown = cli("show", run.id, "--db", str(db))
     assert shown.returncode == 0 and "step 1 truncated" in shown.stdout
