@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,18 @@ def decisions(db: Path, run_id: str) -> list[str]:
 
     with Store.open(db) as store:
         return [r.decision for r in store.revisions(run_id)]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str],
+            monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Run the CLI in this process (quicker than a subprocess): (exit status, stdout, stderr)."""
+    from stability.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["stability", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

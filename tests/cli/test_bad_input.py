@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from stability.cli.app import main
-from tests.conftest import write
+from tests.conftest import run_cli, write
 
 GOOD = "- principle one\n- principle two\n"
 UTF16 = "- principle one\n".encode("utf-16")
@@ -83,13 +81,8 @@ def _digest(db: Path) -> str:
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["stability", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    return code, err
 
 
 def test_malformed_files_give_one_line_exit_2_and_write_nothing(tmp_path: Path, db: Path,

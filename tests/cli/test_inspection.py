@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from stability.cli.app import main
 from stability.store import Store
 from stability.testing.wire_server import WireServer
 from tests.cli.test_app import cli, grow_to_six
-from tests.conftest import ROOT, write
+from tests.conftest import ROOT, run_cli, write
 
 
 def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_network: None) -> None:
@@ -69,14 +68,7 @@ def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_
 def _inspect(args: list[str], capsys: pytest.CaptureFixture[str],
              monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
     """Run the CLI in this process (quick) on a store another process writes; (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["stability", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(args, capsys, monkeypatch)
 
 
 def test_a_running_experiment_is_read_from_its_snapshot_and_progress_grows(
