@@ -17,6 +17,7 @@ at a step (no model is asked):
 
 A clash is resolved at the first step from which it stays resolved to the end of the run; ``edits`` counts the
 steps that changed the constitution up to that step. Confidence intervals are percentile bootstraps over runs.
+Only chain runs with a verdict are measured; runs without one are counted per condition (``no_verdict``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.alignment import align
-from stability.analysis.convergence import Params, RunConvergence
+from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 
 RESOLVED = ("removed", "reworded")
@@ -63,7 +64,8 @@ class ConditionSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     condition: str
-    runs: int
+    runs: int  # runs with a verdict
+    no_verdict: int = 0  # runs of the condition that ended on a failed step (left out of the rest)
     reached_fixed_point: Interval  # fraction of runs
     steps_to_fixed_point: Interval  # over runs that reached one
 
@@ -194,9 +196,15 @@ def consistency(corpus: Corpus, convergence: Mapping[str, RunConvergence], vecto
     per_run: dict[str, list[ClashOutcome]] = {}
     steps: dict[str, list[float]] = {}
     reached: dict[str, list[float]] = {}
+    failed: dict[str, int] = {}
     for chain in corpus.runs:
         condition = condition_of(corpus.metadata.get(chain.start))
-        if condition is None:
+        verdict = convergence[chain.run_id].verdict
+        if condition is None or verdict == "not_chain":
+            continue
+        if verdict not in VERDICTS:
+            failed[condition] = failed.get(condition, 0) + 1
+            reached.setdefault(condition, [])
             continue
         point = convergence[chain.run_id].fixed_point
         reached.setdefault(condition, []).append(1.0 if point else 0.0)
@@ -205,7 +213,7 @@ def consistency(corpus: Corpus, convergence: Mapping[str, RunConvergence], vecto
         if condition == "contradictory":
             per_run[chain.run_id] = track_clashes(chain, corpus, vectors, params, skipped)
     b, seed = params.bootstrap, params.seed
-    conditions = [ConditionSummary(condition=c, runs=len(reached[c]),
+    conditions = [ConditionSummary(condition=c, runs=len(reached[c]), no_verdict=failed.get(c, 0),
                                    reached_fixed_point=bootstrap([[x] for x in reached[c]], b, seed),
                                    steps_to_fixed_point=bootstrap([[x] for x in steps.get(c, [])], b, seed))
                   for c in sorted(reached)]

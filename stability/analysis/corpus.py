@@ -13,6 +13,10 @@ from stability.constitution import principles_text
 from stability.errors import StabilityError
 from stability.store.store import Store
 
+#: decisions that hold no answer the model stood behind: they never make (or hold) a fixed point, and a run whose
+#: last visit is one of them has no verdict. ``truncated`` (a cut-off answer) counts exactly like a parse failure.
+FAILED_DECISIONS = frozenset({"parse_failure", "truncated", "error"})
+
 
 @dataclass(frozen=True)
 class Visit:
@@ -34,11 +38,26 @@ class RunChain:
     stop_reason: str | None = None
     status: str = "done"
     declines_to_stop: int = 2
+    chain: bool = True  # False for protocols whose trials are siblings (rate-alternatives, free-form-edit, ...)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's configuration (IterateConfig), for factors
 
     @property
     def usable(self) -> list[Visit]:
         """Visits that hold a constitution the model stood behind (errors are not steps of the chain)."""
         return [v for v in self.visits if v.decision != "error"]
+
+    @property
+    def answered(self) -> list[Visit]:
+        """Visits that hold an answer the model gave (no parse failure, truncation or error)."""
+        return [v for v in self.visits if v.decision not in FAILED_DECISIONS]
+
+    @property
+    def no_verdict(self) -> str | None:
+        """Why the run has no verdict (its last visit failed, or it never finished), or None when it has one."""
+        if self.status == "running":
+            return "unfinished"
+        last = self.visits[-1].decision
+        return last if last in FAILED_DECISIONS else None
 
     @property
     def start(self) -> str:
@@ -60,6 +79,16 @@ class Corpus:
 
     def nodes(self) -> list[str]:
         return list(dict.fromkeys(v.node for run in self.runs for v in run.visits))
+
+
+def is_chain(protocol: str) -> bool:
+    """Whether the protocol's runs are chains (its class says); an unregistered protocol is read as a chain."""
+    from stability.protocols import protocol_class
+
+    try:
+        return protocol_class(protocol).chain
+    except StabilityError:
+        return True
 
 
 def resolve_run_ids(store: Store, run_ids: list[str], all_runs: bool) -> list[str]:
@@ -88,7 +117,8 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
         options = run.config.get("options") or {}
         chains.append(RunChain(run_id=run_id, visits=visits[run_id], model=run.model, protocol=run.protocol,
                                stop_reason=run.stop_reason, status=run.status,
-                               declines_to_stop=int(options.get("declines_to_stop", 2))))
+                               declines_to_stop=int(options.get("declines_to_stop", 2)),
+                               chain=is_chain(run.protocol), config=run.config))
     nodes = list(dict.fromkeys(v.node for chain in chains for v in chain.visits))
     grouped: dict[str, list[str]] = {n: [] for n in nodes}
     for digest, _, text in store.principle_rows(nodes):

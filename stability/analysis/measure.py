@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
-from stability.analysis.convergence import Params, RunConvergence, run_convergence
+from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
 from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
 from stability.analysis.preferences import Preferences, preferences
@@ -67,9 +67,10 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     """Every measure over an already loaded and embedded corpus (no store, no model)."""
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
     by_id = {r.run_id: r for r in runs}
+    judged = [chain for chain in corpus.runs if by_id[chain.run_id].verdict in VERDICTS]
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
-        cross_run=cross_run(corpus, vectors.nodes, params.cluster_threshold),
+        cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
         consistency=consistency(corpus, by_id, vectors.principles, params),
         preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 

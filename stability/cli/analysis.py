@@ -60,14 +60,13 @@ def _print_analysis(result: Any) -> None:
                   f"{result.embeddings.computed} embedded now · reworded ≥ {p.reworded_threshold} · ε {p.epsilon} · "
                   f"K {p.k if p.k is not None else 'per run'} · cluster cut {p.cluster_threshold}")
     table = Table(title="runs")
-    for column in ("run", "model", "stop", "steps", "principles", "d(start, final)", "fixed point", "cycles",
+    for column in ("run", "model", "stop", "steps", "principles", "d(start, final)", "verdict", "cycles",
                    "near cycles"):
         table.add_column(column)
     for run in result.runs:
-        point = run.fixed_point
         table.add_row(run.run_id, run.model, run.stop_reason or "", str(run.steps[-1].step),
                       f"{run.steps[0].n_principles}→{run.steps[-1].n_principles}", f"{run.steps[-1].d_origin:.3f}",
-                      f"step {point.step} ({point.how})" if point else "none",
+                      run.verdict_text(),
                       ", ".join(f"period {c.period}" for c in run.cycles), str(run.near_cycles_total))
     console.print(table)
     cross = result.cross_run

@@ -108,8 +108,7 @@ def _ratings(result: AnalysisResult) -> str:
 
 def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
     p = result.params
-    runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step,
-                  f"step {r.fixed_point.step} ({r.fixed_point.how})" if r.fixed_point else "none",
+    runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step, r.verdict_text(),
                   ", ".join(f"period {c.period}" for c in r.cycles), r.near_cycles_total] for r in result.runs]
     cross = result.cross_run
     c = result.consistency
@@ -120,7 +119,7 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         f"reworded ≥ {p.reworded_threshold} · ε = {p.epsilon} · K = {p.k if p.k is not None else 'each run’s own'}"
         f" · attractor cut {p.cluster_threshold}</p>",
         "<h2>Convergence</h2>", f"<figure>{figures.convergence_curves(result)}</figure>",
-        _table(["run", "model", "stop", "steps", "fixed point", "cycles", "near cycles"], runs_rows),
+        _table(["run", "model", "stop", "steps", "verdict", "cycles", "near cycles"], runs_rows),
         "<h2>Revision graph</h2>", f"<figure>{figures.graph_drawing(graph)}</figure>",
         f"<p>{graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges.</p>",
         "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>",
