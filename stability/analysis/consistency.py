@@ -22,7 +22,7 @@ Only chain runs with a verdict are measured; runs without one are counted per co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from stability.analysis.alignment import align
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
+from stability.analysis.stats import Interval, bootstrap
 
 RESOLVED = ("removed", "reworded")
 
@@ -49,15 +50,6 @@ class ClashOutcome(BaseModel):
     resolved: bool
     resolved_step: int | None
     edits: int | None  # steps that changed the constitution up to resolved_step
-
-
-class Interval(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mean: float | None
-    low: float | None
-    high: float | None
-    n: int
 
 
 class ConditionSummary(BaseModel):
@@ -156,24 +148,6 @@ def track_clashes(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndar
             resolved_step=visits[resolved_index].step if resolved_index is not None else None,
             edits=edits_at[resolved_index] if resolved_index is not None else None))
     return out
-
-
-def bootstrap(groups: Sequence[Sequence[float]], resamples: int, seed: int) -> Interval:
-    """Mean of all values with a 95% percentile interval, resampling the groups (runs) with replacement."""
-    groups = [list(g) for g in groups if len(g)]
-    values = [x for g in groups for x in g]
-    if not values:
-        return Interval(mean=None, low=None, high=None, n=0)
-    mean = float(np.mean(values))
-    if len(groups) < 2:
-        return Interval(mean=round(mean, 6), low=None, high=None, n=len(values))
-    rng = np.random.default_rng(seed)
-    sums = np.array([sum(g) for g in groups])
-    counts = np.array([len(g) for g in groups])
-    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
-    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Interval(mean=round(mean, 6), low=round(float(low), 6), high=round(float(high), 6), n=len(values))
 
 
 def _difference(a: list[float], b: list[float], resamples: int, seed: int) -> Interval:

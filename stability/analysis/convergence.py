@@ -54,6 +54,7 @@ class Params(BaseModel):
     k: int | None = None  # steps a fixed point must hold; None: each run's own declines_to_stop
     cluster_threshold: float = 0.1
     bootstrap: int = 2000
+    permutations: int = 1000  # shuffles of runs between groups for the convergence ratio's null
     seed: int = 0
 
 

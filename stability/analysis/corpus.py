@@ -91,18 +91,6 @@ def is_chain(protocol: str) -> bool:
         return True
 
 
-def resolve_run_ids(store: Store, run_ids: list[str], all_runs: bool) -> list[str]:
-    """Full run ids for the given ids or unique prefixes, or every run with ``all_runs``."""
-    if all_runs:
-        ids = store.run_ids()
-        if not ids:
-            raise StabilityError(f"{store.path}: no runs to analyse")
-        return ids
-    if not run_ids:
-        raise StabilityError("give one or more run ids, or --all")
-    return list(dict.fromkeys(store.run(r).id for r in run_ids))
-
-
 def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
     wanted = set(run_ids)
     runs = {run.id: run for run in store.runs() if run.id in wanted}

@@ -5,7 +5,9 @@ The schema is :class:`AnalysisResult` (``AnalysisResult.model_json_schema()``), 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -13,8 +15,12 @@ from pydantic import BaseModel, ConfigDict
 from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
-from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
+from stability.analysis.corpus import Corpus, load_corpus
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
+from stability.analysis.experiments import resolve_selection
+from stability.analysis.factors import check_factors
+from stability.analysis.graph import build_graph
+from stability.analysis.groups import Contrast, GroupSummary, summarise
 from stability.analysis.preferences import Preferences, preferences
 from stability.records import RatingRecord
 from stability.store.store import Store
@@ -39,6 +45,10 @@ class AnalysisResult(BaseModel):
     embeddings: EmbeddingUse
     runs: list[RunConvergence]
     cross_run: CrossRun
+    experiments: list[str] = []  # experiments the analysed runs belong to
+    by: list[str] = []  # the factors the runs are grouped by
+    groups: list[GroupSummary] = []  # every measure per group (one group, all runs, without ``by``)
+    contrasts: list[Contrast] = []  # between every two groups (the first 45 pairs)
     consistency: Consistency
     preferences: Preferences
     notes: list[str]
@@ -63,27 +73,45 @@ def embed_corpus(store: Store, corpus: Corpus, embedder: Embedder, stats: Embedd
 
 
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
-            ratings: list[RatingRecord] | None = None) -> AnalysisResult:
-    """Every measure over an already loaded and embedded corpus (no store, no model)."""
+            ratings: list[RatingRecord] | None = None, by: list[str] | None = None,
+            experiments: Mapping[str, str] | None = None) -> AnalysisResult:
+    """Every measure over an already loaded and embedded corpus (no store, no model), grouped by ``by``."""
+    by = by or []
+    experiments = experiments or {}
+    check_factors(by, corpus)
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
     by_id = {r.run_id: r for r in runs}
     judged = [chain for chain in corpus.runs if by_id[chain.run_id].verdict in VERDICTS]
+    clashes = consistency(corpus, by_id, vectors.principles, params)
+    groups, contrasts = summarise(corpus, runs, clashes.clashes, vectors.nodes, params, by, experiments)
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
         cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
-        consistency=consistency(corpus, by_id, vectors.principles, params),
+        experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
+        groups=groups, contrasts=contrasts, consistency=clashes,
         preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 
 
-def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
-            embedder: Embedder | str = DEFAULT_MODEL) -> AnalysisResult:
-    """Load the runs, embed what the cache lacks (storing it), and measure."""
-    params = params or Params()
+def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: Embedder | str,
+         with_graph: bool = False) -> tuple[Corpus, Vectors, EmbeddingUse, list[RatingRecord], dict[str, str], Any]:
+    """Resolve the selection (experiments or runs), load the runs and embed what the cache lacks (storing it).
+
+    Returns the corpus, its vectors, the embedding use, the ratings, each run's experiment, and (``with_graph``)
+    the revision graph, else None."""
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
     with Store.open(db) as store:
-        corpus = load_corpus(store, resolve_run_ids(store, run_ids, all_runs))
+        ids, experiments = resolve_selection(store, selection, all_runs)
+        corpus = load_corpus(store, ids)
         stats = EmbeddingStats()
         vectors = embed_corpus(store, corpus, model, stats)
         ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
-    return measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
-                                                          computed=stats.computed), ratings)
+        graph = build_graph(store, ids) if with_graph else None
+    use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
+    return corpus, vectors, use, ratings, experiments, graph
+
+
+def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
+            embedder: Embedder | str = DEFAULT_MODEL, by: list[str] | None = None) -> AnalysisResult:
+    """Measure the selected runs: ``run_ids`` holds experiment names or ids and run ids (or use ``all_runs``)."""
+    corpus, vectors, use, ratings, experiments, _ = load(run_ids, db, all_runs, embedder)
+    return measure(corpus, vectors, params or Params(), use, ratings, by, experiments)

@@ -12,7 +12,10 @@ from rich.table import Table
 from stability.cli.console import DbOption, JsonOption, console, print_json
 from stability.errors import StabilityError
 
-RunsArgument = Annotated[list[str] | None, typer.Argument(help="run ids (unique prefixes will do)")]
+RunsArgument = Annotated[list[str] | None, typer.Argument(
+    help="experiment names or ids, and run ids (unique prefixes will do)")]
+ByOption = Annotated[str | None, typer.Option("--by", help="group by grid factors: model, protocol, constitution, "
+                                              "condition, temperature, seed, experiment, any option (comma-separated)")]
 AllOption = Annotated[bool, typer.Option("--all", help="every run in the database")]
 EmbedderOption = Annotated[str, typer.Option("--embedder", help="sentence-transformers model, or 'hashing'")]
 ThresholdOption = Annotated[float, typer.Option("--reworded-threshold",
@@ -30,11 +33,13 @@ def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_th
 
 def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None, as_json: JsonOption = False,
             embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
-            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
-    """Measure convergence, fixed points, cycles, attractors and clash resolution over runs."""
+            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
+            by: ByOption = None) -> None:
+    """Measure convergence, fixed points, cycles, attractors and clash resolution, per group of runs."""
+    from stability.analysis.factors import parse_by
     from stability.analysis.measure import analyze as run_analysis
 
-    result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder,
+    result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -51,7 +56,8 @@ def _interval(value: Any) -> str:
         return "–"
     if value.low is None:
         return f"{value.mean:.3g} (n={value.n})"
-    return f"{value.mean:.3g} [{value.low:.3g}, {value.high:.3g}] (n={value.n})"
+    high = "∞" if value.high is None else f"{value.high:.3g}"  # unbounded: undefined in > 2.5% of resamples
+    return f"{value.mean:.3g} [{value.low:.3g}, {high}] (n={value.n})"
 
 
 def _print_analysis(result: Any) -> None:
@@ -69,6 +75,7 @@ def _print_analysis(result: Any) -> None:
                       run.verdict_text(),
                       ", ".join(f"period {c.period}" for c in run.cycles), str(run.near_cycles_total))
     console.print(table)
+    _print_groups(result)
     cross = result.cross_run
     ratio = f"{cross.convergence_ratio:.3f}" if cross.convergence_ratio is not None else "n/a (one start)"
     console.print(f"{cross.runs} runs · {cross.distinct_starts} starts · {cross.distinct_finals} finals · "
@@ -124,6 +131,53 @@ def _print_analysis(result: Any) -> None:
         console.print(f"note: {note}", style="dim")
 
 
+def _print_groups(result: Any) -> None:
+    from stability.analysis.factors import key_text
+
+    title = f"groups by {', '.join(result.by)}" if result.by else "all runs"
+    table = Table(title=f"{title} · intervals: 95% bootstrap over starting constitutions")
+    for column in ("group", "runs", "no verdict", "fixed-point rate", "cycle rate", "KM median steps to fixed point",
+                   "convergence ratio (null p)", "clashes resolved", "attractors"):
+        table.add_column(column)
+    for g in result.groups:
+        s, r = g.steps_to_fixed_point, g.convergence_ratio
+        median = "not reached" if s.median is None else f"{s.median:g}" + (
+            f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else "")
+        ratio = _interval(r) + (f" p={r.p_value:.3g}" if r.p_value is not None else "")
+        table.add_row(g.label, str(g.runs), str(g.no_verdict), _interval(g.fixed_point_rate), _interval(g.cycle_rate),
+                      f"{median} ({s.events} reached, {s.censored} censored)", ratio, _interval(g.clash_resolution),
+                      str(len(g.attractors)))
+    console.print(table)
+    if result.contrasts:
+        contrasts = Table(title="contrasts (a − b)")
+        for column in ("a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"):
+            contrasts.add_column(column)
+        for c in result.contrasts:
+            contrasts.add_row(key_text(c.a), key_text(c.b), _interval(c.fixed_point_rate),
+                              _interval(c.steps_to_fixed_point), _interval(c.convergence_ratio),
+                              _interval(c.clash_resolution))
+        console.print(contrasts)
+
+
+def experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List the experiments: spec name, factors, cells and their states."""
+    from stability.analysis.experiments import list_experiments
+
+    found = list_experiments(db)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in found])
+        return
+    table = Table(title="experiments")
+    for column in ("id", "name", "cells", "states", "varied factors", "replicates", "spec"):
+        table.add_column(column)
+    for e in found:
+        varied = "; ".join(f"{name}: {', '.join(str(v) for v in e.factors[name])}"
+                           for name in e.varied if name != "seed")
+        table.add_row(e.id, e.name, str(e.cells), ", ".join(f"{k} {v}" for k, v in sorted(e.states.items())),
+                      varied or "–", str(e.replicates), e.spec_path or "")
+    console.print(table)
+
+
 def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
           fmt: Annotated[str, typer.Option("--format", help="graphml | json")] = "graphml",
           output: Annotated[Path | None, typer.Option("--output", "-o", help="file [default: stdout]")] = None
@@ -143,10 +197,12 @@ def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption =
 def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
            output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
            embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
-           epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
-    """Write one self-contained HTML report (works offline): curves, graph, diffs, attractors, clashes."""
+           epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
+           by: ByOption = None) -> None:
+    """Write one self-contained HTML report (works offline): groups, curves, graph, diffs, attractors, clashes."""
+    from stability.analysis.factors import parse_by
     from stability.analysis.report import write_report
 
-    path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder,
+    path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

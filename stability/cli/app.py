@@ -227,6 +227,7 @@ def models(as_json: JsonOption = False) -> None:
 
 
 experiment_commands.register(app)
+app.command("experiments")(analysis_commands.experiments)
 app.command("analyze")(analysis_commands.analyze)
 app.command("graph")(analysis_commands.graph)
 app.command("report")(analysis_commands.report)

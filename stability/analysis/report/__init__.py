@@ -8,12 +8,10 @@ from typing import Any
 
 from stability.analysis.alignment import align
 from stability.analysis.convergence import Params
-from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
-from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, get_embedder
-from stability.analysis.graph import build_graph
-from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
+from stability.analysis.corpus import Corpus
+from stability.analysis.embeddings import DEFAULT_MODEL, Embedder
+from stability.analysis.measure import AnalysisResult, Vectors, load, measure
 from stability.analysis.report import figures
-from stability.store.store import Store
 
 MAX_DIFF_RUNS = 50
 
@@ -52,7 +50,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def _interval(value: Any) -> str:
     if value.mean is None:
         return "–"
-    ci = f" [{value.low:.3g}, {value.high:.3g}]" if value.low is not None else ""
+    high = "∞" if value.high is None else f"{value.high:.3g}"  # unbounded: undefined in > 2.5% of resamples
+    ci = f" [{value.low:.3g}, {high}]" if value.low is not None else ""
     return f"{value.mean:.3g}{ci} (n={value.n})"
 
 
@@ -122,7 +121,8 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         _table(["run", "model", "stop", "steps", "verdict", "cycles", "near cycles"], runs_rows),
         "<h2>Revision graph</h2>", f"<figure>{figures.graph_drawing(graph)}</figure>",
         f"<p>{graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges.</p>",
-        "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>",
+        "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>" if cross.runs
+        else "<p>No chain run with a verdict: no finals to cluster.</p>",
         f"<p>Spread of starts {cross.start_spread:.3f}, of finals {cross.final_spread:.3f}; convergence ratio "
         f"<b>{cross.convergence_ratio if cross.convergence_ratio is not None else 'n/a (one start)'}</b>.</p>",
         _table(["cluster", "runs", "starts", "models", "spread", "medoid"],
@@ -150,18 +150,11 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
 
 
 def write_report(run_ids: list[str], output: Path | str, db: Path | str | None = None, all_runs: bool = False,
-                 params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL) -> Path:
-    params = params or Params()
-    model = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    with Store.open(db) as store:
-        ids = resolve_run_ids(store, run_ids, all_runs)
-        corpus = load_corpus(store, ids)
-        stats = EmbeddingStats()
-        vectors = embed_corpus(store, corpus, model, stats)
-        graph = build_graph(store, ids)
-        ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
-    result = measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
-                                                          computed=stats.computed), ratings)
+                 params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL,
+                 by: list[str] | None = None) -> Path:
+    """The report of the selected runs (``run_ids``: experiment names or ids and run ids), grouped by ``by``."""
+    corpus, vectors, use, ratings, experiments, graph = load(run_ids, db, all_runs, embedder, with_graph=True)
+    result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments)
     path = Path(output)
     path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
     return path

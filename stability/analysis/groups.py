@@ -1,0 +1,197 @@
+"""Every measure per group of runs (``--by FACTOR,...``), and contrasts between groups, with intervals.
+
+A group is the runs that share a value of each chosen factor (:mod:`stability.analysis.factors`); with no factor
+there is one group, all runs. Chain runs with a verdict are *judged*; the rest are counted (``no_verdict``,
+``verdicts.not_chain``) and measured nowhere else.
+
+Intervals resample the group's starting constitutions (each with all its runs); a group with a single start
+resamples its runs instead (``resampled``), so its interval covers replicate noise only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from stability.analysis.attractors import Attractor, cross_run
+from stability.analysis.consistency import ClashOutcome
+from stability.analysis.convergence import VERDICTS, Params, RunConvergence
+from stability.analysis.corpus import Corpus
+from stability.analysis.factors import group_key, key_text
+from stability.analysis.stats import Interval, Survival, cluster_interval, difference, km_median, survival
+
+MAX_CONTRASTS = 45
+MAX_PAIRWISE_RUNS = 6000  # above this many judged runs the convergence ratio gets no interval or null
+
+
+class ConvergenceRatio(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float | None  # spread of finals / spread of starts; None with a single start
+    low: float | None
+    high: float | None
+    n: int  # judged runs
+    null_low: float | None  # 95% range of the ratio when the group's runs are drawn at random from all groups
+    null_high: float | None
+    p_value: float | None  # two-sided permutation p-value (None with one group)
+
+
+class GroupSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: dict[str, Any]
+    label: str
+    runs: int
+    run_ids: list[str]
+    starts: int  # distinct starting constitutions of the judged runs
+    resampled: str  # starts | runs: what the intervals resample
+    verdicts: dict[str, int]  # fixed_point, cycle, unsettled, no_verdict, not_chain
+    no_verdict: int
+    fixed_point_rate: Interval  # over judged runs
+    cycle_rate: Interval
+    steps_to_fixed_point: Survival
+    convergence_ratio: ConvergenceRatio
+    clash_resolution: Interval  # share of planted clashes resolved, over the judged contradictory runs
+    attractors: list[Attractor]
+
+
+class Contrast(BaseModel):
+    """Group ``a`` minus group ``b``, each side's clusters resampled independently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    fixed_point_rate: Interval
+    steps_to_fixed_point: Interval  # difference of Kaplan–Meier medians
+    convergence_ratio: Interval
+    clash_resolution: Interval
+
+
+class Arrays:
+    """Per-run values of every analysed run, indexed like ``runs``; pairwise distances of the judged runs."""
+
+    def __init__(self, corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
+                 node_vectors: Mapping[str, np.ndarray]) -> None:
+        self.runs = runs
+        self.judged = np.array([r.verdict in VERDICTS for r in runs], dtype=bool)
+        self.fixed = np.array([r.verdict == "fixed_point" for r in runs], dtype=float)
+        self.cycled = np.array([r.verdict == "cycle" for r in runs], dtype=float)
+        last = [max((s.step for s in r.steps if s.decision not in ("parse_failure", "truncated", "error")),
+                    default=0) for r in runs]
+        self.times = np.array([r.fixed_point.step if r.fixed_point else t for r, t in zip(runs, last, strict=True)])
+        resolved: dict[str, list[float]] = {}
+        for o in clashes:
+            resolved.setdefault(o.run_id, []).append(float(o.resolved))
+        self.resolved = np.array([sum(resolved.get(r.run_id, [])) for r in runs])
+        self.clashes = np.array([len(resolved.get(r.run_id, [])) for r in runs])
+        self.position = {i: j for j, i in enumerate(np.flatnonzero(self.judged).tolist())}
+        self.pairwise = len(self.position) <= MAX_PAIRWISE_RUNS
+        self.d_starts = self.d_finals = np.zeros((0, 0), dtype=np.float32)
+        if self.pairwise and self.position:
+            order = [runs[i] for i in self.position]
+            starts = np.stack([node_vectors[r.start] for r in order]).astype(np.float32)
+            finals = np.stack([node_vectors[r.final] for r in order]).astype(np.float32)
+            self.d_starts = np.clip(1.0 - starts @ starts.T, 0.0, 2.0)
+            self.d_finals = np.clip(1.0 - finals @ finals.T, 0.0, 2.0)
+
+    def rate(self, values: np.ndarray) -> Any:
+        return lambda idx: float(values[idx].mean()) if len(idx) else None
+
+    def median(self, idx: np.ndarray) -> float | None:
+        return km_median(self.times[idx], self.fixed[idx].astype(bool))
+
+    def clash_share(self, idx: np.ndarray) -> float | None:
+        total = self.clashes[idx].sum()
+        return float(self.resolved[idx].sum() / total) if total else None
+
+    def ratio(self, idx: np.ndarray) -> float | None:
+        """Convergence ratio of judged runs ``idx``; copies of one run drawn twice are not a pair."""
+        if not self.pairwise or len(idx) < 2:
+            return None
+        p = np.array([self.position[int(i)] for i in idx])
+        pairs = p[:, None] != p[None, :]
+        start = float(self.d_starts[np.ix_(p, p)][pairs].mean()) if pairs.any() else 0.0
+        if start <= 0:
+            return None
+        return float(self.d_finals[np.ix_(p, p)][pairs].mean()) / start
+
+
+def _clusters(arrays: Arrays, members: list[int]) -> tuple[list[list[int]], str]:
+    by_start: dict[str, list[int]] = {}
+    for i in members:
+        by_start.setdefault(arrays.runs[i].start, []).append(i)
+    if len(by_start) >= 2:
+        return list(by_start.values()), "starts"
+    return [[i] for i in members], "runs"
+
+
+def _null(arrays: Arrays, members: list[int], pool: list[int], observed: float | None, params: Params
+          ) -> tuple[float | None, float | None, float | None]:
+    if observed is None or len(pool) <= len(members):
+        return None, None, None
+    rng = np.random.default_rng(params.seed + 7)
+    pool_array = np.asarray(pool)
+    draws = [arrays.ratio(rng.choice(pool_array, size=len(members), replace=False))
+             for _ in range(params.permutations)]
+    values = np.array([d for d in draws if d is not None])
+    if not len(values):
+        return None, None, None
+    centre = float(values.mean())
+    p = float((np.abs(values - centre) >= abs(observed - centre) - 1e-12).mean())
+    low, high = np.percentile(values, [2.5, 97.5])
+    return round(float(low), 6), round(float(high), 6), round(p, 6)
+
+
+def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
+              node_vectors: Mapping[str, np.ndarray], params: Params, factors: list[str],
+              experiments: Mapping[str, str]) -> tuple[list[GroupSummary], list[Contrast]]:
+    arrays = Arrays(corpus, runs, clashes, node_vectors)
+    keyed: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    for i, chain in enumerate(corpus.runs):
+        key = group_key(chain, factors, corpus, experiments)
+        keyed.setdefault(json.dumps(key, sort_keys=True, default=str), (key, []))[1].append(i)
+    pool = np.flatnonzero(arrays.judged).tolist()
+    b, seed = params.bootstrap, params.seed
+    groups, clusters_of = [], []
+    chains = {c.run_id: c for c in corpus.runs}
+    for text in sorted(keyed):
+        key, members = keyed[text]
+        judged = [i for i in members if arrays.judged[i]]
+        clusters, resampled = _clusters(arrays, judged)
+        local = {run: j for j, run in enumerate(judged)}
+        clusters_of.append(clusters)
+        ratio = cluster_interval(arrays.ratio, clusters, b, seed)
+        null_low, null_high, p = _null(arrays, judged, pool, ratio.mean, params) if arrays.pairwise else (None,) * 3
+        verdicts = {v: sum(runs[i].verdict == v for i in members) for v in (*VERDICTS, "no_verdict", "not_chain")}
+        groups.append(GroupSummary(
+            key=key, label=key_text(key), runs=len(members), run_ids=[runs[i].run_id for i in members],
+            starts=len({runs[i].start for i in judged}), resampled=resampled, verdicts=verdicts,
+            no_verdict=verdicts["no_verdict"],
+            fixed_point_rate=cluster_interval(arrays.rate(arrays.fixed), clusters, b, seed),
+            cycle_rate=cluster_interval(arrays.rate(arrays.cycled), clusters, b, seed),
+            steps_to_fixed_point=survival(arrays.times[judged].tolist(), arrays.fixed[judged].astype(bool).tolist(),
+                                          [[local[i] for i in c] for c in clusters], b, seed),
+            convergence_ratio=ConvergenceRatio(mean=ratio.mean, low=ratio.low, high=ratio.high, n=ratio.n,
+                                               null_low=null_low, null_high=null_high, p_value=p),
+            clash_resolution=cluster_interval(arrays.clash_share, clusters, b, seed)
+            if arrays.clashes[judged].sum() else Interval(mean=None, low=None, high=None, n=0),
+            attractors=cross_run([chains[runs[i].run_id] for i in judged], node_vectors,
+                                 params.cluster_threshold).attractors))
+    contrasts: list[Contrast] = []
+    for i in range(len(groups)):
+        for j in range(i + 1, len(groups)):
+            if len(contrasts) >= MAX_CONTRASTS:
+                break
+            ca, cb = clusters_of[i], clusters_of[j]
+            contrasts.append(Contrast(
+                a=groups[i].key, b=groups[j].key,
+                fixed_point_rate=difference(arrays.rate(arrays.fixed), ca, arrays.rate(arrays.fixed), cb, b, seed),
+                steps_to_fixed_point=difference(arrays.median, ca, arrays.median, cb, b, seed),
+                convergence_ratio=difference(arrays.ratio, ca, arrays.ratio, cb, b, seed),
+                clash_resolution=difference(arrays.clash_share, ca, arrays.clash_share, cb, b, seed)))
+    return groups, contrasts

@@ -1,0 +1,88 @@
+"""Grouped measures on scripted-model grids where the right grouped answer is known."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stability.analysis import analyze
+from stability.analysis.experiments import list_experiments
+from stability.errors import StabilityError
+from tests.analysis import grid
+
+
+@pytest.fixture
+def grid_copy(grid_db: Path, tmp_path: Path) -> Path:
+    grid.register()
+    target = tmp_path / "grid.duckdb"
+    shutil.copy(grid_db, target)
+    return target
+
+
+def test_experiments_are_listed_with_factors_and_states(grid_db: Path) -> None:
+    found = {e.name: e for e in list_experiments(grid_db)}
+    assert set(found) == {"grid", "grid-ratings"}
+    main = found["grid"]
+    assert main.cells == 18 and main.states == {"done": 18} and main.replicates == 2
+    assert set(main.varied) == {"model", "constitution", "seed"}
+    assert main.factors["model"] == [f"scripted/{m}" for m in grid.MODELS]
+    assert main.factors["constitution"] == grid.STARTS
+    assert all(c.run_id and c.status == "done" for c in main.cell_list)
+
+
+def test_grouped_by_model_gives_the_known_answers(grid_copy: Path) -> None:
+    result = analyze(["grid"], grid_copy, embedder="hashing", by=["model"])
+    assert result.by == ["model"] and len(result.experiments) == 1
+    groups = {g.key["model"]: g for g in result.groups}
+    assert set(groups) == {f"scripted/{m}" for m in grid.MODELS}
+    fail, shrink, flip = (groups[f"scripted/grid-{m}"] for m in ("fail", "shrink", "flip"))
+    assert fail.runs == 6 and fail.no_verdict == 6 and fail.verdicts["fixed_point"] == 0
+    assert fail.fixed_point_rate.n == 0 and fail.fixed_point_rate.mean is None and fail.attractors == []
+    assert shrink.fixed_point_rate.mean == 1.0 and shrink.fixed_point_rate.n == 6 and shrink.no_verdict == 0
+    assert shrink.cycle_rate.mean == 0.0 and shrink.resampled == "starts" and shrink.starts == 3
+    assert flip.cycle_rate.mean == 1.0 and flip.fixed_point_rate.mean == 0.0
+    # shrinking: each start loses all but one principle (minimal 3, careful-tutor and helpful-honest more)
+    assert shrink.steps_to_fixed_point.events == 6 and shrink.steps_to_fixed_point.censored == 0
+    assert flip.steps_to_fixed_point.events == 0 and flip.steps_to_fixed_point.median is None
+    # every flip run ends on one of the two lists: the finals converge far more than the starts
+    assert flip.convergence_ratio.mean is not None and flip.convergence_ratio.mean < 0.5
+    assert flip.convergence_ratio.n == 6 and flip.convergence_ratio.p_value is not None
+    # no-verdict runs are in no attractor of the whole selection either
+    failed = {r.run_id for r in result.runs if r.verdict == "no_verdict"}
+    assert len(failed) == 6
+    assert not failed & {run for a in result.cross_run.attractors for run in a.runs}
+    [contrast] = [c for c in result.contrasts if {c.a["model"], c.b["model"]} == {"scripted/grid-flip",
+                                                                                  "scripted/grid-shrink"}]
+    sign = 1 if contrast.a["model"] == "scripted/grid-shrink" else -1
+    assert contrast.fixed_point_rate.mean == sign * 1.0
+
+
+def test_rating_runs_have_no_cycles(grid_copy: Path) -> None:
+    result = analyze(["grid-ratings"], grid_copy, embedder="hashing", by=["protocol"])
+    assert len(result.runs) == 2
+    assert all(r.verdict == "not_chain" and r.cycles == [] and r.fixed_point is None for r in result.runs)
+    [group] = result.groups
+    assert group.verdicts["not_chain"] == 2 and group.cycle_rate.n == 0 and group.attractors == []
+    assert result.cross_run.runs == 0 and result.preferences.targets
+
+
+def test_grouping_by_constitution_and_option(grid_copy: Path) -> None:
+    result = analyze(["grid"], grid_copy, embedder="hashing", by=["constitution", "max_steps"])
+    assert {tuple(g.key.values()) for g in result.groups} == {(s, 8) for s in grid.STARTS}
+    assert all(g.runs == 6 and g.resampled == "runs" for g in result.groups)
+    with pytest.raises(StabilityError, match="not a factor"):
+        analyze(["grid"], grid_copy, embedder="hashing", by=["colour"])
+    with pytest.raises(StabilityError, match="no experiment 'nothing'"):
+        analyze(["nothing"], grid_copy, embedder="hashing")
+
+
+def test_dataset_takes_an_experiment(grid_copy: Path) -> None:
+    import stability
+
+    data = stability.load(grid_copy)
+    assert {e.name for e in data.experiments()} == {"grid", "grid-ratings"}
+    assert len(data.experiment_runs("grid")) == 18 and data.graph(["grid-ratings"]).number_of_nodes() >= 1
+    result = data.analyze(["grid"], embedder="hashing", by=["model"])
+    assert [g.runs for g in result.groups] == [6, 6, 6]
