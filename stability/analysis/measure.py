@@ -22,6 +22,7 @@ from stability.analysis.factors import check_factors
 from stability.analysis.graph import build_graph
 from stability.analysis.groups import Contrast, GroupSummary, summarise
 from stability.analysis.preferences import Preferences, preferences
+from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
 from stability.store.store import Store
 
@@ -50,6 +51,7 @@ class AnalysisResult(BaseModel):
     groups: list[GroupSummary] = []  # every measure per group (one group, all runs, without ``by``)
     contrasts: list[Contrast] = []  # between every two groups (the first 45 pairs)
     consistency: Consistency
+    twins: TwinComparison  # contradictory runs against runs of their repaired twins, paired
     preferences: Preferences
     notes: list[str]
 
@@ -89,6 +91,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
         cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
         experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
         groups=groups, contrasts=contrasts, consistency=clashes,
+        twins=compare_twins(corpus, by_id, vectors.nodes, params),
         preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 
 

@@ -111,6 +111,13 @@ def _print_analysis(result: Any) -> None:
                                _interval(s.steps_to_fixed_point))
         console.print(conditions)
         console.print(f"steps to fixed point, contradictory − consistent: {_interval(c.steps_difference)}")
+    t = result.twins
+    if t.pairs:
+        console.print(f"contradictory vs repaired twin, {len(t.pairs)} pairs ({len(t.unpaired)} unpaired): "
+                      f"fixed point reached, difference {_interval(t.fixed_point_difference)} · steps to fixed point, "
+                      f"difference {_interval(t.steps_difference)} · distance to the twin at step 0 "
+                      f"{_interval(t.distance_to_twin[0].distance)}, at the last step "
+                      f"{_interval(t.distance_to_twin[-1].distance)}")
     for target in result.preferences.targets:
         table = Table(title=f"rate-alternatives · {target.mode} · {target.target[:60]} · {target.trials} trials")
         for column in ("option", "relation", "mean rating", "favourite rate", "E[rating]", "Bradley–Terry",
