@@ -5,6 +5,7 @@
   fixed point (after ``n - 1`` edits, confirmed by two declines).
 - ``scripted/grid-flip`` alternates between two lists whatever it is shown: every run cycles with period 2.
 - a second experiment rates alternatives (``rate-alternatives``): sibling trials, never a cycle.
+- a third (``grid-twins``) runs ``grid-shrink`` on a contradictory file and its repaired twin: paired runs.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def build(db: Path, folder: Path) -> None:
                        "protocols:\n  - name: rate-alternatives\n"
                        "    options: {alternatives_list: [I tell the truth., I lie when it helps.], trials: 4}\n"
                        "replicates: 2\n", encoding="utf-8")
-    for path in (spec, ratings):
+    twins = folder / "grid-twins.yaml"
+    twins.write_text("name: grid-twins\nmodels:\n  - scripted/grid-shrink\nconstitutions:\n"
+                     f"  - {LIBRARY / 'contradictory/honesty-vs-comfort.md'}\n"
+                     f"  - {LIBRARY / 'consistent/honesty-vs-comfort-repaired.md'}\n"
+                     "protocols:\n  - name: fresh-instance\n    options: {max_steps: 8}\nreplicates: 2\n",
+                     encoding="utf-8")
+    for path in (spec, ratings, twins):
         result = run_experiment(path, db)
         assert result.done == result.cells, f"{path.name}: {result.done} of {result.cells} cells done"

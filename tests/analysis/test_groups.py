@@ -23,7 +23,7 @@ def grid_copy(grid_db: Path, tmp_path: Path) -> Path:
 
 def test_experiments_are_listed_with_factors_and_states(grid_db: Path) -> None:
     found = {e.name: e for e in list_experiments(grid_db)}
-    assert set(found) == {"grid", "grid-ratings"}
+    assert set(found) == {"grid", "grid-ratings", "grid-twins"}
     main = found["grid"]
     assert main.cells == 18 and main.states == {"done": 18} and main.replicates == 2
     assert set(main.varied) == {"model", "constitution", "seed"}
@@ -82,7 +82,17 @@ def test_dataset_takes_an_experiment(grid_copy: Path) -> None:
     import stability
 
     data = stability.load(grid_copy)
-    assert {e.name for e in data.experiments()} == {"grid", "grid-ratings"}
+    assert {e.name for e in data.experiments()} == {"grid", "grid-ratings", "grid-twins"}
     assert len(data.experiment_runs("grid")) == 18 and data.graph(["grid-ratings"]).number_of_nodes() >= 1
     result = data.analyze(["grid"], embedder="hashing", by=["model"])
     assert [g.runs for g in result.groups] == [6, 6, 6]
+
+
+def test_twins_are_paired_in_a_scripted_experiment(grid_copy: Path) -> None:
+    result = analyze(["grid-twins"], grid_copy, embedder="hashing")
+    twins = result.twins
+    assert len(twins.pairs) == 2 and twins.unpaired == []
+    assert {p.contradictory for p in twins.pairs} == {"contradictory/honesty-vs-comfort.md"}
+    # shrinking 5 principles to 1 takes 4 edits from either file: no paired difference in steps
+    assert twins.steps_difference.mean == 0.0 and twins.fixed_point_difference.mean == 0.0
+    assert all(p.distance_to_twin[0] > 0 for p in twins.pairs)
