@@ -220,6 +220,7 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
     verdict: Verdict
     if not chain.chain:
         verdict = "not_chain"
+        near = []  # sibling trials do not return to anything: no near cycles either
     elif chain.no_verdict is not None:
         verdict = "no_verdict"
     else:

@@ -69,7 +69,7 @@ def test_sibling_trials_are_not_a_chain() -> None:
     run = chain("r", ["A", "B", "A", "B", "A"])
     run.chain = False
     result = measure(run)
-    assert (result.verdict, result.fixed_point, result.cycles) == ("not_chain", None, [])
+    assert (result.verdict, result.fixed_point, result.cycles, result.near_cycles) == ("not_chain", None, [], [])
     assert [s.d_origin for s in result.steps] == [0.0, 1.0, 0.0, 1.0, 0.0]  # its curves stay
 
 
