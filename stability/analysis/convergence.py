@@ -117,6 +117,7 @@ class RunConvergence(BaseModel):
     cycles: list[Cycle]
     near_cycles: list[NearCycle]
     near_cycles_total: int
+    references: dict[str, list[float]] = {}  # reference name -> distance to it at every step (``--reference``)
 
     def verdict_text(self) -> str:
         """The verdict in words: the fixed point and how, a cycle, unsettled, no verdict (and why), not a chain."""

@@ -22,6 +22,7 @@ from stability.analysis.consistency import ClashOutcome
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus
 from stability.analysis.factors import group_key, key_text
+from stability.analysis.references import ReferenceDrift, drift
 from stability.analysis.stats import Interval, Survival, cluster_interval, difference, km_median, survival
 
 MAX_CONTRASTS = 45
@@ -57,6 +58,7 @@ class GroupSummary(BaseModel):
     convergence_ratio: ConvergenceRatio
     clash_resolution: Interval  # share of planted clashes resolved, over the judged contradictory runs
     attractors: list[Attractor]
+    references: list[ReferenceDrift] = []  # distance to each --reference constitution: start, final, change
 
 
 class Contrast(BaseModel):
@@ -181,7 +183,9 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             clash_resolution=cluster_interval(arrays.clash_share, clusters, b, seed)
             if arrays.clashes[judged].sum() else Interval(mean=None, low=None, high=None, n=0),
             attractors=cross_run([chains[runs[i].run_id] for i in judged], node_vectors,
-                                 params.cluster_threshold).attractors))
+                                 params.cluster_threshold).attractors,
+            references=drift([runs[i].references for i in judged], [[local[i] for i in c] for c in clusters], b,
+                             seed)))
     contrasts: list[Contrast] = []
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):

@@ -22,6 +22,7 @@ from stability.analysis.factors import check_factors
 from stability.analysis.graph import build_graph
 from stability.analysis.groups import Contrast, GroupSummary, summarise
 from stability.analysis.preferences import Preferences, preferences
+from stability.analysis.references import read_references, step_distances
 from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
 from stability.store.store import Store
@@ -48,6 +49,7 @@ class AnalysisResult(BaseModel):
     cross_run: CrossRun
     experiments: list[str] = []  # experiments the analysed runs belong to
     by: list[str] = []  # the factors the runs are grouped by
+    references: list[str] = []  # names of the reference constitutions every step is measured against
     groups: list[GroupSummary] = []  # every measure per group (one group, all runs, without ``by``)
     contrasts: list[Contrast] = []  # between every two groups (the first 45 pairs)
     consistency: Consistency
@@ -63,6 +65,7 @@ class Vectors(BaseModel):
 
     nodes: dict[str, np.ndarray]
     principles: dict[str, np.ndarray]
+    references: dict[str, np.ndarray] = {}  # reference constitutions (``--reference``) by name
 
 
 def embed_corpus(store: Store, corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
@@ -82,6 +85,8 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     experiments = experiments or {}
     check_factors(by, corpus)
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
+    for run in runs:
+        run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
     by_id = {r.run_id: r for r in runs}
     judged = [chain for chain in corpus.runs if by_id[chain.run_id].verdict in VERDICTS]
     clashes = consistency(corpus, by_id, vectors.principles, params)
@@ -90,23 +95,28 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
         cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
         experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
+        references=list(vectors.references),
         groups=groups, contrasts=contrasts, consistency=clashes,
         twins=compare_twins(corpus, by_id, vectors.nodes, params),
         preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 
 
 def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: Embedder | str,
-         with_graph: bool = False) -> tuple[Corpus, Vectors, EmbeddingUse, list[RatingRecord], dict[str, str], Any]:
+         with_graph: bool = False, references: list[Path | str] | None = None
+         ) -> tuple[Corpus, Vectors, EmbeddingUse, list[RatingRecord], dict[str, str], Any]:
     """Resolve the selection (experiments or runs), load the runs and embed what the cache lacks (storing it).
 
     Returns the corpus, its vectors, the embedding use, the ratings, each run's experiment, and (``with_graph``)
     the revision graph, else None."""
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    reference_texts = read_references(references or [])  # bad input fails here, before anything is written
     with Store.open(db) as store:
         ids, experiments = resolve_selection(store, selection, all_runs)
         corpus = load_corpus(store, ids)
         stats = EmbeddingStats()
         vectors = embed_corpus(store, corpus, model, stats)
+        by_text = embed_texts(store, model, list(reference_texts.values()), stats)
+        vectors.references = {name: by_text[text] for name, text in reference_texts.items()}
         ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
         graph = build_graph(store, ids) if with_graph else None
     use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
@@ -114,7 +124,9 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
 
 
 def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
-            embedder: Embedder | str = DEFAULT_MODEL, by: list[str] | None = None) -> AnalysisResult:
-    """Measure the selected runs: ``run_ids`` holds experiment names or ids and run ids (or use ``all_runs``)."""
-    corpus, vectors, use, ratings, experiments, _ = load(run_ids, db, all_runs, embedder)
+            embedder: Embedder | str = DEFAULT_MODEL, by: list[str] | None = None,
+            references: list[Path | str] | None = None) -> AnalysisResult:
+    """Measure the selected runs: ``run_ids`` holds experiment names or ids and run ids (or use ``all_runs``);
+    ``references`` are constitution files every step is measured against."""
+    corpus, vectors, use, ratings, experiments, _ = load(run_ids, db, all_runs, embedder, references=references)
     return measure(corpus, vectors, params or Params(), use, ratings, by, experiments)

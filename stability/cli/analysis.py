@@ -14,6 +14,8 @@ from stability.errors import StabilityError
 
 RunsArgument = Annotated[list[str] | None, typer.Argument(
     help="experiment names or ids, and run ids (unique prefixes will do)")]
+ReferenceOption = Annotated[list[Path] | None, typer.Option(
+    "--reference", help="a constitution file to measure every step against (repeatable)")]
 ByOption = Annotated[str | None, typer.Option("--by", help="group by grid factors: model, protocol, constitution, "
                                               "condition, temperature, seed, experiment, any option (comma-separated)")]
 AllOption = Annotated[bool, typer.Option("--all", help="every run in the database")]
@@ -34,12 +36,13 @@ def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_th
 def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None, as_json: JsonOption = False,
             embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
             epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
-            by: ByOption = None) -> None:
+            by: ByOption = None, reference: ReferenceOption = None) -> None:
     """Measure convergence, fixed points, cycles, attractors and clash resolution, per group of runs."""
     from stability.analysis.factors import parse_by
     from stability.analysis.measure import analyze as run_analysis
 
     result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
+                          references=list(reference or []),
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -155,6 +158,10 @@ def _print_groups(result: Any) -> None:
                       f"{median} ({s.events} reached, {s.censored} censored)", ratio, _interval(g.clash_resolution),
                       str(len(g.attractors)))
     console.print(table)
+    for g in result.groups:
+        for r in g.references:
+            console.print(f"{g.label} · distance to {r.reference}: start {_interval(r.start)}, final "
+                          f"{_interval(r.final)}, change {_interval(r.change)}")
     if result.contrasts:
         contrasts = Table(title="contrasts (a − b)")
         for column in ("a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"):
@@ -205,11 +212,12 @@ def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption 
            output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
            embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
-           by: ByOption = None) -> None:
+           by: ByOption = None, reference: ReferenceOption = None) -> None:
     """Write one self-contained HTML report (works offline): groups, curves, graph, diffs, attractors, clashes."""
     from stability.analysis.factors import parse_by
     from stability.analysis.report import write_report
 
     path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
+                        references=list(reference or []),
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

@@ -96,3 +96,18 @@ def test_twins_are_paired_in_a_scripted_experiment(grid_copy: Path) -> None:
     # shrinking 5 principles to 1 takes 4 edits from either file: no paired difference in steps
     assert twins.steps_difference.mean == 0.0 and twins.fixed_point_difference.mean == 0.0
     assert all(p.distance_to_twin[0] > 0 for p in twins.pairs)
+
+
+def test_distance_to_a_reference_constitution(grid_copy: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "flip-a.md"
+    reference.write_text("".join(f"- {p}\n" for p in grid.FLIP_A), encoding="utf-8")
+    result = analyze(["grid"], grid_copy, embedder="hashing", by=["model"], references=[reference])
+    assert result.references == ["flip-a.md"]
+    groups = {g.key["model"]: g for g in result.groups}
+    [flip] = groups["scripted/grid-flip"].references
+    # every flip run stops on its return to FLIP_A: the finals are the reference itself
+    assert flip.final.mean == 0.0 and flip.change.mean is not None and flip.change.mean < 0
+    assert flip.start.n == 6 and flip.start.low is not None
+    assert groups["scripted/grid-fail"].references == []  # no judged runs, nothing to measure
+    run = next(r for r in result.runs if r.model == "scripted/grid-flip")
+    assert len(run.references["flip-a.md"]) == len(run.steps) and run.references["flip-a.md"][-1] == 0.0

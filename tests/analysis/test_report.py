@@ -31,7 +31,8 @@ def test_report_is_self_contained(experiment_copy: Path, tmp_path: Path) -> None
     assert text.count("<figure><svg") == 7
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing to fetch
     assert "<img" not in text and "<link" not in text
-    for heading in ("Groups", "Convergence", "Revision graph", "Attractors", "Consistent vs contradictory", "Per-step diffs"):
+    for heading in ("Groups", "Convergence", "Revision graph", "Attractors", "Consistent vs contradictory",
+                    "Per-step diffs"):
         assert f"<h2>{heading}</h2>" in text
     assert "reworded:" in text and "removed:" in text  # the diffs classify principles
 

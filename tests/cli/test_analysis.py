@@ -38,7 +38,10 @@ def test_errors_are_one_line_exit_2(tmp_path: Path, experiment_copy: Path) -> No
     for args in (["analyze", "--db", str(experiment_copy)],
                  ["analyze", "r-nope", "--db", str(experiment_copy)],
                  ["graph", "--all", "--db", str(experiment_copy), "--format", "dot"],
-                 ["analyze", "--all", "--db", str(tmp_path / "none.duckdb")]):
+                 ["analyze", "--all", "--db", str(tmp_path / "none.duckdb")],
+                 ["analyze", "--all", "--db", str(experiment_copy), "--reference", str(tmp_path / "nope.md")],
+                 ["analyze", "--all", "--db", str(experiment_copy), "--by", "colour"],
+                 ["analyze", "no-such-experiment", "--db", str(experiment_copy)]):
         done = subprocess.run([sys.executable, "-m", "stability", *args], capture_output=True, text=True)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr

@@ -139,6 +139,11 @@ def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
                   f"<figure>{group_figures.survival(result)}</figure>"]
     if any(g.convergence_ratio.mean is not None for g in result.groups):
         parts.append(f"<figure>{group_figures.convergence_ratios(result)}</figure>")
+    if result.references:
+        parts.append("<h3>Distance to the reference constitutions</h3>" + _table(
+            ["group", "reference", "start", "final", "change (final − start)"],
+            [[g.label, r.reference, _interval(r.start), _interval(r.final), _interval(r.change)]
+             for g in result.groups for r in g.references]))
     if result.contrasts:
         parts.append("<h3>Contrasts (a − b)</h3>" + _table(
             ["a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"],
@@ -217,9 +222,10 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
 
 def write_report(run_ids: list[str], output: Path | str, db: Path | str | None = None, all_runs: bool = False,
                  params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL,
-                 by: list[str] | None = None) -> Path:
+                 by: list[str] | None = None, references: list[Path | str] | None = None) -> Path:
     """The report of the selected runs (``run_ids``: experiment names or ids and run ids), grouped by ``by``."""
-    corpus, vectors, use, ratings, experiments, graph = load(run_ids, db, all_runs, embedder, with_graph=True)
+    corpus, vectors, use, ratings, experiments, graph = load(run_ids, db, all_runs, embedder, with_graph=True,
+                                                             references=references)
     result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments)
     path = Path(output)
     path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
