@@ -144,7 +144,8 @@ def _null(arrays: Arrays, members: list[int], pool: list[int], observed: float |
     if not len(values):
         return None, None, None
     centre = float(values.mean())
-    p = float((np.abs(values - centre) >= abs(observed - centre) - 1e-12).mean())
+    extreme = int((np.abs(values - centre) >= abs(observed - centre) - 1e-12).sum())
+    p = (extreme + 1) / (len(values) + 1)  # the observed grouping counts as one of the shuffles: never 0
     low, high = np.percentile(values, [2.5, 97.5])
     return round(float(low), 6), round(float(high), 6), round(p, 6)
 

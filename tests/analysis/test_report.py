@@ -38,14 +38,22 @@ def test_report_is_self_contained(experiment_copy: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
-def test_report_renders_in_headless_chromium(experiment_copy: Path, tmp_path: Path,
+def test_report_renders_in_headless_chromium(grid_db: Path, tmp_path: Path,
                                              minilm: SentenceTransformerEmbedder) -> None:
+    """The report of two experiments grouped by model, with the real embedder, in a real browser."""
+    from tests.analysis import grid
+
     assert CHROMIUM is not None
-    path = write_report([], tmp_path / "report.html", experiment_copy, all_runs=True, embedder=minilm)
+    grid.register()
+    db = tmp_path / "grid.duckdb"
+    shutil.copy(grid_db, db)
+    path = write_report(["grid", "grid-twins"], tmp_path / "report.html", db, embedder=minilm, by=["model"])
+    # groups: rates, Kaplan–Meier, ratios; curves, graph, attractors, paired twins, conditions
+    assert path.read_text(encoding="utf-8").count("<figure><svg") == 8
     flags = [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     url = path.resolve().as_uri()
     root = _root_element(CHROMIUM, flags, url)
-    assert 'data-figures="7"' in root  # the inline script ran and found every figure
+    assert 'data-figures="8"' in root  # the inline script ran and found every figure
     assert "data-script-error" not in root
     # The check can fail: a page with a broken script is caught.
     broken = tmp_path / "broken.html"
@@ -53,7 +61,7 @@ def test_report_renders_in_headless_chromium(experiment_copy: Path, tmp_path: Pa
                       encoding="utf-8")
     assert "data-script-error" in _root_element(CHROMIUM, flags, broken.resolve().as_uri())
     shot = tmp_path / "shot.png"
-    done = subprocess.run([CHROMIUM, *flags, "--window-size=1280,2000", f"--screenshot={shot}", url],
+    done = subprocess.run([CHROMIUM, *flags, "--window-size=1280,2600", f"--screenshot={shot}", url],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     pixels = matplotlib.image.imread(str(shot))
