@@ -39,6 +39,7 @@ class RunChain:
     status: str = "done"
     declines_to_stop: int = 2
     chain: bool = True  # False for protocols whose trials are siblings (rate-alternatives, free-form-edit, ...)
+    control: bool = False  # a null-model run for drift (``rephrase``): compared with the groups, not in them
     config: dict[str, Any] = field(default_factory=dict)  # the run's configuration (IterateConfig), for factors
 
     @property
@@ -91,6 +92,16 @@ def is_chain(protocol: str) -> bool:
         return True
 
 
+def is_drift_null(protocol: str) -> bool:
+    """Whether the protocol's runs are a null model for drift (its class says); unregistered: no."""
+    from stability.protocols import protocol_class
+
+    try:
+        return protocol_class(protocol).drift_null
+    except StabilityError:
+        return False
+
+
 def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
     wanted = set(run_ids)
     runs = {run.id: run for run in store.runs() if run.id in wanted}
@@ -106,7 +117,8 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
         chains.append(RunChain(run_id=run_id, visits=visits[run_id], model=run.model, protocol=run.protocol,
                                stop_reason=run.stop_reason, status=run.status,
                                declines_to_stop=int(options.get("declines_to_stop", 2)),
-                               chain=is_chain(run.protocol), config=run.config))
+                               chain=is_chain(run.protocol), control=is_drift_null(run.protocol),
+                               config=run.config))
     nodes = list(dict.fromkeys(v.node for chain in chains for v in chain.visits))
     grouped: dict[str, list[str]] = {n: [] for n in nodes}
     for digest, _, text in store.principle_rows(nodes):

@@ -21,6 +21,7 @@ from stability.analysis.attractors import Attractor, cross_run
 from stability.analysis.consistency import ClashOutcome
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus
+from stability.analysis.drift import ParaphraseNull, paraphrase_null
 from stability.analysis.factors import group_key, key_text
 from stability.analysis.references import ReferenceDrift, drift
 from stability.analysis.stats import Interval, Survival, cluster_interval, difference, km_median, survival
@@ -59,6 +60,7 @@ class GroupSummary(BaseModel):
     clash_resolution: Interval  # share of planted clashes resolved, over the judged contradictory runs
     attractors: list[Attractor]
     references: list[ReferenceDrift] = []  # distance to each --reference constitution: start, final, change
+    paraphrase_null: ParaphraseNull | None = None  # drift against rephrase runs of the same models and starts
 
 
 class Contrast(BaseModel):
@@ -152,7 +154,9 @@ def _null(arrays: Arrays, members: list[int], pool: list[int], observed: float |
 
 def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
               node_vectors: Mapping[str, np.ndarray], params: Params, factors: list[str],
-              experiments: Mapping[str, str]) -> tuple[list[GroupSummary], list[Contrast]]:
+              experiments: Mapping[str, str], controls: Sequence[RunConvergence] = ()
+              ) -> tuple[list[GroupSummary], list[Contrast]]:
+    """Groups of ``runs`` (aligned with ``corpus.runs``), each set against the drift-null ``controls``."""
     arrays = Arrays(corpus, runs, clashes, node_vectors)
     keyed: dict[str, tuple[dict[str, Any], list[int]]] = {}
     for i, chain in enumerate(corpus.runs):
@@ -186,7 +190,8 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             attractors=cross_run([chains[runs[i].run_id] for i in judged], node_vectors,
                                  params.cluster_threshold).attractors,
             references=drift([runs[i].references for i in judged], [[local[i] for i in c] for c in clusters], b,
-                             seed)))
+                             seed),
+            paraphrase_null=paraphrase_null([runs[i] for i in judged], controls, b, seed)))
     contrasts: list[Contrast] = []
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):

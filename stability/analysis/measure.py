@@ -88,16 +88,21 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     for run in runs:
         run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
     by_id = {r.run_id: r for r in runs}
-    judged = [chain for chain in corpus.runs if by_id[chain.run_id].verdict in VERDICTS]
-    clashes = consistency(corpus, by_id, vectors.principles, params)
-    groups, contrasts = summarise(corpus, runs, clashes.clashes, vectors.nodes, params, by, experiments)
+    # drift-null runs (rephrase) are controls: measured, and compared with the groups, but in none of them
+    subjects = Corpus(runs=[c for c in corpus.runs if not c.control], principles=corpus.principles,
+                      metadata=corpus.metadata)
+    controls = [by_id[c.run_id] for c in corpus.runs if c.control]
+    judged = [chain for chain in subjects.runs if by_id[chain.run_id].verdict in VERDICTS]
+    clashes = consistency(subjects, by_id, vectors.principles, params)
+    groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
+                                  params, by, experiments, controls)
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
         cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
         experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
         references=list(vectors.references),
         groups=groups, contrasts=contrasts, consistency=clashes,
-        twins=compare_twins(corpus, by_id, vectors.nodes, params),
+        twins=compare_twins(subjects, by_id, vectors.nodes, params),
         preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 
 

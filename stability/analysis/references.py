@@ -8,14 +8,14 @@ start; negative means the runs moved toward the reference), each with a 95% inte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.factors import constitution_name
-from stability.analysis.stats import Interval, cluster_interval
+from stability.analysis.stats import Interval, cluster_interval, mean_of
 from stability.constitution import parse_file, principles_text
 
 
@@ -50,9 +50,6 @@ def drift(distances: Sequence[Mapping[str, list[float]]], clusters: Sequence[Seq
     for name in names:
         start = np.array([d[name][0] if d.get(name) else np.nan for d in distances])
         final = np.array([d[name][-1] if d.get(name) else np.nan for d in distances])
-
-        def mean_of(values: np.ndarray) -> Callable[[np.ndarray], float | None]:
-            return lambda idx: float(np.nanmean(values[idx])) if len(idx) else None
 
         out.append(ReferenceDrift(reference=name, start=cluster_interval(mean_of(start), clusters, resamples, seed),
                                   final=cluster_interval(mean_of(final), clusters, resamples, seed),

@@ -43,6 +43,11 @@ def bootstrap(groups: Sequence[Sequence[float]], resamples: int, seed: int) -> I
     return Interval(mean=round(mean, 6), low=round(float(low), 6), high=round(float(high), 6), n=len(values))
 
 
+def mean_of(values: np.ndarray) -> Callable[[np.ndarray], float | None]:
+    """The statistic "mean of ``values`` at the drawn indices" (None for an empty draw)."""
+    return lambda idx: float(values[idx].mean()) if len(idx) else None
+
+
 def resample_clusters(clusters: Sequence[Sequence[int]], resamples: int, seed: int) -> list[np.ndarray]:
     """``resamples`` bootstrap draws of member indices: whole clusters drawn with replacement."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.factors import constitution_name
-from stability.analysis.stats import Interval, cluster_interval
+from stability.analysis.stats import Interval, cluster_interval, mean_of
 
 
 class TwinPair(BaseModel):
@@ -111,9 +110,6 @@ def _summarise(pairs: list[TwinPair], unpaired: list[str], params: Params) -> Tw
         a, t = pairs[i].steps_to_fixed_point
         assert a is not None and t is not None
         steps[i] = a - t
-
-    def mean_of(values: np.ndarray) -> Any:
-        return lambda idx: float(values[idx].mean()) if len(idx) else None
 
     per_step: list[StepDistance] = []
     longest = max((len(p.distance_to_twin) for p in pairs), default=0)

@@ -159,6 +159,11 @@ def _print_groups(result: Any) -> None:
                       str(len(g.attractors)))
     console.print(table)
     for g in result.groups:
+        null = g.paraphrase_null
+        if null is not None:
+            console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "
+                          f"over {null.cells} (model, start) cells: excess {_interval(null.excess)} · suggested ε "
+                          f"{null.suggested_epsilon}")
         for r in g.references:
             console.print(f"{g.label} · distance to {r.reference}: start {_interval(r.start)}, final "
                           f"{_interval(r.final)}, change {_interval(r.change)}")

@@ -6,6 +6,8 @@
 - ``scripted/grid-flip`` alternates between two lists whatever it is shown: every run cycles with period 2.
 - a second experiment rates alternatives (``rate-alternatives``): sibling trials, never a cycle.
 - a third (``grid-twins``) runs ``grid-shrink`` on a contradictory file and its repaired twin: paired runs.
+- a fourth (``grid-null``) runs ``grid-shrink`` under fresh-instance and the ``rephrase`` null: it shrinks the
+  same way under both, so its drift exceeds the rephrase drift by exactly 0.
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ def build(db: Path, folder: Path) -> None:
                      f"  - {LIBRARY / 'consistent/honesty-vs-comfort-repaired.md'}\n"
                      "protocols:\n  - name: fresh-instance\n    options: {max_steps: 8}\nreplicates: 2\n",
                      encoding="utf-8")
-    for path in (spec, ratings, twins):
+    null = folder / "grid-null.yaml"
+    null.write_text("name: grid-null\nmodels:\n  - scripted/grid-shrink\nconstitutions:\n"
+                    f"  - {LIBRARY / 'consistent/minimal.md'}\n  - {LIBRARY / 'consistent/careful-tutor.md'}\n"
+                    "protocols:\n  - name: fresh-instance\n    options: {max_steps: 8}\n"
+                    "  - name: rephrase\n    options: {max_steps: 8}\n", encoding="utf-8")
+    for path in (spec, ratings, twins, null):
         result = run_experiment(path, db)
         assert result.done == result.cells, f"{path.name}: {result.done} of {result.cells} cells done"

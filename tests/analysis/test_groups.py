@@ -23,7 +23,7 @@ def grid_copy(grid_db: Path, tmp_path: Path) -> Path:
 
 def test_experiments_are_listed_with_factors_and_states(grid_db: Path) -> None:
     found = {e.name: e for e in list_experiments(grid_db)}
-    assert set(found) == {"grid", "grid-ratings", "grid-twins"}
+    assert set(found) == {"grid", "grid-ratings", "grid-twins", "grid-null"}
     main = found["grid"]
     assert main.cells == 18 and main.states == {"done": 18} and main.replicates == 2
     assert set(main.varied) == {"model", "constitution", "seed"}
@@ -82,7 +82,7 @@ def test_dataset_takes_an_experiment(grid_copy: Path) -> None:
     import stability
 
     data = stability.load(grid_copy)
-    assert {e.name for e in data.experiments()} == {"grid", "grid-ratings", "grid-twins"}
+    assert {e.name for e in data.experiments()} == {"grid", "grid-ratings", "grid-twins", "grid-null"}
     assert len(data.experiment_runs("grid")) == 18 and data.graph(["grid-ratings"]).number_of_nodes() >= 1
     result = data.analyze(["grid"], embedder="hashing", by=["model"])
     assert [g.runs for g in result.groups] == [6, 6, 6]
@@ -111,3 +111,13 @@ def test_distance_to_a_reference_constitution(grid_copy: Path, tmp_path: Path) -
     assert groups["scripted/grid-fail"].references == []  # no judged runs, nothing to measure
     run = next(r for r in result.runs if r.model == "scripted/grid-flip")
     assert len(run.references["flip-a.md"]) == len(run.steps) and run.references["flip-a.md"][-1] == 0.0
+
+
+def test_rephrase_runs_are_the_drift_null(grid_copy: Path) -> None:
+    result = analyze(["grid-null"], grid_copy, embedder="hashing", by=["model"])
+    [group] = result.groups
+    assert group.runs == 2 and len(result.runs) == 4  # the two rephrase runs are controls, in no group
+    null = group.paraphrase_null
+    assert null is not None and (null.cells, null.control_runs) == (2, 2)
+    assert null.excess.mean == 0.0 and null.drift.mean == null.rephrase_drift.mean
+    assert null.suggested_epsilon is not None and null.suggested_epsilon > 0

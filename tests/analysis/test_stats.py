@@ -102,3 +102,36 @@ def test_paired_twin_comparison_on_a_planted_example() -> None:
     assert twins.distance_to_twin[-1].distance.mean == 0.0 and twins.distance_to_twin[-1].distance.n == 2
     # compare_twins is what measure used
     assert compare_twins(data, {r.run_id: r for r in result.runs}, vectors, Params(bootstrap=300)) == twins
+
+
+def test_drift_is_set_against_the_rephrase_null() -> None:
+    # subjects move from each start to F (far); rephrase controls of the same model and starts move a little.
+    vectors = {"S1": at_angle(0.0), "S2": at_angle(1.0), "F": at_angle(0.5), "R1": at_angle(0.02),
+               "R2": at_angle(0.97), "X": at_angle(1.5)}
+    runs = []
+    for seed in range(2):
+        runs += [_fixed(f"s1{seed}", ["S1", "F"], "/x/S1.md", seed), _fixed(f"s2{seed}", ["S2", "F"], "/x/S2.md", seed)]
+        for start, near in (("S1", "R1"), ("S2", "R2")):
+            control = _fixed(f"r{start}{seed}", [start, near], f"/x/{start}.md", seed)
+            control.protocol, control.control = "rephrase", True
+            runs.append(control)
+    runs.append(_fixed("other", ["X", "F"], "/x/X.md", 0, model="other"))  # no control for this model
+    result = measure(corpus(runs), Vectors(nodes=vectors, principles=vectors), Params(bootstrap=300),
+                     EmbeddingUse(model="handmade", texts=0, computed=0), by=["model"])
+    # controls are measured but in no group and no attractor
+    assert sum(g.runs for g in result.groups) == 5 and result.cross_run.runs == 5
+    groups = {g.key["model"]: g for g in result.groups}
+    assert groups["other"].paraphrase_null is None
+    null = groups["m"].paraphrase_null
+    assert null is not None and (null.cells, null.control_runs) == (2, 4)
+
+    def d(a: str, b: str) -> float:
+        return float(1 - vectors[a] @ vectors[b])
+
+    drift = (d("S1", "F") + d("S2", "F")) / 2
+    rephrase = (d("S1", "R1") + d("S2", "R2")) / 2
+    assert np.isclose(null.drift.mean or 0, drift, atol=1e-5)
+    assert np.isclose(null.rephrase_drift.mean or 0, rephrase, atol=1e-5)
+    assert np.isclose(null.excess.mean or 0, drift - rephrase, atol=1e-5) and (null.excess.low or 0) > 0
+    # ε suggested from the controls' changed steps: the larger of the two rewordings
+    assert np.isclose(null.suggested_epsilon or 0, max(d("S1", "R1"), d("S2", "R2")), atol=2e-3)

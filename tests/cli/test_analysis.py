@@ -79,3 +79,7 @@ def test_experiments_and_analysis_by_factor(grid_db: Path, tmp_path: Path) -> No
     assert done.exit_code == 0, done.output
     graph = runner.invoke(app, ["graph", "grid", "--db", str(db), "--format", "json"])
     assert graph.exit_code == 0 and len({e["run_id"] for e in json.loads(graph.output)["edges"]}) == 18
+    null = runner.invoke(app, ["analyze", "grid-null", "--db", str(db), "--embedder", "hashing", "--by", "model"])
+    assert null.exit_code == 0 and "vs rephrase" in null.output and "suggested ε" in null.output
+    done = runner.invoke(app, ["report", "grid-null", "--db", str(db), "-o", str(report), "--embedder", "hashing"])
+    assert done.exit_code == 0 and "<h3>Drift against the rephrase null</h3>" in report.read_text()

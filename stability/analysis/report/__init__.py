@@ -139,6 +139,12 @@ def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
                   f"<figure>{group_figures.survival(result)}</figure>"]
     if any(g.convergence_ratio.mean is not None for g in result.groups):
         parts.append(f"<figure>{group_figures.convergence_ratios(result)}</figure>")
+    nulls = [(g, g.paraphrase_null) for g in result.groups if g.paraphrase_null is not None]
+    if nulls:
+        parts.append("<h3>Drift against the rephrase null</h3>" + _table(
+            ["group", "(model, start) cells", "rephrase runs", "drift", "rephrase drift", "excess", "suggested ε"],
+            [[g.label, n.cells, n.control_runs, _interval(n.drift), _interval(n.rephrase_drift), _interval(n.excess),
+              n.suggested_epsilon if n.suggested_epsilon is not None else "–"] for g, n in nulls]))
     if result.references:
         parts.append("<h3>Distance to the reference constitutions</h3>" + _table(
             ["group", "reference", "start", "final", "change (final − start)"],
