@@ -23,8 +23,11 @@ counts the *answered* steps after it, so a parse failure never holds a fixed poi
   least K answered steps follow s. The earliest such s is the fixed point.
 
 Cycles: an *exact cycle* is a return to a node after visiting at least one other node (read off the chain of
-content-addressed nodes, the same nodes the graph has). A *near cycle* is a return to within ε of an earlier
-constitution (not the same node) after first moving more than ε away from it.
+content-addressed nodes, the same nodes the graph has). One revisit is a *return*; a revisit repeated (the run
+came round the same loop again, ``returns`` >= 2, ``repeated``) is a cycle proper. With the iteration option
+``cycle_returns`` = 1 (the default) a run stops at its first return, so only returns can be seen.
+A *near cycle* is a return to within ε of an earlier constitution (not the same node) after first moving more
+than ε away from it.
 """
 
 from __future__ import annotations
@@ -88,6 +91,10 @@ class Cycle(BaseModel):
     from_step: int
     to_step: int
     returns: int  # how many times the run came back round
+    repeated: bool = False  # returns >= 2: a cycle; a single return is only a *return* (see ``cycle_returns``)
+
+    def text(self) -> str:
+        return f"period {self.period} " + (f"×{self.returns}" if self.repeated else "(return)")
 
 
 class NearCycle(BaseModel):
@@ -168,6 +175,7 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
             key = tuple(turn[pivot:] + turn[:pivot])
             if key in found:
                 found[key].returns += 1
+                found[key].repeated = True
             else:
                 found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
         seen[node] = t

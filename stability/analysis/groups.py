@@ -55,6 +55,7 @@ class GroupSummary(BaseModel):
     no_verdict: int
     fixed_point_rate: Interval  # over judged runs
     cycle_rate: Interval
+    repeated_cycle_rate: Interval  # share whose cycle came round again (needs cycle_returns >= 2 to be seen)
     steps_to_fixed_point: Survival
     convergence_ratio: ConvergenceRatio
     clash_resolution: Interval  # share of planted clashes resolved, over the judged contradictory runs
@@ -85,6 +86,8 @@ class Arrays:
         self.judged = np.array([r.verdict in VERDICTS for r in runs], dtype=bool)
         self.fixed = np.array([r.verdict == "fixed_point" for r in runs], dtype=float)
         self.cycled = np.array([r.verdict == "cycle" for r in runs], dtype=float)
+        self.repeated = np.array([r.verdict == "cycle" and any(c.repeated for c in r.cycles) for r in runs],
+                                 dtype=float)
         last = [max((s.step for s in r.steps if s.decision not in ("parse_failure", "truncated", "error")),
                     default=0) for r in runs]
         self.times = np.array([r.fixed_point.step if r.fixed_point else t for r, t in zip(runs, last, strict=True)])
@@ -181,6 +184,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             no_verdict=verdicts["no_verdict"],
             fixed_point_rate=cluster_interval(arrays.rate(arrays.fixed), clusters, b, seed),
             cycle_rate=cluster_interval(arrays.rate(arrays.cycled), clusters, b, seed),
+            repeated_cycle_rate=cluster_interval(arrays.rate(arrays.repeated), clusters, b, seed),
             steps_to_fixed_point=survival(arrays.times[judged].tolist(), arrays.fixed[judged].astype(bool).tolist(),
                                           [[local[i] for i in c] for c in clusters], b, seed),
             convergence_ratio=ConvergenceRatio(mean=ratio.mean, low=ratio.low, high=ratio.high, n=ratio.n,

@@ -76,7 +76,7 @@ def _print_analysis(result: Any) -> None:
         table.add_row(run.run_id, run.model, run.stop_reason or "", str(run.steps[-1].step),
                       f"{run.steps[0].n_principles}→{run.steps[-1].n_principles}", f"{run.steps[-1].d_origin:.3f}",
                       run.verdict_text(),
-                      ", ".join(f"period {c.period}" for c in run.cycles), str(run.near_cycles_total))
+                      ", ".join(c.text() for c in run.cycles), str(run.near_cycles_total))
     console.print(table)
     _print_groups(result)
     cross = result.cross_run

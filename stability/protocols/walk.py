@@ -28,6 +28,8 @@ class IterationOptions(AnswerOptions):
     max_steps: int = Field(20, ge=1, description="stop after this many steps")
     declines_to_stop: int = Field(2, ge=1, description="K: consecutive declines that make a fixed point")
     max_parse_failures: int = Field(3, ge=1, description="stop after this many consecutive unparseable answers")
+    cycle_returns: int = Field(1, ge=1, description="stop at this many returns to earlier nodes (1: the first); "
+                               "with 2 or more a run goes on past a revisit, so a return is told from a cycle")
     from_blank: bool = Field(False, description="start from a constitution the model authors from nothing")
     blank_size: int | None = Field(None, ge=1, description="with from_blank: how many principles to ask for")
     blank_topic: str | None = Field(None, description="with from_blank: a topic hint")
@@ -53,6 +55,7 @@ class Walk:
         self.visited = {revision.constitution_hash: revision.id}
         self.declines = 0
         self.failures = 0
+        self.returns = 0  # changes that came back to an earlier node
 
     def failed(self, step: int, failed: CallFailed) -> Stop:
         self.run.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
@@ -82,8 +85,11 @@ class Walk:
         returns_to = self.visited.get(revised.hash)
         self.parent = self.run.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to)
         if returns_to is not None:
-            return Stop(reason="cycle")
-        self.visited[revised.hash] = self.parent.id
+            self.returns += 1
+            if self.returns >= self.options.cycle_returns:
+                return Stop(reason="cycle")
+        else:
+            self.visited[revised.hash] = self.parent.id
         self.current = revised
         return None
 

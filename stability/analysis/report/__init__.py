@@ -182,7 +182,7 @@ def _twins(result: AnalysisResult) -> str:
 def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
     p = result.params
     runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step, r.verdict_text(),
-                  ", ".join(f"period {c.period}" for c in r.cycles), r.near_cycles_total] for r in result.runs]
+                  ", ".join(c.text() for c in r.cycles), r.near_cycles_total] for r in result.runs]
     cross = result.cross_run
     c = result.consistency
     palette = group_figures.colours(result)
