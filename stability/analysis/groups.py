@@ -24,7 +24,16 @@ from stability.analysis.corpus import Corpus
 from stability.analysis.drift import ParaphraseNull, paraphrase_null
 from stability.analysis.factors import group_key, key_text
 from stability.analysis.references import ReferenceDrift, drift
-from stability.analysis.stats import Interval, Survival, cluster_interval, difference, km_median, survival
+from stability.analysis.stats import (
+    Interval,
+    Survival,
+    cluster_counts,
+    cluster_interval,
+    difference,
+    draws_interval,
+    km_median,
+    survival,
+)
 
 MAX_CONTRASTS = 45
 MAX_PAIRWISE_RUNS = 6000  # above this many judged runs the convergence ratio gets no interval or null
@@ -117,15 +126,28 @@ class Arrays:
         return float(self.resolved[idx].sum() / total) if total else None
 
     def ratio(self, idx: np.ndarray) -> float | None:
-        """Convergence ratio of judged runs ``idx``; copies of one run drawn twice are not a pair."""
+        """Convergence ratio of judged runs ``idx`` (each once): mean pairwise distance of finals over starts."""
         if not self.pairwise or len(idx) < 2:
             return None
         p = np.array([self.position[int(i)] for i in idx])
-        pairs = p[:, None] != p[None, :]
-        start = float(self.d_starts[np.ix_(p, p)][pairs].mean()) if pairs.any() else 0.0
-        if start <= 0:
+        start = float(self.d_starts[np.ix_(p, p)].sum())
+        return float(self.d_finals[np.ix_(p, p)].sum()) / start if start > 0 else None
+
+    def ratio_draws(self, clusters: Sequence[Sequence[int]], resamples: int, seed: int) -> np.ndarray | None:
+        """The ratio in each cluster resample (NaN where undefined), from cluster block sums: a draw that takes
+        cluster c w_c times has pair sums w^T S w (copies of one run are at distance 0 and count in neither sum,
+        and the pair counts cancel in the ratio), so each draw costs k² for k clusters, not n² for n runs."""
+        if not self.pairwise or len(clusters) < 2:
             return None
-        return float(self.d_finals[np.ix_(p, p)][pairs].mean()) / start
+        blocks = [np.array([self.position[int(i)] for i in c]) for c in clusters]
+        starts = np.array([[self.d_starts[np.ix_(a, b)].sum() for b in blocks] for a in blocks])
+        finals = np.array([[self.d_finals[np.ix_(a, b)].sum() for b in blocks] for a in blocks])
+        w = cluster_counts(len(clusters), resamples, seed)
+        den = np.einsum("bi,ij,bj->b", w, starts, w)
+        num = np.einsum("bi,ij,bj->b", w, finals, w)
+        out = np.full(len(w), np.nan)
+        np.divide(num, den, out=out, where=den > 0)
+        return out
 
 
 def _clusters(arrays: Arrays, members: list[int]) -> tuple[list[list[int]], str]:
@@ -155,6 +177,21 @@ def _null(arrays: Arrays, members: list[int], pool: list[int], observed: float |
     return round(float(low), 6), round(float(high), 6), round(p, 6)
 
 
+def _ratio_difference(arrays: Arrays, a: list[list[int]], b: list[list[int]], resamples: int, seed: int
+                      ) -> Interval:
+    """Convergence ratio of group a − group b, each side's clusters resampled independently."""
+    va = arrays.ratio(np.asarray([i for c in a for i in c], dtype=int))
+    vb = arrays.ratio(np.asarray([i for c in b for i in c], dtype=int))
+    n = sum(len(c) for c in a) + sum(len(c) for c in b)
+    if va is None or vb is None:
+        return Interval(mean=None, low=None, high=None, n=n)
+    da, db = arrays.ratio_draws(a, resamples, seed), arrays.ratio_draws(b, resamples, seed + 1)
+    if da is None or db is None:
+        return draws_interval(va - vb, None, n)
+    both = ~(np.isnan(da) | np.isnan(db))
+    return draws_interval(va - vb, (da - db)[both], n)
+
+
 def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
               node_vectors: Mapping[str, np.ndarray], params: Params, factors: list[str],
               experiments: Mapping[str, str], controls: Sequence[RunConvergence] = ()
@@ -175,7 +212,8 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
         clusters, resampled = _clusters(arrays, judged)
         local = {run: j for j, run in enumerate(judged)}
         clusters_of.append(clusters)
-        ratio = cluster_interval(arrays.ratio, clusters, b, seed)
+        ratio = draws_interval(arrays.ratio(np.asarray(judged, dtype=int)), arrays.ratio_draws(clusters, b, seed),
+                               len(judged))
         null_low, null_high, p = _null(arrays, judged, pool, ratio.mean, params) if arrays.pairwise else (None,) * 3
         verdicts = {v: sum(runs[i].verdict == v for i in members) for v in (*VERDICTS, "no_verdict", "not_chain")}
         groups.append(GroupSummary(
@@ -206,6 +244,6 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
                 a=groups[i].key, b=groups[j].key,
                 fixed_point_rate=difference(arrays.rate(arrays.fixed), ca, arrays.rate(arrays.fixed), cb, b, seed),
                 steps_to_fixed_point=difference(arrays.median, ca, arrays.median, cb, b, seed),
-                convergence_ratio=difference(arrays.ratio, ca, arrays.ratio, cb, b, seed),
+                convergence_ratio=_ratio_difference(arrays, ca, cb, b, seed),
                 clash_resolution=difference(arrays.clash_share, ca, arrays.clash_share, cb, b, seed)))
     return groups, contrasts

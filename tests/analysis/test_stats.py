@@ -135,3 +135,23 @@ def test_drift_is_set_against_the_rephrase_null() -> None:
     assert np.isclose(null.excess.mean or 0, drift - rephrase, atol=1e-5) and (null.excess.low or 0) > 0
     # ε suggested from the controls' changed steps: the larger of the two rewordings
     assert np.isclose(null.suggested_epsilon or 0, max(d("S1", "R1"), d("S2", "R2")), atol=2e-3)
+
+
+def test_block_sum_ratio_draws_equal_the_ratio_of_each_resample() -> None:
+    from stability.analysis.groups import Arrays
+    from stability.analysis.stats import resample_clusters
+
+    rng = np.random.default_rng(3)
+    vectors = {f"N{i}": v / np.linalg.norm(v) for i, v in enumerate(rng.normal(size=(12, 4)).astype(np.float32))}
+    runs = [_fixed(f"r{i}", [f"N{i % 4}", f"N{4 + i}"], f"/x/{i % 4}.md", i) for i in range(8)]
+    result = measure(corpus(runs), Vectors(nodes=vectors, principles=vectors), Params(bootstrap=50),
+                     EmbeddingUse(model="handmade", texts=0, computed=0))
+    arrays = Arrays(corpus(runs), result.runs, [], vectors)
+    clusters = [[i for i in range(8) if i % 4 == s] for s in range(4)]
+    fast = arrays.ratio_draws(clusters, 50, 5)
+    assert fast is not None
+    for draw, idx in zip(fast, resample_clusters(clusters, 50, 5), strict=True):
+        p = np.array([arrays.position[int(i)] for i in idx])
+        pairs = p[:, None] != p[None, :]  # copies of one run are not a pair
+        slow = arrays.d_finals[np.ix_(p, p)][pairs].mean() / arrays.d_starts[np.ix_(p, p)][pairs].mean()
+        assert np.isclose(draw, slow, rtol=1e-5, equal_nan=True)
