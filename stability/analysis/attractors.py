@@ -139,13 +139,11 @@ def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
     return out
 
 
-def cross_run(runs: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], cluster_threshold: float) -> CrossRun:
-    """Attractors, spreads and merges of ``runs`` (the chain runs that have a verdict)."""
+def attractors_of(runs: Sequence[RunChain], finals: np.ndarray, cluster_threshold: float
+                  ) -> tuple[np.ndarray, list[Attractor]]:
+    """Cluster labels of the runs' finals (rows of ``finals``) and the attractors they form."""
     if not runs:
-        return CrossRun(runs=0, distinct_starts=0, distinct_finals=0, start_spread=0.0, final_spread=0.0,
-                        convergence_ratio=None, attractors=[], merges=[], graph_cycles=[], projection=[])
-    starts = np.stack([node_vectors[r.start] for r in runs])
-    finals = np.stack([node_vectors[r.final] for r in runs])
+        return np.zeros(0, dtype=int), []
     labels = cluster(finals, cluster_threshold)
     attractors = []
     by_label: dict[int, list[int]] = {}
@@ -159,6 +157,17 @@ def cross_run(runs: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], 
             cluster=label, medoid=runs[central].final, runs=[runs[i].run_id for i in members],
             finals=sorted({runs[i].final for i in members}), starts=sorted({runs[i].start for i in members}),
             models=sorted({runs[i].model for i in members}), spread=round(spread(block), 6)))
+    return labels, attractors
+
+
+def cross_run(runs: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], cluster_threshold: float) -> CrossRun:
+    """Attractors, spreads and merges of ``runs`` (the chain runs that have a verdict)."""
+    if not runs:
+        return CrossRun(runs=0, distinct_starts=0, distinct_finals=0, start_spread=0.0, final_spread=0.0,
+                        convergence_ratio=None, attractors=[], merges=[], graph_cycles=[], projection=[])
+    starts = np.stack([node_vectors[r.start] for r in runs])
+    finals = np.stack([node_vectors[r.final] for r in runs])
+    labels, attractors = attractors_of(runs, finals, cluster_threshold)
     start_spread, final_spread = spread(starts), spread(finals)
     distinct_starts = len({r.start for r in runs})
     ratio = final_spread / start_spread if distinct_starts > 1 and start_spread > 0 else None

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from stability.analysis.attractors import Attractor, cross_run
+from stability.analysis.attractors import Attractor, attractors_of
 from stability.analysis.consistency import ClashOutcome
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
-from stability.analysis.corpus import Corpus
+from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.drift import ParaphraseNull, paraphrase_null
 from stability.analysis.factors import group_key, key_text
 from stability.analysis.references import ReferenceDrift, drift
@@ -139,15 +139,23 @@ class Arrays:
         and the pair counts cancel in the ratio), so each draw costs k² for k clusters, not n² for n runs."""
         if not self.pairwise or len(clusters) < 2:
             return None
-        blocks = [np.array([self.position[int(i)] for i in c]) for c in clusters]
-        starts = np.array([[self.d_starts[np.ix_(a, b)].sum() for b in blocks] for a in blocks])
-        finals = np.array([[self.d_finals[np.ix_(a, b)].sum() for b in blocks] for a in blocks])
+        member = np.zeros((len(clusters), len(self.position)), dtype=np.float32)  # cluster x judged run
+        for c, cluster in enumerate(clusters):
+            member[c, [self.position[int(i)] for i in cluster]] = 1.0
+        starts = (member @ self.d_starts @ member.T).astype(np.float64)  # block sums of pairwise distances
+        finals = (member @ self.d_finals @ member.T).astype(np.float64)
         w = cluster_counts(len(clusters), resamples, seed)
         den = np.einsum("bi,ij,bj->b", w, starts, w)
         num = np.einsum("bi,ij,bj->b", w, finals, w)
         out = np.full(len(w), np.nan)
         np.divide(num, den, out=out, where=den > 0)
         return out
+
+
+def _attractors(chains: list[RunChain], node_vectors: Mapping[str, np.ndarray], params: Params) -> list[Attractor]:
+    if not chains:
+        return []
+    return attractors_of(chains, np.stack([node_vectors[c.final] for c in chains]), params.cluster_threshold)[1]
 
 
 def _clusters(arrays: Arrays, members: list[int]) -> tuple[list[list[int]], str]:
@@ -164,10 +172,19 @@ def _null(arrays: Arrays, members: list[int], pool: list[int], observed: float |
     if observed is None or len(pool) <= len(members):
         return None, None, None
     rng = np.random.default_rng(params.seed + 7)
-    pool_array = np.asarray(pool)
-    draws = [arrays.ratio(rng.choice(pool_array, size=len(members), replace=False))
-             for _ in range(params.permutations)]
-    values = np.array([d for d in draws if d is not None])
+    positions = np.array([arrays.position[int(i)] for i in pool])
+    starts = arrays.d_starts[np.ix_(positions, positions)]
+    finals = arrays.d_finals[np.ix_(positions, positions)]
+    values_list = []
+    for first in range(0, params.permutations, 100):  # x^T D x for 100 random subsets at a time
+        chunk = min(100, params.permutations - first)
+        x = np.zeros((chunk, len(pool)), dtype=np.float32)
+        for row in range(chunk):
+            x[row, rng.choice(len(pool), size=len(members), replace=False)] = 1.0
+        den = ((x @ starts) * x).sum(axis=1)
+        num = ((x @ finals) * x).sum(axis=1)
+        values_list.append(num[den > 0] / den[den > 0])
+    values = np.concatenate(values_list) if values_list else np.zeros(0)
     if not len(values):
         return None, None, None
     centre = float(values.mean())
@@ -229,8 +246,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
                                                null_low=null_low, null_high=null_high, p_value=p),
             clash_resolution=cluster_interval(arrays.clash_share, clusters, b, seed)
             if arrays.clashes[judged].sum() else Interval(mean=None, low=None, high=None, n=0),
-            attractors=cross_run([chains[runs[i].run_id] for i in judged], node_vectors,
-                                 params.cluster_threshold).attractors,
+            attractors=_attractors([chains[runs[i].run_id] for i in judged], node_vectors, params),
             references=drift([runs[i].references for i in judged], [[local[i] for i in c] for c in clusters], b,
                              seed),
             paraphrase_null=paraphrase_null([runs[i] for i in judged], controls, b, seed)))
