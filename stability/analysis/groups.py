@@ -32,6 +32,7 @@ from stability.analysis.stats import (
     difference,
     draws_interval,
     km_median,
+    mean_of,
     survival,
 )
 
@@ -89,7 +90,7 @@ class Contrast(BaseModel):
 class Arrays:
     """Per-run values of every analysed run, indexed like ``runs``; pairwise distances of the judged runs."""
 
-    def __init__(self, corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
+    def __init__(self, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
                  node_vectors: Mapping[str, np.ndarray]) -> None:
         self.runs = runs
         self.judged = np.array([r.verdict in VERDICTS for r in runs], dtype=bool)
@@ -114,9 +115,6 @@ class Arrays:
             finals = np.stack([node_vectors[r.final] for r in order]).astype(np.float32)
             self.d_starts = np.clip(1.0 - starts @ starts.T, 0.0, 2.0)
             self.d_finals = np.clip(1.0 - finals @ finals.T, 0.0, 2.0)
-
-    def rate(self, values: np.ndarray) -> Any:
-        return lambda idx: float(values[idx].mean()) if len(idx) else None
 
     def median(self, idx: np.ndarray) -> float | None:
         return km_median(self.times[idx], self.fixed[idx].astype(bool))
@@ -214,7 +212,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
               experiments: Mapping[str, str], controls: Sequence[RunConvergence] = ()
               ) -> tuple[list[GroupSummary], list[Contrast]]:
     """Groups of ``runs`` (aligned with ``corpus.runs``), each set against the drift-null ``controls``."""
-    arrays = Arrays(corpus, runs, clashes, node_vectors)
+    arrays = Arrays(runs, clashes, node_vectors)
     keyed: dict[str, tuple[dict[str, Any], list[int]]] = {}
     for i, chain in enumerate(corpus.runs):
         key = group_key(chain, factors, corpus, experiments)
@@ -237,9 +235,9 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             key=key, label=key_text(key), runs=len(members), run_ids=[runs[i].run_id for i in members],
             starts=len({runs[i].start for i in judged}), resampled=resampled, verdicts=verdicts,
             no_verdict=verdicts["no_verdict"],
-            fixed_point_rate=cluster_interval(arrays.rate(arrays.fixed), clusters, b, seed),
-            cycle_rate=cluster_interval(arrays.rate(arrays.cycled), clusters, b, seed),
-            repeated_cycle_rate=cluster_interval(arrays.rate(arrays.repeated), clusters, b, seed),
+            fixed_point_rate=cluster_interval(mean_of(arrays.fixed), clusters, b, seed),
+            cycle_rate=cluster_interval(mean_of(arrays.cycled), clusters, b, seed),
+            repeated_cycle_rate=cluster_interval(mean_of(arrays.repeated), clusters, b, seed),
             steps_to_fixed_point=survival(arrays.times[judged].tolist(), arrays.fixed[judged].astype(bool).tolist(),
                                           [[local[i] for i in c] for c in clusters], b, seed),
             convergence_ratio=ConvergenceRatio(mean=ratio.mean, low=ratio.low, high=ratio.high, n=ratio.n,
@@ -258,7 +256,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             ca, cb = clusters_of[i], clusters_of[j]
             contrasts.append(Contrast(
                 a=groups[i].key, b=groups[j].key,
-                fixed_point_rate=difference(arrays.rate(arrays.fixed), ca, arrays.rate(arrays.fixed), cb, b, seed),
+                fixed_point_rate=difference(mean_of(arrays.fixed), ca, mean_of(arrays.fixed), cb, b, seed),
                 steps_to_fixed_point=difference(arrays.median, ca, arrays.median, cb, b, seed),
                 convergence_ratio=_ratio_difference(arrays, ca, cb, b, seed),
                 clash_resolution=difference(arrays.clash_share, ca, arrays.clash_share, cb, b, seed)))

@@ -146,7 +146,7 @@ def test_block_sum_ratio_draws_equal_the_ratio_of_each_resample() -> None:
     runs = [_fixed(f"r{i}", [f"N{i % 4}", f"N{4 + i}"], f"/x/{i % 4}.md", i) for i in range(8)]
     result = measure(corpus(runs), Vectors(nodes=vectors, principles=vectors), Params(bootstrap=50),
                      EmbeddingUse(model="handmade", texts=0, computed=0))
-    arrays = Arrays(corpus(runs), result.runs, [], vectors)
+    arrays = Arrays(result.runs, [], vectors)
     clusters = [[i for i in range(8) if i % 4 == s] for s in range(4)]
     fast = arrays.ratio_draws(clusters, 50, 5)
     assert fast is not None
