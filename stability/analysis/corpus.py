@@ -48,11 +48,6 @@ class RunChain:
         return [v for v in self.visits if v.decision != "error"]
 
     @property
-    def answered(self) -> list[Visit]:
-        """Visits that hold an answer the model gave (no parse failure, truncation or error)."""
-        return [v for v in self.visits if v.decision not in FAILED_DECISIONS]
-
-    @property
     def no_verdict(self) -> str | None:
         """Why the run has no verdict (its last visit failed, or it never finished), or None when it has one."""
         if self.status == "running":

@@ -27,7 +27,7 @@ from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
 from stability.store.store import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: verdicts, experiments, groups, contrasts, twins, references
 NOTES: list[str] = []
 
 

@@ -18,7 +18,7 @@ def test_analyze_json_and_tables(experiment_copy: Path) -> None:  # noqa: F811
                                "--epsilon", "0.05"])
     assert done.exit_code == 0, done.output
     data = json.loads(done.output)
-    assert data["schema_version"] == 1 and data["params"]["epsilon"] == 0.05
+    assert data["schema_version"] == 2 and data["params"]["epsilon"] == 0.05
     assert {"runs", "cross_run", "consistency", "embeddings", "notes"} <= set(data)
     tables = runner.invoke(app, ["analyze", "--all", "--db", str(experiment_copy), "--embedder", "hashing"])
     assert tables.exit_code == 0 and "convergence ratio" in tables.output and "0 embedded now" in tables.output
