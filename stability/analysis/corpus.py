@@ -49,11 +49,13 @@ class RunChain:
 
     @property
     def no_verdict(self) -> str | None:
-        """Why the run has no verdict (its last visit failed, or it never finished), or None when it has one."""
-        if self.status == "running":
-            return "unfinished"
+        """Why the run has no verdict, or None when it has one: its last visit failed (``parse_failure``,
+        ``truncated``, ``error``), or it did not finish (``unfinished``: still running, or stopped by the budget
+        or an interruption, to be resumed)."""
         last = self.visits[-1].decision
-        return last if last in FAILED_DECISIONS else None
+        if last in FAILED_DECISIONS:
+            return last
+        return None if self.status == "done" else "unfinished"
 
     @property
     def start(self) -> str:

@@ -63,6 +63,8 @@ def test_an_unfinished_run_has_no_verdict() -> None:
     run = chain("r", ["A", "B", "B", "B"], ["origin", "changed", "declined", "declined"])
     run.status = "running"
     assert measure(run).verdict == "no_verdict" and measure(run).no_verdict == "unfinished"
+    run.status, run.stop_reason = "failed", "budget"  # stopped by the budget: resumable, not judged
+    assert measure(run).verdict == "no_verdict" and measure(run).no_verdict == "unfinished"
 
 
 def test_sibling_trials_are_not_a_chain() -> None:
