@@ -10,7 +10,8 @@ Verdict (``verdict``), read only from *answered* visits (not ``parse_failure``, 
 - ``not_chain``: the protocol's trials are siblings (rate-alternatives, free-form-edit, blank-slate); such a run
   has no fixed point, cycle, final or attractor; it keeps its curves (and its ratings, for rate-alternatives).
 - ``no_verdict``: the run ended on a failed step (its last visit is a parse failure, truncated or an error) or
-  did not finish (still running, or stopped by the budget or an interruption). It is counted as such and is never a fixed point, a cycle or an attractor member.
+  did not finish (still running, or stopped by the budget or an interruption). It is counted as such and is
+  never a fixed point, a cycle or an attractor member.
 - ``fixed_point``, else ``cycle`` (an exact cycle was found), else ``unsettled`` (ran out of steps still moving).
 
 Fixed point (the first rule that applies; ``step`` is the step at which it was first reached; ``held_steps``
