@@ -166,7 +166,9 @@ def _difference(a: list[list[float]], b: list[list[float]], resamples: int, seed
     """mean(a) − mean(b) over clustered values, each side's clusters resampled independently."""
     flat_a, flat_b = [x for c in a for x in c], [x for c in b for x in c]
     values = np.array(flat_a + flat_b)
-    index_a, index_b, at = [], [], 0
+    index_a: list[list[int]] = []
+    index_b: list[list[int]] = []
+    at = 0
     for clusters, out in ((a, index_a), (b, index_b)):
         for c in clusters:
             if c:
