@@ -112,23 +112,28 @@ class Survival(BaseModel):
     curve: list[SurvivalPoint]
 
 
+def _km(times: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Event steps, the surviving share after each, and the runs at risk at each (vectorised)."""
+    if not len(times):
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0, dtype=int)
+    steps, inverse = np.unique(times, return_inverse=True)
+    reached = np.bincount(inverse, weights=events.astype(float), minlength=len(steps))
+    at_risk = np.bincount(inverse, minlength=len(steps))[::-1].cumsum()[::-1]
+    hit = reached > 0
+    return steps[hit], np.cumprod(1.0 - reached[hit] / at_risk[hit]), at_risk[hit]
+
+
 def kaplan_meier(times: np.ndarray, events: np.ndarray) -> list[tuple[int, float, int]]:
     """(step, surviving share, at risk) at each step where a fixed point was reached."""
-    out = []
-    surviving = 1.0
-    for t in np.unique(times[events]):
-        at_risk = int((times >= t).sum())
-        reached = int(((times == t) & events).sum())
-        surviving *= 1.0 - reached / at_risk
-        out.append((int(t), surviving, at_risk))
-    return out
+    steps, surviving, at_risk = _km(times, events)
+    return [(int(t), float(v), int(r)) for t, v, r in zip(steps, surviving, at_risk, strict=True)]
 
 
 def km_median(times: np.ndarray, events: np.ndarray) -> float | None:
-    for step, surviving, _ in kaplan_meier(times, events):
-        if surviving <= 0.5 + 1e-12:
-            return float(step)
-    return None
+    """The first step at which the surviving share is at most 0.5; None if it never is."""
+    steps, surviving, _ = _km(times, events)
+    below = np.flatnonzero(surviving <= 0.5 + 1e-12)
+    return float(steps[below[0]]) if len(below) else None
 
 
 def survival(times: Sequence[int], events: Sequence[bool], clusters: Sequence[Sequence[int]], resamples: int,
