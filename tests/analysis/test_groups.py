@@ -121,3 +121,25 @@ def test_rephrase_runs_are_the_drift_null(grid_copy: Path) -> None:
     assert null is not None and (null.cells, null.control_runs) == (2, 2)
     assert null.excess.mean == 0.0 and null.drift.mean == null.rephrase_drift.mean
     assert null.suggested_epsilon is not None and null.suggested_epsilon > 0
+
+
+def test_an_edited_spec_name_is_ambiguous_and_an_empty_experiment_has_no_runs(grid_copy: Path) -> None:
+    from datetime import UTC, datetime
+
+    from stability.analysis.experiments import find_experiment, resolve_selection
+    from stability.records import CellRecord, ExperimentRecord
+    from stability.store import Store
+
+    with Store.open(grid_copy) as store:
+        [original] = [e for e in store.experiments() if e.name == "grid"]
+        edited = ExperimentRecord(id="grid-0123456789", name="grid", spec={}, created_at=datetime.now(UTC))
+        store.put_experiment(edited, [CellRecord(experiment_id=edited.id, cell="c1", position=0, config={})])
+        store.flush()
+        with pytest.raises(StabilityError, match="names 2 experiments"):
+            find_experiment(store, "grid")
+        found = find_experiment(store, original.id[:12])
+        assert found is not None and found.id == original.id  # a unique id prefix still works
+        with pytest.raises(StabilityError, match="has no runs yet"):
+            resolve_selection(store, [edited.id], False)
+    listed = {e.id: e for e in list_experiments(grid_copy)}
+    assert listed[edited.id].states == {"not_started": 1} and listed[edited.id].cell_list[0].run_id is None
