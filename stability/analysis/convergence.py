@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.alignment import align
 from stability.analysis.corpus import FAILED_DECISIONS, Corpus, RunChain
+from stability.analysis.probes import ProbeSummary
 
 MAX_NEAR_CYCLES = 50
 Verdict = Literal["fixed_point", "cycle", "unsettled", "no_verdict", "not_chain"]
@@ -59,6 +60,7 @@ class Params(BaseModel):
     cluster_threshold: float = 0.1
     bootstrap: int = 2000
     permutations: int = 1000  # shuffles of runs between groups for the convergence ratio's null
+    tau: float = 0.5  # a probed fixed point is confirmed when P(decline | node)'s Wilson lower bound is >= tau
     seed: int = 0
 
 
@@ -126,6 +128,7 @@ class RunConvergence(BaseModel):
     near_cycles: list[NearCycle]
     near_cycles_total: int
     references: dict[str, list[float]] = {}  # reference name -> distance to it at every step (``--reference``)
+    probe: ProbeSummary | None = None  # from ``stability probe``: P(decline | final node), confirmed
 
     def verdict_text(self) -> str:
         """The verdict in words: the fixed point and how, a cycle, unsettled, no verdict (and why), not a chain."""

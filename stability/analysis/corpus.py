@@ -71,6 +71,7 @@ class Corpus:
     runs: list[RunChain]
     principles: dict[str, tuple[str, ...]]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # run -> (probed node, decision)
 
     def text(self, node: str) -> str:
         return principles_text(self.principles[node])
@@ -121,5 +122,8 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
     for digest, _, text in store.principle_rows(nodes):
         grouped[digest].append(text)
     metadata = store.source_metadata()
+    probes: dict[str, list[tuple[str, str]]] = {}
+    for run_id, node, decision in store.probe_rows(run_ids):
+        probes.setdefault(run_id, []).append((node, decision))
     return Corpus(runs=chains, principles={n: tuple(p) for n, p in grouped.items()},
-                  metadata={n: metadata[n] for n in nodes if n in metadata})
+                  metadata={n: metadata[n] for n in nodes if n in metadata}, probes=probes)

@@ -64,6 +64,8 @@ class GroupSummary(BaseModel):
     resampled: str  # starts | runs: what the intervals resample
     verdicts: dict[str, int]  # fixed_point, cycle, unsettled, no_verdict, not_chain
     no_verdict: int
+    probed: int = 0  # judged runs with probes of their final node (``stability probe``)
+    confirmed: int = 0  # fixed points confirmed by their probes (Wilson lower bound of P(decline) >= tau)
     fixed_point_rate: Interval  # over judged runs
     cycle_rate: Interval
     repeated_cycle_rate: Interval  # share whose cycle came round again (needs cycle_returns >= 2 to be seen)
@@ -236,6 +238,8 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             key=key, label=key_text(key), runs=len(members), run_ids=[runs[i].run_id for i in members],
             starts=len({runs[i].start for i in judged}), resampled=resampled, verdicts=verdicts,
             no_verdict=verdicts["no_verdict"],
+            probed=sum(runs[i].probe is not None for i in judged),
+            confirmed=sum(p is not None and p.confirmed is True for p in (runs[i].probe for i in judged)),
             fixed_point_rate=bootstrap([arrays.fixed[c].tolist() for c in clusters], b, seed),
             cycle_rate=bootstrap([arrays.cycled[c].tolist() for c in clusters], b, seed),
             repeated_cycle_rate=bootstrap([arrays.repeated[c].tolist() for c in clusters], b, seed),

@@ -22,6 +22,7 @@ from stability.analysis.factors import check_factors
 from stability.analysis.graph import build_graph
 from stability.analysis.groups import Contrast, GroupSummary, summarise
 from stability.analysis.preferences import Preferences, preferences
+from stability.analysis.probes import probe_summary
 from stability.analysis.references import read_references, step_distances
 from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
@@ -87,6 +88,9 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
     for run in runs:
         run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
+        if run.verdict in VERDICTS:
+            run.probe = probe_summary(corpus.probes.get(run.run_id, []), run.final, run.fixed_point is not None,
+                                      params.tau)
     by_id = {r.run_id: r for r in runs}
     # drift-null runs (rephrase) are controls: measured, and compared with the groups, but in none of them
     subjects = Corpus(runs=[c for c in corpus.runs if not c.control], principles=corpus.principles,

@@ -48,6 +48,18 @@ def mean_of(values: np.ndarray) -> Callable[[np.ndarray], float | None]:
     return lambda idx: float(values[idx].mean()) if len(idx) else None
 
 
+def wilson(successes: int, trials: int, z: float = 1.96) -> Interval:
+    """The share ``successes / trials`` with its Wilson score interval (95% for z = 1.96)."""
+    if trials == 0:
+        return Interval(mean=None, low=None, high=None, n=0)
+    p = successes / trials
+    scale = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / scale
+    half = z / scale * float(np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)))
+    return Interval(mean=round(p, 6), low=round(max(0.0, centre - half), 6), high=round(min(1.0, centre + half), 6),
+                    n=trials)
+
+
 def resample_clusters(clusters: Sequence[Sequence[int]], resamples: int, seed: int) -> list[np.ndarray]:
     """``resamples`` bootstrap draws of member indices: whole clusters drawn with replacement."""
     rng = np.random.default_rng(seed)

@@ -159,6 +159,9 @@ def _print_groups(result: Any) -> None:
                       str(len(g.attractors)))
     console.print(table)
     for g in result.groups:
+        if g.probed:
+            console.print(f"{g.label} · probed {g.probed}, confirmed {g.confirmed} fixed points "
+                          f"(Wilson lower bound of P(decline | node) ≥ τ = {result.params.tau})")
         null = g.paraphrase_null
         if null is not None:
             console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "

@@ -194,7 +194,22 @@ def m004_adapters(con: duckdb.DuckDBPyConnection) -> None:
     ], extra="\n  PRIMARY KEY (run_id, generation)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters]
+def m005_probes(con: duckdb.DuckDBPyConnection) -> None:
+    """Probes of fixed points: a run's final node asked again as fresh samples (``stability probe``)."""
+    _table(con, "probes", "Probes of a run's final node; each row is an edge from the probed node through one call.", [
+        ("id", "VARCHAR PRIMARY KEY", "RUN:probe:SAMPLE"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("sample", "INTEGER NOT NULL", "0-based probe number"),
+        ("source_hash", "VARCHAR NOT NULL", "constitutions.hash of the node probed (the run's final node)"),
+        ("target_hash", "VARCHAR", "constitution the answer proposed: the same node for a decline, null if none"),
+        ("decision", "VARCHAR NOT NULL", "declined | changed | parse_failure | truncated | error"),
+        ("call_id", "VARCHAR NOT NULL", "calls.id of the probe"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ])
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
+                               m005_probes]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

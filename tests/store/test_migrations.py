@@ -34,6 +34,7 @@ EXPECTED = {
     "generations": ["run_id", "generation", "adapter_id", "revision_id", "previous_hash", "constitution_hash",
                     "n_traces", "n_parsed", "n_changed", "share_kept", "set_distance", "reflect_template_hash",
                     "created_at"],
+    "probes": ["id", "run_id", "sample", "source_hash", "target_hash", "decision", "call_id", "created_at"],
 }
 
 
