@@ -1,12 +1,13 @@
 """``stability probe``: is a fixed point really one? Re-ask a run's final node as fresh samples.
 
 Contract: for each selected run (a chain run that finished), the run's own question (its protocol's ``user.md``,
-the same templates it ran with) is asked ``samples`` times about its final node, each as a fresh sample with its
-own seed (step ``PROBE_STEP + i``). Every probe goes through the run's call path, so each answer is a stored call
-(persisted before it is used), a re-run sends none that was completed (resumable; asking for more samples adds
-only the missing ones), and ``max_cost`` bounds what this invocation may spend. Each probe is stored as a
-``probes`` row: the edge from the probed node to what the answer proposed. Analysis turns them into
-P(decline | node) with a Wilson interval (docs/analysis.md).
+the same templates it ran with) is asked ``samples`` times about its final node, each a fresh sample with its own
+seed (:meth:`~stability.protocols.walk.IterationProtocol.probe`, which the ``probe_samples`` option also uses).
+Every probe goes through the run's call path, so each answer is a stored call (persisted before it is used), a
+re-run sends none that was completed (resumable; asking for more samples adds only the missing ones), and
+``max_cost`` bounds what this invocation may spend. Each probe is stored as a ``probes`` row: the edge from the
+probed node to what the answer proposed. Analysis turns them into P(decline | node) with a Wilson interval
+(docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.experiments import resolve_selection
-from stability.calls import BudgetExceeded, CallFailed, CallPath
-from stability.constitution import Constitution, parse_answer
+from stability.calls import BudgetExceeded, CallPath
 from stability.engine import ModelPool, prepare_resume
 from stability.engine.run import Run
 from stability.errors import StabilityError
-from stability.models.base import Message
 from stability.protocols import protocol_class
-from stability.records import ProbeRecord, RunRecord, now
+from stability.protocols.walk import IterationProtocol
+from stability.records import RunRecord
 from stability.store.store import Store
-
-PROBE_STEP = 1_000_000  # probes are asked as steps PROBE_STEP + i: seeds of their own, after any real step
 
 
 class ProbeResult(BaseModel):
@@ -57,37 +55,18 @@ class _Budget:
 async def _probe_run(store: Store, run: RunRecord, samples: int, budget: _Budget, pool: ModelPool,
                      sent: list[int]) -> None:
     prepared = prepare_resume(store, run, pool)  # refuses a run whose templates changed since it ran
+    if not isinstance(prepared.protocol, IterationProtocol):
+        raise StabilityError(f"run {run.id}: protocol {run.protocol} does not walk a chain; nothing to probe")
     usable = [r for r in store.revisions(run.id) if r.decision != "error"]
     final = store.constitution(usable[-1].constitution_hash)
     calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, budget=budget)
     handle = Run(run_id=run.id, seed=run.seed, protocol=prepared.protocol.name, generate=prepared.config.generate(),
                  store=store, calls=calls, models=prepared.models, templates=prepared.templates)
-    messages = prepared.protocol.conversation(handle, "user.md", final)
     try:
-        await _ask(store, run, handle, messages, final, samples, prepared.protocol.principle_limit())
+        await prepared.protocol.probe(handle, final, samples)
     finally:
         sent.append(calls.sent)
         store.flush()
-
-
-async def _ask(store: Store, run: RunRecord, handle: Run, messages: list[Message], final: Constitution,
-               samples: int, limit: int) -> None:
-    for sample in range(samples):
-        target: str | None = None
-        try:
-            call = await handle.ask(messages, PROBE_STEP + sample, "probe")
-            parsed = parse_answer(call.text or "", limit)
-            if parsed.kind == "failure":
-                decision = "parse_failure"
-            else:
-                revised = parsed.constitution if parsed.constitution is not None else final
-                decision = "declined" if revised.hash == final.hash else "changed"
-                target = store.put_constitution(revised)
-        except CallFailed as failed:
-            call, decision = failed.call, "error"
-        store.insert_probe(ProbeRecord(id=f"{run.id}:probe:{sample}", run_id=run.id, sample=sample,
-                                       source_hash=final.hash, target_hash=target, decision=decision,
-                                       call_id=call.id, created_at=now()))
 
 
 def probe(selection: list[str], samples: int, db: Path | str | None = None, max_cost: float | None = None

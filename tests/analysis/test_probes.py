@@ -93,3 +93,17 @@ def test_probes_are_covered_by_the_budget_and_the_cli(tmp_path: Path, db: Path) 
     assert json.loads(done.output)["probes"] == 3
     tables = CliRunner().invoke(app, ["analyze", steady, "--db", str(db), "--embedder", "hashing"])
     assert tables.exit_code == 0 and "probed 1, confirmed 0" in tables.output  # 3 of 3: Wilson low 0.44 < 0.5
+
+
+def test_the_probe_samples_option_probes_at_the_end_of_each_run(tmp_path: Path, db: Path) -> None:
+    model = ScriptedModel(fn=lambda m: "NO CHANGE", name="scripted/steady-option")
+    scripted.register("steady-option", lambda: model)
+    start = write(tmp_path / "start.md", "- a\n- b\n")
+    run_id = iterate(IterateConfig(model="scripted/steady-option", constitution=str(start),
+                                   options={"probe_samples": 4}), db).run.id
+    with Store.open(db) as store:
+        assert [r.decision for r in store.revisions(run_id)] == ["origin", "declined", "declined"]
+        assert sum(c.purpose == "probe" for c in store.calls(run_id)) == 4
+    assert probe([run_id], 4, db).sent == 0  # the same probes: `stability probe` finds them stored
+    [run] = analyze([run_id], db, embedder="hashing").runs
+    assert run.probe is not None and run.probe.samples == 4 and run.probe.p_decline.mean == 1.0
