@@ -184,3 +184,19 @@ class GenerationRecord(Record):
     set_distance: float
     reflect_template_hash: str
     created_at: datetime
+
+
+class ProbeRecord(Record):
+    """One probe of a run's final node: the run's question re-asked as a fresh sample (``stability probe``).
+
+    The row is the probe's edge: from the probed node (``source_hash``) to what the answer proposed
+    (``target_hash``; the same node for a decline), through the stored call ``call_id``."""
+
+    id: str
+    run_id: str
+    sample: int
+    source_hash: str
+    target_hash: str | None = None
+    decision: str  # declined | changed | parse_failure | truncated | error
+    call_id: str
+    created_at: datetime

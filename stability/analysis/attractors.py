@@ -8,11 +8,14 @@
 - Merges: content-addressed nodes reached by runs from different starting constitutions. The graph merges
   there: two histories meet in one node.
 - Projection: the finals and starts in two dimensions (PCA by SVD), for the report.
+
+Only chain runs with a verdict take part (see :mod:`stability.analysis.convergence`): a run without a verdict
+has no final, and the sibling trials of a non-chain protocol neither merge nor cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -20,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from stability.analysis.corpus import Corpus
+from stability.analysis.corpus import RunChain
 
 MAX_GRAPH_CYCLES = 100
 
@@ -107,13 +110,13 @@ def project(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def merges(corpus: Corpus) -> list[Merge]:
+def merges(runs: Sequence[RunChain]) -> list[Merge]:
     reached: dict[str, dict[str, int]] = {}
-    for run in corpus.runs:
+    for run in runs:
         for visit in run.usable:
             reached.setdefault(visit.node, {}).setdefault(run.run_id, visit.step)
-    starts = {run.run_id: run.start for run in corpus.runs}
-    finals = {run.run_id: run.final for run in corpus.runs}
+    starts = {run.run_id: run.start for run in runs}
+    finals = {run.run_id: run.final for run in runs}
     out = []
     for node, first in reached.items():
         distinct = sorted({starts[r] for r in first})
@@ -123,9 +126,9 @@ def merges(corpus: Corpus) -> list[Merge]:
     return out
 
 
-def graph_cycles(corpus: Corpus) -> list[list[str]]:
+def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
     graph = nx.DiGraph()
-    for run in corpus.runs:
+    for run in runs:
         nodes = [v.node for v in run.usable]
         graph.add_edges_from((a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b)
     out = []
@@ -136,10 +139,11 @@ def graph_cycles(corpus: Corpus) -> list[list[str]]:
     return out
 
 
-def cross_run(corpus: Corpus, node_vectors: Mapping[str, np.ndarray], cluster_threshold: float) -> CrossRun:
-    runs = corpus.runs
-    starts = np.stack([node_vectors[r.start] for r in runs])
-    finals = np.stack([node_vectors[r.final] for r in runs])
+def attractors_of(runs: Sequence[RunChain], finals: np.ndarray, cluster_threshold: float
+                  ) -> tuple[np.ndarray, list[Attractor]]:
+    """Cluster labels of the runs' finals (rows of ``finals``) and the attractors they form."""
+    if not runs:
+        return np.zeros(0, dtype=int), []
     labels = cluster(finals, cluster_threshold)
     attractors = []
     by_label: dict[int, list[int]] = {}
@@ -153,6 +157,17 @@ def cross_run(corpus: Corpus, node_vectors: Mapping[str, np.ndarray], cluster_th
             cluster=label, medoid=runs[central].final, runs=[runs[i].run_id for i in members],
             finals=sorted({runs[i].final for i in members}), starts=sorted({runs[i].start for i in members}),
             models=sorted({runs[i].model for i in members}), spread=round(spread(block), 6)))
+    return labels, attractors
+
+
+def cross_run(runs: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], cluster_threshold: float) -> CrossRun:
+    """Attractors, spreads and merges of ``runs`` (the chain runs that have a verdict)."""
+    if not runs:
+        return CrossRun(runs=0, distinct_starts=0, distinct_finals=0, start_spread=0.0, final_spread=0.0,
+                        convergence_ratio=None, attractors=[], merges=[], graph_cycles=[], projection=[])
+    starts = np.stack([node_vectors[r.start] for r in runs])
+    finals = np.stack([node_vectors[r.final] for r in runs])
+    labels, attractors = attractors_of(runs, finals, cluster_threshold)
     start_spread, final_spread = spread(starts), spread(finals)
     distinct_starts = len({r.start for r in runs})
     ratio = final_spread / start_spread if distinct_starts > 1 and start_spread > 0 else None
@@ -165,4 +180,4 @@ def cross_run(corpus: Corpus, node_vectors: Mapping[str, np.ndarray], cluster_th
     return CrossRun(runs=len(runs), distinct_starts=distinct_starts, distinct_finals=len({r.final for r in runs}),
                     start_spread=round(start_spread, 6), final_spread=round(final_spread, 6),
                     convergence_ratio=round(ratio, 6) if ratio is not None else None, attractors=attractors,
-                    merges=merges(corpus), graph_cycles=graph_cycles(corpus), projection=projection)
+                    merges=merges(runs), graph_cycles=graph_cycles(runs), projection=projection)

@@ -16,7 +16,9 @@ at a step (no model is asked):
 - ``in_place``: both sides survive with their original text. Unresolved.
 
 A clash is resolved at the first step from which it stays resolved to the end of the run; ``edits`` counts the
-steps that changed the constitution up to that step. Confidence intervals are percentile bootstraps over runs.
+steps that changed the constitution up to that step. Confidence intervals are percentile bootstraps resampling
+starting constitutions (runs, where a condition has a single start).
+Only chain runs with a verdict are measured; runs without one are counted per condition (``no_verdict``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.alignment import align
-from stability.analysis.convergence import Params, RunConvergence
+from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
+from stability.analysis.stats import Interval, bootstrap, difference, mean_of
 
 RESOLVED = ("removed", "reworded")
 
@@ -50,20 +53,12 @@ class ClashOutcome(BaseModel):
     edits: int | None  # steps that changed the constitution up to resolved_step
 
 
-class Interval(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mean: float | None
-    low: float | None
-    high: float | None
-    n: int
-
-
 class ConditionSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     condition: str
-    runs: int
+    runs: int  # runs with a verdict
+    no_verdict: int = 0  # runs of the condition that ended on a failed step (left out of the rest)
     reached_fixed_point: Interval  # fraction of runs
     steps_to_fixed_point: Interval  # over runs that reached one
 
@@ -156,65 +151,69 @@ def track_clashes(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndar
     return out
 
 
-def bootstrap(groups: Sequence[Sequence[float]], resamples: int, seed: int) -> Interval:
-    """Mean of all values with a 95% percentile interval, resampling the groups (runs) with replacement."""
-    groups = [list(g) for g in groups if len(g)]
-    values = [x for g in groups for x in g]
-    if not values:
-        return Interval(mean=None, low=None, high=None, n=0)
-    mean = float(np.mean(values))
-    if len(groups) < 2:
-        return Interval(mean=round(mean, 6), low=None, high=None, n=len(values))
-    rng = np.random.default_rng(seed)
-    sums = np.array([sum(g) for g in groups])
-    counts = np.array([len(g) for g in groups])
-    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
-    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Interval(mean=round(mean, 6), low=round(float(low), 6), high=round(float(high), 6), n=len(values))
+def by_start(entries: Sequence[tuple[str, Sequence[float]]]) -> list[list[float]]:
+    """Values clustered by starting constitution (the bootstrap resamples starts); with a single start, one
+    cluster per run, so the interval covers replicate noise only."""
+    if len({start for start, _ in entries}) < 2:
+        return [list(values) for _, values in entries]
+    clusters: dict[str, list[float]] = {}
+    for start, values in entries:
+        clusters.setdefault(start, []).extend(values)
+    return list(clusters.values())
 
 
-def _difference(a: list[float], b: list[float], resamples: int, seed: int) -> Interval:
-    if not a or not b:
-        return Interval(mean=None, low=None, high=None, n=0)
-    mean = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
-        return Interval(mean=round(mean, 6), low=None, high=None, n=len(a) + len(b))
-    rng = np.random.default_rng(seed)
-    xa, xb = np.array(a), np.array(b)
-    diffs = (xa[rng.integers(0, len(a), (resamples, len(a)))].mean(axis=1)
-             - xb[rng.integers(0, len(b), (resamples, len(b)))].mean(axis=1))
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return Interval(mean=round(mean, 6), low=round(float(low), 6), high=round(float(high), 6), n=len(a) + len(b))
+def _difference(a: list[list[float]], b: list[list[float]], resamples: int, seed: int) -> Interval:
+    """mean(a) − mean(b) over clustered values, each side's clusters resampled independently."""
+    flat_a, flat_b = [x for c in a for x in c], [x for c in b for x in c]
+    values = np.array(flat_a + flat_b)
+    index_a: list[list[int]] = []
+    index_b: list[list[int]] = []
+    at = 0
+    for clusters, out in ((a, index_a), (b, index_b)):
+        for c in clusters:
+            if c:
+                out.append(list(range(at, at + len(c))))
+                at += len(c)
+    return difference(mean_of(values), index_a, mean_of(values), index_b, resamples, seed)
 
 
 def consistency(corpus: Corpus, convergence: Mapping[str, RunConvergence], vectors: Mapping[str, np.ndarray],
                 params: Params) -> Consistency:
     skipped: list[str] = []
     per_run: dict[str, list[ClashOutcome]] = {}
-    steps: dict[str, list[float]] = {}
-    reached: dict[str, list[float]] = {}
+    steps: dict[str, list[tuple[str, list[float]]]] = {}
+    reached: dict[str, list[tuple[str, list[float]]]] = {}
+    failed: dict[str, int] = {}
+    starts: dict[str, str] = {}
     for chain in corpus.runs:
         condition = condition_of(corpus.metadata.get(chain.start))
-        if condition is None:
+        verdict = convergence[chain.run_id].verdict
+        if condition is None or verdict == "not_chain":
+            continue
+        if verdict not in VERDICTS:
+            failed[condition] = failed.get(condition, 0) + 1
+            reached.setdefault(condition, [])
             continue
         point = convergence[chain.run_id].fixed_point
-        reached.setdefault(condition, []).append(1.0 if point else 0.0)
+        reached.setdefault(condition, []).append((chain.start, [1.0 if point else 0.0]))
         if point is not None:
-            steps.setdefault(condition, []).append(float(point.step))
+            steps.setdefault(condition, []).append((chain.start, [float(point.step)]))
         if condition == "contradictory":
             per_run[chain.run_id] = track_clashes(chain, corpus, vectors, params, skipped)
+            starts[chain.run_id] = chain.start
     b, seed = params.bootstrap, params.seed
-    conditions = [ConditionSummary(condition=c, runs=len(reached[c]),
-                                   reached_fixed_point=bootstrap([[x] for x in reached[c]], b, seed),
-                                   steps_to_fixed_point=bootstrap([[x] for x in steps.get(c, [])], b, seed))
+    conditions = [ConditionSummary(condition=c, runs=len(reached[c]), no_verdict=failed.get(c, 0),
+                                   reached_fixed_point=bootstrap(by_start(reached[c]), b, seed),
+                                   steps_to_fixed_point=bootstrap(by_start(steps.get(c, [])), b, seed))
                   for c in sorted(reached)]
     outcomes = [o for run in per_run.values() for o in run]
     return Consistency(
         rule=RULE, clashes=outcomes,
-        resolved_fraction=bootstrap([[float(o.resolved) for o in run] for run in per_run.values()], b, seed),
-        edits_to_resolve=bootstrap([[float(o.edits) for o in run if o.edits is not None]
-                                    for run in per_run.values()], b, seed),
+        resolved_fraction=bootstrap(by_start([(starts[r], [float(o.resolved) for o in run])
+                                              for r, run in per_run.items()]), b, seed),
+        edits_to_resolve=bootstrap(by_start([(starts[r], [float(o.edits) for o in run if o.edits is not None])
+                                             for r, run in per_run.items()]), b, seed),
         conditions=conditions,
-        steps_difference=_difference(steps.get("contradictory", []), steps.get("consistent", []), b, seed),
+        steps_difference=_difference(by_start(steps.get("contradictory", [])), by_start(steps.get("consistent", [])),
+                                     b, seed),
         skipped=skipped)

@@ -1,34 +1,51 @@
-"""Per-run measures: distance curves, the fixed point and how it was reached, exact and near cycles.
+"""Per-run measures: the verdict, distance curves, the fixed point and how it was reached, exact and near cycles.
 
 Distances are cosine distances (``1 - cos``) between whole-constitution embeddings; 0 is the same direction.
 Only *usable* visits count as steps of the chain: a visit recorded for a failed call (decision ``error``) holds
 no answer and is skipped. Parse failures and truncated answers stay: the chain sits on its node while the model
 fails to answer.
 
-Fixed point (the first rule that applies; ``step`` is the step at which the fixed point was first reached):
+Verdict (``verdict``), read only from *answered* visits (not ``parse_failure``, ``truncated`` or ``error``):
+
+- ``not_chain``: the protocol's trials are siblings (rate-alternatives, free-form-edit, blank-slate); such a run
+  has no fixed point, cycle, final or attractor; it keeps its curves (and its ratings, for rate-alternatives).
+- ``no_verdict``: the run ended on a failed step (its last visit is a parse failure, truncated or an error) or
+  did not finish (still running, or stopped by the budget or an interruption). It is counted as such and is
+  never a fixed point, a cycle or an attractor member.
+- ``fixed_point``, else ``cycle`` (an exact cycle was found), else ``unsettled`` (ran out of steps still moving).
+
+Fixed point (the first rule that applies; ``step`` is the step at which it was first reached; ``held_steps``
+counts the *answered* steps after it, so a parse failure never holds a fixed point):
 
 - ``declines``: the run stopped because K consecutive fresh instances declined to change the constitution.
 - ``exact_repeat``: the run did not stop on declines, but its last node was held, unchanged, for at least K
-  steps (e.g. a run that hit ``max_steps`` while declining, or declines interleaved with parse failures).
-- ``epsilon``: from some step s to the end of the run every constitution stays within ε of the one at s, and
-  at least K steps follow s. The earliest such s is the fixed point.
+  answered steps (e.g. a run that hit ``max_steps`` while declining).
+- ``epsilon``: from some answered step s to the end every constitution stays within ε of the one at s, and at
+  least K answered steps follow s. The earliest such s is the fixed point.
 
 Cycles: an *exact cycle* is a return to a node after visiting at least one other node (read off the chain of
-content-addressed nodes, the same nodes the graph has). A *near cycle* is a return to within ε of an earlier
-constitution (not the same node) after first moving more than ε away from it.
+content-addressed nodes, the same nodes the graph has). One revisit is a *return*; a revisit repeated (the run
+came round the same loop again, ``returns`` >= 2, ``repeated``) is a cycle proper. With the iteration option
+``cycle_returns`` = 1 (the default) a run stops at its first return, so only returns can be seen.
+A *near cycle* is a return to within ε of an earlier constitution (not the same node) after first moving more
+than ε away from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.alignment import align
-from stability.analysis.corpus import Corpus, RunChain
+from stability.analysis.corpus import FAILED_DECISIONS, Corpus, RunChain
+from stability.analysis.probes import ProbeSummary
 
 MAX_NEAR_CYCLES = 50
+Verdict = Literal["fixed_point", "cycle", "unsettled", "no_verdict", "not_chain"]
+VERDICTS = ("fixed_point", "cycle", "unsettled")  # the verdicts a chain run can have
 FULL_MATRIX_LIMIT = 3000
 
 
@@ -42,6 +59,8 @@ class Params(BaseModel):
     k: int | None = None  # steps a fixed point must hold; None: each run's own declines_to_stop
     cluster_threshold: float = 0.1
     bootstrap: int = 2000
+    permutations: int = 1000  # shuffles of runs between groups for the convergence ratio's null
+    tau: float = 0.5  # a probed fixed point is confirmed when P(decline | node)'s Wilson lower bound is >= tau
     seed: int = 0
 
 
@@ -64,7 +83,7 @@ class FixedPoint(BaseModel):
     step: int
     node: str
     how: str  # declines | exact_repeat | epsilon
-    held_steps: int
+    held_steps: int  # answered steps after ``step`` (parse failures, truncations and errors do not count)
 
 
 class Cycle(BaseModel):
@@ -75,6 +94,10 @@ class Cycle(BaseModel):
     from_step: int
     to_step: int
     returns: int  # how many times the run came back round
+    repeated: bool = False  # returns >= 2: a cycle; a single return is only a *return* (see ``cycle_returns``)
+
+    def text(self) -> str:
+        return f"period {self.period} " + (f"×{self.returns}" if self.repeated else "(return)")
 
 
 class NearCycle(BaseModel):
@@ -96,11 +119,24 @@ class RunConvergence(BaseModel):
     start: str
     final: str
     k: int
+    protocol: str = ""
+    verdict: Verdict = "unsettled"
+    no_verdict: str | None = None  # why there is no verdict: parse_failure | truncated | error | unfinished
     steps: list[StepMeasure]
     fixed_point: FixedPoint | None
     cycles: list[Cycle]
     near_cycles: list[NearCycle]
     near_cycles_total: int
+    references: dict[str, list[float]] = {}  # reference name -> distance to it at every step (``--reference``)
+    probe: ProbeSummary | None = None  # from ``stability probe``: P(decline | final node), confirmed
+
+    def verdict_text(self) -> str:
+        """The verdict in words: the fixed point and how, a cycle, unsettled, no verdict (and why), not a chain."""
+        if self.fixed_point is not None:
+            return f"fixed point at step {self.fixed_point.step} ({self.fixed_point.how})"
+        if self.verdict == "no_verdict":
+            return f"no verdict ({self.no_verdict})"
+        return {"cycle": "cycle", "unsettled": "unsettled", "not_chain": "not a chain (sibling trials)"}[self.verdict]
 
 
 def _distances(vectors: np.ndarray) -> np.ndarray:
@@ -109,11 +145,12 @@ def _distances(vectors: np.ndarray) -> np.ndarray:
 
 def fixed_point(chain: RunChain, nodes: list[str], steps: list[int], matrix: np.ndarray | None,
                 epsilon: float, k: int) -> FixedPoint | None:
+    """The fixed point of a chain's *answered* visits (``nodes``, ``steps``; ``matrix`` their distances)."""
     last = len(nodes) - 1
     start = last
     while start > 0 and nodes[start - 1] == nodes[last]:
         start -= 1
-    held = steps[last] - steps[start]
+    held = last - start
     if chain.stop_reason == "declined":
         return FixedPoint(step=steps[start], node=nodes[start], how="declines", held_steps=held)
     if held >= k:
@@ -121,10 +158,10 @@ def fixed_point(chain: RunChain, nodes: list[str], steps: list[int], matrix: np.
     if matrix is None:
         return None
     for s in range(last + 1):
-        if steps[last] - steps[s] < k:
+        if last - s < k:
             break
         if float(matrix[s, s:].max()) <= epsilon:
-            return FixedPoint(step=steps[s], node=nodes[s], how="epsilon", held_steps=steps[last] - steps[s])
+            return FixedPoint(step=steps[s], node=nodes[s], how="epsilon", held_steps=last - s)
     return None
 
 
@@ -142,6 +179,7 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
             key = tuple(turn[pivot:] + turn[:pivot])
             if key in found:
                 found[key].returns += 1
+                found[key].repeated = True
             else:
                 found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
         seen[node] = t
@@ -190,7 +228,23 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
             d_prev=round(float(d_prev[i - 1]), 6) if i else None, d_origin=round(float(d_origin[i]), 6),
             d_final=round(float(d_final[i]), 6), changes=changes))
     near = near_cycles(nodes, steps, matrix, params.epsilon) if matrix is not None else []
+    point: FixedPoint | None = None
+    cycles: list[Cycle] = []
+    verdict: Verdict
+    if not chain.chain:
+        verdict = "not_chain"
+        near = []  # sibling trials do not return to anything: no near cycles either
+    elif chain.no_verdict is not None:
+        verdict = "no_verdict"
+    else:
+        answered = [i for i, v in enumerate(visits) if v.decision not in FAILED_DECISIONS]
+        a_nodes, a_steps = [nodes[i] for i in answered], [steps[i] for i in answered]
+        a_matrix = matrix[np.ix_(answered, answered)] if matrix is not None else None
+        point = fixed_point(chain, a_nodes, a_steps, a_matrix, params.epsilon, k)
+        cycles = exact_cycles(a_nodes, a_steps)
+        verdict = "fixed_point" if point is not None else "cycle" if cycles else "unsettled"
     return RunConvergence(
         run_id=chain.run_id, model=chain.model, stop_reason=chain.stop_reason, start=chain.start, final=chain.final,
-        k=k, steps=measures, fixed_point=fixed_point(chain, nodes, steps, matrix, params.epsilon, k),
-        cycles=exact_cycles(nodes, steps), near_cycles=near[:MAX_NEAR_CYCLES], near_cycles_total=len(near))
+        k=k, protocol=chain.protocol, verdict=verdict, no_verdict=chain.no_verdict if verdict == "no_verdict" else None,
+        steps=measures, fixed_point=point, cycles=cycles, near_cycles=near[:MAX_NEAR_CYCLES],
+        near_cycles_total=len(near))

@@ -13,6 +13,10 @@ from stability.constitution import principles_text
 from stability.errors import StabilityError
 from stability.store.store import Store
 
+#: decisions that hold no answer the model stood behind: they never make (or hold) a fixed point, and a run whose
+#: last visit is one of them has no verdict. ``truncated`` (a cut-off answer) counts exactly like a parse failure.
+FAILED_DECISIONS = frozenset({"parse_failure", "truncated", "error"})
+
 
 @dataclass(frozen=True)
 class Visit:
@@ -34,11 +38,24 @@ class RunChain:
     stop_reason: str | None = None
     status: str = "done"
     declines_to_stop: int = 2
+    chain: bool = True  # False for protocols whose trials are siblings (rate-alternatives, free-form-edit, ...)
+    control: bool = False  # a null-model run for drift (``rephrase``): compared with the groups, not in them
+    config: dict[str, Any] = field(default_factory=dict)  # the run's configuration (IterateConfig), for factors
 
     @property
     def usable(self) -> list[Visit]:
         """Visits that hold a constitution the model stood behind (errors are not steps of the chain)."""
         return [v for v in self.visits if v.decision != "error"]
+
+    @property
+    def no_verdict(self) -> str | None:
+        """Why the run has no verdict, or None when it has one: its last visit failed (``parse_failure``,
+        ``truncated``, ``error``), or it did not finish (``unfinished``: still running, or stopped by the budget
+        or an interruption, to be resumed)."""
+        last = self.visits[-1].decision
+        if last in FAILED_DECISIONS:
+            return last
+        return None if self.status == "done" else "unfinished"
 
     @property
     def start(self) -> str:
@@ -54,6 +71,7 @@ class Corpus:
     runs: list[RunChain]
     principles: dict[str, tuple[str, ...]]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # run -> (probed node, decision)
 
     def text(self, node: str) -> str:
         return principles_text(self.principles[node])
@@ -62,16 +80,24 @@ class Corpus:
         return list(dict.fromkeys(v.node for run in self.runs for v in run.visits))
 
 
-def resolve_run_ids(store: Store, run_ids: list[str], all_runs: bool) -> list[str]:
-    """Full run ids for the given ids or unique prefixes, or every run with ``all_runs``."""
-    if all_runs:
-        ids = store.run_ids()
-        if not ids:
-            raise StabilityError(f"{store.path}: no runs to analyse")
-        return ids
-    if not run_ids:
-        raise StabilityError("give one or more run ids, or --all")
-    return list(dict.fromkeys(store.run(r).id for r in run_ids))
+def is_chain(protocol: str) -> bool:
+    """Whether the protocol's runs are chains (its class says); an unregistered protocol is read as a chain."""
+    from stability.protocols import protocol_class
+
+    try:
+        return protocol_class(protocol).chain
+    except StabilityError:
+        return True
+
+
+def is_drift_null(protocol: str) -> bool:
+    """Whether the protocol's runs are a null model for drift (its class says); unregistered: no."""
+    from stability.protocols import protocol_class
+
+    try:
+        return protocol_class(protocol).drift_null
+    except StabilityError:
+        return False
 
 
 def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
@@ -88,11 +114,16 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
         options = run.config.get("options") or {}
         chains.append(RunChain(run_id=run_id, visits=visits[run_id], model=run.model, protocol=run.protocol,
                                stop_reason=run.stop_reason, status=run.status,
-                               declines_to_stop=int(options.get("declines_to_stop", 2))))
+                               declines_to_stop=int(options.get("declines_to_stop", 2)),
+                               chain=is_chain(run.protocol), control=is_drift_null(run.protocol),
+                               config=run.config))
     nodes = list(dict.fromkeys(v.node for chain in chains for v in chain.visits))
     grouped: dict[str, list[str]] = {n: [] for n in nodes}
     for digest, _, text in store.principle_rows(nodes):
         grouped[digest].append(text)
     metadata = store.source_metadata()
+    probes: dict[str, list[tuple[str, str]]] = {}
+    for run_id, node, decision in store.probe_rows(run_ids):
+        probes.setdefault(run_id, []).append((node, decision))
     return Corpus(runs=chains, principles={n: tuple(p) for n, p in grouped.items()},
-                  metadata={n: metadata[n] for n in nodes if n in metadata})
+                  metadata={n: metadata[n] for n in nodes if n in metadata}, probes=probes)

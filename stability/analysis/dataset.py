@@ -18,6 +18,7 @@ from stability.store.store import Store, default_db_path
 if TYPE_CHECKING:
     from stability.analysis.convergence import Params
     from stability.analysis.embeddings import Embedder
+    from stability.analysis.experiments import ExperimentSummary
     from stability.analysis.measure import AnalysisResult
 
 
@@ -66,15 +67,34 @@ class Dataset:
 
         return EmbeddingCache().frame(model)
 
-    def graph(self, run_ids: list[str] | None = None) -> nx.MultiDiGraph:
+    def experiments(self) -> list[ExperimentSummary]:
+        """Every experiment: spec name, factors, cells and their states (as ``stability experiments --json``)."""
+        from stability.analysis.experiments import list_experiments
+
+        return list_experiments(self.db)
+
+    def experiment_runs(self, experiment: str) -> list[str]:
+        """The run ids of an experiment (name, id or unique id prefix)."""
         with Store.open(self.db, read_only=True) as store:
-            return build_graph(store, run_ids if run_ids is not None else store.run_ids())
+            return self._runs(store, [experiment])
+
+    def graph(self, run_ids: list[str] | None = None) -> nx.MultiDiGraph:
+        """The revision graph of the selection (experiment names or ids and run ids; None: every run)."""
+        with Store.open(self.db, read_only=True) as store:
+            return build_graph(store, run_ids and self._runs(store, run_ids) or store.run_ids())
+
+    @staticmethod
+    def _runs(store: Store, selection: list[str]) -> list[str]:
+        from stability.analysis.experiments import resolve_selection
+
+        return resolve_selection(store, selection, False)[0]
 
     def analyze(self, run_ids: list[str] | None = None, params: Params | None = None,
-                embedder: Embedder | str = "all-MiniLM-L6-v2") -> AnalysisResult:
+                embedder: Embedder | str = "all-MiniLM-L6-v2", by: list[str] | None = None) -> AnalysisResult:
+        """Every measure over the selection (experiment names or ids and run ids; None: every run), by ``by``."""
         from stability.analysis.measure import analyze
 
-        return analyze(run_ids or [], self.db, all_runs=run_ids is None, params=params, embedder=embedder)
+        return analyze(run_ids or [], self.db, all_runs=run_ids is None, params=params, embedder=embedder, by=by)
 
 
 def open_dataset(db: Path | str | None = None) -> Dataset:

@@ -13,7 +13,7 @@ from typing import Any
 
 import networkx as nx
 
-from stability.analysis.corpus import resolve_run_ids
+from stability.analysis.experiments import resolve_selection
 from stability.constitution import principles_text
 from stability.errors import StabilityError
 from stability.store.store import Store
@@ -48,8 +48,9 @@ def build_graph(store: Store, run_ids: list[str]) -> nx.MultiDiGraph:
 
 
 def revision_graph(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False) -> nx.MultiDiGraph:
+    """The graph of the selected runs: ``run_ids`` holds experiment names or ids and run ids."""
     with Store.open(db, read_only=True) as store:
-        return build_graph(store, resolve_run_ids(store, run_ids, all_runs))
+        return build_graph(store, resolve_selection(store, run_ids, all_runs)[0])
 
 
 def _scalars(attrs: dict[str, Any]) -> dict[str, Any]:

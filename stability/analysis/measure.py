@@ -5,21 +5,30 @@ The schema is :class:`AnalysisResult` (``AnalysisResult.model_json_schema()``), 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
-from stability.analysis.convergence import Params, RunConvergence, run_convergence
-from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
+from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
+from stability.analysis.corpus import Corpus, load_corpus
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
+from stability.analysis.experiments import resolve_selection
+from stability.analysis.factors import check_factors
+from stability.analysis.graph import build_graph
+from stability.analysis.groups import Contrast, GroupSummary, summarise
 from stability.analysis.preferences import Preferences, preferences
+from stability.analysis.probes import probe_summary
+from stability.analysis.references import read_references, step_distances
+from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
 from stability.store.store import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: verdicts, experiments, groups, contrasts, twins, references
 NOTES: list[str] = []
 
 
@@ -39,7 +48,13 @@ class AnalysisResult(BaseModel):
     embeddings: EmbeddingUse
     runs: list[RunConvergence]
     cross_run: CrossRun
+    experiments: list[str] = []  # experiments the analysed runs belong to
+    by: list[str] = []  # the factors the runs are grouped by
+    references: list[str] = []  # names of the reference constitutions every step is measured against
+    groups: list[GroupSummary] = []  # every measure per group (one group, all runs, without ``by``)
+    contrasts: list[Contrast] = []  # between every two groups (the first 45 pairs)
     consistency: Consistency
+    twins: TwinComparison  # contradictory runs against runs of their repaired twins, paired
     preferences: Preferences
     notes: list[str]
 
@@ -51,6 +66,7 @@ class Vectors(BaseModel):
 
     nodes: dict[str, np.ndarray]
     principles: dict[str, np.ndarray]
+    references: dict[str, np.ndarray] = {}  # reference constitutions (``--reference``) by name
 
 
 def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
@@ -63,26 +79,64 @@ def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> V
 
 
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
-            ratings: list[RatingRecord] | None = None) -> AnalysisResult:
-    """Every measure over an already loaded and embedded corpus (no store, no model)."""
+            ratings: list[RatingRecord] | None = None, by: list[str] | None = None,
+            experiments: Mapping[str, str] | None = None) -> AnalysisResult:
+    """Every measure over an already loaded and embedded corpus (no store, no model), grouped by ``by``."""
+    by = by or []
+    experiments = experiments or {}
+    check_factors(by, corpus)
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
+    for run in runs:
+        run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
+        if run.verdict in VERDICTS:
+            run.probe = probe_summary(corpus.probes.get(run.run_id, []), run.final, run.fixed_point is not None,
+                                      params.tau)
     by_id = {r.run_id: r for r in runs}
+    # drift-null runs (rephrase) are controls: measured, and compared with the groups, but in none of them
+    subjects = Corpus(runs=[c for c in corpus.runs if not c.control], principles=corpus.principles,
+                      metadata=corpus.metadata)
+    controls = [by_id[c.run_id] for c in corpus.runs if c.control]
+    judged = [chain for chain in subjects.runs if by_id[chain.run_id].verdict in VERDICTS]
+    clashes = consistency(subjects, by_id, vectors.principles, params)
+    groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
+                                  params, by, experiments, controls)
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
-        cross_run=cross_run(corpus, vectors.nodes, params.cluster_threshold),
-        consistency=consistency(corpus, by_id, vectors.principles, params),
+        cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
+        experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
+        references=list(vectors.references),
+        groups=groups, contrasts=contrasts, consistency=clashes,
+        twins=compare_twins(subjects, by_id, vectors.nodes, params),
         preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
 
 
-def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
-            embedder: Embedder | str = DEFAULT_MODEL) -> AnalysisResult:
-    """Load the runs (reading the store only), embed what the embedding cache lacks (caching it), and measure."""
-    params = params or Params()
+def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: Embedder | str,
+         with_graph: bool = False, references: list[Path | str] | None = None
+         ) -> tuple[Corpus, Vectors, EmbeddingUse, list[RatingRecord], dict[str, str], Any]:
+    """Resolve the selection (experiments or runs), load the runs (reading the store only) and embed what the
+    embedding cache lacks (caching it).
+
+    Returns the corpus, its vectors, the embedding use, the ratings, each run's experiment, and (``with_graph``)
+    the revision graph, else None."""
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    reference_texts = read_references(references or [])  # bad input fails here, before anything is written
     with Store.open(db, read_only=True) as store:
-        corpus = load_corpus(store, resolve_run_ids(store, run_ids, all_runs))
+        ids, experiments = resolve_selection(store, selection, all_runs)
+        corpus = load_corpus(store, ids)
         ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
-    stats = EmbeddingStats()
+        graph = build_graph(store, ids) if with_graph else None
+    stats = EmbeddingStats()  # the embedding cache is its own file: the store is only read
     vectors = embed_corpus(corpus, model, stats)
-    return measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
-                                                          computed=stats.computed), ratings)
+    by_text = embed_texts(model, list(reference_texts.values()), stats)
+    vectors.references = {name: by_text[text] for name, text in reference_texts.items()}
+    use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
+    return corpus, vectors, use, ratings, experiments, graph
+
+
+def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
+            embedder: Embedder | str = DEFAULT_MODEL, by: list[str] | None = None,
+            references: list[Path | str] | None = None) -> AnalysisResult:
+    """Measure the selected runs: ``run_ids`` holds experiment names or ids and run ids (or use ``all_runs``);
+    ``references`` are constitution files every step is measured against."""
+    corpus, vectors, use, ratings, experiments, _ = load(run_ids, db, all_runs, embedder, references=references)
+    return measure(corpus, vectors, params or Params(), use, ratings, by, experiments)

@@ -14,7 +14,12 @@ from stability.cli.console import DbOption, JsonOption, console, print_json
 from stability.cli.display import printable
 from stability.errors import StabilityError
 
-RunsArgument = Annotated[list[str] | None, typer.Argument(help="run ids (unique prefixes will do)")]
+RunsArgument = Annotated[list[str] | None, typer.Argument(
+    help="experiment names or ids, and run ids (unique prefixes will do)")]
+ReferenceOption = Annotated[list[Path] | None, typer.Option(
+    "--reference", help="a constitution file to measure every step against (repeatable)")]
+ByOption = Annotated[str | None, typer.Option("--by", help="group by grid factors: model, protocol, constitution, "
+                                              "condition, temperature, seed, experiment, any option (comma-separated)")]
 AllOption = Annotated[bool, typer.Option("--all", help="every run in the database")]
 EmbedderOption = Annotated[str, typer.Option("--embedder", help="sentence-transformers model, or 'hashing'")]
 ThresholdOption = Annotated[float, typer.Option("--reworded-threshold",
@@ -41,11 +46,14 @@ def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_th
 
 def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None, as_json: JsonOption = False,
             embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
-            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
-    """Measure convergence, fixed points, cycles, attractors and clash resolution over runs."""
+            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
+            by: ByOption = None, reference: ReferenceOption = None) -> None:
+    """Measure convergence, fixed points, cycles, attractors and clash resolution, per group of runs."""
+    from stability.analysis.factors import parse_by
     from stability.analysis.measure import analyze as run_analysis
 
-    result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder,
+    result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
+                          references=list(reference or []),
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -67,7 +75,8 @@ def _interval(value: Any) -> str:
         return "–"
     if value.low is None:
         return f"{value.mean:.3g} (n={value.n})"
-    return f"{value.mean:.3g} [{value.low:.3g}, {value.high:.3g}] (n={value.n})"
+    high = "∞" if value.high is None else f"{value.high:.3g}"  # unbounded: undefined in > 2.5% of resamples
+    return f"{value.mean:.3g} [{value.low:.3g}, {high}] (n={value.n})"
 
 
 def _print_analysis(result: Any) -> None:
@@ -76,16 +85,16 @@ def _print_analysis(result: Any) -> None:
                   f"{result.embeddings.computed} embedded now · reworded ≥ {p.reworded_threshold} · ε {p.epsilon} · "
                   f"K {p.k if p.k is not None else 'per run'} · cluster cut {p.cluster_threshold}")
     table = Table(title="runs")
-    for column in ("run", "model", "stop", "steps", "principles", "d(start, final)", "fixed point", "cycles",
+    for column in ("run", "model", "stop", "steps", "principles", "d(start, final)", "verdict", "cycles",
                    "near cycles"):
         table.add_column(column)
     for run in result.runs:
-        point = run.fixed_point
         table.add_row(run.run_id, run.model, run.stop_reason or "", str(run.steps[-1].step),
                       f"{run.steps[0].n_principles}→{run.steps[-1].n_principles}", f"{run.steps[-1].d_origin:.3f}",
-                      f"step {point.step} ({point.how})" if point else "none",
-                      ", ".join(f"period {c.period}" for c in run.cycles), str(run.near_cycles_total))
+                      run.verdict_text(),
+                      ", ".join(c.text() for c in run.cycles), str(run.near_cycles_total))
     console.print(table)
+    _print_groups(result)
     cross = result.cross_run
     ratio = f"{cross.convergence_ratio:.3f}" if cross.convergence_ratio is not None else "n/a (one start)"
     console.print(f"{cross.runs} runs · {cross.distinct_starts} starts · {cross.distinct_finals} finals · "
@@ -121,6 +130,13 @@ def _print_analysis(result: Any) -> None:
                                _interval(s.steps_to_fixed_point))
         console.print(conditions)
         console.print(f"steps to fixed point, contradictory − consistent: {_interval(c.steps_difference)}")
+    t = result.twins
+    if t.pairs:
+        console.print(f"contradictory vs repaired twin, {len(t.pairs)} pairs ({len(t.unpaired)} unpaired): "
+                      f"fixed point reached, difference {_interval(t.fixed_point_difference)} · steps to fixed point, "
+                      f"difference {_interval(t.steps_difference)} · distance to the twin at step 0 "
+                      f"{_interval(t.distance_to_twin[0].distance)}, at the last step "
+                      f"{_interval(t.distance_to_twin[-1].distance)}")
     for target in result.preferences.targets:
         table = Table(title=f"rate-alternatives · {target.mode} · {_safe(target.target[:60])} · {target.trials} "
                             "trials")
@@ -140,6 +156,65 @@ def _print_analysis(result: Any) -> None:
         console.print(relations)
     for note in result.notes:
         console.print(f"note: {note}", style="dim")
+
+
+def _print_groups(result: Any) -> None:
+    from stability.analysis.factors import key_text
+
+    title = f"groups by {', '.join(result.by)}" if result.by else "all runs"
+    table = Table(title=f"{title} · intervals: 95% bootstrap over starting constitutions")
+    for column in ("group", "runs", "no verdict", "fixed-point rate", "cycle rate", "KM median steps to fixed point",
+                   "convergence ratio (null p)", "clashes resolved", "attractors"):
+        table.add_column(column)
+    for g in result.groups:
+        s, r = g.steps_to_fixed_point, g.convergence_ratio
+        median = "not reached" if s.median is None else f"{s.median:g}" + (
+            f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else "")
+        ratio = _interval(r) + (f" p={r.p_value:.3g}" if r.p_value is not None else "")
+        table.add_row(g.label, str(g.runs), str(g.no_verdict), _interval(g.fixed_point_rate), _interval(g.cycle_rate),
+                      f"{median} ({s.events} reached, {s.censored} censored)", ratio, _interval(g.clash_resolution),
+                      str(len(g.attractors)))
+    console.print(table)
+    for g in result.groups:
+        if g.probed:
+            console.print(f"{g.label} · probed {g.probed}, confirmed {g.confirmed} fixed points "
+                          f"(Wilson lower bound of P(decline | node) ≥ τ = {result.params.tau})")
+        null = g.paraphrase_null
+        if null is not None:
+            console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "
+                          f"over {null.cells} (model, start) cells: excess {_interval(null.excess)} · suggested ε "
+                          f"{null.suggested_epsilon}")
+        for r in g.references:
+            console.print(f"{g.label} · distance to {r.reference}: start {_interval(r.start)}, final "
+                          f"{_interval(r.final)}, change {_interval(r.change)}")
+    if result.contrasts:
+        contrasts = Table(title="contrasts (a − b)")
+        for column in ("a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"):
+            contrasts.add_column(column)
+        for c in result.contrasts:
+            contrasts.add_row(key_text(c.a), key_text(c.b), _interval(c.fixed_point_rate),
+                              _interval(c.steps_to_fixed_point), _interval(c.convergence_ratio),
+                              _interval(c.clash_resolution))
+        console.print(contrasts)
+
+
+def experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List the experiments: spec name, factors, cells and their states."""
+    from stability.analysis.experiments import list_experiments
+
+    found = list_experiments(db)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in found])
+        return
+    table = Table(title="experiments")
+    for column in ("id", "name", "cells", "states", "varied factors", "replicates", "spec"):
+        table.add_column(column)
+    for e in found:
+        varied = "; ".join(f"{name}: {', '.join(str(v) for v in e.factors[name])}"
+                           for name in e.varied if name != "seed")
+        table.add_row(e.id, e.name, str(e.cells), ", ".join(f"{k} {v}" for k, v in sorted(e.states.items())),
+                      varied or "–", str(e.replicates), e.spec_path or "")
+    console.print(table)
 
 
 def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
@@ -166,11 +241,14 @@ def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption =
 def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,
            output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
            embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
-           epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1) -> None:
-    """Write one self-contained HTML report (works offline): curves, graph, diffs, attractors, clashes."""
+           epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
+           by: ByOption = None, reference: ReferenceOption = None) -> None:
+    """Write one self-contained HTML report (works offline): groups, curves, graph, diffs, attractors, clashes."""
+    from stability.analysis.factors import parse_by
     from stability.analysis.report import write_report
 
     _output_file(output)
-    path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder,
+    path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
+                        references=list(reference or []),
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

@@ -34,6 +34,7 @@ from stability.records import (
     EdgeKind,
     EdgeRecord,
     GenerationRecord,
+    ProbeRecord,
     RatingRecord,
     RevisionRecord,
     now,
@@ -127,6 +128,12 @@ class Run:
         self._store.insert_revision(revision, edge)
         self._on_step(StepEvent(step, decision, digest, len(constitution.principles), detail))
         return revision
+
+    def record_probe(self, probe: ProbeRecord, proposed: Constitution | None) -> None:
+        """Store one probe of a node (``stability probe``) and the constitution it proposed; idempotent on replay."""
+        if proposed is not None:
+            self._store.put_constitution(proposed)
+        self._store.insert_probe(probe)
 
     def emit(self, records: Sequence[Emitted]) -> None:
         """Write extra rows the protocol produced (ratings, generation summaries); idempotent on replay."""

@@ -16,6 +16,7 @@ from stability.protocols import (
     in_context,
     multi_agent,
     rate_alternatives,
+    rephrase,
 )
 from stability.protocols.base import _REGISTRY, ReflectionProtocol
 
@@ -32,6 +33,7 @@ __all__ = [
     "multi_agent",
     "protocol_class",
     "rate_alternatives",
+    "rephrase",
 ]
 
 

@@ -71,6 +71,8 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
     Options: ClassVar[type[BaseModel]]
     #: runs are chains of revisions (fixed points and cycles mean something); rating trials are siblings
     chain: ClassVar[bool] = True
+    #: runs are a null model (controls) for drift, like ``rephrase``; analysis keeps them out of the groups
+    drift_null: ClassVar[bool] = False
     #: ``stability iterate`` flag (its parameter name) -> the option it sets, for this protocol
     cli_flags: ClassVar[dict[str, str]] = {}
 

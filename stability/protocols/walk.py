@@ -16,9 +16,10 @@ from pydantic import Field
 from stability.answer import Reading
 from stability.calls import CallFailed
 from stability.constitution import Constitution
+from stability.errors import StabilityError
 from stability.protocols.authoring import BLANK_SLATE, author
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop
-from stability.records import CallRecord, RevisionRecord
+from stability.records import CallRecord, Decision, ProbeRecord, RevisionRecord, now
 
 if TYPE_CHECKING:
     from stability.engine.run import Run
@@ -29,10 +30,16 @@ class IterationOptions(AnswerOptions):
     max_steps: int = Field(20, ge=1, description="stop after this many steps")
     declines_to_stop: int = Field(2, ge=1, description="K: consecutive declines that make a fixed point")
     max_parse_failures: int = Field(3, ge=1, description="stop after this many consecutive unparseable answers")
+    probe_samples: int = Field(0, ge=0, description="when the run ends: ask about its final node this many more "
+                               "times as fresh samples (as `stability probe` does)")
+    cycle_returns: int = Field(1, ge=1, description="stop at this many returns to earlier nodes (1: the first); "
+                               "with 2 or more a run goes on past a revisit, so a return is told from a cycle")
     from_blank: bool = Field(False, description="start from a constitution the model authors from nothing")
     blank_size: int | None = Field(None, ge=1, description="with from_blank: how many principles to ask for")
     blank_topic: str | None = Field(None, description="with from_blank: a topic hint")
 
+
+PROBE_STEP = 1_000_000  # probes are asked as steps PROBE_STEP + i: seeds of their own, after any real step
 
 IterationOptionsT = TypeVar("IterationOptionsT", bound=IterationOptions)
 
@@ -54,6 +61,7 @@ class Walk:
         self.visited = {revision.constitution_hash: revision.id}
         self.declines = 0
         self.failures = 0
+        self.returns = 0  # changes that came back to an earlier node
 
     def failed(self, step: int, failed: CallFailed) -> Stop:
         self.run.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
@@ -85,8 +93,12 @@ class Walk:
         returns_to = self.visited.get(revised.hash)
         self.parent = self.run.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to)
         if returns_to is not None:
-            return Stop(reason="cycle")
-        self.visited[revised.hash] = self.parent.id
+            self.returns += 1
+            if self.returns >= self.options.cycle_returns:
+                self.current = revised  # the run ends on the node it came back to
+                return Stop(reason="cycle")
+        else:
+            self.visited[revised.hash] = self.parent.id
         self.current = revised
         return None
 
@@ -135,7 +147,13 @@ class IterationProtocol(ReflectionProtocol[IterationOptionsT]):
         if isinstance(begun, Stop):
             return begun
         walk = Walk(run, self.options, begun[0], begun[1])
-        for step in range(begun[2], begun[2] + self.options.max_steps):
+        stop = await self._walk(run, walk, begun[2])
+        if stop.status == "done" and self.options.probe_samples:
+            await self.probe(run, walk.current, self.options.probe_samples)
+        return stop
+
+    async def _walk(self, run: Run, walk: Walk, first: int) -> Stop:
+        for step in range(first, first + self.options.max_steps):
             try:
                 stop = await self.step(run, walk, step)
             except CallFailed as failed:
@@ -143,6 +161,30 @@ class IterationProtocol(ReflectionProtocol[IterationOptionsT]):
             if stop is not None:
                 return stop
         return Stop(reason="max_steps")
+
+    async def probe(self, run: Run, constitution: Constitution, samples: int) -> None:
+        """Ask this protocol's question (its ``user.md``) about ``constitution`` ``samples`` times as fresh samples
+        (steps ``PROBE_STEP + i``, so each has its own seed); each answer is a stored call and a probe row."""
+        if "user.md" not in run.templates().text:
+            raise StabilityError(f"protocol {self.name} has no single question (user.md) to probe a node with")
+        messages = self.conversation(run, "user.md", constitution)
+        for sample in range(samples):
+            proposed: Constitution | None = None
+            decision: Decision
+            try:
+                call = await run.ask(messages, PROBE_STEP + sample, "probe", self.answer_config(run))
+                reading = self.read(run, call)
+                if reading.kind in ("parse_failure", "truncated"):
+                    decision = reading.kind
+                else:
+                    proposed = reading.constitution if reading.constitution is not None else constitution
+                    decision = "declined" if proposed.hash == constitution.hash else "changed"
+            except CallFailed as failed:
+                call, decision = failed.call, "error"
+            run.record_probe(ProbeRecord(id=f"{run.run_id}:probe:{sample}", run_id=run.run_id, sample=sample,
+                                         source_hash=constitution.hash,
+                                         target_hash=proposed.hash if proposed is not None else None,
+                                         decision=decision, call_id=call.id, created_at=now()), proposed)
 
     @abstractmethod
     async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:

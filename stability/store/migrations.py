@@ -225,8 +225,24 @@ def m006_embeddings_to_own_file(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE IF EXISTS embeddings")
 
 
+def m007_probes(con: duckdb.DuckDBPyConnection) -> None:
+    """Probes of fixed points: a run's final node asked again as fresh samples (``stability probe``)."""
+    _table(con, "probes", "Probes of a run's final node; each row is an edge from the probed node through one call.", [
+        ("id", "VARCHAR PRIMARY KEY", "RUN:probe:SAMPLE"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("sample", "INTEGER NOT NULL", "0-based probe number"),
+        ("source_hash", "VARCHAR NOT NULL", "constitutions.hash of the node probed (the run's final node)"),
+        ("target_hash", "VARCHAR", "constitution the answer proposed: the same node for a decline, null if none"),
+        ("decision", "VARCHAR NOT NULL", "declined | changed | parse_failure | truncated | error"),
+        ("call_id", "VARCHAR NOT NULL", "calls.id of the probe"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ])
+
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
-                               m005_call_answer_details, m006_embeddings_to_own_file]
+                               m005_call_answer_details, m006_embeddings_to_own_file,
+                               m007_probes]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

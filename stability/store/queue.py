@@ -34,9 +34,11 @@ from typing import Any
 import duckdb
 
 #: queued tables, parents before children
-TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "calls", "ratings")
+TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "calls", "ratings",
+          "probes")
 #: tables whose rows a replay may offer again: the first one written is kept
-IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "ratings"})
+IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "ratings",
+                     "probes"})
 ROWS_PER_STATEMENT = 200
 
 Lookup = tuple[str, int, str]  # (cache key, sample index, run id)

@@ -30,6 +30,7 @@ from stability.records import (
     EdgeRecord,
     ExperimentRecord,
     GenerationRecord,
+    ProbeRecord,
     RatingRecord,
     RevisionRecord,
     RunRecord,
@@ -378,6 +379,18 @@ class Store:
         return [RatingRecord(**_decode(r, ("rating_probs",))) for r in self._rows(
             "SELECT * FROM ratings WHERE run_id = ? ORDER BY trial, position", [run_id])]
 
+
+    # -- probes --------------------------------------------------------------------------------------------
+
+    def insert_probe(self, probe: ProbeRecord) -> None:
+        """Queue one probe row; a replayed probe is left as it is."""
+        self.queue.insert("probes", probe.model_dump(), probe.id)
+
+    def probe_rows(self, run_ids: list[str]) -> list[tuple[str, str, str]]:
+        """(run_id, source_hash, decision) of the runs' probes, in sample order."""
+        return self.con.execute(
+            """SELECT run_id, source_hash, decision FROM probes WHERE run_id IN (SELECT unnest(?::VARCHAR[]))
+               ORDER BY run_id, sample""", [run_ids]).fetchall()
 
     # -- experiments -------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stability.analysis.embeddings import SentenceTransformerEmbedder
-from tests.analysis import experiment
+from tests.analysis import experiment, grid
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +35,12 @@ def experiment_copy(experiment_db: Path, tmp_path: Path) -> Iterator[Path]:
     target = tmp_path / "copy.duckdb"
     shutil.copy(experiment_db, target)
     yield target
+
+
+@pytest.fixture(scope="session")
+def grid_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two scripted-model experiments with known grouped answers (see tests/analysis/grid.py). Read-only for tests."""
+    folder = tmp_path_factory.mktemp("grid")
+    db = folder / "grid.duckdb"
+    grid.build(db, folder)
+    return db

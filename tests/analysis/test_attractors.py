@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from stability.analysis.attractors import cluster, cross_run, project, spread
-from tests.analysis.handmade import chain, corpus, unit
+from tests.analysis.handmade import chain, unit
 
 VECTORS = {"S1": unit(1, 0, 0), "S2": unit(0, 1, 0), "S3": unit(0, 0, 1), "M": unit(1, 1, 1),
            "F1": unit(1, 1, 0.9), "X": unit(-1, 1, 0)}
@@ -12,7 +12,7 @@ VECTORS = {"S1": unit(1, 0, 0), "S2": unit(0, 1, 0), "S3": unit(0, 0, 1), "M": u
 def test_two_starts_merging_into_one_node() -> None:
     runs = [chain("r1", ["S1", "M"], stop="declined"), chain("r2", ["S2", "M"], stop="declined"),
             chain("r3", ["S3", "X"], stop="declined")]
-    result = cross_run(corpus(runs), VECTORS, cluster_threshold=0.1)
+    result = cross_run(runs, VECTORS, cluster_threshold=0.1)
     [merge] = result.merges
     assert merge.node == "M" and merge.runs == ["r1", "r2"] and merge.starts == ["S1", "S2"]
     assert merge.first_steps == {"r1": 1, "r2": 1} and merge.is_final
@@ -23,25 +23,25 @@ def test_two_starts_merging_into_one_node() -> None:
 
 def test_same_start_twice_is_not_a_merge() -> None:
     runs = [chain("r1", ["S1", "M"]), chain("r2", ["S1", "M"])]
-    result = cross_run(corpus(runs), VECTORS, 0.1)
+    result = cross_run(runs, VECTORS, 0.1)
     assert result.merges == []
     assert result.convergence_ratio is None  # one start: no spread to compare with
 
 
 def test_convergence_ratio_below_one_when_runs_converge() -> None:
     converge = [chain("r1", ["S1", "M"]), chain("r2", ["S2", "F1"]), chain("r3", ["S3", "M"])]
-    result = cross_run(corpus(converge), VECTORS, 0.1)
+    result = cross_run(converge, VECTORS, 0.1)
     assert result.start_spread == 1.0
     assert result.convergence_ratio is not None and result.convergence_ratio < 0.01
     assert len(result.attractors) == 1 and result.attractors[0].starts == ["S1", "S2", "S3"]
     diverge = [chain("r1", ["M", "S1"]), chain("r2", ["F1", "S2"])]
-    ratio = cross_run(corpus(diverge), VECTORS, 0.1).convergence_ratio
+    ratio = cross_run(diverge, VECTORS, 0.1).convergence_ratio
     assert ratio is not None and ratio > 1
 
 
 def test_graph_cycles_across_runs() -> None:
     runs = [chain("r1", ["S1", "S2"]), chain("r2", ["S2", "S1"])]
-    assert cross_run(corpus(runs), VECTORS, 0.1).graph_cycles in ([["S1", "S2"]], [["S2", "S1"]])
+    assert cross_run(runs, VECTORS, 0.1).graph_cycles in ([["S1", "S2"]], [["S2", "S1"]])
 
 
 def test_spread_cluster_project_basics() -> None:

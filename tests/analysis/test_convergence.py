@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from stability.analysis.convergence import Params, run_convergence
 from tests.analysis.handmade import at_angle, chain, corpus, unit
@@ -26,12 +27,52 @@ def test_chain_to_a_fixed_point_by_declines() -> None:
 
 
 def test_exact_repeat_without_a_declines_stop() -> None:
-    run = chain("r", ["A", "B", "B", "B"], ["origin", "changed", "parse_failure", "declined"], stop="max_steps")
+    run = chain("r", ["A", "B", "B", "B"], ["origin", "changed", "declined", "declined"], stop="max_steps")
     result = measure(run)
     assert result.fixed_point is not None and result.fixed_point.how == "exact_repeat"
-    assert result.fixed_point.step == 1
+    assert (result.fixed_point.step, result.fixed_point.held_steps, result.verdict) == (1, 2, "fixed_point")
     short = measure(chain("r", ["A", "B", "B"], ["origin", "changed", "declined"], stop="max_steps"))
-    assert short.fixed_point is None  # held 1 step < K = 2
+    assert short.fixed_point is None and short.verdict == "unsettled"  # held 1 step < K = 2
+
+
+def test_parse_failures_never_hold_a_fixed_point() -> None:
+    # B is held for three steps, but two of them are parse failures: one answered step < K = 2
+    run = chain("r", ["A", "B", "B", "B", "B"], ["origin", "changed", "parse_failure", "truncated", "declined"],
+                stop="max_steps")
+    result = measure(run)
+    assert result.fixed_point is None and result.verdict == "unsettled"
+
+
+@pytest.mark.parametrize("failure", ["parse_failure", "truncated", "error"])
+def test_a_run_that_ends_on_a_failure_has_no_verdict(failure: str) -> None:
+    run = chain("r", ["A", "B", "B", "B", "B"], ["origin", "changed", "declined", "declined", failure],
+                stop="parse_failures" if failure != "error" else "error")
+    result = measure(run)
+    assert (result.verdict, result.no_verdict) == ("no_verdict", failure)
+    assert result.fixed_point is None and result.cycles == []
+
+
+def test_a_model_that_only_fails_has_no_verdict_and_no_fixed_point() -> None:
+    run = chain("r", ["A", "A", "A", "A"], ["origin", "parse_failure", "parse_failure", "parse_failure"],
+                stop="parse_failures")
+    result = measure(run)
+    assert result.verdict == "no_verdict" and result.fixed_point is None
+
+
+def test_an_unfinished_run_has_no_verdict() -> None:
+    run = chain("r", ["A", "B", "B", "B"], ["origin", "changed", "declined", "declined"])
+    run.status = "running"
+    assert measure(run).verdict == "no_verdict" and measure(run).no_verdict == "unfinished"
+    run.status, run.stop_reason = "failed", "budget"  # stopped by the budget: resumable, not judged
+    assert measure(run).verdict == "no_verdict" and measure(run).no_verdict == "unfinished"
+
+
+def test_sibling_trials_are_not_a_chain() -> None:
+    run = chain("r", ["A", "B", "A", "B", "A"])
+    run.chain = False
+    result = measure(run)
+    assert (result.verdict, result.fixed_point, result.cycles, result.near_cycles) == ("not_chain", None, [], [])
+    assert [s.d_origin for s in result.steps] == [0.0, 1.0, 0.0, 1.0, 0.0]  # its curves stay
 
 
 def test_fixed_point_within_epsilon_for_k_steps() -> None:
@@ -47,7 +88,7 @@ def test_fixed_point_within_epsilon_for_k_steps() -> None:
 def test_two_cycle_is_found_and_counted() -> None:
     run = chain("r", ["A", "B", "A", "B", "A"], stop="cycle")
     result = measure(run)
-    assert result.fixed_point is None
+    assert result.fixed_point is None and result.verdict == "cycle"
     [cycle] = result.cycles
     assert (cycle.nodes, cycle.period, cycle.from_step, cycle.to_step, cycle.returns) == (["A", "B"], 2, 0, 2, 3)
     assert result.near_cycles == []  # exact returns are cycles, not near cycles

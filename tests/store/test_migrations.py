@@ -33,6 +33,7 @@ EXPECTED = {
     "generations": ["run_id", "generation", "adapter_id", "revision_id", "previous_hash", "constitution_hash",
                     "n_traces", "n_parsed", "n_changed", "share_kept", "set_distance", "reflect_template_hash",
                     "created_at"],
+    "probes": ["id", "run_id", "sample", "source_hash", "target_hash", "decision", "call_id", "created_at"],
 }
 
 
@@ -102,7 +103,7 @@ def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) ->
     for call_id, response in responses.items():
         con.execute("INSERT INTO calls VALUES (?, 'r-1', 1, 'revise', 'm', 'k', 0, 'ok', '{}', ?, 'x', 0, 0, 0, 1, "
                     "'[]', NULL, NULL, NULL, now()::TIMESTAMP)", [call_id, response])
-    assert migrations.apply(con) == ["m005_call_answer_details", "m006_embeddings_to_own_file"]
+    assert migrations.apply(con) == ["m005_call_answer_details", "m006_embeddings_to_own_file", "m007_probes"]
     found = dict(con.execute("SELECT id, finish_reason FROM calls").fetchall())
     con.close()
     assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}

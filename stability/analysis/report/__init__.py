@@ -8,13 +8,12 @@ from typing import Any
 
 from stability.analysis.alignment import align
 from stability.analysis.convergence import Params
-from stability.analysis.corpus import Corpus, load_corpus, resolve_run_ids
-from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, get_embedder
-from stability.analysis.graph import build_graph
-from stability.analysis.measure import AnalysisResult, EmbeddingUse, Vectors, embed_corpus, measure
-from stability.analysis.report import figures
+from stability.analysis.corpus import Corpus
+from stability.analysis.embeddings import DEFAULT_MODEL, Embedder
+from stability.analysis.factors import key_text
+from stability.analysis.measure import AnalysisResult, Vectors, load, measure
+from stability.analysis.report import figures, group_figures
 from stability.errors import StabilityError
-from stability.store.store import Store
 
 MAX_DIFF_RUNS = 50
 
@@ -53,7 +52,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def _interval(value: Any) -> str:
     if value.mean is None:
         return "–"
-    ci = f" [{value.low:.3g}, {value.high:.3g}]" if value.low is not None else ""
+    high = "∞" if value.high is None else f"{value.high:.3g}"  # unbounded: undefined in > 2.5% of resamples
+    ci = f" [{value.low:.3g}, {high}]" if value.low is not None else ""
     return f"{value.mean:.3g}{ci} (n={value.n})"
 
 
@@ -107,24 +107,99 @@ def _ratings(result: AnalysisResult) -> str:
     return "".join(parts)
 
 
+def _median(s: Any) -> str:
+    if s.median is None:
+        return "not reached"
+    bounds = f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else ""
+    return f"{s.median:g}{bounds} ({s.events} reached, {s.censored} censored)"
+
+
+def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
+    """The groups section: tables and figures per group, contrasts, and each group's attractors."""
+    by = ", ".join(result.by) if result.by else "(no --by: all runs)"
+    parts = [f"<h2>Groups</h2><p>Grouped by <b>{_e(by)}</b>"
+             + (f" · experiments {_e(', '.join(result.experiments))}" if result.experiments else "")
+             + ". Intervals: 95% bootstrap resampling starting constitutions (runs, for a group with one start).</p>"]
+    rows = []
+    for g in result.groups:
+        swatch = f'<span style="color:{palette[g.label]}">■</span> {_e(g.label)}'
+        r = g.convergence_ratio
+        ratio = _interval(r) + (f" · null [{r.null_low:.3g}, {r.null_high:.3g}], p={r.p_value:.3g}"
+                                if r.p_value is not None and r.null_low is not None and r.null_high is not None
+                                else "")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in [
+            swatch, g.runs, g.no_verdict, g.verdicts.get("not_chain", 0), _e(_interval(g.fixed_point_rate)),
+            _e(_interval(g.cycle_rate)), _e(_median(g.steps_to_fixed_point)), _e(ratio),
+            _e(_interval(g.clash_resolution)), len(g.attractors)]) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ["group", "runs", "no verdict", "not a chain", "fixed-point rate",
+                                             "cycle rate", "KM median steps to fixed point", "convergence ratio",
+                                             "clashes resolved", "attractors"])
+    parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    if any(g.fixed_point_rate.n for g in result.groups):
+        parts += [f"<figure>{group_figures.rates(result)}</figure>",
+                  f"<figure>{group_figures.survival(result)}</figure>"]
+    if any(g.convergence_ratio.mean is not None for g in result.groups):
+        parts.append(f"<figure>{group_figures.convergence_ratios(result)}</figure>")
+    nulls = [(g, g.paraphrase_null) for g in result.groups if g.paraphrase_null is not None]
+    if nulls:
+        parts.append("<h3>Drift against the rephrase null</h3>" + _table(
+            ["group", "(model, start) cells", "rephrase runs", "drift", "rephrase drift", "excess", "suggested ε"],
+            [[g.label, n.cells, n.control_runs, _interval(n.drift), _interval(n.rephrase_drift), _interval(n.excess),
+              n.suggested_epsilon if n.suggested_epsilon is not None else "–"] for g, n in nulls]))
+    if result.references:
+        parts.append("<h3>Distance to the reference constitutions</h3>" + _table(
+            ["group", "reference", "start", "final", "change (final − start)"],
+            [[g.label, r.reference, _interval(r.start), _interval(r.final), _interval(r.change)]
+             for g in result.groups for r in g.references]))
+    if result.contrasts:
+        parts.append("<h3>Contrasts (a − b)</h3>" + _table(
+            ["a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"],
+            [[key_text(c.a), key_text(c.b), _interval(c.fixed_point_rate), _interval(c.steps_to_fixed_point),
+              _interval(c.convergence_ratio), _interval(c.clash_resolution)] for c in result.contrasts]))
+    for g in result.groups:
+        if g.attractors:
+            parts.append(f"<h3>Attractors of {_e(g.label)}</h3>" + _table(
+                ["cluster", "runs", "starts", "models", "spread", "medoid"],
+                [[a.cluster, len(a.runs), len(a.starts), ", ".join(a.models), f"{a.spread:.3f}", a.medoid[7:19]]
+                 for a in g.attractors]))
+    return "".join(parts)
+
+
+def _twins(result: AnalysisResult) -> str:
+    t = result.twins
+    if not t.pairs:
+        return ""
+    return ("<h2>Contradictory vs repaired twin (paired)</h2>"
+            f"<figure>{group_figures.twins(result)}</figure>"
+            f"<p>{len(t.pairs)} pairs, {len(t.unpaired)} contradictory runs without a partner. Fixed point reached, "
+            f"contradictory − twin: {_e(_interval(t.fixed_point_difference))}; steps to it: "
+            f"{_e(_interval(t.steps_difference))}.</p>"
+            + _table(["contradictory run", "twin run", "file", "fixed point (c, t)", "steps (c, t)",
+                      "distance to twin: first → last"],
+                     [[p.contradictory_run, p.twin_run, p.contradictory, p.fixed_point, p.steps_to_fixed_point,
+                       f"{p.distance_to_twin[0]:.3f} → {p.distance_to_twin[-1]:.3f}"] for p in t.pairs]))
+
+
 def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
     p = result.params
-    runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step,
-                  f"step {r.fixed_point.step} ({r.fixed_point.how})" if r.fixed_point else "none",
-                  ", ".join(f"period {c.period}" for c in r.cycles), r.near_cycles_total] for r in result.runs]
+    runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step, r.verdict_text(),
+                  ", ".join(c.text() for c in r.cycles), r.near_cycles_total] for r in result.runs]
     cross = result.cross_run
     c = result.consistency
+    palette = group_figures.colours(result)
     sections = [
         "<h1>stability analysis</h1>",
         f"<p>{len(result.runs)} runs · embedder <code>{_e(result.embeddings.model)}</code> "
         f"({result.embeddings.texts} texts, {result.embeddings.computed} embedded for this report) · "
         f"reworded ≥ {p.reworded_threshold} · ε = {p.epsilon} · K = {p.k if p.k is not None else 'each run’s own'}"
         f" · attractor cut {p.cluster_threshold}</p>",
-        "<h2>Convergence</h2>", f"<figure>{figures.convergence_curves(result)}</figure>",
-        _table(["run", "model", "stop", "steps", "fixed point", "cycles", "near cycles"], runs_rows),
+        _groups(result, palette),
+        "<h2>Convergence</h2>", f"<figure>{figures.convergence_curves(result, palette)}</figure>",
+        _table(["run", "model", "stop", "steps", "verdict", "cycles", "near cycles"], runs_rows),
         "<h2>Revision graph</h2>", f"<figure>{figures.graph_drawing(graph)}</figure>",
         f"<p>{graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges.</p>",
-        "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>",
+        "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>" if cross.runs
+        else "<p>No chain run with a verdict: no finals to cluster.</p>",
         f"<p>Spread of starts {cross.start_spread:.3f}, of finals {cross.final_spread:.3f}; convergence ratio "
         f"<b>{cross.convergence_ratio if cross.convergence_ratio is not None else 'n/a (one start)'}</b>.</p>",
         _table(["cluster", "runs", "starts", "models", "spread", "medoid"],
@@ -143,6 +218,7 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         _table(["run", "pair", "kind", "status", "resolved at", "edits", "final a", "final b"],
                [[o.run_id, f"{o.a}-{o.b}", o.kind, o.status, o.resolved_step, o.edits, o.final_a_text or "(removed)",
                  o.final_b_text or "(removed)"] for o in c.clashes]),
+        _twins(result),
         _ratings(result),
         "<h2>Per-step diffs</h2>", _diffs(result, corpus, vectors, p),
         "".join(f"<p><i>{_e(n)}</i></p>" for n in result.notes),
@@ -152,18 +228,12 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
 
 
 def write_report(run_ids: list[str], output: Path | str, db: Path | str | None = None, all_runs: bool = False,
-                 params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL) -> Path:
-    params = params or Params()
-    model = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    with Store.open(db, read_only=True) as store:
-        ids = resolve_run_ids(store, run_ids, all_runs)
-        corpus = load_corpus(store, ids)
-        graph = build_graph(store, ids)
-        ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
-    stats = EmbeddingStats()
-    vectors = embed_corpus(corpus, model, stats)
-    result = measure(corpus, vectors, params, EmbeddingUse(model=model.name, texts=stats.requested,
-                                                          computed=stats.computed), ratings)
+                 params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL,
+                 by: list[str] | None = None, references: list[Path | str] | None = None) -> Path:
+    """The report of the selected runs (``run_ids``: experiment names or ids and run ids), grouped by ``by``."""
+    corpus, vectors, use, ratings, experiments, graph = load(run_ids, db, all_runs, embedder, with_graph=True,
+                                                             references=references)
+    result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments)
     path = Path(output)
     try:
         path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")

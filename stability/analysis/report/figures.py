@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 MAX_CURVES = 40
 MAX_GRAPH_NODES = 300
@@ -32,20 +33,46 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
-def convergence_curves(result: Any) -> str:
+def convergence_curves(result: Any, palette: dict[str, str] | None = None) -> str:
+    """Per-step curves: thin lines for single runs (first 40), coloured by group; a thick line per group for the
+    mean over its runs at each step, with a band of ±1.96 standard errors (runs still going at that step)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     panels = [("d_prev", "step-to-step distance"), ("d_origin", "distance to the origin"),
               ("d_final", "distance to the final"), ("n_principles", "number of principles")]
+    groups = result.groups or []
+    group_of = {run_id: g.label for g in groups for run_id in g.run_ids}
+    palette = palette or {}
     for axis, (field, title) in zip(axes, panels, strict=True):
         for run in result.runs[:MAX_CURVES]:
             points = [(s.step, getattr(s, field)) for s in run.steps if getattr(s, field) is not None]
             if points:
-                axis.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=1, label=run.run_id)
+                axis.plot(*zip(*points, strict=True), linewidth=0.6, alpha=0.45,
+                          color=palette.get(group_of.get(run.run_id, ""), "#8d99ae"))
+        for g in groups:
+            by_step: dict[int, list[float]] = {}
+            members = set(g.run_ids)
+            for run in result.runs:
+                if run.run_id in members:
+                    for s in run.steps:
+                        if getattr(s, field) is not None:
+                            by_step.setdefault(s.step, []).append(float(getattr(s, field)))
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            means = [sum(by_step[t]) / len(by_step[t]) for t in steps]
+            half = [1.96 * (float(np.std(by_step[t], ddof=1)) / len(by_step[t]) ** 0.5 if len(by_step[t]) > 1
+                            else 0.0) for t in steps]
+            colour = palette.get(g.label, "#333333")
+            axis.plot(steps, means, color=colour, linewidth=2, label=f"{g.label} (n={g.runs})")
+            axis.fill_between(steps, [m - h for m, h in zip(means, half, strict=True)],
+                              [m + h for m, h in zip(means, half, strict=True)], color=colour, alpha=0.15)
         axis.set_title(title)
         axis.set_xlabel("step")
-    if len(result.runs) <= 12:
-        axes[-1].legend(fontsize=7, loc="best")
+    shown = min(len(result.runs), MAX_CURVES)
+    fig.suptitle(f"{len(result.runs)} runs ({shown} drawn thin); thick: group mean, band ±1.96 s.e.", fontsize=9)
+    if groups:
+        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="group", title_fontsize=7)
     return _svg(fig)
 
 
@@ -64,7 +91,8 @@ def graph_drawing(graph: nx.MultiDiGraph) -> str:
     sizes = [80 + 60 * len(simple.nodes[n].get("runs", [])) for n in simple.nodes]
     nx.draw_networkx(simple, layout, ax=axis, node_color=colours, node_size=sizes, arrows=True, with_labels=True,
                      labels={n: n[7:13] for n in simple.nodes}, font_size=7, edge_color="#555555")
-    axis.set_title("revision graph: green = start, orange = final, grey = visited; size = runs through the node")
+    axis.set_title(f"revision graph ({simple.number_of_nodes()} nodes drawn): green = start, orange = final, "
+                   "grey = visited; size = runs through the node")
     axis.axis("off")
     return _svg(fig)
 
@@ -84,7 +112,8 @@ def attractor_projection(result: Any) -> str:
     scatter = axis.scatter([p.x for p in finals], [p.y for p in finals], c=[p.cluster for p in finals],
                            cmap="tab10", s=60, label="final (colour = attractor)")
     axis.legend(*scatter.legend_elements(), title="attractor", fontsize=7, loc="upper right")
-    axis.set_title("starts and finals, first two principal components of the embeddings")
+    axis.set_title(f"starts and finals of {result.cross_run.runs} runs with a verdict, first two principal "
+                   "components")
     axis.set_xlabel("PC 1")
     axis.set_ylabel("PC 2")
     return _svg(fig)
@@ -101,6 +130,8 @@ def condition_comparison(result: Any) -> str:
     high = [(c.steps_to_fixed_point.high if c.steps_to_fixed_point.high is not None
              else c.steps_to_fixed_point.mean) - c.steps_to_fixed_point.mean for c in conditions]
     axis.bar(names, means, yerr=[low, high], capsize=6, color=["#2a9d8f", "#e76f51", "#8d99ae"][:len(names)])
+    for x, c in enumerate(conditions):
+        axis.text(x, 0, f"n={c.steps_to_fixed_point.n}", ha="center", va="bottom", fontsize=7, color="white")
     axis.set_ylabel("steps to the fixed point (mean, 95% CI)")
     axis.set_title("consistent vs contradictory")
     return _svg(fig)

@@ -1,0 +1,184 @@
+"""Statistics every grouped measure shares: cluster bootstraps, Kaplan–Meier survival, permutation nulls.
+
+Replicates of one starting constitution are not independent, so intervals resample *clusters* (a group's starting
+constitutions, each with all its runs) rather than runs. Every interval is a 95% percentile bootstrap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class Interval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 6)
+
+
+def bootstrap(groups: Sequence[Sequence[float]], resamples: int, seed: int) -> Interval:
+    """Mean of all values with a 95% percentile interval, resampling the groups (clusters) with replacement."""
+    groups = [list(g) for g in groups if len(g)]
+    values = [x for g in groups for x in g]
+    if not values:
+        return Interval(mean=None, low=None, high=None, n=0)
+    mean = float(np.mean(values))
+    if len(groups) < 2:
+        return Interval(mean=round(mean, 6), low=None, high=None, n=len(values))
+    rng = np.random.default_rng(seed)
+    sums = np.array([sum(g) for g in groups])
+    counts = np.array([len(g) for g in groups])
+    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(mean=round(mean, 6), low=round(float(low), 6), high=round(float(high), 6), n=len(values))
+
+
+def mean_of(values: np.ndarray) -> Callable[[np.ndarray], float | None]:
+    """The statistic "mean of ``values`` at the drawn indices" (None for an empty draw)."""
+    return lambda idx: float(values[idx].mean()) if len(idx) else None
+
+
+def wilson(successes: int, trials: int, z: float = 1.96) -> Interval:
+    """The share ``successes / trials`` with its Wilson score interval (95% for z = 1.96)."""
+    if trials == 0:
+        return Interval(mean=None, low=None, high=None, n=0)
+    p = successes / trials
+    scale = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / scale
+    half = z / scale * float(np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)))
+    return Interval(mean=round(p, 6), low=round(max(0.0, centre - half), 6), high=round(min(1.0, centre + half), 6),
+                    n=trials)
+
+
+def resample_clusters(clusters: Sequence[Sequence[int]], resamples: int, seed: int) -> list[np.ndarray]:
+    """``resamples`` bootstrap draws of member indices: whole clusters drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(c, dtype=int) for c in clusters]
+    picks = rng.integers(0, len(arrays), size=(resamples, len(arrays)))
+    return [np.concatenate([arrays[i] for i in row]) for row in picks]
+
+
+def cluster_counts(n_clusters: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each cluster is drawn in each resample, (resamples, n_clusters): the draws of
+    :func:`resample_clusters` with the same seed, as counts."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n_clusters, size=(resamples, n_clusters))
+    counts = np.zeros((resamples, n_clusters))
+    np.add.at(counts, (np.repeat(np.arange(resamples), n_clusters), picks.ravel()), 1)
+    return counts
+
+
+def draws_interval(value: float | None, draws: np.ndarray | None, n: int) -> Interval:
+    """``value`` with the 95% percentile range of bootstrap ``draws`` (NaN: undefined in that draw, read as +inf)."""
+    if value is None or draws is None or not len(draws):
+        return Interval(mean=_round(value), low=None, high=None, n=n)
+    low, high = np.percentile(np.where(np.isnan(draws), np.inf, draws), [2.5, 97.5], method="inverted_cdf")
+    return Interval(mean=_round(value), low=_round(low), high=_round(high), n=n)
+
+
+def cluster_interval(statistic: Callable[[np.ndarray], float | None], clusters: Sequence[Sequence[int]],
+                     resamples: int, seed: int) -> Interval:
+    """``statistic`` of all members, with a 95% percentile interval over cluster resamples (None where undefined)."""
+    members = np.asarray([i for c in clusters for i in c], dtype=int)
+    if not len(members):
+        return Interval(mean=None, low=None, high=None, n=0)
+    value = statistic(members)
+    if len(clusters) < 2 or value is None:
+        return Interval(mean=_round(value), low=None, high=None, n=len(members))
+    draws = [statistic(idx) for idx in resample_clusters(clusters, resamples, seed)]
+    finite = np.array([np.inf if d is None else d for d in draws], dtype=float)
+    low, high = np.percentile(finite, [2.5, 97.5], method="inverted_cdf")  # no inf - inf interpolation
+    return Interval(mean=_round(value), low=_round(low), high=_round(high), n=len(members))
+
+
+class SurvivalPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    surviving: float  # estimated share of runs not yet at a fixed point after this step
+    at_risk: int
+
+
+class Survival(BaseModel):
+    """Kaplan–Meier estimate of steps to a fixed point; runs that stopped without one are censored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    median: float | None  # first step where the surviving share is <= 0.5; None: not reached
+    low: float | None  # 95% bootstrap interval of the median; None: unbounded (not reached in > 2.5% of draws)
+    high: float | None
+    n: int  # runs with a verdict
+    events: int  # runs that reached a fixed point
+    censored: int  # runs that stopped without one (max_steps, a cycle, ...), counted up to their last step
+    mean_observed: float | None  # mean step of the runs that reached a fixed point (biased low: ignores censoring)
+    curve: list[SurvivalPoint]
+
+
+def _km(times: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Event steps, the surviving share after each, and the runs at risk at each (vectorised)."""
+    if not len(times):
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0, dtype=int)
+    steps, inverse = np.unique(times, return_inverse=True)
+    reached = np.bincount(inverse, weights=events.astype(float), minlength=len(steps))
+    at_risk = np.bincount(inverse, minlength=len(steps))[::-1].cumsum()[::-1]
+    hit = reached > 0
+    return steps[hit], np.cumprod(1.0 - reached[hit] / at_risk[hit]), at_risk[hit]
+
+
+def kaplan_meier(times: np.ndarray, events: np.ndarray) -> list[tuple[int, float, int]]:
+    """(step, surviving share, at risk) at each step where a fixed point was reached."""
+    steps, surviving, at_risk = _km(times, events)
+    return [(int(t), float(v), int(r)) for t, v, r in zip(steps, surviving, at_risk, strict=True)]
+
+
+def km_median(times: np.ndarray, events: np.ndarray) -> float | None:
+    """The first step at which the surviving share is at most 0.5; None if it never is."""
+    steps, surviving, _ = _km(times, events)
+    below = np.flatnonzero(surviving <= 0.5 + 1e-12)
+    return float(steps[below[0]]) if len(below) else None
+
+
+def survival(times: Sequence[int], events: Sequence[bool], clusters: Sequence[Sequence[int]], resamples: int,
+             seed: int) -> Survival:
+    t, e = np.asarray(times, dtype=int), np.asarray(events, dtype=bool)
+    interval = cluster_interval(lambda idx: km_median(t[idx], e[idx]), clusters, resamples, seed)
+    median = km_median(t, e) if len(t) else None
+    if median is None:  # the bootstrap cannot bound a median the data never reached
+        interval = Interval(mean=None, low=interval.low, high=None, n=len(t))
+    curve = [SurvivalPoint(step=s, surviving=round(v, 6), at_risk=r) for s, v, r in kaplan_meier(t, e)]
+    return Survival(median=median, low=interval.low, high=interval.high, n=len(t), events=int(e.sum()),
+                    censored=int((~e).sum()), mean_observed=_round(float(t[e].mean())) if e.any() else None,
+                    curve=curve)
+
+
+def difference(a: Callable[[np.ndarray], float | None], a_clusters: Sequence[Sequence[int]],
+               b: Callable[[np.ndarray], float | None], b_clusters: Sequence[Sequence[int]], resamples: int,
+               seed: int) -> Interval:
+    """a − b with a 95% interval, resampling each side's clusters independently."""
+    a_all = np.asarray([i for c in a_clusters for i in c], dtype=int)
+    b_all = np.asarray([i for c in b_clusters for i in c], dtype=int)
+    va, vb = (a(a_all), b(b_all)) if len(a_all) and len(b_all) else (None, None)
+    if va is None or vb is None:
+        return Interval(mean=None, low=None, high=None, n=len(a_all) + len(b_all))
+    if len(a_clusters) < 2 or len(b_clusters) < 2:
+        return Interval(mean=_round(va - vb), low=None, high=None, n=len(a_all) + len(b_all))
+    draws = []
+    for ia, ib in zip(resample_clusters(a_clusters, resamples, seed),
+                      resample_clusters(b_clusters, resamples, seed + 1), strict=True):
+        da, db = a(ia), b(ib)
+        if da is not None and db is not None:
+            draws.append(da - db)
+    if not draws:
+        return Interval(mean=_round(va - vb), low=None, high=None, n=len(a_all) + len(b_all))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return Interval(mean=_round(va - vb), low=_round(low), high=_round(high), n=len(a_all) + len(b_all))

@@ -1,0 +1,100 @@
+"""``stability probe``: is a fixed point really one? Re-ask a run's final node as fresh samples.
+
+Contract: for each selected run (a chain run that finished), the run's own question (its protocol's ``user.md``,
+the same templates it ran with) is asked ``samples`` times about its final node, each a fresh sample with its own
+seed (:meth:`~stability.protocols.walk.IterationProtocol.probe`, which the ``probe_samples`` option also uses).
+Every probe goes through the run's call path, so each answer is a stored call (persisted before it is used), a
+re-run sends none that was completed (resumable; asking for more samples adds only the missing ones), and
+``max_cost`` bounds what this invocation may spend. Each probe is stored as a ``probes`` row: the edge from the
+probed node to what the answer proposed. Analysis turns them into P(decline | node) with a Wilson interval
+(docs/analysis.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from stability.analysis.experiments import resolve_selection
+from stability.calls import BudgetExceeded, CallPath
+from stability.engine import ModelPool, prepare_resume
+from stability.engine.run import Run
+from stability.errors import StabilityError
+from stability.protocols import protocol_class
+from stability.protocols.walk import IterationProtocol
+from stability.records import RunRecord
+from stability.store.store import Store
+
+
+class ProbeResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs: list[str]  # the runs probed
+    probes: int  # probe rows the runs now have
+    sent: int  # requests sent by this invocation (the rest came from the store)
+    budget_reached: bool = False
+
+
+class _Budget:
+    """At most ``max_cost`` US dollars of paid calls in this invocation (None: no limit)."""
+
+    def __init__(self, max_cost: float | None) -> None:
+        self.max_cost = max_cost
+        self.spent = 0.0
+
+    def check(self) -> None:
+        if self.max_cost is not None and self.spent >= self.max_cost:
+            raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
+
+    def paid(self, cost_usd: float) -> None:
+        self.spent += cost_usd
+
+
+async def _probe_run(store: Store, run: RunRecord, samples: int, budget: _Budget, pool: ModelPool,
+                     sent: list[int]) -> None:
+    prepared = prepare_resume(store, run, pool)  # refuses a run whose templates changed since it ran
+    if not isinstance(prepared.protocol, IterationProtocol):
+        raise StabilityError(f"run {run.id}: protocol {run.protocol} does not walk a chain; nothing to probe")
+    usable = [r for r in store.revisions(run.id) if r.decision != "error"]
+    final = store.constitution(usable[-1].constitution_hash)
+    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, budget=budget)
+    handle = Run(run_id=run.id, seed=run.seed, protocol=prepared.protocol.name, generate=prepared.config.generate(),
+                 store=store, calls=calls, models=prepared.models, templates=prepared.templates)
+    try:
+        await prepared.protocol.probe(handle, final, samples)
+    finally:
+        sent.append(calls.sent)
+        store.flush()
+
+
+def probe(selection: list[str], samples: int, db: Path | str | None = None, max_cost: float | None = None
+          ) -> ProbeResult:
+    """Probe the final node of every finished chain run in the selection (experiment names or ids, run ids)."""
+    if samples < 1:
+        raise StabilityError(f"--samples {samples}: give at least 1")
+    with Store.open(db) as store:
+        ids, _ = resolve_selection(store, selection, False)
+        runs = [store.run(r) for r in ids]
+        chosen = [r for r in runs if r.status == "done" and protocol_class(r.protocol).chain]
+        if not chosen:
+            raise StabilityError("no finished chain run to probe in the selection")
+        budget = _Budget(max_cost)
+        pool = ModelPool()
+        sent: list[int] = []
+        reached = False
+
+        async def work() -> None:
+            nonlocal reached
+            try:
+                for run in chosen:
+                    await _probe_run(store, run, samples, budget, pool, sent)
+            except BudgetExceeded:
+                reached = True
+            finally:
+                await pool.aclose()
+
+        asyncio.run(work())
+        total = len(store.probe_rows([r.id for r in chosen]))
+    return ProbeResult(runs=[r.id for r in chosen], probes=total, sent=sum(sent), budget_reached=reached)
