@@ -71,6 +71,9 @@ def iterate(
     answer_format: Annotated[str, typer.Option(
         "--answer-format", help="structured (JSON schema, tool use) | text | auto (structured; text where the "
         "server refuses it)")] = "auto",
+    templates: Annotated[str, typer.Option(
+        "--templates", help="template variant: default | neutral | third-person | ... (a sub-folder of the "
+        "protocol's variants/)")] = "default",
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="(iteration) step cap (20)")] = None,
     declines: Annotated[int | None, typer.Option("--declines", help="(iteration) K declines that stop (2)")] = None,
     max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures")] = None,
@@ -140,7 +143,7 @@ def iterate(
             config = IterateConfig(protocol=protocol, model=model, seed=seed,
                                    constitution=str(constitution) if constitution else None,
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
-                                   options=options, use_cache=not no_cache, **thinking)
+                                   options=options, use_cache=not no_cache, templates=templates, **thinking)
             result = run_iterate(config, db, on_step=progress.update)
     finally:
         progress.stop()

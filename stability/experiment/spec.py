@@ -47,6 +47,10 @@ class ProtocolSpec(BaseModel):
 SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort", "thinking_budget", "answer_format")
 
 
+#: spec keys added after experiment ids were first hashed, with their defaults
+_LATER_KEYS: dict[str, Any] = {"templates": ["default"]}
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +71,8 @@ class ExperimentSpec(BaseModel):
     max_parallel_runs: int = Field(8, ge=1, le=10_000)
     prices: dict[str, Price] = Field(default_factory=dict, description="overrides of the built-in price table")
     use_cache: bool = True
+    templates: list[str] = Field(default_factory=lambda: ["default"], min_length=1,
+                                 description="template variants, a grid factor: default, neutral, third-person, ...")
 
     @field_validator("protocols", mode="before")
     @classmethod
@@ -88,7 +94,11 @@ class ExperimentSpec(BaseModel):
         return value
 
     def hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        for key, default in _LATER_KEYS.items():  # added later: left out at their default, so ids stay as they were
+            if data.get(key) == default:
+                del data[key]
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
@@ -138,7 +148,8 @@ def grid_size(spec: ExperimentSpec, files: int) -> int:
     """How many runs the spec expands to, computed without building the grid."""
     options = sum(math.prod(len(v) for v in p.grid.values()) for p in spec.protocols)
     seeds = len(spec.seeds) if spec.seeds is not None else spec.replicates
-    return len(spec.models) * options * max(files, 1) * math.prod(len(v) for v in spec.parameters.values()) * seeds
+    return len(spec.models) * options * max(files, 1) * math.prod(len(v) for v in spec.parameters.values()) * seeds \
+        * len(spec.templates)
 
 
 def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateConfig]:
@@ -155,10 +166,11 @@ def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateC
     for model, protocol in itertools.product(spec.models, spec.protocols):
         option_sets = [{**protocol.options, **dict(zip(protocol.grid, combo, strict=True))}
                        for combo in itertools.product(*protocol.grid.values())]
-        for constitution, options, params, seed in itertools.product(files, option_sets, sampling, seeds):
+        for constitution, options, params, variant, seed in itertools.product(files, option_sets, sampling,
+                                                                              spec.templates, seeds):
             cells.append(IterateConfig(protocol=protocol.name, model=model, constitution=constitution,
                                        roles=spec.roles, seed=seed, options=options, use_cache=spec.use_cache,
-                                       **params))
+                                       templates=variant, **params))
     return cells
 
 
