@@ -77,7 +77,7 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
                   flights: Flights | None = None) -> RunOutcome:
     """Run (or replay) the protocol and record how it ended."""
     calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, budget=budget,
-                     limiter=limiter, flights=flights)
+                     limiter=limiter, flights=flights, scope=prepared.config.cache)
     last: list[str] = []
 
     def stepped(event: StepEvent) -> None:

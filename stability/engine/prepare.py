@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from stability.bounds import MaxTokens, Seed, Temperature, TopP
+from stability.calls import CacheScope
 from stability.constitution import Constitution, parse_file
 from stability.engine.templates import DEFAULT_VARIANT, TemplateSet
 from stability.errors import InputError, StabilityError
@@ -53,6 +54,8 @@ class IterateConfig(BaseModel):
     top_p: TopP | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
+    cache: CacheScope = Field("global", description="which other runs' calls may answer this run's requests: "
+                              "run (none) | experiment (its experiment's) | global (any); its own always do")
     reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models (o-series, gpt-5)")
     thinking_budget: int | None = Field(None, description="Anthropic extended thinking: tokens to think for")
     answer_format: AnswerFormat = Field("auto", description="auto | structured | text")
@@ -63,7 +66,7 @@ class IterateConfig(BaseModel):
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # left out at their default, so stored configs and experiment cells hash as before they existed
         return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format",
-                                                                "templates"))
+                                                                "templates", "cache"))
 
     def generate(self) -> GenerateConfig:
         return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
