@@ -76,5 +76,24 @@ def test_spec_templates_are_a_grid_factor(tmp_path: Path) -> None:
         (v, s) for v in ("default", "neutral", "third-person") for s in (0, 1))
     # a spec without templates keeps its experiment id (the key is left out of the hash at its default)
     plain = ExperimentSpec(name="framing", models=["scripted/x"], protocols=[{"name": "fresh-instance"}])
-    before = json.dumps(plain.model_dump(mode="json", exclude={"templates"}), sort_keys=True)
+    before = json.dumps(plain.model_dump(mode="json", exclude={"templates", "cache"}), sort_keys=True)
     assert plain.hash() == hashlib.sha256(before.encode()).hexdigest() != spec.hash()
+
+
+def test_resume_rereads_the_runs_variant(tmp_path: Path, db: Path) -> None:
+    from stability.engine import resume
+
+    answers: list[str | Exception] = [
+        "REVISED CONSTITUTION:\n- a\n- b\n- c\n", ValueError("provider down")]
+    model = ScriptedModel(outputs=answers, name="scripted/test")
+    scripted.register("test", lambda: model)
+    start = write(tmp_path / "start.md", "- a\n- b\n")
+    failed = iterate(IterateConfig(model="scripted/test", constitution=str(start), templates="third-person",
+                                   options={"declines_to_stop": 1}), db)
+    assert failed.run.status == "failed"
+    run_id = failed.run.id
+    later = ScriptedModel(outputs=["NO CHANGE"], name="scripted/test")
+    scripted.register("test", lambda: later)
+    result = resume(run_id, db)
+    assert result.run.status == "done" and result.sent == 1  # the first step replayed from the store
+    assert "An AI assistant is governed by" in later.calls[0][-1].content
