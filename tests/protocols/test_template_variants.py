@@ -97,3 +97,11 @@ def test_resume_rereads_the_runs_variant(tmp_path: Path, db: Path) -> None:
     result = resume(run_id, db)
     assert result.run.status == "done" and result.sent == 1  # the first step replayed from the store
     assert "An AI assistant is governed by" in later.calls[0][-1].content
+
+
+@pytest.mark.parametrize("protocol", ["free-form-edit", "multi-agent-discussion"])
+def test_other_protocols_ship_the_two_variants(protocol: str) -> None:
+    default = TemplateSet([protocol])
+    hashes = {TemplateSet([protocol], v).hash for v in ("neutral", "third-person")}
+    assert len(hashes | {default.hash}) == 3
+    assert "AI assistant" in TemplateSet([protocol], "third-person")[protocol]["system.md"]
