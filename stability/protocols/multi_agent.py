@@ -8,15 +8,17 @@ call (purpose ``discuss:AGENT:rROUND``), so the transcript is reconstructable fr
 final proposal is to keep the constitution, the step is a decline, and ``declines_to_stop`` (K) such unanimous
 steps in a row stop the run, as in the other iteration protocols. Otherwise an editor writes the revision: a
 designated agent (``editor: NAME``), or a vote in which each agent picks one of the final proposals (plurality;
-a vote is read from the last choice the answer states; a tie is broken by a random draw from the seed, stored
+a vote is a structured answer ``{reasoning, vote}`` from models that enforce structured output, else read from
+the last choice the answer states; a tie is broken by a random draw from the seed, stored
 in the detail). Agents may be different models (``agents: [{name: alice, model: openai/gpt-4o}, ...]``).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,9 +108,12 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
         listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
         for agent in options.agents:
             user = fill(templates["vote.md"], constitution=constitution, proposals=listing)
+            structured = run.generate.model_copy(update={"json_schema": vote_schema(len(proposals))}) \
+                if run.traits(agent.name).structured_output else None
             call = await run.ask([Message(role="system", content=fill(templates["system.md"],
                                     agent=agent.name, participants=participants)),
-                                    Message(role="user", content=user)], step, f"vote:{agent.name}", role=agent.name)
+                                    Message(role="user", content=user)], step, f"vote:{agent.name}", structured,
+                                 role=agent.name)
             calls.append(call)
             choice = vote(call.text or "", len(proposals))
             if choice is not None:
@@ -131,9 +136,23 @@ _STATED = re.compile(r"(?:vote|proposal|choice|choose|prefer|pick)\W{0,5}(?:for\
                      re.IGNORECASE)
 
 
+def vote_schema(n: int) -> dict[str, Any]:
+    """The structured vote: reasoning first, then the number of the chosen proposal."""
+    return {"type": "object", "additionalProperties": False, "required": ["reasoning", "vote"],
+            "properties": {"reasoning": {"type": "string"}, "vote": {"type": "integer", "minimum": 1, "maximum": n}}}
+
+
 def vote(answer: str, n: int) -> int | None:
-    """The 0-based proposal an answer votes for: the last choice it states ("VOTE: 2", "proposal 2"), else the
-    last number from 1 to n in it (a model reasons first and concludes last)."""
+    """The 0-based proposal an answer votes for: a structured answer's ``vote``; else the last choice the text
+    states ("VOTE: 2", "proposal 2"), else the last number from 1 to n in it (a model reasons first and concludes
+    last)."""
+    try:
+        data = json.loads(answer)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and "vote" in data:
+        chosen = data["vote"]
+        return chosen - 1 if isinstance(chosen, int) and 1 <= chosen <= n else None
     for pattern in (_STATED, re.compile(r"(?<![\d.])(\d+)(?![\d.]\d)")):
         numbers = [int(m.group(1)) for m in pattern.finditer(answer)]
         chosen = [k for k in numbers if 1 <= k <= n]

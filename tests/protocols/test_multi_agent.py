@@ -8,7 +8,7 @@ from stability.errors import StabilityError
 from stability.models.base import Message
 from stability.protocols.multi_agent import plurality, vote
 from stability.store import Store
-from tests.conftest import decisions, revised, run_protocol
+from tests.conftest import decisions, revised, run_protocol, write
 
 
 def speaker(messages: list[Message]) -> str:
@@ -86,6 +86,35 @@ def test_vote_parsing() -> None:
     assert vote("7 reasons... but 1", 3) == 0
     assert vote("I prefer proposal 3 over proposal 1 and choose 3", 3) == 2
     assert vote("Nothing here, or 9", 3) is None
+    assert vote('{"reasoning": "proposal 1 is close, but", "vote": 3}', 3) == 2  # structured: the field, not text
+    assert vote('{"reasoning": "x", "vote": 7}', 3) is None
+
+
+def test_structured_models_vote_with_the_schema(tmp_path: Path, db: Path) -> None:
+    from stability.models import scripted
+    from stability.models.scripted import ScriptedModel
+
+    def answer(messages: list[Message]) -> str:
+        if "Vote for the proposal" in messages[-1].content:
+            return '{"reasoning": "proposal 1 reads better than 2", "vote": 2}'
+        if "- z" in messages[-1].content.split("Discussion so far")[0]:
+            return "NO CHANGE"
+        return revised("a", "z", speaker(messages))
+
+    model = ScriptedModel(fn=answer, name="scripted/test", structured=True)
+    scripted.register("test", lambda: model)
+    from stability.engine import IterateConfig, iterate
+
+    start = write(tmp_path / "start.md", "- a\n- b\n")
+    result = iterate(IterateConfig(protocol="multi-agent-discussion", model="scripted/test", constitution=str(start),
+                                   options={"agents": [{"name": "ann"}, {"name": "ben"}], "rounds": 1,
+                                            "declines_to_stop": 1}), db)
+    with Store.open(db) as store:
+        votes = [c for c in store.calls(result.run.id) if c.purpose.startswith("vote:")]
+        chosen = store.constitution(store.revisions(result.run.id)[1].constitution_hash).principles
+        detail = store.revisions(result.run.id)[1].detail or ""
+    assert votes and all(c.request.get("json_schema", {}).get("required") == ["reasoning", "vote"] for c in votes)
+    assert "votes 0,2; proposal 2" in detail and chosen == ("a", "z", "ben")
 
 
 def test_ties_are_drawn_from_the_seed() -> None:
