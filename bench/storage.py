@@ -122,7 +122,7 @@ def lookup_times(db: Path, repeats: int = 15) -> dict[str, float]:
                     asked = rng.sample(keys, size) if kind == "hit" else [
                         "sha256:" + uuid.uuid4().hex * 2 for _ in range(size)]
                     started = time.perf_counter()
-                    find_calls(con, [(key, 0, "r-none") for key in asked])
+                    find_calls(con, [(key, 0, "r-none", "global") for key in asked])
                     times.append(time.perf_counter() - started)
                 out[f"lookup_{size}_{kind}_ms"] = round(1000 * statistics.median(times), 1)
     return out

@@ -5,8 +5,10 @@ Every protocol asks through here, so "nothing lost, nothing paid twice" lives in
 - A completed call is written to the store before the protocol sees its answer.
 - Each request is keyed by the canonical request (model, its parameters, messages, sampling config) plus a
   *sample index*: the n-th identical request within the run. Replaying a run (``--resume``) finds the run's
-  own calls by that key and re-sends none of them; a new run with an identical configuration is answered from
-  another run's calls (recorded with ``cached_from``) unless the cache is turned off.
+  own calls by that key and re-sends none of them, whatever the cache scope. Within the scope, a new run with an
+  identical configuration is answered from another run's calls (recorded with ``cached_from``): ``global``, any
+  run's; ``experiment``, a run's of the same experiment; ``run``, none (arms and replicates are then independent
+  samples, never sharing an answer).
 - Identical requests in flight at once (two runs of an experiment asking the same question) are sent once: the
   later asker waits for the first answer and records it as a cache hit (``Flights``).
 - Transient failures (429, 5xx, overloaded, timeouts) are retried with exponential back-off and jitter,
@@ -24,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -35,6 +37,9 @@ from stability.prices import PriceTable
 from stability.records import CallRecord, now
 from stability.redaction import redact, secret_values
 from stability.store.store import Store
+
+#: which other runs' calls may answer a run's request (its own calls always do, for resume)
+CacheScope = Literal["run", "experiment", "global"]
 
 
 class RetryPolicy(BaseModel):
@@ -127,12 +132,13 @@ class CallPath:
                  use_cache: bool = True, prices: PriceTable | None = None,
                  budget: Spending | None = None,
                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
-                 flights: Flights | None = None) -> None:
+                 flights: Flights | None = None, scope: CacheScope = "global") -> None:
         self.store = store
         self.model = model
         self.run_id = run_id
         self.policy = policy or RetryPolicy.from_env()
         self.use_cache = use_cache
+        self.scope: CacheScope = scope if use_cache else "run"
         self.prices = prices or PriceTable()
         self.budget = budget
         self.limiter = limiter
@@ -146,12 +152,14 @@ class CallPath:
         key = cache_key(model, messages, config)
         index = self.samples[key]
         self.samples[key] += 1
-        found = await self.store.lookup_call(key, index, self.run_id)
+        found = await self.store.lookup_call(key, index, self.run_id, self.scope)
         if found is not None and found.run_id == self.run_id:
             return found
-        if found is None and self.use_cache and await self.flights.wait(key, index):
-            found = await self.store.lookup_call(key, index, self.run_id)  # answered meanwhile (or failed)
-        if found is not None and self.use_cache:
+        shared = self.scope != "run"
+        if found is None and shared and await self.flights.wait(key, index):
+            # answered meanwhile (or failed)
+            found = await self.store.lookup_call(key, index, self.run_id, self.scope)
+        if found is not None and shared:
             hit = found.model_copy(update={
                 "id": _new_id(), "run_id": self.run_id, "step": step, "purpose": purpose, "latency_ms": 0.0,
                 "attempts": 0, "retries": [], "cost_usd": 0.0, "cached_from": found.cached_from or found.id,

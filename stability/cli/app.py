@@ -72,6 +72,9 @@ def iterate(
     answer_format: Annotated[str, typer.Option(
         "--answer-format", help="structured (JSON schema, tool use) | text | auto (structured; text where the "
         "server refuses it)")] = "auto",
+    templates: Annotated[str, typer.Option(
+        "--templates", help="template variant: default | neutral | third-person | ... (a sub-folder of the "
+        "protocol's variants/)")] = "default",
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="(iteration) step cap (20)")] = None,
     declines: Annotated[int | None, typer.Option("--declines", help="(iteration) K declines that stop (2)")] = None,
     max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures")] = None,
@@ -97,8 +100,11 @@ def iterate(
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE protocol option (YAML "
                                                      "value; dotted keys nest: trainer.steps=3), repeatable")]
     = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="send calls even if another run has the answer")]
-    = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="send calls even if another run has the answer "
+                                           "(the same as --cache run)")] = False,
+    cache: Annotated[str, typer.Option("--cache", help="which other runs' calls may answer this run: run | "
+                                       "experiment | global (the run's own calls always replay on resume)")]
+    = "global",
     resume: Annotated[str | None, typer.Option("--resume", help="continue a killed or failed run")] = None,
     db: DbOption = None,
 ) -> None:
@@ -136,12 +142,14 @@ def iterate(
                 check_options_file(options_file, protocol_class(protocol).Options, options, overridden)
             _choice("--reasoning-effort", reasoning_effort, get_args(ReasoningEffort))
             _choice("--answer-format", answer_format, get_args(AnswerFormat))
+            _choice("--cache", cache, ("run", "experiment", "global"))
             thinking: dict[str, Any] = {"reasoning_effort": reasoning_effort, "thinking_budget": thinking_budget,
-                                        "answer_format": answer_format}
+                                        "answer_format": answer_format, "cache": cache}
             config = IterateConfig(protocol=protocol, model=model, seed=seed,
                                    constitution=str(constitution) if constitution else None,
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
-                                   options=options, use_cache=not no_cache, **thinking)
+                                   options=options, use_cache=not no_cache, templates=templates,
+                                   **thinking)
             result = run_iterate(config, db, on_step=progress.update)
     finally:
         progress.stop()

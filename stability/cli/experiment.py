@@ -74,6 +74,7 @@ def run(
     table.add_row("total", str(figures.runs), str(figures.calls), str(figures.input_tokens),
                   str(figures.output_tokens), usd(figures.cost_usd))
     console.print(table)
+    console.print(f"cache scope: {result.cache} ({_SCOPES[result.cache]})")
     for warning in figures.warnings:
         errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if not dry_run:
@@ -83,6 +84,11 @@ def run(
             console.print("resume with: stability run SPEC --resume"
                           + (" --max-cost HIGHER" if result.budget_reached else ""))
             raise typer.Exit(1)
+
+
+_SCOPES = {"run": "each run answers only from its own calls: replicates and arms are independent samples",
+           "experiment": "a run may reuse an identical call of another run of this experiment",
+           "global": "a run may reuse an identical call of any run in the database"}
 
 
 def import_(

@@ -58,7 +58,9 @@ def create_run(store: Store, prepared: Prepared) -> RunRecord:
     run = RunRecord(
         id="r-" + uuid.uuid4().hex[:12], protocol=prepared.protocol.name, model=prepared.model.name,
         model_params={role: m.describe() for role, m in prepared.models.items()},
-        config=config.model_dump(), seed=config.seed, start_hash=prepared.start.hash,
+        # the template variant is stored even at its default, so analysis can group runs by it
+        config={**config.model_dump(), "templates": config.templates}, seed=config.seed,
+        start_hash=prepared.start.hash,
         template_hash=prepared.templates.hash, package_version=package_version(), git_commit=git_commit(),
         created_at=now(),
     )
@@ -75,7 +77,7 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
                   flights: Flights | None = None) -> RunOutcome:
     """Run (or replay) the protocol and record how it ended."""
     calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, budget=budget,
-                     limiter=limiter, flights=flights)
+                     limiter=limiter, flights=flights, scope=prepared.config.cache)
     last: list[str] = []
 
     def stepped(event: StepEvent) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from stability.bounds import MaxTokens, Seed, Temperature, TopP
+from stability.calls import CacheScope
 from stability.constitution import Constitution, parse_file
-from stability.engine.templates import TemplateSet
+from stability.engine.templates import DEFAULT_VARIANT, TemplateSet
 from stability.errors import InputError, StabilityError
 from stability.input_files import invalid, load_yaml
 from stability.models.base import (
@@ -53,14 +54,19 @@ class IterateConfig(BaseModel):
     top_p: TopP | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
+    cache: CacheScope = Field("global", description="which other runs' calls may answer this run's requests: "
+                              "run (none) | experiment (its experiment's) | global (any); its own always do")
     reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models (o-series, gpt-5)")
     thinking_budget: int | None = Field(None, description="Anthropic extended thinking: tokens to think for")
     answer_format: AnswerFormat = Field("auto", description="auto | structured | text")
+    templates: str = Field(DEFAULT_VARIANT, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                           description="template variant: default, or a sub-folder of the protocol's variants/")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # left out at their default, so stored configs and experiment cells hash as before they existed
-        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format"))
+        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format",
+                                                                "templates", "cache"))
 
     def generate(self) -> GenerateConfig:
         return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
@@ -115,7 +121,7 @@ def validate(config: IterateConfig) -> tuple[ReflectionProtocol[Any], Constituti
     generate = config.generate()
     for name in [config.model, *protocol.role_models().values(), *config.roles.values()]:
         check_sampling(check_model_name(name), generate)
-    return protocol, start, TemplateSet(protocol.template_folders())
+    return protocol, start, TemplateSet(protocol.template_folders(), config.templates)
 
 
 def prepare(config: IterateConfig, pool: ModelPool | None = None) -> Prepared:
@@ -134,7 +140,7 @@ def prepare_resume(store: Store, run: RunRecord, pool: ModelPool | None = None) 
         raise StabilityError(f"run {run.id} cannot be resumed: its {where(loc)} is invalid ({message}); "
                              "start a new run") from None
     protocol = protocol_class(run.protocol).configure(config.options)
-    templates = TemplateSet(protocol.template_folders())
+    templates = TemplateSet(protocol.template_folders(), config.templates)
     if templates.hash != run.template_hash:
         raise StabilityError(
             f"run {run.id}: the prompt templates of {protocol.name} changed since the run started; "

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiolimiter import AsyncLimiter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stability.bounds import Budget as BudgetAmount
 from stability.bounds import check
@@ -39,6 +39,7 @@ class ExperimentResult(BaseModel):
     estimate: Estimate
     dry_run: bool
     cells: int
+    cache: str = Field(description="the cache scope of its runs: run | experiment | global")
     done: int = 0
     failed: int = 0
     not_started: int = 0
@@ -115,7 +116,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         raise  # it names its own file (a constitution, the prices file)
     except StabilityError as err:  # a cell the spec describes is invalid: name the spec
         raise InputError(str(spec_path), None, str(err)) from None
-    result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells))
+    result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells),
+                              cache=spec.cache_scope())
     if dry_run:
         return result
     if max_cost is not None:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from stability.bounds import MAX_CELLS, Concurrency, MaxTokens, RateLimit, Seed, Temperature, TopP
+from stability.calls import CacheScope
 from stability.engine import IterateConfig
 from stability.errors import InputError
 from stability.input_files import invalid, load_yaml
@@ -47,6 +48,10 @@ class ProtocolSpec(BaseModel):
 SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort", "thinking_budget", "answer_format")
 
 
+#: spec keys added after experiment ids were first hashed, with their defaults
+_LATER_KEYS: dict[str, Any] = {"templates": ["default"], "cache": None}
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +72,10 @@ class ExperimentSpec(BaseModel):
     max_parallel_runs: int = Field(8, ge=1, le=10_000)
     prices: dict[str, Price] = Field(default_factory=dict, description="overrides of the built-in price table")
     use_cache: bool = True
+    cache: CacheScope | None = Field(None, description="which other runs' calls may answer a run: run | experiment | "
+                                     "global; default run for several replicates, seeds or protocols, else global")
+    templates: list[str] = Field(default_factory=lambda: ["default"], min_length=1,
+                                 description="template variants, a grid factor: default, neutral, third-person, ...")
 
     @field_validator("protocols", mode="before")
     @classmethod
@@ -88,12 +97,27 @@ class ExperimentSpec(BaseModel):
         return value
 
     def hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        for key, default in _LATER_KEYS.items():  # added later: left out at their default, so ids stay as they were
+            if data.get(key) == default:
+                del data[key]
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
     def experiment_id(self) -> str:
         return f"{self.name}-{self.hash()[:10]}"
+
+    def cache_scope(self) -> CacheScope:
+        """The cache scope of every cell: as the spec says; else ``run`` when the grid has several replicates (or
+        seeds) or protocols, so replicates and arms are independent samples that never share an answer; else
+        ``global``. ``use_cache: false`` is ``run``."""
+        if not self.use_cache:
+            return "run"
+        if self.cache is not None:
+            return self.cache
+        seeds = len(self.seeds) if self.seeds is not None else self.replicates
+        return "run" if seeds > 1 or len(self.protocols) > 1 else "global"
 
 
 def load_spec(path: Path | str) -> ExperimentSpec:
@@ -138,7 +162,8 @@ def grid_size(spec: ExperimentSpec, files: int) -> int:
     """How many runs the spec expands to, computed without building the grid."""
     options = sum(math.prod(len(v) for v in p.grid.values()) for p in spec.protocols)
     seeds = len(spec.seeds) if spec.seeds is not None else spec.replicates
-    return len(spec.models) * options * max(files, 1) * math.prod(len(v) for v in spec.parameters.values()) * seeds
+    return len(spec.models) * options * max(files, 1) * math.prod(len(v) for v in spec.parameters.values()) * seeds \
+        * len(spec.templates)
 
 
 def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateConfig]:
@@ -152,13 +177,15 @@ def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateC
     sampling = [dict(zip(spec.parameters, combo, strict=True))
                 for combo in itertools.product(*spec.parameters.values())]
     cells = []
+    scope = spec.cache_scope()
     for model, protocol in itertools.product(spec.models, spec.protocols):
         option_sets = [{**protocol.options, **dict(zip(protocol.grid, combo, strict=True))}
                        for combo in itertools.product(*protocol.grid.values())]
-        for constitution, options, params, seed in itertools.product(files, option_sets, sampling, seeds):
+        for constitution, options, params, variant, seed in itertools.product(files, option_sets, sampling,
+                                                                              spec.templates, seeds):
             cells.append(IterateConfig(protocol=protocol.name, model=model, constitution=constitution,
                                        roles=spec.roles, seed=seed, options=options, use_cache=spec.use_cache,
-                                       **params))
+                                       templates=variant, cache=scope, **params))
     return cells
 
 

@@ -3,9 +3,11 @@
 - Generation 0 trains a LoRA adapter on the starting constitution: recitation examples, and/or question-answer
   pairs about it written by the untuned model itself (``self-qa``) or by a teacher model (``teacher-qa``).
 - Every generation g then asks its tuned model ``traces`` (N) times, with the fresh-instance prompts, whether it
-  would change its constitution. The most common outcome among the parsed traces is the generation's revised
-  constitution (a decline counts as the current one; ties go to the first seen). It is recorded exactly as
-  fresh-instance records a step (revision ``RUN:g+1``, an edit or decline edge, the N calls behind it).
+  would change its constitution. The decision comes first: keep (a decline, or the same list back) against
+  change, by majority of the parsed traces (a tie keeps); then, if the change wins, the revision is the medoid of
+  the proposed changes by principle-set distance (:func:`consensus`; the rule and the counts are stored in the
+  revision's detail). It is recorded exactly as fresh-instance records a step (revision ``RUN:g+1``, an edit or
+  decline edge, the N calls behind it).
 - Generation g+1's adapter continues training generation g's adapter on generation g's traces (the parsed ones,
   unless ``trace_data: all``), plus recitations of the revised constitution when ``recite_revised`` is on.
 - It stops after ``generations`` (G; stop reason ``max_steps``), when the constitution has not changed for
@@ -19,7 +21,7 @@ a generation whose adapter is recorded, and whose training data hashes the same,
 
 from __future__ import annotations
 
-import collections
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
@@ -113,8 +115,10 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
                 run.record(step, current, "error", parent, [*calls, failed.call], detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
             answers = [self.read(run, c, FRESH_INSTANCE) for c in calls]
-            revised, n_parsed, n_changed = consensus(current, answers)
-            detail = f"generation {generation}: {n_parsed}/{len(calls)} traces parsed, {n_changed} proposed a change"
+            outcome = consensus(current, answers)
+            revised, n_parsed, n_changed = outcome.constitution, outcome.parsed, outcome.changed
+            detail = (f"generation {generation}: {n_parsed}/{len(calls)} traces parsed, {n_changed} proposed a "
+                      f"change; {outcome.rule}")
             if n_parsed == 0:
                 run.record(step, current, "parse_failure", parent, calls, detail=detail)
                 return Stop(reason="parse_failures")
@@ -184,22 +188,46 @@ def summary(run_id: str, generation: int, adapter: AdapterRecord, revision: Revi
         reflect_template_hash=template_hash, created_at=now())
 
 
-def consensus(current: Constitution, answers: list[Reading]) -> tuple[Constitution, int, int]:
-    """(the most common outcome, parsed traces, traces proposing a change); a decline counts as ``current``.
+@dataclass(frozen=True)
+class Consensus:
+    """A generation's outcome from its traces, and how it was reached (stored in the revision's detail)."""
 
-    Parse failures and truncated traces are not outcomes."""
-    outcomes: list[Constitution] = []
-    for answer in answers:
+    constitution: Constitution
+    parsed: int  # traces that declined or revised
+    changed: int  # of those, traces proposing a change
+    rule: str  # e.g. "change 14 vs keep 2; medoid trace 5 of 14 changes"
+
+
+def consensus(current: Constitution, answers: list[Reading]) -> Consensus:
+    """The decision first, then the revision. Decline (or the same list back) against change, by majority of the
+    parsed traces (a tie keeps the constitution: a change needs more votes than keeping); among the changes, the
+    medoid: the proposal with the smallest total distance to the other proposals, the distance being the
+    Jaccard distance between principle sets (:func:`set_distance`, exact normalised principles; an embedding
+    medoid would also see paraphrases). A tie in distance goes to the earliest trace.
+
+    So two identical declines no longer outvote fourteen different changes. Parse failures and truncated traces
+    are not outcomes."""
+    changes: list[tuple[int, Constitution]] = []
+    keeps = 0
+    for index, answer in enumerate(answers):
         if answer.kind == "declined":
-            outcomes.append(current)
+            keeps += 1
         elif answer.kind == "revised" and answer.constitution is not None:
-            outcomes.append(answer.constitution)
-    if not outcomes:
-        return current, 0, 0
-    counts = collections.Counter(c.hash for c in outcomes)
-    best = max(counts.values())
-    winner = next(c for c in outcomes if counts[c.hash] == best)
-    return winner, len(outcomes), sum(c.hash != current.hash for c in outcomes)
+            if answer.constitution.hash == current.hash:
+                keeps += 1
+            else:
+                changes.append((index, answer.constitution))
+    parsed = keeps + len(changes)
+    if parsed == 0:
+        return Consensus(current, 0, 0, "no trace parsed")
+    vote = f"change {len(changes)} vs keep {keeps}"
+    if len(changes) <= keeps:
+        return Consensus(current, parsed, len(changes), vote + ": keep")
+    totals = [sum(set_distance(a, b) for _, b in changes) for _, a in changes]
+    best = min(range(len(changes)), key=lambda i: (totals[i], i))
+    return Consensus(changes[best][1], parsed, len(changes),
+                     f"{vote}: medoid trace {changes[best][0] + 1} of {len(changes)} changes "
+                     f"(mean set distance {totals[best] / max(len(changes) - 1, 1):.3f})")
 
 
 def share_kept(before: Constitution, after: Constitution) -> float:

@@ -1,20 +1,28 @@
 """``multi-agent-discussion``: several instances, each with a role name, discuss the constitution.
 
 Each cycle has R rounds; in each round every agent, in turn, sees the constitution and the transcript so far and
-adds a turn ending in its proposal (``NO CHANGE`` or a full revised list). Every turn is its own stored call
-(purpose ``discuss:AGENT:rROUND``), so the transcript is reconstructable from the calls. If every agent's final
-proposal is to keep the constitution, the protocol stops. Otherwise an editor writes the revision: a designated
-agent (``editor: NAME``), or a vote in which each agent picks one of the final proposals (plurality; ties go to
-the earliest proposal). Agents may be different models (``agents: [{name: alice, model: openai/gpt-4o}, ...]``).
+adds a turn ending in its proposal (``NO CHANGE`` or a full revised list). The speaking order is shuffled for
+every round, reproducibly from the run seed, the step and the round, so no agent always speaks first or last; the
+orders are stored in the step's revision detail (``order r1=bob,alice,carol; ...``). Every turn is its own stored
+call (purpose ``discuss:AGENT:rROUND``), so the transcript is reconstructable from the calls. If every agent's
+final proposal is to keep the constitution, the step is a decline, and ``declines_to_stop`` (K) such unanimous
+steps in a row stop the run, as in the other iteration protocols. Otherwise an editor writes the revision: a
+designated agent (``editor: NAME``), or a vote in which each agent picks one of the final proposals (plurality;
+a vote is a structured answer ``{reasoning, vote}`` from models that enforce structured output, else read from
+the last choice the answer states; a tie is broken by a random draw from the seed, stored
+in the detail). Agents may be different models (``agents: [{name: alice, model: openai/gpt-4o}, ...]``).
 """
 
 from __future__ import annotations
 
+import json
+import random
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stability.engine.run import derive_seed
 from stability.models.base import Message
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
@@ -70,8 +78,12 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
         transcript: list[str] = []
         calls: list[CallRecord] = []
         finals: dict[str, CallRecord] = {}  # each agent's last turn: its proposal
+        orders: list[str] = []
         for round_ in range(1, options.rounds + 1):
-            for agent in options.agents:
+            speakers = list(options.agents)
+            random.Random(derive_seed(run.seed, step, f"order:r{round_}")).shuffle(speakers)
+            orders.append(f"r{round_}=" + ",".join(a.name for a in speakers))
+            for agent in speakers:
                 system = fill(templates["system.md"], agent=agent.name, participants=participants)
                 user = fill(templates["discussion.md"], constitution=constitution, round=str(round_),
                             rounds=str(options.rounds), transcript="\n\n".join(transcript) or "(nobody has spoken yet)")
@@ -80,30 +92,37 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
                 calls.append(call)
                 transcript.append(f"{agent.name}: {(call.text or '').strip()}")
                 finals[agent.name] = call
+        detail = "order " + "; ".join(orders)
         if all(self._keeps(run, final, walk) for final in finals.values()):
-            return walk.decline(step, calls)
+            return walk.decline(step, calls, detail)
         if options.editor != "vote":
             user = fill(templates["editor.md"], constitution=constitution, transcript="\n\n".join(transcript))
             call = await run.ask([Message(role="system", content=fill(templates["system.md"],
                                     agent=options.editor, participants=participants)),
                                     Message(role="user", content=user)], step, "edit", role=options.editor)
             calls.append(call)
-            return walk.advance(step, self.read(run, call), calls)
-        by_text = {final.text or "": final for final in finals.values()}  # identical proposals are one
+            return walk.advance(step, self.read(run, call), calls, detail)
+        by_text = {finals[a.name].text or "": finals[a.name] for a in options.agents}  # identical proposals are one
         proposals = list(by_text)
         votes = [0] * len(proposals)
         listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
         for agent in options.agents:
             user = fill(templates["vote.md"], constitution=constitution, proposals=listing)
+            structured = run.generate.model_copy(update={"json_schema": vote_schema(len(proposals))}) \
+                if run.traits(agent.name).structured_output else None
             call = await run.ask([Message(role="system", content=fill(templates["system.md"],
                                     agent=agent.name, participants=participants)),
-                                    Message(role="user", content=user)], step, f"vote:{agent.name}", role=agent.name)
+                                    Message(role="user", content=user)], step, f"vote:{agent.name}", structured,
+                                 role=agent.name)
             calls.append(call)
             choice = vote(call.text or "", len(proposals))
             if choice is not None:
                 votes[choice] += 1
-        winner = max(range(len(proposals)), key=lambda i: (votes[i], -i))
-        return walk.advance(step, self.read(run, by_text[proposals[winner]]), calls)
+        winner, tie = plurality(votes, derive_seed(run.seed, step, "tie"))
+        detail += f"; votes {','.join(map(str, votes))}; proposal {winner + 1}"
+        if tie:
+            detail += f" drawn from the tie {','.join(str(i + 1) for i in tie)}"
+        return walk.advance(step, self.read(run, by_text[proposals[winner]]), calls, detail)
 
     def _keeps(self, run: Run, proposal: CallRecord, walk: Walk) -> bool:
         reading = self.read(run, proposal)
@@ -112,10 +131,41 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
         return reading.constitution is not None and reading.constitution.hash == walk.current.hash
 
 
+#: an explicit statement of a choice: "VOTE: 2", "proposal 2", "I choose 2"
+_STATED = re.compile(r"(?:vote|proposal|choice|choose|prefer|pick)\W{0,5}(?:for\W{1,3})?(?:proposal\W{1,3})?#?(\d+)",
+                     re.IGNORECASE)
+
+
+def vote_schema(n: int) -> dict[str, Any]:
+    """The structured vote: reasoning first, then the number of the chosen proposal."""
+    return {"type": "object", "additionalProperties": False, "required": ["reasoning", "vote"],
+            "properties": {"reasoning": {"type": "string"}, "vote": {"type": "integer", "minimum": 1, "maximum": n}}}
+
+
 def vote(answer: str, n: int) -> int | None:
-    """The 0-based proposal an answer votes for: the first number from 1 to n in it."""
-    for match in re.finditer(r"\d+", answer):
-        number = int(match.group())
-        if 1 <= number <= n:
-            return number - 1
+    """The 0-based proposal an answer votes for: a structured answer's ``vote``; else the last choice the text
+    states ("VOTE: 2", "proposal 2"), else the last number from 1 to n in it (a model reasons first and concludes
+    last)."""
+    try:
+        data = json.loads(answer)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and "vote" in data:
+        chosen = data["vote"]
+        return chosen - 1 if isinstance(chosen, int) and 1 <= chosen <= n else None
+    for pattern in (_STATED, re.compile(r"(?<![\d.])(\d+)(?![\d.]\d)")):
+        numbers = [int(m.group(1)) for m in pattern.finditer(answer)]
+        chosen = [k for k in numbers if 1 <= k <= n]
+        if chosen:
+            return chosen[-1] - 1
     return None
+
+
+def plurality(votes: list[int], seed: int) -> tuple[int, list[int]]:
+    """The proposal with the most votes, and the tied proposals (empty without a tie) a draw from ``seed`` chose
+    among."""
+    best = max(votes)
+    tied = [i for i, v in enumerate(votes) if v == best]
+    if len(tied) == 1:
+        return tied[0], []
+    return random.Random(seed).choice(tied), tied

@@ -10,6 +10,12 @@ Variants: ``reflect: first`` asks for a reflection before the rating (stored as 
 structured output where the provider enforces it, and tolerant parsing otherwise; an unreadable rating is stored
 as unscored. Where the provider exposes log-probabilities, the probability of each rating and the expected rating
 are stored too. Each trial also adds a revision: the constitution with the favourite swapped in.
+
+Status quo (``include_current``, default on): the current principle (constitution mode: the starting constitution)
+is one of the options, shuffled like the others and stored with relation ``current``; a favourite that is the
+current option is a decline, so the provided and free sources can both keep what is there, and the status-quo
+rate is the favourite rate of relation ``current``. Off, the favourite always replaces the target (the design
+before the control existed).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
     from stability.engine.run import Run
 
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: the relation of the option that is the current principle (or constitution): the status quo
+CURRENT = "current"
 
 
 class Option(BaseModel):
@@ -63,6 +71,8 @@ class RateAlternativesOptions(FewShotOptions):
                                     "identity) is the system prompt")
     logprobs: bool | None = Field(None, description="store rating probabilities; default: when the model exposes "
                                   "log-probabilities")
+    include_current: bool = Field(True, description="the current principle (or constitution) is among the options, "
+                                  "shuffled like the others; choosing it keeps it (a decline)")
 
 
 def load_options(options: RateAlternativesOptions) -> list[Option]:
@@ -91,9 +101,26 @@ def load_options(options: RateAlternativesOptions) -> list[Option]:
                 raise InputError(options.alternatives, None, f"alternative {n}: expected text or {{text, relation}}")
     if len(found) < 2:
         raise InputError(options.alternatives or "<options>", None, "rate-alternatives needs at least 2 alternatives")
-    if len(found) > len(LABELS):
-        raise InputError(options.alternatives or "<options>", None, f"at most {len(LABELS)} alternatives")
+    if len(found) > len(LABELS) - options.include_current:
+        raise InputError(options.alternatives or "<options>", None,
+                         f"at most {len(LABELS) - options.include_current} alternatives")
     return found
+
+
+def with_current(choices: list[Option], start: Constitution, options: RateAlternativesOptions) -> list[Option]:
+    """The options a trial shows: ``choices``, plus the status quo when ``include_current`` (an alternative equal
+    to it is marked ``current`` rather than shown twice)."""
+    if not options.include_current:
+        return choices
+    if options.mode == "constitution":
+        current = constitution_option(start, options.option_text)
+        same = [i for i, c in enumerate(choices) if c.constitution is not None and c.constitution.hash == start.hash]
+    else:
+        current = Option(text=start.principles[options.principle - 1])
+        same = [i for i, c in enumerate(choices) if c.text == current.text]
+    if same:
+        return [c.model_copy(update={"relation": CURRENT}) if i in same else c for i, c in enumerate(choices)]
+    return [*choices, current.model_copy(update={"relation": CURRENT})]
 
 
 def constitution_option(constitution: Constitution, option_text: str) -> Option:
@@ -148,7 +175,7 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
     async def run(self, run: Run, start: Constitution) -> Stop:
         options = self.options
         origin = run.record(0, start, "origin", None, [])
-        choices = load_options(options)
+        choices = with_current(load_options(options), start, options) if options.source == "provided" else []
         for trial in range(options.trials):
             try:
                 if options.source == "free":
@@ -230,6 +257,9 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
             run.record(step, start, "parse_failure", origin, calls, detail="no favourite named")
             return
         chosen = shown[labels.index(parsed.favourite)]
+        if chosen.relation == CURRENT:
+            run.record(step, start, "declined", origin, calls, detail=f"favourite {parsed.favourite}: the status quo")
+            return
         revised = chosen.constitution if chosen.constitution is not None else self._swap(start, chosen.text)
         run.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, calls,
                     detail=f"favourite {parsed.favourite}")

@@ -67,31 +67,34 @@ class Walk:
         self.run.record(step, self.current, "error", self.parent, [failed.call], detail=failed.call.error)
         return Stop(reason="error", status="failed", error=failed.call.error)
 
-    def decline(self, step: int, calls: list[CallRecord]) -> Stop:
-        """Every voice kept the constitution: record the decline and end the walk."""
-        self.parent = self.run.record(step, self.current, "declined", self.parent, calls)
-        return Stop(reason="declined")
+    def decline(self, step: int, calls: list[CallRecord], detail: str | None = None) -> Stop | None:
+        """Every voice kept the constitution: record the decline; K in a row (``declines_to_stop``) end the walk."""
+        self.failures = 0
+        self.declines += 1
+        self.parent = self.run.record(step, self.current, "declined", self.parent, calls, detail=detail)
+        return Stop(reason="declined") if self.declines >= self.options.declines_to_stop else None
 
-    def advance(self, step: int, reading: Reading, calls: list[CallRecord]) -> Stop | None:
+    def advance(self, step: int, reading: Reading, calls: list[CallRecord], detail: str | None = None) \
+            -> Stop | None:
         """Record the node this reading of an answer leads to; return a Stop when the walk is over.
 
-        A truncated answer is recorded as ``truncated`` and counts like a parse failure.
+        A truncated answer is recorded as ``truncated`` and counts like a parse failure. ``detail`` (how the
+        answer was chosen, e.g. a vote) is stored on the revision.
         """
         if reading.kind in ("parse_failure", "truncated"):
             self.failures += 1
             self.declines = 0
-            self.parent = self.run.record(step, self.current, reading.kind, self.parent, calls,
-                                          detail=reading.problem)
+            problem = "; ".join(d for d in (reading.problem, detail) if d) or None
+            self.parent = self.run.record(step, self.current, reading.kind, self.parent, calls, detail=problem)
             return Stop(reason="parse_failures") if self.failures >= self.options.max_parse_failures else None
         self.failures = 0
         revised = reading.constitution if reading.constitution is not None else self.current
         if revised.hash == self.current.hash:
-            self.declines += 1
-            self.parent = self.run.record(step, self.current, "declined", self.parent, calls)
-            return Stop(reason="declined") if self.declines >= self.options.declines_to_stop else None
+            return self.decline(step, calls, detail)
         self.declines = 0
         returns_to = self.visited.get(revised.hash)
-        self.parent = self.run.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to)
+        self.parent = self.run.record(step, revised, "changed", self.parent, calls, cycle_to=returns_to,
+                                      detail=detail)
         if returns_to is not None:
             self.returns += 1
             if self.returns >= self.options.cycle_returns:

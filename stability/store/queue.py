@@ -41,7 +41,7 @@ IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "rev
                      "probes"})
 ROWS_PER_STATEMENT = 200
 
-Lookup = tuple[str, int, str]  # (cache key, sample index, run id)
+Lookup = tuple[str, int, str, str]  # (cache key, sample index, run id, cache scope: run | experiment | global)
 # (a string: a typing object holding DuckDB's connection type at module level makes nanobind report it leaked)
 Finder = Callable[["duckdb.DuckDBPyConnection", list[Lookup]], list[Any]]
 

@@ -155,9 +155,10 @@ class Store:
         """Await it to know that everything queued so far is committed (group commit: see the queue module)."""
         return self.queue.committed()
 
-    def lookup_call(self, cache_key: str, sample_index: int, run_id: str) -> asyncio.Future[CallRecord | None]:
+    def lookup_call(self, cache_key: str, sample_index: int, run_id: str,
+                    scope: str = "global") -> asyncio.Future[CallRecord | None]:
         """:meth:`find_call`, answered on the committer thread together with the other lookups waiting."""
-        return self.queue.lookup((cache_key, sample_index, run_id))
+        return self.queue.lookup((cache_key, sample_index, run_id, scope))
 
     def _insert(self, table: str, row: dict[str, Any], ignore: bool = False) -> None:
         columns = ", ".join(row)
@@ -270,12 +271,14 @@ class Store:
         """Queued: await :meth:`committed` before using the call's answer."""
         self.queue.insert("calls", call.model_dump(), call.id)
 
-    def find_call(self, cache_key: str, sample_index: int, run_id: str | None = None) -> CallRecord | None:
-        """A completed call with this key: the run's own first (resume), else any run's (cache)."""
-        return self.find_calls([(cache_key, sample_index, run_id or "")])[0]
+    def find_call(self, cache_key: str, sample_index: int, run_id: str | None = None,
+                  scope: str = "global") -> CallRecord | None:
+        """A completed call with this key: the run's own first (resume), else, within the cache ``scope``, another
+        run's: any run's (``global``), a run's of the same experiment (``experiment``), none (``run``)."""
+        return self.find_calls([(cache_key, sample_index, run_id or "", scope)])[0]
 
-    def find_calls(self, queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
-        """:meth:`find_call` for many (cache key, sample index, run id) at once, in one query."""
+    def find_calls(self, queries: list[tuple[str, int, str, str]]) -> list[CallRecord | None]:
+        """:meth:`find_call` for many (cache key, sample index, run id, scope) at once, in one query."""
         return find_calls(self.con, queries)
 
     def calls(self, run_id: str) -> list[CallRecord]:
@@ -460,7 +463,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str]]) -> list[CallRecord | None]:
+def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str, str]]) -> list[CallRecord | None]:
     """:meth:`Store.find_call` for many (cache key, sample index, run id) on ``con``; a function, not a method,
     so the write queue that runs it holds no reference back to the store."""
     if not queries:
@@ -469,12 +472,17 @@ def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str
     # then read the whole rows of the matches alone, by primary key.
     matches = con.execute(
         """WITH q AS (SELECT unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS r,
-                             unnest(range(?)) AS n)
+                             unnest(?::VARCHAR[]) AS s, unnest(range(?)) AS n)
            SELECT q.n, c.id FROM q JOIN calls c
              ON c.cache_key = q.k AND c.sample_index = q.i AND c.status = 'ok'
+                AND (q.s = 'global' OR c.run_id = q.r
+                     OR (q.s = 'experiment' AND c.run_id IN (
+                         SELECT peer.run_id FROM experiment_runs mine JOIN experiment_runs peer USING (experiment_id)
+                         WHERE mine.run_id = q.r AND peer.run_id IS NOT NULL)))
            QUALIFY row_number() OVER (PARTITION BY q.n ORDER BY (c.run_id = q.r) DESC,
                                       (c.cached_from IS NULL) DESC, c.created_at, c.id) = 1""",
-        [[q[0] for q in queries], [q[1] for q in queries], [q[2] for q in queries], len(queries)]).fetchall()
+        [[q[0] for q in queries], [q[1] for q in queries], [q[2] for q in queries], [q[3] for q in queries],
+         len(queries)]).fetchall()
     found: list[CallRecord | None] = [None] * len(queries)
     if not matches:
         return found

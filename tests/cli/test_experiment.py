@@ -19,6 +19,9 @@ def test_run_dry_run_and_run(tmp_path: Path, db: Path) -> None:
                                       "protocols: [fresh-instance, free-form-edit]\nreplicates: 2\n")
     dry = json.loads(cli("run", str(spec), "--dry-run", "--json", "--db", str(db)).stdout)
     assert dry["estimate"]["runs"] == 4 and dry["estimate"]["calls"] == 2 * 20 + 2 * 1
+    assert dry["cache"] == "run"  # replicates and two protocols: independent samples
+    table = cli("run", str(spec), "--dry-run", "--db", str(db))
+    assert "cache scope: run (each run answers only from its own calls" in table.stdout
     assert not db.exists()
     done = cli("run", str(spec), "--db", str(db))
     assert done.returncode == 0, done.stderr
@@ -75,3 +78,18 @@ def test_a_bundled_spec_runs_from_any_folder(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["estimate"]["runs"] > 0
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_iterate_cache_scope_and_template_variant_flags(tmp_path: Path, db: Path) -> None:
+    from stability.store import Store
+
+    start = write(tmp_path / "c.md", "- a\n- b\n")
+    done = cli("iterate", "--model", "scripted/decline", "--constitution", str(start), "--cache", "run",
+               "--templates", "neutral", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    with Store.open(db) as store:
+        (run,) = [store.run(r) for r in store.run_ids()]
+    assert run.config["cache"] == "run" and run.config["templates"] == "neutral"
+    wrong = cli("iterate", "--model", "scripted/decline", "--constitution", str(start), "--cache", "everywhere",
+                "--db", str(tmp_path / "other.duckdb"))
+    assert wrong.returncode == 2 and "--cache 'everywhere': choose one of run, experiment, global" in wrong.stderr

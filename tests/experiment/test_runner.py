@@ -34,6 +34,7 @@ protocols:
   - name: fresh-instance
     options: {{max_steps: 6}}
 replicates: 2
+cache: global
 concurrency: {{openai: 2}}
 prices: {{"openai/fake": {{input: 1000, output: 1000}}}}
 """)

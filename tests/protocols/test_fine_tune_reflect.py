@@ -32,16 +32,32 @@ def c(*principles: str) -> Constitution:
     return Constitution.from_principles(list(principles))
 
 
-def test_consensus_takes_the_most_common_outcome_and_counts_declines_as_current() -> None:
+def test_consensus_decides_by_majority_then_takes_the_medoid_change() -> None:
     current = c("I am honest.", "I am kind.")
     changed = "REVISED CONSTITUTION:\n- I am honest.\n- I am kind.\n- I am brief.\n"
     answers = [read_answer(t) for t in ("NO CHANGE", changed, "no list here", changed)]
-    revised, parsed, n_changed = consensus(current, answers)
-    assert revised.principles == ("I am honest.", "I am kind.", "I am brief.")
-    assert (parsed, n_changed) == (3, 2)
-    tie = [read_answer(t) for t in ("NO CHANGE", changed)]
-    assert consensus(current, tie)[0] == current  # ties go to the first seen
-    assert consensus(current, [read_answer("???")]) == (current, 0, 0)
+    outcome = consensus(current, answers)
+    assert outcome.constitution.principles == ("I am honest.", "I am kind.", "I am brief.")
+    assert (outcome.parsed, outcome.changed) == (3, 2) and outcome.rule.startswith("change 2 vs keep 1")
+    tie = consensus(current, [read_answer(t) for t in ("NO CHANGE", changed)])
+    assert tie.constitution == current and tie.rule == "change 1 vs keep 1: keep"  # a change needs a majority
+    same_back = "REVISED CONSTITUTION:\n- I am honest.\n- I am kind.\n"
+    assert consensus(current, [read_answer(same_back), read_answer(changed)]).constitution == current
+    nothing = consensus(current, [read_answer("???")])
+    assert (nothing.constitution, nothing.parsed, nothing.changed) == (current, 0, 0)
+
+
+def test_fourteen_different_changes_outvote_two_identical_declines() -> None:
+    """The planted case: the old rule (most common exact text) kept the constitution on 2 declines."""
+    current = c("a", "b")
+    central = ["a", "b", "c"]
+    changes = [central] + [["a", "b", "c", f"x{i}"] for i in range(13)]  # all different texts
+    texts = ["REVISED CONSTITUTION:\n" + "".join(f"- {p}\n" for p in ps) for ps in changes]
+    answers = [read_answer(t) for t in ["NO CHANGE", *texts[7:], "NO CHANGE", *texts[:7]]]
+    outcome = consensus(current, answers)
+    assert (outcome.parsed, outcome.changed) == (16, 14)
+    assert outcome.constitution.principles == ("a", "b", "c")  # the change closest to every other change
+    assert outcome.rule.startswith("change 14 vs keep 2: medoid trace 10 of 14 changes")
 
 
 def test_share_kept_and_set_distance_use_exact_normalised_principles() -> None:
