@@ -77,6 +77,8 @@ class WriteQueue:
     # -- queueing ---------------------------------------------------------------------------------------------
 
     def insert(self, table: str, row: dict[str, Any], key: Any) -> None:
+        if table not in TABLES:  # a commit writes only the tables it knows: anything else would be lost silently
+            raise ValueError(f"the write queue does not commit table {table!r}: add it to queue.TABLES")
         with self._lock:
             self._queued += 1
             self._inserts.setdefault(table, {}).setdefault(key, row)

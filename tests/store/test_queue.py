@@ -163,3 +163,12 @@ def test_status_updates_follow_the_inserts_they_update(db: Path) -> None:
         store.insert_run(run)
         store.finish_run("r-1", "done", "declined")  # queued after its own insert, in the same batch
         assert store.run("r-1").status == "done"
+
+
+def test_a_table_the_queue_does_not_commit_is_refused_not_lost(tmp_path: Path) -> None:
+    from stability.store.queue import TABLES
+
+    with Store.open(tmp_path / "q.duckdb") as store:
+        with pytest.raises(ValueError, match="does not commit table 'adapters'"):
+            store.queue.insert("adapters", {"id": "x"}, "x")
+        assert "probes" in TABLES  # every queued table is committed
