@@ -23,9 +23,13 @@ from stability.analysis.consistency import condition_of
 from stability.analysis.corpus import Corpus, RunChain
 from stability.errors import StabilityError
 
-CONFIG_FACTORS = ("model", "protocol", "seed", "temperature", "max_tokens", "top_p")
+CONFIG_FACTORS = ("model", "protocol", "seed", "temperature", "max_tokens", "top_p", "templates", "reasoning_effort",
+                  "thinking_budget", "answer_format")
 BUILT_IN = (*CONFIG_FACTORS, "constitution", "condition", "experiment")
-CONFIG_DEFAULTS: dict[str, Any] = {"seed": 0, "temperature": 1.0, "max_tokens": 1024, "top_p": None}
+#: a run's config leaves these out at their defaults (runs stored before a field existed have the default too)
+CONFIG_DEFAULTS: dict[str, Any] = {"seed": 0, "temperature": 1.0, "max_tokens": 1024, "top_p": None,
+                                   "templates": "default", "reasoning_effort": None, "thinking_budget": None,
+                                   "answer_format": "auto"}
 
 
 def parse_by(value: str | None) -> list[str]:

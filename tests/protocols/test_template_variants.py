@@ -105,3 +105,13 @@ def test_other_protocols_ship_the_two_variants(protocol: str) -> None:
     hashes = {TemplateSet([protocol], v).hash for v in ("neutral", "third-person")}
     assert len(hashes | {default.hash}) == 3
     assert "AI assistant" in TemplateSet([protocol], "third-person")[protocol]["system.md"]
+
+
+def test_analysis_groups_runs_by_their_variant(tmp_path: Path, db: Path) -> None:
+    from stability.analysis.measure import analyze
+
+    for variant in ("default", "neutral", "neutral"):
+        _run(tmp_path, db, "fresh-instance", variant)
+    result = analyze([], db, all_runs=True, embedder="hashing", by=["templates"])
+    sizes = {group.key["templates"]: group.runs for group in result.groups}
+    assert sizes == {"default": 1, "neutral": 2}
