@@ -19,10 +19,11 @@ from stability.store.store import Store
 class GenerationSummary(GenerationRecord):
     """A stored generation, with its adapter's hash and losses, and the caller's distance measure."""
 
-    adapter_hash: str
+    adapter_hash: str | None = Field(description="None when no adapter reflected (control no-training)")
     distance: float | None = Field(None, description="the caller's distance (e.g. embeddings); None if not given")
-    loss_before: float = Field(description="mean loss over the adapter's training data before its training")
-    loss_after: float = Field(description="the same after training")
+    loss_before: float | None = Field(description="mean loss over the adapter's training data before its "
+                                      "training; None without an adapter")
+    loss_after: float | None = Field(description="the same after training")
 
 
 def generation_summaries(db: Path | str | None, run_id: str,
@@ -35,10 +36,11 @@ def generation_summaries(db: Path | str | None, run_id: str,
         adapters = {a.id: a for a in store.adapters(run.id)}
         rows = []
         for g in store.generations(run.id):
-            adapter = adapters[g.adapter_id]
+            adapter = adapters.get(g.adapter_id)  # "" (none) under control no-training: the untuned subject
             measured = None
             if distance is not None:
                 measured = distance(store.constitution(g.previous_hash), store.constitution(g.constitution_hash))
-            rows.append(GenerationSummary(**g.model_dump(), adapter_hash=adapter.content_hash, distance=measured,
-                                          loss_before=adapter.loss_before, loss_after=adapter.loss_after))
+            rows.append(GenerationSummary(**g.model_dump(), adapter_hash=adapter.content_hash if adapter else None,
+                                          distance=measured, loss_before=adapter.loss_before if adapter else None,
+                                          loss_after=adapter.loss_after if adapter else None))
         return rows

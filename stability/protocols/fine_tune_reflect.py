@@ -14,6 +14,13 @@
   ``unchanged_to_stop`` (K) generations in a row (``declined``: a fixed point), or when no trace of a
   generation parses (``parse_failures``).
 
+Controls (option ``control``, one grid cell each): ``neutral-constitution`` trains generation 0 on a neutral
+constitution of the library instead of the starting one (reflection still asks about the starting one),
+``off-topic`` trains it on unrelated examples of the same number, ``no-training`` trains nothing (the untuned
+subject reflects every generation; its generation summaries have an empty ``adapter_id``). ``heldout_traces``
+asks held-out phrasings of the question each generation, which are stored, counted in the revision's detail,
+never trained on and never part of the consensus.
+
 Every adapter is stored with its path, content hash, parent, base model, training data (and its hash) and trainer
 parameters; each generation's summary links its adapter to the revision it produced. Resume replays the run:
 a generation whose adapter is recorded, and whose training data hashes the same, is not trained again.
@@ -22,18 +29,20 @@ a generation whose adapter is recorded, and whose training data hashes the same,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from stability.answer import Reading
 from stability.calls import CallFailed
-from stability.constitution import Constitution
+from stability.constitution import Constitution, parse_file
 from stability.engine.run import derive_seed
 from stability.errors import StabilityError
 from stability.finetune import TrainerParams, TrainingExample
+from stability.library import find_constitution, load_library
 from stability.models.base import Message, ModelTraits
-from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, register
+from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, fill, register
 from stability.protocols.fresh_instance import FRESH_INSTANCE, revision_messages
 from stability.records import AdapterRecord, CallRecord, Decision, GenerationRecord, RevisionRecord, now
 
@@ -41,7 +50,11 @@ if TYPE_CHECKING:
     from stability.engine.run import Run
 
 TEACHER = "teacher"
+#: the template folder of the control arms and the held-out prompts; declared only by runs that use them, so
+#: default runs hash their templates exactly as before
+CONTROLS = "fine-tune-reflect-controls"
 DataKind = Literal["recitation", "self-qa", "teacher-qa"]
+Control = Literal["none", "neutral-constitution", "off-topic", "no-training"]
 
 
 class FineTuneReflectOptions(AnswerOptions):
@@ -57,6 +70,12 @@ class FineTuneReflectOptions(AnswerOptions):
     trainer: TrainerParams = Field(default_factory=lambda: TrainerParams(), description="generation 0's training")
     trainer_next: TrainerParams | None = Field(None, description="later generations' training (default: trainer)")
     adapters_dir: str | None = Field(None, description="default: adapters/ beside the database")
+    control: Control = Field("none", description="control arm: neutral-constitution or off-topic data for "
+                             "generation 0, or no-training (the untuned subject reflects every generation)")
+    neutral_constitution: str | None = Field(None, description="control neutral-constitution: a library name or "
+                                             "file; default: the library's neutral file closest in size")
+    heldout_traces: int = Field(0, ge=0, description="held-out phrasings of the question asked per generation; "
+                                "stored and counted, never trained on, not part of the consensus")
 
 
 @register
@@ -67,12 +86,36 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
     cli_flags = {"max_principles": "max_principles"}
 
     def template_folders(self) -> list[str]:
-        return [self.name, FRESH_INSTANCE]  # reflection asks the fresh-instance question
+        folders = [self.name, FRESH_INSTANCE]  # reflection asks the fresh-instance question
+        return folders + [CONTROLS] if self.options.control != "none" or self.options.heldout_traces else folders
 
     def estimate_calls(self, start: Constitution) -> int:
         options = self.options
         qa_kinds = sum(kind in options.constitution_data for kind in ("self-qa", "teacher-qa"))
-        return options.generations * options.traces + qa_kinds * options.qa_per_principle * len(start.principles)
+        trained_on = self.neutral(start) if options.control == "neutral-constitution" else start
+        qa_calls = 0 if options.control in ("off-topic", "no-training") else \
+            qa_kinds * options.qa_per_principle * len(trained_on.principles)
+        return options.generations * (options.traces + options.heldout_traces) + qa_calls
+
+    def check(self, start: Constitution) -> None:
+        if self.options.control == "neutral-constitution":
+            self.neutral(start)
+
+    def neutral(self, start: Constitution) -> Constitution:
+        """The neutral constitution of control ``neutral-constitution``: ``neutral_constitution`` (a library name or
+        a file), else the library's neutral file (condition ``neutral``) whose size is closest to the starting
+        constitution's (the smaller on a tie, then by name)."""
+        named = self.options.neutral_constitution
+        if named is not None:
+            if Path(named).is_file():
+                return parse_file(named)
+            return Constitution.from_principles(list(find_constitution(named).principles))
+        neutral = sorted((e for e in load_library() if e.metadata.condition == "neutral"),
+                         key=lambda e: (abs(len(e.principles) - len(start.principles)), len(e.principles), e.name))
+        if not neutral:
+            raise StabilityError("control neutral-constitution: the library has no neutral constitution "
+                                 "(set neutral_constitution)")
+        return Constitution.from_principles(list(neutral[0].principles))
 
     def role_models(self) -> dict[str, str]:
         return {TEACHER: self.options.teacher_model} if self.options.teacher_model else {}
@@ -96,29 +139,35 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
         adapter: AdapterRecord | None = None
         unchanged = 0
         try:
-            examples = await self.constitution_examples(run, start)
+            examples = await self.generation_zero_examples(run, start)
         except CallFailed as failed:
             run.record(1, current, "error", parent, [failed.call], detail=failed.call.error)
             return Stop(reason="error", status="failed", error=failed.call.error)
         for generation in range(options.generations):
             base_params = options.trainer if generation == 0 else (options.trainer_next or options.trainer)
             params = base_params.model_copy(update={"seed": derive_seed(run.seed, generation, "train")})
-            adapter = await run.train_adapter(generation, examples, params, adapter, folder=options.adapters_dir)
-            run.use_adapter(adapter)
+            if options.control != "no-training":  # no-training: the untuned subject reflects, adapter stays None
+                adapter = await run.train_adapter(generation, examples, params, adapter, folder=options.adapters_dir)
+                run.use_adapter(adapter)
             messages = revision_messages(reflect_templates, current, few_shot)
             step = generation + 1
             calls: list[CallRecord] = []
+            heldout: list[CallRecord] = []
             try:
                 for index in range(options.traces):
                     calls.append(await run.ask(messages, step, f"reflect-{index}", self.answer_config(run)))
+                for index, question in enumerate(self.heldout_messages(run, current, few_shot)):
+                    heldout.append(await run.ask(question, step, f"heldout-{index}", self.answer_config(run)))
             except CallFailed as failed:
-                run.record(step, current, "error", parent, [*calls, failed.call], detail=failed.call.error)
+                run.record(step, current, "error", parent, [*calls, *heldout, failed.call], detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
             answers = [self.read(run, c, FRESH_INSTANCE) for c in calls]
             outcome = consensus(current, answers)
             revised, n_parsed, n_changed = outcome.constitution, outcome.parsed, outcome.changed
+            held_out = heldout_detail(current, [self.read(run, c, FRESH_INSTANCE) for c in heldout])
+            arm = f"; control {options.control}" if options.control != "none" else ""
             detail = (f"generation {generation}: {n_parsed}/{len(calls)} traces parsed, {n_changed} proposed a "
-                      f"change; {outcome.rule}")
+                      f"change; {outcome.rule}{held_out}{arm}")
             if n_parsed == 0:
                 run.record(step, current, "parse_failure", parent, calls, detail=detail)
                 return Stop(reason="parse_failures")
@@ -131,11 +180,58 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
             unchanged = unchanged + 1 if decision == "declined" else 0
             if unchanged >= options.unchanged_to_stop:
                 return Stop(reason="declined")
-            examples = self.trace_examples(run, messages, calls, answers, revised)
+            if options.control != "no-training":  # held-out calls are never training data
+                examples = self.trace_examples(run, messages, calls, answers, revised)
             current, parent = revised, revision
         return Stop(reason="max_steps")
 
+    def heldout_messages(self, run: Run, constitution: Constitution, few_shot: bool) -> list[list[Message]]:
+        """The ``heldout_traces`` held-out questions: phrasing i (modulo the list of ``heldout.yaml``) in place of the
+        fresh-instance user prompt, after the same system prompt (and worked examples, asked the held-out way)."""
+        if not self.options.heldout_traces:
+            return []
+        reflect = run.templates(FRESH_INSTANCE)
+        phrasings = [str(p) for p in run.templates(CONTROLS).yaml("heldout.yaml")]
+        prompts = []
+        for index in range(self.options.heldout_traces):
+            phrasing = phrasings[index % len(phrasings)]
+            messages = [Message(role="system", content=reflect["system.md"].strip())]
+            if few_shot and "examples.yaml" in reflect.text:
+                for example in reflect.yaml("examples.yaml"):
+                    messages.append(Message(role="user", content=fill(phrasing,
+                                                                      constitution=example["constitution"].strip())))
+                    messages.append(Message(role="assistant", content=example["answer"].strip()))
+            messages.append(Message(role="user", content=fill(phrasing, constitution=constitution.text.strip())))
+            prompts.append(messages)
+        return prompts
+
     # -- training data ---------------------------------------------------------------------------------------
+
+    async def generation_zero_examples(self, run: Run, start: Constitution) -> list[TrainingExample]:
+        """Generation 0's data as the control arm says: the starting constitution's (``none``), a neutral
+        constitution's (``neutral-constitution``), unrelated examples of the same number (``off-topic``), or
+        none (``no-training``)."""
+        control = self.options.control
+        if control == "no-training":
+            return []
+        if control == "neutral-constitution":
+            return await self.constitution_examples(run, self.neutral(start))
+        if control == "off-topic":
+            return self.off_topic(run, start)
+        return await self.constitution_examples(run, start)
+
+    def off_topic(self, run: Run, start: Constitution) -> list[TrainingExample]:
+        """As many examples of ``off-topic.yaml`` (cycled) as the constitution's data would have had, without
+        asking for that data: the recitation prompts, plus the qa questions per principle of each qa kind."""
+        options = self.options
+        size = len(run.templates().yaml("recite.yaml")) if "recitation" in options.constitution_data else 0
+        questions = min(options.qa_per_principle, len(run.templates().yaml("qa.yaml")["questions"]))
+        size += sum(kind in options.constitution_data for kind in ("self-qa", "teacher-qa")) * questions * \
+            len(start.principles)
+        items = run.templates(CONTROLS).yaml("off-topic.yaml")
+        return [TrainingExample(messages=[Message(role="user", content=str(item["prompt"]).strip())],
+                                completion=str(item["completion"]).strip() + "\n", source="off-topic")
+                for item in (items[i % len(items)] for i in range(size))]
 
     async def constitution_examples(self, run: Run, start: Constitution) -> list[TrainingExample]:
         """Generation 0's data: recitations and/or question-answer pairs (asked through the call path, step 0)."""
@@ -178,11 +274,21 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
         return examples
 
 
-def summary(run_id: str, generation: int, adapter: AdapterRecord, revision: RevisionRecord, before: Constitution,
+def heldout_detail(current: Constitution, answers: list[Reading]) -> str:
+    """The held-out traces' outcome for the revision's detail ("" when none were asked)."""
+    if not answers:
+        return ""
+    counted = consensus(current, answers)
+    return (f"; held-out {len(answers)}: {counted.parsed - counted.changed} kept, {counted.changed} changed, "
+            f"{len(answers) - counted.parsed} unparsed")
+
+
+def summary(run_id: str, generation: int, adapter: AdapterRecord | None, revision: RevisionRecord, before: Constitution,
             after: Constitution, n_parsed: int, n_changed: int, n_traces: int, template_hash: str) -> GenerationRecord:
-    """The stored summary of one generation: its adapter, the revision it produced, and how much changed."""
+    """The stored summary of one generation: its adapter, the revision it produced, and how much changed.
+    ``adapter_id`` is "" when no adapter reflected (control ``no-training``: the untuned subject)."""
     return GenerationRecord(
-        run_id=run_id, generation=generation, adapter_id=adapter.id, revision_id=revision.id,
+        run_id=run_id, generation=generation, adapter_id=adapter.id if adapter else "", revision_id=revision.id,
         previous_hash=before.hash, constitution_hash=after.hash, n_traces=n_traces, n_parsed=n_parsed,
         n_changed=n_changed, share_kept=share_kept(before, after), set_distance=set_distance(before, after),
         reflect_template_hash=template_hash, created_at=now())

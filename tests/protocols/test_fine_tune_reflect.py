@@ -12,7 +12,9 @@ from stability.analysis.generations import generation_summaries
 from stability.answer import read_answer
 from stability.constitution import Constitution
 from stability.engine import IterateConfig, iterate, load_run_spec, resume
+from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
+from stability.library import find_constitution
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import ScriptedModel, TrainableScriptedModel
@@ -220,3 +222,117 @@ def test_teacher_qa_with_an_hf_subject_trains_the_subject_not_the_teacher(db: Pa
     assert {e["source"] for e in adapter.data} == {"teacher-qa"}
     (reflection,) = [c for c in calls if c.purpose.startswith("reflect")]
     assert reflection.model == "hf/gemma-3-270m" and reflection.request["adapter"]["hash"] == adapter.content_hash
+
+
+def run_control(db: Path, tmp_path: Path, answer: str = "NO CHANGE",
+                **options: Any) -> tuple[Any, TrainableScriptedModel]:
+    """A two-generation run of the scripted trainable subject, with ``options`` over the defaults."""
+    subject = TrainableScriptedModel(fn=lambda _: answer, name="scripted/tunable")
+    scripted.register("tunable", lambda: subject)
+    constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n- I am brief.\n")
+    config = IterateConfig(protocol="fine-tune-reflect", model="scripted/tunable", constitution=str(constitution),
+                           options={"generations": 2, "traces": 2, "unchanged_to_stop": 5,
+                                    "adapters_dir": str(tmp_path / "ad"), **options})
+    return iterate(config, db), subject
+
+
+def test_default_arm_trains_gen_zero_on_the_starting_constitution_and_asks_no_heldout(db: Path,
+                                                                                       tmp_path: Path) -> None:
+    result, subject = run_control(db, tmp_path)
+    assert result.run.status == "done" and result.run.template_hash == TemplateSet(
+        ["fine-tune-reflect", "fresh-instance"]).hash  # the controls folder is not read by default runs
+    assert [e.completion for e in subject.trained[0][1]] == ["- I am honest.\n- I am kind.\n- I am brief.\n"] * 3
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+        revisions = store.revisions(result.run.id)
+    assert sorted(c.purpose for c in calls) == ["reflect-0", "reflect-0", "reflect-1", "reflect-1"]
+    assert all("held-out" not in (r.detail or "") and "control" not in (r.detail or "") for r in revisions)
+
+
+def test_neutral_constitution_arm_trains_on_the_neutral_file_and_reflects_on_the_starting_one(
+        db: Path, tmp_path: Path) -> None:
+    result, subject = run_control(db, tmp_path, control="neutral-constitution")
+    assert result.run.status == "done", result.run.error
+    neutral = find_constitution("neutral/procedure-3")  # the library's neutral file of the same size (3)
+    recited = {e.completion for e in subject.trained[0][1]}
+    assert recited == {Constitution.from_principles(list(neutral.principles)).text}
+    assert {e.source for e in subject.trained[0][1]} == {"recitation"}
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+        revisions = store.revisions(result.run.id)
+    first = next(c for c in calls if c.purpose == "reflect-0")
+    assert "I am honest." in first.request["messages"][-1]["content"]  # the question is about the starting list
+    assert "answer in the language" not in first.request["messages"][-1]["content"]
+    assert revisions[1].detail is not None and revisions[1].detail.endswith("; control neutral-constitution")
+    # an explicit file is used as given, and a missing name is refused before anything is written
+    own = write(tmp_path / "mine.md", "- I use metric units.\n")
+    _, named = run_control(tmp_path / "b.duckdb", tmp_path, control="neutral-constitution",
+                           neutral_constitution=str(own))
+    assert {e.completion for e in named.trained[0][1]} == {"- I use metric units.\n"}
+    with pytest.raises(StabilityError, match="no library constitution named 'neutral/none'"):
+        run_control(tmp_path / "c.duckdb", tmp_path, control="neutral-constitution",
+                    neutral_constitution="neutral/none")
+    assert not (tmp_path / "c.duckdb").exists()
+
+
+def test_off_topic_arm_trains_on_unrelated_data_of_the_same_size(db: Path, tmp_path: Path) -> None:
+    result, subject = run_control(db, tmp_path, control="off-topic",
+                                  constitution_data=["recitation", "self-qa"], qa_per_principle=2)
+    assert result.run.status == "done", result.run.error
+    data = subject.trained[0][1]
+    assert len(data) == 3 + 2 * 3  # three recitation prompts + two questions for each of three principles
+    assert {e.source for e in data} == {"off-topic"}
+    assert not any("honest" in e.completion or "constitution" in e.messages[0].content for e in data)
+    assert "bread" in data[0].messages[0].content
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+    assert not any(c.purpose.startswith("self-qa") for c in calls)  # no constitution data was asked for
+    assert {e.source for e in subject.trained[1][1]} == {"trace"}  # later generations train on traces as usual
+
+
+def test_no_training_arm_trains_nothing_and_reflects_untuned(db: Path, tmp_path: Path) -> None:
+    result, subject = run_control(db, tmp_path, control="no-training")
+    assert result.run.status == "done" and result.run.stop_reason == "max_steps"
+    assert subject.trained == []
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+        assert store.adapters(result.run.id) == []
+        generations = store.generations(result.run.id)
+    assert len(calls) == 4 and all(c.request["adapter"] is None for c in calls)
+    assert [(g.generation, g.adapter_id) for g in generations] == [(0, ""), (1, "")]
+    summaries = generation_summaries(db, result.run.id)
+    assert [(s.adapter_hash, s.loss_before) for s in summaries] == [(None, None), (None, None)]
+    assert result.run.config["options"]["control"] == "no-training"  # the arm is in the stored config
+
+
+def test_heldout_traces_are_asked_stored_counted_and_never_trained_on(db: Path, tmp_path: Path) -> None:
+    def answer(messages: list[Message]) -> str:  # trained prompt: decline; held-out prompts: propose a change
+        if "Would you change anything" in messages[-1].content:
+            return "NO CHANGE"
+        return "REVISED CONSTITUTION:\n- I am honest.\n"
+
+    subject = TrainableScriptedModel(fn=answer, name="scripted/tunable")
+    scripted.register("tunable", lambda: subject)
+    constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
+    config = IterateConfig(protocol="fine-tune-reflect", model="scripted/tunable", constitution=str(constitution),
+                           options={"generations": 2, "traces": 2, "unchanged_to_stop": 5, "heldout_traces": 4,
+                                    "trace_data": "all", "adapters_dir": str(tmp_path / "ad")})
+    result = iterate(config, db)
+    assert result.run.status == "done", result.run.error
+    with Store.open(db) as store:
+        calls = store.calls(result.run.id)
+        revisions = store.revisions(result.run.id)
+        edges = store.edges(result.run.id)
+    heldout = [c for c in calls if c.purpose.startswith("heldout")]
+    assert len(heldout) == 8 and {c.step for c in heldout} == {1, 2}
+    asked = {c.request["messages"][-1]["content"] for c in heldout}
+    assert len(asked) == 3  # four traces cycle through the three shipped phrasings
+    # the held-out changes do not drive the revision: the trained prompt declined, so the list is kept
+    assert [r.decision for r in revisions[1:]] == ["declined", "declined"]
+    assert all(r.detail is not None and "held-out 4: 0 kept, 4 changed, 0 unparsed" in r.detail
+               for r in revisions[1:])
+    assert all(set(e.call_ids).isdisjoint({c.id for c in heldout}) for e in edges)
+    # generation 1 trained on the two traces only, never on a held-out prompt or answer
+    trained = subject.trained[1][1]
+    assert len(trained) == 2 and all(e.completion == "NO CHANGE" for e in trained)
+    assert not any(m.content in asked for e in trained for m in e.messages)
