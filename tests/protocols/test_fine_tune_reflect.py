@@ -19,6 +19,7 @@ from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import ScriptedModel, TrainableScriptedModel
 from stability.protocols.fine_tune_reflect import (
+    FineTuneReflect,
     FineTuneReflectOptions,
     consensus,
     set_distance,
@@ -336,3 +337,17 @@ def test_heldout_traces_are_asked_stored_counted_and_never_trained_on(db: Path, 
     trained = subject.trained[1][1]
     assert len(trained) == 2 and all(e.completion == "NO CHANGE" for e in trained)
     assert not any(m.content in asked for e in trained for m in e.messages)
+
+
+def test_estimates_count_heldout_calls_and_skip_qa_calls_that_an_arm_does_not_make() -> None:
+    start = c("I am honest.", "I am kind.", "I am brief.")
+
+    def estimate(**options: Any) -> int:
+        base = {"generations": 2, "traces": 3, "constitution_data": ["recitation", "self-qa"]}
+        return FineTuneReflect.configure({**base, **options}).estimate_calls(start)
+
+    assert estimate() == 2 * 3 + 3  # one self-qa question per principle
+    assert estimate(heldout_traces=2) == 2 * (3 + 2) + 3
+    assert estimate(control="off-topic") == estimate(control="no-training") == 2 * 3
+    assert estimate(control="neutral-constitution", neutral_constitution="neutral/procedure-5") == 2 * 3 + 5
+    assert FineTuneReflect.configure({}).template_folders() == ["fine-tune-reflect", "fresh-instance"]
