@@ -351,3 +351,30 @@ def test_estimates_count_heldout_calls_and_skip_qa_calls_that_an_arm_does_not_ma
     assert estimate(control="off-topic") == estimate(control="no-training") == 2 * 3
     assert estimate(control="neutral-constitution", neutral_constitution="neutral/procedure-5") == 2 * 3 + 5
     assert FineTuneReflect.configure({}).template_folders() == ["fine-tune-reflect", "fresh-instance"]
+
+
+def test_a_control_run_with_heldout_prompts_resumes_without_asking_or_training_twice(db: Path,
+                                                                                     tmp_path: Path) -> None:
+    class KilledOnce(TrainableScriptedModel):
+        async def train(self, examples: Any, params: Any, out: Path, init: Any) -> Any:
+            if out.name == "gen-01" and not any(name == "killed" for name, _ in self.trained):
+                self.trained.append(("killed", []))
+                raise Killed("killed before generation 1 trained")
+            return await super().train(examples, params, out, init)
+
+    subject = KilledOnce(fn=lambda _: "NO CHANGE", name="scripted/tunable")
+    scripted.register("tunable", lambda: subject)
+    constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
+    config = IterateConfig(protocol="fine-tune-reflect", model="scripted/tunable", constitution=str(constitution),
+                           options={"generations": 2, "traces": 2, "heldout_traces": 2, "unchanged_to_stop": 5,
+                                    "control": "off-topic", "adapters_dir": str(tmp_path / "ad")})
+    with pytest.raises(Killed):
+        iterate(config, db)
+    with Store.open(db) as store:
+        (run,) = store.runs()
+    assert len(subject.calls) == 4  # generation 0: two traces and two held-out questions
+    result = resume(run.id, db)
+    assert result.run.status == "done" and result.sent == 4  # only generation 1's calls reached the model
+    assert [name for name, _ in subject.trained] == ["gen-00", "killed", "gen-01"]  # gen 0 not trained again
+    assert result.run.template_hash == TemplateSet(
+        ["fine-tune-reflect", "fresh-instance", "fine-tune-reflect-controls"]).hash
