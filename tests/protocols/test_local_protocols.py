@@ -39,7 +39,8 @@ def test_protocol_on_the_local_model(protocol: str, db: Path) -> None:
     assert all(c.status == "ok" and c.output_tokens > 0 for c in calls)
     assert len(result.revisions) >= 2
     if protocol == "rate-alternatives":
-        assert len(ratings) == 7
+        assert len(ratings) == 8  # the pool's 7 alternatives and the current principle (include_current)
+        assert sum(r.relation == "current" for r in ratings) == 1
         # The local model exposes log-probabilities: where a rating was written, its distribution is stored.
         scored = [r for r in ratings if r.rating is not None]
         assert all(r.rating_probs is None or abs(sum(r.rating_probs.values()) - 1) < 1e-6 for r in scored)
