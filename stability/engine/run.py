@@ -7,7 +7,8 @@ Contract: a protocol decides; the run object acts. It is the protocol's only way
 - read its prompt templates (:meth:`Run.templates`: read once by the engine, the very bytes that are hashed),
 - learn what a model can do (:meth:`Run.traits`) without holding it,
 - train the subject and switch its adapter (:meth:`Run.train_adapter`, :meth:`Run.use_adapter`): model
-  lifecycles belong to the engine.
+  lifecycles belong to the engine;
+- embed texts (:meth:`Run.embed`), through the analysis embedder and its cache, for decisions that compare meanings.
 
 Every model role (subject, teacher, judge, agents) is resolved, opened and closed by the engine; a role that was
 given no model of its own is played by the subject. Protocols are deterministic given their calls' answers, which
@@ -20,6 +21,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stability.calls import CallPath
 from stability.constitution import Constitution
@@ -85,6 +87,7 @@ class Run:
         self._subject = models[SUBJECT]
         self._templates = templates
         self._on_step = on_step or (lambda event: None)
+        self._embedders: dict[str, Any] = {}
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -180,6 +183,18 @@ class Run:
             loss_after=result.loss_after, train_seconds=result.seconds, created_at=now())
         self._store.insert_adapter(record)
         return record
+
+    # -- meanings ------------------------------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str], embedder: str) -> list[list[float]]:
+        """Unit vectors of ``texts`` by ``embedder`` (``all-MiniLM-L6-v2``, or ``hashing`` for tests), loaded once per
+        run and cached in the embedding cache, so a replay reads the very vectors the run decided with."""
+        from stability.analysis.embeddings import embed_texts, get_embedder
+
+        if embedder not in self._embedders:
+            self._embedders[embedder] = get_embedder(embedder)
+        vectors = embed_texts(self._embedders[embedder], list(texts))
+        return [[float(x) for x in vectors[text]] for text in texts]
 
     def _adapters_root(self, folder: str | None) -> Path:
         if folder:

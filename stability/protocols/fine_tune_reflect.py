@@ -28,6 +28,7 @@ a generation whose adapter is recorded, and whose training data hashes the same,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from stability.engine.run import Run
 
 TEACHER = "teacher"
+Distance = Callable[[Constitution, Constitution], float]
 #: the template folder of the control arms and the held-out prompts; declared only by runs that use them, so
 #: default runs hash their templates exactly as before
 CONTROLS = "fine-tune-reflect-controls"
@@ -59,6 +61,9 @@ Control = Literal["none", "neutral-constitution", "off-topic", "no-training"]
 
 class FineTuneReflectOptions(AnswerOptions):
     generations: int = Field(3, ge=1, description="G: generations to train and reflect")
+    medoid: str = Field("all-MiniLM-L6-v2", description="embedder whose cosine distance picks the medoid change "
+                        "(all-MiniLM-L6-v2; hashing for tests), or 'principles' for the Jaccard distance between "
+                        "principle sets")
     unchanged_to_stop: int = Field(2, ge=1, description="K: stop when the constitution is unchanged this long")
     traces: int = Field(4, ge=1, description="N: reflection traces per generation")
     constitution_data: list[DataKind] = Field(default_factory=lambda: list[DataKind](["recitation"]),
@@ -162,7 +167,7 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
                 run.record(step, current, "error", parent, [*calls, *heldout, failed.call], detail=failed.call.error)
                 return Stop(reason="error", status="failed", error=failed.call.error)
             answers = [self.read(run, c, FRESH_INSTANCE) for c in calls]
-            outcome = consensus(current, answers)
+            outcome = consensus(current, answers, self.distance(run, answers))
             revised, n_parsed, n_changed = outcome.constitution, outcome.parsed, outcome.changed
             held_out = heldout_detail(current, [self.read(run, c, FRESH_INSTANCE) for c in heldout])
             arm = f"; control {options.control}" if options.control != "none" else ""
@@ -204,6 +209,18 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
             messages.append(Message(role="user", content=fill(phrasing, constitution=constitution.text.strip())))
             prompts.append(messages)
         return prompts
+
+    def distance(self, run: Run, answers: list[Reading]) -> Distance | None:
+        """The medoid's distance for this generation's proposed changes (None: principle sets)."""
+        if self.options.medoid == "principles":
+            return None
+        changes = {a.constitution.hash: a.constitution for a in answers
+                   if a.kind == "revised" and a.constitution is not None}
+        if len(changes) < 3:  # with one or two distinct proposals every distance ties: nothing to embed
+            return None
+        texts = [c.text for c in changes.values()]
+        vectors = run.embed(texts, self.options.medoid)
+        return EmbeddingDistance(self.options.medoid, dict(zip(changes, vectors, strict=True)))
 
     # -- training data ---------------------------------------------------------------------------------------
 
@@ -304,12 +321,12 @@ class Consensus:
     rule: str  # e.g. "change 14 vs keep 2; medoid trace 5 of 14 changes"
 
 
-def consensus(current: Constitution, answers: list[Reading]) -> Consensus:
+def consensus(current: Constitution, answers: list[Reading], distance: Distance | None = None) -> Consensus:
     """The decision first, then the revision. Decline (or the same list back) against change, by majority of the
     parsed traces (a tie keeps the constitution: a change needs more votes than keeping); among the changes, the
-    medoid: the proposal with the smallest total distance to the other proposals, the distance being the
-    Jaccard distance between principle sets (:func:`set_distance`, exact normalised principles; an embedding
-    medoid would also see paraphrases). A tie in distance goes to the earliest trace.
+    medoid: the proposal with the smallest total distance to the other proposals. The distance is the run's
+    (the ``medoid`` option: cosine distance between embeddings, which sees paraphrases), by default the Jaccard
+    distance between principle sets (:func:`set_distance`). A tie in distance goes to the earliest trace.
 
     So two identical declines no longer outvote fourteen different changes. Parse failures and truncated traces
     are not outcomes."""
@@ -329,11 +346,25 @@ def consensus(current: Constitution, answers: list[Reading]) -> Consensus:
     vote = f"change {len(changes)} vs keep {keeps}"
     if len(changes) <= keeps:
         return Consensus(current, parsed, len(changes), vote + ": keep")
-    totals = [sum(set_distance(a, b) for _, b in changes) for _, a in changes]
+    measure = distance or set_distance
+    totals = [sum(measure(a, b) for _, b in changes) for _, a in changes]
     best = min(range(len(changes)), key=lambda i: (totals[i], i))
+    kind = "set" if distance is None else getattr(distance, "name", "embedding")
     return Consensus(changes[best][1], parsed, len(changes),
                      f"{vote}: medoid trace {changes[best][0] + 1} of {len(changes)} changes "
-                     f"(mean set distance {totals[best] / max(len(changes) - 1, 1):.3f})")
+                     f"(mean {kind} distance {totals[best] / max(len(changes) - 1, 1):.3f})")
+
+
+class EmbeddingDistance:
+    """Cosine distance between constitutions' embeddings (unit vectors), computed once per constitution."""
+
+    def __init__(self, name: str, vectors: dict[str, list[float]]) -> None:
+        self.name = name
+        self.vectors = vectors
+
+    def __call__(self, a: Constitution, b: Constitution) -> float:
+        u, v = self.vectors[a.hash], self.vectors[b.hash]
+        return 1.0 - sum(x * y for x, y in zip(u, v, strict=True))
 
 
 def share_kept(before: Constitution, after: Constitution) -> float:

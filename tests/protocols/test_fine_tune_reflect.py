@@ -63,6 +63,30 @@ def test_fourteen_different_changes_outvote_two_identical_declines() -> None:
     assert outcome.rule.startswith("change 14 vs keep 2: medoid trace 10 of 14 changes")
 
 
+PARAPHRASES = [["We bake sourdough every morning.", "Our ovens run hot."],  # unrelated to the others
+               ["I always tell the truth.", "I am kind to everyone."],
+               ["I always tell the whole truth.", "I am kind to everyone I meet."]]  # a paraphrase of the second
+
+
+def test_the_embedding_medoid_sees_paraphrases_that_principle_sets_miss(db: Path, tmp_path: Path) -> None:
+    """Three different changes: by exact principle sets all are equally far apart (the earliest wins); by meaning
+    the two paraphrases are close, so the medoid is one of them. The protocol embeds through the run (engine)."""
+    texts = ["REVISED CONSTITUTION:\n" + "".join(f"- {p}\n" for p in ps) for ps in PARAPHRASES]
+    answers = [read_answer(t) for t in texts]
+    assert consensus(c("x"), answers).constitution.principles == tuple(PARAPHRASES[0])
+    traces = iter(texts * 2)
+    subject = TrainableScriptedModel(fn=lambda _: next(traces), name="scripted/tunable")
+    scripted.register("tunable", lambda: subject)
+    constitution = write(tmp_path / "short.md", "- x\n")
+    options = {"generations": 1, "traces": 3, "medoid": "hashing", "adapters_dir": str(tmp_path / "ad")}
+    result = iterate(IterateConfig(protocol="fine-tune-reflect", model="scripted/tunable",
+                                   constitution=str(constitution), options=options), db)
+    final = result.revisions[-1]
+    assert final.decision == "changed" and "hashing distance" in (final.detail or "")
+    with Store.open(db) as store:
+        assert store.constitution(final.constitution_hash).principles in (tuple(PARAPHRASES[1]), tuple(PARAPHRASES[2]))
+
+
 def test_share_kept_and_set_distance_use_exact_normalised_principles() -> None:
     before = c("I am honest.", "I am kind.")
     assert share_kept(before, c("I am  honest.", "I am brief.")) == 0.5  # whitespace is normalised
