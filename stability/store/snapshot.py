@@ -183,12 +183,21 @@ class Holder:
         return f"{who} has it open for reading (an inspection command or a notebook)"
 
 
-def open_snapshot(db: str) -> tuple[duckdb.DuckDBPyConnection, float] | None:
-    """The writer's latest snapshot, read-only, and its age in seconds; None when there is none."""
+def open_snapshot(db: str, tries: int = 5) -> tuple[duckdb.DuckDBPyConnection, float] | None:
+    """The writer's latest snapshot, read-only, and its age in seconds; None when there is none.
+
+    A snapshot being renamed into place, or a transient lock on it, is tried again a few times (50 ms apart)
+    before the reader is told there is none."""
     path = snapshot_path(db)
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-        age = max(0.0, time.time() - path.stat().st_mtime)
-    except (duckdb.Error, OSError):
-        return None
-    return con, age
+    for attempt in range(tries):
+        if not path.exists():
+            return None
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            age = max(0.0, time.time() - path.stat().st_mtime)
+        except (duckdb.Error, OSError) as err:
+            log.debug("%s: snapshot not readable yet (%s)", path, err)
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        return con, age
+    return None

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ from stability.records import (
 )
 from stability.store import migrations
 from stability.store.queue import WriteQueue, to_json
-from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker
+from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
 DB_ENV = "STABILITY_DB"
 log = logging.getLogger("stability.store")
@@ -47,6 +48,23 @@ log = logging.getLogger("stability.store")
 def default_db_path() -> Path:
     return Path(os.environ.get(DB_ENV) or "runs/stability.duckdb")
 
+
+
+#: how long a reader waits for a writer that holds the lock but has no snapshot (it may be closing right now)
+READER_PATIENCE_S = 2.0
+
+
+def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Connect; a reader finding the store locked while no snapshot exists tries again for a moment, since a writer
+    removes its snapshot as it closes, just before DuckDB lets go of the file."""
+    deadline = time.monotonic() + (READER_PATIENCE_S if read_only else 0.0)
+    while True:
+        try:
+            return duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as err:
+            if "lock" not in str(err).lower() or time.monotonic() >= deadline or snapshot_path(target).exists():
+                raise
+            time.sleep(0.1)
 
 
 class Store:
@@ -85,7 +103,7 @@ class Store:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
         claimed = not read_only and target != ":memory:" and claim_marker(target)
         try:
-            con = duckdb.connect(target, read_only=read_only)
+            con = _connect(target, read_only)
         except duckdb.Error as err:
             if claimed:
                 release_marker(target)
