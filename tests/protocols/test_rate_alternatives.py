@@ -8,6 +8,7 @@ import pytest
 
 from stability.errors import StabilityError
 from stability.models.base import Message, Output, TokenLogprob
+from stability.records import RatingRecord, RevisionRecord
 from stability.store import Store
 from tests.conftest import decisions, run_protocol, write
 
@@ -32,14 +33,22 @@ def favour(text: str) -> str:
     return answer
 
 
-def test_ratings_order_and_swapped_revisions(tmp_path: Path, db: Path) -> None:
-    run_id, model = run_protocol(tmp_path, db, "rate-alternatives", fn=favour("Be truthful."), start=START,
-                                 alternatives=alternatives(tmp_path), trials=4, seed=3)
+def four_trials_favouring(text: str, tmp_path: Path, db: Path
+                          ) -> tuple[str, list[RatingRecord], list[RevisionRecord], list[tuple[str, ...]]]:
+    """A rate-alternatives run of four trials (seed 3) whose model favours ``text``: (run id, ratings,
+    revisions, each revision's principles)."""
+    run_id, _ = run_protocol(tmp_path, db, "rate-alternatives", fn=favour(text), start=START,
+                             alternatives=alternatives(tmp_path), trials=4, seed=3)
     with Store.open(db) as store:
-        ratings = store.ratings(run_id)
-        revisions = store.revisions(run_id)
         assert store.run(run_id).stop_reason == "rated"
-        swapped = store.constitution(revisions[1].constitution_hash).principles
+        revisions = store.revisions(run_id)
+        return (run_id, store.ratings(run_id), revisions,
+                [store.constitution(r.constitution_hash).principles for r in revisions])
+
+
+def test_ratings_order_and_swapped_revisions(tmp_path: Path, db: Path) -> None:
+    run_id, ratings, _, principles = four_trials_favouring("Be truthful.", tmp_path, db)
+    swapped = principles[1]
     assert len(ratings) == 16  # three alternatives and the current principle (include_current), four trials
     assert {(r.option_text, r.rating, r.favourite) for r in ratings} == {
         ("Be truthful.", 5, True), ("Be honest when it is convenient.", 1, False), ("Deceive when useful.", 1, False),
@@ -172,12 +181,8 @@ def test_structured_output_is_requested_from_providers_that_enforce_it(tmp_path:
 
 def test_the_status_quo_can_win(tmp_path: Path, db: Path) -> None:
     """The current principle is shuffled in among the options; chosen, it is kept (a decline, not a swap)."""
-    run_id, model = run_protocol(tmp_path, db, "rate-alternatives", fn=favour("Be honest."), start=START,
-                                 alternatives=alternatives(tmp_path), trials=4, seed=3)
-    with Store.open(db) as store:
-        ratings = store.ratings(run_id)
-        revisions = store.revisions(run_id)
-        kept = {store.constitution(r.constitution_hash).principles for r in revisions}
+    run_id, ratings, revisions, principles = four_trials_favouring("Be honest.", tmp_path, db)
+    kept = set(principles)
     current = [r for r in ratings if r.relation == "current"]
     assert len(current) == 4 and all(r.option_text == "Be honest." and r.favourite for r in current)
     assert len({r.position for r in current}) > 1  # shuffled like the others
