@@ -200,3 +200,31 @@ class ProbeRecord(Record):
     decision: str  # declined | changed | parse_failure | truncated | error
     call_id: str
     created_at: datetime
+
+
+JudgeQuestion = Literal["clash", "equivalence", "contradiction", "refusal"]
+
+
+class JudgementRecord(Record):
+    """One judge model's answer to one question about one subject (``stability judge``).
+
+    Keyed by the judge (model and parameters: ``judge_key``), the question's template hash, the question and the
+    subject's content hashes; ``verdict`` is None when the answer could not be read (a stored failure: "no
+    judgement")."""
+
+    id: str
+    judge_key: str
+    judge_model: str
+    judge_params: dict[str, Any] = Field(default_factory=dict)
+    template_hash: str
+    question: JudgeQuestion
+    subject_key: str
+    subjects: list[str]
+    verdict: str | None = None
+    how: str | None = None
+    rationale: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    raw_answer: str | None = None
+    problem: str | None = None
+    call_id: str
+    created_at: datetime

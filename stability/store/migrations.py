@@ -238,11 +238,33 @@ def m007_probes(con: duckdb.DuckDBPyConnection) -> None:
         ("created_at", "TIMESTAMP NOT NULL", "UTC"),
     ])
 
+def m008_judgements(con: duckdb.DuckDBPyConnection) -> None:
+    """Judgements: a judge model's answers to questions of meaning (``stability judge``), apart from the runs."""
+    _table(con, "judgements", "A judge model's answer to one question about one subject; never part of a run.", [
+        ("id", "VARCHAR PRIMARY KEY", "sha256 of (judge_key, template_hash, question, subject_key)"),
+        ("judge_key", "VARCHAR NOT NULL", "sha256 of the judge model's description and sampling parameters"),
+        ("judge_model", "VARCHAR NOT NULL", "full model id of the judge"),
+        ("judge_params", "JSON NOT NULL", "the judge's model description and sampling parameters, never secrets"),
+        ("template_hash", "VARCHAR NOT NULL", "sha256 over the judge's system prompt and this question's template"),
+        ("question", "VARCHAR NOT NULL", "clash | equivalence | contradiction | refusal"),
+        ("subject_key", "VARCHAR NOT NULL", "sha256 of the subject's content hashes"),
+        ("subjects", "JSON NOT NULL", "the subject's content hashes and positions (constitutions, principles, "
+                                      "clash sides, answer text)"),
+        ("verdict", "VARCHAR", "parsed verdict; null when the answer could not be read (no judgement)"),
+        ("how", "VARCHAR", "clash: removed | reconciled | prioritised | scoped; null otherwise"),
+        ("rationale", "VARCHAR", "the judge's stated reason"),
+        ("detail", "JSON NOT NULL", "other parsed fields (e.g. the principles a contradiction involves)"),
+        ("raw_answer", "VARCHAR", "the judge's answer text as stored on its call"),
+        ("problem", "VARCHAR", "why no verdict was read (unreadable answer, failed call)"),
+        ("call_id", "VARCHAR NOT NULL", "calls.id of the judge's call (its run_id is judge-KEY, no run)"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC"),
+    ])
+    con.execute("CREATE INDEX judgements_subject ON judgements (question, subject_key)")
 
 
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
-                               m007_probes]
+                               m007_probes, m008_judgements]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

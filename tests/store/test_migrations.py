@@ -34,6 +34,9 @@ EXPECTED = {
                     "n_traces", "n_parsed", "n_changed", "share_kept", "set_distance", "reflect_template_hash",
                     "created_at"],
     "probes": ["id", "run_id", "sample", "source_hash", "target_hash", "decision", "call_id", "created_at"],
+    "judgements": ["id", "judge_key", "judge_model", "judge_params", "template_hash", "question", "subject_key",
+                   "subjects", "verdict", "how", "rationale", "detail", "raw_answer", "problem", "call_id",
+                   "created_at"],
 }
 
 
@@ -103,7 +106,8 @@ def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) ->
     for call_id, response in responses.items():
         con.execute("INSERT INTO calls VALUES (?, 'r-1', 1, 'revise', 'm', 'k', 0, 'ok', '{}', ?, 'x', 0, 0, 0, 1, "
                     "'[]', NULL, NULL, NULL, now()::TIMESTAMP)", [call_id, response])
-    assert migrations.apply(con) == ["m005_call_answer_details", "m006_embeddings_to_own_file", "m007_probes"]
+    assert migrations.apply(con) == ["m005_call_answer_details", "m006_embeddings_to_own_file", "m007_probes",
+                                    "m008_judgements"]
     found = dict(con.execute("SELECT id, finish_reason FROM calls").fetchall())
     con.close()
     assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}
