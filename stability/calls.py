@@ -94,6 +94,22 @@ class Spending(Protocol):
         """A call that cost this much was stored."""
 
 
+class InvocationBudget:
+    """At most ``max_cost`` US dollars of paid calls in one command (None: no limit); ``stability probe`` and
+    ``stability judge`` spend through it."""
+
+    def __init__(self, max_cost: float | None) -> None:
+        self.max_cost = max_cost
+        self.spent = 0.0
+
+    def check(self) -> None:
+        if self.max_cost is not None and self.spent >= self.max_cost:
+            raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
+
+    def paid(self, cost_usd: float) -> None:
+        self.spent += cost_usd
+
+
 class Flights:
     """Requests being sent right now, by (cache key, sample index); shared by the runs of one experiment."""
 

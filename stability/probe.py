@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.experiments import resolve_selection
-from stability.calls import BudgetExceeded, CallPath
+from stability.calls import BudgetExceeded, CallPath, InvocationBudget
 from stability.engine import ModelPool, prepare_resume
 from stability.engine.run import Run
 from stability.errors import StabilityError
@@ -37,22 +37,7 @@ class ProbeResult(BaseModel):
     budget_reached: bool = False
 
 
-class _Budget:
-    """At most ``max_cost`` US dollars of paid calls in this invocation (None: no limit)."""
-
-    def __init__(self, max_cost: float | None) -> None:
-        self.max_cost = max_cost
-        self.spent = 0.0
-
-    def check(self) -> None:
-        if self.max_cost is not None and self.spent >= self.max_cost:
-            raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
-
-    def paid(self, cost_usd: float) -> None:
-        self.spent += cost_usd
-
-
-async def _probe_run(store: Store, run: RunRecord, samples: int, budget: _Budget, pool: ModelPool,
+async def _probe_run(store: Store, run: RunRecord, samples: int, budget: InvocationBudget, pool: ModelPool,
                      sent: list[int]) -> None:
     prepared = prepare_resume(store, run, pool)  # refuses a run whose templates changed since it ran
     if not isinstance(prepared.protocol, IterationProtocol):
@@ -80,7 +65,7 @@ def probe(selection: list[str], samples: int, db: Path | str | None = None, max_
         chosen = [r for r in runs if r.status == "done" and protocol_class(r.protocol).chain]
         if not chosen:
             raise StabilityError("no finished chain run to probe in the selection")
-        budget = _Budget(max_cost)
+        budget = InvocationBudget(max_cost)
         pool = ModelPool()
         sent: list[int] = []
         reached = False
