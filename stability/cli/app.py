@@ -14,6 +14,7 @@ from rich.table import Table
 
 from stability.cli import analysis as analysis_commands
 from stability.cli import experiment as experiment_commands
+from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.display import printable
@@ -287,6 +288,7 @@ def models(as_json: JsonOption = False) -> None:
 experiment_commands.register(app)
 app.command("experiments")(analysis_commands.experiments)
 app.command("probe")(probe_command.probe)
+app.command("judge")(judge_command.judge)
 app.command("analyze")(analysis_commands.analyze)
 app.command("graph")(analysis_commands.graph)
 app.command("report")(analysis_commands.report)

@@ -147,12 +147,13 @@ def judge(selection: list[str], judge_model: str, questions: list[str] | None = 
     chosen = parse_questions(questions)
     params = params or Params()
     config = config or judge_config()
+    pool = ModelPool()
+    model = pool.get(judge_model)  # an unknown judge is refused before the store is opened
     with Store.open(db, read_only=dry_run, create=not dry_run) as store:
         ids, _ = resolve_selection(store, selection, False)
         corpus = load_corpus(store, ids)
         subjects = find_subjects(store, corpus, chosen, embedder, params)
-        pool = ModelPool()
-        session = JudgeSession(store, pool.get(judge_model), config, InvocationBudget(max_cost))
+        session = JudgeSession(store, model, config, InvocationBudget(max_cost))
         flat = [s for q in chosen for s in subjects[q]]
         before = session.stored(flat)
         missing = [s for s in flat if session.judgement_id(s) not in before]
