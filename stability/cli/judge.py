@@ -48,7 +48,7 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
     if not targets:
         raise StabilityError("judge: name an experiment or runs to judge (or --validate)")
     progress = Progress(TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=errors, disable=dry_run)
+                        console=errors, disable=dry_run or as_json)
     task = progress.add_task("judge", total=None)
     with progress:
         result = run_judge(targets, judge_model, questions, db, max_cost, dry_run, embedder, config=config,
