@@ -1,4 +1,4 @@
-"""``stability judge``: parses its arguments and calls :func:`stability.judge.judge` (or, with ``--validate``,
+"""``stability judge``: parses its arguments and calls :func:`stability.judge.judging.judge` (or, with ``--validate``,
 :func:`stability.judge.validation.validate`)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
           "all-MiniLM-L6-v2",
           db: DbOption = None, as_json: JsonOption = False) -> None:
     """Ask a judge model the questions of meaning about runs' nodes (stored as judgements; asked once per judge)."""
-    from stability.judge import judge as run_judge
+    from stability.judge.judging import judge as run_judge
     from stability.judge.judging import judge_config
     from stability.judge.validation import validate as run_validate
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stability.cli.app import app
 from stability.errors import StabilityError
-from stability.judge import judge
+from stability.judge.judging import judge
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
