@@ -12,7 +12,7 @@ at a step (no model is asked):
 - ``removed``: at least one side has been removed. Resolved.
 - ``reworded``: both sides survive and both have been reworded away from their original text. Resolved.
 - ``partly_reworded``: both survive and exactly one has been reworded. Counted as unresolved: the rule cannot
-  tell whether the new wording still clashes; a judge model could (see docs/analysis.md, not built).
+  tell whether the new wording still clashes; a judge model can (``analyze --judge``, docs/analysis.md).
 - ``in_place``: both sides survive with their original text. Unresolved.
 
 A clash is resolved at the first step from which it stays resolved to the end of the run; ``edits`` counts the
@@ -23,7 +23,7 @@ Only chain runs with a verdict are measured; runs without one are counted per co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -51,6 +51,9 @@ class ClashOutcome(BaseModel):
     resolved: bool
     resolved_step: int | None
     edits: int | None  # steps that changed the constitution up to resolved_step
+    source: str = "rule"  # rule, or judge:MODEL when a judge's stored verdicts decided it (analyze --judge)
+    rule_resolved: bool | None = None  # with a judge: what the rule said
+    how: str | None = None  # with a judge: removed | reconciled | prioritised | scoped
 
 
 class ConditionSummary(BaseModel):
@@ -177,8 +180,12 @@ def _difference(a: list[list[float]], b: list[list[float]], resamples: int, seed
     return difference(mean_of(values), index_a, mean_of(values), index_b, resamples, seed)
 
 
+#: replaces a run's clash outcomes (``analyze --judge``: :func:`stability.analysis.judged.rejudge_clashes`)
+Rejudge = Callable[[RunChain, list[ClashOutcome]], list[ClashOutcome]]
+
+
 def consistency(corpus: Corpus, convergence: Mapping[str, RunConvergence], vectors: Mapping[str, np.ndarray],
-                params: Params) -> Consistency:
+                params: Params, rejudge: Rejudge | None = None) -> Consistency:
     skipped: list[str] = []
     per_run: dict[str, list[ClashOutcome]] = {}
     steps: dict[str, list[tuple[str, list[float]]]] = {}
@@ -200,6 +207,8 @@ def consistency(corpus: Corpus, convergence: Mapping[str, RunConvergence], vecto
             steps.setdefault(condition, []).append((chain.start, [float(point.step)]))
         if condition == "contradictory":
             per_run[chain.run_id] = track_clashes(chain, corpus, vectors, params, skipped)
+            if rejudge is not None:
+                per_run[chain.run_id] = rejudge(chain, per_run[chain.run_id])
             starts[chain.run_id] = chain.start
     b, seed = params.bootstrap, params.seed
     conditions = [ConditionSummary(condition=c, runs=len(reached[c]), no_verdict=failed.get(c, 0),

@@ -21,6 +21,7 @@ from stability.analysis.experiments import resolve_selection
 from stability.analysis.factors import check_factors
 from stability.analysis.graph import build_graph
 from stability.analysis.groups import Contrast, GroupSummary, summarise
+from stability.analysis.judged import JudgeUse, StoredJudgements, judge_use, load_judgements, rejudge_clashes
 from stability.analysis.preferences import Preferences, preferences
 from stability.analysis.probes import probe_summary
 from stability.analysis.references import read_references, step_distances
@@ -56,6 +57,7 @@ class AnalysisResult(BaseModel):
     consistency: Consistency
     twins: TwinComparison  # contradictory runs against runs of their repaired twins, paired
     preferences: Preferences
+    judge: JudgeUse | None = None  # ``--judge``: which measures the judge decided, and its agreement (κ)
     notes: list[str]
 
 
@@ -80,8 +82,10 @@ def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> V
 
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
             ratings: list[RatingRecord] | None = None, by: list[str] | None = None,
-            experiments: Mapping[str, str] | None = None) -> AnalysisResult:
-    """Every measure over an already loaded and embedded corpus (no store, no model), grouped by ``by``."""
+            experiments: Mapping[str, str] | None = None, judgements: StoredJudgements | None = None
+            ) -> AnalysisResult:
+    """Every measure over an already loaded and embedded corpus (no store, no model), grouped by ``by``; with
+    ``judgements``, the measures of meaning come from the judge where it judged (:mod:`.judged`)."""
     by = by or []
     experiments = experiments or {}
     check_factors(by, corpus)
@@ -97,7 +101,13 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
                       metadata=corpus.metadata)
     controls = [by_id[c.run_id] for c in corpus.runs if c.control]
     judged = [chain for chain in subjects.runs if by_id[chain.run_id].verdict in VERDICTS]
-    clashes = consistency(subjects, by_id, vectors.principles, params)
+    clashes = consistency(subjects, by_id, vectors.principles, params,
+                          rejudge_clashes(judgements) if judgements is not None else None)
+    judged_use = None
+    if judgements is not None:
+        clashes.rule += f"; judge {judgements.judge} instead wherever it gave a verdict at every node (source)"
+        judged_use = judge_use(subjects, by_id, clashes.clashes, vectors.principles, params.reworded_threshold,
+                               judgements)
     groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
                                   params, by, experiments, controls)
     return AnalysisResult(
@@ -107,7 +117,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
         references=list(vectors.references),
         groups=groups, contrasts=contrasts, consistency=clashes,
         twins=compare_twins(subjects, by_id, vectors.nodes, params),
-        preferences=preferences(ratings or [], params.bootstrap, params.seed), notes=list(NOTES))
+        preferences=preferences(ratings or [], params.bootstrap, params.seed), judge=judged_use, notes=list(NOTES))
 
 
 def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: Embedder | str,
@@ -135,8 +145,10 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
 
 def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
             embedder: Embedder | str = DEFAULT_MODEL, by: list[str] | None = None,
-            references: list[Path | str] | None = None) -> AnalysisResult:
+            references: list[Path | str] | None = None, judge: str | None = None) -> AnalysisResult:
     """Measure the selected runs: ``run_ids`` holds experiment names or ids and run ids (or use ``all_runs``);
-    ``references`` are constitution files every step is measured against."""
+    ``references`` are constitution files every step is measured against; ``judge`` a judge model whose stored
+    judgements decide the measures of meaning where they exist."""
     corpus, vectors, use, ratings, experiments, _ = load(run_ids, db, all_runs, embedder, references=references)
-    return measure(corpus, vectors, params or Params(), use, ratings, by, experiments)
+    judgements = load_judgements(db, judge, corpus) if judge else None
+    return measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements)

@@ -27,6 +27,8 @@ ThresholdOption = Annotated[float, typer.Option("--reworded-threshold",
 EpsilonOption = Annotated[float, typer.Option("--epsilon", help="cosine distance for fixed points and near cycles")]
 KOption = Annotated[int | None, typer.Option("--k", help="steps a fixed point must hold [default: the run's K]")]
 ClusterOption = Annotated[float, typer.Option("--cluster-threshold", help="cosine distance cut for attractors")]
+JudgeOption = Annotated[str | None, typer.Option(
+    "--judge", help="a judge model whose stored judgements (stability judge) decide the measures of meaning")]
 
 
 def _output_file(path: Path) -> Path:
@@ -47,13 +49,13 @@ def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_th
 def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None, as_json: JsonOption = False,
             embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
             epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
-            by: ByOption = None, reference: ReferenceOption = None) -> None:
+            by: ByOption = None, reference: ReferenceOption = None, judge: JudgeOption = None) -> None:
     """Measure convergence, fixed points, cycles, attractors and clash resolution, per group of runs."""
     from stability.analysis.factors import parse_by
     from stability.analysis.measure import analyze as run_analysis
 
     result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
-                          references=list(reference or []),
+                          references=list(reference or []), judge=judge,
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -113,11 +115,12 @@ def _print_analysis(result: Any) -> None:
     c = result.consistency
     if c.clashes:
         clashes = Table(title=f"clashes · rule: {c.rule}")
-        for column in ("run", "pair", "kind", "status", "resolved at", "edits"):
+        for column in ("run", "pair", "kind", "status", "resolved at", "edits", "source"):
             clashes.add_column(column)
         for o in c.clashes:
             clashes.add_row(o.run_id, f"{o.a}-{o.b}", o.kind, o.status,
-                            str(o.resolved_step) if o.resolved_step is not None else "", str(o.edits or ""))
+                            str(o.resolved_step) if o.resolved_step is not None else "", str(o.edits or ""),
+                            o.source)
         console.print(clashes)
         console.print(f"resolved fraction {_interval(c.resolved_fraction)} · "
                       f"edits to resolve {_interval(c.edits_to_resolve)} (95% bootstrap over runs)")
@@ -154,8 +157,30 @@ def _print_analysis(result: Any) -> None:
         for r in result.preferences.by_relation:
             relations.add_row(r.relation, _interval(r.mean_rating), _interval(r.favourite_rate))
         console.print(relations)
+    if result.judge is not None:
+        _print_judge(result.judge)
     for note in result.notes:
         console.print(f"note: {note}", style="dim")
+
+
+def _print_judge(use: Any) -> None:
+    table = Table(title=f"judge {use.judge}: which measure came from where")
+    for column in ("measure", "source", "judged", "of"):
+        table.add_column(column)
+    for s in use.sources:
+        table.add_row(s.measure, s.source, str(s.judged), str(s.total))
+    console.print(table)
+    reworded = ", ".join(f"{k.removeprefix('reworded_')} {v}" for k, v in use.reworded.items()) or "none"
+    console.print(f"reworded principles, by the judge: {reworded} · new contradiction at the final node "
+                  f"{_interval(use.contradiction_at_final)} · refusals: "
+                  + (", ".join(f"{k} {v}" for k, v in use.refusals.items()) or "none judged"))
+    agreement = Table(title="agreement (Cohen's κ)")
+    for column in ("a", "b", "question", "n", "observed", "κ"):
+        agreement.add_column(column)
+    for a in use.agreement:
+        agreement.add_row(a.a, a.b, a.question, str(a.n), "–" if a.observed is None else f"{a.observed:.3g}",
+                          "–" if a.kappa is None else f"{a.kappa:.3g}")
+    console.print(agreement)
 
 
 def _print_groups(result: Any) -> None:
@@ -242,13 +267,13 @@ def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption 
            output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
            embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
-           by: ByOption = None, reference: ReferenceOption = None) -> None:
+           by: ByOption = None, reference: ReferenceOption = None, judge: JudgeOption = None) -> None:
     """Write one self-contained HTML report (works offline): groups, curves, graph, diffs, attractors, clashes."""
     from stability.analysis.factors import parse_by
     from stability.analysis.report import write_report
 
     _output_file(output)
     path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
-                        references=list(reference or []),
+                        references=list(reference or []), judge=judge,
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

@@ -28,6 +28,7 @@ from stability.judge.asking import JudgeSession
 from stability.judge.questions import QUESTIONS
 from stability.judge.subjects import (
     Subject,
+    answers_of,
     clash_subjects,
     contradiction_subjects,
     equivalence_subjects,
@@ -94,21 +95,7 @@ def find_subjects(store: Store, corpus: Corpus, questions: list[str], embedder: 
     if "contradiction" in questions:
         out["contradiction"] = contradiction_subjects(corpus)
     if "refusal" in questions:
-        out["refusal"] = refusal_subjects(corpus, _answers(store, corpus))
-    return out
-
-
-def _answers(store: Store, corpus: Corpus) -> dict[str, list[tuple[str, str]]]:
-    """Per chain run: (node answered, answer text) behind each decline and parse failure."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for chain in corpus.runs:
-        if not chain.chain:
-            continue
-        texts = {c.id: c.text for c in store.calls(chain.run_id) if c.text}
-        for edge in store.edges(chain.run_id):
-            if edge.kind in ("decline", "parse_failure"):
-                out.setdefault(chain.run_id, []).extend(
-                    (edge.source_hash, texts[c]) for c in edge.call_ids[-1:] if c in texts)
+        out["refusal"] = refusal_subjects(corpus, answers_of(store, corpus))
     return out
 
 

@@ -28,6 +28,7 @@ from stability.analysis.alignment import align
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.embeddings import text_hash
 from stability.records import JudgeQuestion
+from stability.store.store import Store
 
 
 class Subject(BaseModel):
@@ -142,3 +143,17 @@ def refusal_subjects(corpus: Corpus, answers: Mapping[str, list[tuple[str, str]]
 
 def _unique(subjects: list[Subject]) -> list[Subject]:
     return list({s.key: s for s in subjects}.values())
+
+
+def answers_of(store: Store, corpus: Corpus) -> dict[str, list[tuple[str, str]]]:
+    """Per chain run: (node answered, answer text) of the last call behind each decline and parse failure."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for chain in corpus.runs:
+        if not chain.chain:
+            continue
+        texts = {c.id: c.text for c in store.calls(chain.run_id) if c.text}
+        for edge in store.edges(chain.run_id):
+            if edge.kind in ("decline", "parse_failure"):
+                out.setdefault(chain.run_id, []).extend(
+                    (edge.source_hash, texts[c]) for c in edge.call_ids[-1:] if c in texts)
+    return out

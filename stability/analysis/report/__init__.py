@@ -11,6 +11,7 @@ from stability.analysis.convergence import Params
 from stability.analysis.corpus import Corpus
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder
 from stability.analysis.factors import key_text
+from stability.analysis.judged import load_judgements
 from stability.analysis.measure import AnalysisResult, Vectors, load, measure
 from stability.analysis.report import figures, group_figures
 from stability.errors import StabilityError
@@ -180,6 +181,20 @@ def _twins(result: AnalysisResult) -> str:
                        f"{p.distance_to_twin[0]:.3f} → {p.distance_to_twin[-1]:.3f}"] for p in t.pairs]))
 
 
+def _judge(result: AnalysisResult) -> str:
+    use = result.judge
+    if use is None:
+        return ""
+    return (f"<h2>Judge <code>{_e(use.judge)}</code></h2><p>Which measure came from where:</p>"
+            + _table(["measure", "source", "judged", "of"], [[s.measure, s.source, s.judged, s.total]
+                                                              for s in use.sources])
+            + f"<p>Reworded principles by the judge: {_e(', '.join(f'{k} {v}' for k, v in use.reworded.items()))}"
+            f"; new contradiction at the final node {_e(_interval(use.contradiction_at_final))}; refusals: "
+            f"{_e(', '.join(f'{k} {v}' for k, v in use.refusals.items()) or 'none judged')}.</p>"
+            + _table(["a", "b", "question", "n", "observed agreement", "Cohen's κ"],
+                     [[a.a, a.b, a.question, a.n, a.observed, a.kappa] for a in use.agreement]))
+
+
 def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
     p = result.params
     runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step, r.verdict_text(),
@@ -215,9 +230,10 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         f"<p>Rule: {_e(c.rule)}. Resolved fraction {_interval(c.resolved_fraction)}; edits to resolve "
         f"{_interval(c.edits_to_resolve)}; contradictory − consistent steps {_interval(c.steps_difference)} "
         "(95% bootstrap).</p>",
-        _table(["run", "pair", "kind", "status", "resolved at", "edits", "final a", "final b"],
+        _table(["run", "pair", "kind", "status", "resolved at", "edits", "final a", "final b", "source"],
                [[o.run_id, f"{o.a}-{o.b}", o.kind, o.status, o.resolved_step, o.edits, o.final_a_text or "(removed)",
-                 o.final_b_text or "(removed)"] for o in c.clashes]),
+                 o.final_b_text or "(removed)", o.source] for o in c.clashes]),
+        _judge(result),
         _twins(result),
         _ratings(result),
         "<h2>Per-step diffs</h2>", _diffs(result, corpus, vectors, p),
@@ -229,11 +245,14 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
 
 def write_report(run_ids: list[str], output: Path | str, db: Path | str | None = None, all_runs: bool = False,
                  params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL,
-                 by: list[str] | None = None, references: list[Path | str] | None = None) -> Path:
-    """The report of the selected runs (``run_ids``: experiment names or ids and run ids), grouped by ``by``."""
+                 by: list[str] | None = None, references: list[Path | str] | None = None,
+                 judge: str | None = None) -> Path:
+    """The report of the selected runs (``run_ids``: experiment names or ids and run ids), grouped by ``by``; with
+    ``judge``, the measures of meaning from its stored judgements where they exist."""
     corpus, vectors, use, ratings, experiments, graph = load(run_ids, db, all_runs, embedder, with_graph=True,
                                                              references=references)
-    result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments)
+    judgements = load_judgements(db, judge, corpus) if judge else None
+    result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements)
     path = Path(output)
     try:
         path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
