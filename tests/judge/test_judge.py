@@ -167,3 +167,49 @@ def test_a_judge_behind_the_wire_server(runs: list[str], db: Path, wire: object)
         stored = judgements_of(store, "openai/gpt-4o-mini")
         assert all(j.verdict for j in stored) and len(stored) == 5
         assert "sk-test-openai-key" not in json.dumps([j.judge_params for j in stored])
+
+
+def test_sigkill_during_judge_then_resume_pays_for_nothing_twice(runs: list[str], db: Path,
+                                                                 allow_network: None) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stability.testing.wire_server import WireServer
+    from tests.conftest import ROOT
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        return rule_judge([Message(role="user", content=messages[-1]["content"])])
+
+    _judge("counting-judge", rule_judge)
+    plan = judge(runs, "scripted/counting-judge", db=db, embedder="hashing", dry_run=True)
+    total = sum(t.subjects for t in plan.questions.values())
+
+    with WireServer(reply=reply, latency=0.3) as server:
+        env = {**os.environ, "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-judge-kill-key-0000",
+               "STABILITY_ALLOW_NETWORK": "1"}
+        args = [sys.executable, "-m", "stability", "judge", *runs, "--judge", "openai/gpt-4o-mini", "--embedder",
+                "hashing", "--db", str(db)]
+        process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        while server.count < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        killed_at = server.count
+        with Store.open(db, read_only=True) as store:
+            stored_before = len(judgements_of(store, "openai/gpt-4o-mini"))
+        assert 0 < stored_before < total
+        done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        bodies = server.bodies
+    with Store.open(db, read_only=True) as store:
+        stored = judgements_of(store, "openai/gpt-4o-mini")
+    assert len(stored) == total and all(j.verdict for j in stored)
+    # no request answered twice, except those in flight at the kill (at most the 4 asked at once)
+    assert sum(bodies.values()) == server.count
+    assert sum(n - 1 for n in bodies.values()) <= 4
+    assert server.count - killed_at <= total - stored_before
+    assert b"sk-judge-kill-key" not in db.read_bytes()
