@@ -19,19 +19,23 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
               "--questions", help="clash,equivalence,contradiction,refusal [default: all]")] = None,
           max_cost: Annotated[float | None, typer.Option("--max-cost", help="budget in USD for this command")] = None,
           max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens per judge answer")] = 512,
+          temperature: Annotated[float, typer.Option("--temperature", help="the judge's temperature")] = 0.0,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be asked; send nothing")] = False,
           validate: Annotated[bool, typer.Option("--validate", help="score the judge on the library's labels")] = False,
           embedder: Annotated[str, typer.Option("--embedder", help="aligns principles for equivalence")] =
           "all-MiniLM-L6-v2",
           db: DbOption = None, as_json: JsonOption = False) -> None:
     """Ask a judge model the questions of meaning about runs' nodes (stored as judgements; asked once per judge)."""
+    from stability.bounds import MaxTokens, Temperature, check
     from stability.judge.judging import judge as run_judge
     from stability.judge.judging import judge_config
     from stability.judge.validation import validate as run_validate
 
     if not judge_model:
         raise StabilityError("judge: give --judge MODEL")
-    config = judge_config(max_tokens=max_tokens)
+    check(temperature, Temperature, "--temperature")
+    check(max_tokens, MaxTokens, "--max-tokens")
+    config = judge_config(max_tokens=max_tokens, temperature=temperature)
     if validate:
         scored = run_validate(judge_model, questions, db, max_cost, config=config)
         if as_json:

@@ -34,7 +34,9 @@ from stability.judge.subjects import (
     equivalence_subjects,
     refusal_subjects,
 )
-from stability.models.base import GenerateConfig
+from stability.models.base import GenerateConfig, Model
+from stability.models.registry import check_model_name
+from stability.models.sampling import check_sampling
 from stability.records import JudgementRecord
 from stability.store.store import Store
 
@@ -82,6 +84,13 @@ def judge_config(max_tokens: int = 512, temperature: float = 0.0) -> GenerateCon
     return GenerateConfig(temperature=temperature, max_tokens=max_tokens)
 
 
+def load_judge(pool: ModelPool, name: str, config: GenerateConfig) -> Model:
+    """The judge model, refused in one line (before the store is opened) when unknown or when it would refuse
+    the sampling parameters (a reasoning model takes only temperature 1)."""
+    check_sampling(check_model_name(name), config)
+    return pool.get(name)
+
+
 def find_subjects(store: Store, corpus: Corpus, questions: list[str], embedder: str, params: Params
                   ) -> dict[str, list[Subject]]:
     """The subjects of each question in the corpus (``equivalence`` embeds principles to align them)."""
@@ -107,6 +116,8 @@ async def ask_all(session: JudgeSession, subjects: list[Subject], progress: Prog
     gate = asyncio.Semaphore(CONCURRENCY)
     done = 0
     stopped = False
+    if progress is not None:
+        progress(0, len(subjects))
 
     async def one(i: int) -> None:
         nonlocal done, stopped
@@ -135,8 +146,8 @@ def judge(selection: list[str], judge_model: str, questions: list[str] | None = 
     params = params or Params()
     config = config or judge_config()
     pool = ModelPool()
-    model = pool.get(judge_model)  # an unknown judge is refused before the store is opened
-    with Store.open(db, read_only=dry_run, create=not dry_run) as store:
+    model = load_judge(pool, judge_model, config)
+    with Store.open(db, read_only=dry_run, create=False) as store:  # judging needs runs: never a new store
         ids, _ = resolve_selection(store, selection, False)
         corpus = load_corpus(store, ids)
         subjects = find_subjects(store, corpus, chosen, embedder, params)

@@ -27,7 +27,7 @@ from stability.alternatives import load_alternatives
 from stability.calls import InvocationBudget
 from stability.engine import ModelPool
 from stability.judge.asking import JudgeSession
-from stability.judge.judging import ask_all, judge_config, parse_questions
+from stability.judge.judging import ask_all, judge_config, load_judge, parse_questions
 from stability.judge.questions import POSITIVE, VERDICTS
 from stability.judge.subjects import Subject, clash_subject, contradiction_subject, equivalence_subject
 from stability.library import ContradictoryMeta, load_library
@@ -137,10 +137,11 @@ def validate(judge_model: str, questions: list[str] | None = None, db: Path | st
     chosen = parse_questions(questions)
     labelled = validation_set(root)
     asked = [q for q in chosen if q in labelled]
+    config = config or judge_config()
     pool = ModelPool()
-    model = pool.get(judge_model)  # an unknown judge is refused before the store is opened
+    model = load_judge(pool, judge_model, config)
     with Store.open(db) as store:
-        session = JudgeSession(store, model, config or judge_config(), InvocationBudget(max_cost))
+        session = JudgeSession(store, model, config, InvocationBudget(max_cost))
         subjects = [s for q in asked for s in labelled[q]]
 
         async def work() -> bool:

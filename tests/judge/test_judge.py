@@ -148,6 +148,12 @@ def test_the_budget_stops_asking_and_bad_input_is_one_line(runs: list[str], db: 
         judge(runs, "scripted/cheap-judge", ["clash,vibes"], db=db)
     bad = CliRunner().invoke(app, ["judge", *runs, "--judge", "scripted/no-such-judge", "--db", str(db)])
     assert bad.exit_code != 0
+    with pytest.raises(StabilityError, match="reasoning model accepts only the default temperature"):
+        judge(runs, "openai/o3-mini", db=db)  # the judge's temperature 0: refused before anything is asked
+    missing = db.parent / "no-such.duckdb"
+    with pytest.raises(StabilityError, match="no such database"):
+        judge(runs, "scripted/cheap-judge", db=missing)
+    assert not missing.exists()  # nothing written
 
 
 def test_a_judge_behind_the_wire_server(runs: list[str], db: Path, wire: object) -> None:
