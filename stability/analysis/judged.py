@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +33,7 @@ from stability.analysis.consistency import ClashOutcome, Rejudge
 from stability.analysis.convergence import RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.embeddings import text_hash
+from stability.analysis.groups import GroupSummary
 from stability.analysis.stats import Interval, wilson
 from stability.errors import StabilityError
 from stability.judge.subjects import answers_of, later_nodes, refusal_subject, reworded_pairs, subject_key
@@ -99,6 +101,18 @@ class MeasureSource(BaseModel):
     total: int  # items measured
 
 
+class JudgeGroup(BaseModel):
+    """The judge's measures for one group of runs (``--by``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: dict[str, Any]
+    label: str
+    reworded: dict[str, int]
+    contradiction_at_final: Interval
+    refusals: dict[str, int]
+
+
 class JudgeUse(BaseModel):
     """What the judge decided in this analysis, and how far it agrees with the rule and with other judges."""
 
@@ -110,6 +124,7 @@ class JudgeUse(BaseModel):
     contradiction_at_final: Interval  # runs whose start lists no clash, final node judged: share with one (Wilson)
     refusals: dict[str, int]  # declines and parse failures judged: per verdict
     agreement: list[Agreement]
+    groups: list[JudgeGroup] = []  # the same per group (``--by``), in the order of the analysis's groups
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> tuple[float | None, float | None]:
@@ -167,79 +182,107 @@ def rejudge_clashes(judgements: StoredJudgements) -> Rejudge:
     return rejudge
 
 
+@dataclass
+class _RunJudged:
+    """What the judge decided about one run."""
+
+    reworded: Counter[str] = field(default_factory=Counter)
+    nodes: int = 0  # distinct nodes after the start (start without clashes)
+    nodes_judged: int = 0  # of which the judge gave a contradiction verdict on
+    final_contradiction: bool | None = None  # the final node's verdict (None: not judged, or never left the start)
+    answers: int = 0  # declines and parse failures
+    refusals: Counter[str] = field(default_factory=Counter)
+
+
+def _split_reworded(chain: RunChain, run: RunConvergence, corpus: Corpus, vectors: Mapping[str, np.ndarray],
+                    threshold: float, judgements: StoredJudgements, out: _RunJudged) -> None:
+    """Split each step's reworded count by the judge's equivalence verdicts (in place, on the run's steps)."""
+    by_step = {s.step: s for s in run.steps}
+    visits = chain.usable
+    for previous, visit in zip(visits, visits[1:], strict=False):
+        step = by_step.get(visit.step)
+        if previous.node == visit.node or step is None or step.changes is None:
+            continue
+        split: Counter[str] = Counter()
+        for before, after in reworded_pairs(RunChain(run_id=chain.run_id, visits=[previous, visit]), corpus,
+                                            vectors, threshold):
+            judgement = judgements.verdict("equivalence", (text_hash(before), text_hash(after)))
+            verdict = judgement.verdict if judgement is not None else None
+            split["reworded_same" if verdict == "same" else "reworded_changed" if verdict in CHANGED
+                  else "reworded_unjudged"] += 1
+            if verdict is not None:
+                split[f"reworded_{verdict}"] += 1
+        step.changes = {**step.changes, **{k: split.get(k, 0) for k in
+                                           ("reworded_same", "reworded_changed", "reworded_unjudged")}}
+        out.reworded.update(split)
+
+
+def _run_judged(chain: RunChain, run: RunConvergence, corpus: Corpus, vectors: Mapping[str, np.ndarray],
+                threshold: float, judgements: StoredJudgements) -> _RunJudged:
+    out = _RunJudged()
+    if not chain.chain:
+        return out
+    _split_reworded(chain, run, corpus, vectors, threshold, judgements, out)
+    if not (corpus.metadata.get(chain.start) or {}).get("clashes"):
+        for node in later_nodes(chain):
+            out.nodes += 1
+            out.nodes_judged += judgements.verdict("contradiction", (node,)) is not None
+        final = judgements.verdict("contradiction", (chain.final,)) if chain.final != chain.start else None
+        out.final_contradiction = None if final is None else final.verdict == "contradiction"
+    for node, text in judgements.answers.get(chain.run_id, []):
+        out.answers += 1
+        if node in corpus.principles:
+            judgement = judgements.verdict("refusal", refusal_subject(node, corpus.principles[node], text).subjects)
+            if judgement is not None and judgement.verdict is not None:
+                out.refusals[judgement.verdict] += 1
+    return out
+
+
+def _totals(judged: Sequence[_RunJudged]) -> tuple[dict[str, int], Interval, dict[str, int]]:
+    reworded: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    for j in judged:
+        reworded.update(j.reworded)
+        refusals.update(j.refusals)
+    finals = [j.final_contradiction for j in judged if j.final_contradiction is not None]
+    return dict(sorted(reworded.items())), wilson(sum(finals), len(finals)), dict(sorted(refusals.items()))
+
+
 def judge_use(corpus: Corpus, runs: Mapping[str, RunConvergence], clashes: Sequence[ClashOutcome],
               principle_vectors: Mapping[str, np.ndarray], reworded_threshold: float,
-              judgements: StoredJudgements) -> JudgeUse:
+              judgements: StoredJudgements, groups: Sequence[GroupSummary] = ()) -> JudgeUse:
     """Split the runs' reworded counts by the judge's equivalence verdicts (in place, on ``runs``' steps) and
-    summarise what the judge decided."""
-    reworded: Counter[str] = Counter()
-    for chain in corpus.runs:
-        if not chain.chain:
-            continue
-        run = runs[chain.run_id]
-        by_step = {s.step: s for s in run.steps}
-        visits = chain.usable
-        for previous, visit in zip(visits, visits[1:], strict=False):
-            step = by_step.get(visit.step)
-            if previous.node == visit.node or step is None or step.changes is None:
-                continue
-            mini = RunChain(run_id=chain.run_id, visits=[previous, visit])
-            split: Counter[str] = Counter()
-            for before, after in reworded_pairs(mini, corpus, principle_vectors, reworded_threshold):
-                judgement = judgements.verdict("equivalence", (text_hash(before), text_hash(after)))
-                verdict = judgement.verdict if judgement is not None else None
-                split["reworded_same" if verdict == "same" else "reworded_changed" if verdict in CHANGED
-                      else "reworded_unjudged"] += 1
-                if verdict is not None:
-                    split[f"reworded_{verdict}"] += 1
-            step.changes = {**step.changes, **{k: split.get(k, 0) for k in
-                                               ("reworded_same", "reworded_changed", "reworded_unjudged")}}
-            reworded.update(split)
-    contradictory, judged_finals = 0, 0
-    nodes_judged = nodes_total = 0
-    for chain in corpus.runs:
-        if (corpus.metadata.get(chain.start) or {}).get("clashes") or not chain.chain:
-            continue
-        for node in later_nodes(chain):
-            nodes_total += 1
-            nodes_judged += judgements.verdict("contradiction", (node,)) is not None
-        final = judgements.verdict("contradiction", (chain.final,)) if chain.final != chain.start else None
-        if final is not None:
-            judged_finals += 1
-            contradictory += final.verdict == "contradiction"
-    refusals: Counter[str] = Counter()
-    answers_total = 0
-    for chain in corpus.runs:
-        for node, text in judgements.answers.get(chain.run_id, []):
-            answers_total += 1
-            if node in corpus.principles:
-                subject = refusal_subject(node, corpus.principles[node], text)
-                judgement = judgements.verdict("refusal", subject.subjects)
-                if judgement is not None and judgement.verdict is not None:
-                    refusals[judgement.verdict] += 1
-    outcomes = list(clashes)
-    by_judge = [o for o in outcomes if o.source.startswith("judge")]
-    rule_labels = ["resolved" if o.rule_resolved else "unresolved" for o in by_judge]
-    judge_labels = ["resolved" if o.resolved else "unresolved" for o in by_judge]
-    observed, kappa = cohen_kappa(rule_labels, judge_labels)
+    summarise what the judge decided, over all runs and per group."""
+    per_run = {chain.run_id: _run_judged(chain, runs[chain.run_id], corpus, principle_vectors, reworded_threshold,
+                                         judgements) for chain in corpus.runs}
+    everything = list(per_run.values())
+    reworded, contradiction, refusals = _totals(everything)
+    by_group = []
+    for g in groups:
+        g_reworded, g_contradiction, g_refusals = _totals([per_run[r] for r in g.run_ids if r in per_run])
+        by_group.append(JudgeGroup(key=g.key, label=g.label, reworded=g_reworded,
+                                   contradiction_at_final=g_contradiction, refusals=g_refusals))
+    by_judge = [o for o in clashes if o.source.startswith("judge")]
+    observed, kappa = cohen_kappa(["resolved" if o.rule_resolved else "unresolved" for o in by_judge],
+                                  ["resolved" if o.resolved else "unresolved" for o in by_judge])
     agreement = [Agreement(a="rule", b=judgements.judge, question="clash", n=len(by_judge), observed=observed,
-                           kappa=kappa)]
-    agreement += judge_agreement(judgements)
-    n_reworded = sum(reworded[k] for k in ("reworded_same", "reworded_changed", "reworded_unjudged"))
+                           kappa=kappa), *judge_agreement(judgements)]
+    n_reworded = sum(reworded.get(k, 0) for k in ("reworded_same", "reworded_changed", "reworded_unjudged"))
     sources = [
         MeasureSource(measure="clash resolution", source="judge where judged, else rule", judged=len(by_judge),
-                      total=len(outcomes)),
+                      total=len(clashes)),
         MeasureSource(measure="principle changes (reworded: same or changed meaning)", source="judge",
-                      judged=n_reworded - reworded["reworded_unjudged"], total=n_reworded),
-        MeasureSource(measure="new contradictions", source="judge", judged=nodes_judged, total=nodes_total),
-        MeasureSource(measure="refusal or meta-answer", source="judge", judged=sum(refusals.values()),
-                      total=answers_total),
+                      judged=n_reworded - reworded.get("reworded_unjudged", 0), total=n_reworded),
+        MeasureSource(measure="new contradictions", source="judge", judged=sum(j.nodes_judged for j in everything),
+                      total=sum(j.nodes for j in everything)),
+        MeasureSource(measure="refusal or meta-answer", source="judge",
+                      judged=sum(sum(j.refusals.values()) for j in everything),
+                      total=sum(j.answers for j in everything)),
         MeasureSource(measure="fixed points, cycles, drift, attractors, convergence ratio, kept/moved/added/removed",
                       source="rule", judged=0, total=len(runs)),
     ]
-    return JudgeUse(judge=judgements.judge, sources=sources, reworded=dict(sorted(reworded.items())),
-                    contradiction_at_final=wilson(contradictory, judged_finals),
-                    refusals=dict(sorted(refusals.items())), agreement=agreement)
+    return JudgeUse(judge=judgements.judge, sources=sources, reworded=reworded,
+                    contradiction_at_final=contradiction, refusals=refusals, agreement=agreement, groups=by_group)
 
 
 def judge_agreement(judgements: StoredJudgements) -> list[Agreement]:

@@ -103,13 +103,13 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     judged = [chain for chain in subjects.runs if by_id[chain.run_id].verdict in VERDICTS]
     clashes = consistency(subjects, by_id, vectors.principles, params,
                           rejudge_clashes(judgements) if judgements is not None else None)
+    groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
+                                  params, by, experiments, controls)
     judged_use = None
     if judgements is not None:
         clashes.rule += f"; judge {judgements.judge} instead wherever it gave a verdict at every node (source)"
         judged_use = judge_use(subjects, by_id, clashes.clashes, vectors.principles, params.reworded_threshold,
-                               judgements)
-    groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
-                                  params, by, experiments, controls)
+                               judgements, groups)
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
         cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),

@@ -98,6 +98,17 @@ def test_the_judge_splits_reworded_and_counts_contradictions_and_refusals(judged
     agreeing = analyze(judged, db, embedder="hashing", judge="scripted/a-judge")
     assert agreeing.judge is not None and agreeing.judge.contradiction_at_final.mean == 0.0
     assert set(agreeing.judge.refusals) == {"answer"}
+    # per group: the canon model's two runs end on one node the judge calls contradictory; the resolver's
+    # consistent runs never left their starts
+    grouped = analyze(judged, db, embedder="hashing", judge="scripted/stubborn", by=["model"])
+    assert grouped.judge is not None
+    groups = {g.key["model"]: g for g in grouped.judge.groups}
+    assert [g.label for g in grouped.judge.groups] == [g.label for g in grouped.groups]
+    assert (groups["scripted/canon"].contradiction_at_final.mean, groups["scripted/canon"].contradiction_at_final.n) \
+        == (1.0, 2)
+    assert groups["scripted/resolver"].contradiction_at_final.n == 0
+    assert sum(g.reworded.get("reworded_different", 0) for g in grouped.judge.groups) == \
+        grouped.judge.reworded["reworded_different"]
 
 
 def test_a_judge_with_nothing_stored_is_one_line_and_the_cli_and_report_show_the_sources(
