@@ -174,6 +174,11 @@ def _print_judge(use: Any) -> None:
     console.print(f"reworded principles, by the judge: {reworded} · new contradiction at the final node "
                   f"{_interval(use.contradiction_at_final)} · refusals: "
                   + (", ".join(f"{k} {v}" for k, v in use.refusals.items()) or "none judged"))
+    if len(use.groups) > 1:
+        for g in use.groups:
+            console.print(f"{g.label} · reworded: "
+                          + (", ".join(f"{k.removeprefix('reworded_')} {v}" for k, v in g.reworded.items()) or "none")
+                          + f" · new contradiction at the final node {_interval(g.contradiction_at_final)}")
     agreement = Table(title="agreement (Cohen's κ)")
     for column in ("a", "b", "question", "n", "observed", "κ"):
         agreement.add_column(column)
