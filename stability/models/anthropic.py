@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stability.errors import MissingDependency
 from stability.models.base import (
@@ -20,6 +20,9 @@ from stability.models.base import (
 from stability.models.retry import stainless_transient
 from stability.models.structured import generate_in_format
 
+if TYPE_CHECKING:
+    from stability.models.batch_api import BatchAPI
+
 
 class AnthropicModel(SDKModel):
     env_prefix = "ANTHROPIC"
@@ -33,6 +36,11 @@ class AnthropicModel(SDKModel):
                 from None
         return anthropic.AsyncAnthropic(api_key=api_key, base_url=self.base_url, max_retries=0,
                                          timeout=http_timeout())
+
+    def batch_api(self) -> BatchAPI:
+        from stability.models.batch_api import AnthropicBatchAPI
+
+        return AnthropicBatchAPI(self)
 
     def transient(self, err: Exception) -> TransientError | None:
         """By status (429, 5xx, 529 overloaded), connection and timeout errors, and truncated bodies."""

@@ -6,7 +6,7 @@ need no key, so a placeholder is sent when a base URL is set without one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stability.errors import MissingDependency
 from stability.models.base import (
@@ -24,6 +24,9 @@ from stability.models.base import (
 from stability.models.retry import stainless_transient
 from stability.models.sampling import is_openai_reasoning_model
 from stability.models.structured import generate_in_format
+
+if TYPE_CHECKING:
+    from stability.models.batch_api import BatchAPI
 
 
 class OpenAIModel(SDKModel):
@@ -43,6 +46,11 @@ class OpenAIModel(SDKModel):
         except ImportError:
             raise MissingDependency("openai/: the openai SDK is missing; pip install 'stability[openai]'") from None
         return openai.AsyncOpenAI(api_key=api_key, base_url=self.base_url, max_retries=0, timeout=http_timeout())
+
+    def batch_api(self) -> BatchAPI:
+        from stability.models.batch_api import OpenAIBatchAPI
+
+        return OpenAIBatchAPI(self)
 
     def transient(self, err: Exception) -> TransientError | None:
         """By status (429, 5xx), connection and timeout errors, and truncated bodies."""
