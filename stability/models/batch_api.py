@@ -8,28 +8,26 @@
 
 Each request's ``custom_id`` is its call key (:func:`custom_id`). A request body is exactly what the provider's
 ``generate`` would send, so an answer from a batch is stored like an answer from a direct call. Models with a
-batch API return it from :meth:`~stability.models.base.Model.batch_api`; the others answer ``None`` and are asked
-directly.
+batch API return it from :meth:`~stability.models.base.Model.batch_api` (the implementations live with their
+providers: :mod:`stability.models.openai`, :mod:`stability.models.anthropic`); the others answer ``None`` and are
+asked directly.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from abc import ABC, abstractmethod
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.models.base import GenerateConfig, Message, Output, chat_completions_body, chat_completions_output
+from stability.models.base import GenerateConfig, Message, Output
 from stability.models.structured import parse_json_object
 
-if TYPE_CHECKING:
-    from stability.models.anthropic import AnthropicModel
-    from stability.models.openai import OpenAIModel
-
 BatchState = Literal["live", "ended", "failed", "cancelled"]
+#: providers with a batch API (``--dry-run`` prices their calls at the batch rate without loading a model)
+BATCH_PREFIXES = ("openai", "anthropic")
 METADATA_KEY = "stability_batch"
 
 
@@ -37,6 +35,13 @@ def custom_id(run_id: str, cache_key: str, sample_index: int) -> str:
     """A call's key inside a batch: unique per (run, request, sample), 64 characters of ``[0-9a-f]`` (both APIs
     accept it)."""
     return hashlib.sha256(f"{run_id}\n{cache_key}\n{sample_index}".encode()).hexdigest()
+
+
+def has_batch_api(model: str) -> bool:
+    """Whether a model id's provider has a batch API (by its prefix, as the registry resolves it)."""
+    from stability.models.registry import canonical_name
+
+    return canonical_name(model).split("/", 1)[0] in BATCH_PREFIXES
 
 
 class BatchRequest(BaseModel):
@@ -100,7 +105,8 @@ def request_for(messages: list[Message], config: GenerateConfig, body: dict[str,
     return BatchRequest(custom_id=cid, body=body, answer_format=fmt)
 
 
-def _answered(output: Output, request: BatchRequest) -> Output:
+def answered(output: Output, request: BatchRequest) -> Output:
+    """A batch answer marked as a direct call's would be: structured (parsed) or asked as text."""
     if request.answer_format == "structured":
         return output.model_copy(update={"answer_format": "structured", "structured": parse_json_object(output.text)})
     if request.answer_format == "text":
@@ -108,134 +114,6 @@ def _answered(output: Output, request: BatchRequest) -> Output:
     return output
 
 
-def _retryable(status: int | None) -> bool:
+def retryable(status: int | None) -> bool:
+    """Whether a request that failed with this HTTP status is worth sending again in a later wave."""
     return status is None or status == 429 or status >= 500
-
-
-class OpenAIBatchAPI(BatchAPI):
-    provider = "openai"
-
-    def __init__(self, model: OpenAIModel) -> None:
-        self.model = model
-
-    def body(self, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
-        as_sent = config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
-        return chat_completions_body(self.model.model_id, messages, as_sent)
-
-    async def submit(self, requests: list[BatchRequest], local_key: str) -> str:
-        client = self.model.client()
-        lines = "".join(json.dumps({"custom_id": r.custom_id, "method": "POST", "url": "/v1/chat/completions",
-                                    "body": r.body}) + "\n" for r in requests)
-        file = await client.files.create(file=(f"{local_key}.jsonl", lines.encode()), purpose="batch")
-        batch = await client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                            completion_window="24h", metadata={METADATA_KEY: local_key})
-        return str(batch.id)
-
-    async def find(self, local_key: str, since: datetime, n_requests: int, claimed: set[str]) -> str | None:
-        async for batch in self.model.client().batches.list(limit=100):
-            if (batch.metadata or {}).get(METADATA_KEY) == local_key:
-                return str(batch.id)
-            if batch.created_at < since.timestamp() - 60:
-                return None
-        return None
-
-    async def status(self, provider_id: str) -> BatchStatus:
-        batch = await self.model.client().batches.retrieve(provider_id)
-        state: BatchState = "live" if batch.status in ("validating", "in_progress", "finalizing", "cancelling") \
-            else "failed" if batch.status == "failed" else "cancelled" if batch.status == "cancelled" else "ended"
-        counts = batch.request_counts.model_dump() if batch.request_counts else {}
-        return BatchStatus(provider_id=provider_id, state=state, raw_status=batch.status, counts=counts)
-
-    async def results(self, provider_id: str, requests: dict[str, BatchRequest]) -> list[BatchResult]:
-        client = self.model.client()
-        batch = await client.batches.retrieve(provider_id)
-        found: dict[str, BatchResult] = {}
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if not file_id:
-                continue
-            content = await client.files.content(file_id)
-            for line in content.text.splitlines():
-                if line.strip():
-                    result = self._result(json.loads(line), requests)
-                    if result is not None:
-                        found[result.custom_id] = result
-        missing = f"not answered by batch {provider_id} ({batch.status})"
-        return [found.get(cid) or BatchResult(custom_id=cid, error=missing, retry=True) for cid in requests]
-
-    def _result(self, line: dict[str, Any], requests: dict[str, BatchRequest]) -> BatchResult | None:
-        cid = line.get("custom_id")
-        if cid not in requests:
-            return None
-        response, error = line.get("response") or {}, line.get("error")
-        if error:
-            return BatchResult(custom_id=cid, error=f"{error.get('code')}: {error.get('message')}", retry=True)
-        status = response.get("status_code")
-        if status != 200:
-            message = json.dumps(response.get("body"))[:500]
-            return BatchResult(custom_id=cid, error=f"HTTP {status}: {message}", retry=_retryable(status))
-        import openai.types.chat
-
-        completion = openai.types.chat.ChatCompletion.model_validate(response["body"])
-        output = chat_completions_output(completion, requests[cid].body)
-        return BatchResult(custom_id=cid, output=_answered(output, requests[cid]))
-
-    async def cancel(self, provider_id: str) -> None:
-        await self.model.client().batches.cancel(provider_id)
-
-
-class AnthropicBatchAPI(BatchAPI):
-    provider = "anthropic"
-
-    def __init__(self, model: AnthropicModel) -> None:
-        self.model = model
-
-    def body(self, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
-        as_sent = config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
-        body, extra = self.model.request_body(messages, as_sent)
-        return {**body, **extra}
-
-    async def submit(self, requests: list[BatchRequest], local_key: str) -> str:
-        batch = await self.model.client().messages.batches.create(
-            requests=[{"custom_id": r.custom_id, "params": r.body} for r in requests])
-        return str(batch.id)
-
-    async def find(self, local_key: str, since: datetime, n_requests: int, claimed: set[str]) -> str | None:
-        found = []
-        async for batch in self.model.client().messages.batches.list(limit=100):
-            if batch.created_at.timestamp() < since.timestamp() - 60:
-                break
-            counts = batch.request_counts
-            total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-            if batch.id not in claimed and total == n_requests and batch.created_at.timestamp() >= since.timestamp():
-                found.append(batch)
-        return str(min(found, key=lambda b: b.created_at).id) if found else None
-
-    async def status(self, provider_id: str) -> BatchStatus:
-        batch = await self.model.client().messages.batches.retrieve(provider_id)
-        state: BatchState = "ended" if batch.processing_status == "ended" else "live"
-        return BatchStatus(provider_id=provider_id, state=state, raw_status=batch.processing_status,
-                           counts=batch.request_counts.model_dump())
-
-    async def results(self, provider_id: str, requests: dict[str, BatchRequest]) -> list[BatchResult]:
-        from stability.models.anthropic import messages_output
-
-        found: dict[str, BatchResult] = {}
-        async for line in await self.model.client().messages.batches.results(provider_id):
-            cid, result = line.custom_id, line.result
-            if cid not in requests:
-                continue
-            if result.type == "succeeded":
-                output = messages_output(result.message, requests[cid].body)
-                found[cid] = BatchResult(custom_id=cid, output=_answered(output, requests[cid]))
-            elif result.type == "errored":
-                error = result.error.error
-                kind = getattr(error, "type", "api_error")
-                found[cid] = BatchResult(custom_id=cid, error=f"{kind}: {getattr(error, 'message', '')}",
-                                         retry=kind in ("api_error", "overloaded_error", "rate_limit_error"))
-            else:  # expired, canceled
-                found[cid] = BatchResult(custom_id=cid, error=f"{result.type} in batch {provider_id}", retry=True)
-        missing = f"not answered by batch {provider_id}"
-        return [found.get(cid) or BatchResult(custom_id=cid, error=missing, retry=True) for cid in requests]
-
-    async def cancel(self, provider_id: str) -> None:
-        await self.model.client().messages.batches.cancel(provider_id)
