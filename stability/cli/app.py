@@ -106,6 +106,8 @@ def iterate(
                                        "experiment | global (the run's own calls always replay on resume)")]
     = "global",
     resume: Annotated[str | None, typer.Option("--resume", help="continue a killed or failed run")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
+                                        "the price; answers within 24 h)")] = False,
     db: DbOption = None,
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
@@ -123,7 +125,7 @@ def iterate(
     progress = StepProgress(max_steps or 20)
     try:
         if resume:
-            result = run_resume(resume, db, on_step=progress.update)
+            result = run_resume(resume, db, on_step=progress.update, batch=batch)
         else:
             if not model:
                 raise StabilityError("iterate: give --model (and --constitution), or --resume RUN_ID")
@@ -150,7 +152,7 @@ def iterate(
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
                                    options=options, use_cache=not no_cache, templates=templates,
                                    **thinking)
-            result = run_iterate(config, db, on_step=progress.update)
+            result = run_iterate(config, db, on_step=progress.update, batch=batch)
     finally:
         progress.stop()
     _print_chain(result.run.id, db)

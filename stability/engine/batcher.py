@@ -16,8 +16,8 @@ Contract:
   batch rate, before the run waiting on it sees it; an import read twice stores nothing twice. An expired request,
   or one that met a transient error (429, 5xx, a failed batch), joins the next wave, up to the retry policy's
   attempts; another error is stored as a failed call and raised as :class:`~stability.calls.CallFailed`.
-- **Spending.** With a budget, a request is checked when it joins a wave and its estimate (prompt length / 4 input
-  tokens, ``max_tokens`` output, at the batch rate) is committed; the import replaces it by the actual cost.
+- **Spending.** With a budget, a request is checked when it joins a wave and its estimate (:meth:`Batcher._estimate`,
+  at the batch rate) is committed; the import replaces it by the actual cost.
 - **Progress.** ``on_event`` receives a :class:`BatchEvent` on each submission and each change a poll sees.
 """
 
@@ -25,21 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import CallFailed, RetryPolicy, call_record
 from stability.models.base import GenerateConfig, Message, Model
 from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, custom_id, request_for
-from stability.prices import PriceTable
+from stability.prices import Price, PriceTable
 from stability.records import CallRecord, now
 from stability.store.batches import BatchRecord, BatchRequestRecord, RequestState
 
@@ -182,8 +182,11 @@ class Batcher:
             self.waiting -= 1
 
     def _estimate(self, model: str, messages: list[Message], config: GenerateConfig) -> float | None:
+        """A request's committed cost at the batch rate: 4 characters a token, an answer as long as its prompt
+        (a revised constitution is shorter than the prompt that holds it) plus thinking, within ``max_tokens``."""
         prompt = sum(len(m.content) for m in messages) // 4 + 1
-        return self.prices.cost(model, prompt, config.max_tokens, batch=True)
+        answer = min(config.max_tokens, prompt + 40 + (config.thinking_budget or 0))
+        return self.prices.cost(model, prompt, answer, batch=True)
 
     def _commit(self, usd: float | None) -> None:
         if self.budget is not None and usd:
@@ -365,11 +368,12 @@ class Batcher:
 
     # -- re-attaching, cancelling, closing ----------------------------------------------------------------------
 
-    async def reattach(self) -> list[BatchRecord]:
-        """Take up every open batch in the store: find lost ids, import finished batches, poll live ones later."""
+    async def reattach(self, follow: bool = True) -> list[BatchRecord]:
+        """Take up every open batch in the store: find lost ids, import finished batches, and (``follow``) poll the
+        live ones until they end."""
         for record in self.store.batches.open():
             await self._attach(record)
-        if self.live:
+        if self.live and follow:
             self._start()
         return self.store.batches.all()
 
@@ -425,10 +429,51 @@ class Batcher:
                                  submitted_at=record.submitted_at))
 
 
+class BatchesReport(BaseModel):
+    """What ``stability batches`` found and did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batches: list[BatchRecord]
+    imported: int = Field(description="batches whose results were imported now")
+    cancelled: int = Field(description="live batches cancelled now (--cancel)")
+    abandoned: int = Field(description="intents found never submitted now")
+    live: int = Field(description="batches still running at the provider")
+
+
+def sync_batches(db: Path | str | None = None, cancel: bool = False,
+                 prices_file: Path | str | None = None) -> BatchesReport:
+    """Re-attach the store's open batches: import finished ones as calls, find lost ids, and with ``cancel``
+    cancel the live ones (orphans: the store is held here, so no run waits on them). Calls are priced with the
+    built-in table, the store's experiments' ``prices:`` and ``prices_file``."""
+    from stability.prices import load_prices
+    from stability.store.store import Store
+
+    with Store.open(db, create=False) as store:
+        prices = PriceTable()
+        for experiment in store.experiments():
+            overrides = experiment.spec.get("prices") or {}
+            prices = prices.with_overrides({k: Price.model_validate(v) for k, v in overrides.items()})
+        if prices_file is not None:
+            prices = prices.with_overrides(load_prices(prices_file))
+        before = {b.local_key: b.state for b in store.batches.all()}
+
+        async def go() -> int:
+            batcher = Batcher(store, prices=prices)
+            try:
+                await batcher.reattach(follow=False)
+                return await batcher.cancel_open() if cancel else 0
+            finally:
+                await batcher.aclose()
+
+        cancelled = asyncio.run(go())
+        after = store.batches.all()
+    changed = [b for b in after if before.get(b.local_key) != b.state]
+    return BatchesReport(batches=after, imported=sum(b.state == "imported" for b in changed), cancelled=cancelled,
+                         abandoned=sum(b.state == "abandoned" for b in changed),
+                         live=sum(b.state in ("intent", "live") for b in after))
+
+
 def _wire(request: BatchRequestRecord) -> BatchRequest:
     return BatchRequest(custom_id=request.custom_id, body=request.body, answer_format=request.answer_format)
 
-
-def describe(record: BatchRecord) -> dict[str, Any]:
-    """A batch row for ``stability batches --json``."""
-    return json.loads(record.model_dump_json())

@@ -68,3 +68,74 @@ def test_a_grid_in_batch_mode_gives_the_graph_of_direct_calls_at_half_price(tmp_
         rows = store.batches.all()
     assert {r.state for r in rows} == {"imported"} and sum(r.n_requests for r in rows) == 60
     assert {e.state for e in events} >= {"live", "imported"}  # type: ignore[attr-defined]
+
+
+def test_expired_and_errored_requests_are_retried_in_the_next_wave(tmp_path: Path, wire: WireServer) -> None:
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "expiry", ["openai/gpt-4o-mini"], replicates=1)
+    reference = run_experiment(spec, tmp_path / "direct.duckdb")
+    wire.batches.expire_next(2)
+    wire.batches.error_next(1, 500)
+    result = run_experiment(spec, tmp_path / "batch.duckdb", batch=True)
+    assert result.done == 3
+    twice = wire.batches.twice()
+    assert len(twice) == 3 and set(twice.values()) == {2}  # the three, once more each, nothing else
+    assert final_hashes(tmp_path / "batch.duckdb", result.experiment_id) == \
+        final_hashes(tmp_path / "direct.duckdb", reference.experiment_id)
+    calls = calls_of(tmp_path / "batch.duckdb", result.experiment_id)
+    assert len(calls) == 15 and all(c.status == "ok" for c in calls)
+    retried = [c for c in calls if c.attempts == 2]
+    assert len(retried) == 3 and all(len(c.retries) == 1 for c in retried)
+    assert any("expired" in c.retries[0]["error"] for c in retried)
+    with Store.open(tmp_path / "batch.duckdb", read_only=True) as store:
+        states = [r.state for b in store.batches.all() for r in store.batches.requests(b.local_key)]
+    assert states.count("retry") == 3 and states.count("done") == 15
+
+
+def test_a_failed_batch_is_sent_again(tmp_path: Path, wire: WireServer) -> None:
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "failing", ["openai/gpt-4o-mini"], replicates=1)
+    wire.batches.fail_next_batch()
+    result = run_experiment(spec, tmp_path / "batch.duckdb", batch=True)
+    assert result.done == 3
+    assert len(wire.batches.twice()) == 3  # the first wave's three requests, once more
+    with Store.open(tmp_path / "batch.duckdb", read_only=True) as store:
+        assert [b.raw_status for b in store.batches.all()][0] == "failed"
+
+
+def test_the_budget_stops_the_grid_cleanly_at_batch_prices(tmp_path: Path, wire: WireServer) -> None:
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "budget", ["openai/gpt-4o-mini"], replicates=2)
+    full = run_experiment(spec, tmp_path / "full.duckdb")
+    budget = full.spent_usd / 3
+    direct = run_experiment(spec, tmp_path / "direct.duckdb", max_cost=budget)
+    batched = run_experiment(spec, tmp_path / "batch.duckdb", max_cost=budget, batch=True)
+    assert direct.budget_reached and batched.budget_reached
+    assert batched.failed + batched.not_started > 0
+    plain = calls_of(tmp_path / "direct.duckdb", direct.experiment_id)
+    half = calls_of(tmp_path / "batch.duckdb", batched.experiment_id)
+    assert plain and half
+    for call in plain:
+        assert call.cost_usd == pytest.approx((call.input_tokens * 1000 + call.output_tokens * 2000) / 1e6)
+    for call in half:  # the batch rate: half
+        assert call.cost_usd == pytest.approx((call.input_tokens * 1000 + call.output_tokens * 2000) / 2e6)
+    wave = max(c.cost_usd or 0.0 for c in half) * 6  # at most one wave (6 runs) beyond the budget
+    assert batched.spent_usd <= budget + wave
+    with Store.open(tmp_path / "batch.duckdb", read_only=True) as store:
+        assert {b.state for b in store.batches.all()} == {"imported"}  # nothing left running at the provider
+        runs = [store.run(c.run_id) for c in store.cells(batched.experiment_id) if c.run_id]
+    assert {r.stop_reason for r in runs if r.status == "failed"} == {"budget"}
+    resumed = run_experiment(spec, tmp_path / "batch.duckdb", resume=True, batch=True)
+    assert resumed.done == 6 and wire.batches.twice() == {}
+    assert final_hashes(tmp_path / "batch.duckdb", batched.experiment_id) == \
+        final_hashes(tmp_path / "full.duckdb", full.experiment_id)
+
+
+def test_dry_run_prices_batch_calls_at_half(tmp_path: Path) -> None:
+    spec = batch_spec(tmp_path, "dry", ["openai/gpt-4o-mini", "scripted/x"], replicates=1)
+    plain = run_experiment(spec, tmp_path / "x.duckdb", dry_run=True).estimate
+    half = run_experiment(spec, tmp_path / "x.duckdb", dry_run=True, batch=True).estimate
+    costs = {row.model: row.cost_usd for row in plain.by_model}
+    batch_costs = {row.model: row.cost_usd for row in half.by_model}
+    assert batch_costs["openai/gpt-4o-mini"] == pytest.approx((costs["openai/gpt-4o-mini"] or 0) / 2) != 0
+    assert batch_costs["scripted/x"] == costs["scripted/x"] == 0
