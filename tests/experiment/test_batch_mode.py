@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from stability.engine import BatchEvent
 from stability.experiment import run_experiment
+from stability.records import CallRecord
 from stability.store import Store
 from stability.testing.wire_server import WireServer
 from tests.conftest import write
@@ -38,7 +40,7 @@ prices:
 """)
 
 
-def calls_of(db: Path, experiment_id: str) -> list:  # type: ignore[type-arg]
+def calls_of(db: Path, experiment_id: str) -> list[CallRecord]:
     with Store.open(db, read_only=True) as store:
         return [c for cell in store.cells(experiment_id) if cell.run_id for c in store.calls(cell.run_id)]
 
@@ -49,7 +51,7 @@ def test_a_grid_in_batch_mode_gives_the_graph_of_direct_calls_at_half_price(tmp_
     spec = batch_spec(tmp_path, "batchgrid", models)
     direct = run_experiment(spec, tmp_path / "direct.duckdb")
     assert direct.done == 12 and wire.count == 60
-    events: list[object] = []
+    events: list[BatchEvent] = []
     batched = run_experiment(spec, tmp_path / "batch.duckdb", batch=True, on_batch=events.append)
     assert batched.done == 12 and batched.batch
     assert wire.count == 60  # not one direct request more: every call went in a batch
@@ -67,7 +69,7 @@ def test_a_grid_in_batch_mode_gives_the_graph_of_direct_calls_at_half_price(tmp_
     with Store.open(tmp_path / "batch.duckdb", read_only=True) as store:
         rows = store.batches.all()
     assert {r.state for r in rows} == {"imported"} and sum(r.n_requests for r in rows) == 60
-    assert {e.state for e in events} >= {"live", "imported"}  # type: ignore[attr-defined]
+    assert {e.state for e in events} >= {"live", "imported"}
 
 
 def test_expired_and_errored_requests_are_retried_in_the_next_wave(tmp_path: Path, wire: WireServer) -> None:
