@@ -53,7 +53,7 @@ class BatchRequestRecord(BaseModel):
     model: str
     body: dict[str, Any]
     answer_format: Literal["structured", "text"] | None = None
-    committed_usd: float | None = Field(default=None, description="estimated cost at batch prices, committed on submission")
+    committed_usd: float | None = Field(default=None, description="estimated cost at batch prices, committed")
     state: RequestState = "pending"
     call_id: str | None = None
     error: str | None = None
