@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -102,6 +102,9 @@ class BatchQueue(Protocol):
     def takes(self, model: Model) -> bool:
         """Whether this model's requests go in provider batches."""
 
+    def asking(self) -> AbstractContextManager[None]:
+        """Held while a run's call to such a model is in the call path (cache lookup included)."""
+
     async def ask(self, calls: CallPath, model: Model, messages: list[Message], config: GenerateConfig, key: str,
                   index: int, step: int, purpose: str) -> CallRecord:
         """The stored answer, from a batch; raises :class:`CallFailed` (stored) or :class:`BudgetExceeded`."""
@@ -164,6 +167,13 @@ class CallPath:
     async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
                        purpose: str, model: Model | None = None) -> CallRecord:
         model = model or self.model
+        if self.batcher is not None and self.batcher.takes(model):
+            with self.batcher.asking():  # a wave waits for the runs still looking their request up
+                return await self._call(messages, config, step, purpose, model)
+        return await self._call(messages, config, step, purpose, model)
+
+    async def _call(self, messages: list[Message], config: GenerateConfig, step: int, purpose: str,
+                    model: Model) -> CallRecord:
         key = cache_key(model, messages, config)
         index = self.samples[key]
         self.samples[key] += 1

@@ -4,8 +4,8 @@ Contract:
 
 - **Waves.** A request to a model with a batch API (:meth:`~stability.models.base.Model.batch_api`) waits in
   the next wave instead of being sent. A wave is submitted when every run registered with the batcher
-  (:meth:`Batcher.running`) is waiting on it, or ``settle`` seconds after the last request joined (a run busy with
-  a model without batches, a request waiting on an identical one of another run). One batch per model per wave.
+  (:meth:`Batcher.running`) is waiting on it, or, when some are not, ``settle`` seconds after the last request
+  joined (a run busy with a model without batches; :meth:`Batcher._wave_ready`). One batch per model per wave.
   Models without a batch API (local, scripted, litellm) are asked directly, as without ``--batch``.
 - **Nothing lost.** The batch's intent (a local key, every request and the call key it becomes) is committed
   before the batch is submitted, its provider id right after. On start (:meth:`Batcher.reattach`) every open batch
@@ -41,6 +41,7 @@ from stability.models.base import GenerateConfig, Message, Model
 from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, custom_id, request_for
 from stability.prices import Price, PriceTable
 from stability.records import CallRecord, now
+from stability.redaction import redact, secret_values
 from stability.store.batches import BatchRecord, BatchRequestRecord, RequestState
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class Batcher:
         self.queue: list[Ticket] = []
         self.live: dict[str, LiveBatch] = {}
         self.active = 0  # runs registered
-        self.waiting = 0  # tickets not yet answered
+        self.in_path = 0  # calls to batch models in the call path (waiting here, or still looking up the cache)
         self.wave = 0
         self.submitted = 0  # requests submitted by this session
         self.apis: dict[str, BatchAPI | None] = {}
@@ -132,6 +133,17 @@ class Batcher:
 
     def takes(self, model: Model) -> bool:
         return self.api(model) is not None
+
+    @contextlib.contextmanager
+    def asking(self) -> Iterator[None]:
+        """A run's call to a batch model is in the call path (looking up its cache, or waiting here)."""
+        self.in_path += 1
+        self._last_join = time.monotonic()
+        try:
+            yield
+        finally:
+            self.in_path -= 1
+            self._wake.set()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -173,13 +185,9 @@ class Batcher:
             self._commit(request.committed_usd)
             self.queue.append(Ticket(request, calls, future))
             self._last_join = time.monotonic()
-        self.waiting += 1
         self._start()
         self._wake.set()
-        try:
-            return await future
-        finally:
-            self.waiting -= 1
+        return await future
 
     def _estimate(self, model: str, messages: list[Message], config: GenerateConfig) -> float | None:
         """A request's committed cost at the batch rate: 4 characters a token, an answer as long as its prompt
@@ -205,8 +213,7 @@ class Batcher:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            if self.queue and (self.waiting >= self.active
-                               or time.monotonic() - self._last_join >= self.settle):
+            if self.queue and self._wave_ready():
                 await self._submit_wave()
             for batch in list(self.live.values()):
                 if time.monotonic() - batch.polled >= self.poll_interval:
@@ -216,6 +223,21 @@ class Batcher:
             tick = min(self.poll_interval, 0.05 if self.queue else self.poll_interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), tick)
+
+    @property
+    def waiting(self) -> int:
+        """Requests not yet answered: in the next wave, or in a live batch."""
+        return sum(not t.future.done() for t in self.queue) + sum(
+            not t.future.done() for batch in self.live.values() for t in batch.tickets.values())
+
+    def _wave_ready(self) -> bool:
+        """No call is still on its way here, and every registered run waits here or nothing joined for ``settle``
+        seconds (a run busy elsewhere); or nothing joined for ten times that (a call waiting on an identical request
+        of another run, which is in this wave)."""
+        idle = time.monotonic() - self._last_join
+        waiting = self.waiting
+        joined = self.in_path == waiting  # no call is still on its way here (looking up its cache)
+        return (joined and (waiting >= self.active or idle >= self.settle)) or idle >= 10 * self.settle
 
     async def _submit_wave(self) -> None:
         tickets, self.queue = self.queue, []
@@ -235,7 +257,9 @@ class Batcher:
         requests = [t.request.model_copy(update={"local_key": key, "state": "pending"}) for t in tickets]
         for ticket, request in zip(tickets, requests, strict=True):
             ticket.request = request
-        self.store.batches.write_intent(record, requests)  # committed before anything is submitted
+        secrets = secret_values()  # stored without secrets, as calls are; sent as asked
+        self.store.batches.write_intent(record, [r.model_copy(update={"body": redact(r.body, secrets)})
+                                                 for r in requests])  # committed before anything is submitted
         try:
             provider_id: str | None = await api.submit([_wire(r) for r in requests], key)
         except Exception:  # noqa: BLE001 - it may still have been created: look for it
