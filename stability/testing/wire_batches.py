@@ -216,8 +216,10 @@ class WireBatches:
         batch["results"] = results
         batch["ended_at"] = time.time()
         expired = any(r["kind"] == "expired" for r in results)
-        batch["status"] = "failed" if batch["failed"] and batch["api"] == "openai" else \
-            "expired" if expired and batch["api"] == "openai" else "ended"
+        if batch["api"] == "openai":
+            batch["status"] = "failed" if batch["failed"] else "expired" if expired else "completed"
+        else:
+            batch["status"] = "ended"
         if batch["api"] == "openai" and batch["status"] != "failed":
             self._write_openai_files(batch)
         self._save()

@@ -141,3 +141,22 @@ def test_dry_run_prices_batch_calls_at_half(tmp_path: Path) -> None:
     batch_costs = {row.model: row.cost_usd for row in half.by_model}
     assert batch_costs["openai/gpt-4o-mini"] == pytest.approx((costs["openai/gpt-4o-mini"] or 0) / 2) != 0
     assert batch_costs["scripted/x"] == costs["scripted/x"] == 0
+
+
+def test_iterate_in_batch_mode_then_resume_replays_from_the_store(tmp_path: Path, db: Path, wire: WireServer) -> None:
+    from stability.engine import IterateConfig, iterate, resume
+
+    wire.reply = grow
+    start = write(tmp_path / "start.md", "- principle 1\n")
+    config = IterateConfig(protocol="fresh-instance", model="anthropic/claude-haiku-4", constitution=str(start),
+                           options={"max_steps": 8})
+    events: list[BatchEvent] = []
+    result = iterate(config, db, batch=True, on_batch=events.append)
+    assert result.run.status == "done" and len(result.revisions) == 6  # origin, 3 edits, 2 declines
+    assert wire.count == 0 and sum(wire.batches.submitted.values()) == 5 and result.sent == 5
+    assert len({e.local_key for e in events}) == 5
+    with Store.open(db) as store:  # as if the run had been killed: reopen it and replay
+        store.reopen_run(result.run.id)
+    again = resume(result.run.id, db, batch=True)
+    assert again.sent == 0 and sum(wire.batches.submitted.values()) == 5
+    assert [r.constitution_hash for r in again.revisions] == [r.constitution_hash for r in result.revisions]
