@@ -47,13 +47,14 @@ def calls_of(db: Path, experiment_id: str) -> list[CallRecord]:
 
 def test_a_grid_in_batch_mode_gives_the_graph_of_direct_calls_at_half_price(tmp_path: Path, wire: WireServer) -> None:
     wire.reply = grow
-    models = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4"]
+    # scripted/decline has no batch API: its runs are asked directly, in the same experiment
+    models = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4", "scripted/decline"]
     spec = batch_spec(tmp_path, "batchgrid", models)
     direct = run_experiment(spec, tmp_path / "direct.duckdb")
-    assert direct.done == 12 and wire.count == 60
+    assert direct.done == 18 and wire.count == 60
     events: list[BatchEvent] = []
     batched = run_experiment(spec, tmp_path / "batch.duckdb", batch=True, on_batch=events.append)
-    assert batched.done == 12 and batched.batch
+    assert batched.done == 18 and batched.batch
     assert wire.count == 60  # not one direct request more: every call went in a batch
     assert batched.batched_requests == 60 and sum(wire.batches.submitted.values()) == 60
     assert wire.batches.twice() == {}
@@ -63,12 +64,15 @@ def test_a_grid_in_batch_mode_gives_the_graph_of_direct_calls_at_half_price(tmp_
         final_hashes(tmp_path / "direct.duckdb", direct.experiment_id)
     plain, half = calls_of(tmp_path / "direct.duckdb", direct.experiment_id), \
         calls_of(tmp_path / "batch.duckdb", batched.experiment_id)
-    assert len(half) == len(plain) == 60 and all(c.status == "ok" for c in half)
-    assert sorted(c.cache_key for c in half) == sorted(c.cache_key for c in plain)
+    assert len(half) == len(plain) == 60 + 12 and all(c.status == "ok" for c in half)
+    assert sum(c.model == "scripted/decline" for c in half) == 12  # 6 runs x 2 declines, asked directly
+    assert sorted(c.cache_key for c in half if c.model != "scripted/decline") == \
+        sorted(c.cache_key for c in plain if c.model != "scripted/decline")  # (a scripted model's key is its own)
     assert batched.spent_usd == pytest.approx(direct.spent_usd / 2)
     with Store.open(tmp_path / "batch.duckdb", read_only=True) as store:
         rows = store.batches.all()
     assert {r.state for r in rows} == {"imported"} and sum(r.n_requests for r in rows) == 60
+    assert {r.model for r in rows} == {"openai/gpt-4o-mini", "anthropic/claude-haiku-4"}
     assert {e.state for e in events} >= {"live", "imported"}
 
 
