@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import CallFailed, RetryPolicy, call_record
+from stability.errors import StabilityError
 from stability.models.base import GenerateConfig, Message, Model
 from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, custom_id, request_for
 from stability.prices import Price, PriceTable
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 
 POLL_ENV = "STABILITY_BATCH_POLL"
 SETTLE_ENV = "STABILITY_BATCH_SETTLE"
+
+
+class BatchFailed(StabilityError):
+    """A batch the provider refuses to report on (not a transient failure): the runs waiting on it fail."""
 
 
 class BatchSpending(Protocol):
@@ -211,6 +216,17 @@ class Batcher:
             self._task = asyncio.ensure_future(self._loop())
 
     async def _loop(self) -> None:
+        try:
+            await self._waves_and_polls()
+        except Exception as err:  # every run waiting here fails with it (stored on the run; resumable)
+            failure = err if isinstance(err, BatchFailed) else BatchFailed(f"batch mode failed: "
+                                                                           f"{type(err).__name__}: {err}")
+            for ticket in [*self.queue, *(t for b in self.live.values() for t in b.tickets.values())]:
+                if not ticket.future.done():
+                    ticket.future.set_exception(failure)
+            self.queue, self.live = [], {}
+
+    async def _waves_and_polls(self) -> None:
         while True:
             self._wake.clear()
             if self.queue and self._wave_ready():
@@ -240,7 +256,11 @@ class Batcher:
         return (joined and (waiting >= self.active or idle >= self.settle)) or idle >= 10 * self.settle
 
     async def _submit_wave(self) -> None:
-        tickets, self.queue = self.queue, []
+        tickets = [t for t in self.queue if not t.future.done()]
+        for ticket in self.queue:
+            if ticket.future.done():  # its run was cancelled: nobody waits for it, so it is not sent
+                self._release(ticket.request.committed_usd)
+        self.queue = []
         self.wave += 1
         by_model: dict[str, list[Ticket]] = {}
         for ticket in tickets:
@@ -290,8 +310,16 @@ class Batcher:
         assert batch.record.provider_id is not None
         try:
             status = await batch.api.status(batch.record.provider_id)
-        except Exception:  # noqa: BLE001 - a poll that fails is tried again at the next one
-            return
+        except Exception as err:
+            if batch.api.transient(err):
+                return  # a poll that failed for now is tried again at the next one
+            if getattr(err, "status_code", None) == 404:  # the provider has no such batch: nothing runs or bills
+                self.store.batches.set_state(batch.record.local_key, "abandoned", "not found at the provider")
+                del self.live[batch.record.local_key]
+                await self._requeue([t for t in batch.tickets.values() if not t.future.done()],
+                                    f"batch {batch.record.provider_id} not found at the provider")
+                return
+            raise BatchFailed(f"batch {batch.record.provider_id} ({batch.record.model}): {err}") from err
         changed = (status.raw_status, status.counts) != (batch.record.raw_status, batch.record.counts)
         if status.state == "live":
             if changed:
@@ -303,8 +331,11 @@ class Batcher:
         batch.record = self.store.batches.get(batch.record.local_key)
         try:
             await self._import(batch)
-        except Exception:  # noqa: BLE001 - reading the results failed: the next poll reads them again
-            return
+        except Exception as err:
+            if batch.api.transient(err):
+                return  # reading the results failed for now: the next poll reads them again
+            raise BatchFailed(f"batch {batch.record.provider_id} ({batch.record.model}): reading its results: "
+                              f"{err}") from err
         del self.live[batch.record.local_key]
         self._emit(batch)
 

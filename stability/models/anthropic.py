@@ -113,6 +113,7 @@ def messages_output(response: Any, request: dict[str, Any]) -> Output:
 
 class AnthropicBatchAPI(BatchAPI):
     provider = "anthropic"
+    model: AnthropicModel
 
     def __init__(self, model: AnthropicModel) -> None:
         self.model = model

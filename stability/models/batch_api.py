@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.models.base import GenerateConfig, Message, Output
+from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
 from stability.models.structured import parse_json_object
 
 BatchState = Literal["live", "ended", "failed", "cancelled"]
@@ -74,6 +74,11 @@ class BatchResult(BaseModel):
 
 class BatchAPI(ABC):
     provider: str
+    model: Model
+
+    def transient(self, err: Exception) -> bool:
+        """Whether a failure to reach the batch API is worth trying again (the model's own classification)."""
+        return isinstance(err, TransientError) or self.model.transient(err) is not None
 
     @abstractmethod
     def body(self, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class OpenAIModel(SDKModel):
 
 class OpenAIBatchAPI(BatchAPI):
     provider = "openai"
+    model: OpenAIModel
 
     def __init__(self, model: OpenAIModel) -> None:
         self.model = model

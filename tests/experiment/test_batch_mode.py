@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,48 @@ def test_iterate_in_batch_mode_then_resume_replays_from_the_store(tmp_path: Path
     again = resume(result.run.id, db, batch=True)
     assert again.sent == 0 and sum(wire.batches.submitted.values()) == 5
     assert [r.constitution_hash for r in again.revisions] == [r.constitution_hash for r in result.revisions]
+
+
+def test_a_batch_the_provider_lost_is_sent_again_and_a_refused_poll_fails_the_run(tmp_path: Path, db: Path,
+                                                                                  wire: WireServer) -> None:
+    import threading
+
+    from stability.engine import IterateConfig, iterate
+    from stability.engine.batcher import BatchFailed
+
+    wire.reply = grow
+    wire.batches.delay = 0.5
+    start = write(tmp_path / "start.md", "- principle 1\n")
+    config = IterateConfig(protocol="fresh-instance", model="openai/gpt-4o-mini", constitution=str(start),
+                           options={"max_steps": 8})
+
+    def lose_the_first_batch() -> None:
+        while not wire.batches.batches:
+            time.sleep(0.01)
+        with wire.batches.lock:
+            wire.batches.batches.clear()  # 404 from now on for that id
+
+    thread = threading.Thread(target=lose_the_first_batch)
+    thread.start()
+    result = iterate(config, db, batch=True)
+    thread.join()
+    assert result.run.status == "done" and len(result.revisions) == 6
+    assert len(wire.batches.twice()) == 1  # the lost batch's request, sent again once
+    with Store.open(db, read_only=True) as store:
+        assert [b.state for b in store.batches.all()].count("abandoned") == 1
+
+    # a poll the provider refuses for good (a revoked key): the run fails with it, stored, instead of waiting forever
+    original = wire.batches.get
+
+    def unauthorised(path: str) -> tuple[int, bytes, str]:
+        if "/batches/" in path:
+            return 401, b'{"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}', \
+                "application/json"
+        return original(path)
+
+    wire.batches.get = unauthorised  # type: ignore[method-assign]
+    with pytest.raises(BatchFailed, match="Incorrect API key"):
+        iterate(config.model_copy(update={"seed": 1}), db, batch=True)
+    with Store.open(db, read_only=True) as store:
+        failed = [r for r in store.runs() if r.status == "failed"]
+    assert len(failed) == 1 and "Incorrect API key" in (failed[0].error or "")
