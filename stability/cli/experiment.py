@@ -64,7 +64,8 @@ def run(
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
     figures = result.estimate
-    table = Table(title=f"experiment {result.experiment_id}" + (" (dry run)" if dry_run else ""))
+    table = Table(title=f"experiment {result.experiment_id}" + (" (dry run)" if dry_run else "")
+                  + (" · openai/ and anthropic/ at batch prices" if batch else ""))
     for column in ("model", "runs", "calls (max)", "input tokens (est.)", "output tokens (est.)", "cost (est.)"):
         table.add_column(column)
 
