@@ -11,6 +11,8 @@ Every protocol asks through here, so "nothing lost, nothing paid twice" lives in
   samples, never sharing an answer).
 - Identical requests in flight at once (two runs of an experiment asking the same question) are sent once: the
   later asker waits for the first answer and records it as a cache hit (``Flights``).
+- In batch mode (``--batch``) a request to a model with a batch API goes into the next provider batch instead
+  (:mod:`stability.engine.batcher`); its answer is stored by :func:`call_record` like any other.
 - Transient failures (429, 5xx, overloaded, timeouts) are retried with exponential back-off and jitter,
   honouring ``Retry-After``; every failed attempt is recorded on the call.
 """
@@ -25,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -110,6 +112,20 @@ class InvocationBudget:
         self.spent += cost_usd
 
 
+class BatchQueue(Protocol):
+    """Batch mode (:class:`stability.engine.batcher.Batcher`), as the call path sees it."""
+
+    def takes(self, model: Model) -> bool:
+        """Whether this model's requests go in provider batches."""
+
+    def asking(self) -> AbstractContextManager[None]:
+        """Held while a run's call to such a model is in the call path (cache lookup included)."""
+
+    async def ask(self, calls: CallPath, model: Model, messages: list[Message], config: GenerateConfig, key: str,
+                  index: int, step: int, purpose: str) -> CallRecord:
+        """The stored answer, from a batch; raises :class:`CallFailed` (stored) or :class:`BudgetExceeded`."""
+
+
 class Flights:
     """Requests being sent right now, by (cache key, sample index); shared by the runs of one experiment."""
 
@@ -148,7 +164,8 @@ class CallPath:
                  use_cache: bool = True, prices: PriceTable | None = None,
                  budget: Spending | None = None,
                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
-                 flights: Flights | None = None, scope: CacheScope = "global") -> None:
+                 flights: Flights | None = None, scope: CacheScope = "global",
+                 batcher: BatchQueue | None = None) -> None:
         self.store = store
         self.model = model
         self.run_id = run_id
@@ -159,12 +176,20 @@ class CallPath:
         self.budget = budget
         self.limiter = limiter
         self.flights = flights or Flights()
+        self.batcher = batcher
         self.samples: Counter[str] = Counter()
         self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
 
     async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
                        purpose: str, model: Model | None = None) -> CallRecord:
         model = model or self.model
+        if self.batcher is not None and self.batcher.takes(model):
+            with self.batcher.asking():  # a wave waits for the runs still looking their request up
+                return await self._call(messages, config, step, purpose, model)
+        return await self._call(messages, config, step, purpose, model)
+
+    async def _call(self, messages: list[Message], config: GenerateConfig, step: int, purpose: str,
+                    model: Model) -> CallRecord:
         key = cache_key(model, messages, config)
         index = self.samples[key]
         self.samples[key] += 1
@@ -186,6 +211,8 @@ class CallPath:
             return hit
         flight = self.flights.start(key, index)
         try:
+            if self.batcher is not None and self.batcher.takes(model):  # --batch: the next wave, or an open batch
+                return await self.batcher.ask(self, model, messages, config, key, index, step, purpose)
             if self.limiter is None:
                 if self.budget is not None:
                     self.budget.check()
@@ -229,24 +256,12 @@ class CallPath:
             error = err
         del retries[attempts - 1:]  # tenacity may compute a wait after the final attempt
         elapsed = (time.perf_counter() - (attempt_started if output else started)) * 1000
-        secrets = secret_values()
         request = output.request if output else {"model": model.name,
                                                  "messages": [m.model_dump() for m in messages],
                                                  **config.model_dump()}
-        record = CallRecord(
-            id=_new_id(), run_id=self.run_id, step=step, purpose=purpose, model=model.name, cache_key=key,
-            sample_index=index, status="ok" if output else "error", request=redact(request, secrets),
-            response=redact(_with_logprobs(output), secrets) if output else None,
-            text=redact(output.text, secrets) if output else None,
-            input_tokens=output.usage.input_tokens if output else 0,
-            output_tokens=output.usage.output_tokens if output else 0,
-            latency_ms=round(elapsed, 3), attempts=attempts, retries=retries,
-            cost_usd=self.prices.cost(model.name, output.usage.input_tokens, output.usage.output_tokens)
-            if output else None,
-            error=redact(f"{type(error).__name__}: {error}", secrets)[:2000] if error else None,
-            created_at=now(),
-            **(_answer_details(output, secrets) if output else {}),
-        )
+        record = call_record(run_id=self.run_id, step=step, purpose=purpose, model=model.name, key=key, index=index,
+                             request=request, output=output, error=error, latency_ms=elapsed, attempts=attempts,
+                             retries=retries, prices=self.prices)
         self.store.insert_call(record)
         await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
         if self.budget is not None and record.cost_usd:
@@ -254,6 +269,29 @@ class CallPath:
         if error is not None:
             raise CallFailed(record.error or "call failed", record) from error
         return record
+
+
+def call_record(*, run_id: str, step: int, purpose: str, model: str, key: str, index: int, request: dict[str, Any],
+                output: Output | None, error: BaseException | str | None, latency_ms: float, attempts: int,
+                retries: list[dict[str, Any]], prices: PriceTable, batch: bool = False) -> CallRecord:
+    """The stored call for an answer (``output``) or a failure (``error``), secrets redacted: one shape whether
+    it was asked directly or in a provider batch (``batch``: priced at the batch rate)."""
+    secrets = secret_values()
+    message = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error) if error else None
+    return CallRecord(
+        id=_new_id(), run_id=run_id, step=step, purpose=purpose, model=model, cache_key=key,
+        sample_index=index, status="ok" if output else "error", request=redact(request, secrets),
+        response=redact(_with_logprobs(output), secrets) if output else None,
+        text=redact(output.text, secrets) if output else None,
+        input_tokens=output.usage.input_tokens if output else 0,
+        output_tokens=output.usage.output_tokens if output else 0,
+        latency_ms=round(latency_ms, 3), attempts=attempts, retries=retries,
+        cost_usd=prices.cost(model, output.usage.input_tokens, output.usage.output_tokens, batch=batch)
+        if output else None,
+        error=redact(message, secrets)[:2000] if message else None,
+        created_at=now(),
+        **(_answer_details(output, secrets) if output else {}),
+    )
 
 
 def _answer_details(output: Output, secrets: list[str]) -> dict[str, Any]:

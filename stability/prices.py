@@ -4,19 +4,25 @@ The built-in table is small and dated (``AS_OF``); override or extend it in an e
 with a YAML file (``--prices FILE``) mapping a model id, or a glob such as ``openai/gpt-4o*``, to
 ``{input: USD_PER_MTOK, output: USD_PER_MTOK}``. A model with no entry has unknown cost (recorded as null);
 ``--max-cost`` then refuses to start rather than spend blind.
+
+Batch prices (OpenAI's Batch API, Anthropic's Message Batches: ``--batch``) are half the ordinary ones unless an
+entry gives its own ``batch_input`` / ``batch_output``; :meth:`PriceTable.cost` with ``batch=True`` uses them.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from stability.errors import InputError
 from stability.input_files import invalid, load_yaml
 
 AS_OF = "2026-11"
+#: a batch's price as a fraction of the ordinary price, where an entry gives none of its own
+BATCH_DISCOUNT = 0.5
 
 
 class Price(BaseModel):
@@ -24,6 +30,22 @@ class Price(BaseModel):
 
     input: float = Field(ge=0, allow_inf_nan=False, description="USD per million input tokens")
     output: float = Field(ge=0, allow_inf_nan=False, description="USD per million output tokens")
+    batch_input: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                      description="USD per million input tokens in a batch (default: half)")
+    batch_output: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                       description="USD per million output tokens in a batch (default: half)")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Batch prices are left out while unset, so specs hash (experiment ids) as before they existed."""
+        return {k: v for k, v in handler(self).items() if not (k.startswith("batch_") and v is None)}
+
+    def rates(self, batch: bool = False) -> tuple[float, float]:
+        """(input, output) USD per million tokens, ordinary or in a batch."""
+        if not batch:
+            return self.input, self.output
+        return (self.batch_input if self.batch_input is not None else self.input * BATCH_DISCOUNT,
+                self.batch_output if self.batch_output is not None else self.output * BATCH_DISCOUNT)
 
 
 DEFAULT_PRICES: dict[str, Price] = {
@@ -57,11 +79,12 @@ class PriceTable(BaseModel):
         matches = [p for p in self.prices if fnmatch.fnmatchcase(model, p)]
         return self.prices[max(matches, key=len)] if matches else None
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    def cost(self, model: str, input_tokens: int, output_tokens: int, batch: bool = False) -> float | None:
         price = self.price(model)
         if price is None:
             return None
-        return (input_tokens * price.input + output_tokens * price.output) / 1_000_000
+        rate_in, rate_out = price.rates(batch)
+        return (input_tokens * rate_in + output_tokens * rate_out) / 1_000_000
 
 
 def load_prices(path: Path | str) -> dict[str, Price]:

@@ -107,6 +107,8 @@ def iterate(
                                        "experiment | global (the run's own calls always replay on resume)")]
     = "global",
     resume: Annotated[str | None, typer.Option("--resume", help="continue a killed or failed run")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
+                                        "the price; answers within 24 h)")] = False,
     db: DbOption = None,
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
@@ -124,7 +126,7 @@ def iterate(
     progress = StepProgress(max_steps or 20)
     try:
         if resume:
-            result = run_resume(resume, db, on_step=progress.update)
+            result = run_resume(resume, db, on_step=progress.update, batch=batch, on_batch=_batch_line)
         else:
             if not model:
                 raise StabilityError("iterate: give --model (and --constitution), or --resume RUN_ID")
@@ -151,13 +153,23 @@ def iterate(
                                    roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
                                    options=options, use_cache=not no_cache, templates=templates,
                                    **thinking)
-            result = run_iterate(config, db, on_step=progress.update)
+            result = run_iterate(config, db, on_step=progress.update, batch=batch, on_batch=_batch_line)
     finally:
         progress.stop()
     _print_chain(result.run.id, db)
     _hint_truncation(result.run.id, db)
     if result.run.status != "done":
         raise typer.Exit(1)
+
+
+def _batch_line(event: Any) -> None:
+    """``iterate --batch``: one line on stderr per batch submitted and per change a poll sees."""
+    from stability.records import now
+
+    since = f" · {(now() - event.submitted_at).total_seconds():.0f} s since submission" if event.submitted_at else ""
+    errors.print(printable(f"batch wave {event.wave} · {event.model} · {event.provider_id or event.local_key} · "
+                           f"{event.raw_status or event.state} · {event.n_requests} requests{since}"),
+                 markup=False, highlight=False, soft_wrap=True)
 
 
 def _hint_truncation(run_id: str, db: Path | None) -> None:

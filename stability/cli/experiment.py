@@ -1,15 +1,16 @@
-"""CLI commands for protocols, experiments and importers: ``protocols``, ``run``, ``import``."""
+"""CLI commands for protocols, experiments, batches and importers: ``protocols``, ``run``, ``batches``, ``import``."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from stability.cli.console import console, errors, print_json
+from stability.cli.display import printable
 
 
 def protocols(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -39,6 +40,8 @@ def run(
     prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
     db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
+                                        "the price; answers within 24 h); other providers as usual")] = False,
 ) -> None:
     """Expand an experiment spec into runs and run them (or, with --dry-run, estimate them)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -48,7 +51,7 @@ def run(
 
     spec = ready_spec(str(spec)) or spec
 
-    with Progress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=dry_run) as progress:
         task = progress.add_task("runs", total=None)
 
@@ -56,12 +59,13 @@ def run(
             progress.advance(task)
 
         result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume, prices_file=prices,
-                                on_cell=on_cell)
+                                on_cell=on_cell, batch=batch, on_batch=BatchProgress(progress))
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
     figures = result.estimate
-    table = Table(title=f"experiment {result.experiment_id}" + (" (dry run)" if dry_run else ""))
+    table = Table(title=f"experiment {result.experiment_id}" + (" (dry run)" if dry_run else "")
+                  + (" · openai/ and anthropic/ at batch prices" if batch else ""))
     for column in ("model", "runs", "calls (max)", "input tokens (est.)", "output tokens (est.)", "cost (est.)"):
         table.add_column(column)
 
@@ -77,6 +81,9 @@ def run(
     console.print(f"cache scope: {result.cache} ({_SCOPES[result.cache]})")
     for warning in figures.warnings:
         errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    if batch and not dry_run:
+        console.print(f"batches: {result.waves} waves, {result.batched_requests} requests submitted (priced at the "
+                      "batch rate)")
     if not dry_run:
         console.print(f"done {result.done} · failed {result.failed} · not started {result.not_started} · "
                       f"spent ${result.spent_usd:.4f}" + (" · budget reached" if result.budget_reached else ""))
@@ -84,6 +91,53 @@ def run(
             console.print("resume with: stability run SPEC --resume"
                           + (" --max-cost HIGHER" if result.budget_reached else ""))
             raise typer.Exit(1)
+
+
+class BatchProgress:
+    """One progress line per provider batch: its wave, model, state, counts, and the time since submission."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        counts = " ".join(f"{k} {v}" for k, v in sorted(event.counts.items()) if v)
+        text = (f"wave {event.wave} · {event.model} · {event.provider_id or event.local_key} · "
+                f"{event.raw_status or event.state}" + (f" · {counts}" if counts else ""))
+        if event.local_key not in self.tasks:
+            self.tasks[event.local_key] = self.progress.add_task(printable(text), total=event.n_requests)
+        done = event.state in ("imported", "ended", "failed", "cancelled")
+        self.progress.update(self.tasks[event.local_key], description=printable(text),
+                             completed=event.n_requests if done else 0)
+
+
+def batches(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="cancel the live batches (orphans of killed runs)")]
+    = False,
+    prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
+    db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
+) -> None:
+    """Re-attach the provider batches of --batch runs: import finished ones as calls, show the live ones, and
+    with --cancel cancel them. Resume the runs afterwards (stability run SPEC --resume --batch)."""
+    from stability.engine.batcher import sync_batches
+
+    report = sync_batches(db, cancel=cancel, prices_file=prices)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        return
+    table = Table(title="batches")
+    for column in ("wave", "model", "batch", "state", "requests", "counts", "submitted", "finished"):
+        table.add_column(column)
+    for b in report.batches:
+        counts = " ".join(f"{k} {v}" for k, v in sorted((b.counts or {}).items()) if v)
+        table.add_row(str(b.wave), b.model, b.provider_id or b.local_key, b.state + (f" ({b.raw_status})"
+                      if b.raw_status else ""), str(b.n_requests), counts,
+                      f"{b.submitted_at:%Y-%m-%d %H:%M:%S}" if b.submitted_at else "",
+                      f"{b.finished_at:%Y-%m-%d %H:%M:%S}" if b.finished_at else "")
+    console.print(table)
+    console.print(f"imported {report.imported} · cancelled {report.cancelled} · abandoned {report.abandoned} · "
+                  f"live {report.live}")
 
 
 _SCOPES = {"run": "each run answers only from its own calls: replicates and arms are independent samples",
@@ -111,4 +165,5 @@ def import_(
 def register(app: typer.Typer) -> None:
     app.command("protocols")(protocols)
     app.command("run")(run)
+    app.command("batches")(batches)
     app.command("import")(import_)

@@ -4,6 +4,7 @@ Layers: cli -> experiment -> engine -> protocols; engine -> call path -> models;
 (see docs/architecture.md).
 """
 
+from stability.engine.batcher import Batcher, BatchEvent
 from stability.engine.execute import RunOutcome, RunResult, create_run, execute, iterate, resume
 from stability.engine.prepare import (
     IterateConfig,
@@ -17,6 +18,8 @@ from stability.engine.prepare import (
 from stability.engine.run import Run, StepEvent, derive_seed
 
 __all__ = [
+    "BatchEvent",
+    "Batcher",
     "IterateConfig",
     "ModelPool",
     "Prepared",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import BudgetExceeded, CallPath, Flights, Spending
+from stability.engine.batcher import Batcher, BatchEvent
 from stability.engine.prepare import IterateConfig, ModelPool, Prepared, prepare, prepare_resume
 from stability.engine.run import Run, StepEvent
 from stability.errors import StabilityError
@@ -30,6 +31,7 @@ from stability.redaction import redact
 from stability.store.store import Store
 
 OnStep = Callable[[StepEvent], None]
+OnBatch = Callable[[BatchEvent], None]
 
 
 class RunOutcome(BaseModel):
@@ -74,10 +76,11 @@ def create_run(store: Store, prepared: Prepared) -> RunRecord:
 async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None = None,
                   prices: PriceTable | None = None, budget: Spending | None = None,
                   limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
-                  flights: Flights | None = None) -> RunOutcome:
-    """Run (or replay) the protocol and record how it ended."""
+                  flights: Flights | None = None, batcher: Batcher | None = None) -> RunOutcome:
+    """Run (or replay) the protocol and record how it ended. With a ``batcher`` (``--batch``), the requests to
+    models with a batch API go in provider batches."""
     calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, budget=budget,
-                     limiter=limiter, flights=flights, scope=prepared.config.cache)
+                     limiter=limiter, flights=flights, scope=prepared.config.cache, batcher=batcher)
     last: list[str] = []
 
     def stepped(event: StepEvent) -> None:
@@ -88,8 +91,10 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
     handle = Run(run_id=run.id, seed=run.seed, protocol=prepared.protocol.name,
                  generate=prepared.config.generate(), store=store, calls=calls, models=prepared.models,
                  templates=prepared.templates, on_step=stepped)
+    batched = batcher.running() if batcher is not None and batcher.takes(prepared.model) else nullcontext()
     try:
-        stop = await prepared.protocol.run(handle, prepared.start)
+        with batched:
+            stop = await prepared.protocol.run(handle, prepared.start)
     except BudgetExceeded as err:
         store.finish_run(run.id, "failed", "budget", str(err))
         raise
@@ -107,17 +112,33 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
                       final_hash=last[0] if last else None, sent=calls.sent)
 
 
-def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep | None = None) -> RunResult:
-    """Start one run: prepare it (bad input writes nothing), store it, execute it."""
+def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep | None = None,
+            batch: bool = False, on_batch: OnBatch | None = None) -> RunResult:
+    """Start one run: prepare it (bad input writes nothing), store it, execute it (``batch``: in provider
+    batches, where the model has a batch API)."""
     pool = ModelPool()
     prepared = prepare(config, pool)
     with Store.open(db) as store:
         run = create_run(store, prepared)
-        outcome = asyncio.run(_closing(execute(store, run, prepared, on_step), pool))
+        outcome = asyncio.run(_closing(_batched(store, run, prepared, on_step, batch, on_batch), pool))
         return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=outcome.sent)
 
 
-def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = None) -> RunResult:
+async def _batched(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None, batch: bool,
+                   on_batch: OnBatch | None) -> RunOutcome:
+    """:func:`execute`, with a batcher that first re-attaches the store's open batches when ``batch``."""
+    if not batch:
+        return await execute(store, run, prepared, on_step)
+    batcher = Batcher(store, on_event=on_batch)
+    try:
+        await batcher.reattach()
+        return await execute(store, run, prepared, on_step, batcher=batcher)
+    finally:
+        await batcher.aclose()
+
+
+def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = None, batch: bool = False,
+           on_batch: OnBatch | None = None) -> RunResult:
     """Continue a killed or failed run by replaying it: completed calls come from the store, not the model."""
     with Store.open(db, create=False) as store:
         run = store.run(run_id)
@@ -126,7 +147,7 @@ def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = N
         pool = ModelPool()
         prepared = prepare_resume(store, run, pool)
         store.reopen_run(run.id)
-        outcome = asyncio.run(_closing(execute(store, run, prepared, on_step), pool))
+        outcome = asyncio.run(_closing(_batched(store, run, prepared, on_step, batch, on_batch), pool))
         return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=outcome.sent)
 
 

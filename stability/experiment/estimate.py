@@ -5,8 +5,8 @@ a token): each call's prompt is the protocol's templates plus the constitution, 
 again; in-context iteration re-sends the growing conversation, so its prompts grow with the step. Thinking counts
 as output: an Anthropic ``thinking_budget`` in full, an OpenAI reasoning model's reasoning by its effort
 (:data:`REASONING_TOKENS`), both within ``max_tokens``. Costs use the
-price table (built in, overridden by the spec's ``prices:`` and ``--prices FILE``); a model with no price shows
-an unknown cost.
+price table (built in, overridden by the spec's ``prices:`` and ``--prices FILE``; at the batch rate for ``--batch``
+calls to models with a batch API); a model with no price shows an unknown cost.
 
 A model whose ``max_tokens`` is below the answer the largest constitution of its cells needs (the same
 estimate: the list again, plus a fifth, plus 40 tokens) gets a warning: its answers would be cut off, and a
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stability.constitution import Constitution
 from stability.engine import IterateConfig, validate
+from stability.models.batch_api import has_batch_api
 from stability.models.registry import canonical_name
 from stability.models.sampling import is_openai_reasoning_model
 from stability.prices import PriceTable
@@ -84,7 +85,8 @@ def _cell(config: IterateConfig) -> tuple[int, int, int, int]:
     return calls, input_tokens, calls * output, needed + thinking_tokens(config)
 
 
-def estimate(cells: list[IterateConfig], prices: PriceTable) -> Estimate:
+def estimate(cells: list[IterateConfig], prices: PriceTable, batch: bool = False) -> Estimate:
+    """``batch``: the calls of models with a batch API are priced at the batch rate (``--batch``)."""
     per_model: dict[str, ModelEstimate] = {}
     short: dict[tuple[str, int], int] = {}  # (model, max_tokens) -> largest answer it may cut
     for config in cells:
@@ -99,7 +101,8 @@ def estimate(cells: list[IterateConfig], prices: PriceTable) -> Estimate:
         row.input_tokens += input_tokens
         row.output_tokens += output_tokens
     for row in per_model.values():
-        row.cost_usd = prices.cost(row.model, row.input_tokens, row.output_tokens)
+        row.cost_usd = prices.cost(row.model, row.input_tokens, row.output_tokens,
+                                   batch=batch and has_batch_api(row.model))
     rows = list(per_model.values())
     costs = [r.cost_usd for r in rows]
     return Estimate(runs=len(cells), calls=sum(r.calls for r in rows), input_tokens=sum(r.input_tokens for r in rows),

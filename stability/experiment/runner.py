@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.bounds import Budget as BudgetAmount
 from stability.bounds import check
 from stability.calls import BudgetExceeded, Flights
-from stability.engine import ModelPool, Prepared, create_run, execute, prepare, prepare_resume
+from stability.engine import Batcher, BatchEvent, ModelPool, Prepared, create_run, execute, prepare, prepare_resume
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
@@ -45,6 +45,9 @@ class ExperimentResult(BaseModel):
     not_started: int = 0
     spent_usd: float = 0.0
     budget_reached: bool = False
+    batch: bool = False
+    waves: int = Field(default=0, description="batch waves submitted by this session")
+    batched_requests: int = Field(default=0, description="requests this session submitted in provider batches")
     runs: list[str] = []
 
 
@@ -82,6 +85,7 @@ class Budget:
         self.max_cost = max_cost
         self.reached = False
         self.running_total: float | None = None
+        self.committed = 0.0  # batch requests submitted, not yet answered (estimated at the batch rate)
 
     def spent(self) -> float:
         return self.store.experiment_spent(self.experiment_id)
@@ -91,7 +95,8 @@ class Budget:
             return
         if self.running_total is None:
             self.running_total = self.spent()
-        if self.reached or self.running_total >= self.max_cost:
+            self.committed = self.store.batches.committed_usd(self.experiment_id)  # earlier sessions' open batches
+        if self.reached or self.running_total + self.committed >= self.max_cost:
             self.reached = True
             raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
 
@@ -99,10 +104,18 @@ class Budget:
         if self.running_total is not None:
             self.running_total += cost_usd
 
+    def commit(self, cost_usd: float) -> None:
+        """A request joined a batch: its estimated cost counts as spent until its answer is priced."""
+        self.committed += cost_usd
+
+    def release(self, cost_usd: float) -> None:
+        self.committed = max(0.0, self.committed - cost_usd)
+
 
 def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
                    max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
-                   on_cell: Callable[[CellRecord], None] | None = None) -> ExperimentResult:
+                   on_cell: Callable[[CellRecord], None] | None = None, batch: bool = False,
+                   on_batch: Callable[[BatchEvent], None] | None = None) -> ExperimentResult:
     if max_cost is not None:
         check(max_cost, BudgetAmount, "--max-cost")
     spec = load_spec(spec_path)
@@ -111,13 +124,14 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         prices = PriceTable().with_overrides(spec.prices)
         if prices_file is not None:
             prices = prices.with_overrides(load_prices(prices_file))
-        figures = estimate(cells, prices)  # validates every cell (files, options, model names), loads no model
+        # validates every cell (files, options, model names), loads no model
+        figures = estimate(cells, prices, batch=batch)
     except InputError:
         raise  # it names its own file (a constitution, the prices file)
     except StabilityError as err:  # a cell the spec describes is invalid: name the spec
         raise InputError(str(spec_path), None, str(err)) from None
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells),
-                              cache=spec.cache_scope())
+                              cache=spec.cache_scope(), batch=batch)
     if dry_run:
         return result
     if max_cost is not None:
@@ -136,7 +150,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
                                                  config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
         budget = Budget(store, spec.experiment_id, max_cost)
-        asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell))
+        waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell, batch, on_batch))
+        result.waves, result.batched_requests = waves
         final = store.cells(spec.experiment_id)
         result.done = sum(c.status == "done" for c in final)
         result.failed = sum(c.status == "failed" for c in final)
@@ -148,10 +163,14 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
 
 
 async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
-                     prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None) -> None:
+                     prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None,
+                     batch: bool = False, on_batch: Callable[[BatchEvent], None] | None = None) -> tuple[int, int]:
+    """Run the cells; (batch waves, batched requests) of this session."""
     limits = Limits(spec)
     flights = Flights()  # identical questions of two runs in flight at once are sent once
-    slots = asyncio.Semaphore(spec.max_parallel_runs)
+    # in batch mode every run waits on its batch, so all of them run at once to fill the waves
+    slots = asyncio.Semaphore(len(prepared) if batch else spec.max_parallel_runs)
+    batcher = Batcher(store, prices=prices, budget=budget, on_event=on_batch) if batch else None
     by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
 
     async def one(item: Prepared) -> None:
@@ -171,7 +190,7 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
             status = "failed"
             try:
                 outcome = await execute(store, run, item, prices=prices, budget=budget, limiter=limits,
-                                        flights=flights)
+                                        flights=flights, batcher=batcher)
                 status = outcome.status
             except BudgetExceeded:
                 pass
@@ -183,13 +202,19 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
                 if on_cell is not None:
                     on_cell(cell.model_copy(update={"status": final, "run_id": run.id}))
 
-    tasks = [asyncio.ensure_future(one(item)) for item in prepared]
+    tasks: list[asyncio.Future[None]] = []
     try:
+        if batcher is not None:  # earlier sessions' batches: imported if done, else their requests join them
+            await batcher.reattach()
+        tasks = [asyncio.ensure_future(one(item)) for item in prepared]
         await asyncio.gather(*tasks)
     finally:  # one cell failing unexpectedly stops the others (interrupted, resumable) before clients close
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if batcher is not None:
+            await batcher.aclose()
         await pool.aclose()
+    return (batcher.wave, batcher.submitted) if batcher is not None else (0, 0)
 
 

@@ -1,8 +1,12 @@
-"""``anthropic/NAME`` through the official SDK. Honours ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``."""
+"""``anthropic/NAME`` through the official SDK. Honours ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``.
+
+Its Message Batches API (``--batch``): :class:`AnthropicBatchAPI`.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from stability.errors import MissingDependency
@@ -17,6 +21,7 @@ from stability.models.base import (
     check_network_allowed,
     http_timeout,
 )
+from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, BatchState, BatchStatus, answered
 from stability.models.retry import stainless_transient
 from stability.models.structured import generate_in_format
 
@@ -33,6 +38,9 @@ class AnthropicModel(SDKModel):
                 from None
         return anthropic.AsyncAnthropic(api_key=api_key, base_url=self.base_url, max_retries=0,
                                          timeout=http_timeout())
+
+    def batch_api(self) -> BatchAPI:
+        return AnthropicBatchAPI(self)
 
     def transient(self, err: Exception) -> TransientError | None:
         """By status (429, 5xx, 529 overloaded), connection and timeout errors, and truncated bodies."""
@@ -101,6 +109,63 @@ def messages_output(response: Any, request: dict[str, Any]) -> Output:
         response=response.model_dump(mode="json"),
         thinking=thinking or None,
     )
+
+
+class AnthropicBatchAPI(BatchAPI):
+    provider = "anthropic"
+    model: AnthropicModel
+
+    def __init__(self, model: AnthropicModel) -> None:
+        self.model = model
+
+    def body(self, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
+        as_sent = config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
+        body, extra = self.model.request_body(messages, as_sent)
+        return {**body, **extra}
+
+    async def submit(self, requests: list[BatchRequest], local_key: str) -> str:
+        batch = await self.model.client().messages.batches.create(
+            requests=[{"custom_id": r.custom_id, "params": r.body} for r in requests])
+        return str(batch.id)
+
+    async def find(self, local_key: str, since: datetime, n_requests: int, claimed: set[str]) -> str | None:
+        found = []
+        async for batch in self.model.client().messages.batches.list(limit=100):
+            if batch.created_at.timestamp() < since.timestamp() - 60:
+                break
+            counts = batch.request_counts
+            total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+            if batch.id not in claimed and total == n_requests and batch.created_at.timestamp() >= since.timestamp():
+                found.append(batch)
+        return str(min(found, key=lambda b: b.created_at).id) if found else None
+
+    async def status(self, provider_id: str) -> BatchStatus:
+        batch = await self.model.client().messages.batches.retrieve(provider_id)
+        state: BatchState = "ended" if batch.processing_status == "ended" else "live"
+        return BatchStatus(provider_id=provider_id, state=state, raw_status=batch.processing_status,
+                           counts=batch.request_counts.model_dump())
+
+    async def results(self, provider_id: str, requests: dict[str, BatchRequest]) -> list[BatchResult]:
+        found: dict[str, BatchResult] = {}
+        async for line in await self.model.client().messages.batches.results(provider_id):
+            cid, result = line.custom_id, line.result
+            if cid not in requests:
+                continue
+            if result.type == "succeeded":
+                output = messages_output(result.message, requests[cid].body)
+                found[cid] = BatchResult(custom_id=cid, output=answered(output, requests[cid]))
+            elif result.type == "errored":
+                error = result.error.error
+                kind = getattr(error, "type", "api_error")
+                found[cid] = BatchResult(custom_id=cid, error=f"{kind}: {getattr(error, 'message', '')}",
+                                         retry=kind in ("api_error", "overloaded_error", "rate_limit_error"))
+            else:  # expired, canceled
+                found[cid] = BatchResult(custom_id=cid, error=f"{result.type} in batch {provider_id}", retry=True)
+        missing = f"not answered by batch {provider_id}"
+        return [found.get(cid) or BatchResult(custom_id=cid, error=missing, retry=True) for cid in requests]
+
+    async def cancel(self, provider_id: str) -> None:
+        await self.model.client().messages.batches.cancel(provider_id)
 
 
 def create(full_name: str) -> Model:

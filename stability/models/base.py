@@ -21,6 +21,7 @@ from stability.models.sampling import is_openai_reasoning_model
 
 if TYPE_CHECKING:
     from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
+    from stability.models.batch_api import BatchAPI
 
 ALLOW_NETWORK_ENV = "STABILITY_ALLOW_NETWORK"
 HTTP_TIMEOUT_ENV = "STABILITY_HTTP_TIMEOUT"
@@ -199,6 +200,10 @@ class Model(ABC):
 
     @abstractmethod
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output: ...
+
+    def batch_api(self) -> BatchAPI | None:
+        """The provider's batch API (half price, answered within a day), or None: then ``--batch`` asks directly."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Parameters worth recording on a run (besides the sampling config)."""

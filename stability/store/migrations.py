@@ -262,9 +262,47 @@ def m008_judgements(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE INDEX judgements_subject ON judgements (question, subject_key)")
 
 
+def m009_batches(con: duckdb.DuckDBPyConnection) -> None:
+    """Provider batches (``--batch``): the intent is written before a batch is submitted, its provider id right
+    after, and each request's outcome once the batch ends (answers are imported as ordinary calls)."""
+    _table(con, "batches", "Provider batches (OpenAI Batch API, Anthropic Message Batches) of --batch runs.", [
+        ("local_key", "VARCHAR PRIMARY KEY", "our key, sb-<hex>, written before submission (OpenAI metadata)"),
+        ("provider", "VARCHAR NOT NULL", "openai | anthropic"),
+        ("model", "VARCHAR NOT NULL", "full model id of every request in the batch"),
+        ("provider_id", "VARCHAR", "the provider's batch id; null until the provider created it"),
+        ("state", "VARCHAR NOT NULL", "intent (written, not known submitted) | live | ended | failed | cancelled "
+                                      "(finished, results not yet imported) | imported | abandoned (the intent "
+                                      "never reached the provider)"),
+        ("raw_status", "VARCHAR", "the provider's last status word: in_progress, completed, expired, ended, ..."),
+        ("counts", "JSON", "the provider's last request counts"),
+        ("wave", "INTEGER NOT NULL", "the wave of the session that submitted it (1-based)"),
+        ("n_requests", "INTEGER NOT NULL", "requests in the batch"),
+        ("created_at", "TIMESTAMP NOT NULL", "UTC, when the intent was written"),
+        ("submitted_at", "TIMESTAMP", "UTC, when the provider id was stored"),
+        ("finished_at", "TIMESTAMP", "UTC, when its results were imported (or it was found failed or cancelled)"),
+    ])
+    _table(con, "batch_requests", "The requests of a batch: one call each, keyed by custom_id.", [
+        ("local_key", "VARCHAR NOT NULL", "batches.local_key"),
+        ("custom_id", "VARCHAR NOT NULL", "sha256 of run id, cache key and sample index: the call key in the batch"),
+        ("run_id", "VARCHAR NOT NULL", "runs.id of the run that asked"),
+        ("cache_key", "VARCHAR NOT NULL", "calls.cache_key of the call it becomes"),
+        ("sample_index", "INTEGER NOT NULL", "calls.sample_index of the call it becomes"),
+        ("step", "INTEGER NOT NULL", "the step that asked"),
+        ("purpose", "VARCHAR NOT NULL", "the purpose of the call"),
+        ("model", "VARCHAR NOT NULL", "full model id"),
+        ("body", "JSON NOT NULL", "the provider request body (no secrets: keys travel in headers)"),
+        ("answer_format", "VARCHAR", "structured | text | null, as on calls"),
+        ("committed_usd", "DOUBLE", "committed spending at batch prices (input estimate + max_tokens output)"),
+        ("state", "VARCHAR NOT NULL", "pending | done (answer stored as call_id) | retry (expired or a transient "
+                                      "error: asked again in a later wave) | failed (error stored as call_id)"),
+        ("call_id", "VARCHAR", "calls.id of the imported answer or error"),
+        ("error", "VARCHAR", "the provider's error for this request"),
+    ], extra=" PRIMARY KEY (local_key, custom_id)")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
-                               m007_probes, m008_judgements]
+                               m007_probes, m008_judgements, m009_batches]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

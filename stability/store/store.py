@@ -38,6 +38,7 @@ from stability.records import (
     now,
 )
 from stability.store import migrations
+from stability.store.batches import BatchTable
 from stability.store.queue import WriteQueue, to_json
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
@@ -77,6 +78,11 @@ class Store:
         #: seconds since the snapshot this store reads was taken; None when it reads the store itself
         self.snapshot_age: float | None = None
         self._publisher: Publisher | None = None
+
+    @property
+    def batches(self) -> BatchTable:
+        """The provider batches of ``--batch`` runs (:mod:`stability.store.batches`)."""
+        return BatchTable(self)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:

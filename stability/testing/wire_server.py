@@ -29,6 +29,10 @@ object answer comes back as the ``answer`` tool's input.
 occurrence of a request body meets a fault depends only on the seed, the body and n, never on arrival order, so
 a concurrent run sees the same faults every time.
 
+Batches (:mod:`stability.testing.wire_batches`): OpenAI's Files + Batches API and Anthropic's Message Batches API,
+on ``server.batches``, with a completion delay (``batch_delay``), injected expiries, partial errors and failed
+batches, and a ``batch_state`` file that a server started again on it (a restart) reads back.
+
 Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1 --fault-rate 0.2``;
 ``GET /count`` then returns its counters as JSON.
 """
@@ -50,6 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from stability.models.structured import parse_json_object
+from stability.testing.wire_batches import WireBatches
 from stability.testing.wire_rules import anthropic_rejection, cut, openai_rejection
 
 Reply = Callable[[list[dict[str, Any]]], str]
@@ -127,7 +132,8 @@ class _Server(ThreadingHTTPServer):
 class WireServer:
     def __init__(self, reply: Reply = decline, latency: float = 0.0, port: int = 0,
                  faults: FaultMix | None = None, refuse_structured: int | None = None,
-                 structured_reply: StructuredReply | None = None, think: Reply = considered) -> None:
+                 structured_reply: StructuredReply | None = None, think: Reply = considered,
+                 batch_state: str | None = None, batch_delay: float = 0.0) -> None:
         self.reply = reply
         self.structured_reply = structured_reply
         self.think = think
@@ -143,6 +149,7 @@ class WireServer:
         self.injected: Counter[str] = Counter()  # faults sent, by kind
         self.retry_afters: list[float] = []  # every Retry-After sent
         self.incomplete = 0  # requests whose body never fully arrived (the client died sending it)
+        self.batches = WireBatches(self._direct, batch_state, batch_delay)
         self.httpd = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -214,6 +221,11 @@ class WireServer:
             return (*rejection, {}) if rejection else (200, self._anthropic(body, empty, halve), {})
         return 404, {"error": {"message": f"no route {path}"}}, {}
 
+    def _direct(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A batched request's answer: what a direct request would get, faults aside."""
+        status, payload, _ = self._answer(path, body, None, {})
+        return status, payload
+
     def _text(self, messages: list[dict[str, Any]], schema: bool) -> str:
         if schema and self.structured_reply is not None:
             return json.dumps(self.structured_reply(messages))
@@ -271,6 +283,9 @@ class WireServer:
                         server.incomplete += 1
                     self._drop()
                     return
+                if server.batches.handles(self.path):
+                    self._send(*server.batches.post(self.path, raw, dict(self.headers.items())))
+                    return
                 try:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
@@ -308,12 +323,23 @@ class WireServer:
                         server.answered[key] += 1
 
             def do_GET(self) -> None:  # noqa: N802 - ``GET /count``: the counters, for a server in another process
+                if server.batches.handles(self.path):
+                    self._send(*server.batches.get(self.path))
+                    return
                 with server.lock:
                     counts = {"count": len(server.requests), "answered": sum(server.answered.values()),
-                              "injected": dict(server.injected), "incomplete": server.incomplete}
+                              "injected": dict(server.injected), "incomplete": server.incomplete,
+                              "batch_submitted_twice": server.batches.twice()}
                 data = json.dumps(counts).encode()
                 self.send_response(200 if self.path == "/count" else 404)
                 self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _send(self, status: int, data: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -340,9 +366,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction of requests given a random fault")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-state", default=None, help="JSON file keeping batch state across restarts")
+    parser.add_argument("--batch-delay", type=float, default=0.0, help="seconds until a batch completes")
     args = parser.parse_args()
     mix = FaultMix(rate=args.fault_rate, seed=args.seed) if args.fault_rate else None
-    server = WireServer(latency=args.latency, port=args.port, faults=mix)
+    server = WireServer(latency=args.latency, port=args.port, faults=mix, batch_state=args.batch_state,
+                        batch_delay=args.batch_delay)
     print(server.url, flush=True)
     server.httpd.serve_forever()
 

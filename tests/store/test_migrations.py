@@ -37,6 +37,10 @@ EXPECTED = {
     "judgements": ["id", "judge_key", "judge_model", "judge_params", "template_hash", "question", "subject_key",
                    "subjects", "verdict", "how", "rationale", "detail", "raw_answer", "problem", "call_id",
                    "created_at"],
+    "batches": ["local_key", "provider", "model", "provider_id", "state", "raw_status", "counts", "wave",
+                "n_requests", "created_at", "submitted_at", "finished_at"],
+    "batch_requests": ["local_key", "custom_id", "run_id", "cache_key", "sample_index", "step", "purpose", "model",
+                       "body", "answer_format", "committed_usd", "state", "call_id", "error"],
 }
 
 
@@ -106,8 +110,7 @@ def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) ->
     for call_id, response in responses.items():
         con.execute("INSERT INTO calls VALUES (?, 'r-1', 1, 'revise', 'm', 'k', 0, 'ok', '{}', ?, 'x', 0, 0, 0, 1, "
                     "'[]', NULL, NULL, NULL, now()::TIMESTAMP)", [call_id, response])
-    assert migrations.apply(con) == ["m005_call_answer_details", "m006_embeddings_to_own_file", "m007_probes",
-                                    "m008_judgements"]
+    assert migrations.apply(con) == [m.__name__ for m in MIGRATIONS[4:]]
     found = dict(con.execute("SELECT id, finish_reason FROM calls").fetchall())
     con.close()
     assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}
