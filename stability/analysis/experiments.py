@@ -74,6 +74,11 @@ def _summary(store: Store, record: ExperimentRecord, cells: list[CellRecord]) ->
         states=dict(Counter(r.status for r in rows)), cell_list=rows)
 
 
+def experiment_summary(store: Store, record: ExperimentRecord) -> ExperimentSummary:
+    """One experiment's factors, cells and their states."""
+    return _summary(store, record, store.cells(record.id))
+
+
 def list_experiments(db: Path | str | None = None) -> list[ExperimentSummary]:
     """Every experiment in the store, oldest first."""
     with Store.open(db, read_only=True) as store:

@@ -15,6 +15,7 @@ from rich.table import Table
 from stability.cli import analysis as analysis_commands
 from stability.cli import experiment as experiment_commands
 from stability.cli import probe as probe_command
+from stability.cli import view as view_command
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.display import printable
 from stability.cli.library import library_app
@@ -290,6 +291,7 @@ app.command("probe")(probe_command.probe)
 app.command("analyze")(analysis_commands.analyze)
 app.command("graph")(analysis_commands.graph)
 app.command("report")(analysis_commands.report)
+app.command("view")(view_command.view)
 
 
 class _Notes(logging.Handler):
