@@ -142,6 +142,11 @@ def graph(store: Store, run_ids: list[str], max_nodes: int = GRAPH_NODES) -> dic
     kept = ranked[:max(1, max_nodes)]
     keep = {n["node"] for n in kept}
     shown = [e for e in edges if e["source"] in keep and e["target"] in keep]
+    first: dict[str, str] = {}
+    for digest, _, text in store.principle_rows(list(keep)):
+        first.setdefault(digest, text)
+    for n in kept:
+        n["first"] = first.get(n["node"], "")
     return {"runs": len(run_ids), "total_nodes": len(nodes), "total_edges": len(edges), "truncated":
             len(kept) < len(nodes), "nodes": kept, "edges": shown,
             "counts": {"merges": sum(n["merge"] for n in nodes), "fixed_points": sum(n["fixed"] > 0 for n in nodes),

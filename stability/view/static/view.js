@@ -21,6 +21,10 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
+function add(parent, ...kids) {
+  parent.append(h("div", {}, ...kids));
+}
+
 async function api(path) {
   const response = await fetch(path, { cache: "no-store" });
   const body = await response.json();
@@ -58,9 +62,9 @@ function states(counts) {
 
 async function experimentsPage(main) {
   const { experiments } = await api("/api/experiments");
-  main.append(h("h1", {}, "Experiments"));
-  if (!experiments.length) main.append(h("p", { class: "muted" }, "No experiments in this store (see Runs)."));
-  else main.append(table(["experiment", "cells", "done", "running", "failed", "not started", "paid calls", "cost",
+  add(main, h("h1", {}, "Experiments"));
+  if (!experiments.length) add(main, h("p", { class: "muted" }, "No experiments in this store (see Runs)."));
+  else add(main, table(["experiment", "cells", "done", "running", "failed", "not started", "paid calls", "cost",
     "created", ""], experiments.map((e) => [
     h("a", { href: `#/experiment/${enc(e.id)}`, class: "experiment-link" }, e.name), e.cells, e.done, e.running,
     e.failed, e.not_started, e.paid_calls, money(e.cost_usd), when(e.created_at),
@@ -72,7 +76,7 @@ async function experimentPage(main, id, params) {
   const offset = Number(params.get("offset") || 0);
   const e = await api(`/api/experiments/${enc(id)}?offset=${offset}&limit=${PAGE}`);
   const t = e.totals;
-  main.append(h("h1", {}, `Experiment ${e.name}`),
+  add(main, h("h1", {}, `Experiment ${e.name}`),
     h("p", { class: "muted" }, `${e.id} · ${e.cells} cells · ${e.replicates} per combination · spec `,
       e.spec_path || "–", " · created ", when(e.created_at)),
     h("p", {}, states(e.states), " · ", link(`#/live/${enc(e.id)}`, "live progress"), " · ",
@@ -84,7 +88,7 @@ async function experimentPage(main, id, params) {
       values.map((v) => (v === null ? "–" : String(v))).join(", "), e.varied.includes(name) ? "varied" : ""])),
     h("h2", {}, "Analysis groups", e.group_by.length ? ` (by ${e.group_by.join(", ")})` : " (all runs)"));
   const groups = h("div", { id: "groups" }, h("p", { class: "muted" }, "computing the analysis…"));
-  main.append(groups, h("h2", {}, "Cells"), pager(e.cell_page, `#/experiment/${enc(e.id)}`),
+  add(main, groups, h("h2", {}, "Cells"), pager(e.cell_page, `#/experiment/${enc(e.id)}`),
     table(["#", "state", "run", "steps", "calls", "stop", ...e.varied], e.cell_page.rows.map((c) => [
       c.position, h("span", { class: `state-${c.status}` }, c.status),
       c.run_id ? h("a", { href: `#/run/${enc(c.run_id)}`, class: "run-link" }, c.run_id) : "–", c.steps, c.calls,
@@ -107,7 +111,7 @@ async function loadGroups(box, e) {
 
 async function livePage(main, id) {
   const box = h("div", { id: "live" });
-  main.append(h("h1", {}, "Live"), box);
+  add(main, h("h1", {}, "Live"), box);
   const tick = async () => {
     const p = await api(`/api/experiments/${enc(id)}/progress?limit=${PAGE}`);
     const s = p.source;
@@ -131,7 +135,7 @@ async function livePage(main, id) {
 async function runsPage(main, params) {
   const offset = Number(params.get("offset") || 0);
   const page = await api(`/api/runs?offset=${offset}&limit=${PAGE}`);
-  main.append(h("h1", {}, "Runs"), pager(page, "#/runs"),
+  add(main, h("h1", {}, "Runs"), pager(page, "#/runs"),
     table(["run", "protocol", "model", "status", "stop", "steps", "calls", "created"], page.rows.map((r) => [
       link(`#/run/${enc(r.id)}`, r.id), r.protocol, r.model, r.status, r.stop_reason || "", r.steps, r.calls,
       when(r.created_at)])));
@@ -149,7 +153,7 @@ async function runPage(main, id, params) {
   const v = await api(`/api/runs/${enc(id)}?offset=${offset}&limit=200`);
   const r = v.run;
   const t = v.totals;
-  main.append(h("h1", {}, `Run ${r.id}`),
+  add(main, h("h1", {}, `Run ${r.id}`),
     h("p", {}, `${r.protocol} · ${r.model} · seed ${r.seed} · `, h("span", { class: `state-${r.status}` }, r.status),
       ` · stop ${r.stop_reason || "–"}`, v.experiment ? h("span", {}, " · experiment ",
         link(`#/experiment/${enc(v.experiment)}`, v.experiment)) : null,
@@ -176,7 +180,7 @@ async function runPage(main, id, params) {
 
 async function stepPage(main, run, step) {
   const v = await api(`/api/runs/${enc(run)}/steps/${enc(step)}`);
-  main.append(h("h1", {}, `Run `, link(`#/run/${enc(run)}`, run), ` · step ${step}`),
+  add(main, h("h1", {}, `Run `, link(`#/run/${enc(run)}`, run), ` · step ${step}`),
     table(["call", "purpose", "status", "tokens in/out", "cost", "attempts", "latency ms", "thinking"],
       v.calls.map((c) => [link(`#/call/${enc(c.id)}`, c.id), c.purpose, c.status,
         `${c.input_tokens}/${c.output_tokens}`, money(c.cost_usd), c.attempts, num(c.latency_ms, 0),
@@ -189,7 +193,7 @@ async function callPage(main, id) {
   const v = await api(`/api/calls/${enc(id)}`);
   const c = v.call;
   const messages = (c.request && (c.request.messages || [])) || [];
-  main.append(h("h1", {}, `Call ${c.id}`),
+  add(main, h("h1", {}, `Call ${c.id}`),
     table(["run", "step", "purpose", "model", "status", "attempts", "latency ms", "tokens in/out", "cost",
       "finish", "format", "cached from"], [[link(`#/run/${enc(c.run_id)}`, c.run_id),
       link(`#/step/${enc(c.run_id)}/${c.step}`, c.step), c.purpose, c.model, c.status, c.attempts,
@@ -217,12 +221,12 @@ async function searchPage(main, params) {
   const q = params.get("q") || "";
   const offset = Number(params.get("offset") || 0);
   const input = h("input", { id: "q", type: "search", value: q, size: 50, placeholder: "words of a principle" });
-  main.append(h("h1", {}, "Search principles"), h("form", {
+  add(main, h("h1", {}, "Search principles"), h("form", {
     id: "search", onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/search?q=${enc(input.value)}`; },
   }, input, " ", h("button", { type: "submit" }, "Search")));
   if (!q) return;
   const v = await api(`/api/search?q=${enc(q)}&offset=${offset}&limit=${PAGE}`);
-  main.append(pager(v, `#/search?q=${enc(q)}`), table(["principle", "constitutions", "runs", "appears in"],
+  add(main, pager(v, `#/search?q=${enc(q)}`), table(["principle", "constitutions", "runs", "appears in"],
     v.rows.map((row) => [row.text, row.constitutions, row.runs, h("span", {}, row.appears.map((a) => h("div", {},
       link(`#/run/${enc(a.run_id)}?offset=${a.step}`, `${a.run_id} step ${a.step}`), ` (principle ${a.position + 1}) `,
       link(`#/graph?runs=${enc(a.run_id)}&node=${enc(a.constitution_hash)}`, "graph"))))]), { id: "results" }));
@@ -231,10 +235,12 @@ async function searchPage(main, params) {
 // -- the graph --------------------------------------------------------------------------------------------
 
 const GRAPH_STYLE = [
-  { selector: "node", style: { "background-color": "#8aa4bd", label: "data(label)", "font-size": 8, color: "#445",
+  { selector: "node", style: { "background-color": "#8aa4bd", label: "data(label)", "font-size": 8, color: "#445", "text-wrap": "ellipsis",
+    "text-max-width": 160,
     width: "mapData(runs, 1, 20, 10, 34)", height: "mapData(runs, 1, 20, 10, 34)" } },
   { selector: "node.start", style: { "background-color": "#2f7d4a" } },
-  { selector: "node.merge", style: { shape: "diamond", "background-color": "#7b4bb7" } },
+  { selector: "node.merge", style: { shape: "diamond", "background-color": "#7b4bb7", "border-width": 3,
+    "border-color": "#7b4bb7" } },
   { selector: "node.cycle", style: { "border-width": 3, "border-color": "#c0392b" } },
   { selector: "node.fixed", style: { shape: "star", "background-color": "#d4a017" } },
   { selector: "edge", style: { width: "mapData(runs, 1, 20, 1, 6)", "line-color": "#b9c5d0", "curve-style": "bezier",
@@ -243,6 +249,11 @@ const GRAPH_STYLE = [
   { selector: ".faded", style: { opacity: 0.12 } },
   { selector: "node:selected", style: { "border-width": 4, "border-color": "#111" } },
 ];
+
+function label(n) {
+  const first = n.first.length > 28 ? `${n.first.slice(0, 27)}…` : n.first;
+  return `${first}${n.n_principles > 1 ? ` (+${n.n_principles - 1})` : ""}`;
+}
 
 async function graphPage(main, params) {
   const query = new URLSearchParams();
@@ -260,7 +271,7 @@ async function graphPage(main, params) {
       window.cy.elements().not(hit.union(hit.connectedEdges())).addClass("faded");
     }
   } }, name);
-  main.append(h("h1", {}, "Revision graph"),
+  add(main, h("h1", {}, "Revision graph"),
     h("p", {}, `${g.runs} runs · ${g.total_nodes} constitutions · ${g.total_edges} transitions`,
       g.truncated ? h("strong", {}, ` · showing the ${g.nodes.length} most visited (starts, fixed points, merges `
         + "and cycle targets first)") : ""),
@@ -268,7 +279,7 @@ async function graphPage(main, params) {
       chip(`cycles (${g.counts.cycles})`, "cycle"), " ", chip(`fixed points (${g.counts.fixed_points})`, "fixed"), " ",
       chip(`starts (${g.counts.starts})`, "start")),
     h("p", { class: "legend muted" }, h("span", {}, h("i", { class: "swatch", style: "background:#2f7d4a" }), "start"),
-      h("span", {}, h("i", { class: "swatch", style: "background:#7b4bb7" }), "merge (diamond)"),
+      h("span", {}, h("i", { class: "swatch", style: "background:#7b4bb7" }), "merge (diamond, purple ring)"),
       h("span", {}, h("i", { class: "swatch", style: "background:#d4a017" }), "fixed point (star)"),
       h("span", {}, h("i", { class: "swatch", style: "border:2px solid #c0392b" }), "cycle target; dashed: return"),
       "· size: runs through it · scroll to zoom, drag to pan"),
@@ -276,7 +287,7 @@ async function graphPage(main, params) {
   const classes = (n) => [n.starts && "start", n.merge && "merge", n.cycles && "cycle", n.fixed && "fixed"]
     .filter(Boolean).join(" ");
   const elements = [
-    ...g.nodes.map((n) => ({ data: { id: n.node, label: short(n.node).slice(0, 8), runs: n.runs }, classes: classes(n) })),
+    ...g.nodes.map((n) => ({ data: { id: n.node, label: label(n), runs: n.runs }, classes: classes(n) })),
     ...g.edges.map((e) => ({ data: { id: `${e.source}>${e.target}`, source: e.source, target: e.target, runs: e.runs },
       classes: e.cycle ? "cycle" : "" })),
   ];
@@ -333,7 +344,7 @@ async function route() {
     await found[2](main, params, ...path.match(found[0]).slice(1).filter((x) => x !== undefined)
       .map(decodeURIComponent));
   } catch (err) {
-    main.append(h("p", { class: "error" }, err.message));
+    add(main, h("p", { class: "error" }, err.message));
     name = "error";
   }
   document.body.dataset.ready = name;
