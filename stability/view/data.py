@@ -16,6 +16,7 @@ from stability.store import browse
 from stability.store.store import Store
 
 GRAPH_NODES = 600
+FACTOR_VALUES = 12  # values of a factor shown (the count says how many there are)
 
 
 class NotFound(StabilityError):
@@ -43,7 +44,9 @@ def experiment(store: Store, name: str, offset: int, limit: int) -> dict[str, An
         factors = cell_factors(cell.pop("config") or {})
         cell["factors"] = {k: factors.get(k) for k in summary.varied}
     return {"id": record.id, "name": record.name, "spec_path": record.spec_path, "created_at": record.created_at,
-            "factors": summary.factors, "varied": summary.varied, "group_by": varied,
+            "factors": {k: v[:FACTOR_VALUES] for k, v in summary.factors.items()},
+            "factor_counts": {k: len(v) for k, v in summary.factors.items()}, "varied": summary.varied,
+            "group_by": varied,
             "replicates": summary.replicates, "cells": summary.cells, "states": summary.states,
             "totals": browse.experiment_totals(store, record.id),
             "cell_page": {"rows": cells, "total": total, "offset": offset, "limit": limit}}

@@ -85,7 +85,9 @@ async function experimentPage(main, id, params) {
       `${t.output_tokens} out · cost ${money(t.cost_usd)}`),
     h("h2", {}, "Factors"),
     table(["factor", "values", ""], Object.entries(e.factors).map(([name, values]) => [name,
-      values.map((v) => (v === null ? "–" : String(v))).join(", "), e.varied.includes(name) ? "varied" : ""])),
+      values.map((v) => (v === null ? "–" : String(v))).join(", ")
+        + (e.factor_counts[name] > values.length ? `, … (${e.factor_counts[name]} values)` : ""),
+      e.varied.includes(name) ? "varied" : ""])),
     h("h2", {}, "Analysis groups", e.group_by.length ? ` (by ${e.group_by.join(", ")})` : " (all runs)"));
   const groups = h("div", { id: "groups" }, h("p", { class: "muted" }, "computing the analysis…"));
   add(main, groups, h("h2", {}, "Cells"), pager(e.cell_page, `#/experiment/${enc(e.id)}`),
