@@ -30,8 +30,8 @@ def table_columns(store: Store, table: str) -> list[str]:
 
 # -- experiments ----------------------------------------------------------------------------------------------
 
-def experiment_rows(store: Store) -> list[dict[str, Any]]:
-    """Every experiment with its cell count, cells per state and paid cost, oldest first."""
+def experiment_rows(store: Store, experiment_id: str | None = None) -> list[dict[str, Any]]:
+    """Every experiment (or the one given) with its cell count, cells per state and paid cost, oldest first."""
     rows = _rows(store.con, """
         WITH cost AS (SELECT e.experiment_id, coalesce(sum(c.cost_usd), 0) AS cost_usd, count(c.id) AS calls
                       FROM experiment_runs e JOIN calls c ON c.run_id = e.run_id AND c.cached_from IS NULL
@@ -44,7 +44,8 @@ def experiment_rows(store: Store) -> list[dict[str, Any]]:
                any_value(cost.cost_usd) AS cost_usd, any_value(cost.calls) AS paid_calls
         FROM experiments x LEFT JOIN experiment_runs e ON e.experiment_id = x.id
              LEFT JOIN cost ON cost.experiment_id = x.id
-        GROUP BY x.id, x.name, x.spec_path, x.created_at ORDER BY x.created_at, x.id""")
+        WHERE ? IS NULL OR x.id = ?
+        GROUP BY x.id, x.name, x.spec_path, x.created_at ORDER BY x.created_at, x.id""", [experiment_id, experiment_id])
     for row in rows:
         row["cost_usd"] = float(row["cost_usd"] or 0.0)
         row["paid_calls"] = int(row["paid_calls"] or 0)

@@ -49,8 +49,12 @@ def serve(db: Path | str | None = None, port: int = DEFAULT_PORT, embedder: str 
     """Serve the viewer on 127.0.0.1:``port`` until interrupted; ``ready(url)`` is called once it listens."""
     import uvicorn
 
-    source, app = _parts(db, embedder)
     sock = _bind(port)
+    try:
+        source, app = _parts(db, embedder)
+    except BaseException:
+        sock.close()
+        raise
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     url = f"http://{HOST}:{sock.getsockname()[1]}"
     if ready is not None:

@@ -88,10 +88,10 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             with source.reading() as store:
                 runs = data.graph_runs(store, query.get("experiment"), [r for r in query.get("runs", "").split(",")
                                                                          if r])
-                experiment_id = data.experiment(store, query["experiment"], 0, 1) if query.get("experiment") else None
-            if experiment_id is not None and query.get("group") is not None:
-                runs = cache.group_runs(experiment_id["id"], _by(request, experiment_id["group_by"]),
-                                        _int(request, "group", 0))
+                grouped = data.experiment(store, query["experiment"], 0, 1) \
+                    if query.get("experiment") and query.get("group") is not None else None
+            if grouped is not None:
+                runs = cache.group_runs(grouped["id"], _by(request, grouped["group_by"]), _int(request, "group", 0))
             with source.reading() as store:
                 return _json(data.graph(store, runs, _int(request, "max_nodes", data.GRAPH_NODES)))
         except data.NotFound as err:

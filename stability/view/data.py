@@ -7,15 +7,20 @@ writes; secrets are removed from every answer by the app before it is sent.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from stability.analysis.experiments import cell_factors, experiment_summary, find_experiment
+from stability.analysis.experiments import ExperimentSummary, cell_factors, experiment_summary, find_experiment
 from stability.chain import step_diff
 from stability.errors import StabilityError
+from stability.records import ExperimentRecord
 from stability.store import browse
 from stability.store.store import Store
 
 GRAPH_NODES = 600
+CACHED = 16  # summaries and graphs kept (requests take turns: see StoreSource.reading)
+_SUMMARIES: dict[tuple[str, str], ExperimentSummary] = {}
+_GRAPHS: dict[tuple[str, str, int], dict[str, Any]] = {}
 FACTOR_VALUES = 12  # values of a factor shown (the count says how many there are)
 
 
@@ -34,10 +39,20 @@ def experiments(store: Store) -> dict[str, Any]:
     return {"experiments": browse.experiment_rows(store)}
 
 
+def _summary(store: Store, record: ExperimentRecord) -> ExperimentSummary:
+    """The experiment's summary, computed once per state read (each state is a file of its own: its path)."""
+    key = (store.path, record.id)
+    if key not in _SUMMARIES:
+        if len(_SUMMARIES) >= CACHED:
+            _SUMMARIES.pop(next(iter(_SUMMARIES)))
+        _SUMMARIES[key] = experiment_summary(store, record)
+    return _SUMMARIES[key]
+
+
 def experiment(store: Store, name: str, offset: int, limit: int) -> dict[str, Any]:
     """Factors (every value, which vary), cells per state, cost and tokens, and a page of cells."""
     record = _experiment(store, name)
-    summary = experiment_summary(store, record)
+    summary = _summary(store, record)
     cells, total = browse.cell_progress(store, record.id, offset, limit)
     varied = [v for v in summary.varied if v != "seed"]
     for cell in cells:
@@ -55,13 +70,14 @@ def experiment(store: Store, name: str, offset: int, limit: int) -> dict[str, An
 def progress(store: Store, name: str, offset: int, limit: int) -> dict[str, Any]:
     """A running experiment's progress: cells per state, done share, cost so far, running cells first."""
     record = _experiment(store, name)
-    summary = experiment_summary(store, record)
+    [row] = browse.experiment_rows(store, record.id)
+    states = {state: row[state] for state in ("done", "running", "failed", "not_started") if row[state]}
     cells, total = browse.cell_progress(store, record.id, offset, limit)
     for cell in cells:
         cell.pop("config", None)
-    finished = summary.states.get("done", 0) + summary.states.get("failed", 0)
-    return {"id": record.id, "name": record.name, "cells": summary.cells, "states": summary.states,
-            "finished": finished, "share": finished / summary.cells if summary.cells else 1.0,
+    finished = row["done"] + row["failed"]
+    return {"id": record.id, "name": record.name, "cells": row["cells"], "states": states,
+            "finished": finished, "share": finished / row["cells"] if row["cells"] else 1.0,
             "totals": browse.experiment_totals(store, record.id),
             "cell_page": {"rows": cells, "total": total, "offset": offset, "limit": limit}}
 
@@ -129,10 +145,20 @@ def search(store: Store, query: str, offset: int, limit: int) -> dict[str, Any]:
 
 
 def graph(store: Store, run_ids: list[str], max_nodes: int = GRAPH_NODES) -> dict[str, Any]:
-    """Nodes (constitutions) and edges (transitions between different ones) of the runs, for cytoscape.js.
+    """Nodes (constitutions) and edges (transitions between different ones) of the runs, for cytoscape.js,
+    computed once per state read.
 
-    A node is a *merge* when runs from more than one start reach it, or it has more than one predecessor; a
-    *fixed point* when a run ended there having declined; a *cycle* node when a run returned to it."""
+    A node is a *merge* when it has more than one predecessor; a *fixed point* when a run ended there having
+    declined; a *cycle* node when a run returned to it."""
+    key = (store.path, hashlib.sha256(" ".join(run_ids).encode()).hexdigest(), max_nodes)
+    if key not in _GRAPHS:
+        if len(_GRAPHS) >= CACHED:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+        _GRAPHS[key] = _graph(store, run_ids, max_nodes)
+    return _GRAPHS[key]
+
+
+def _graph(store: Store, run_ids: list[str], max_nodes: int) -> dict[str, Any]:
     nodes = browse.node_rows(store, run_ids)
     edges = browse.edge_rows(store, run_ids)
     predecessors: dict[str, set[str]] = {}
