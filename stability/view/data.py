@@ -159,27 +159,15 @@ def graph(store: Store, run_ids: list[str], max_nodes: int = GRAPH_NODES) -> dic
 
 
 def _graph(store: Store, run_ids: list[str], max_nodes: int) -> dict[str, Any]:
-    nodes = browse.node_rows(store, run_ids)
-    edges = browse.edge_rows(store, run_ids)
-    predecessors: dict[str, set[str]] = {}
-    for edge in edges:
-        predecessors.setdefault(edge["target"], set()).add(edge["source"])
-    for node in nodes:
-        node["merge"] = len(predecessors.get(node["node"], ())) > 1
-    ranked = sorted(nodes, key=lambda n: (-(n["starts"] > 0 or n["fixed"] > 0 or n["cycles"] > 0 or n["merge"]),
-                                          -n["runs"], -n["visits"], n["node"]))
-    kept = ranked[:max(1, max_nodes)]
-    keep = {n["node"] for n in kept}
-    shown = [e for e in edges if e["source"] in keep and e["target"] in keep]
+    nodes, edges, counts = browse.graph_rows(store, run_ids, max_nodes)
     first: dict[str, str] = {}
-    for digest, _, text in store.principle_rows(list(keep)):
+    for digest, _, text in store.principle_rows([n["node"] for n in nodes]):
         first.setdefault(digest, text)
-    for n in kept:
+    for n in nodes:
         n["first"] = first.get(n["node"], "")
-    return {"runs": len(run_ids), "total_nodes": len(nodes), "total_edges": len(edges), "truncated":
-            len(kept) < len(nodes), "nodes": kept, "edges": shown,
-            "counts": {"merges": sum(n["merge"] for n in nodes), "fixed_points": sum(n["fixed"] > 0 for n in nodes),
-                       "cycles": sum(n["cycles"] > 0 for n in nodes), "starts": sum(n["starts"] > 0 for n in nodes)}}
+    return {"runs": len(run_ids), "total_nodes": counts["nodes"], "total_edges": counts["edges"],
+            "truncated": len(nodes) < counts["nodes"], "nodes": nodes, "edges": edges,
+            "counts": {k: counts[k] for k in ("merges", "fixed_points", "cycles", "starts")}}
 
 
 def graph_runs(store: Store, experiment_name: str | None, runs: list[str]) -> list[str]:

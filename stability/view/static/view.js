@@ -238,7 +238,7 @@ async function searchPage(main, params) {
 
 const GRAPH_STYLE = [
   { selector: "node", style: { "background-color": "#8aa4bd", label: "data(label)", "font-size": 8, color: "#445", "text-wrap": "ellipsis",
-    "text-max-width": 160,
+    "text-max-width": 160, "min-zoomed-font-size": 7,
     width: "mapData(runs, 1, 20, 10, 34)", height: "mapData(runs, 1, 20, 10, 34)" } },
   { selector: "node.start", style: { "background-color": "#2f7d4a" } },
   { selector: "node.merge", style: { shape: "diamond", "background-color": "#7b4bb7", "border-width": 3,
@@ -257,7 +257,16 @@ function label(n) {
   return `${first}${n.n_principles > 1 ? ` (+${n.n_principles - 1})` : ""}`;
 }
 
+function cytoscapeLoaded() {  // the bundled library, loaded by the graph page only
+  if (window.cytoscape) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    document.head.append(h("script", { src: "/static/cytoscape.min.js", onload: resolve,
+      onerror: () => reject(new Error("cytoscape.js did not load")) }));
+  });
+}
+
 async function graphPage(main, params) {
+  await cytoscapeLoaded();
   const query = new URLSearchParams();
   for (const k of ["experiment", "runs", "group", "by", "max_nodes"]) if (params.get(k)) query.set(k, params.get(k));
   const g = await api(`/api/graph?${query}`);
