@@ -195,7 +195,7 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
     other = subprocess.Popen([sys.executable, "-m", "stability", "view", "--db", str(db), "--port", str(port),
                               "--embedder", "hashing"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        with WireServer(reply=answer, latency=0.15) as wire, Viewer(db, embedder="hashing") as mine:
+        with WireServer(reply=answer, latency=0.3) as wire, Viewer(db, embedder="hashing") as mine:
             other_url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
             while True:  # viewer two is up, and holds no lock that would stop the writer
@@ -209,18 +209,26 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
             writer = subprocess.Popen([sys.executable, "-m", "stability", "run", str(second), "--db", str(db)],
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             seen: list[tuple[bool, int]] = []
+            live: list[int] = []  # cells finished, as the Live page showed them while the run wrote
             while writer.poll() is None:
                 for url in (mine.url, other_url):
                     found = _get(url + "/api/experiments")["experiments"]
                     status = _get(url + "/api/status")
                     seen.append((status["writing"], sum(e["cells"] for e in found)))
+                    second = [e["id"] for e in found if e["name"] == "second-grid"]
+                    if url == mine.url and second and not live:
+                        site.page.goto(f"{mine.url}/#/live/{second[0]}")
+                        site.wait("live")
+                    if url == mine.url and second:
+                        live.append(int(site.page.evaluate("document.body.dataset.live")))
                 time.sleep(0.2)
             assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
             assert any(writing for writing, _ in seen)  # the viewers read on while the run wrote
             [experiment] = [e["id"] for e in _get(mine.url + "/api/experiments")["experiments"]
                             if e["name"] == "second-grid"]
-            site.page.goto(f"{mine.url}/#/live/{experiment}")
-            site.page.wait_for_selector('body[data-live="12"]', timeout=30_000)
+            assert site.page.url.endswith(f"#/live/{experiment}")  # the same page, never reloaded ...
+            site.page.wait_for_selector('body[data-live="12"]', timeout=30_000)  # ... shows the end
+            assert live and min(live) < 12, live  # and showed the experiment before it ended
             for url in (mine.url, other_url):
                 progress = _get(f"{url}/api/experiments/{experiment}/progress")
                 assert (progress["finished"], progress["states"]) == (12, {"done": 12})
