@@ -113,8 +113,8 @@ def run(store: Store, run_id: str, offset: int, limit: int) -> dict[str, Any]:
                     "judgements": judged.get(step["step"], [])})
         previous = current
     return {"run": record.model_dump(), "totals": browse.run_totals(store, record.id),
-            "experiment": browse.experiment_of(store, record.id), "has_judgements": bool(judged) or bool(
-                browse.table_columns(store, "judgements")),
+            "experiment": browse.experiment_of(store, record.id),
+            "has_judgements": bool(browse.table_columns(store, "judgements")),
             "steps": {"rows": out, "total": total, "offset": offset, "limit": limit}}
 
 

@@ -305,7 +305,8 @@ async function graphPage(main, params) {
   const small = g.nodes.length <= 250;
   window.cy = cytoscape({ container: box, elements, style: GRAPH_STYLE, wheelSensitivity: 0.3,
     layout: small ? { name: "cose", animate: false, randomize: false, nodeRepulsion: () => 8000 }
-      : { name: "concentric", concentric: (n) => n.data("runs"), levelWidth: () => 2, animate: false } });
+      : { name: "cose", animate: false, randomize: true, numIter: 300, nodeRepulsion: () => 4000,
+        componentSpacing: 20 } });
   window.cy.on("tap", "node", (ev) => showNode(panel, ev.target.id()).catch((err) =>
     panel.replaceChildren(h("p", { class: "error" }, err.message))));
   const focus = params.get("node");
