@@ -17,7 +17,7 @@ from stability.records import ExperimentRecord
 from stability.store import browse
 from stability.store.store import Store
 
-GRAPH_NODES = 600
+GRAPH_NODES = 250  # what a force-directed layout draws in about a second, and a reader can still take in
 CACHED = 16  # summaries and graphs kept (requests take turns: see StoreSource.reading)
 _SUMMARIES: dict[tuple[str, str], ExperimentSummary] = {}
 _GRAPHS: dict[tuple[str, str, int], dict[str, Any]] = {}

@@ -285,7 +285,9 @@ async function graphPage(main, params) {
   add(main, h("h1", {}, "Revision graph"),
     h("p", {}, `${g.runs} runs · ${g.total_nodes} constitutions · ${g.total_edges} transitions`,
       g.truncated ? h("strong", {}, ` · showing the ${g.nodes.length} most visited (starts, fixed points, merges `
-        + "and cycle targets first)") : ""),
+        + "and cycle targets first)") : "",
+      g.truncated && g.nodes.length < 1000 ? h("span", {}, " · ", link(`${location.hash.replace(/&max_nodes=\d+/, "")}`
+        + "&max_nodes=1000", "show up to 1,000 (rings by runs, not forces)")) : ""),
     h("p", { class: "chips" }, "highlight: ", chip(`merges (${g.counts.merges})`, "merge"), " ",
       chip(`cycles (${g.counts.cycles})`, "cycle"), " ", chip(`fixed points (${g.counts.fixed_points})`, "fixed"), " ",
       chip(`starts (${g.counts.starts})`, "start")),
@@ -302,11 +304,10 @@ async function graphPage(main, params) {
     ...g.edges.map((e) => ({ data: { id: `${e.source}>${e.target}`, source: e.source, target: e.target, runs: e.runs },
       classes: e.cycle ? "cycle" : "" })),
   ];
-  const small = g.nodes.length <= 250;
+  const small = g.nodes.length <= 300;  // a force-directed layout; above, concentric rings by runs (fast)
   window.cy = cytoscape({ container: box, elements, style: GRAPH_STYLE, wheelSensitivity: 0.3,
-    layout: small ? { name: "cose", animate: false, randomize: false, nodeRepulsion: () => 8000 }
-      : { name: "cose", animate: false, randomize: true, numIter: 300, nodeRepulsion: () => 4000,
-        componentSpacing: 20 } });
+    layout: small ? { name: "cose", animate: false, randomize: g.nodes.length > 30, nodeRepulsion: () => 8000 }
+      : { name: "concentric", concentric: (n) => n.data("runs"), levelWidth: () => 2, animate: false } });
   window.cy.on("tap", "node", (ev) => showNode(panel, ev.target.id()).catch((err) =>
     panel.replaceChildren(h("p", { class: "error" }, err.message))));
   const focus = params.get("node");
