@@ -158,6 +158,7 @@ def test_the_graph_draws_and_a_node_opens_its_text_and_runs(site: Site) -> None:
     page.click("button[data-highlight=cycle]")
     assert page.evaluate("window.cy.elements('.faded').length") > 0
     page.click("button[data-highlight=cycle]")  # off again, for the picture
+    page.evaluate("document.activeElement.blur()")
     shot = page.screenshot(full_page=True)
     if os.environ.get("STABILITY_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
         SCREENSHOT.write_bytes(shot)
