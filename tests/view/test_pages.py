@@ -16,6 +16,7 @@ import pytest
 
 from stability.records import ExperimentRecord
 from stability.store import Store
+from tests.conftest import run_cli
 from tests.view.store_builder import KEY, build
 
 pytest.importorskip("starlette", reason="starlette is not installed (pip install -e '.[view]')")
@@ -156,3 +157,15 @@ def test_missing_things_are_404_with_one_line_and_no_key_anywhere(viewer: tuple[
     with urllib.request.urlopen(running.url + "/", timeout=30) as response:
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert running.url.startswith("http://127.0.0.1:")
+
+
+def test_bad_input_is_one_line_and_exit_2(viewer: tuple[Viewer, str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    running, _, db = viewer
+    code, _, err = run_cli(["view", "--db", str(tmp_path / "missing.duckdb")], capsys, monkeypatch)
+    assert code == 2 and err.strip() == f"error: {tmp_path / 'missing.duckdb'}: no such database (check --db, or run " \
+                                        "`stability iterate` first)"
+    port = running.url.rsplit(":", 1)[1]
+    code, _, err = run_cli(["view", "--db", str(db), "--port", port], capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
