@@ -69,8 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STABILITY_RETRY_INITIAL", "0")
         patch.setenv("STABILITY_EMBEDDING_CACHE", str(folder / "embeddings.duckdb"))
-        experiment = build(folder, db)
-        patch.setenv("OPENAI_API_KEY", KEY)  # in the viewer's environment too: it must still never show it
+        experiment = build(folder, db)  # the run sent KEY with every request
         with Viewer(db, embedder="hashing") as viewer, sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 860})
