@@ -7,6 +7,7 @@ read through a private copy (:mod:`stability.view.source`), so a run may write i
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -56,6 +57,9 @@ def serve(db: Path | str | None = None, port: int = DEFAULT_PORT, embedder: str 
         sock.close()
         raise
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn stops on SIGTERM, then raises it again: exit through ``finally`` so the copies are removed
+        signal.signal(signal.SIGTERM, _terminated)
     url = f"http://{HOST}:{sock.getsockname()[1]}"
     if ready is not None:
         threading.Thread(target=_announce, args=(server, url, ready), daemon=True).start()
@@ -64,6 +68,10 @@ def serve(db: Path | str | None = None, port: int = DEFAULT_PORT, embedder: str 
     finally:
         sock.close()
         source.close()
+
+
+def _terminated(number: int, frame: Any) -> None:
+    raise SystemExit(128 + number)
 
 
 def _announce(server: Any, url: str, ready: Any) -> None:

@@ -235,4 +235,5 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
                 assert progress["source"]["writing"] is False
     finally:
         other.terminate()
-        other.wait(timeout=30)
+        stopped = other.wait(timeout=30)
+    assert stopped == 128 + 15  # SIGTERM ends `stability view` through its clean-up (its copies removed)
