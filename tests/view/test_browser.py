@@ -51,6 +51,7 @@ class Site:
         page.on("request", lambda r: self.api.add(r.url) if "/api/" in r.url else None)
 
     def visit(self, route: str, ready: str) -> Any:
+        self.page.goto("about:blank")  # a fresh load each time, even of the page already shown
         self.page.goto(f"{self.viewer.url}/{route}")
         return self.wait(ready)
 
@@ -130,11 +131,14 @@ def test_click_from_an_experiment_to_a_run_to_a_call(site: Site) -> None:
     assert "REVISED CONSTITUTION" in page.inner_text("#answer")
 
 
-def test_a_retried_call_shows_its_failed_attempt(site: Site) -> None:
-    with Store.open(site.db, read_only=True) as store:
+def test_a_call_shows_its_failed_attempt_and_its_thinking(site: Site) -> None:
+    with Store.open(site.db) as store:
         [retried] = [c for r in store.run_ids() for c in store.calls(r) if c.attempts > 1]
+        # the wire server's OpenAI answers carry no reasoning: give this call some, as a reasoning model's would
+        store.con.execute("UPDATE calls SET thinking = 'First, weigh honesty.' WHERE id = ?", [retried.id])
     page = site.visit(f"#/call/{retried.id}", "call")
     assert "Failed attempts" in page.inner_text("main") and "500" in page.inner_text("main")
+    assert page.inner_text("#thinking") == "First, weigh honesty."
 
 
 def test_the_graph_draws_and_a_node_opens_its_text_and_runs(site: Site) -> None:
