@@ -19,5 +19,6 @@ DATA = data_packages("protocols", "constitutions")
 setup(
     packages=find_namespace_packages(include=["stability", "stability.*"], exclude=["*.__pycache__"]) + list(DATA),
     package_dir=DATA,
-    package_data={"stability": ["py.typed"], **{package: ["*"] for package in DATA}},
+    # the viewer's page, scripts and bundled cytoscape.js (stability/view/static/, with its NOTICE)
+    package_data={"stability": ["py.typed"], "stability.view.static": ["*"], **{package: ["*"] for package in DATA}},
 )

@@ -69,6 +69,12 @@ def _summary(run: RunRecord, totals: dict[str, Any], steps: int) -> RunSummary:
     )
 
 
+def step_diff(previous: list[str], current: list[str]) -> list[str]:
+    """The principles a step removed (``-``) and added (``+``), in order."""
+    return [line for line in difflib.unified_diff(previous, current, lineterm="", n=0)
+            if not line.startswith(("---", "+++", "@@"))]
+
+
 def show_run(run_id: str, db: Path | str | None = None) -> RunView:
     with Store.open(db, read_only=True) as store:
         run = store.run(run_id)
@@ -81,8 +87,7 @@ def show_run(run_id: str, db: Path | str | None = None) -> RunView:
             if revision.constitution_hash not in texts:
                 texts[revision.constitution_hash] = list(store.constitution(revision.constitution_hash).principles)
             current = texts[revision.constitution_hash]
-            diff = [line for line in difflib.unified_diff(previous, current, lineterm="", n=0)
-                    if not line.startswith(("---", "+++", "@@"))] if revision.step > 0 else []
+            diff = step_diff(previous, current) if revision.step > 0 else []
             edge = edges.get(revision.id)
             steps.append(ChainStep(step=revision.step, decision=revision.decision,
                                    constitution_hash=revision.constitution_hash, n_principles=len(current),

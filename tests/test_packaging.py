@@ -46,6 +46,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in ("protocols", "constitutions"):
         assert {f"stability/_data/{folder}/{f}" for f in files_under(ROOT / folder)} <= names, folder
+    static = ROOT / "stability" / "view" / "static"  # the viewer's page and bundled cytoscape.js
+    assert {f"stability/view/static/{f.name}" for f in static.iterdir()} <= names
 
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

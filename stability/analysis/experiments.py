@@ -61,17 +61,24 @@ def _summary(store: Store, record: ExperimentRecord, cells: list[CellRecord]) ->
                         stop_reason=stops.get(c.run_id) if c.run_id else None, factors=cell_factors(c.config))
             for c in cells]
     factors: dict[str, list[Any]] = {}
+    seen: set[tuple[str, str]] = set()  # (factor, value as JSON): a set, so a grid of many seeds stays linear
     for row in rows:
         for name, value in row.factors.items():
-            values = factors.setdefault(name, [])
-            if value not in values:
-                values.append(value)
+            key = (name, json.dumps(value, sort_keys=True, default=str))
+            if key not in seen:
+                seen.add(key)
+                factors.setdefault(name, []).append(value)
     varied = [name for name, values in factors.items() if len(values) > 1]
     combos = Counter(json.dumps({k: v for k, v in r.factors.items() if k != "seed"}, sort_keys=True) for r in rows)
     return ExperimentSummary(
         id=record.id, name=record.name, spec_path=record.spec_path, created_at=record.created_at.isoformat(),
         factors=factors, varied=varied, replicates=max(combos.values(), default=0), cells=len(rows),
         states=dict(Counter(r.status for r in rows)), cell_list=rows)
+
+
+def experiment_summary(store: Store, record: ExperimentRecord) -> ExperimentSummary:
+    """One experiment's factors, cells and their states."""
+    return _summary(store, record, store.cells(record.id))
 
 
 def list_experiments(db: Path | str | None = None) -> list[ExperimentSummary]:

@@ -16,6 +16,7 @@ from stability.cli import analysis as analysis_commands
 from stability.cli import experiment as experiment_commands
 from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
+from stability.cli import view as view_command
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.display import printable
 from stability.cli.library import library_app
@@ -304,6 +305,7 @@ app.command("judge")(judge_command.judge)
 app.command("analyze")(analysis_commands.analyze)
 app.command("graph")(analysis_commands.graph)
 app.command("report")(analysis_commands.report)
+app.command("view")(view_command.view)
 
 
 class _Notes(logging.Handler):

@@ -91,6 +91,15 @@ def release_marker(db: str) -> None:
             marker.unlink()
 
 
+def live_writer(db: str) -> dict[str, object] | None:
+    """The marker of a live process writing ``db`` (its pid, command and start), or None when none is writing."""
+    with contextlib.suppress(OSError, ValueError):
+        marker = json.loads(marker_path(db).read_text(encoding="utf-8"))
+        if isinstance(marker, dict) and isinstance(marker.get("pid"), int) and _alive(marker["pid"]):
+            return marker
+    return None
+
+
 class Publisher:
     """The writer's side once connected: a snapshot after commits, when one is due."""
 

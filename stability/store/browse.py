@@ -1,0 +1,291 @@
+"""The read-side SQL of ``stability view``: pages and summaries small enough for a browser, whatever the store's size.
+
+Every function reads one page (``offset``, ``limit``) or one aggregate, so a page of the viewer costs a few
+queries however many revisions the store holds. Rows come back as plain dicts (JSON-ready but for timestamps,
+which the caller serialises). A table another version may lack (``judgements``) is looked up before it is read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stability.records import CallRecord
+from stability.store.store import Store, _decode, _rows
+
+#: at most this many rows in any one page
+MAX_PAGE = 500
+
+
+def _page(limit: int) -> int:
+    return max(1, min(int(limit), MAX_PAGE))
+
+
+def table_columns(store: Store, table: str) -> list[str]:
+    """The columns of ``table`` in order; empty when the store has no such table."""
+    return [r[0] for r in store.con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+        "ORDER BY column_index", [table]).fetchall()]
+
+
+# -- experiments ----------------------------------------------------------------------------------------------
+
+def experiment_rows(store: Store, experiment_id: str | None = None) -> list[dict[str, Any]]:
+    """Every experiment (or the one given) with its cell count, cells per state and paid cost, oldest first."""
+    rows = _rows(store.con, """
+        WITH cost AS (SELECT e.experiment_id, coalesce(sum(c.cost_usd), 0) AS cost_usd, count(c.id) AS calls
+                      FROM experiment_runs e JOIN calls c ON c.run_id = e.run_id AND c.cached_from IS NULL
+                      GROUP BY e.experiment_id)
+        SELECT x.id, x.name, x.spec_path, x.created_at, count(e.cell) AS cells,
+               count(*) FILTER (WHERE e.status = 'done') AS done,
+               count(*) FILTER (WHERE e.status = 'running') AS running,
+               count(*) FILTER (WHERE e.status = 'failed') AS failed,
+               count(*) FILTER (WHERE e.status = 'not_started') AS not_started,
+               any_value(cost.cost_usd) AS cost_usd, any_value(cost.calls) AS paid_calls
+        FROM experiments x LEFT JOIN experiment_runs e ON e.experiment_id = x.id
+             LEFT JOIN cost ON cost.experiment_id = x.id
+        WHERE ? IS NULL OR x.id = ?
+        GROUP BY x.id, x.name, x.spec_path, x.created_at ORDER BY x.created_at, x.id""", [experiment_id, experiment_id])
+    for row in rows:
+        row["cost_usd"] = float(row["cost_usd"] or 0.0)
+        row["paid_calls"] = int(row["paid_calls"] or 0)
+    return rows
+
+
+def experiment_totals(store: Store, experiment_id: str) -> dict[str, Any]:
+    """Calls, paid calls, failed calls, tokens and the paid cost of an experiment's runs, in one query."""
+    [row] = _rows(store.con, """
+        SELECT count(c.id) AS calls, count(c.id) FILTER (WHERE c.cached_from IS NULL AND c.status = 'ok') AS paid,
+               count(c.id) FILTER (WHERE c.status = 'error') AS failed,
+               coalesce(sum(c.input_tokens), 0) AS input_tokens, coalesce(sum(c.output_tokens), 0) AS output_tokens,
+               coalesce(sum(c.cost_usd) FILTER (WHERE c.cached_from IS NULL), 0) AS cost_usd
+        FROM experiment_runs e JOIN calls c ON c.run_id = e.run_id WHERE e.experiment_id = ?""", [experiment_id])
+    return row
+
+
+def cell_progress(store: Store, experiment_id: str, offset: int, limit: int,
+                  status: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of an experiment's cells (running ones first when ``status`` is None): state, run, steps so far,
+    calls so far, the run's stop reason; and how many cells match."""
+    where = "e.experiment_id = ?" + (" AND e.status = ?" if status else "")
+    params: list[Any] = [experiment_id] + ([status] if status else [])
+    [(total,)] = store.con.execute(f"SELECT count(*) FROM experiment_runs e WHERE {where}", params).fetchall()
+    rows = _rows(store.con, f"""
+        SELECT e.cell, e.position, e.status, e.run_id, e.config, r.stop_reason, r.created_at, r.finished_at,
+               (SELECT count(*) FROM revisions v WHERE v.run_id = e.run_id) AS revisions,
+               (SELECT count(*) FROM calls c WHERE c.run_id = e.run_id) AS calls
+        FROM experiment_runs e LEFT JOIN runs r ON r.id = e.run_id WHERE {where}
+        ORDER BY (e.status = 'running') DESC, e.position LIMIT ? OFFSET ?""", [*params, _page(limit), max(0, offset)])
+    for row in rows:
+        _decode(row, ("config",))
+        row["steps"] = max(int(row.pop("revisions")) - 1, 0)
+    return rows, int(total)
+
+
+def experiment_run_ids(store: Store, experiment_id: str) -> list[str]:
+    return [r[0] for r in store.con.execute(
+        "SELECT run_id FROM experiment_runs WHERE experiment_id = ? AND run_id IS NOT NULL ORDER BY position",
+        [experiment_id]).fetchall()]
+
+
+def experiment_of(store: Store, run_id: str) -> str | None:
+    """The experiment whose cell a run fills, if any."""
+    row = store.con.execute("SELECT experiment_id FROM experiment_runs WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+    return str(row[0]) if row else None
+
+
+# -- runs, steps, calls ---------------------------------------------------------------------------------------
+
+def run_rows(store: Store, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of runs, newest first, with their steps and calls so far."""
+    [(total,)] = store.con.execute("SELECT count(*) FROM runs").fetchall()
+    rows = _rows(store.con, """
+        SELECT r.id, r.protocol, r.model, r.status, r.stop_reason, r.created_at, r.finished_at,
+               (SELECT count(*) FROM revisions v WHERE v.run_id = r.id) AS revisions,
+               (SELECT count(*) FROM calls c WHERE c.run_id = r.id) AS calls
+        FROM runs r ORDER BY r.created_at DESC, r.id LIMIT ? OFFSET ?""", [_page(limit), max(0, offset)])
+    for row in rows:
+        row["steps"] = max(int(row.pop("revisions")) - 1, 0)
+    return rows, int(total)
+
+
+def run_totals(store: Store, run_id: str) -> dict[str, Any]:
+    """Calls, paid calls, failed calls, tokens and cost of one run."""
+    [row] = _rows(store.con, """
+        SELECT count(*) AS calls, count(*) FILTER (WHERE cached_from IS NULL AND status = 'ok') AS paid,
+               count(*) FILTER (WHERE status = 'error') AS failed, coalesce(sum(input_tokens), 0) AS input_tokens,
+               coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cost_usd), 0) AS cost_usd
+        FROM calls WHERE run_id = ?""", [run_id])
+    return row
+
+
+def step_rows(store: Store, run_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of a run's revisions in step order with the edge into each (kind, call ids); and the step count."""
+    [(total,)] = store.con.execute("SELECT count(*) FROM revisions WHERE run_id = ?", [run_id]).fetchall()
+    rows = _rows(store.con, """
+        SELECT v.step, v.id, v.constitution_hash, v.decision, v.cycle_to, v.detail, e.kind, e.call_ids
+        FROM revisions v LEFT JOIN edges e ON e.target_id = v.id
+        WHERE v.run_id = ? ORDER BY v.step LIMIT ? OFFSET ?""", [run_id, _page(limit), max(0, offset)])
+    for row in rows:
+        _decode(row, ("call_ids",))
+        row["call_ids"] = row["call_ids"] or []
+    return rows, int(total)
+
+
+def hash_before(store: Store, run_id: str, step: int) -> str | None:
+    """The constitution a run held just before ``step`` (for the diff of the first step of a page)."""
+    row = store.con.execute("SELECT constitution_hash FROM revisions WHERE run_id = ? AND step < ? "
+                            "ORDER BY step DESC LIMIT 1", [run_id, step]).fetchone()
+    return str(row[0]) if row else None
+
+
+def call_rows(store: Store, call_ids: list[str]) -> list[dict[str, Any]]:
+    """Summaries of these calls (no request or response bodies), in the order given."""
+    if not call_ids:
+        return []
+    rows = {r["id"]: r for r in _rows(store.con, """
+        SELECT id, step, purpose, model, status, input_tokens, output_tokens, cost_usd, attempts, latency_ms,
+               cached_from, finish_reason, error, thinking IS NOT NULL AS has_thinking
+        FROM calls WHERE id IN (SELECT unnest(?::VARCHAR[]))""", [call_ids])}
+    return [rows[i] for i in call_ids if i in rows]
+
+
+def step_call_rows(store: Store, run_id: str, step: int) -> list[dict[str, Any]]:
+    """Summaries of every call a run made at ``step`` (also those behind no edge: retries, ratings, probes)."""
+    ids = [r[0] for r in store.con.execute("SELECT id FROM calls WHERE run_id = ? AND step = ? ORDER BY created_at, id",
+                                           [run_id, step]).fetchall()]
+    return call_rows(store, ids)
+
+
+def call(store: Store, call_id: str) -> CallRecord | None:
+    rows = _rows(store.con, "SELECT * FROM calls WHERE id = ?", [call_id])
+    return CallRecord(**_decode(rows[0], ("request", "response", "retries"))) if rows else None
+
+
+def node_at(store: Store, run_id: str, step: int) -> str | None:
+    """The constitution a run reached at a step."""
+    found = store.con.execute("SELECT constitution_hash FROM revisions WHERE run_id = ? AND step = ?",
+                              [run_id, step]).fetchall()
+    return str(found[0][0]) if found else None
+
+
+def judgement_rows(store: Store, nodes: list[str], limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+    """Rows of the ``judgements`` table about these nodes (a judgement's first subject is the constitution it
+    judged; an equivalence judgement names principles and is found by neither), when the store has that table;
+    otherwise none. JSON columns stay as stored text."""
+    if not nodes or "subjects" not in table_columns(store, "judgements"):
+        return []
+    marks = ", ".join("?" for _ in nodes)
+    return _rows(store.con, "SELECT *, json_extract_string(subjects, '$[0]') AS node FROM judgements "
+                            f"WHERE json_extract_string(subjects, '$[0]') IN ({marks}) "
+                            "ORDER BY question, created_at, id LIMIT ?", [*nodes, _page(limit)])
+
+
+# -- search -----------------------------------------------------------------------------------------------------
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_principles(store: Store, query: str, offset: int, limit: int,
+                      shown: int = 3) -> tuple[list[dict[str, Any]], int]:
+    """A page of the distinct principle texts containing ``query`` (case-insensitive), most-visited first: how many
+    constitutions and runs hold each, and its first ``shown`` appearances (run, step, position)."""
+    pattern = _like(query)
+    [(total,)] = store.con.execute("SELECT count(DISTINCT text) FROM principles WHERE text ILIKE ? ESCAPE '\\'",
+                                   [pattern]).fetchall()
+    rows = _rows(store.con, """
+        SELECT p.text, count(DISTINCT p.constitution_hash) AS constitutions, count(DISTINCT v.run_id) AS runs
+        FROM principles p LEFT JOIN revisions v ON v.constitution_hash = p.constitution_hash
+        WHERE p.text ILIKE ? ESCAPE '\\' GROUP BY p.text ORDER BY runs DESC, constitutions DESC, p.text
+        LIMIT ? OFFSET ?""", [pattern, _page(limit), max(0, offset)])
+    texts = [r["text"] for r in rows]
+    where: dict[str, list[dict[str, Any]]] = {t: [] for t in texts}
+    if texts:
+        for found in _rows(store.con, """
+                SELECT p.text, v.run_id, v.step, p.position, p.constitution_hash
+                FROM principles p JOIN revisions v ON v.constitution_hash = p.constitution_hash
+                WHERE p.text IN (SELECT unnest(?::VARCHAR[]))
+                QUALIFY row_number() OVER (PARTITION BY p.text ORDER BY v.run_id, v.step) <= ?""", [texts, shown]):
+            where[found.pop("text")].append(found)
+    for row in rows:
+        row["appears"] = where[row["text"]]
+    return rows, int(total)
+
+
+# -- the graph --------------------------------------------------------------------------------------------------
+
+def graph_rows(store: Store, run_ids: list[str], max_nodes: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """The revision graph of the selected runs, cut to ``max_nodes`` constitutions in SQL.
+
+    Nodes: per constitution, runs through it, visits, runs starting there, runs ending there (``finals``) and
+    ending there having declined (``fixed``: a fixed point), returns to it (``cycles``), and whether it has more
+    than one predecessor (``merge``). The nodes kept are the marked ones (start, fixed point, cycle target,
+    merge) first, then the most visited. Edges: the transitions between two different kept constitutions, one
+    row per (source, target), with how many runs took it and whether one of them took it returning to an earlier
+    node. Counts: over the whole graph (``nodes``, ``edges``, ``merges``, ``fixed_points``, ``cycles``,
+    ``starts``)."""
+    nodes = _rows(store.con, """
+        WITH v AS (SELECT * FROM revisions WHERE run_id IN (SELECT unnest(?::VARCHAR[]))),
+             e AS (SELECT source_hash, target_hash FROM edges
+                   WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND source_hash <> target_hash),
+             preds AS (SELECT target_hash AS node, count(DISTINCT source_hash) AS n FROM e GROUP BY target_hash),
+             last AS (SELECT run_id, arg_max(constitution_hash, step) AS node FROM v WHERE decision <> 'error'
+                      GROUP BY run_id),
+             ends AS (SELECT last.node, count(*) AS finals,
+                             count(*) FILTER (WHERE r.stop_reason = 'declined') AS fixed
+                      FROM last JOIN runs r ON r.id = last.run_id GROUP BY last.node),
+             returns AS (SELECT t.constitution_hash AS node, count(*) AS cycles
+                         FROM v JOIN revisions t ON t.id = v.cycle_to GROUP BY t.constitution_hash),
+             visited AS (SELECT constitution_hash AS node, count(DISTINCT run_id) AS runs, count(*) AS visits,
+                                count(*) FILTER (WHERE step = 0) AS starts FROM v GROUP BY constitution_hash),
+             marked AS (SELECT n.*, c.n_principles, coalesce(ends.finals, 0) AS finals,
+                               coalesce(ends.fixed, 0) AS fixed, coalesce(returns.cycles, 0) AS cycles,
+                               coalesce(preds.n, 0) > 1 AS merge
+                        FROM visited n JOIN constitutions c ON c.hash = n.node LEFT JOIN ends ON ends.node = n.node
+                             LEFT JOIN returns ON returns.node = n.node LEFT JOIN preds ON preds.node = n.node)
+        SELECT *, count(*) OVER () AS total_nodes, sum(merge::INTEGER) OVER () AS merges,
+               sum((fixed > 0)::INTEGER) OVER () AS fixed_points, sum((cycles > 0)::INTEGER) OVER () AS cycle_nodes,
+               sum((starts > 0)::INTEGER) OVER () AS start_nodes,
+               (SELECT count(*) FROM (SELECT DISTINCT source_hash, target_hash FROM e)) AS total_edges
+        FROM marked ORDER BY (starts > 0 OR fixed > 0 OR cycles > 0 OR merge) DESC, runs DESC, visits DESC, node
+        LIMIT ?""", [run_ids, run_ids, max(1, int(max_nodes))])
+    counts = {"nodes": 0, "edges": 0, "merges": 0, "fixed_points": 0, "cycles": 0, "starts": 0}
+    if nodes:
+        first = nodes[0]
+        counts = {"nodes": int(first["total_nodes"]), "edges": int(first["total_edges"]),
+                  "merges": int(first["merges"]), "fixed_points": int(first["fixed_points"]),
+                  "cycles": int(first["cycle_nodes"]), "starts": int(first["start_nodes"])}
+    for node in nodes:
+        for column in ("total_nodes", "total_edges", "merges", "fixed_points", "cycle_nodes", "start_nodes"):
+            del node[column]
+    edges = _rows(store.con, """
+        SELECT e.source_hash AS source, e.target_hash AS target, count(DISTINCT e.run_id) AS runs,
+               bool_or(v.cycle_to IS NOT NULL) AS cycle
+        FROM edges e JOIN revisions v ON v.id = e.target_id
+        WHERE e.run_id IN (SELECT unnest(?::VARCHAR[])) AND e.source_hash <> e.target_hash
+              AND e.source_hash IN (SELECT unnest(?::VARCHAR[])) AND e.target_hash IN (SELECT unnest(?::VARCHAR[]))
+        GROUP BY e.source_hash, e.target_hash""", [run_ids, [n["node"] for n in nodes], [n["node"] for n in nodes]])
+    return nodes, edges, counts
+
+
+def node_runs(store: Store, digest: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of the runs that pass through a constitution: the first step each reaches it, and its protocol."""
+    [(total,)] = store.con.execute("SELECT count(DISTINCT run_id) FROM revisions WHERE constitution_hash = ?",
+                                   [digest]).fetchall()
+    rows = _rows(store.con, """
+        SELECT v.run_id, min(v.step) AS step, any_value(r.protocol) AS protocol, any_value(r.model) AS model
+        FROM revisions v JOIN runs r ON r.id = v.run_id WHERE v.constitution_hash = ?
+        GROUP BY v.run_id ORDER BY v.run_id LIMIT ? OFFSET ?""", [digest, _page(limit), max(0, offset)])
+    return rows, int(total)
+
+
+def jsonable(value: Any) -> Any:
+    """A stored JSON text as its value (a judgements row's JSON columns come back as text)."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,128 @@
+"""The viewer's web app (Starlette): the page and its assets, and the JSON endpoints the page reads.
+
+Pages are one HTML file and plain JavaScript served from the package (``stability/view/static/``, cytoscape.js
+bundled; nothing comes from elsewhere). Every endpoint reads one page of data through :class:`StoreSource`
+and sends it with the secrets removed (:func:`stability.redaction.redact`). A missing thing is a 404 with a
+one-line ``error``; a store that cannot be read right now is a 503.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from stability.errors import StabilityError
+from stability.redaction import redact
+from stability.view import data
+from stability.view.groups import GroupCache
+from stability.view.source import StoreSource
+
+STATIC = Path(__file__).resolve().parent / "static"
+PAGE = 50
+#: Content-Security-Policy: the page loads its own scripts and styles only, and talks to this server only
+POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    body = json.dumps(redact(value), default=_default, ensure_ascii=False)
+    return Response(body, status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    try:
+        return max(0, int(request.query_params.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _by(request: Request, default: list[str]) -> list[str]:
+    given = request.query_params.get("by")
+    return default if given is None else [p.strip() for p in given.split(",") if p.strip()]
+
+
+def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starlette:
+    """The app over one store. ``embedder`` is the analysis's (``hashing`` needs no model)."""
+    cache = GroupCache(source, embedder)
+
+    def reading(build: Callable[..., Any]) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            try:
+                with source.reading() as store:
+                    return _json(build(store, request))
+            except data.NotFound as err:
+                return _json({"error": str(err)}, 404)
+            except StabilityError as err:
+                return _json({"error": str(err)}, 503)
+        return endpoint
+
+    def groups(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            with source.reading() as store:
+                summary = data.experiment(store, name, 0, 1)
+            return _json(cache.groups(summary["id"], _by(request, summary["group_by"])))
+        except data.NotFound as err:
+            return _json({"error": str(err)}, 404)
+        except StabilityError as err:
+            return _json({"error": str(err)}, 503)
+
+    def graph(request: Request) -> Response:
+        query = request.query_params
+        try:
+            with source.reading() as store:
+                runs = data.graph_runs(store, query.get("experiment"), [r for r in query.get("runs", "").split(",")
+                                                                         if r])
+                grouped = data.experiment(store, query["experiment"], 0, 1) \
+                    if query.get("experiment") and query.get("group") is not None else None
+            if grouped is not None:
+                runs = cache.group_runs(grouped["id"], _by(request, grouped["group_by"]), _int(request, "group", 0))
+            with source.reading() as store:
+                return _json(data.graph(store, runs, _int(request, "max_nodes", data.GRAPH_NODES)))
+        except data.NotFound as err:
+            return _json({"error": str(err)}, 404)
+        except StabilityError as err:
+            return _json({"error": str(err)}, 503)
+
+    def index(_: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": POLICY,
+                                                            "Cache-Control": "no-store"})
+
+    routes = [
+        Route("/", index),
+        Route("/api/status", reading(lambda store, r: source.state())),
+        Route("/api/experiments", reading(lambda store, r: data.experiments(store))),
+        Route("/api/experiments/{name}", reading(lambda store, r: data.experiment(
+            store, r.path_params["name"], _int(r, "offset", 0), _int(r, "limit", PAGE)))),
+        Route("/api/experiments/{name}/progress", reading(lambda store, r: {**data.progress(
+            store, r.path_params["name"], _int(r, "offset", 0), _int(r, "limit", PAGE)), "source": source.state()})),
+        Route("/api/experiments/{name}/groups", groups),
+        Route("/api/runs", reading(lambda store, r: data.runs(store, _int(r, "offset", 0), _int(r, "limit", PAGE)))),
+        Route("/api/runs/{run_id}", reading(lambda store, r: data.run(
+            store, r.path_params["run_id"], _int(r, "offset", 0), _int(r, "limit", 200)))),
+        Route("/api/runs/{run_id}/steps/{step:int}", reading(lambda store, r: data.step_calls(
+            store, r.path_params["run_id"], r.path_params["step"]))),
+        Route("/api/calls/{call_id}", reading(lambda store, r: data.call(store, r.path_params["call_id"]))),
+        Route("/api/graph", graph),
+        Route("/api/nodes/{digest}", reading(lambda store, r: data.node(
+            store, r.path_params["digest"], _int(r, "offset", 0), _int(r, "limit", PAGE)))),
+        Route("/api/search", reading(lambda store, r: data.search(
+            store, r.query_params.get("q", ""), _int(r, "offset", 0), _int(r, "limit", PAGE)))),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,59 @@
+"""An experiment's analysis groups for the viewer: ``stability analyze EXPERIMENT --by FACTORS``, cached.
+
+The analysis is the one ``stability analyze`` runs (:func:`stability.analysis.measure.analyze`), on a pinned copy
+of the state the viewer reads, grouped by the experiment's varied factors (seed aside) unless the page names
+others. Its result is kept per (experiment, factors, state read) and cut to the key figures a page shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from stability.analysis.groups import GroupSummary
+from stability.analysis.measure import AnalysisResult, analyze
+from stability.view.source import StoreSource
+
+#: results kept at once (each may hold thousands of runs)
+CACHED = 8
+
+
+class GroupCache:
+    def __init__(self, source: StoreSource, embedder: str) -> None:
+        self.source = source
+        self.embedder = embedder
+        self._results: dict[tuple[str, tuple[str, ...], int], AnalysisResult] = {}
+        self._lock = threading.Lock()  # one analysis at a time: each may take a while and much memory
+
+    def result(self, experiment_id: str, by: list[str]) -> AnalysisResult:
+        with self._lock:
+            key = (experiment_id, tuple(by), self.source.refreshes)
+            if key not in self._results:
+                with self.source.pinned() as path:
+                    result = analyze([experiment_id], path, by=by, embedder=self.embedder)
+                if len(self._results) >= CACHED:
+                    self._results.pop(next(iter(self._results)))
+                self._results[(experiment_id, tuple(by), self.source.refreshes)] = result
+                return result
+            return self._results[key]
+
+    def groups(self, experiment_id: str, by: list[str]) -> dict[str, Any]:
+        result = self.result(experiment_id, by)
+        return {"experiment": experiment_id, "by": result.by, "embedder": result.embeddings.model,
+                "groups": [key_figures(i, g) for i, g in enumerate(result.groups)],
+                "contrasts": [c.model_dump() for c in result.contrasts]}
+
+    def group_runs(self, experiment_id: str, by: list[str], index: int) -> list[str]:
+        groups = self.result(experiment_id, by).groups
+        return list(groups[index].run_ids) if 0 <= index < len(groups) else []
+
+
+def key_figures(index: int, group: GroupSummary) -> dict[str, Any]:
+    """The figures a page shows for a group: runs, verdicts, rates with intervals, steps to a fixed point,
+    the convergence ratio and its null range, attractors."""
+    return {"index": index, "key": group.key, "label": group.label, "runs": group.runs, "starts": group.starts,
+            "verdicts": group.verdicts, "fixed_point_rate": group.fixed_point_rate.model_dump(),
+            "cycle_rate": group.cycle_rate.model_dump(),
+            "steps_to_fixed_point": {k: getattr(group.steps_to_fixed_point, k) for k in ("median", "low", "high", "n")},
+            "convergence_ratio": group.convergence_ratio.model_dump(),
+            "attractors": len(group.attractors), "confirmed": group.confirmed, "probed": group.probed}
