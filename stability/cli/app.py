@@ -15,6 +15,7 @@ from rich.table import Table
 from stability.cli import analysis as analysis_commands
 from stability.cli import experiment as experiment_commands
 from stability.cli import probe as probe_command
+from stability.cli import stores as store_commands
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.display import printable
 from stability.cli.library import library_app
@@ -285,6 +286,7 @@ def models(as_json: JsonOption = False) -> None:
 
 
 experiment_commands.register(app)
+store_commands.register(app)
 app.command("experiments")(analysis_commands.experiments)
 app.command("probe")(probe_command.probe)
 app.command("analyze")(analysis_commands.analyze)
