@@ -37,6 +37,8 @@ def run(
     = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish what an earlier run of this spec left")] = False,
     prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
+    cache_from: Annotated[Path | None, typer.Option("--cache-from", help="another store (a DuckDB file or an "
+                                                    "export folder) whose calls may answer, read-only")] = None,
     db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -56,7 +58,7 @@ def run(
             progress.advance(task)
 
         result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume, prices_file=prices,
-                                on_cell=on_cell)
+                                on_cell=on_cell, cache_from=cache_from)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return

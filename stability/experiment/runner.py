@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spe
 from stability.models.base import Model
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
+from stability.store.export import attach_cache_from
 from stability.store.store import Store
 
 
@@ -102,7 +104,12 @@ class Budget:
 
 def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
                    max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
-                   on_cell: Callable[[CellRecord], None] | None = None) -> ExperimentResult:
+                   on_cell: Callable[[CellRecord], None] | None = None,
+                   cache_from: Path | str | None = None) -> ExperimentResult:
+    """Run (or estimate) a spec's grid. ``cache_from``: another store (DuckDB file or export folder) whose calls
+    answer this one's requests read-only, within the cache scope (never ``run``), recorded with ``cached_from``."""
+    if cache_from is not None and not Path(cache_from).exists():
+        raise StabilityError(f"{cache_from}: no such store for --cache-from")
     if max_cost is not None:
         check(max_cost, BudgetAmount, "--max-cost")
     spec = load_spec(spec_path)
@@ -128,7 +135,9 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                                  "(add them to the spec's prices: or pass --prices FILE)")
     pool = ModelPool()
     prepared = [prepare(config, pool) for config in cells]
-    with Store.open(db, create=not resume) as store:
+    with Store.open(db, create=not resume) as store, tempfile.TemporaryDirectory() as scratch:
+        if cache_from is not None:
+            attach_cache_from(store.con, Path(cache_from), Path(scratch) / "cache-from.duckdb")
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
         record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
