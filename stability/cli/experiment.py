@@ -95,18 +95,22 @@ _SCOPES = {"run": "each run answers only from its own calls: replicates and arms
 
 def import_(
     file: Annotated[Path, typer.Argument(help="a peer project's file")],
-    fmt: Annotated[str, typer.Option("--format", help="oct | identities")],
+    fmt: Annotated[str, typer.Option("--format", help="oct | identities | identity-variants")],
     out: Annotated[Path, typer.Option("-o", "--out", help="folder to write constitutions into")],
     placeholders: Annotated[Path | None, typer.Option("--placeholders", help="(identities) YAML of placeholder "
                                                       "values")] = None,
+    variants: Annotated[Path | None, typer.Option("--variants", help="(identity-variants) the study's dimension "
+                                                  "variants JSON: agency and uncertainty levels")] = None,
+    base: Annotated[list[str] | None, typer.Option("--base", help="(identity-variants) identity to vary, "
+                                                   "repeatable [default: every one with the placeholders]")] = None,
 ) -> None:
     """Write a peer project's constitutions in our Markdown format, and print their paths."""
     from stability.errors import StabilityError
     from stability.importers import import_file
 
-    if fmt not in ("oct", "identities"):
-        raise StabilityError(f"--format {fmt!r}: expected oct or identities")
-    for path in import_file(file, fmt, out, placeholders):  # type: ignore[arg-type]
+    if fmt not in ("oct", "identities", "identity-variants"):
+        raise StabilityError(f"--format {fmt!r}: expected oct, identities or identity-variants")
+    for path in import_file(file, fmt, out, placeholders, variants, base):  # type: ignore[arg-type]
         sys.stdout.write(f"{path}\n")
 
 
