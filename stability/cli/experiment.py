@@ -39,6 +39,11 @@ def run(
     prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
     cache_from: Annotated[Path | None, typer.Option("--cache-from", help="another store (a DuckDB file or an "
                                                     "export folder) whose calls may answer, read-only")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+                                            help="run the cells on Ray workers: a cluster's address, or none for "
+                                            "a local Ray started here")] = None,
+    shards: Annotated[Path | None, typer.Option("--shards", help="(--ray) folder of the workers' shards, seen "
+                                                "by every machine [default: DB.shards/EXPERIMENT]")] = None,
     db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -57,8 +62,17 @@ def run(
         def on_cell(cell: object) -> None:
             progress.advance(task)
 
-        result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume, prices_file=prices,
-                                on_cell=on_cell, cache_from=cache_from)
+        if ray is not None and not dry_run:
+            from stability.errors import StabilityError
+            from stability.experiment.distributed import run_experiment_ray
+
+            if cache_from is not None:
+                raise StabilityError("--cache-from does not apply to --ray runs yet")
+            result = run_experiment_ray(spec, db, address=ray, max_cost=max_cost, prices_file=prices,
+                                        on_cell=on_cell, shards=shards)
+        else:
+            result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume,
+                                    prices_file=prices, on_cell=on_cell, cache_from=cache_from)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return

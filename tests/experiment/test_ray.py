@@ -1,0 +1,147 @@
+"""``stability run --ray``: cells on local Ray workers through the wire server. One local Ray (two worker CPUs)
+and one wire server serve the whole module; Ray's start-up is most of its time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stability.experiment import run_experiment
+from stability.experiment.spec import cell_key, expand, load_spec
+from stability.store import Store
+from stability.testing.wire_server import WireServer
+from tests.conftest import write
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'stability[ray]')")
+pytestmark = pytest.mark.ray
+
+STALL = threading.Event()  # set: the next request of a stall constitution is held until RELEASE
+HELD = threading.Event()
+RELEASE = threading.Event()
+
+
+def grow(messages: list[dict[str, Any]]) -> str:
+    lines = [line for line in messages[-1]["content"].splitlines() if line.startswith("- ")]
+    if STALL.is_set() and any("stall" in line for line in lines) and len(lines) == 2:
+        STALL.clear()
+        HELD.set()
+        RELEASE.wait(60)
+    if len(lines) >= 4:
+        return "NO CHANGE"
+    return "REVISED CONSTITUTION:\n" + "\n".join(lines + [f"- principle {len(lines) + 1}"])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[WireServer]:
+    """A wire server, and a local Ray whose workers reach it (their environment is taken at start)."""
+    saved = dict(os.environ)
+    with WireServer(reply=grow) as server:
+        os.environ.update({"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-test-ray-key-00000",
+                           "STABILITY_ALLOW_NETWORK": "1", "STABILITY_RETRY_INITIAL": "0",
+                           "STABILITY_RETRY_JITTER": "0", "STABILITY_SNAPSHOT_SECONDS": "0",
+                           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
+                                                                       os.environ.get("PYTHONPATH")]))})
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            yield server
+        finally:
+            ray.shutdown()
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@pytest.fixture
+def wire(cluster: WireServer, monkeypatch: pytest.MonkeyPatch) -> WireServer:
+    """The module's server, for the driver too (the autouse fixture cleared the driver's environment)."""
+    monkeypatch.setenv("OPENAI_BASE_URL", cluster.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-ray-key-00000")
+    monkeypatch.setenv("STABILITY_ALLOW_NETWORK", "1")
+    return cluster
+
+
+def spec_file(tmp_path: Path, names: list[str], extra: str = "") -> Path:
+    for name in names:
+        write(tmp_path / "c" / f"{name}.md", f"- {name} 1\n")
+    return write(tmp_path / "spec.yaml", f"""
+name: ray-grid
+models: [openai/fake]
+constitutions: ["{tmp_path}/c/*.md"]
+protocols:
+  - name: fresh-instance
+    options: {{max_steps: 6}}
+cache: run
+max_parallel_runs: 2
+prices: {{"openai/fake": {{input: 1000, output: 1000}}}}
+{extra}""")
+
+
+def canonical(db: Path) -> dict[str, Any]:
+    """What must not depend on where a cell ran: per cell, its run's outcome, revisions and calls."""
+    with Store.open(db, read_only=True) as store:
+        [experiment] = store.experiments()
+        out: dict[str, Any] = {}
+        for cell in store.cells(experiment.id):
+            run = store.run(str(cell.run_id))
+            out[cell.cell] = (cell.status, run.status, run.stop_reason,
+                              [(r.step, r.decision, r.constitution_hash) for r in store.revisions(run.id)],
+                              sorted((c.cache_key, c.sample_index, c.status, c.text, c.cached_from is None)
+                                     for c in store.calls(run.id)))
+        nodes = sorted(r[0] for r in store.con.execute("SELECT hash FROM constitutions").fetchall())
+    return {"cells": out, "nodes": nodes}
+
+
+def test_two_workers_one_killed_mid_cell_equals_a_single_process_run(wire: WireServer, tmp_path: Path) -> None:
+    from stability.experiment.distributed import run_experiment_ray
+
+    spec = spec_file(tmp_path, ["alpha", "beta", "gamma", "stall"])
+    local_db, ray_db = tmp_path / "local.duckdb", tmp_path / "ray.duckdb"
+    run_experiment(spec, local_db)
+    stall_cell = next(cell_key(c) for c in expand(load_spec(spec), spec) if "stall" in str(c.constitution))
+    before = wire.bodies.copy()
+    HELD.clear()
+    RELEASE.clear()
+    STALL.set()
+    outcome: dict[str, Any] = {}
+    driver = threading.Thread(target=lambda: outcome.update(result=run_experiment_ray(spec, ray_db)))
+    driver.start()
+    assert HELD.wait(120), "the stall request never arrived"
+    ledger = ray.get_actor(f"ledger-{load_spec(spec).experiment_id}")
+    pid = ray.get(ledger.running.remote())[stall_cell]
+    os.kill(pid, signal.SIGKILL)  # the worker dies holding an unanswered request and an open shard
+    time.sleep(0.5)
+    RELEASE.set()
+    driver.join(300)
+    result = outcome["result"]
+    assert (result.done, result.failed, result.not_started) == (4, 0, 0)
+    assert canonical(ray_db) == canonical(local_db)
+    sent = {body: n - before[body] for body, n in wire.bodies.items() if n > before[body]}
+    with Store.open(ray_db, read_only=True) as store:
+        paid = [c for r in store.runs() for c in store.calls(r.id) if c.cached_from is None]
+    assert len(paid) == len(sent)  # every request the driver's store holds was answered once
+    assert sorted(sent.values()) == [1] * (len(sent) - 1) + [2]  # only the request the dead worker held went twice
+    assert not list((Path(f"{ray_db}.shards") / load_spec(spec).experiment_id).glob("*.duckdb"))  # merged, removed
+
+
+def test_budget_stops_new_cells_and_a_rerun_finishes(wire: WireServer, tmp_path: Path) -> None:
+    from stability.experiment.distributed import run_experiment_ray
+
+    spec = spec_file(tmp_path, ["one", "two", "three", "four", "five"], "max_parallel_runs: 1\n")
+    db = tmp_path / "budget.duckdb"
+    before = wire.bodies.copy()
+    seen: list[str] = []
+    first = run_experiment_ray(spec, db, max_cost=0.05, on_cell=lambda c: seen.append(c.status))
+    assert first.budget_reached and first.not_started > 0 and first.done < 5
+    assert first.spent_usd >= 0.05 and len(seen) == first.done + first.failed
+    second = run_experiment_ray(spec, db)
+    assert (second.done, second.failed, second.not_started) == (5, 0, 0)
+    sent = {body: n - before[body] for body, n in wire.bodies.items() if n > before[body]}
+    with Store.open(db, read_only=True) as store:
+        paid = [c for r in store.runs() for c in store.calls(r.id) if c.cached_from is None]
+    assert set(sent.values()) == {1} and len(paid) == len(sent)  # the budget stop lost nothing, paid nothing twice
