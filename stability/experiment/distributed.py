@@ -35,6 +35,7 @@ from stability.models.base import Model
 from stability.prices import PriceTable
 from stability.protocols import protocol_class
 from stability.records import CellRecord, ExperimentRecord, now
+from stability.store.export import copy_runs
 from stability.store.merge import merge_into
 from stability.store.store import Store
 
@@ -173,10 +174,13 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
         while waiting or running:
             while waiting and len(running) < slots and not stopped:
                 cell = waiting.pop(0)
+                shard = folder / f"{cell.cell}.duckdb"
+                if cell.run_id and not shard.exists():  # started elsewhere (a local run, a merged shard)
+                    _seed_shard(store, shard, cell.run_id)
                 gpus = protocol_class(cell.config["protocol"]).gpus if gpus_available else 0
                 ref = task.options(num_gpus=gpus, max_retries=max_retries).remote(
                     experiment.model_dump(mode="json"), cell.model_dump(mode="json"),
-                    str(folder / f"{cell.cell}.duckdb"), prices, ledger, limits)
+                    str(shard), prices, ledger, limits)
                 running[ref] = cell
             if not running:
                 break
@@ -201,6 +205,12 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
         for handle in (ledger, limits):
             ray.kill(handle)
     return result
+
+
+def _seed_shard(store: Store, shard: Path, run_id: str) -> None:
+    """A shard holding a started run's rows, so the worker resumes the run instead of paying for it again."""
+    Store.open(shard).close()  # created and migrated
+    copy_runs(store.con, [run_id], shard)
 
 
 def _merge_shard(store: Store, shard: Path, experiment_id: str) -> None:

@@ -132,6 +132,32 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
     return manifest
 
 
+def copy_runs(con: duckdb.DuckDBPyConnection, runs: list[str], target: Path) -> None:
+    """Copy the rows of ``runs`` (their revisions, calls, ... and the nodes they reached; not their experiment)
+    from the store on ``con`` into the store file ``target``, which must exist and be migrated: a worker's shard
+    then resumes them."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _export_experiments AS SELECT ''::VARCHAR AS id WHERE false")
+    con.execute("CREATE OR REPLACE TEMP TABLE _export_runs AS SELECT unnest(?::VARCHAR[]) AS id", [runs])
+    con.execute("""CREATE OR REPLACE TEMP TABLE _export_nodes AS
+                   SELECT constitution_hash AS hash FROM revisions WHERE run_id IN (SELECT id FROM _export_runs)
+                   UNION SELECT start_hash FROM runs WHERE id IN (SELECT id FROM _export_runs)""")
+    con.execute(f"ATTACH {_lit(str(target))} AS copy_target")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for table, _, columns in _tables(con):
+            where = _scope(table, {c["name"] for c in columns})
+            if where is None or "experiment" in where:
+                continue
+            con.execute(f"INSERT OR IGNORE INTO copy_target.main.{_q(table)} "
+                        f"SELECT * FROM main.{_q(table)} WHERE {where}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DETACH copy_target")
+
+
 def _refuse_secrets(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     """The last line of defence: no value of a secret variable set now may appear in any exported value."""
     secrets = secret_values()

@@ -145,3 +145,33 @@ def test_budget_stops_new_cells_and_a_rerun_finishes(wire: WireServer, tmp_path:
     with Store.open(db, read_only=True) as store:
         paid = [c for r in store.runs() for c in store.calls(r.id) if c.cached_from is None]
     assert set(sent.values()) == {1} and len(paid) == len(sent)  # the budget stop lost nothing, paid nothing twice
+
+
+def test_a_local_partial_run_resumes_on_ray_paying_nothing_twice(wire: WireServer, tmp_path: Path) -> None:
+    from stability.experiment.distributed import run_experiment_ray
+
+    spec = spec_file(tmp_path, ["one", "two", "three"], "max_parallel_runs: 1\n")
+    db = tmp_path / "mixed.duckdb"
+    before = wire.bodies.copy()
+    first = run_experiment(spec, db, max_cost=0.05)  # local, stopped by its budget inside a run
+    assert first.budget_reached and first.failed == 1
+    second = run_experiment_ray(spec, db)  # the half-done run goes to a worker with its rows, and resumes
+    assert (second.done, second.failed, second.not_started) == (3, 0, 0)
+    assert {n - before[b] for b, n in wire.bodies.items() if n > before[b]} == {1}
+
+
+def test_shards_a_crashed_driver_left_are_merged_first(wire: WireServer, tmp_path: Path) -> None:
+    from stability.experiment.distributed import run_experiment_ray
+
+    spec = spec_file(tmp_path, ["one", "two"])
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    run_experiment(spec, elsewhere)
+    experiment = load_spec(spec).experiment_id
+    key = cell_key(expand(load_spec(spec), spec)[0])
+    folder = Path(f"{tmp_path / 'crashed.duckdb'}.shards") / experiment
+    folder.mkdir(parents=True)
+    elsewhere.rename(folder / f"{key}.duckdb")  # finished work the driver never merged
+    sent = wire.count
+    result = run_experiment_ray(spec, tmp_path / "crashed.duckdb")
+    assert (result.done, result.failed, result.not_started) == (2, 0, 0) and wire.count == sent
+    assert not list(folder.glob("*.duckdb"))
