@@ -311,6 +311,8 @@ def main() -> None:
     import duckdb
 
     _show_notes()
+    if sys.argv[1:2] == ["run"]:
+        sys.argv[2:] = experiment_commands.ray_address_optional(sys.argv[2:])
     try:
         app()
     except (duckdb.IOException, duckdb.SerializationException) as err:  # a damaged or truncated file, met on reading

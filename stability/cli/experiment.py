@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,9 +40,9 @@ def run(
     prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
     cache_from: Annotated[Path | None, typer.Option("--cache-from", help="another store (a DuckDB file or an "
                                                     "export folder) whose calls may answer, read-only")] = None,
-    ray: Annotated[str | None, typer.Option("--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
-                                            help="run the cells on Ray workers: a cluster's address, or none for "
-                                            "a local Ray started here")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]",
+                                            help="run the cells on Ray workers: a cluster's address (auto, "
+                                            "HOST:PORT, ray://...), or none for a local Ray started here")] = None,
     shards: Annotated[Path | None, typer.Option("--shards", help="(--ray) folder of the workers' shards, seen "
                                                 "by every machine [default: DB.shards/EXPERIMENT]")] = None,
     db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
@@ -105,6 +106,19 @@ def run(
 _SCOPES = {"run": "each run answers only from its own calls: replicates and arms are independent samples",
            "experiment": "a run may reuse an identical call of another run of this experiment",
            "global": "a run may reuse an identical call of any run in the database"}
+
+
+def ray_address_optional(args: list[str]) -> list[str]:
+    """``--ray`` takes an optional address: a bare ``--ray`` (last, or before another option or the spec) is
+    given the value ``local`` before the arguments are parsed."""
+    out = list(args)
+    if "--ray" in out:
+        at = out.index("--ray") + 1
+        following = out[at] if at < len(out) else None
+        if following is None or not (following in ("auto", "local") or "://" in following
+                                     or re.fullmatch(r"[\w.-]+:\d+", following)):
+            out.insert(at, "local")
+    return out
 
 
 def import_(

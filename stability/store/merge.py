@@ -89,9 +89,17 @@ def table_keys(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> di
 
 
 def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> dict[str, str]:
-    return {r[0]: r[1] for r in con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main' "
-        "AND table_name = ? ORDER BY column_index", [catalog, table]).fetchall()}
+    return _all_columns(con, catalog).get(table, {})
+
+
+def _all_columns(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, dict[str, str]]:
+    """Every table's columns and types, in order (one catalog query)."""
+    out: dict[str, dict[str, str]] = {}
+    for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+            "AND schema_name = 'main' ORDER BY table_name, column_index", [catalog]).fetchall():
+        out.setdefault(table, {})[column] = kind
+    return out
 
 
 def _own(con: duckdb.DuckDBPyConnection) -> str:
@@ -115,9 +123,12 @@ def merge_into(con: duckdb.DuckDBPyConnection, sources: Sequence[Path | str]) ->
             _attach(con, path, alias)
             attached.append(alias)
         keys = table_keys(con)
+        own = _all_columns(con, _own(con))
+        theirs = [_all_columns(con, alias) for alias in attached]
         con.execute("BEGIN TRANSACTION")
         try:
-            written = {table: _merge_table(con, table, key, attached, names) for table, key in keys.items()}
+            written = {table: _merge_table(con, table, key, own[table], [t.get(table, {}) for t in theirs],
+                                           attached, names) for table, key in keys.items()}
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -148,14 +159,14 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str) -> None:
                              "merge it")
 
 
-def _merge_table(con: duckdb.DuckDBPyConnection, table: str, spec: TableKey, aliases: list[str],
-                 names: list[str]) -> int:
-    columns = _columns(con, _own(con), table)
+def _merge_table(con: duckdb.DuckDBPyConnection, table: str, spec: TableKey, columns: dict[str, str],
+                 source_columns: list[dict[str, str]], aliases: list[str], names: list[str]) -> int:
     selects = []
-    for n, alias in enumerate(aliases):
-        have = _columns(con, alias, table)
+    for n, (alias, have) in enumerate(zip(aliases, source_columns, strict=True)):
         if not have:
             continue  # an older store without this table
+        if not con.execute(f"SELECT 1 FROM {alias}.main.{_q(table)} LIMIT 1").fetchone():
+            continue  # nothing to merge from it
         extra = sorted(set(have) - set(columns))
         if extra:
             raise StabilityError(f"{names[n]}: table {table} has columns this version does not know "

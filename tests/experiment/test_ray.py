@@ -175,3 +175,28 @@ def test_shards_a_crashed_driver_left_are_merged_first(wire: WireServer, tmp_pat
     result = run_experiment_ray(spec, tmp_path / "crashed.duckdb")
     assert (result.done, result.failed, result.not_started) == (2, 0, 0) and wire.count == sent
     assert not list(folder.glob("*.duckdb"))
+
+
+@pytest.mark.parametrize(("args", "address"), [
+    (["run", "SPEC", "--ray"], "local"),
+    (["run", "--ray", "SPEC"], "local"),
+    (["run", "--ray", "auto", "SPEC"], "auto"),
+    (["run", "SPEC", "--ray", "ray://head:10001", "--max-cost", "1"], "ray://head:10001"),
+    (["run", "SPEC", "--ray", "10.0.0.1:6379"], "10.0.0.1:6379"),
+    (["run", "SPEC", "--ray", "--max-cost", "1"], "local"),
+])
+def test_ray_takes_an_optional_address(args: list[str], address: str, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from stability.experiment import distributed
+    from tests.conftest import run_cli
+
+    seen: list[tuple[str, str]] = []
+
+    def fake(spec: Path, db: Any, address: str, **_: Any) -> Any:
+        seen.append((str(spec), address))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(distributed, "run_experiment_ray", fake)
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert seen == [("SPEC", address)]
