@@ -46,7 +46,6 @@ def versions() -> dict[str, str]:
 def merge_times(revisions: int, folder: str) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "bench"))
     from analysis import build  # type: ignore[import-not-found]
-
     from stability.store.merge import merge_files
 
     base = Path(folder)

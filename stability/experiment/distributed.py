@@ -8,9 +8,10 @@ records the experiment in its store, and sends each unfinished cell to a Ray tas
   folder every machine sees). Every call is persisted in the shard before it is used, as locally.
 - The driver merges each shard into its store as the cell finishes (:mod:`stability.store.merge`), advances the
   progress bar, and removes the shard of a finished cell.
-- Spending is reported to a ledger actor per paid call; the budget (``--max-cost``) is checked there before every
-  call, and once it is spent no new cell starts. Calls share the spec's per-provider ``concurrency`` and
-  ``rate_limits`` through one limits actor, so ten workers do not each send the allowed rate.
+- Spending is reported to a ledger actor per paid call; each worker checks the ledger's latest figure before
+  every call (``_RemoteBudget``), and once the budget (``--max-cost``) is spent no new cell starts. Calls share
+  the spec's per-provider ``concurrency`` and ``rate_limits`` through one limits actor, so ten workers do not
+  each send the allowed rate.
 - A cell asks for the GPUs its protocol declares (``ReflectionProtocol.gpus``: fine-tune-reflect asks one).
 - A lost worker: Ray runs the task again, and it resumes from its shard's calls (none is sent again). A driver
   crash: run the spec again with ``--ray``; the shards left behind are merged first, finished cells are skipped,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -62,8 +64,10 @@ class Ledger:
             self.reached = True
         return not self.reached
 
-    def paid(self, cost_usd: float) -> None:
+    def paid(self, cost_usd: float) -> bool:
+        """Add a paid call; whether more may be sent."""
         self.spent += cost_usd
+        return self.allowed()
 
     def state(self) -> tuple[float, bool]:
         return self.spent, self.reached
@@ -89,17 +93,42 @@ class SharedLimits:
 
 
 class _RemoteBudget:
-    """The call path's budget (:class:`stability.calls.Spending`) in a worker: the ledger actor decides."""
+    """The call path's budget (:class:`stability.calls.Spending`) in a worker. It never blocks on the ledger (a
+    task blocked in ``ray.get`` lends its CPU to another task, and Ray starts one more worker process for it): it
+    keeps the ledger's latest answer, refreshed by each paid call it reports and, between them, at most every
+    ``REFRESH_S``. So a worker learns of the others' spending within a call or two: the budget can be overshot by
+    the calls in flight, as locally, plus about one call per worker."""
+
+    REFRESH_S = 0.5
 
     def __init__(self, ledger: Any) -> None:
         self.ledger = ledger
+        self.allowed = True
+        self.refreshed = 0.0
+        self.pending: set[asyncio.Future[Any]] = set()
+
+    async def refresh(self) -> bool:
+        self.refreshed = time.monotonic()
+        self.allowed = bool(await asyncio.wrap_future(self.ledger.allowed.remote().future()))
+        return self.allowed
+
+    def _follow(self, ref: Any) -> None:
+        async def update() -> None:
+            self.allowed = bool(await asyncio.wrap_future(ref.future())) and self.allowed
+
+        task = asyncio.ensure_future(update())
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     def check(self) -> None:
-        if not _ray().get(self.ledger.allowed.remote()):
+        if not self.allowed:
             raise BudgetExceeded("budget reached")
+        if time.monotonic() - self.refreshed > self.REFRESH_S:
+            self.refreshed = time.monotonic()
+            self._follow(self.ledger.allowed.remote())
 
     def paid(self, cost_usd: float) -> None:
-        self.ledger.paid.remote(cost_usd)
+        self._follow(self.ledger.paid.remote(cost_usd))
 
 
 def _remote_limits(actor: Any) -> Callable[[Model], Any]:
@@ -126,15 +155,16 @@ def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: s
         current = store.cell(record.experiment_id, record.cell)
         if current.status == "done":
             return "done", current.run_id
-        if not _ray().get(ledger.allowed.remote()):
-            return "not_started", current.run_id
 
-        async def go() -> tuple[str, str]:
+        async def go() -> tuple[str, str | None]:
+            budget = _RemoteBudget(ledger)
+            if not await budget.refresh():
+                return "not_started", current.run_id
             pool = ModelPool()
             try:
                 item = prepare(IterateConfig(**current.config), pool)
-                return await run_cell(store, current, item, pool, prices, _RemoteBudget(ledger),
-                                      _remote_limits(limits), Flights())
+                return await run_cell(store, current, item, pool, prices, budget, _remote_limits(limits),
+                                      Flights())
             finally:
                 await pool.aclose()
 

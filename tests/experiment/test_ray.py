@@ -27,7 +27,23 @@ HELD = threading.Event()
 RELEASE = threading.Event()
 
 
+IN_FLIGHT = {"now": 0, "most": 0, "hold": 0.0}
+FLIGHT_LOCK = threading.Lock()
+
+
 def grow(messages: list[dict[str, Any]]) -> str:
+    with FLIGHT_LOCK:
+        IN_FLIGHT["now"] += 1
+        IN_FLIGHT["most"] = max(IN_FLIGHT["most"], IN_FLIGHT["now"])
+    try:
+        time.sleep(IN_FLIGHT["hold"])
+        return _grow(messages)
+    finally:
+        with FLIGHT_LOCK:
+            IN_FLIGHT["now"] -= 1
+
+
+def _grow(messages: list[dict[str, Any]]) -> str:
     lines = [line for line in messages[-1]["content"].splitlines() if line.startswith("- ")]
     if STALL.is_set() and any("stall" in line for line in lines) and len(lines) == 2:
         STALL.clear()
@@ -200,3 +216,21 @@ def test_ray_takes_an_optional_address(args: list[str], address: str, capsys: py
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 0, err
     assert seen == [("SPEC", address)]
+
+
+def test_workers_share_the_providers_concurrency_limit(wire: WireServer, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import run_cli
+
+    spec = spec_file(tmp_path, ["one", "two", "three", "four"], "concurrency: {openai: 1}\n")
+    IN_FLIGHT.update(most=0, hold=0.05)  # each answer takes a moment, so two workers would overlap
+    try:
+        code, out, err = run_cli(["run", str(spec), "--ray", "--db", str(tmp_path / "limited.duckdb")], capsys,
+                                 monkeypatch)
+    finally:
+        IN_FLIGHT["hold"] = 0.0
+    assert code == 0, err
+    assert "done 4 · failed 0 · not started 0" in out
+    assert IN_FLIGHT["most"] == 1  # two workers, one request in flight at a time: the limits actor held them
+
