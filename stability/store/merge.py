@@ -246,7 +246,7 @@ def merge_files(sources: Sequence[Path | str], out: Path | str) -> MergeReport:
     tmp.unlink(missing_ok=True)
     try:
         if target.exists():
-            shutil.copyfile(target, tmp)
+            _copy_unlocked(target, tmp)
         with Store.open(tmp) as store:
             report = merge_into(store.con, inputs)
         os.replace(tmp, target)
@@ -254,3 +254,19 @@ def merge_files(sources: Sequence[Path | str], out: Path | str) -> MergeReport:
         for leftover in (tmp, Path(f"{tmp}.wal"), Path(f"{tmp}.writer"), Path(f"{tmp}.snapshot")):
             leftover.unlink(missing_ok=True)
     return report
+
+
+def _copy_unlocked(source: Path, copy: Path) -> None:
+    """Copy a store that no process is writing (held read-only meanwhile, so none starts to)."""
+    try:
+        con = duckdb.connect(str(source), read_only=True)
+    except duckdb.Error as err:
+        raise StabilityError(f"{source}: cannot merge into it while it is in use ({str(err).splitlines()[0]})") \
+            from None
+    try:
+        shutil.copyfile(source, copy)
+        if Path(f"{source}.wal").exists():  # left by a process that was killed: part of the store
+            shutil.copyfile(f"{source}.wal", f"{copy}.wal")
+    finally:
+        con.close()
+

@@ -138,3 +138,10 @@ def test_a_table_added_later_merges_by_its_primary_key(two_stores: tuple[Path, P
     con.close()
     with pytest.raises(StabilityError, match="judgements row id=j2"):
         merge_files([a, b], tmp_path / "other.duckdb")
+
+
+def test_merging_into_a_store_in_use_is_refused(two_stores: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two_stores
+    with Store.open(a), pytest.raises(StabilityError, match=r"a\.duckdb: cannot merge into it while it is in use"):
+        merge_files([b], a)
+    assert not list(tmp_path.glob(".a.duckdb.merging*"))
