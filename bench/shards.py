@@ -8,7 +8,8 @@
 of itself (nothing new: the whole comparison, no write), and two copies into a new file (every row met twice).
 ``ray`` runs a fresh-instance grid of CELLS constitutions (five calls per cell) against a wire server that answers
 each request after LATENCY_S seconds, as an API would, with ``max_parallel_runs`` above the worker count so Ray's
-CPUs are the only limit; it reports the driver's wall time, Ray's start-up apart. Every line carries the load
+CPUs are the only limit; it reports the driver's wall time (Ray's start-up apart; the actors' and the workers'
+processes start within it) and the span from the first run's start to the last run's end. Every line carries the load
 average before and after, and the package versions.
 """
 
@@ -109,8 +110,13 @@ max_parallel_runs: {cells}
         result = run_experiment_ray(spec, folder / "bench.duckdb")
         wall = time.perf_counter() - started
         ray.shutdown()
+        from stability.store import Store
+
+        with Store.open(folder / "bench.duckdb", read_only=True) as store:
+            first, last = store.con.execute("SELECT min(created_at), max(finished_at) FROM runs").fetchone() or (0, 0)
         return {"workers": workers, "cells": cells, "latency_s": latency, "requests": server.count,
-                "done": result.done, "grid_wall_s": round(wall, 2), "ray_start_s": round(ray_start, 2),
+                "done": result.done, "grid_wall_s": round(wall, 2),
+                "cells_span_s": round((last - first).total_seconds(), 2), "ray_start_s": round(ray_start, 2),
                 "load_before": before, "load_after": loadavg(), **versions()}
 
 
@@ -121,8 +127,8 @@ def main() -> None:
     elif command == "ray":
         print(json.dumps(ray_grid(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))))
     elif command == "all":
-        for workers in (1, 2):
-            subprocess.run([sys.executable, __file__, "ray", str(workers), "8", "0.3"], check=True)
+        for workers in (1, 2, 1, 2):  # interleaved: the machine's load drifts
+            subprocess.run([sys.executable, __file__, "ray", str(workers), "8", "1.0"], check=True)
         print(json.dumps(merge_times(100_000, sys.argv[2])))
     else:
         raise SystemExit(__doc__)

@@ -64,13 +64,10 @@ def run(
             progress.advance(task)
 
         if ray is not None and not dry_run:
-            from stability.errors import StabilityError
             from stability.experiment.distributed import run_experiment_ray
 
-            if cache_from is not None:
-                raise StabilityError("--cache-from does not apply to --ray runs yet")
             result = run_experiment_ray(spec, db, address=ray, max_cost=max_cost, prices_file=prices,
-                                        on_cell=on_cell, shards=shards)
+                                        on_cell=on_cell, shards=shards, cache_from=cache_from)
         else:
             result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume,
                                     prices_file=prices, on_cell=on_cell, cache_from=cache_from)

@@ -37,7 +37,7 @@ from stability.models.base import Model
 from stability.prices import PriceTable
 from stability.protocols import protocol_class
 from stability.records import CellRecord, ExperimentRecord, now
-from stability.store.export import copy_runs
+from stability.store.export import attach_cache_from, copy_runs, load_export
 from stability.store.merge import merge_into
 from stability.store.store import Store
 
@@ -145,12 +145,14 @@ def _remote_limits(actor: Any) -> Callable[[Model], Any]:
 
 
 def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: str, prices: PriceTable,
-                      ledger: Any, limits: Any) -> tuple[str, str | None]:
+                      ledger: Any, limits: Any, cache_from: str | None = None) -> tuple[str, str | None]:
     """A Ray task's body: run (or resume) one cell in its shard; returns (status, run id). ``not_started`` when the
-    budget was spent before it began."""
+    budget was spent before it began. ``cache_from``: a store file whose calls may answer, read-only."""
     record = CellRecord(**cell)
     ledger.started.remote(record.cell, os.getpid())
     with Store.open(shard) as store:
+        if cache_from is not None:
+            attach_cache_from(store.con, Path(cache_from), Path(cache_from))
         store.put_experiment(ExperimentRecord(**experiment), [record])
         current = store.cell(record.experiment_id, record.cell)
         if current.status == "done":
@@ -174,8 +176,12 @@ def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: s
 def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, address: str | None = None,
                        max_cost: float | None = None, prices_file: Path | str | None = None,
                        on_cell: Callable[[CellRecord], None] | None = None, shards: Path | str | None = None,
-                       max_retries: int = 3) -> ExperimentResult:
-    """Run a spec's unfinished cells on Ray (``address``: a cluster's, or None for a local one started here)."""
+                       max_retries: int = 3, cache_from: Path | str | None = None) -> ExperimentResult:
+    """Run a spec's unfinished cells on Ray (``address``: a cluster's, or None for a local one started here).
+    ``cache_from``: another store (a DuckDB file, or an export folder, loaded once into the shards folder) whose
+    calls may answer, read-only, as :func:`stability.experiment.runner.run_experiment`'s."""
+    if cache_from is not None and not Path(cache_from).exists():
+        raise StabilityError(f"{cache_from}: no such store for --cache-from")
     spec, cells, prices, figures = plan_experiment(spec_path, max_cost, prices_file)
     ray = _ray()
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=False, cells=len(cells),
@@ -193,6 +199,7 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
                                                      config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
         for shard in sorted(folder.glob("*.duckdb")):  # left by a driver that crashed: merged first
             _merge_shard(store, shard, spec.experiment_id)
+        answers = None if cache_from is None else str(_cache_source(Path(cache_from), folder))
         ledger = ray.remote(Ledger).options(num_cpus=0, name=f"ledger-{spec.experiment_id}").remote(
             max_cost, store.experiment_spent(spec.experiment_id))
         limits = ray.remote(SharedLimits).options(num_cpus=0, max_concurrency=1000).remote(spec)
@@ -210,7 +217,7 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
                 gpus = protocol_class(cell.config["protocol"]).gpus if gpus_available else 0
                 ref = task.options(num_gpus=gpus, max_retries=max_retries).remote(
                     experiment.model_dump(mode="json"), cell.model_dump(mode="json"),
-                    str(shard), prices, ledger, limits)
+                    str(shard), prices, ledger, limits, answers)
                 running[ref] = cell
             if not running:
                 break
@@ -235,6 +242,16 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
         for handle in (ledger, limits):
             ray.kill(handle)
     return result
+
+
+def _cache_source(source: Path, folder: Path) -> Path:
+    """A store file the workers can attach: the file itself, or an export folder loaded once beside the shards."""
+    if not source.is_dir():
+        return source
+    loaded = folder / ".cache-from.store"
+    loaded.unlink(missing_ok=True)
+    load_export(source, loaded)
+    return loaded
 
 
 def _seed_shard(store: Store, shard: Path, run_id: str) -> None:

@@ -234,3 +234,17 @@ def test_workers_share_the_providers_concurrency_limit(wire: WireServer, tmp_pat
     assert "done 4 · failed 0 · not started 0" in out
     assert IN_FLIGHT["most"] == 1  # two workers, one request in flight at a time: the limits actor held them
 
+
+
+def test_cache_from_answers_ray_workers_from_another_store(wire: WireServer, tmp_path: Path) -> None:
+    from stability.experiment.distributed import run_experiment_ray
+
+    spec = spec_file(tmp_path, ["one", "two"], "cache: global\n")  # (a later key wins) never for cache: run
+    theirs = tmp_path / "theirs.duckdb"
+    run_experiment(spec, theirs)
+    sent = wire.count
+    result = run_experiment_ray(spec, tmp_path / "mine.duckdb", cache_from=theirs)
+    assert result.done == 2 and wire.count == sent  # every call answered from their store
+    with Store.open(tmp_path / "mine.duckdb", read_only=True) as store:
+        calls = [c for r in store.runs() for c in store.calls(r.id)]
+    assert calls and all(c.cached_from is not None for c in calls)
