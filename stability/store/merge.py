@@ -130,6 +130,10 @@ def merge_into(con: duckdb.DuckDBPyConnection, sources: Sequence[Path | str]) ->
             written = {table: _merge_table(con, table, key, own[table], [t.get(table, {}) for t in theirs],
                                            attached, names) for table, key in keys.items()}
             con.execute("COMMIT")
+        except duckdb.ConstraintException as err:  # e.g. two ids for one (run, step): the stores disagree
+            con.execute("ROLLBACK")
+            raise StabilityError(f"{', '.join(names)}: the merged rows would break a constraint "
+                                 f"({str(err).splitlines()[0]}); nothing was merged") from None
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -145,3 +145,17 @@ def test_merging_into_a_store_in_use_is_refused(two_stores: tuple[Path, Path], t
     with Store.open(a), pytest.raises(StabilityError, match=r"a\.duckdb: cannot merge into it while it is in use"):
         merge_files([b], a)
     assert not list(tmp_path.glob(".a.duckdb.merging*"))
+
+
+def test_rows_that_would_break_a_constraint_are_refused(two_stores: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _ = two_stores
+    twin = tmp_path / "twin.duckdb"
+    shutil.copy(a, twin)
+    con = duckdb.connect(str(twin))  # the same (run, step) under another revision id
+    con.execute("UPDATE revisions SET id = id || 'x' WHERE step = 1")
+    con.execute("UPDATE edges SET id = id || 'x', target_id = target_id || 'x' WHERE target_id LIKE '%:1'")
+    con.close()
+    out = tmp_path / "out.duckdb"
+    with pytest.raises(StabilityError, match="would break a constraint"):
+        merge_files([a, twin], out)
+    assert not out.exists()
