@@ -8,7 +8,6 @@ matter declares one ``datasets`` configuration per table.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,9 +56,9 @@ def dataset_card(manifest: ExportManifest, facts: dict[str, Any], source: str) -
              f"- protocols: {', '.join(facts['protocols']) or 'none'}",
              f"- store migrations: {', '.join(manifest.migrations)}"]
     lines += ["- runs by stability version and commit:"]
-    lines += [f"  - {version} · {commit}: {n} runs" for version, commit, n in facts["versions"]] or ["  - none"]
+    lines += [f"  - {version} · {commit}: runs {n}" for version, commit, n in facts["versions"]] or ["  - none"]
     lines += ["", "## Models", ""]
-    lines += [f"- `{model}`: {n} runs" for model, n in facts["models"]] or ["- none"]
+    lines += [f"- `{model}`: runs {n}" for model, n in facts["models"]] or ["- none"]
     for experiment in facts["experiments"]:
         lines += ["", f"## Spec: {experiment['name']} (`{experiment['id']}`)", "", "```yaml",
                   yaml.safe_dump(experiment["spec"], sort_keys=False, allow_unicode=True).rstrip(), "```"]
@@ -72,14 +71,15 @@ def dataset_card(manifest: ExportManifest, facts: dict[str, Any], source: str) -
     if manifest.skipped:
         lines += [f"Not exported (no run or experiment column to select by): {', '.join(manifest.skipped)}.", ""]
     first = next((t.name for t in tables if t.name == "revisions"), tables[0].name if tables else "runs")
-    files = json.dumps({t.name: t.file for t in tables if t.rows})
     lines += ["## Loading", "", "pandas:", "", "```python", "import pandas as pd",
               f'{first} = pd.read_parquet("{first}.parquet")', "```", "",
               "DuckDB (or `stability import-store THIS_FOLDER --db store.duckdb` for a full stability store):", "",
               "```python", "import duckdb",
               f"duckdb.sql(\"SELECT decision, count(*) FROM '{first}.parquet' GROUP BY ALL\").show()"
               if first == "revisions" else f"duckdb.sql(\"SELECT * FROM '{first}.parquet'\").show()", "```", "",
-              "Hugging Face `datasets`:", "", "```python", "from datasets import load_dataset",
-              f'tables = load_dataset("parquet", data_files={files})',
-              f'tables["{first}"][0]', "```", ""]
+              "Hugging Face `datasets` (one table at a time: the tables have different columns):", "",
+              "```python", "from datasets import load_dataset",
+              f'{first} = load_dataset("parquet", data_files="{first}.parquet", split="train")',
+              "# once this folder is a dataset repository, each table is a configuration (front matter above):",
+              f'# load_dataset("OWNER/NAME", "{first}", split="train")', "```", ""]
     return "\n".join(lines)

@@ -68,9 +68,14 @@ def test_export_has_no_secrets_and_reads_back_equal(store_with_two_experiments: 
     assert "127.0.0.1" in text  # the base URL is there, without its credentials
     card = (out / "README.md").read_text()
     for needed in ("## Provenance", "## Models", "`openai/fake`", "## Spec: first", "## Spec: second",
-                   "pd.read_parquet", "import duckdb", "load_dataset(\"parquet\"", "### calls", "cache_key",
+                   "pd.read_parquet", "import duckdb", 'data_files="revisions.parquet"', "### calls", "cache_key",
                    "config_name: runs"):
         assert needed in card, needed
+    snippet = card.split("import duckdb\n", 1)[1].split("```", 1)[0]  # the DuckDB snippet runs in the folder
+    monkeypatch.chdir(out)
+    exec(snippet, {"duckdb": __import__("duckdb")})
+    assert "changed" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
     back = tmp_path / "back.duckdb"
     code, stdout, err = run_cli(["import-store", str(out), "--db", str(back)], capsys, monkeypatch)
     assert code == 0, err
