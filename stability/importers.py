@@ -42,14 +42,18 @@ def _slug(text: str) -> str:
 
 
 def _oct_entries(path: Path) -> list[Any]:
-    """A JSON list, or JSON lines (one object per line: the shape pandas ``to_json(lines=True)`` writes)."""
+    """A JSON list, or JSON lines (one object per line: what pandas ``to_json(lines=True)`` writes, and what a
+    single JSON parse refuses with "Extra data")."""
     text = read_text(path, "a JSON file")
-    if not text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if not err.msg.startswith("Extra data"):
             raise InputError(str(path), err.lineno, f"not valid JSON ({err.msg})") from None
-        return data if isinstance(data, list) else [data]
+    else:
+        if not isinstance(data, list):
+            raise InputError(str(path), None, "expected a non-empty JSON list of {trait, questions}, or JSON lines")
+        return data
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():

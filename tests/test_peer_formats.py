@@ -41,8 +41,8 @@ def test_oct_json_lines_errors_name_the_line(tmp_path: Path) -> None:
     source = write(tmp_path / "bad.jsonl", '{"trait": "a", "questions": []}\n{"trait": "b", "questions": [}\n')
     with pytest.raises(InputError, match=r"bad\.jsonl:2: not a valid JSON line"):
         import_file(source, "oct", tmp_path / "out")
-    source = write(tmp_path / "bad2.jsonl", '{"trait": "a", "additional_questions": "no"}\n')
-    with pytest.raises(InputError, match="entry 1: 'additional_questions' must be a list of strings"):
+    source = write(tmp_path / "bad2.jsonl", '{"trait": "a"}\n{"trait": "b", "additional_questions": "no"}\n')
+    with pytest.raises(InputError, match="entry 2: 'additional_questions' must be a list of strings"):
         import_file(source, "oct", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
