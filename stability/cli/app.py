@@ -16,6 +16,7 @@ from stability.cli import analysis as analysis_commands
 from stability.cli import experiment as experiment_commands
 from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
+from stability.cli import stores as store_commands
 from stability.cli import view as view_command
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
 from stability.cli.display import printable
@@ -299,6 +300,7 @@ def models(as_json: JsonOption = False) -> None:
 
 
 experiment_commands.register(app)
+store_commands.register(app)
 app.command("experiments")(analysis_commands.experiments)
 app.command("probe")(probe_command.probe)
 app.command("judge")(judge_command.judge)
@@ -325,6 +327,8 @@ def main() -> None:
     import duckdb
 
     _show_notes()
+    if sys.argv[1:2] == ["run"]:
+        sys.argv[2:] = experiment_commands.ray_address_optional(sys.argv[2:])
     try:
         app()
     except (duckdb.IOException, duckdb.SerializationException) as err:  # a damaged or truncated file, met on reading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +39,13 @@ def run(
     = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish what an earlier run of this spec left")] = False,
     prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
+    cache_from: Annotated[Path | None, typer.Option("--cache-from", help="another store (a DuckDB file or an "
+                                                    "export folder) whose calls may answer, read-only")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]",
+                                            help="run the cells on Ray workers: a cluster's address (auto, "
+                                            "HOST:PORT, ray://...), or none for a local Ray started here")] = None,
+    shards: Annotated[Path | None, typer.Option("--shards", help="(--ray) folder of the workers' shards, seen "
+                                                "by every machine [default: DB.shards/EXPERIMENT]")] = None,
     db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
@@ -50,6 +58,10 @@ def run(
     from stability.resources import ready_spec
 
     spec = ready_spec(str(spec)) or spec
+    if ray is not None and batch:
+        from stability.errors import StabilityError
+
+        raise StabilityError("--batch and --ray cannot be combined: provider batches are waited on by one process")
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=dry_run) as progress:
@@ -58,8 +70,15 @@ def run(
         def on_cell(cell: object) -> None:
             progress.advance(task)
 
-        result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume, prices_file=prices,
-                                on_cell=on_cell, batch=batch, on_batch=BatchProgress(progress))
+        if ray is not None and not dry_run:
+            from stability.experiment.distributed import run_experiment_ray
+
+            result = run_experiment_ray(spec, db, address=ray, max_cost=max_cost, prices_file=prices,
+                                        on_cell=on_cell, shards=shards, cache_from=cache_from)
+        else:
+            result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume,
+                                    prices_file=prices, on_cell=on_cell, cache_from=cache_from, batch=batch,
+                                    on_batch=BatchProgress(progress))
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
@@ -145,20 +164,37 @@ _SCOPES = {"run": "each run answers only from its own calls: replicates and arms
            "global": "a run may reuse an identical call of any run in the database"}
 
 
+def ray_address_optional(args: list[str]) -> list[str]:
+    """``--ray`` takes an optional address: a bare ``--ray`` (last, or before another option or the spec) is
+    given the value ``local`` before the arguments are parsed."""
+    out = list(args)
+    if "--ray" in out:
+        at = out.index("--ray") + 1
+        following = out[at] if at < len(out) else None
+        if following is None or not (following in ("auto", "local") or "://" in following
+                                     or re.fullmatch(r"[\w.-]+:\d+", following)):
+            out.insert(at, "local")
+    return out
+
+
 def import_(
     file: Annotated[Path, typer.Argument(help="a peer project's file")],
-    fmt: Annotated[str, typer.Option("--format", help="oct | identities")],
+    fmt: Annotated[str, typer.Option("--format", help="oct | identities | identity-variants")],
     out: Annotated[Path, typer.Option("-o", "--out", help="folder to write constitutions into")],
     placeholders: Annotated[Path | None, typer.Option("--placeholders", help="(identities) YAML of placeholder "
                                                       "values")] = None,
+    variants: Annotated[Path | None, typer.Option("--variants", help="(identity-variants) the study's dimension "
+                                                  "variants JSON: agency and uncertainty levels")] = None,
+    base: Annotated[list[str] | None, typer.Option("--base", help="(identity-variants) identity to vary, "
+                                                   "repeatable [default: every one with the placeholders]")] = None,
 ) -> None:
     """Write a peer project's constitutions in our Markdown format, and print their paths."""
     from stability.errors import StabilityError
     from stability.importers import import_file
 
-    if fmt not in ("oct", "identities"):
-        raise StabilityError(f"--format {fmt!r}: expected oct or identities")
-    for path in import_file(file, fmt, out, placeholders):  # type: ignore[arg-type]
+    if fmt not in ("oct", "identities", "identity-variants"):
+        raise StabilityError(f"--format {fmt!r}: expected oct, identities or identity-variants")
+    for path in import_file(file, fmt, out, placeholders, variants, base):  # type: ignore[arg-type]
         sys.stdout.write(f"{path}\n")
 
 

@@ -12,23 +12,36 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.bounds import Budget as BudgetAmount
 from stability.bounds import check
-from stability.calls import BudgetExceeded, Flights
-from stability.engine import Batcher, BatchEvent, ModelPool, Prepared, create_run, execute, prepare, prepare_resume
+from stability.calls import BudgetExceeded, Flights, Spending
+from stability.engine import (
+    Batcher,
+    BatchEvent,
+    IterateConfig,
+    ModelPool,
+    Prepared,
+    create_run,
+    execute,
+    prepare,
+    prepare_resume,
+)
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
 from stability.models.base import Model
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
+from stability.store.export import attach_cache_from
 from stability.store.store import Store
 
 
@@ -45,10 +58,10 @@ class ExperimentResult(BaseModel):
     not_started: int = 0
     spent_usd: float = 0.0
     budget_reached: bool = False
+    runs: list[str] = []
     batch: bool = False
     waves: int = Field(default=0, description="batch waves submitted by this session")
     batched_requests: int = Field(default=0, description="requests this session submitted in provider batches")
-    runs: list[str] = []
 
 
 class Limits:
@@ -62,17 +75,31 @@ class Limits:
     @asynccontextmanager
     async def __call__(self, model: Model) -> AsyncIterator[None]:
         prefix = model.name.split("/", 1)[0]
+        await self.acquire(prefix)
+        try:
+            yield
+        finally:
+            self.release(prefix)
+
+    async def acquire(self, prefix: str) -> None:
+        """Take a call slot of the provider ``prefix`` (and, with a rate limit, a request of its minute)."""
         if prefix not in self.semaphores:
             size = self.spec.concurrency.get(prefix, self.spec.concurrency.get("default", 4))
             self.semaphores[prefix] = asyncio.Semaphore(size)
             rate = self.spec.rate_limits.get(prefix)
             if rate:
                 self.limiters[prefix] = AsyncLimiter(rate, 60)
-        async with self.semaphores[prefix]:
-            limiter = self.limiters.get(prefix)
-            if limiter is not None:
+        await self.semaphores[prefix].acquire()
+        limiter = self.limiters.get(prefix)
+        if limiter is not None:
+            try:
                 await limiter.acquire()
-            yield
+            except BaseException:
+                self.semaphores[prefix].release()
+                raise
+
+    def release(self, prefix: str) -> None:
+        self.semaphores[prefix].release()
 
 
 class Budget:
@@ -112,10 +139,10 @@ class Budget:
         self.committed = max(0.0, self.committed - cost_usd)
 
 
-def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
-                   max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
-                   on_cell: Callable[[CellRecord], None] | None = None, batch: bool = False,
-                   on_batch: Callable[[BatchEvent], None] | None = None) -> ExperimentResult:
+def plan_experiment(spec_path: Path | str, max_cost: float | None = None, prices_file: Path | str | None = None,
+                    batch: bool = False) -> tuple[ExperimentSpec, list[IterateConfig], PriceTable, Estimate]:
+    """Load and check a spec completely, writing nothing: its cells, prices and estimate. With a budget, every
+    model must have a price."""
     if max_cost is not None:
         check(max_cost, BudgetAmount, "--max-cost")
     spec = load_spec(spec_path)
@@ -130,19 +157,34 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         raise  # it names its own file (a constitution, the prices file)
     except StabilityError as err:  # a cell the spec describes is invalid: name the spec
         raise InputError(str(spec_path), None, str(err)) from None
-    result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells),
-                              cache=spec.cache_scope(), batch=batch)
-    if dry_run:
-        return result
     if max_cost is not None:
         unpriced = sorted({c.model for c in cells if prices.price(c.model) is None}
                           | {m for c in cells for m in c.roles.values() if prices.price(m) is None})
         if unpriced:
             raise StabilityError(f"--max-cost cannot be enforced: no price for {', '.join(unpriced)} "
                                  "(add them to the spec's prices: or pass --prices FILE)")
+    return spec, cells, prices, figures
+
+
+def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run: bool = False,
+                   max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
+                   on_cell: Callable[[CellRecord], None] | None = None,
+                   cache_from: Path | str | None = None, batch: bool = False,
+                   on_batch: Callable[[BatchEvent], None] | None = None) -> ExperimentResult:
+    """Run (or estimate) a spec's grid. ``cache_from``: another store (DuckDB file or export folder) whose calls
+    answer this one's requests read-only, within the cache scope (never ``run``), recorded with ``cached_from``."""
+    if cache_from is not None and not Path(cache_from).exists():
+        raise StabilityError(f"{cache_from}: no such store for --cache-from")
+    spec, cells, prices, figures = plan_experiment(spec_path, max_cost, prices_file, batch)
+    result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells),
+                              cache=spec.cache_scope(), batch=batch)
+    if dry_run:
+        return result
     pool = ModelPool()
     prepared = [prepare(config, pool) for config in cells]
-    with Store.open(db, create=not resume) as store:
+    with Store.open(db, create=not resume) as store, tempfile.TemporaryDirectory() as scratch:
+        if cache_from is not None:
+            attach_cache_from(store.con, Path(cache_from), Path(scratch) / "cache-from.duckdb")
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
         record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
@@ -180,27 +222,9 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
         async with slots:
             if budget.reached:
                 return
-            if cell.run_id:  # started before: replay it, so no completed call is sent again
-                run = store.run(cell.run_id)
-                item = prepare_resume(store, run, pool)
-                store.reopen_run(run.id)
-            else:
-                run = create_run(store, item)
-            store.set_cell(spec.experiment_id, cell.cell, "running", run.id)
-            status = "failed"
-            try:
-                outcome = await execute(store, run, item, prices=prices, budget=budget, limiter=limits,
-                                        flights=flights, batcher=batcher)
-                status = outcome.status
-            except BudgetExceeded:
-                pass
-            except StabilityError:
-                pass  # stored on the run; the experiment goes on with the other cells
-            finally:
-                final = "done" if status == "done" else "failed"
-                store.set_cell(spec.experiment_id, cell.cell, final)
-                if on_cell is not None:
-                    on_cell(cell.model_copy(update={"status": final, "run_id": run.id}))
+            final, run_id = await run_cell(store, cell, item, pool, prices, budget, limits, flights, batcher)
+            if on_cell is not None:
+                on_cell(cell.model_copy(update={"status": final, "run_id": run_id}))
 
     tasks: list[asyncio.Future[None]] = []
     try:
@@ -218,3 +242,26 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
     return (batcher.wave, batcher.submitted) if batcher is not None else (0, 0)
 
 
+async def run_cell(store: Store, cell: CellRecord, item: Prepared, pool: ModelPool, prices: PriceTable,
+                   budget: Spending, limiter: Callable[[Model], AbstractAsyncContextManager[Any]],
+                   flights: Flights, batcher: Batcher | None = None) -> tuple[str, str]:
+    """Run one cell of an experiment (replaying its run when it was started before); returns its final status
+    (done | failed) and its run id. A failure is stored on the run; the experiment goes on with the other cells."""
+    if cell.run_id:  # started before: replay it, so no completed call is sent again
+        run = store.run(cell.run_id)
+        item = prepare_resume(store, run, pool)
+        store.reopen_run(run.id)
+    else:
+        run = create_run(store, item)
+    store.set_cell(cell.experiment_id, cell.cell, "running", run.id)
+    status = "failed"
+    try:
+        outcome = await execute(store, run, item, prices=prices, budget=budget, limiter=limiter, flights=flights,
+                                batcher=batcher)
+        status = outcome.status
+    except (BudgetExceeded, StabilityError):
+        pass  # stored on the run
+    finally:
+        final = "done" if status == "done" else "failed"
+        store.set_cell(cell.experiment_id, cell.cell, final)
+    return final, run.id

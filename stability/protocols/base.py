@@ -75,6 +75,8 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
     drift_null: ClassVar[bool] = False
     #: ``stability iterate`` flag (its parameter name) -> the option it sets, for this protocol
     cli_flags: ClassVar[dict[str, str]] = {}
+    #: GPUs one run needs (a distributed run asks its scheduler for them: ``stability run --ray``)
+    gpus: ClassVar[float] = 0
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options

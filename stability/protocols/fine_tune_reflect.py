@@ -89,6 +89,7 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
     summary = "LoRA-tune the constitution into an hf/ model, let it reflect, tune on its traces, repeat"
     Options = FineTuneReflectOptions
     cli_flags = {"max_principles": "max_principles"}
+    gpus = 1  # it trains and serves LoRA adapters
 
     def template_folders(self) -> list[str]:
         folders = [self.name, FRESH_INSTANCE]  # reflection asks the fresh-instance question

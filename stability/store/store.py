@@ -39,6 +39,7 @@ from stability.records import (
 )
 from stability.store import migrations
 from stability.store.batches import BatchTable
+from stability.store.cache_from import answer_from_cache_store
 from stability.store.queue import WriteQueue, to_json
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
@@ -509,12 +510,12 @@ def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str
          len(queries)]).fetchall()
     found: list[CallRecord | None] = [None] * len(queries)
     if not matches:
-        return found
+        return answer_from_cache_store(con, queries, found)
     ids = sorted({call_id for _, call_id in matches})  # an IN list of constants: primary-key lookups
     rows = {r["id"]: r for r in _rows(con, f"SELECT * FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids)}
     for number, call_id in matches:
         found[number] = CallRecord(**_decode(dict(rows[call_id]), ("request", "response", "retries")))
-    return found
+    return answer_from_cache_store(con, queries, found)
 
 
 def _decode(row: dict[str, Any], json_columns: tuple[str, ...]) -> dict[str, Any]:

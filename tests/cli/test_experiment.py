@@ -47,7 +47,7 @@ def test_import_prints_paths(tmp_path: Path) -> None:
     done = cli("import", str(source), "--format", "oct", "-o", str(tmp_path))
     assert done.returncode == 0 and Path(done.stdout.strip()).exists()
     bad = cli("import", str(source), "--format", "csv", "-o", str(tmp_path))
-    assert bad.returncode == 2 and "expected oct or identities" in bad.stderr
+    assert bad.returncode == 2 and "expected oct, identities or identity-variants" in bad.stderr
 
 
 def test_a_failure_not_about_money_suggests_no_higher_budget(tmp_path: Path, db: Path, allow_network: None) -> None:

@@ -69,7 +69,9 @@ def test_kill_9_with_live_batches_and_a_server_restart_then_resume(tmp_path: Pat
     with Store.open(db, read_only=True) as store:
         [experiment] = store.experiments()
         rows = store.batches.all()
-        assert {r.state for r in rows} == {"imported"}
+        # a kill between writing a batch's intent and creating it leaves an intent that never reached the provider
+        assert {r.state for r in rows} <= {"imported", "abandoned"} and "imported" in {r.state for r in rows}
+        assert all(r.provider_id is None for r in rows if r.state == "abandoned")
         assert live_at_kill <= {r.provider_id for r in rows}  # the batch live at the last kill was re-attached
     calls = calls_of(db, experiment.id)
     assert len(calls) == 30 and len({(c.run_id, c.cache_key, c.sample_index) for c in calls}) == 30

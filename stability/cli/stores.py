@@ -1,0 +1,63 @@
+"""CLI commands for stores that travel: ``merge``, ``export``, ``import-store``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stability.cli.console import DbOption, console
+
+
+def merge(
+    sources: Annotated[list[Path], typer.Argument(help="stores (DuckDB files) to merge")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="the merged store; an existing one is merged too")],
+) -> None:
+    """Merge stores: the same node or call becomes one row, runs and experiments keep their ids. A conflict (the
+    same id with different content) is refused and nothing is written."""
+    from stability.store.merge import merge_files
+
+    report = merge_files(sources, out)
+    written = ", ".join(f"{table} {n}" for table, n in report.written.items()) or "nothing new"
+    console.print(f"merged {len(report.sources)} stores into {out}: {written}", markup=False, highlight=False)
+
+
+def export(
+    experiment: Annotated[str | None, typer.Argument(help="experiment id (see `stability experiments`)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every table of the store, whole")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="parquet")] = "parquet",
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="a new folder")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write an experiment (or the whole store) as one Parquet file per table, with a dataset card README.md."""
+    from stability.errors import StabilityError
+    from stability.exports import export as run_export
+
+    if fmt != "parquet":
+        raise StabilityError(f"--format {fmt!r}: expected parquet")
+    if out is None:
+        raise StabilityError("export: give -o DIR, a new folder")
+    if all_ == (experiment is not None):
+        raise StabilityError("export: give an experiment id or --all (one of them)")
+    manifest = run_export(db, experiment, out)
+    rows = sum(t.rows for t in manifest.tables)
+    console.print(f"exported {len(manifest.tables)} tables ({rows} rows) to {out}", markup=False, highlight=False)
+
+
+def import_store(
+    folder: Annotated[Path, typer.Argument(help="a folder written by `stability export`")],
+    db: DbOption = None,
+) -> None:
+    """Merge an export folder into the store (created when missing); a conflict is refused, nothing written."""
+    from stability.exports import import_store as run_import
+
+    report = run_import(folder, db)
+    written = ", ".join(f"{table} {n}" for table, n in report.written.items()) or "nothing new"
+    console.print(f"imported {folder}: {written}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("merge")(merge)
+    app.command("export")(export)
+    app.command("import-store")(import_store)

@@ -1,0 +1,249 @@
+"""Results that travel: a store (or one experiment of it) as one Parquet file per table, read back by
+``import-store``, and another store's calls attached read-only to answer a run (``--cache-from``).
+
+An export folder holds ``TABLE.parquet`` for each exported table, ``stability-export.json`` (the manifest:
+migrations, tables, row counts) and a dataset card ``README.md`` (:mod:`stability.dataset_card`). Nothing in it
+is read from the environment: the rows are the store's, which the call path already redacted, and a last check
+refuses to leave an export behind that contains the value of any secret variable set now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel, ConfigDict
+
+from stability.errors import StabilityError
+from stability.redaction import secret_values
+from stability.store.cache_from import CACHE_FROM
+from stability.store.merge import MergeReport, merge_into
+
+MANIFEST = "stability-export.json"
+FORMAT_VERSION = 1
+
+
+class ExportedTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    file: str
+    rows: int
+    columns: list[dict[str, Any]]  # name, type, comment
+    comment: str | None = None
+
+
+class ExportManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    experiments: list[str]  # empty for --all
+    migrations: list[str]
+    tables: list[ExportedTable]
+    skipped: list[str] = []  # tables with no run or experiment column, left out of an experiment's export
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
+    rows = con.execute(
+        """SELECT t.table_name, t.comment, c.column_name, c.data_type, c.comment
+           FROM duckdb_tables() t JOIN duckdb_columns() c USING (table_oid)
+           WHERE t.database_name = current_database() AND t.schema_name = 'main' AND t.table_name != 'migrations'
+           ORDER BY t.table_oid, c.column_index""").fetchall()
+    out: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
+    for table, comment, column, kind, column_comment in rows:
+        out.setdefault(table, (comment, []))[1].append({"name": column, "type": kind, "comment": column_comment})
+    return [(t, c, cols) for t, (c, cols) in out.items()]
+
+
+def _scope(table: str, columns: set[str]) -> str | None:
+    """The WHERE clause selecting an experiment's rows of ``table`` (None: the table is not scoped)."""
+    if table == "experiments":
+        return "id IN (SELECT id FROM _export_experiments)"
+    if "experiment_id" in columns:
+        return "experiment_id IN (SELECT id FROM _export_experiments)"
+    if table == "runs":
+        return "id IN (SELECT id FROM _export_runs)"
+    if "run_id" in columns:
+        return "run_id IN (SELECT id FROM _export_runs)"
+    if table == "constitutions":
+        return "hash IN (SELECT hash FROM _export_nodes)"
+    if "constitution_hash" in columns:
+        return "constitution_hash IN (SELECT hash FROM _export_nodes)"
+    return None
+
+
+def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, out: Path) -> ExportManifest:
+    """Write the store on ``con`` (the experiments named, or everything for None) into ``out`` as Parquet files
+    and a manifest. ``out`` must not exist; it appears whole or not at all."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StabilityError(f"{out}: already exists; export into a new folder")
+    known = {r[0] for r in con.execute("SELECT id FROM experiments").fetchall()}
+    for experiment in experiments or []:
+        if experiment not in known:
+            raise StabilityError(f"no experiment {experiment!r} in the store (see `stability experiments`)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _export_experiments AS SELECT unnest(?::VARCHAR[]) AS id",
+                [experiments or []])
+    con.execute("""CREATE OR REPLACE TEMP TABLE _export_runs AS SELECT DISTINCT run_id AS id FROM experiment_runs
+                   WHERE run_id IS NOT NULL AND experiment_id IN (SELECT id FROM _export_experiments)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _export_nodes AS
+                   SELECT constitution_hash AS hash FROM revisions WHERE run_id IN (SELECT id FROM _export_runs)
+                   UNION SELECT start_hash FROM runs WHERE id IN (SELECT id FROM _export_runs)
+                   UNION SELECT target_hash FROM probes
+                         WHERE target_hash IS NOT NULL AND run_id IN (SELECT id FROM _export_runs)""")
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    tables, skipped = [], []
+    try:
+        for table, comment, columns in _tables(con):
+            where = "true" if experiments is None else _scope(table, {c["name"] for c in columns})
+            if where is None:
+                skipped.append(table)
+                continue
+            file = f"{table}.parquet"
+            con.execute(f"COPY (SELECT * FROM main.{_q(table)} WHERE {where}) TO {_lit(str(staging / file))} "
+                        "(FORMAT parquet, COMPRESSION zstd)")
+            count = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(staging / file))})").fetchone()
+            tables.append(ExportedTable(name=table, file=file, rows=int(count[0]) if count else 0, columns=columns,
+                                        comment=comment))
+        migrations = [r[0] for r in con.execute("SELECT name FROM migrations ORDER BY name").fetchall()]
+        manifest = ExportManifest(experiments=experiments or [], migrations=migrations, tables=tables,
+                                  skipped=skipped)
+        (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _refuse_secrets(con, staging)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def copy_runs(con: duckdb.DuckDBPyConnection, runs: list[str], target: Path) -> None:
+    """Copy the rows of ``runs`` (their revisions, calls, ... and the nodes they reached; not their experiment)
+    from the store on ``con`` into the store file ``target``, which must exist and be migrated: a worker's shard
+    then resumes them."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _export_experiments AS SELECT ''::VARCHAR AS id WHERE false")
+    con.execute("CREATE OR REPLACE TEMP TABLE _export_runs AS SELECT unnest(?::VARCHAR[]) AS id", [runs])
+    con.execute("""CREATE OR REPLACE TEMP TABLE _export_nodes AS
+                   SELECT constitution_hash AS hash FROM revisions WHERE run_id IN (SELECT id FROM _export_runs)
+                   UNION SELECT start_hash FROM runs WHERE id IN (SELECT id FROM _export_runs)""")
+    con.execute(f"ATTACH {_lit(str(target))} AS copy_target")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for table, _, columns in _tables(con):
+            where = _scope(table, {c["name"] for c in columns})
+            if where is None or "experiment" in where:
+                continue
+            con.execute(f"INSERT OR IGNORE INTO copy_target.main.{_q(table)} "
+                        f"SELECT * FROM main.{_q(table)} WHERE {where}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DETACH copy_target")
+
+
+def _refuse_secrets(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """The last line of defence: no value of a secret variable set now may appear in any exported value."""
+    secrets = secret_values()
+    if not secrets:
+        return
+    for file in sorted(folder.iterdir()):
+        if file.suffix == ".parquet":
+            text = "\n".join(str(row) for row in con.execute(
+                f"SELECT * FROM read_parquet({_lit(str(file))})").fetchall())
+        else:
+            text = file.read_text(encoding="utf-8", errors="replace")
+        if any(secret in text for secret in secrets):
+            raise StabilityError(f"{file.name}: would contain the value of a secret variable; nothing exported")
+
+
+def read_manifest(folder: Path) -> ExportManifest:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise StabilityError(f"{folder}: not a stability export (no {MANIFEST})")
+    try:
+        return ExportManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise StabilityError(f"{path}: not a valid export manifest ({str(err).splitlines()[0]})") from None
+
+
+def load_export(folder: Path, into: Path) -> None:
+    """Write an export folder's tables into a new store file ``into`` (migrated by the Store first)."""
+    from stability.store.store import Store
+
+    manifest = read_manifest(folder)
+    with Store.open(into) as store:
+        con = store.con
+        own = {table for table, _, _ in _tables(con)}
+        unknown = sorted({t.name for t in manifest.tables} - own)
+        if unknown:
+            raise StabilityError(f"{folder}: tables this version does not know ({', '.join(unknown)}); upgrade to "
+                                 "import it")
+        with store.transaction():
+            for table in manifest.tables:
+                file = folder / table.file
+                if not file.is_file():
+                    raise StabilityError(f"{file}: missing from the export")
+                try:
+                    con.execute(f"INSERT INTO main.{_q(table.name)} BY NAME "
+                                f"SELECT * FROM read_parquet({_lit(str(file))})")
+                except duckdb.Error as err:
+                    raise StabilityError(f"{file}: cannot read ({str(err).splitlines()[0]})") from None
+
+
+def import_export(folder: Path, con: duckdb.DuckDBPyConnection) -> MergeReport:
+    """``stability import-store DIR``: an export merged into the store on ``con`` (conflicts refused)."""
+    with tempfile.TemporaryDirectory(prefix="stability-import-") as tmp:
+        staged = Path(tmp) / "import.duckdb"
+        load_export(folder, staged)
+        report = merge_into(con, [staged])
+    return report.model_copy(update={"sources": [str(folder)]})
+
+
+def attach_cache_from(con: duckdb.DuckDBPyConnection, source: Path, scratch: Path) -> None:
+    """Attach another store (a DuckDB file, or an export folder loaded into ``scratch``) read-only, so its calls
+    can answer this store's runs (:func:`stability.store.cache_from.answer_from_cache_store`)."""
+    if source.is_dir():
+        load_export(source, scratch)
+        source = scratch
+    if not source.is_file():
+        raise StabilityError(f"{source}: no such store for --cache-from")
+    try:
+        con.execute(f"ATTACH {_lit(str(source))} AS {CACHE_FROM} (READ_ONLY)")
+        con.execute(f"SELECT 1 FROM {CACHE_FROM}.calls LIMIT 0")
+    except duckdb.Error as err:
+        raise StabilityError(f"{source}: cannot read its calls ({str(err).splitlines()[0]})") from None
+
+
+def card_facts(con: duckdb.DuckDBPyConnection, experiments: list[str] | None) -> dict[str, Any]:
+    """What a dataset card states about the exported runs: their specs, models and the versions that ran them
+    (reads the ``_export_*`` selection that :func:`export_store` made)."""
+    runs = "true" if experiments is None else "id IN (SELECT id FROM _export_runs)"
+    chosen = "" if experiments is None else "WHERE id IN (SELECT id FROM _export_experiments) "
+    specs = con.execute(f"SELECT id, name, spec FROM experiments {chosen}ORDER BY created_at, id").fetchall()
+    return {
+        "experiments": [{"id": i, "name": n, "spec": json.loads(s) if isinstance(s, str) else s}
+                        for i, n, s in specs],
+        "models": con.execute(f"SELECT model, count(*) FROM runs WHERE {runs} GROUP BY model ORDER BY model")
+        .fetchall(),
+        "versions": con.execute(f"SELECT package_version, coalesce(git_commit, 'unknown'), count(*) FROM runs "
+                                f"WHERE {runs} GROUP BY ALL ORDER BY ALL").fetchall(),
+        "protocols": [r[0] for r in con.execute(f"SELECT DISTINCT protocol FROM runs WHERE {runs} ORDER BY 1")
+                      .fetchall()],
+    }
