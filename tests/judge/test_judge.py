@@ -219,3 +219,24 @@ def test_sigkill_during_judge_then_resume_pays_for_nothing_twice(runs: list[str]
     assert sum(n - 1 for n in bodies.values()) <= 4
     assert server.count - killed_at <= total - stored_before
     assert b"sk-judge-kill-key" not in db.read_bytes()
+
+
+
+def test_cli_input_errors_are_one_line_exit_2_and_write_nothing(runs: list[str], db: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    before = db.read_bytes()
+    cases = [(["--judge", "scripted/echo", "--max-cost", "-1"], "--max-cost -1.0"),
+             (["--judge", "nosuch/model"], "unknown model 'nosuch/model'"),  # found inside judge(): no progress bar
+             (["--judge", "scripted/echo", "r-no-such-run"], "no run 'r-no-such-run'")]
+    for extra, message in cases:
+        done = subprocess.run([sys.executable, "-m", "stability", "judge", *runs, *extra, "--embedder", "hashing",
+                               "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+    assert db.read_bytes() == before
