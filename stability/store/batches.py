@@ -117,6 +117,13 @@ class BatchTable:
                                        "WHERE local_key = ? AND custom_id = ?",
                                        [state, call_id, error, local_key, custom_id])
 
+    def stored_calls(self, ids: list[str]) -> set[str]:
+        """Which of these call ids are stored (committed, or queued and committed now)."""
+        if not ids:
+            return set()
+        return {str(r[0]) for r in self.store.con.execute(
+            "SELECT id FROM calls WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
+
     def get(self, local_key: str) -> BatchRecord:
         return _batch(_rows(self.store, "SELECT * FROM batches WHERE local_key = ?", [local_key])[0])
 

@@ -210,3 +210,32 @@ def test_a_batch_the_provider_lost_is_sent_again_and_a_refused_poll_fails_the_ru
     with Store.open(db, read_only=True) as store:
         failed = [r for r in store.runs() if r.status == "failed"]
     assert len(failed) == 1 and "Incorrect API key" in (failed[0].error or "")
+
+
+def test_an_import_read_again_after_a_kill_stores_no_call_twice(tmp_path: Path, wire: WireServer) -> None:
+    from stability.engine.batcher import imported_call_id, sync_batches
+
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "refused", ["openai/gpt-4o-mini"], replicates=1)
+    db = tmp_path / "batch.duckdb"
+    wire.batches.error_next(1, 400)  # not transient: stored as a failed call, its run fails
+    result = run_experiment(spec, db, batch=True)
+    assert result.failed == 1 and result.done == 2
+    calls = calls_of(db, result.experiment_id)
+    [failed] = [c for c in calls if c.status == "error"]
+    with Store.open(db) as store:
+        [holder] = [b for b in store.batches.all() if any(r.call_id == failed.id
+                                                          for r in store.batches.requests(b.local_key))]
+        request = next(r for r in store.batches.requests(holder.local_key) if r.call_id == failed.id)
+        assert failed.id == imported_call_id(holder.local_key, request.custom_id)
+        # as if killed after the import committed its calls, before it recorded the requests' outcomes
+        store.con.execute("UPDATE batches SET state = 'ended' WHERE local_key = ?", [holder.local_key])
+        store.con.execute("UPDATE batch_requests SET state = 'pending', call_id = NULL WHERE local_key = ?",
+                          [holder.local_key])
+    report = sync_batches(db)
+    assert report.imported == 1 and sum(wire.batches.submitted.values()) == 15 - 4  # nothing sent again
+    again = calls_of(db, result.experiment_id)
+    assert sorted(c.id for c in again) == sorted(c.id for c in calls)  # the failed call and the answers: once each
+    with Store.open(db, read_only=True) as store:
+        assert {r.custom_id: r.call_id for r in store.batches.requests(holder.local_key)}[request.custom_id] \
+            == failed.id
