@@ -52,7 +52,7 @@ def run(
     spec = ready_spec(str(spec)) or spec
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=errors, transient=True, disable=dry_run) as progress:
+                  console=errors, transient=True, disable=dry_run or not errors.is_interactive) as progress:
         task = progress.add_task("runs", total=None)
 
         def on_cell(cell: object) -> None:

@@ -239,3 +239,22 @@ def test_an_import_read_again_after_a_kill_stores_no_call_twice(tmp_path: Path, 
     with Store.open(db, read_only=True) as store:
         assert {r.custom_id: r.call_id for r in store.batches.requests(holder.local_key)}[request.custom_id] \
             == failed.id
+
+
+def test_batch_commands_refuse_bad_input_in_one_line_and_write_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    spec = batch_spec(tmp_path, "bad", ["openai/gpt-4o-mini"], replicates=1)
+    db = tmp_path / "none.duckdb"
+    for args, message in [(["run", str(spec), "--batch", "--max-cost", "-1"], "--max-cost -1.0"),
+                          (["run", str(tmp_path / "missing.yaml"), "--batch"], "missing.yaml: no such file"),
+                          (["batches", "--json"], "none.duckdb: no such database")]:
+        done = subprocess.run([sys.executable, "-m", "stability", *args, "--db", str(db)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == "" and done.stderr.count("\n") == 1 and message in done.stderr
+    assert not db.exists()
