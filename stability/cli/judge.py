@@ -16,7 +16,7 @@ from stability.errors import StabilityError
 def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment names or ids, and run ids")] = None,
           judge_model: Annotated[str, typer.Option("--judge", help="the judge: any model id the registry knows")] = "",
           questions: Annotated[list[str] | None, typer.Option(
-              "--questions", help="clash,equivalence,contradiction,refusal [default: all]")] = None,
+              "--questions", help="clash,equivalence,contradiction,refusal (default: all)")] = None,
           max_cost: Annotated[float | None, typer.Option("--max-cost", help="budget in USD for this command")] = None,
           max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens per judge answer")] = 512,
           temperature: Annotated[float, typer.Option("--temperature", help="the judge's temperature")] = 0.0,

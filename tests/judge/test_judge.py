@@ -144,6 +144,8 @@ def test_the_budget_stops_asking_and_bad_input_is_one_line(runs: list[str], db: 
     _judge("cheap-judge", rule_judge)
     stopped = judge(runs, "scripted/cheap-judge", db=db, embedder="hashing", max_cost=0.0)
     assert stopped.budget_reached and stopped.sent == 0
+    # nothing was asked, so nothing is "asked now" or "no judgement": those questions are simply still open
+    assert all(t.asked == 0 and t.no_judgement == 0 for t in stopped.questions.values())
     with pytest.raises(StabilityError, match="no question 'vibes'"):
         judge(runs, "scripted/cheap-judge", ["clash,vibes"], db=db)
     bad = CliRunner().invoke(app, ["judge", *runs, "--judge", "scripted/no-such-judge", "--db", str(db)])
