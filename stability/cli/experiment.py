@@ -88,7 +88,7 @@ def run(
         console.print(f"done {result.done} · failed {result.failed} · not started {result.not_started} · "
                       f"spent ${result.spent_usd:.4f}" + (" · budget reached" if result.budget_reached else ""))
         if result.not_started or result.failed:
-            console.print("resume with: stability run SPEC --resume"
+            console.print("resume with: stability run SPEC --resume" + (" --batch" if batch else "")
                           + (" --max-cost HIGHER" if result.budget_reached else ""))
             raise typer.Exit(1)
 

@@ -535,6 +535,16 @@ def sync_batches(db: Path | str | None = None, cancel: bool = False,
                          live=sum(b.state in ("intent", "live") for b in after))
 
 
+def check_no_pending_batches(store: Store, run_ids: list[str], what: str) -> None:
+    """Refuse (one line) to go on with runs without ``--batch`` while requests of theirs wait in open provider
+    batches: sent directly they would be paid for twice, and the batches would go on billing."""
+    pending = store.batches.pending_count(run_ids)
+    if pending:
+        raise StabilityError(f"{what}: {pending} requests wait in provider batches; resume with --batch (their "
+                             "answers are imported, nothing is sent again), or cancel them first with "
+                             "`stability batches --cancel`")
+
+
 def imported_call_id(local_key: str, custom_id: str) -> str:
     """The id of the call a batch's answer to a request is stored as: derived from both, so an import read again
     (killed after its calls were committed, before the requests' outcomes were) finds the calls it stored."""

@@ -149,6 +149,17 @@ class BatchTable:
             [custom_id, *OPEN_STATES]).fetchone()
         return str(row[0]) if row else None
 
+    def pending_count(self, run_ids: list[str]) -> int:
+        """Requests of these runs pending in open batches: resuming them without the batcher would pay twice."""
+        if not run_ids:
+            return 0
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        row = self.store.con.execute(
+            f"SELECT count(*) FROM batch_requests r JOIN batches b USING (local_key) WHERE r.state = 'pending' "
+            f"AND b.state IN ({marks}) AND r.run_id IN (SELECT unnest(?::VARCHAR[]))", [*OPEN_STATES, run_ids]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def claimed(self, provider: str) -> set[str]:
         """Provider ids already recorded for this provider."""
         return {str(r[0]) for r in self.store.con.execute(

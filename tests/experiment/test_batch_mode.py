@@ -258,3 +258,34 @@ def test_batch_commands_refuse_bad_input_in_one_line_and_write_nothing(tmp_path:
         assert done.returncode == 2, done.stderr
         assert done.stdout == "" and done.stderr.count("\n") == 1 and message in done.stderr
     assert not db.exists()
+
+
+def test_resuming_without_batch_while_requests_wait_in_a_batch_is_refused(tmp_path: Path, db: Path,
+                                                                          wire: WireServer) -> None:
+    """Sent directly they would be paid twice (the batch goes on and bills): one line, nothing sent or written."""
+    from stability.engine import resume
+    from stability.engine.batcher import sync_batches
+    from stability.errors import StabilityError
+    from stability.records import now
+    from stability.store.batches import BatchRecord, BatchRequestRecord
+
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "pending", ["openai/gpt-4o-mini"], replicates=1)
+    result = run_experiment(spec, db, batch=True)
+    run_id = result.runs[0]
+    with Store.open(db) as store:  # as if killed with a request of this run in a batch not yet imported
+        store.batches.write_intent(
+            BatchRecord(local_key="sb-pending", provider="openai", model="openai/gpt-4o-mini", wave=9, n_requests=1,
+                        created_at=now()),
+            [BatchRequestRecord(local_key="sb-pending", custom_id="x" * 64, run_id=run_id, cache_key="sha256:k",
+                                sample_index=0, step=1, purpose="revise", model="openai/gpt-4o-mini", body={})])
+        store.reopen_run(run_id)
+    sent = wire.count + sum(wire.batches.submitted.values())
+    before = db.read_bytes()
+    with pytest.raises(StabilityError, match="1 requests wait in provider batches; resume with --batch"):
+        run_experiment(spec, db, resume=True)
+    with pytest.raises(StabilityError, match=f"run {run_id}: 1 requests wait in provider batches"):
+        resume(run_id, db)
+    assert wire.count + sum(wire.batches.submitted.values()) == sent and db.read_bytes() == before
+    assert sync_batches(db).abandoned == 1  # never submitted: abandoned, so a direct resume is safe again
+    assert resume(run_id, db).run.status == "done"
