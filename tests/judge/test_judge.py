@@ -242,3 +242,24 @@ def test_cli_input_errors_are_one_line_exit_2_and_write_nothing(runs: list[str],
         assert done.returncode == 2, done.stderr
         assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
     assert db.read_bytes() == before
+
+
+def test_sibling_trials_are_not_asked_what_analysis_measures_on_chains_only(runs: list[str], db: Path) -> None:
+    from stability.engine import IterateConfig, iterate
+    from tests.analysis.experiment import LIBRARY
+
+    siblings = []
+    for model, start in (("scripted/canon", "contradictory/honesty-vs-comfort.md"),  # new nodes: with clashes,
+                         ("scripted/flip", "consistent/minimal.md")):  # and without
+        sibling = iterate(IterateConfig(protocol="free-form-edit", model=model, constitution=str(LIBRARY / start)),
+                          db)
+        assert sibling.run.status == "done" and len({r.constitution_hash for r in sibling.revisions}) == 2
+        siblings.append(sibling.run.id)
+    _judge("chain-judge", rule_judge)
+    plan = judge([*runs, *siblings], "scripted/chain-judge", ["clash", "contradiction"], db=db,
+                 embedder="hashing", dry_run=True)
+    assert len(plan.runs) == len(runs) + 2
+    chains_only = judge(runs, "scripted/chain-judge", ["clash", "contradiction"], db=db, embedder="hashing",
+                        dry_run=True)
+    assert {q: t.subjects for q, t in plan.questions.items()} == \
+        {q: t.subjects for q, t in chains_only.questions.items()} == {"clash": 3, "contradiction": 2}
