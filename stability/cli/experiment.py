@@ -64,7 +64,7 @@ def run(
         raise StabilityError("--batch and --ray cannot be combined: provider batches are waited on by one process")
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=errors, transient=True, disable=dry_run) as progress:
+                  console=errors, transient=True, disable=dry_run or not errors.is_interactive) as progress:
         task = progress.add_task("runs", total=None)
 
         def on_cell(cell: object) -> None:
@@ -107,7 +107,7 @@ def run(
         console.print(f"done {result.done} · failed {result.failed} · not started {result.not_started} · "
                       f"spent ${result.spent_usd:.4f}" + (" · budget reached" if result.budget_reached else ""))
         if result.not_started or result.failed:
-            console.print("resume with: stability run SPEC --resume"
+            console.print("resume with: stability run SPEC --resume" + (" --batch" if batch else "")
                           + (" --max-cost HIGHER" if result.budget_reached else ""))
             raise typer.Exit(1)
 

@@ -16,7 +16,7 @@ from stability.errors import StabilityError
 def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment names or ids, and run ids")] = None,
           judge_model: Annotated[str, typer.Option("--judge", help="the judge: any model id the registry knows")] = "",
           questions: Annotated[list[str] | None, typer.Option(
-              "--questions", help="clash,equivalence,contradiction,refusal [default: all]")] = None,
+              "--questions", help="clash,equivalence,contradiction,refusal (default: all)")] = None,
           max_cost: Annotated[float | None, typer.Option("--max-cost", help="budget in USD for this command")] = None,
           max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens per judge answer")] = 512,
           temperature: Annotated[float, typer.Option("--temperature", help="the judge's temperature")] = 0.0,
@@ -26,7 +26,7 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
           "all-MiniLM-L6-v2",
           db: DbOption = None, as_json: JsonOption = False) -> None:
     """Ask a judge model the questions of meaning about runs' nodes (stored as judgements; asked once per judge)."""
-    from stability.bounds import MaxTokens, Temperature, check
+    from stability.bounds import Budget, MaxTokens, Temperature, check
     from stability.judge.judging import judge as run_judge
     from stability.judge.judging import judge_config
     from stability.judge.validation import validate as run_validate
@@ -35,11 +35,23 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
         raise StabilityError("judge: give --judge MODEL")
     check(temperature, Temperature, "--temperature")
     check(max_tokens, MaxTokens, "--max-tokens")
+    if max_cost is not None:
+        check(max_cost, Budget, "--max-cost")
     config = judge_config(max_tokens=max_tokens, temperature=temperature)
     if validate:
-        scored = run_validate(judge_model, questions, db, max_cost, config=config)
+        if targets:
+            raise StabilityError(f"judge --validate scores the judge on the library's labels; it takes no "
+                                 f"experiment or runs (got {targets[0]!r})")
+        scored = run_validate(judge_model, questions, db, max_cost, config=config, dry_run=dry_run)
         if as_json:
             print_json(scored.model_dump(mode="json"))
+            return
+        if dry_run:
+            console.print(f"would ask {sum(scored.would_ask.values())} questions ("
+                          + ", ".join(f"{q} {n}" for q, n in scored.would_ask.items())
+                          + f"; about {scored.estimated_input_tokens} input tokens); nothing sent")
+            if scored.not_validated:
+                console.print(f"not validated (the library labels none): {', '.join(scored.not_validated)}")
             return
         for q in scored.questions:
             _print_score(q)
@@ -54,9 +66,21 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
     progress = Progress(TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=errors, disable=dry_run or as_json)
     task = progress.add_task("judge", total=None)
-    with progress:
+
+    shown: list[bool] = []
+
+    def advance(done: int, total: int) -> None:  # shown from the first question on: an input error is one line
+        if not shown:
+            progress.start()
+            shown.append(True)
+        progress.update(task, completed=done, total=total)
+
+    try:
         result = run_judge(targets, judge_model, questions, db, max_cost, dry_run, embedder, config=config,
-                           progress=lambda done, total: progress.update(task, completed=done, total=total))
+                           progress=advance)
+    finally:
+        if shown:
+            progress.stop()
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

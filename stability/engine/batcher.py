@@ -13,9 +13,10 @@ Contract:
   and size) and abandoned when it never got there; finished batches are imported. A request pending in an open
   batch joins it and is never submitted again.
 - **Imported as ordinary calls.** An answer is stored through :func:`stability.calls.call_record`, priced at the
-  batch rate, before the run waiting on it sees it; an import read twice stores nothing twice. An expired request,
-  or one that met a transient error (429, 5xx, a failed batch), joins the next wave, up to the retry policy's
-  attempts; another error is stored as a failed call and raised as :class:`~stability.calls.CallFailed`.
+  batch rate, before the run waiting on it sees it; an import read twice stores nothing twice (an answer is found
+  by its call key; a failed call by its id, derived from the batch and the request: :func:`imported_call_id`). An
+  expired request, or one that met a transient error (429, 5xx, a failed batch), joins the next wave, up to the
+  retry policy's attempts; another error is stored as a failed call and raised as :class:`~stability.calls.CallFailed`.
 - **Spending.** With a budget, a request is checked when it joins a wave and its estimate (:meth:`Batcher._estimate`,
   at the batch rate) is committed; the import replaces it by the actual cost.
 - **Progress.** ``on_event`` receives a :class:`BatchEvent` on each submission and each change a poll sees.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import time
 import uuid
@@ -353,6 +355,8 @@ class Batcher:
         stored: dict[str, CallRecord] = {}
         fresh: set[str] = set()
         retry: list[tuple[BatchRequestRecord, BatchResult]] = []
+        ids = {result.custom_id: imported_call_id(key, result.custom_id) for result in results}
+        already = self.store.batches.stored_calls(list(ids.values()))
         for result in results:
             request = requests[result.custom_id]
             ticket = batch.tickets.get(result.custom_id)
@@ -367,9 +371,11 @@ class Batcher:
                                      model=request.model, key=request.cache_key, index=request.sample_index,
                                      request=request.body, output=result.output, error=result.error,
                                      latency_ms=latency, attempts=attempts,
-                                     retries=ticket.retries if ticket else [], prices=self.prices, batch=True)
-                self.store.insert_call(record)
-                fresh.add(result.custom_id)
+                                     retries=ticket.retries if ticket else [], prices=self.prices, batch=True
+                                     ).model_copy(update={"id": ids[result.custom_id]})
+                if record.id not in already:  # a failed call imported before a kill is not stored twice
+                    self.store.insert_call(record)
+                    fresh.add(result.custom_id)
             stored[result.custom_id] = record
             outcomes[result.custom_id] = ("done" if record.status == "ok" else "failed", record.id, result.error)
         await self.store.committed()  # persisted before used
@@ -527,6 +533,22 @@ def sync_batches(db: Path | str | None = None, cancel: bool = False,
     return BatchesReport(batches=after, imported=sum(b.state == "imported" for b in changed), cancelled=cancelled,
                          abandoned=sum(b.state == "abandoned" for b in changed),
                          live=sum(b.state in ("intent", "live") for b in after))
+
+
+def check_no_pending_batches(store: Store, run_ids: list[str], what: str) -> None:
+    """Refuse (one line) to go on with runs without ``--batch`` while requests of theirs wait in open provider
+    batches: sent directly they would be paid for twice, and the batches would go on billing."""
+    pending = store.batches.pending_count(run_ids)
+    if pending:
+        raise StabilityError(f"{what}: {pending} requests wait in provider batches; resume with --batch (their "
+                             "answers are imported, nothing is sent again), or cancel them first with "
+                             "`stability batches --cancel`")
+
+
+def imported_call_id(local_key: str, custom_id: str) -> str:
+    """The id of the call a batch's answer to a request is stored as: derived from both, so an import read again
+    (killed after its calls were committed, before the requests' outcomes were) finds the calls it stored."""
+    return "c-" + hashlib.sha256(f"{local_key}\0{custom_id}".encode()).hexdigest()[:16]
 
 
 def _wire(request: BatchRequestRecord) -> BatchRequest:

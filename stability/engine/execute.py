@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.calls import BudgetExceeded, CallPath, Flights, Spending
-from stability.engine.batcher import Batcher, BatchEvent
+from stability.engine.batcher import Batcher, BatchEvent, check_no_pending_batches
 from stability.engine.prepare import IterateConfig, ModelPool, Prepared, prepare, prepare_resume
 from stability.engine.run import Run, StepEvent
 from stability.errors import StabilityError
@@ -144,6 +144,8 @@ def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = N
         run = store.run(run_id)
         if run.status == "done":
             raise StabilityError(f"run {run.id} already finished ({run.stop_reason}); nothing to resume")
+        if not batch:
+            check_no_pending_batches(store, [run.id], f"run {run.id}")
         pool = ModelPool()
         prepared = prepare_resume(store, run, pool)
         store.reopen_run(run.id)

@@ -30,6 +30,7 @@ from typing import Any
 
 from stability.calls import BudgetExceeded, Flights
 from stability.engine import IterateConfig, ModelPool, prepare
+from stability.engine.batcher import check_no_pending_batches
 from stability.errors import StabilityError
 from stability.experiment.runner import ExperimentResult, Limits, plan_experiment, run_cell
 from stability.experiment.spec import ExperimentSpec, cell_key
@@ -193,6 +194,9 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
     with Store.open(db) as store:
         folder = Path(shards) if shards else Path(f"{store.path}.shards") / spec.experiment_id
         folder.mkdir(parents=True, exist_ok=True)
+        # requests waiting in open provider batches would be sent again by the workers while the batches bill
+        check_no_pending_batches(store, [c.run_id for c in store.cells(spec.experiment_id) if c.run_id],
+                                 str(spec_path))
         experiment = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
                                       spec_path=str(spec_path), created_at=now())
         store.put_experiment(experiment, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,

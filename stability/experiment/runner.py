@@ -35,6 +35,7 @@ from stability.engine import (
     prepare,
     prepare_resume,
 )
+from stability.engine.batcher import check_no_pending_batches
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
@@ -187,6 +188,9 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
             attach_cache_from(store.con, Path(cache_from), Path(scratch) / "cache-from.duckdb")
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
+        if not batch:
+            check_no_pending_batches(store, [c.run_id for c in store.cells(spec.experiment_id) if c.run_id],
+                                     str(spec_path))
         record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
                                   spec_path=str(spec_path), created_at=now())
         store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,

@@ -109,13 +109,14 @@ def find_subjects(store: Store, corpus: Corpus, questions: list[str], embedder: 
 
 
 async def ask_all(session: JudgeSession, subjects: list[Subject], progress: Progress | None = None
-                  ) -> tuple[list[JudgementRecord | None], bool]:
-    """Every subject's judgement (None where the call failed for good), asking CONCURRENCY at a time; and whether
-    the budget stopped it (the subjects not reached are then None)."""
+                  ) -> tuple[list[JudgementRecord | None], bool, set[int]]:
+    """Every subject's judgement (None where the call failed for good), asking CONCURRENCY at a time; whether
+    the budget stopped it (the subjects not reached are then None); and the indices of the subjects asked."""
     results: list[JudgementRecord | None] = [None] * len(subjects)
     gate = asyncio.Semaphore(CONCURRENCY)
     done = 0
     stopped = False
+    asked: set[int] = set()
     if progress is not None:
         progress(0, len(subjects))
 
@@ -129,12 +130,13 @@ async def ask_all(session: JudgeSession, subjects: list[Subject], progress: Prog
             except BudgetExceeded:
                 stopped = True
                 return
+            asked.add(i)
             done += 1
             if progress is not None:
                 progress(done, len(subjects))
 
     await asyncio.gather(*(one(i) for i in range(len(subjects))))
-    return results, stopped
+    return results, stopped, asked
 
 
 def judge(selection: list[str], judge_model: str, questions: list[str] | None = None,
@@ -163,16 +165,17 @@ def judge(selection: list[str], judge_model: str, questions: list[str] | None = 
                                questions={q: _tally(subjects[q], session, before, {}) for q in chosen},
                                estimated_input_tokens=tokens)
 
-        async def work() -> bool:
+        async def work() -> tuple[bool, set[int]]:
             try:
-                return (await ask_all(session, missing, progress))[1]
+                _, stopped, reached_subjects = await ask_all(session, missing, progress)
+                return stopped, reached_subjects
             finally:
                 await pool.aclose()
 
-        reached = asyncio.run(work())
+        reached, indices = asyncio.run(work())
         store.flush()
         now_stored = session.stored(flat)
-        asked = {session.judgement_id(s) for s in missing}
+        asked = {session.judgement_id(missing[i]) for i in indices}  # not those the budget stopped before
         return JudgeResult(judge=judge_model, judge_key=session.key, runs=ids, sent=session.calls.sent,
                            failed_calls=session.failed_calls, budget_reached=reached,
                            questions={q: _tally(subjects[q], session, before, now_stored, asked) for q in chosen})

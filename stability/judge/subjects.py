@@ -5,12 +5,13 @@ question about the same content is the same subject wherever it appears, and ana
 recomputing the key from what it reads:
 
 - ``clash``: a planted clash (sides ``a`` and ``b`` of a starting constitution) at a node a run reached: every
-  distinct node after the start of a run whose start lists clashes in its metadata. Subjects: the node, the start,
-  ``clash:A-B``. (Every such node is asked, also where the alignment rule saw a side removed: the judge does not
+  distinct node after the start of a chain run whose start lists clashes in its metadata. Subjects: the node, the
+  start, ``clash:A-B``. (Every such node is asked, also where the alignment rule saw a side removed: the judge does not
   rely on the rule it is compared with.)
 - ``equivalence``: an aligned principle pair, before and after a step, that the alignment calls *reworded*
   (:mod:`stability.analysis.alignment`). Subjects: the two principles' text hashes.
-- ``contradiction``: every distinct node after the start of a run whose start lists no clash. Subject: the node.
+- ``contradiction``: every distinct node after the start of a chain run whose start lists no clash. Subject: the
+  node. (Sibling trials, ``chain = False``, are asked neither: analysis measures both on chains only.)
 - ``refusal``: the answer behind every decline and parse failure of a chain run. Subjects: the constitution it
   answered and the answer's text hash.
 """
@@ -99,6 +100,8 @@ def later_nodes(chain: RunChain) -> list[str]:
 def clash_subjects(corpus: Corpus) -> list[Subject]:
     out = []
     for chain in corpus.runs:
+        if not chain.chain:  # sibling trials: clash resolution is measured on chains only
+            continue
         start = corpus.principles[chain.start]
         for a, b, note in planted_clashes(chain, corpus):
             out += [clash_subject(node, corpus.principles[node], chain.start, a, b, start[a - 1], start[b - 1], note)
@@ -128,7 +131,7 @@ def equivalence_subjects(corpus: Corpus, vectors: Mapping[str, np.ndarray], thre
 def contradiction_subjects(corpus: Corpus) -> list[Subject]:
     out = []
     for chain in corpus.runs:
-        if (corpus.metadata.get(chain.start) or {}).get("clashes"):
+        if not chain.chain or (corpus.metadata.get(chain.start) or {}).get("clashes"):
             continue
         out += [contradiction_subject(node, corpus.principles[node]) for node in later_nodes(chain)]
     return _unique(out)

@@ -31,8 +31,8 @@ from stability.judge.judging import ask_all, judge_config, load_judge, parse_que
 from stability.judge.questions import POSITIVE, VERDICTS
 from stability.judge.subjects import Subject, clash_subject, contradiction_subject, equivalence_subject
 from stability.library import ContradictoryMeta, load_library
-from stability.models.base import GenerateConfig
-from stability.store.store import Store
+from stability.models.base import GenerateConfig, Model
+from stability.store.store import Store, default_db_path
 
 RELATION_LABELS = {"paraphrase": "same", "weaker": "narrower", "stronger": "broader", "opposite": "opposite",
                    "neutral": "different", "other-axis": "different"}
@@ -71,6 +71,9 @@ class ValidationResult(BaseModel):
     not_validated: list[str]  # questions the library has no labels for
     sent: int
     budget_reached: bool = False
+    dry_run: bool = False
+    would_ask: dict[str, int] = {}  # dry run: per question, the labelled subjects this judge has not answered yet
+    estimated_input_tokens: int = 0  # dry run: of those (4 characters a token)
 
 
 def validation_set(root: Path | str | None = None) -> dict[str, list[Subject]]:
@@ -131,15 +134,20 @@ def score(question: str, labels: list[str], verdicts: list[str | None]) -> Quest
 
 
 def validate(judge_model: str, questions: list[str] | None = None, db: Path | str | None = None,
-             max_cost: float | None = None, root: Path | str | None = None, config: GenerateConfig | None = None
-             ) -> ValidationResult:
-    """Ask ``judge_model`` the validation set (stored and cached like every judgement) and score it."""
+             max_cost: float | None = None, root: Path | str | None = None, config: GenerateConfig | None = None,
+             dry_run: bool = False) -> ValidationResult:
+    """Ask ``judge_model`` the validation set (stored and cached like every judgement) and score it. ``dry_run``
+    writes nothing and sends nothing: it counts the labelled subjects not yet answered (reading the store, if there
+    is one) and estimates their input tokens."""
     chosen = parse_questions(questions)
     labelled = validation_set(root)
     asked = [q for q in chosen if q in labelled]
     config = config or judge_config()
     pool = ModelPool()
     model = load_judge(pool, judge_model, config)
+    if dry_run:
+        return _dry_run(judge_model, model, config, db, pool, {q: labelled[q] for q in asked},
+                        [q for q in chosen if q not in labelled])
     with Store.open(db) as store:
         session = JudgeSession(store, model, config, InvocationBudget(max_cost))
         subjects = [s for q in asked for s in labelled[q]]
@@ -160,3 +168,22 @@ def validate(judge_model: str, questions: list[str] | None = None, db: Path | st
     return ValidationResult(judge=judge_model, judge_key=session.key, questions=scores,
                             not_validated=[q for q in chosen if q not in labelled], sent=session.calls.sent,
                             budget_reached=reached)
+
+
+def _dry_run(judge_model: str, model: Model, config: GenerateConfig, db: Path | str | None, pool: ModelPool,
+             labelled: dict[str, list[Subject]], not_validated: list[str]) -> ValidationResult:
+    """What :func:`validate` would ask: the store read only (a scratch one when there is none), nothing sent."""
+    target = Path(db) if db is not None else default_db_path()
+    try:
+        with Store.open(target if target.exists() else ":memory:", read_only=target.exists()) as store:
+            session = JudgeSession(store, model, config)
+            before = session.stored([s for subjects in labelled.values() for s in subjects])
+            missing = {q: [s for s in subjects if session.judgement_id(s) not in before]
+                       for q, subjects in labelled.items()}
+            tokens = sum(len(m.content) for subjects in missing.values() for s in subjects
+                         for m in session.messages(s)) // 4
+    finally:
+        asyncio.run(pool.aclose())
+    return ValidationResult(judge=judge_model, judge_key=session.key, questions=[], not_validated=not_validated,
+                            sent=0, dry_run=True, would_ask={q: len(m) for q, m in missing.items()},
+                            estimated_input_tokens=tokens)

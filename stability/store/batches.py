@@ -117,6 +117,13 @@ class BatchTable:
                                        "WHERE local_key = ? AND custom_id = ?",
                                        [state, call_id, error, local_key, custom_id])
 
+    def stored_calls(self, ids: list[str]) -> set[str]:
+        """Which of these call ids are stored (committed, or queued and committed now)."""
+        if not ids:
+            return set()
+        return {str(r[0]) for r in self.store.con.execute(
+            "SELECT id FROM calls WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
+
     def get(self, local_key: str) -> BatchRecord:
         return _batch(_rows(self.store, "SELECT * FROM batches WHERE local_key = ?", [local_key])[0])
 
@@ -141,6 +148,17 @@ class BatchTable:
             f"AND r.state = 'pending' AND b.state IN ({marks}) ORDER BY b.created_at LIMIT 1",
             [custom_id, *OPEN_STATES]).fetchone()
         return str(row[0]) if row else None
+
+    def pending_count(self, run_ids: list[str]) -> int:
+        """Requests of these runs pending in open batches: resuming them without the batcher would pay twice."""
+        if not run_ids:
+            return 0
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        row = self.store.con.execute(
+            f"SELECT count(*) FROM batch_requests r JOIN batches b USING (local_key) WHERE r.state = 'pending' "
+            f"AND b.state IN ({marks}) AND r.run_id IN (SELECT unnest(?::VARCHAR[]))", [*OPEN_STATES, run_ids]
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def claimed(self, provider: str) -> set[str]:
         """Provider ids already recorded for this provider."""

@@ -210,3 +210,82 @@ def test_a_batch_the_provider_lost_is_sent_again_and_a_refused_poll_fails_the_ru
     with Store.open(db, read_only=True) as store:
         failed = [r for r in store.runs() if r.status == "failed"]
     assert len(failed) == 1 and "Incorrect API key" in (failed[0].error or "")
+
+
+def test_an_import_read_again_after_a_kill_stores_no_call_twice(tmp_path: Path, wire: WireServer) -> None:
+    from stability.engine.batcher import imported_call_id, sync_batches
+
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "refused", ["openai/gpt-4o-mini"], replicates=1)
+    db = tmp_path / "batch.duckdb"
+    wire.batches.error_next(1, 400)  # not transient: stored as a failed call, its run fails
+    result = run_experiment(spec, db, batch=True)
+    assert result.failed == 1 and result.done == 2
+    calls = calls_of(db, result.experiment_id)
+    [failed] = [c for c in calls if c.status == "error"]
+    with Store.open(db) as store:
+        [holder] = [b for b in store.batches.all() if any(r.call_id == failed.id
+                                                          for r in store.batches.requests(b.local_key))]
+        request = next(r for r in store.batches.requests(holder.local_key) if r.call_id == failed.id)
+        assert failed.id == imported_call_id(holder.local_key, request.custom_id)
+        # as if killed after the import committed its calls, before it recorded the requests' outcomes
+        store.con.execute("UPDATE batches SET state = 'ended' WHERE local_key = ?", [holder.local_key])
+        store.con.execute("UPDATE batch_requests SET state = 'pending', call_id = NULL WHERE local_key = ?",
+                          [holder.local_key])
+    report = sync_batches(db)
+    assert report.imported == 1 and sum(wire.batches.submitted.values()) == 15 - 4  # nothing sent again
+    again = calls_of(db, result.experiment_id)
+    assert sorted(c.id for c in again) == sorted(c.id for c in calls)  # the failed call and the answers: once each
+    with Store.open(db, read_only=True) as store:
+        assert {r.custom_id: r.call_id for r in store.batches.requests(holder.local_key)}[request.custom_id] \
+            == failed.id
+
+
+def test_batch_commands_refuse_bad_input_in_one_line_and_write_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    spec = batch_spec(tmp_path, "bad", ["openai/gpt-4o-mini"], replicates=1)
+    db = tmp_path / "none.duckdb"
+    for args, message in [(["run", str(spec), "--batch", "--max-cost", "-1"], "--max-cost -1.0"),
+                          (["run", str(tmp_path / "missing.yaml"), "--batch"], "missing.yaml: no such file"),
+                          (["batches", "--json"], "none.duckdb: no such database")]:
+        done = subprocess.run([sys.executable, "-m", "stability", *args, "--db", str(db)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == "" and done.stderr.count("\n") == 1 and message in done.stderr
+    assert not db.exists()
+
+
+def test_resuming_without_batch_while_requests_wait_in_a_batch_is_refused(tmp_path: Path, db: Path,
+                                                                          wire: WireServer) -> None:
+    """Sent directly they would be paid twice (the batch goes on and bills): one line, nothing sent or written."""
+    from stability.engine import resume
+    from stability.engine.batcher import sync_batches
+    from stability.errors import StabilityError
+    from stability.records import now
+    from stability.store.batches import BatchRecord, BatchRequestRecord
+
+    wire.reply = grow
+    spec = batch_spec(tmp_path, "pending", ["openai/gpt-4o-mini"], replicates=1)
+    result = run_experiment(spec, db, batch=True)
+    run_id = result.runs[0]
+    with Store.open(db) as store:  # as if killed with a request of this run in a batch not yet imported
+        store.batches.write_intent(
+            BatchRecord(local_key="sb-pending", provider="openai", model="openai/gpt-4o-mini", wave=9, n_requests=1,
+                        created_at=now()),
+            [BatchRequestRecord(local_key="sb-pending", custom_id="x" * 64, run_id=run_id, cache_key="sha256:k",
+                                sample_index=0, step=1, purpose="revise", model="openai/gpt-4o-mini", body={})])
+        store.reopen_run(run_id)
+    sent = wire.count + sum(wire.batches.submitted.values())
+    before = db.read_bytes()
+    with pytest.raises(StabilityError, match="1 requests wait in provider batches; resume with --batch"):
+        run_experiment(spec, db, resume=True)
+    with pytest.raises(StabilityError, match=f"run {run_id}: 1 requests wait in provider batches"):
+        resume(run_id, db)
+    assert wire.count + sum(wire.batches.submitted.values()) == sent and db.read_bytes() == before
+    assert sync_batches(db).abandoned == 1  # never submitted: abandoned, so a direct resume is safe again
+    assert resume(run_id, db).run.status == "done"

@@ -144,6 +144,8 @@ def test_the_budget_stops_asking_and_bad_input_is_one_line(runs: list[str], db: 
     _judge("cheap-judge", rule_judge)
     stopped = judge(runs, "scripted/cheap-judge", db=db, embedder="hashing", max_cost=0.0)
     assert stopped.budget_reached and stopped.sent == 0
+    # nothing was asked, so nothing is "asked now" or "no judgement": those questions are simply still open
+    assert all(t.asked == 0 and t.no_judgement == 0 for t in stopped.questions.values())
     with pytest.raises(StabilityError, match="no question 'vibes'"):
         judge(runs, "scripted/cheap-judge", ["clash,vibes"], db=db)
     bad = CliRunner().invoke(app, ["judge", *runs, "--judge", "scripted/no-such-judge", "--db", str(db)])
@@ -219,3 +221,45 @@ def test_sigkill_during_judge_then_resume_pays_for_nothing_twice(runs: list[str]
     assert sum(n - 1 for n in bodies.values()) <= 4
     assert server.count - killed_at <= total - stored_before
     assert b"sk-judge-kill-key" not in db.read_bytes()
+
+
+
+def test_cli_input_errors_are_one_line_exit_2_and_write_nothing(runs: list[str], db: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    before = db.read_bytes()
+    cases = [(["--judge", "scripted/echo", "--max-cost", "-1"], "--max-cost -1.0"),
+             (["--judge", "nosuch/model"], "unknown model 'nosuch/model'"),  # found inside judge(): no progress bar
+             (["--judge", "scripted/echo", "r-no-such-run"], "no run 'r-no-such-run'")]
+    for extra, message in cases:
+        done = subprocess.run([sys.executable, "-m", "stability", "judge", *runs, *extra, "--embedder", "hashing",
+                               "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+    assert db.read_bytes() == before
+
+
+def test_sibling_trials_are_not_asked_what_analysis_measures_on_chains_only(runs: list[str], db: Path) -> None:
+    from stability.engine import IterateConfig, iterate
+    from tests.analysis.experiment import LIBRARY
+
+    siblings = []
+    for model, start in (("scripted/canon", "contradictory/honesty-vs-comfort.md"),  # new nodes: with clashes,
+                         ("scripted/flip", "consistent/minimal.md")):  # and without
+        sibling = iterate(IterateConfig(protocol="free-form-edit", model=model, constitution=str(LIBRARY / start)),
+                          db)
+        assert sibling.run.status == "done" and len({r.constitution_hash for r in sibling.revisions}) == 2
+        siblings.append(sibling.run.id)
+    _judge("chain-judge", rule_judge)
+    plan = judge([*runs, *siblings], "scripted/chain-judge", ["clash", "contradiction"], db=db,
+                 embedder="hashing", dry_run=True)
+    assert len(plan.runs) == len(runs) + 2
+    chains_only = judge(runs, "scripted/chain-judge", ["clash", "contradiction"], db=db, embedder="hashing",
+                        dry_run=True)
+    assert {q: t.subjects for q, t in plan.questions.items()} == \
+        {q: t.subjects for q, t in chains_only.questions.items()} == {"clash": 3, "contradiction": 2}

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stability.cli.app import app
+from stability.errors import StabilityError
 from stability.judge.validation import score, validate, validation_set
 from stability.library import ContradictoryMeta, load_library
 from stability.models import scripted
@@ -68,3 +69,22 @@ def test_a_garbage_judge_validates_as_no_judgement(db: Path) -> None:
     assert done.exit_code == 0, done.output
     [clash] = json.loads(done.output)["questions"]
     assert clash["no_judgement"] == clash["n"] > 0 and clash["recall"] == 0.0 and clash["precision"] is None
+
+
+def test_validate_dry_run_sends_nothing_and_counts_what_is_not_stored(tmp_path: Path) -> None:
+    model = ScriptedModel(fn=rule_judge, name="scripted/val-dry")
+    scripted.register("val-dry", lambda: model)
+    db = tmp_path / "val.duckdb"
+    labelled = validation_set()
+    plan = validate("scripted/val-dry", ["clash"], db=db, dry_run=True)
+    assert plan.dry_run and plan.sent == 0 and model.calls == [] and not db.exists()  # no store made
+    assert plan.would_ask == {"clash": len(labelled["clash"])} and plan.estimated_input_tokens > 0
+    validate("scripted/val-dry", ["clash"], db=db)
+    sent = len(model.calls)
+    again = CliRunner().invoke(app, ["judge", "--validate", "--dry-run", "--judge", "scripted/val-dry", "--questions",
+                                     "clash,contradiction", "--db", str(db), "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["would_ask"] == {"clash": 0, "contradiction": len(labelled["contradiction"])}
+    assert len(model.calls) == sent  # the dry run asked nothing
+    refused = CliRunner().invoke(app, ["judge", "r-1", "--validate", "--judge", "scripted/val-dry", "--db", str(db)])
+    assert isinstance(refused.exception, StabilityError) and "takes no experiment or runs" in str(refused.exception)
