@@ -1,8 +1,15 @@
-"""Embeddings of whole constitutions and single principles, cached by (text hash, model) in their own file.
+"""Embeddings of principles, and of constitutions derived from them, cached by (text hash, model) in their own file.
 
-``embed_texts`` is the one way in: it looks every text up in the :class:`EmbeddingCache`, computes only the
-missing ones (in batches), caches them, and returns unit-length float32 vectors. A text is never embedded
-twice for one model, so a second analysis of the same runs computes nothing and never even loads the model.
+``embed_texts`` is the one way texts reach a model: it looks every text up in the :class:`EmbeddingCache`,
+computes only the missing ones (deduplicated, in batches), caches them, and returns unit-length float32
+vectors. A text is never embedded twice for one model, so a second analysis of the same runs computes nothing and
+never even loads the model.
+
+A constitution is not embedded as one text: :func:`embed_constitutions` embeds its principles (each once, through
+``embed_texts``) and its vector is the *normalised mean of its principles' unit vectors*
+(:func:`constitution_vectors`; a principle listed twice counts twice). So a long constitution is not cut at the
+model's 256 word pieces, and a principle shared by thousands of constitutions is embedded once. A constitution
+without principles gets the vector of the empty text.
 
 The cache is a DuckDB file of its own, shared by every store (the key is the text, not the run):
 ``STABILITY_EMBEDDING_CACHE``, else ``$XDG_CACHE_HOME/stability/embeddings.duckdb`` (``~/.cache/...``). So the
@@ -27,7 +34,7 @@ import logging
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -244,3 +251,38 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats 
         stats.requested += len(unique)
         stats.computed += len(missing)
     return out
+
+
+def constitution_vectors(constitutions: Sequence[Sequence[str]], principle_vectors: Mapping[str, np.ndarray],
+                         empty: np.ndarray | None = None) -> np.ndarray:
+    """One unit vector per constitution (a sequence of principles): the normalised mean of its principles' unit
+    vectors, every listed principle counted; ``empty`` (the empty text's vector) for a constitution without any."""
+    index = {text: i for i, text in enumerate(principle_vectors)}
+    dim = len(next(iter(principle_vectors.values()))) if principle_vectors else (len(empty) if empty is not None
+                                                                                 else 0)
+    out = np.zeros((len(constitutions), dim), dtype=np.float32)
+    lengths = np.fromiter((len(c) for c in constitutions), dtype=np.int64, count=len(constitutions))
+    filled = lengths > 0
+    if filled.any():
+        matrix = np.stack([np.asarray(v, dtype=np.float32) for v in principle_vectors.values()])
+        flat = np.fromiter((index[p] for c in constitutions for p in c), dtype=np.int64, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths[filled])[:-1]])
+        out[filled] = np.add.reduceat(matrix[flat], offsets, axis=0) / lengths[filled, None]
+    if empty is not None and not filled.all():
+        out[~filled] = empty
+    return normalise(out)
+
+
+def embed_constitutions(embedder: Embedder, constitutions: Sequence[Sequence[str]],
+                        stats: EmbeddingStats | None = None, cache: EmbeddingCache | None = None
+                        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Unit vectors of the constitutions (each a sequence of principles, one row each, in order) and of their
+    distinct principles (by text). Only principles reach ``embed_texts`` (and the empty text when a constitution
+    has none), so nothing is cut and no text is embedded twice."""
+    principles = list(dict.fromkeys(p for c in constitutions for p in c))
+    needs_empty = any(len(c) == 0 for c in constitutions)
+    by_text = embed_texts(embedder, principles + ([""] if needs_empty and "" not in principles else []), stats,
+                          cache)
+    principle_vectors = {p: by_text[p] for p in principles}
+    vectors = constitution_vectors(constitutions, principle_vectors, by_text.get("") if needs_empty else None)
+    return vectors, principle_vectors

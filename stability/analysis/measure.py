@@ -16,7 +16,7 @@ from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
 from stability.analysis.corpus import Corpus, load_corpus
-from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
+from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_constitutions, get_embedder
 from stability.analysis.experiments import resolve_selection
 from stability.analysis.factors import check_factors
 from stability.analysis.graph import build_graph
@@ -36,7 +36,7 @@ class EmbeddingUse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    texts: int  # distinct texts (constitutions and principles) the analysis needed
+    texts: int  # distinct texts the analysis needed: principles (constitutions are derived from them)
     computed: int  # of which embedded now; the rest came from the cache
 
 
@@ -69,13 +69,16 @@ class Vectors(BaseModel):
     references: dict[str, np.ndarray] = {}  # reference constitutions (``--reference``) by name
 
 
-def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
+def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats,
+                 references: Mapping[str, tuple[str, ...]] | None = None) -> Vectors:
+    """Every node's and reference's vector, derived from their principles' (embedded once each, see
+    :func:`embed_constitutions`)."""
     nodes = corpus.nodes()
-    texts = {node: corpus.text(node) for node in nodes}
-    principles = list(dict.fromkeys(p for node in nodes for p in corpus.principles[node]))
-    by_text = embed_texts(embedder, list(texts.values()) + principles, stats)
-    return Vectors(nodes={node: by_text[text] for node, text in texts.items()},
-                   principles={p: by_text[p] for p in principles})
+    references = references or {}
+    lists = [corpus.principles[node] for node in nodes] + list(references.values())
+    matrix, principles = embed_constitutions(embedder, lists, stats)
+    return Vectors(nodes=dict(zip(nodes, matrix[:len(nodes)], strict=True)), principles=principles,
+                   references=dict(zip(references, matrix[len(nodes):], strict=True)))
 
 
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
@@ -119,16 +122,14 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
     Returns the corpus, its vectors, the embedding use, the ratings, each run's experiment, and (``with_graph``)
     the revision graph, else None."""
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    reference_texts = read_references(references or [])  # bad input fails here, before anything is written
+    reference_principles = read_references(references or [])  # bad input fails here, before anything is written
     with Store.open(db, read_only=True) as store:
         ids, experiments = resolve_selection(store, selection, all_runs)
         corpus = load_corpus(store, ids)
         ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
         graph = build_graph(store, ids) if with_graph else None
     stats = EmbeddingStats()  # the embedding cache is its own file: the store is only read
-    vectors = embed_corpus(corpus, model, stats)
-    by_text = embed_texts(model, list(reference_texts.values()), stats)
-    vectors.references = {name: by_text[text] for name, text in reference_texts.items()}
+    vectors = embed_corpus(corpus, model, stats, reference_principles)
     use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
     return corpus, vectors, use, ratings, experiments, graph
 
