@@ -256,20 +256,25 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats 
 def constitution_vectors(constitutions: Sequence[Sequence[str]], principle_vectors: Mapping[str, np.ndarray],
                          empty: np.ndarray | None = None) -> np.ndarray:
     """One unit vector per constitution (a sequence of principles): the normalised mean of its principles' unit
-    vectors, every listed principle counted; ``empty`` (the empty text's vector) for a constitution without any."""
+    vectors, every listed principle counted; ``empty`` (the empty text's vector) for a constitution without any.
+
+    One sparse product (constitutions x principles weights, times the principle matrix), so 50k constitutions of
+    ten principles take a fraction of a second."""
+    from scipy.sparse import csr_matrix
+
     index = {text: i for i, text in enumerate(principle_vectors)}
-    dim = len(next(iter(principle_vectors.values()))) if principle_vectors else (len(empty) if empty is not None
-                                                                                 else 0)
-    out = np.zeros((len(constitutions), dim), dtype=np.float32)
+    dim = len(next(iter(principle_vectors.values()))) if principle_vectors else len(empty) if empty is not None else 0
     lengths = np.fromiter((len(c) for c in constitutions), dtype=np.int64, count=len(constitutions))
-    filled = lengths > 0
-    if filled.any():
+    out = np.zeros((len(constitutions), dim), dtype=np.float32)
+    if lengths.any():
         matrix = np.stack([np.asarray(v, dtype=np.float32) for v in principle_vectors.values()])
-        flat = np.fromiter((index[p] for c in constitutions for p in c), dtype=np.int64, count=int(lengths.sum()))
-        offsets = np.concatenate([[0], np.cumsum(lengths[filled])[:-1]])
-        out[filled] = np.add.reduceat(matrix[flat], offsets, axis=0) / lengths[filled, None]
-    if empty is not None and not filled.all():
-        out[~filled] = empty
+        columns = np.fromiter((index[p] for c in constitutions for p in c), dtype=np.int64, count=int(lengths.sum()))
+        weights = np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32)
+        rows = np.concatenate([[0], np.cumsum(lengths)])
+        out = np.asarray(csr_matrix((weights, columns, rows), shape=(len(constitutions), len(matrix))) @ matrix,
+                         dtype=np.float32)
+    if empty is not None and not lengths.all():
+        out[lengths == 0] = empty
     return normalise(out)
 
 

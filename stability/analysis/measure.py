@@ -26,6 +26,7 @@ from stability.analysis.probes import probe_summary
 from stability.analysis.references import read_references, step_distances
 from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
+from stability.store.analysis_reads import ratings_of
 from stability.store.store import Store
 
 SCHEMA_VERSION = 2  # 2: verdicts, experiments, groups, contrasts, twins, references
@@ -88,7 +89,9 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     by = by or []
     experiments = experiments or {}
     check_factors(by, corpus)
-    runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
+    counts: dict[tuple[str, str], dict[str, int]] = {}  # alignment counts by transition, shared by the runs
+    runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params, counts)
+            for chain in corpus.runs]
     for run in runs:
         run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
         if run.verdict in VERDICTS:
@@ -101,11 +104,13 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     controls = [by_id[c.run_id] for c in corpus.runs if c.control]
     judged = [chain for chain in subjects.runs if by_id[chain.run_id].verdict in VERDICTS]
     clashes = consistency(subjects, by_id, vectors.principles, params)
+    across = cross_run(judged, vectors.nodes, params.cluster_threshold)
     groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
-                                  params, by, experiments, controls)
+                                  params, by, experiments, controls,
+                                  {tuple(c.run_id for c in judged): across.attractors})
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
-        cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
+        cross_run=across,
         experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
         references=list(vectors.references),
         groups=groups, contrasts=contrasts, consistency=clashes,
@@ -126,7 +131,7 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
     with Store.open(db, read_only=True) as store:
         ids, experiments = resolve_selection(store, selection, all_runs)
         corpus = load_corpus(store, ids)
-        ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
+        ratings = ratings_of(store, [chain.run_id for chain in corpus.runs])
         graph = build_graph(store, ids) if with_graph else None
     stats = EmbeddingStats()  # the embedding cache is its own file: the store is only read
     vectors = embed_corpus(corpus, model, stats, reference_principles)
