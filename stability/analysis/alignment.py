@@ -91,18 +91,19 @@ def _match(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[st
         j = positions_after.get(text)
         if j is not None:
             matched[i] = (j, 1.0)
-    if len(matched) < len(before):
+    if len(matched) < len(before) and len(matched) < len(after):
         rest_before = [i for i in range(len(before)) if i not in matched]
         taken = {j for j, _ in matched.values()}
         rest_after = [j for j in range(len(after)) if j not in taken]
-        if rest_before and rest_after:
+        if len(rest_before) == 1 and len(rest_after) == 1:  # one left on each side (one reworded?): no search
+            score = float(vectors[before[rest_before[0]]] @ vectors[after[rest_after[0]]])
+            if score >= reworded_threshold:
+                matched[rest_before[0]] = (rest_after[0], score)
+        elif rest_before and rest_after:
             a = np.stack([vectors[before[i]] for i in rest_before])
             b = np.stack([vectors[after[j]] for j in rest_after])
             similarity = a @ b.T
-            if similarity.shape == (1, 1):  # one left on each side (a single reworded principle): no search
-                rows, cols = [0], [0]
-            else:
-                rows, cols = linear_sum_assignment(similarity, maximize=True)
+            rows, cols = linear_sum_assignment(similarity, maximize=True)
             for r, c in zip(rows, cols, strict=True):
                 score = float(similarity[r, c])
                 if score >= reworded_threshold:

@@ -94,23 +94,34 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster labels 1..m, numbered by first appearance."""
     if len(vectors) == 1:
         return np.array([1])
-    d = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    d = vectors @ vectors.T  # in place from here: at 8,326 runs each n x n temporary is 277 MB
+    np.subtract(1.0, d, out=d)
+    np.clip(d, 0.0, 2.0, out=d)
     np.fill_diagonal(d, 0.0)
-    raw = fcluster(linkage(squareform((d + d.T) / 2, checks=False), method="average"), t=threshold,
+    symmetric = d + d.T
+    symmetric /= 2
+    raw = fcluster(linkage(squareform(symmetric, checks=False), method="average"), t=threshold,
                    criterion="distance")
     order = {label: i + 1 for i, label in enumerate(dict.fromkeys(raw.tolist()))}
     return np.array([order[x] for x in raw.tolist()])
 
 
 def project(vectors: np.ndarray) -> np.ndarray:
-    """Rows projected on their first two principal components (zeros where there is no variance)."""
+    """Rows projected on their first two principal components (zeros where there is no variance).
+
+    The components are the leading eigenvectors of the d x d scatter matrix (float64), not an SVD of the n x d
+    rows (16k rows: a tenth of the time); each points so that its largest loading is positive (a component's
+    sign is arbitrary, this makes it reproducible)."""
     centred = vectors - vectors.mean(axis=0)
     out = np.zeros((len(vectors), 2))
     if len(vectors) < 2:
         return out
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    components = vt[:2]
-    out[:, :len(components)] = centred @ components.T
+    wide = centred.astype(np.float64)
+    _, axes = np.linalg.eigh(wide.T @ wide)
+    components = axes[:, ::-1][:, :2].T
+    biggest = components[np.arange(len(components)), np.abs(components).argmax(axis=1)]
+    components = components * np.where(biggest < 0, -1.0, 1.0)[:, None]
+    out[:, :len(components)] = wide @ components.T
     return out
 
 
@@ -136,7 +147,7 @@ def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
         nodes = [v.node for v in run.usable]
         edges += [(a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b]
     graph = nx.DiGraph()
-    graph.add_edges_from(edges)  # one call: the same graph (and node order) as one call per run, much faster
+    graph.add_edges_from(dict.fromkeys(edges))  # each edge once, in first-seen order: the same graph as per run
     out = []
     for found in nx.simple_cycles(graph, length_bound=6):
         out.append(found)

@@ -65,10 +65,29 @@ class Embedder(ABC):
         """A (len(texts), dim) float array; need not be normalised."""
 
 
+def encoding_threads(requested: int | None = None) -> int:
+    """Torch threads for encoding: ``requested``, else every core, or one when the machine is busy (1-minute
+    load average at least the number of cores). On the shared 2-core machine at load 10, two threads encoded
+    22-45 texts/s and one 132-150 (bench/results/embedding-*.json): threads that wait for each other on
+    oversubscribed cores lose far more than the second core gives."""
+    if requested is not None:
+        return max(1, requested)
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except OSError:  # no load average on this platform
+        busy = False
+    return 1 if busy else cores
+
+
 class SentenceTransformerEmbedder(Embedder):
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    """Encodes under ``torch.inference_mode`` with :func:`encoding_threads` threads, in batches of ``batch_size``
+    texts that sentence-transformers sorts by length (little padding)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 128, threads: int | None = None) -> None:
         self.name = model
         self.batch_size = batch_size
+        self.threads = threads
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -95,8 +114,17 @@ class SentenceTransformerEmbedder(Embedder):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         model = self._load()
-        return np.asarray(model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                       show_progress_bar=False), dtype=np.float32)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(encoding_threads(self.threads))
+        try:
+            with torch.inference_mode():
+                vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                       show_progress_bar=False)
+        finally:
+            torch.set_num_threads(before)
+        return np.asarray(vectors, dtype=np.float32)
 
     @property
     def loaded(self) -> bool:
@@ -239,6 +267,7 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats 
             missing.append((text, digest))
         else:
             out[text] = np.frombuffer(blob, dtype="<f4")
+    missing.sort(key=lambda item: len(item[0]))  # similar lengths share batches: little padding
     for start in range(0, len(missing), BATCH * 8):
         chunk = missing[start:start + BATCH * 8]
         vectors = normalise(embedder.encode([text for text, _ in chunk]))
