@@ -57,7 +57,8 @@ class Alignment(BaseModel):
 def _in_order(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
     """The longest subsequence of (before, after) pairs, sorted by before, whose after increases."""
     pairs = sorted(pairs)
-    if all(a[1] < b[1] for a, b in zip(pairs, pairs[1:], strict=False)):  # already in order (most edits)
+    afters = [after for _, after in pairs]
+    if afters == sorted(set(afters)):  # already strictly increasing (most edits): all of them
         return set(pairs)
     tails: list[int] = []
     tail_index: list[int] = []
