@@ -1,6 +1,7 @@
 """Per-run measures: the verdict, distance curves, the fixed point and how it was reached, exact and near cycles.
 
-Distances are cosine distances (``1 - cos``) between whole-constitution embeddings; 0 is the same direction.
+Distances are cosine distances (``1 - cos``) between constitution vectors (the normalised mean of their principles'
+vectors, see :mod:`stability.analysis.embeddings`); 0 is the same direction.
 Only *usable* visits count as steps of the chain: a visit recorded for a failed call (decision ``error``) holds
 no answer and is skipped. Parse failures and truncated answers stay: the chain sits on its node while the model
 fails to answer.

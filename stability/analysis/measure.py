@@ -61,7 +61,7 @@ class AnalysisResult(BaseModel):
 
 
 class Vectors(BaseModel):
-    """Unit vectors of a corpus's nodes (whole constitutions) and principles."""
+    """Unit vectors of a corpus's nodes (derived from their principles') and principles."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
