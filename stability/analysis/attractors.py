@@ -99,9 +99,11 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     np.clip(d, 0.0, 2.0, out=d)
     np.fill_diagonal(d, 0.0)
     symmetric = d + d.T
+    del d
     symmetric /= 2
-    raw = fcluster(linkage(squareform(symmetric, checks=False), method="average"), t=threshold,
-                   criterion="distance")
+    condensed = squareform(symmetric, checks=False)
+    del symmetric  # only the condensed half goes on: linkage makes a float64 copy of it
+    raw = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
     order = {label: i + 1 for i, label in enumerate(dict.fromkeys(raw.tolist()))}
     return np.array([order[x] for x in raw.tolist()])
 
