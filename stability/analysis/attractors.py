@@ -150,11 +150,8 @@ def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
         edges += [(a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b]
     graph = nx.DiGraph()
     graph.add_edges_from(dict.fromkeys(edges))  # each edge once, in first-seen order: the same graph as per run
-    # a cycle lies inside one strongly connected component of 2+ nodes: search those only (simple_cycles copies
-    # the graph it is given, 50k nodes of which a few hundred can be on a cycle)
-    cyclic = set().union(*(c for c in nx.strongly_connected_components(graph) if len(c) > 1))
     out: list[list[str]] = []
-    for found in nx.simple_cycles(graph.subgraph([n for n in graph if n in cyclic]), length_bound=6):
+    for found in nx.simple_cycles(graph, length_bound=6):
         out.append(found)
         if len(out) >= MAX_GRAPH_CYCLES:
             break
