@@ -189,14 +189,15 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def time_one(db: str, embedder: str) -> dict[str, Any]:
+def time_one(db: str, embedder: str, by: list[str] | None = None) -> dict[str, Any]:
     from stability.analysis.measure import analyze
 
-    started = time.perf_counter()
-    result = analyze([], db, all_runs=True, embedder=embedder)
-    wall = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    result = analyze([], db, all_runs=True, embedder=embedder, by=by)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"db": db, "embedder": embedder, "wall_s": round(wall, 2), "peak_rss_mib": round(peak),
+    return {"db": db, "embedder": embedder, "by": by or [], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "peak_rss_mib": round(peak),
             "runs": len(result.runs), "revisions": sum(len(r.steps) for r in result.runs),
             "texts": result.embeddings.texts, "computed": result.embeddings.computed}
 
@@ -247,7 +248,7 @@ if __name__ == "__main__":
     if command == "build":
         print(json.dumps(build(int(sys.argv[2]), sys.argv[3])))
     elif command == "time":
-        print(json.dumps(time_one(sys.argv[2], sys.argv[3])))
+        print(json.dumps(time_one(sys.argv[2], sys.argv[3], sys.argv[4].split(",") if len(sys.argv) > 4 else None)))
     elif command == "measure":
         print(json.dumps(measure(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)))
     elif command == "all":

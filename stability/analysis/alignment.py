@@ -57,6 +57,9 @@ class Alignment(BaseModel):
 def _in_order(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
     """The longest subsequence of (before, after) pairs, sorted by before, whose after increases."""
     pairs = sorted(pairs)
+    afters = [after for _, after in pairs]
+    if afters == sorted(set(afters)):  # already strictly increasing (most edits): all of them
+        return set(pairs)
     tails: list[int] = []
     tail_index: list[int] = []
     previous = [-1] * len(pairs)
@@ -77,28 +80,42 @@ def _in_order(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
     return keep
 
 
-def align(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
-          vectors: Mapping[str, np.ndarray], reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> Alignment:
-    """Align two principle lists; ``vectors`` maps each principle text to its unit embedding."""
+Matches = dict[int, tuple[int, float]]  # position in the first -> (position in the second, similarity)
+
+
+def _match(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
+           vectors: Mapping[str, np.ndarray], reworded_threshold: float) -> tuple[Matches, set[tuple[int, int]]]:
+    """The matched pairs (steps 1 and 2) and those of them in order (step 3)."""
     positions_after: dict[str, int] = {text: j for j, text in enumerate(after)}
-    matched: dict[int, tuple[int, float]] = {}
+    matched: Matches = {}
     for i, text in enumerate(before):
         j = positions_after.get(text)
         if j is not None:
             matched[i] = (j, 1.0)
-    rest_before = [i for i in range(len(before)) if i not in matched]
-    taken = {j for j, _ in matched.values()}
-    rest_after = [j for j in range(len(after)) if j not in taken]
-    if rest_before and rest_after:
-        a = np.stack([vectors[before[i]] for i in rest_before])
-        b = np.stack([vectors[after[j]] for j in rest_after])
-        similarity = a @ b.T
-        rows, cols = linear_sum_assignment(similarity, maximize=True)
-        for r, c in zip(rows, cols, strict=True):
-            score = float(similarity[r, c])
+    if len(matched) < len(before) and len(matched) < len(after):
+        rest_before = [i for i in range(len(before)) if i not in matched]
+        taken = {j for j, _ in matched.values()}
+        rest_after = [j for j in range(len(after)) if j not in taken]
+        if len(rest_before) == 1 and len(rest_after) == 1:  # one left on each side (one reworded?): no search
+            score = float(vectors[before[rest_before[0]]] @ vectors[after[rest_after[0]]])
             if score >= reworded_threshold:
-                matched[rest_before[r]] = (rest_after[c], score)
-    order = _in_order([(i, j) for i, (j, _) in matched.items()])
+                matched[rest_before[0]] = (rest_after[0], score)
+        elif rest_before and rest_after:
+            a = np.stack([vectors[before[i]] for i in rest_before])
+            b = np.stack([vectors[after[j]] for j in rest_after])
+            similarity = a @ b.T
+            rows, cols = linear_sum_assignment(similarity, maximize=True)
+            for r, c in zip(rows, cols, strict=True):
+                score = float(similarity[r, c])
+                if score >= reworded_threshold:
+                    matched[rest_before[r]] = (rest_after[c], score)
+    return matched, _in_order([(i, j) for i, (j, _) in matched.items()])
+
+
+def align(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
+          vectors: Mapping[str, np.ndarray], reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> Alignment:
+    """Align two principle lists; ``vectors`` maps each principle text to its unit embedding."""
+    matched, order = _match(before, after, vectors, reworded_threshold)
     changes: list[PrincipleChange] = []
     for i, text in enumerate(before):
         if i not in matched:
@@ -114,3 +131,19 @@ def align(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str
     changes += [PrincipleChange(kind="added", after=j, after_text=text) for j, text in enumerate(after)
                 if j not in used]
     return Alignment(reworded_threshold=reworded_threshold, changes=changes)
+
+
+def change_counts(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
+                  vectors: Mapping[str, np.ndarray], reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD
+                  ) -> dict[str, int]:
+    """``align(...).counts()`` without building the changes (the per-step curves need only the counts)."""
+    matched, order = _match(before, after, vectors, reworded_threshold)
+    out = {kind: 0 for kind in ("kept", "reworded", "moved", "added", "removed")}
+    for i, (j, _) in matched.items():
+        if after[j] != before[i]:
+            out["reworded"] += 1
+        else:
+            out["kept" if (i, j) in order else "moved"] += 1
+    out["removed"] = len(before) - len(matched)
+    out["added"] = len(after) - len({j for j, _ in matched.values()})
+    return out

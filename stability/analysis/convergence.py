@@ -1,6 +1,7 @@
 """Per-run measures: the verdict, distance curves, the fixed point and how it was reached, exact and near cycles.
 
-Distances are cosine distances (``1 - cos``) between whole-constitution embeddings; 0 is the same direction.
+Distances are cosine distances (``1 - cos``) between constitution vectors (the normalised mean of their principles'
+vectors, see :mod:`stability.analysis.embeddings`); 0 is the same direction.
 Only *usable* visits count as steps of the chain: a visit recorded for a failed call (decision ``error``) holds
 no answer and is skipped. Parse failures and truncated answers stay: the chain sits on its node while the model
 fails to answer.
@@ -39,7 +40,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from stability.analysis.alignment import align
+from stability.analysis.alignment import change_counts
 from stability.analysis.corpus import FAILED_DECISIONS, Corpus, RunChain
 from stability.analysis.probes import ProbeSummary
 
@@ -139,8 +140,14 @@ class RunConvergence(BaseModel):
         return {"cycle": "cycle", "unsettled": "unsettled", "not_chain": "not a chain (sibling trials)"}[self.verdict]
 
 
+SMALL = 64  # up to this many rows a distance matrix is summed by einsum, not by the (threaded) BLAS
+
+
 def _distances(vectors: np.ndarray) -> np.ndarray:
-    return np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    """Cosine distances between unit rows. A run's few nodes go through ``einsum``: a threaded BLAS product of a
+    few dozen rows costs ~100x more CPU on a loaded machine, and one analysis makes one per run."""
+    product = np.einsum("ik,jk->ij", vectors, vectors) if len(vectors) <= SMALL else vectors @ vectors.T
+    return np.clip(1.0 - product, 0.0, 2.0)
 
 
 def fixed_point(chain: RunChain, nodes: list[str], steps: list[int], matrix: np.ndarray | None,
@@ -186,48 +193,68 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
     return list(found.values())
 
 
-def near_cycles(nodes: list[str], steps: list[int], matrix: np.ndarray, epsilon: float) -> list[NearCycle]:
+def near_cycles(nodes: list[str], steps: list[int], matrix: np.ndarray, epsilon: float,
+                ids: np.ndarray | None = None) -> list[NearCycle]:
+    """For every t, the latest s < t - 1 of another node within ε of t that the chain had first left (moved more
+    than ε from s before t); ``ids``: a code per node (computed when not given)."""
     n = len(nodes)
     away = matrix > epsilon
     # first_exit[s]: the first index after s that is more than epsilon from s (n if none)
     later = np.triu(away, k=1)
     first_exit = np.where(later.any(axis=1), later.argmax(axis=1), n)
-    codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
-    ids = np.array([codes[x] for x in nodes])
+    if ids is None:
+        codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
+        ids = np.array([codes[x] for x in nodes])
+    index = np.arange(n)
+    ok = ((~away) & (first_exit[:, None] < index[None, :]) & (ids[:, None] != ids[None, :])
+          & (index[:, None] < index[None, :] - 1))  # ok[s, t]
     out = []
-    for t in range(2, n):
-        ok = (matrix[:t - 1, t] <= epsilon) & (first_exit[:t - 1] < t) & (ids[:t - 1] != ids[t])
-        hits = np.flatnonzero(ok)
-        if hits.size:
-            s = int(hits[-1])
-            out.append(NearCycle(from_step=steps[s], to_step=steps[t], distance=round(float(matrix[s, t]), 6),
-                                 from_node=nodes[s], to_node=nodes[t]))
+    last = n - 1 - ok[::-1].argmax(axis=0)  # per t, the latest s where ok (when any)
+    for t in np.flatnonzero(ok.any(axis=0)).tolist():
+        s = int(last[t])
+        out.append(NearCycle(from_step=steps[s], to_step=steps[t], distance=round(float(matrix[s, t]), 6),
+                             from_node=nodes[s], to_node=nodes[t]))
     return out
 
 
 def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, np.ndarray],
-                    principle_vectors: Mapping[str, np.ndarray] | None, params: Params) -> RunConvergence:
+                    principle_vectors: Mapping[str, np.ndarray] | None, params: Params,
+                    counts: dict[tuple[str, str], dict[str, int]] | None = None) -> RunConvergence:
+    """``counts``: alignment counts by (node, next node), shared by the runs of one analysis (filled here), so a
+    transition several runs make (returns, merges, shared starts) is aligned once."""
+    counts = counts if counts is not None else {}
     visits = chain.usable
     nodes = [v.node for v in visits]
     steps = [v.step for v in visits]
     k = params.k if params.k is not None else chain.declines_to_stop
-    vectors = np.stack([node_vectors[n] for n in nodes])
-    d_origin = np.clip(1.0 - vectors @ vectors[0], 0.0, 2.0)
-    d_final = np.clip(1.0 - vectors @ vectors[-1], 0.0, 2.0)
-    d_prev = np.clip(1.0 - np.einsum("ij,ij->i", vectors[1:], vectors[:-1]), 0.0, 2.0)
-    matrix = _distances(vectors) if len(nodes) <= FULL_MATRIX_LIMIT else None
+    codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
+    ids = np.fromiter((codes[n] for n in nodes), dtype=np.int64, count=len(nodes))
+    matrix: np.ndarray | None = None
+    if len(nodes) <= FULL_MATRIX_LIMIT:  # distances between the distinct nodes, spread over the visits
+        distinct = _distances(np.stack([node_vectors[n] for n in codes]))
+        matrix = distinct[np.ix_(ids, ids)]
+        d_origin, d_final = matrix[:, 0], matrix[:, -1]
+        d_prev = matrix[np.arange(1, len(nodes)), np.arange(len(nodes) - 1)]
+    else:
+        vectors = np.stack([node_vectors[n] for n in nodes])
+        d_origin = np.clip(1.0 - vectors @ vectors[0], 0.0, 2.0)
+        d_final = np.clip(1.0 - vectors @ vectors[-1], 0.0, 2.0)
+        d_prev = np.clip(1.0 - np.einsum("ij,ij->i", vectors[1:], vectors[:-1]), 0.0, 2.0)
     measures = []
     for i, visit in enumerate(visits):
         changes = None
         if i and principle_vectors is not None and nodes[i] != nodes[i - 1]:
-            changes = align(corpus.principles[nodes[i - 1]], corpus.principles[nodes[i]], principle_vectors,
-                            params.reworded_threshold).counts()
+            pair = (nodes[i - 1], nodes[i])
+            if pair not in counts:
+                counts[pair] = change_counts(corpus.principles[pair[0]], corpus.principles[pair[1]],
+                                             principle_vectors, params.reworded_threshold)
+            changes = dict(counts[pair])
         measures.append(StepMeasure(
             step=visit.step, node=visit.node, decision=visit.decision,
             n_principles=len(corpus.principles[visit.node]),
             d_prev=round(float(d_prev[i - 1]), 6) if i else None, d_origin=round(float(d_origin[i]), 6),
             d_final=round(float(d_final[i]), 6), changes=changes))
-    near = near_cycles(nodes, steps, matrix, params.epsilon) if matrix is not None else []
+    near = near_cycles(nodes, steps, matrix, params.epsilon, ids) if matrix is not None else []
     point: FixedPoint | None = None
     cycles: list[Cycle] = []
     verdict: Verdict

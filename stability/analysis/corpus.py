@@ -7,7 +7,7 @@ node, the metadata of starting files) and vectors. Tests build corpora by hand, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stability.constitution import principles_text
 from stability.errors import StabilityError
@@ -18,9 +18,8 @@ from stability.store.store import Store
 FAILED_DECISIONS = frozenset({"parse_failure", "truncated", "error"})
 
 
-@dataclass(frozen=True)
-class Visit:
-    """One revision: a run's visit to a node at a step."""
+class Visit(NamedTuple):
+    """One revision: a run's visit to a node at a step (a named tuple: an analysis of 100k revisions makes 100k)."""
 
     step: int
     node: str

@@ -1,8 +1,15 @@
-"""Embeddings of whole constitutions and single principles, cached by (text hash, model) in their own file.
+"""Embeddings of principles, and of constitutions derived from them, cached by (text hash, model) in their own file.
 
-``embed_texts`` is the one way in: it looks every text up in the :class:`EmbeddingCache`, computes only the
-missing ones (in batches), caches them, and returns unit-length float32 vectors. A text is never embedded
-twice for one model, so a second analysis of the same runs computes nothing and never even loads the model.
+``embed_texts`` is the one way texts reach a model: it looks every text up in the :class:`EmbeddingCache`,
+computes only the missing ones (deduplicated, in batches), caches them, and returns unit-length float32
+vectors. A text is never embedded twice for one model, so a second analysis of the same runs computes nothing and
+never even loads the model.
+
+A constitution is not embedded as one text: :func:`embed_constitutions` embeds its principles (each once, through
+``embed_texts``) and its vector is the *normalised mean of its principles' unit vectors*
+(:func:`constitution_vectors`; a principle listed twice counts twice). So a long constitution is not cut at the
+model's 256 word pieces, and a principle shared by thousands of constitutions is embedded once. A constitution
+without principles gets the vector of the empty text.
 
 The cache is a DuckDB file of its own, shared by every store (the key is the text, not the run):
 ``STABILITY_EMBEDDING_CACHE``, else ``$XDG_CACHE_HOME/stability/embeddings.duckdb`` (``~/.cache/...``). So the
@@ -27,7 +34,7 @@ import logging
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,10 +65,29 @@ class Embedder(ABC):
         """A (len(texts), dim) float array; need not be normalised."""
 
 
+def encoding_threads(requested: int | None = None) -> int:
+    """Torch threads for encoding: ``requested``, else every core, or one when the machine is busy (1-minute
+    load average at least the number of cores). On the shared 2-core machine at load 10, two threads encoded
+    22-45 texts/s and one 132-150 (bench/results/embedding-*.json): threads that wait for each other on
+    oversubscribed cores lose far more than the second core gives."""
+    if requested is not None:
+        return max(1, requested)
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except OSError:  # no load average on this platform
+        busy = False
+    return 1 if busy else cores
+
+
 class SentenceTransformerEmbedder(Embedder):
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    """Encodes under ``torch.inference_mode`` with :func:`encoding_threads` threads, in batches of ``batch_size``
+    texts that sentence-transformers sorts by length (little padding)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 128, threads: int | None = None) -> None:
         self.name = model
         self.batch_size = batch_size
+        self.threads = threads
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -88,8 +114,17 @@ class SentenceTransformerEmbedder(Embedder):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         model = self._load()
-        return np.asarray(model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                       show_progress_bar=False), dtype=np.float32)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(encoding_threads(self.threads))
+        try:
+            with torch.inference_mode():
+                vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                       show_progress_bar=False)
+        finally:
+            torch.set_num_threads(before)
+        return np.asarray(vectors, dtype=np.float32)
 
     @property
     def loaded(self) -> bool:
@@ -232,6 +267,7 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats 
             missing.append((text, digest))
         else:
             out[text] = np.frombuffer(blob, dtype="<f4")
+    missing.sort(key=lambda item: len(item[0]))  # similar lengths share batches: little padding
     for start in range(0, len(missing), BATCH * 8):
         chunk = missing[start:start + BATCH * 8]
         vectors = normalise(embedder.encode([text for text, _ in chunk]))
@@ -244,3 +280,43 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats 
         stats.requested += len(unique)
         stats.computed += len(missing)
     return out
+
+
+def constitution_vectors(constitutions: Sequence[Sequence[str]], principle_vectors: Mapping[str, np.ndarray],
+                         empty: np.ndarray | None = None) -> np.ndarray:
+    """One unit vector per constitution (a sequence of principles): the normalised mean of its principles' unit
+    vectors, every listed principle counted; ``empty`` (the empty text's vector) for a constitution without any.
+
+    One sparse product (constitutions x principles weights, times the principle matrix), so 50k constitutions of
+    ten principles take a fraction of a second."""
+    from scipy.sparse import csr_matrix
+
+    index = {text: i for i, text in enumerate(principle_vectors)}
+    dim = len(next(iter(principle_vectors.values()))) if principle_vectors else len(empty) if empty is not None else 0
+    lengths = np.fromiter((len(c) for c in constitutions), dtype=np.int64, count=len(constitutions))
+    out = np.zeros((len(constitutions), dim), dtype=np.float32)
+    if lengths.any():
+        matrix = np.stack([np.asarray(v, dtype=np.float32) for v in principle_vectors.values()])
+        columns = np.fromiter((index[p] for c in constitutions for p in c), dtype=np.int64, count=int(lengths.sum()))
+        weights = np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32)
+        rows = np.concatenate([[0], np.cumsum(lengths)])
+        out = np.asarray(csr_matrix((weights, columns, rows), shape=(len(constitutions), len(matrix))) @ matrix,
+                         dtype=np.float32)
+    if empty is not None and not lengths.all():
+        out[lengths == 0] = empty
+    return normalise(out)
+
+
+def embed_constitutions(embedder: Embedder, constitutions: Sequence[Sequence[str]],
+                        stats: EmbeddingStats | None = None, cache: EmbeddingCache | None = None
+                        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Unit vectors of the constitutions (each a sequence of principles, one row each, in order) and of their
+    distinct principles (by text). Only principles reach ``embed_texts`` (and the empty text when a constitution
+    has none), so nothing is cut and no text is embedded twice."""
+    principles = list(dict.fromkeys(p for c in constitutions for p in c))
+    needs_empty = any(len(c) == 0 for c in constitutions)
+    by_text = embed_texts(embedder, principles + ([""] if needs_empty and "" not in principles else []), stats,
+                          cache)
+    principle_vectors = {p: by_text[p] for p in principles}
+    vectors = constitution_vectors(constitutions, principle_vectors, by_text.get("") if needs_empty else None)
+    return vectors, principle_vectors

@@ -153,9 +153,15 @@ class Arrays:
         return out
 
 
-def _attractors(chains: list[RunChain], node_vectors: Mapping[str, np.ndarray], params: Params) -> list[Attractor]:
+def _attractors(chains: list[RunChain], node_vectors: Mapping[str, np.ndarray], params: Params,
+                known: Mapping[tuple[str, ...], list[Attractor]]) -> list[Attractor]:
+    """The attractors of the chains' finals; ``known``: attractors already clustered for these very runs, in this
+    order (the cross-run ones, when one group holds every judged run), reused rather than clustered again."""
     if not chains:
         return []
+    found = known.get(tuple(c.run_id for c in chains))
+    if found is not None:
+        return found
     return attractors_of(chains, np.stack([node_vectors[c.final] for c in chains]), params.cluster_threshold)[1]
 
 
@@ -212,9 +218,12 @@ def _ratio_difference(arrays: Arrays, a: list[list[int]], b: list[list[int]], re
 
 def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[ClashOutcome],
               node_vectors: Mapping[str, np.ndarray], params: Params, factors: list[str],
-              experiments: Mapping[str, str], controls: Sequence[RunConvergence] = ()
+              experiments: Mapping[str, str], controls: Sequence[RunConvergence] = (),
+              known_attractors: Mapping[tuple[str, ...], list[Attractor]] | None = None
               ) -> tuple[list[GroupSummary], list[Contrast]]:
-    """Groups of ``runs`` (aligned with ``corpus.runs``), each set against the drift-null ``controls``."""
+    """Groups of ``runs`` (aligned with ``corpus.runs``), each set against the drift-null ``controls``;
+    ``known_attractors``: attractors by the run ids they were clustered from (see ``_attractors``)."""
+    known_attractors = known_attractors or {}
     arrays = Arrays(runs, clashes, node_vectors)
     keyed: dict[str, tuple[dict[str, Any], list[int]]] = {}
     for i, chain in enumerate(corpus.runs):
@@ -249,7 +258,8 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
                                                null_low=null_low, null_high=null_high, p_value=p),
             clash_resolution=cluster_interval(arrays.clash_share, clusters, b, seed)
             if arrays.clashes[judged].sum() else Interval(mean=None, low=None, high=None, n=0),
-            attractors=_attractors([chains[runs[i].run_id] for i in judged], node_vectors, params),
+            attractors=_attractors([chains[runs[i].run_id] for i in judged], node_vectors, params,
+                                   known_attractors),
             references=drift([runs[i].references for i in judged], [[local[i] for i in c] for c in clusters], b,
                              seed),
             paraphrase_null=paraphrase_null([runs[i] for i in judged], controls, b, seed)))

@@ -16,7 +16,7 @@ from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
 from stability.analysis.corpus import Corpus, load_corpus
-from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_texts, get_embedder
+from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_constitutions, get_embedder
 from stability.analysis.experiments import resolve_selection
 from stability.analysis.factors import check_factors
 from stability.analysis.graph import build_graph
@@ -27,6 +27,7 @@ from stability.analysis.probes import probe_summary
 from stability.analysis.references import read_references, step_distances
 from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
+from stability.store.analysis_reads import ratings_of
 from stability.store.store import Store
 
 SCHEMA_VERSION = 2  # 2: verdicts, experiments, groups, contrasts, twins, references
@@ -37,7 +38,7 @@ class EmbeddingUse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    texts: int  # distinct texts (constitutions and principles) the analysis needed
+    texts: int  # distinct texts the analysis needed: principles (constitutions are derived from them)
     computed: int  # of which embedded now; the rest came from the cache
 
 
@@ -62,7 +63,7 @@ class AnalysisResult(BaseModel):
 
 
 class Vectors(BaseModel):
-    """Unit vectors of a corpus's nodes (whole constitutions) and principles."""
+    """Unit vectors of a corpus's nodes (derived from their principles') and principles."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -71,13 +72,16 @@ class Vectors(BaseModel):
     references: dict[str, np.ndarray] = {}  # reference constitutions (``--reference``) by name
 
 
-def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats) -> Vectors:
+def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats,
+                 references: Mapping[str, tuple[str, ...]] | None = None) -> Vectors:
+    """Every node's and reference's vector, derived from their principles' (embedded once each, see
+    :func:`embed_constitutions`)."""
     nodes = corpus.nodes()
-    texts = {node: corpus.text(node) for node in nodes}
-    principles = list(dict.fromkeys(p for node in nodes for p in corpus.principles[node]))
-    by_text = embed_texts(embedder, list(texts.values()) + principles, stats)
-    return Vectors(nodes={node: by_text[text] for node, text in texts.items()},
-                   principles={p: by_text[p] for p in principles})
+    references = references or {}
+    lists = [corpus.principles[node] for node in nodes] + list(references.values())
+    matrix, principles = embed_constitutions(embedder, lists, stats)
+    return Vectors(nodes=dict(zip(nodes, matrix[:len(nodes)], strict=True)), principles=principles,
+                   references=dict(zip(references, matrix[len(nodes):], strict=True)))
 
 
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
@@ -89,7 +93,9 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     by = by or []
     experiments = experiments or {}
     check_factors(by, corpus)
-    runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params) for chain in corpus.runs]
+    counts: dict[tuple[str, str], dict[str, int]] = {}  # alignment counts by transition, shared by the runs
+    runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params, counts)
+            for chain in corpus.runs]
     for run in runs:
         run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
         if run.verdict in VERDICTS:
@@ -103,8 +109,10 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     judged = [chain for chain in subjects.runs if by_id[chain.run_id].verdict in VERDICTS]
     clashes = consistency(subjects, by_id, vectors.principles, params,
                           rejudge_clashes(judgements) if judgements is not None else None)
+    across = cross_run(judged, vectors.nodes, params.cluster_threshold)
     groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
-                                  params, by, experiments, controls)
+                                  params, by, experiments, controls,
+                                  {tuple(c.run_id for c in judged): across.attractors})
     judged_use = None
     if judgements is not None:
         clashes.rule += f"; judge {judgements.judge} instead wherever it gave a verdict at every node (source)"
@@ -112,7 +120,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
                                judgements, groups)
     return AnalysisResult(
         schema_version=SCHEMA_VERSION, params=params, embeddings=embeddings, runs=runs,
-        cross_run=cross_run(judged, vectors.nodes, params.cluster_threshold),
+        cross_run=across,
         experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
         references=list(vectors.references),
         groups=groups, contrasts=contrasts, consistency=clashes,
@@ -129,16 +137,14 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
     Returns the corpus, its vectors, the embedding use, the ratings, each run's experiment, and (``with_graph``)
     the revision graph, else None."""
     model = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    reference_texts = read_references(references or [])  # bad input fails here, before anything is written
+    reference_principles = read_references(references or [])  # bad input fails here, before anything is written
     with Store.open(db, read_only=True) as store:
         ids, experiments = resolve_selection(store, selection, all_runs)
         corpus = load_corpus(store, ids)
-        ratings = [r for chain in corpus.runs for r in store.ratings(chain.run_id)]
+        ratings = ratings_of(store, [chain.run_id for chain in corpus.runs])
         graph = build_graph(store, ids) if with_graph else None
     stats = EmbeddingStats()  # the embedding cache is its own file: the store is only read
-    vectors = embed_corpus(corpus, model, stats)
-    by_text = embed_texts(model, list(reference_texts.values()), stats)
-    vectors.references = {name: by_text[text] for name, text in reference_texts.items()}
+    vectors = embed_corpus(corpus, model, stats, reference_principles)
     use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
     return corpus, vectors, use, ratings, experiments, graph
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.factors import constitution_name
 from stability.analysis.stats import Interval, cluster_interval, mean_of
-from stability.constitution import parse_file, principles_text
+from stability.constitution import parse_file
 
 
 class ReferenceDrift(BaseModel):
@@ -28,9 +28,10 @@ class ReferenceDrift(BaseModel):
     change: Interval  # final − start, per run
 
 
-def read_references(paths: Sequence[Path | str]) -> dict[str, str]:
-    """Reference name (library-relative path, else file name) -> its text as embedded."""
-    return {constitution_name(str(path)): principles_text(parse_file(path).principles) for path in paths}
+def read_references(paths: Sequence[Path | str]) -> dict[str, tuple[str, ...]]:
+    """Reference name (library-relative path, else file name) -> its normalised principles (embedded like a
+    node's)."""
+    return {constitution_name(str(path)): parse_file(path).principles for path in paths}
 
 
 def step_distances(nodes: Sequence[str], node_vectors: Mapping[str, np.ndarray],

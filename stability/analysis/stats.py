@@ -128,7 +128,11 @@ def _km(times: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     """Event steps, the surviving share after each, and the runs at risk at each (vectorised)."""
     if not len(times):
         return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0, dtype=int)
-    steps, inverse = np.unique(times, return_inverse=True)
+    if times.min() >= 0 and times.max() < 100_000:  # steps: count per step directly, no sort (bootstraps call
+        inverse = times.astype(np.int64)             # this tens of thousands of times); steps no run has are
+        steps = np.arange(int(inverse.max()) + 1)   # never an event step, so they drop out below
+    else:
+        steps, inverse = np.unique(times, return_inverse=True)
     reached = np.bincount(inverse, weights=events.astype(float), minlength=len(steps))
     at_risk = np.bincount(inverse, minlength=len(steps))[::-1].cumsum()[::-1]
     hit = reached > 0

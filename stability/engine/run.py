@@ -8,7 +8,8 @@ Contract: a protocol decides; the run object acts. It is the protocol's only way
 - learn what a model can do (:meth:`Run.traits`) without holding it,
 - train the subject and switch its adapter (:meth:`Run.train_adapter`, :meth:`Run.use_adapter`): model
   lifecycles belong to the engine;
-- embed texts (:meth:`Run.embed`), through the analysis embedder and its cache, for decisions that compare meanings.
+- embed constitutions (:meth:`Run.embed`), through the analysis embedder and its cache, for decisions that compare
+  meanings.
 
 Every model role (subject, teacher, judge, agents) is resolved, opened and closed by the engine; a role that was
 given no model of its own is played by the subject. Protocols are deterministic given their calls' answers, which
@@ -186,15 +187,16 @@ class Run:
 
     # -- meanings ------------------------------------------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str], embedder: str) -> list[list[float]]:
-        """Unit vectors of ``texts`` by ``embedder`` (``all-MiniLM-L6-v2``, or ``hashing`` for tests), loaded once per
-        run and cached in the embedding cache, so a replay reads the very vectors the run decided with."""
-        from stability.analysis.embeddings import embed_texts, get_embedder
+    def embed(self, constitutions: Sequence[Constitution], embedder: str) -> list[list[float]]:
+        """Unit vectors of ``constitutions`` by ``embedder`` (``all-MiniLM-L6-v2``, or ``hashing`` for tests), loaded
+        once per run, derived from their principles' vectors exactly as analysis derives them, and cached in the
+        embedding cache, so a replay reads the very vectors the run decided with."""
+        from stability.analysis.embeddings import embed_constitutions, get_embedder
 
         if embedder not in self._embedders:
             self._embedders[embedder] = get_embedder(embedder)
-        vectors = embed_texts(self._embedders[embedder], list(texts))
-        return [[float(x) for x in vectors[text]] for text in texts]
+        vectors, _ = embed_constitutions(self._embedders[embedder], [c.principles for c in constitutions])
+        return [[float(x) for x in row] for row in vectors]
 
     def _adapters_root(self, folder: str | None) -> Path:
         if folder:

@@ -219,8 +219,7 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
                    if a.kind == "revised" and a.constitution is not None}
         if len(changes) < 3:  # with one or two distinct proposals every distance ties: nothing to embed
             return None
-        texts = [c.text for c in changes.values()]
-        vectors = run.embed(texts, self.options.medoid)
+        vectors = run.embed(list(changes.values()), self.options.medoid)
         return EmbeddingDistance(self.options.medoid, dict(zip(changes, vectors, strict=True)))
 
     # -- training data ---------------------------------------------------------------------------------------

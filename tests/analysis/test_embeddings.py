@@ -5,17 +5,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stability.analysis import analyze
 from stability.analysis.alignment import align
+from stability.analysis.corpus import load_corpus
 from stability.analysis.embeddings import (
     EmbeddingCache,
     EmbeddingStats,
     HashingEmbedder,
     SentenceTransformerEmbedder,
+    embed_constitutions,
     embed_texts,
     get_embedder,
+    normalise,
     text_hash,
 )
+from stability.constitution import principles_text
 from stability.errors import StabilityError
+from stability.store import Store
 
 
 class Counting(HashingEmbedder):
@@ -76,3 +82,56 @@ def test_real_minilm_meaning_and_alignment(minilm: SentenceTransformerEmbedder, 
     result = align(before, after, vectors, 0.7)
     kinds = {(c.kind, c.before, c.after) for c in result.changes}
     assert kinds == {("reworded", 0, 1), ("reworded", 2, 0), ("removed", 1, None), ("added", None, 2)}
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def test_a_constitution_is_the_normalised_mean_of_its_principles_each_embedded_once(tmp_path: Path) -> None:
+    embedder = Counting()
+    cache = EmbeddingCache(tmp_path / "cache.duckdb")
+    honest, kind, brief = "I am honest and open.", "I am kind to all.", "I keep it brief."
+    stats = EmbeddingStats()
+    vectors, principles = embed_constitutions(embedder, [(honest, kind), (kind, brief, kind), ()], stats, cache)
+    assert embedder.batches == [4] and (stats.requested, stats.computed) == (4, 4)  # 3 principles + the empty text
+    raw = dict(zip([honest, kind, brief], HashingEmbedder(64).encode([honest, kind, brief]), strict=True))
+    np.testing.assert_allclose(vectors[0], unit(unit(raw[honest]) + unit(raw[kind])), atol=1e-6)
+    np.testing.assert_allclose(vectors[1], unit((2 * unit(raw[kind]) + unit(raw[brief])) / 3), atol=1e-6)
+    np.testing.assert_allclose(principles[brief], unit(raw[brief]), atol=1e-6)
+    np.testing.assert_array_equal(vectors[2], embed_texts(embedder, [""], cache=cache)[""])  # no principles
+    # not the whole text's vector: the words of the principle listed twice weigh twice, once per principle
+    whole = unit(HashingEmbedder(64).encode(["- I am kind to all.\n- I keep it brief.\n- I am kind to all.\n"])[0])
+    assert not np.allclose(vectors[1], whole, atol=1e-3)
+    again, _ = embed_constitutions(embedder, [(kind, honest)], cache=cache)
+    assert embedder.batches == [4]  # everything was cached: the encoder is not called again
+    np.testing.assert_allclose(again[0], vectors[0], atol=1e-6)  # the order of principles does not matter
+
+
+def test_a_long_constitution_is_not_cut_at_256_word_pieces(minilm: SentenceTransformerEmbedder) -> None:
+    topics = ["the truth", "privacy", "children", "the law", "animals", "my mistakes", "the planet", "dissent"]
+    principles = [f"I carefully weigh what {t} asks of me in answer number {i}, and I explain my reasons plainly."
+                  for i, t in enumerate(topics * 3)]
+    changed = [*principles[:-1], "I refuse to talk about the weather with anyone, under any circumstances."]
+    tokenizer = minilm._load().tokenizer
+    assert len(tokenizer(principles_text(principles))["input_ids"]) > 256 + 200
+    # the old way, one text per constitution: the model reads its first 256 word pieces, so the change is lost
+    before, after = normalise(minilm.encode([principles_text(principles), principles_text(changed)]))
+    assert float(before @ after) > 0.99999
+    vectors, by_principle = embed_constitutions(minilm, [principles, changed], cache=EmbeddingCache())
+    assert float(vectors[0] @ vectors[1]) < 0.999  # one principle in 24 changed: the vector moves
+    np.testing.assert_allclose(vectors[1], unit(np.mean([by_principle[p] for p in changed], axis=0)), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+
+
+def test_a_second_analysis_embeds_no_new_text(experiment_copy: Path) -> None:
+    first = Counting()
+    result = analyze([], experiment_copy, all_runs=True, embedder=first)
+    with Store.open(experiment_copy, read_only=True) as store:
+        corpus = load_corpus(store, store.run_ids())
+    distinct = {p for node in corpus.nodes() for p in corpus.principles[node]}
+    assert sum(first.batches) == result.embeddings.computed == result.embeddings.texts == len(distinct) > 0
+    second = Counting()
+    again = analyze([], experiment_copy, all_runs=True, embedder=second)
+    assert second.batches == [] and again.embeddings.computed == 0
+    assert again.model_dump(exclude={"embeddings"}) == result.model_dump(exclude={"embeddings"})
