@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.bounds import Budget as BudgetAmount
 from stability.bounds import check
 from stability.calls import BudgetExceeded, Flights
-from stability.engine import ModelPool, Prepared, create_run, execute, prepare, prepare_resume
+from stability.engine import ModelPool, Prepared, ReadOnce, create_run, execute, prepare, prepare_resume
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
-from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
+from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, expand, load_spec, parallel_runs
 from stability.models.base import Model
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
@@ -40,6 +40,8 @@ class ExperimentResult(BaseModel):
     dry_run: bool
     cells: int
     cache: str = Field(description="the cache scope of its runs: run | experiment | global")
+    parallel_runs: int = Field(description="runs in progress at once (max_parallel_runs, or from concurrency)")
+    concurrency: dict[str, int] = Field(description="calls in flight at most, per provider the cells use")
     done: int = 0
     failed: int = 0
     not_started: int = 0
@@ -111,13 +113,15 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         prices = PriceTable().with_overrides(spec.prices)
         if prices_file is not None:
             prices = prices.with_overrides(load_prices(prices_file))
-        figures = estimate(cells, prices)  # validates every cell (files, options, model names), loads no model
+        files = ReadOnce()  # every cell's templates and starting file, read once
+        figures = estimate(cells, prices, files)  # validates every cell (files, options, model names), loads no model
     except InputError:
         raise  # it names its own file (a constitution, the prices file)
     except StabilityError as err:  # a cell the spec describes is invalid: name the spec
         raise InputError(str(spec_path), None, str(err)) from None
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells),
-                              cache=spec.cache_scope())
+                              cache=spec.cache_scope(), parallel_runs=parallel_runs(spec, cells),
+                              concurrency=call_slots(spec, cells))
     if dry_run:
         return result
     if max_cost is not None:
@@ -127,16 +131,16 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
             raise StabilityError(f"--max-cost cannot be enforced: no price for {', '.join(unpriced)} "
                                  "(add them to the spec's prices: or pass --prices FILE)")
     pool = ModelPool()
-    prepared = [prepare(config, pool) for config in cells]
+    prepared = [prepare(config, pool, files) for config in cells]
     with Store.open(db, create=not resume) as store:
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
-        record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
+        record = ExperimentRecord(id=result.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
                                   spec_path=str(spec_path), created_at=now())
-        store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
+        store.put_experiment(record, [CellRecord(experiment_id=result.experiment_id, cell=cell_key(c), position=i,
                                                  config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
         budget = Budget(store, spec.experiment_id, max_cost)
-        asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell))
+        asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell, result.parallel_runs))
         final = store.cells(spec.experiment_id)
         result.done = sum(c.status == "done" for c in final)
         result.failed = sum(c.status == "failed" for c in final)
@@ -148,11 +152,13 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
 
 
 async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
-                     prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None) -> None:
+                     prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None,
+                     parallel: int) -> None:
     limits = Limits(spec)
     flights = Flights()  # identical questions of two runs in flight at once are sent once
-    slots = asyncio.Semaphore(spec.max_parallel_runs)
-    by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
+    slots = asyncio.Semaphore(parallel)
+    experiment_id = spec.experiment_id  # a hash of the whole spec: computed once
+    by_key = {c.cell: c for c in store.cells(experiment_id)}
 
     async def one(item: Prepared) -> None:
         cell = by_key[cell_key(item.config)]
@@ -167,7 +173,7 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
                 store.reopen_run(run.id)
             else:
                 run = create_run(store, item)
-            store.set_cell(spec.experiment_id, cell.cell, "running", run.id)
+            store.set_cell(experiment_id, cell.cell, "running", run.id)
             status = "failed"
             try:
                 outcome = await execute(store, run, item, prices=prices, budget=budget, limiter=limits,
@@ -179,7 +185,7 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
                 pass  # stored on the run; the experiment goes on with the other cells
             finally:
                 final = "done" if status == "done" else "failed"
-                store.set_cell(spec.experiment_id, cell.cell, final)
+                store.set_cell(experiment_id, cell.cell, final)
                 if on_cell is not None:
                     on_cell(cell.model_copy(update={"status": final, "run_id": run.id}))
 
