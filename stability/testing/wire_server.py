@@ -30,7 +30,8 @@ occurrence of a request body meets a fault depends only on the seed, the body an
 a concurrent run sees the same faults every time.
 
 Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1 --fault-rate 0.2``;
-``GET /count`` then returns its counters as JSON.
+``GET /count`` then returns its counters as JSON, ``max_in_flight`` (the most requests it held at once) among
+them; ``GET /count?reset_max_in_flight`` also starts that one afresh.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ class WireServer:
         self.injected: Counter[str] = Counter()  # faults sent, by kind
         self.retry_afters: list[float] = []  # every Retry-After sent
         self.incomplete = 0  # requests whose body never fully arrived (the client died sending it)
+        self.in_flight = 0  # requests admitted and not yet answered
+        self.max_in_flight = 0  # the most there ever were at once (how parallel the client really is)
         self.httpd = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -277,6 +280,17 @@ class WireServer:
                     body = {}
                 headers = dict(self.headers.items())
                 fault, key = server._admit(self.path, body, headers)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._respond(body, headers, fault, key)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _respond(self, body: dict[str, Any], headers: dict[str, str], fault: Fault | None,
+                         key: str) -> None:
                 delay = server.latency + (fault.hold if fault is not None and fault.kind == "slow" else 0.0)
                 if delay:
                     time.sleep(delay)
@@ -310,7 +324,11 @@ class WireServer:
             def do_GET(self) -> None:  # noqa: N802 - ``GET /count``: the counters, for a server in another process
                 with server.lock:
                     counts = {"count": len(server.requests), "answered": sum(server.answered.values()),
-                              "injected": dict(server.injected), "incomplete": server.incomplete}
+                              "injected": dict(server.injected), "incomplete": server.incomplete,
+                              "max_in_flight": server.max_in_flight}
+                    if self.path == "/count?reset_max_in_flight":  # a new measurement starts
+                        server.max_in_flight = server.in_flight
+                        self.path = "/count"
                 data = json.dumps(counts).encode()
                 self.send_response(200 if self.path == "/count" else 404)
                 self.send_header("content-type", "application/json")
