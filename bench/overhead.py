@@ -103,8 +103,9 @@ concurrency: {{{provider}: {concurrency}}}
 @contextlib.contextmanager
 def wire_server(latency: float) -> Iterator[str]:
     """The wire server in its own process, answering after ``latency`` seconds; yields its URL."""
+    here = str(Path(__file__).resolve().parents[1])  # this checkout's server, whichever stability is measured
     server = subprocess.Popen([sys.executable, "-m", "stability.testing.wire_server", "--latency", str(latency)],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": here})
     try:
         assert server.stdout is not None
         yield server.stdout.readline().strip()
@@ -171,7 +172,7 @@ def one_rep(url: str, steps: int, concurrency: int, folder: Path, peer_python: s
     result, row["framework_s"], row["framework_cpu_s"] = timed(lambda: run_experiment(spec, db))
     row["framework_requests"] = server_count(url) - before
     row["framework_max_in_flight"] = server_max_in_flight(url)
-    row["parallel_runs"] = result.parallel_runs
+    row["parallel_runs"] = getattr(result, "parallel_runs", max_parallel_runs)  # (code before the knob: as set)
     assert result.done == steps // 2, result
     before = server_count(url)
     replay, row["replay_s"], row["replay_cpu_s"] = timed(lambda: run_experiment(spec, db))
@@ -206,14 +207,15 @@ def one_rep(url: str, steps: int, concurrency: int, folder: Path, peer_python: s
     return row
 
 
-def grow(url: str, steps: int, concurrency: int, batches: int, provider: str, folder: Path) -> list[dict[str, Any]]:
+def grow(url: str, steps: int, concurrency: int, batches: int, provider: str, folder: Path,
+         max_parallel_runs: int | None = None) -> list[dict[str, Any]]:
     """``batches`` experiments of ``steps`` calls each into one database: CPU per call as the store grows."""
     from stability.experiment import run_experiment
 
     db = folder / "grow.duckdb"
     rows = []
     for batch in range(batches):
-        spec = write_spec(folder, steps, concurrency, provider, name=f"grow-{batch}")  # new experiment, new calls
+        spec = write_spec(folder, steps, concurrency, provider, max_parallel_runs, f"grow-{batch}")  # new calls
         row: dict[str, Any] = {"batch": batch, "calls_stored_before": batch * steps, "loadavg_before": loadavg()}
         before = server_count(url)
         result, row["framework_s"], row["framework_cpu_s"] = timed(lambda: run_experiment(spec, db))  # noqa: B023
@@ -248,7 +250,8 @@ def main() -> None:
         head = {"provider": args.provider, "versions": versions(), "cpus": os.cpu_count()}
         if args.grow:
             with tempfile.TemporaryDirectory() as folder:
-                batches = grow(url, args.steps, args.concurrency, args.grow, args.provider, Path(folder))
+                batches = grow(url, args.steps, args.concurrency, args.grow, args.provider, Path(folder),
+                               args.max_parallel_runs)
             print(json.dumps({**head, "steps_per_batch": args.steps, "concurrency": args.concurrency,
                               "latency_s": args.latency, "batches": batches}, indent=2))
             return
