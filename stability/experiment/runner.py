@@ -185,7 +185,7 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
                 pass  # stored on the run; the experiment goes on with the other cells
             finally:
                 final = "done" if status == "done" else "failed"
-                store.set_cell(experiment_id, cell.cell, final)
+                store.set_cell(experiment_id, cell.cell, final, run.id)  # the same columns as "running": one UPDATE
                 if on_cell is not None:
                     on_cell(cell.model_copy(update={"status": final, "run_id": run.id}))
 

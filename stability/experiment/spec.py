@@ -49,8 +49,6 @@ class ProtocolSpec(BaseModel):
 SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort", "thinking_budget", "answer_format")
 
 
-#: ``max_parallel_runs`` before it followed from ``concurrency`` (an unset one still hashes as this)
-_OLD_PARALLEL_RUNS = 8
 #: runs in progress per call slot when ``max_parallel_runs`` is unset: a run between two calls (its answer being
 #: committed, read and recorded) holds no slot, and another run's call fills it meanwhile
 RUNS_PER_SLOT = 2
@@ -76,9 +74,9 @@ class ExperimentSpec(BaseModel):
                                                 description="concurrent calls per provider prefix ('default' for "
                                                             "others)")
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict, description="requests per minute per provider")
-    max_parallel_runs: int | None = Field(None, ge=1, le=10_000,
-                                          description="runs in progress at once; unset: follows from concurrency "
-                                                      "(see parallel_runs)")
+    max_parallel_runs: int = Field(8, ge=1, le=10_000,
+                                   description="runs in progress at once; unset, it follows from concurrency (see "
+                                               "parallel_runs) and 8, its old default, is what the spec hashes as")
     prices: dict[str, Price] = Field(default_factory=dict, description="overrides of the built-in price table")
     use_cache: bool = True
     cache: CacheScope | None = Field(None, description="which other runs' calls may answer a run: run | experiment | "
@@ -110,8 +108,6 @@ class ExperimentSpec(BaseModel):
         for key, default in _LATER_KEYS.items():  # added later: left out at their default, so ids stay as they were
             if data.get(key) == default:
                 del data[key]
-        if data.get("max_parallel_runs") is None:  # unset hashes as its old default, so ids stay as they were
-            data["max_parallel_runs"] = _OLD_PARALLEL_RUNS
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -142,7 +138,7 @@ def call_slots(spec: ExperimentSpec, cells: list[IterateConfig]) -> dict[str, in
 def parallel_runs(spec: ExperimentSpec, cells: list[IterateConfig]) -> int:
     """Runs in progress at once: ``max_parallel_runs`` when the spec sets it; else ``RUNS_PER_SLOT`` per call slot
     (:func:`call_slots`), so the calls in flight reach the concurrency the user set. Never more than the cells."""
-    if spec.max_parallel_runs is not None:
+    if "max_parallel_runs" in spec.model_fields_set:
         return spec.max_parallel_runs
     return max(1, min(len(cells), RUNS_PER_SLOT * sum(call_slots(spec, cells).values()), 10_000))
 
