@@ -13,7 +13,8 @@ constitution's text only (30%: the same node is a fixed point for every seed); w
 the text and the request's seed. So replicates of one start share their first nodes and part of their paths,
 as runs of one model with different seeds do, and some reach the same node by different paths.
 
-Prints one JSON object: file bytes, rows per table, bytes per revision and per call, distinct constitutions
+Prints one JSON object: file bytes, rows per table, bytes per revision and per call (and per call over the
+mean stored request + response JSON of a call), the load and package versions, distinct constitutions
 against revisions, the principle-text bytes a store without content addressing would have written, and the
 median time of a batched call-cache lookup on the finished database (hits and misses, 1/16/64 keys).
 """
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from overhead import loadavg, versions  # noqa: E402  (bench/overhead.py: what every figure is measured with)
 
 from analysis import edit, vocabulary  # noqa: E402  (bench/analysis.py: the synthetic vocabulary and edits)
 from stability.models.base import GenerateConfig, Message, Output  # noqa: E402
@@ -142,7 +145,7 @@ def main() -> None:
         folder = Path(tmp)
         db = args.db or folder / "storage.duckdb"
         db.parent.mkdir(parents=True, exist_ok=True)
-        started, offset, revisions = time.perf_counter(), 0, 0
+        started, offset, revisions, load_before = time.perf_counter(), 0, 0, loadavg()
         while revisions < args.revisions:
             spec = write_inputs(folder, args.starts, args.replicates, offset)
             result = run_experiment(spec, db)
@@ -158,6 +161,9 @@ def main() -> None:
         print(json.dumps({
             **counts, "file_bytes": size, "wall_s": round(wall, 1),
             "bytes_per_revision": round(size / counts["revisions"]), "bytes_per_call": round(size / counts["calls"]),
+            # the whole file over the stored request + response JSON of the calls alone
+            "bytes_per_call_over_call_json": round(size / counts["calls"] / max(1, counts["mean_call_json_bytes"]), 2),
+            "loadavg_before": load_before, "loadavg_after": loadavg(), "versions": versions(),
             "revisions_per_distinct_constitution": round(counts["revisions"] / counts["constitutions"], 2),
             "principle_text_saved_by_dedup": round(1 - counts["principle_text_bytes"]
                                                    / max(1, counts["principle_text_bytes_without_dedup"]), 3),

@@ -15,6 +15,10 @@ Every protocol asks through here, so "nothing lost, nothing paid twice" lives in
   (:mod:`stability.engine.batcher`); its answer is stored by :func:`call_record` like any other.
 - Transient failures (429, 5xx, overloaded, timeouts) are retried with exponential back-off and jitter,
   honouring ``Retry-After``; every failed attempt is recorded on the call.
+
+Its own cost per call is kept small (``bench/overhead.py``): no query for a key never stored
+(:mod:`stability.store.call_keys`), a plain retry loop (no per-attempt set-up), the environment's secrets read once
+per run.
 """
 
 from __future__ import annotations
@@ -23,18 +27,17 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
+from stability.models.retry import backoff
 from stability.prices import PriceTable
 from stability.records import CallRecord, now
 from stability.redaction import redact, secret_values
@@ -179,6 +182,7 @@ class CallPath:
         self.batcher = batcher
         self.samples: Counter[str] = Counter()
         self.sent = 0  # requests that reached the provider in this process (tests and progress read it)
+        self._secrets: list[str] | None = None  # the environment's secret values, read at the run's first send
 
     async def __call__(self, messages: list[Message], config: GenerateConfig, step: int,
                        purpose: str, model: Model | None = None) -> CallRecord:
@@ -228,40 +232,40 @@ class CallPath:
                     step: int, purpose: str) -> CallRecord:
         retries: list[dict[str, Any]] = []
         policy = self.policy
-        backoff = wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.jitter)
-
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            delay = backoff(state) if policy.initial or policy.jitter else 0.0
-            if isinstance(error, TransientError) and error.retry_after is not None:
-                delay = max(delay, min(error.retry_after, policy.max_retry_after))
-            retries.append({"attempt": state.attempt_number, "error": str(error)[:500],
-                            "status": getattr(error, "status", None), "wait_s": round(delay, 3)})
-            return delay
-
         started = time.perf_counter()
         output: Output | None = None
         error: BaseException | None = None
         attempt_started = started
         attempts = 0
-        try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(policy.max_attempts), wait=wait,
-                                               retry=retry_if_exception_type(TransientError), reraise=True):
-                with attempt:
-                    attempt_started = time.perf_counter()
-                    attempts += 1
-                    self.sent += 1
-                    output = await model.generate(messages, config)
-        except Exception as err:  # stored, then raised as CallFailed
-            error = err
-        del retries[attempts - 1:]  # tenacity may compute a wait after the final attempt
+        while True:
+            attempt_started = time.perf_counter()
+            attempts += 1
+            self.sent += 1
+            try:
+                output = await model.generate(messages, config)
+                break
+            except TransientError as err:
+                if attempts >= policy.max_attempts:
+                    error = err
+                    break
+                delay = backoff(attempts, policy.initial, policy.maximum, policy.jitter)
+                if err.retry_after is not None:
+                    delay = max(delay, min(err.retry_after, policy.max_retry_after))
+                retries.append({"attempt": attempts, "error": str(err)[:500], "status": err.status,
+                                "wait_s": round(delay, 3)})
+                await asyncio.sleep(delay)
+            except Exception as err:  # stored, then raised as CallFailed
+                error = err
+                break
         elapsed = (time.perf_counter() - (attempt_started if output else started)) * 1000
+        if self._secrets is None:
+            self._secrets = secret_values()
         request = output.request if output else {"model": model.name,
                                                  "messages": [m.model_dump() for m in messages],
                                                  **config.model_dump()}
         record = call_record(run_id=self.run_id, step=step, purpose=purpose, model=model.name, key=key, index=index,
                              request=request, output=output, error=error, latency_ms=elapsed, attempts=attempts,
-                             retries=retries, prices=self.prices)
+                             retries=retries, prices=self.prices, secrets=self._secrets)
         self.store.insert_call(record)
         await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
         if self.budget is not None and record.cost_usd:
@@ -273,10 +277,13 @@ class CallPath:
 
 def call_record(*, run_id: str, step: int, purpose: str, model: str, key: str, index: int, request: dict[str, Any],
                 output: Output | None, error: BaseException | str | None, latency_ms: float, attempts: int,
-                retries: list[dict[str, Any]], prices: PriceTable, batch: bool = False) -> CallRecord:
+                retries: list[dict[str, Any]], prices: PriceTable, batch: bool = False,
+                secrets: list[str] | None = None) -> CallRecord:
     """The stored call for an answer (``output``) or a failure (``error``), secrets redacted: one shape whether
-    it was asked directly or in a provider batch (``batch``: priced at the batch rate)."""
-    secrets = secret_values()
+    it was asked directly or in a provider batch (``batch``: priced at the batch rate). ``secrets``: the
+    environment's secret values, when the caller has read them already."""
+    if secrets is None:
+        secrets = secret_values()
     message = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error) if error else None
     return CallRecord(
         id=_new_id(), run_id=run_id, step=step, purpose=purpose, model=model, cache_key=key,
@@ -309,5 +316,10 @@ def _with_logprobs(output: Output) -> dict[str, Any]:
     return {**output.response, "stability_logprobs": [t.model_dump() for t in output.logprobs]}
 
 
+#: call ids: 64 random bits, from a generator seeded by the OS (and reseeded in a forked child)
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def _new_id() -> str:
-    return "c-" + uuid.uuid4().hex[:16]
+    return f"c-{_ids.getrandbits(64):016x}"

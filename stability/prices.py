@@ -15,7 +15,15 @@ import fnmatch
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from stability.errors import InputError
 from stability.input_files import invalid, load_yaml
@@ -68,6 +76,7 @@ class PriceTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    _matched: dict[str, str | None] = PrivateAttr(default_factory=dict)  # model -> its glob (None: no price)
 
     def with_overrides(self, overrides: dict[str, Price]) -> PriceTable:
         """Overrides win; among globs, the most specific (longest) pattern that matches wins."""
@@ -76,8 +85,11 @@ class PriceTable(BaseModel):
     def price(self, model: str) -> Price | None:
         if model in self.prices:
             return self.prices[model]
-        matches = [p for p in self.prices if fnmatch.fnmatchcase(model, p)]
-        return self.prices[max(matches, key=len)] if matches else None
+        if model not in self._matched:  # asked once per call: each model's glob is matched once
+            matches = [p for p in self.prices if fnmatch.fnmatchcase(model, p)]
+            self._matched[model] = max(matches, key=len) if matches else None
+        pattern = self._matched[model]
+        return self.prices[pattern] if pattern is not None else None
 
     def cost(self, model: str, input_tokens: int, output_tokens: int, batch: bool = False) -> float | None:
         price = self.price(model)

@@ -98,6 +98,8 @@ def run(
                   str(figures.output_tokens), usd(figures.cost_usd))
     console.print(table)
     console.print(f"cache scope: {result.cache} ({_SCOPES[result.cache]})")
+    console.print(f"parallel runs: {result.parallel_runs} · calls in flight at most: "
+                  + ", ".join(f"{prefix} {slots}" for prefix, slots in result.concurrency.items()))
     for warning in figures.warnings:
         errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if batch and not dry_run:

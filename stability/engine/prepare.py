@@ -93,6 +93,28 @@ class ModelPool:
         await close_models(self.models.values())
 
 
+class ReadOnce:
+    """The template sets and starting files of one experiment's cells, each read (and hashed) once: the cells of a
+    grid differ in seeds, options and models far more often than in their files. Lives for one preparation (the
+    estimate and the preparation of every cell), so a file edited later is read again by the next experiment."""
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple[tuple[str, ...], str], TemplateSet] = {}
+        self._starts: dict[tuple[str, int], Constitution] = {}
+
+    def templates(self, names: list[str], variant: str) -> TemplateSet:
+        key = (tuple(names), variant)
+        if key not in self._templates:
+            self._templates[key] = TemplateSet(names, variant)
+        return self._templates[key]
+
+    def start(self, path: str, max_principles: int) -> Constitution:
+        key = (path, max_principles)
+        if key not in self._starts:
+            self._starts[key] = parse_file(path, max_principles=max_principles)
+        return self._starts[key]
+
+
 @dataclass
 class Prepared:
     """A validated run, ready to execute: nothing has been written yet."""
@@ -108,11 +130,14 @@ class Prepared:
         return self.models[SUBJECT]
 
 
-def validate(config: IterateConfig) -> tuple[ReflectionProtocol[Any], Constitution, TemplateSet]:
-    """Check the protocol, its options, the files they name, the model names and the templates; load no model."""
+def validate(config: IterateConfig, files: ReadOnce | None = None) -> tuple[ReflectionProtocol[Any], Constitution,
+                                                                           TemplateSet]:
+    """Check the protocol, its options, the files they name, the model names and the templates; load no model.
+    ``files``: the experiment's files read so far (see :class:`ReadOnce`)."""
+    files = files or ReadOnce()
     protocol = protocol_class(config.protocol).configure(config.options)
     if config.constitution:
-        start = parse_file(config.constitution, max_principles=protocol.principle_limit())
+        start = files.start(config.constitution, protocol.principle_limit())
     elif protocol.starts_blank():
         start = Constitution(principles=())
     else:
@@ -121,12 +146,12 @@ def validate(config: IterateConfig) -> tuple[ReflectionProtocol[Any], Constituti
     generate = config.generate()
     for name in [config.model, *protocol.role_models().values(), *config.roles.values()]:
         check_sampling(check_model_name(name), generate)
-    return protocol, start, TemplateSet(protocol.template_folders(), config.templates)
+    return protocol, start, files.templates(protocol.template_folders(), config.templates)
 
 
-def prepare(config: IterateConfig, pool: ModelPool | None = None) -> Prepared:
+def prepare(config: IterateConfig, pool: ModelPool | None = None, files: ReadOnce | None = None) -> Prepared:
     """Validate a configuration completely and load its models, without writing anything."""
-    protocol, start, templates = validate(config)
+    protocol, start, templates = validate(config, files)
     models = _models(config, protocol, pool or ModelPool())
     return Prepared(config.model_copy(update={"model": models[SUBJECT].name}), protocol, start, models, templates)
 

@@ -33,7 +33,7 @@ from stability.engine import IterateConfig, ModelPool, prepare
 from stability.engine.batcher import check_no_pending_batches
 from stability.errors import StabilityError
 from stability.experiment.runner import ExperimentResult, Limits, plan_experiment, run_cell
-from stability.experiment.spec import ExperimentSpec, cell_key
+from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, parallel_runs
 from stability.models.base import Model
 from stability.prices import PriceTable
 from stability.protocols import protocol_class
@@ -153,7 +153,7 @@ def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: s
     ledger.started.remote(record.cell, os.getpid())
     with Store.open(shard) as store:
         if cache_from is not None:
-            attach_cache_from(store.con, Path(cache_from), Path(cache_from))
+            attach_cache_from(store, Path(cache_from), Path(cache_from))
         store.put_experiment(ExperimentRecord(**experiment), [record])
         current = store.cell(record.experiment_id, record.cell)
         if current.status == "done":
@@ -186,7 +186,8 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
     spec, cells, prices, figures = plan_experiment(spec_path, max_cost, prices_file)
     ray = _ray()
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=False, cells=len(cells),
-                              cache=spec.cache_scope())
+                              cache=spec.cache_scope(), parallel_runs=parallel_runs(spec, cells),
+                              concurrency=call_slots(spec, cells))
     if not ray.is_initialized():
         ray.init(address=None if address in (None, "local") else address, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
@@ -210,7 +211,7 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
         task = ray.remote(run_cell_in_shard)
         waiting = [c for c in store.cells(spec.experiment_id) if c.status != "done"]
         running: dict[Any, CellRecord] = {}
-        slots = max(1, spec.max_parallel_runs)
+        slots = result.parallel_runs  # Ray's CPUs limit it further
         stopped = False
         while waiting or running:
             while waiting and len(running) < slots and not stopped:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.constitution import Constitution
-from stability.engine import IterateConfig, validate
+from stability.engine import IterateConfig, ReadOnce, validate
 from stability.models.batch_api import has_batch_api
 from stability.models.registry import canonical_name
 from stability.models.sampling import is_openai_reasoning_model
@@ -72,9 +72,9 @@ def cell_estimate(config: IterateConfig) -> tuple[int, int, int]:
     return calls, input_tokens, output_tokens
 
 
-def _cell(config: IterateConfig) -> tuple[int, int, int, int]:
+def _cell(config: IterateConfig, files: ReadOnce | None = None) -> tuple[int, int, int, int]:
     """:func:`cell_estimate`, and the tokens one answer may need (thinking included), uncapped by max_tokens."""
-    protocol, start, templates = validate(config)
+    protocol, start, templates = validate(config, files)
     calls = protocol.estimate_calls(start)
     template_tokens = sum(_tokens(text) for folder in templates.folders.values() for text in folder.text.values())
     body = _tokens(start.text) if start.principles else _tokens(Constitution(principles=("x" * 80,) * 7).text)
@@ -85,12 +85,15 @@ def _cell(config: IterateConfig) -> tuple[int, int, int, int]:
     return calls, input_tokens, calls * output, needed + thinking_tokens(config)
 
 
-def estimate(cells: list[IterateConfig], prices: PriceTable, batch: bool = False) -> Estimate:
-    """``batch``: the calls of models with a batch API are priced at the batch rate (``--batch``)."""
+def estimate(cells: list[IterateConfig], prices: PriceTable, files: ReadOnce | None = None,
+             batch: bool = False) -> Estimate:
+    """The experiment's figures; ``files``: its template sets and starting files, read once for every cell;
+    ``batch``: the calls of models with a batch API are priced at the batch rate (``--batch``)."""
+    files = files or ReadOnce()
     per_model: dict[str, ModelEstimate] = {}
     short: dict[tuple[str, int], int] = {}  # (model, max_tokens) -> largest answer it may cut
     for config in cells:
-        calls, input_tokens, output_tokens, needed = _cell(config)
+        calls, input_tokens, output_tokens, needed = _cell(config, files)
         if needed > config.max_tokens:
             key = (config.model, config.max_tokens)
             short[key] = max(short.get(key, 0), needed)

@@ -30,6 +30,7 @@ from stability.engine import (
     IterateConfig,
     ModelPool,
     Prepared,
+    ReadOnce,
     create_run,
     execute,
     prepare,
@@ -38,7 +39,7 @@ from stability.engine import (
 from stability.engine.batcher import check_no_pending_batches
 from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
-from stability.experiment.spec import ExperimentSpec, cell_key, expand, load_spec
+from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, expand, load_spec, parallel_runs
 from stability.models.base import Model
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
@@ -54,6 +55,8 @@ class ExperimentResult(BaseModel):
     dry_run: bool
     cells: int
     cache: str = Field(description="the cache scope of its runs: run | experiment | global")
+    parallel_runs: int = Field(description="runs in progress at once (max_parallel_runs, or from concurrency)")
+    concurrency: dict[str, int] = Field(description="calls in flight at most, per provider the cells use")
     done: int = 0
     failed: int = 0
     not_started: int = 0
@@ -141,9 +144,10 @@ class Budget:
 
 
 def plan_experiment(spec_path: Path | str, max_cost: float | None = None, prices_file: Path | str | None = None,
-                    batch: bool = False) -> tuple[ExperimentSpec, list[IterateConfig], PriceTable, Estimate]:
+                    batch: bool = False, files: ReadOnce | None = None
+                    ) -> tuple[ExperimentSpec, list[IterateConfig], PriceTable, Estimate]:
     """Load and check a spec completely, writing nothing: its cells, prices and estimate. With a budget, every
-    model must have a price."""
+    model must have a price. ``files``: every cell's templates and starting file, read once."""
     if max_cost is not None:
         check(max_cost, BudgetAmount, "--max-cost")
     spec = load_spec(spec_path)
@@ -153,7 +157,7 @@ def plan_experiment(spec_path: Path | str, max_cost: float | None = None, prices
         if prices_file is not None:
             prices = prices.with_overrides(load_prices(prices_file))
         # validates every cell (files, options, model names), loads no model
-        figures = estimate(cells, prices, batch=batch)
+        figures = estimate(cells, prices, files, batch=batch)
     except InputError:
         raise  # it names its own file (a constitution, the prices file)
     except StabilityError as err:  # a cell the spec describes is invalid: name the spec
@@ -176,16 +180,19 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
     answer this one's requests read-only, within the cache scope (never ``run``), recorded with ``cached_from``."""
     if cache_from is not None and not Path(cache_from).exists():
         raise StabilityError(f"{cache_from}: no such store for --cache-from")
-    spec, cells, prices, figures = plan_experiment(spec_path, max_cost, prices_file, batch)
+    files = ReadOnce()  # every cell's templates and starting file, read once
+    spec, cells, prices, figures = plan_experiment(spec_path, max_cost, prices_file, batch, files)
     result = ExperimentResult(experiment_id=spec.experiment_id, estimate=figures, dry_run=dry_run, cells=len(cells),
-                              cache=spec.cache_scope(), batch=batch)
+                              cache=spec.cache_scope(), batch=batch,
+                              parallel_runs=len(cells) if batch else parallel_runs(spec, cells),
+                              concurrency=call_slots(spec, cells))
     if dry_run:
         return result
     pool = ModelPool()
-    prepared = [prepare(config, pool) for config in cells]
+    prepared = [prepare(config, pool, files) for config in cells]
     with Store.open(db, create=not resume) as store, tempfile.TemporaryDirectory() as scratch:
         if cache_from is not None:
-            attach_cache_from(store.con, Path(cache_from), Path(scratch) / "cache-from.duckdb")
+            attach_cache_from(store, Path(cache_from), Path(scratch) / "cache-from.duckdb")
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
         if not batch:
@@ -196,7 +203,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
                                                  config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
         budget = Budget(store, spec.experiment_id, max_cost)
-        waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell, batch, on_batch))
+        waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell, result.parallel_runs,
+                                       batch, on_batch))
         result.waves, result.batched_requests = waves
         final = store.cells(spec.experiment_id)
         result.done = sum(c.status == "done" for c in final)
@@ -210,12 +218,13 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
 
 async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
                      prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None,
-                     batch: bool = False, on_batch: Callable[[BatchEvent], None] | None = None) -> tuple[int, int]:
+                     parallel: int, batch: bool = False, on_batch: Callable[[BatchEvent], None] | None = None
+                     ) -> tuple[int, int]:
     """Run the cells; (batch waves, batched requests) of this session."""
     limits = Limits(spec)
     flights = Flights()  # identical questions of two runs in flight at once are sent once
-    # in batch mode every run waits on its batch, so all of them run at once to fill the waves
-    slots = asyncio.Semaphore(len(prepared) if batch else spec.max_parallel_runs)
+    # (in batch mode every run waits on its batch, so all of them run at once to fill the waves)
+    slots = asyncio.Semaphore(parallel)
     batcher = Batcher(store, prices=prices, budget=budget, on_event=on_batch) if batch else None
     by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
 
@@ -267,5 +276,5 @@ async def run_cell(store: Store, cell: CellRecord, item: Prepared, pool: ModelPo
         pass  # stored on the run
     finally:
         final = "done" if status == "done" else "failed"
-        store.set_cell(cell.experiment_id, cell.cell, final)
+        store.set_cell(cell.experiment_id, cell.cell, final, run.id)  # the same columns as "running": one UPDATE
     return final, run.id

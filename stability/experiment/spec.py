@@ -28,6 +28,7 @@ from stability.engine import IterateConfig
 from stability.errors import InputError
 from stability.input_files import invalid, load_yaml
 from stability.models.base import AnswerFormat, ReasoningEffort
+from stability.models.registry import canonical_name
 from stability.prices import Price
 from stability.resources import in_library
 
@@ -47,6 +48,10 @@ class ProtocolSpec(BaseModel):
 #: the run-configuration fields a spec's ``parameters:`` grid may vary
 SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort", "thinking_budget", "answer_format")
 
+
+#: runs in progress per call slot when ``max_parallel_runs`` is unset: a run between two calls (its answer being
+#: committed, read and recorded) holds no slot, and another run's call fills it meanwhile
+RUNS_PER_SLOT = 2
 
 #: spec keys added after experiment ids were first hashed, with their defaults
 _LATER_KEYS: dict[str, Any] = {"templates": ["default"], "cache": None}
@@ -69,7 +74,9 @@ class ExperimentSpec(BaseModel):
                                                 description="concurrent calls per provider prefix ('default' for "
                                                             "others)")
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict, description="requests per minute per provider")
-    max_parallel_runs: int = Field(8, ge=1, le=10_000)
+    max_parallel_runs: int = Field(8, ge=1, le=10_000,
+                                   description="runs in progress at once; unset, it follows from concurrency (see "
+                                               "parallel_runs) and 8, its old default, is what the spec hashes as")
     prices: dict[str, Price] = Field(default_factory=dict, description="overrides of the built-in price table")
     use_cache: bool = True
     cache: CacheScope | None = Field(None, description="which other runs' calls may answer a run: run | experiment | "
@@ -118,6 +125,22 @@ class ExperimentSpec(BaseModel):
             return self.cache
         seeds = len(self.seeds) if self.seeds is not None else self.replicates
         return "run" if seeds > 1 or len(self.protocols) > 1 else "global"
+
+
+def call_slots(spec: ExperimentSpec, cells: list[IterateConfig]) -> dict[str, int]:
+    """Calls that may be in flight at once, per provider prefix the cells use (subjects and roles): its
+    ``concurrency``, else the spec's ``default``, else 4."""
+    prefixes = sorted({canonical_name(name).split("/", 1)[0] for cell in cells
+                       for name in (cell.model, *cell.roles.values())})
+    return {prefix: spec.concurrency.get(prefix, spec.concurrency.get("default", 4)) for prefix in prefixes}
+
+
+def parallel_runs(spec: ExperimentSpec, cells: list[IterateConfig]) -> int:
+    """Runs in progress at once: ``max_parallel_runs`` when the spec sets it; else ``RUNS_PER_SLOT`` per call slot
+    (:func:`call_slots`), so the calls in flight reach the concurrency the user set. Never more than the cells."""
+    if "max_parallel_runs" in spec.model_fields_set:
+        return spec.max_parallel_runs
+    return max(1, min(len(cells), RUNS_PER_SLOT * sum(call_slots(spec, cells).values()), 10_000))
 
 
 def load_spec(path: Path | str) -> ExperimentSpec:

@@ -9,6 +9,7 @@ unparseable in transit. Not retryable: anything a retry cannot fix (bad request,
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,14 @@ from typing import Any
 from stability.models.base import TransientError
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+def backoff(attempt: int, initial: float, maximum: float, jitter: float) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): ``initial * 2**(attempt - 1)`` plus up to
+    ``jitter`` at random, at most ``maximum``; none at all when both ``initial`` and ``jitter`` are 0 (tests)."""
+    if not initial and not jitter:
+        return 0.0
+    return min(initial * 2.0 ** min(attempt - 1, 64) + random.uniform(0, jitter), maximum)
 
 
 def parse_retry_after(value: str | None) -> float | None:

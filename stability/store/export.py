@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +23,9 @@ from stability.errors import StabilityError
 from stability.redaction import secret_values
 from stability.store.cache_from import CACHE_FROM
 from stability.store.merge import MergeReport, merge_into
+
+if TYPE_CHECKING:
+    from stability.store.store import Store
 
 MANIFEST = "stability-export.json"
 FORMAT_VERSION = 1
@@ -216,9 +219,12 @@ def import_export(folder: Path, con: duckdb.DuckDBPyConnection) -> MergeReport:
     return report.model_copy(update={"sources": [str(folder)]})
 
 
-def attach_cache_from(con: duckdb.DuckDBPyConnection, source: Path, scratch: Path) -> None:
+def attach_cache_from(store: Store, source: Path, scratch: Path) -> None:
     """Attach another store (a DuckDB file, or an export folder loaded into ``scratch``) read-only, so its calls
-    can answer this store's runs (:func:`stability.store.cache_from.answer_from_cache_store`)."""
+    can answer this store's runs (:func:`stability.store.cache_from.answer_from_cache_store`); from then on every
+    lookup asks the store (its own key filter knows none of the other store's keys)."""
+    store.cache_from_attached = True
+    con = store.con
     if source.is_dir():
         load_export(source, scratch)
         source = scratch

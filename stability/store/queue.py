@@ -2,11 +2,12 @@
 
 A DuckDB statement costs milliseconds of CPU however small it is, and the store is used from the event loop
 that also carries every call in flight. So the frequent writes (calls, constitutions, revisions and edges,
-ratings, runs and their status changes) are queued, and committed together — one transaction, multi-row
-``INSERT`` statements of up to 200 rows per table — by a single committer thread with its own DuckDB
-connection. DuckDB releases the GIL while it works, so the loop goes on parsing answers meanwhile; whatever
-reaches the queue during one commit goes into the next. That is group commit: 50 calls finishing together cost
-a few commits, not 50.
+ratings, runs and their status changes) are queued, and committed together by a single committer thread with
+its own DuckDB connection: one transaction, one ``INSERT`` per table (each column bound as one list and
+unnested, so a statement costs about the same for 1 row as for 1,000), and one ``UPDATE ... FROM`` per table
+for the status changes, merged per row. DuckDB releases the GIL while it works, so the loop goes on parsing
+answers meanwhile; whatever reaches the queue during one commit goes into the next. That is group commit: 50
+calls finishing together cost a few commits, not 50.
 
 - ``await committed()`` returns once everything queued before it is committed. The call path awaits it before
   handing an answer to a protocol: *persisted before used*. Each queued row has a sequence number and a waiter
@@ -39,7 +40,8 @@ TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisi
 #: tables whose rows a replay may offer again: the first one written is kept
 IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "ratings",
                      "probes"})
-ROWS_PER_STATEMENT = 200
+#: DuckDB's type of each column's list parameter, by its declared type (JSON is bound as text)
+_LIST_TYPES = {"JSON": "VARCHAR"}
 
 Lookup = tuple[str, int, str, str]  # (cache key, sample index, run id, cache scope: run | experiment | global)
 # (a string: a typing object holding DuckDB's connection type at module level makes nanobind report it leaked)
@@ -61,7 +63,10 @@ class WriteQueue:
         self._lock = threading.Lock()  # guards the queue, held only for an append or a swap
         self._commit_lock = threading.Lock()  # one commit at a time, on the committer's connection
         self._inserts: dict[str, dict[Any, dict[str, Any]]] = {}  # table -> key -> row, first one wins
-        self._updates: list[tuple[str, list[Any]]] = []  # run after the inserts, in order
+        #: (table, key columns) -> key -> column -> value: status changes, merged per row (the last value wins)
+        self._row_updates: dict[tuple[str, tuple[str, ...]], dict[Any, dict[str, Any]]] = {}
+        self._updates: list[tuple[str, list[Any]]] = []  # other statements, run after the row updates, in order
+        self._types: dict[str, dict[str, str]] = {}  # table -> column -> declared type (read once)
         self._writer = con.cursor()  # the committer's own connection to the same database
         self._thread: ThreadPoolExecutor | None = None
         self._queued = 0  # sequence number of the last queued row or update
@@ -83,7 +88,16 @@ class WriteQueue:
             self._queued += 1
             self._inserts.setdefault(table, {}).setdefault(key, row)
 
+    def update_row(self, table: str, key: dict[str, Any], values: dict[str, Any]) -> None:
+        """Set ``values`` on the row whose ``key`` columns match (after this batch's inserts). Updates of one row
+        queued before a commit merge into one, the later value of a column winning."""
+        with self._lock:
+            self._queued += 1
+            rows = self._row_updates.setdefault((table, tuple(key)), {})
+            rows.setdefault(tuple(key.values()), {}).update(values)
+
     def update(self, sql: str, params: list[Any]) -> None:
+        """Any other statement, run after the batch's inserts and row updates, in the order queued."""
         with self._lock:
             self._queued += 1
             self._updates.append((sql, params))
@@ -97,20 +111,22 @@ class WriteQueue:
 
     def _commit_locked(self) -> None:
         with self._lock:  # take the queue; the loop goes on queueing into a fresh one meanwhile
-            if not self._inserts and not self._updates:
+            if not self._inserts and not self._updates and not self._row_updates:
                 return
             if self._broken is not None:
                 raise QueueBroken(f"an earlier commit failed ({self._broken}); nothing more is written") \
                     from self._broken
-            inserts, updates, upto = self._inserts, self._updates, self._queued
-            self._inserts, self._updates = {}, []
+            inserts, row_updates, updates, upto = self._inserts, self._row_updates, self._updates, self._queued
+            self._inserts, self._row_updates, self._updates = {}, {}, []
         con = self._writer
         try:
             con.execute("BEGIN TRANSACTION")
             for table in TABLES:
                 rows = list(inserts.get(table, {}).values())
-                for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                    self._insert_rows(con, table, rows[start:start + ROWS_PER_STATEMENT])
+                if rows:
+                    self._insert_rows(con, table, rows)
+            for (table, key), changes in row_updates.items():
+                self._update_rows(con, table, key, changes)
             for sql, params in updates:
                 con.execute(sql, params)
             con.execute("COMMIT")
@@ -124,13 +140,48 @@ class WriteQueue:
         if self.after_commit is not None:
             self.after_commit(con)
 
-    @staticmethod
-    def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    def _column_types(self, con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+        if table not in self._types:
+            self._types[table] = dict(con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ?",
+                [table]).fetchall())
+        return self._types[table]
+
+    def _lists(self, con: duckdb.DuckDBPyConnection, table: str, columns: list[str],
+               rows: list[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
+        """``unnest(?::TYPE[]) AS column, ...`` and its parameters: each column's values as one list."""
+        types = self._column_types(con, table)
+        select = ", ".join(f"unnest(?::{_LIST_TYPES.get(types[c], types[c])}[]) AS {c}" for c in columns)
+        params = [[to_json(v) if isinstance(v, dict | list) else v for v in values]
+                  for values in zip(*rows, strict=True)]
+        return select, params
+
+    def _insert_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+        self.insert_rows(con, table, rows, ignore=table in IGNORED)
+
+    def insert_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
+                    ignore: bool = False) -> None:
+        """Insert ``rows`` (dicts with the same keys) now, on ``con``, in one statement; ``ignore``: a row whose
+        key exists is skipped. The queue commits with it; the store uses it for its immediate bulk writes."""
+        if not rows:
+            return
         columns = list(rows[0])
-        marks = "(" + ", ".join("?" for _ in columns) + ")"
-        values = [to_json(v) if isinstance(v, dict | list) else v for row in rows for v in (row[c] for c in columns)]
-        verb = "INSERT OR IGNORE" if table in IGNORED else "INSERT"
-        con.execute(f"{verb} INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(marks for _ in rows), values)
+        select, params = self._lists(con, table, columns, [tuple(row[c] for c in columns) for row in rows])
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        con.execute(f"{verb} INTO {table} ({', '.join(columns)}) SELECT {select}", params)
+
+    def _update_rows(self, con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...],
+                     changes: dict[Any, dict[str, Any]]) -> None:
+        """One ``UPDATE ... FROM`` per set of changed columns."""
+        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for key_values, values in changes.items():
+            by_columns.setdefault(tuple(values), []).append((*key_values, *values.values()))
+        for columns, rows in by_columns.items():
+            names = [*key, *columns]
+            select, params = self._lists(con, table, names, rows)
+            sets = ", ".join(f"{c} = v.{c}" for c in columns)
+            match = " AND ".join(f"{table}.{c} = v.{c}" for c in key)
+            con.execute(f"UPDATE {table} SET {sets} FROM (SELECT {select}) v WHERE {match}", params)
 
     def _commit(self) -> None:
         with self._commit_lock:

@@ -40,6 +40,7 @@ from stability.records import (
 from stability.store import migrations
 from stability.store.batches import BatchTable
 from stability.store.cache_from import answer_from_cache_store
+from stability.store.call_keys import CallKeys
 from stability.store.queue import WriteQueue, to_json
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
@@ -75,7 +76,10 @@ class Store:
         self.path = path
         self.read_only = read_only
         self.queue = WriteQueue(con, find_calls)
-        self._known: set[str] = set()  # constitution hashes written or queued by this process
+        self._known: set[str | tuple[str, str]] = set()  # constitution hashes (and sources) written or queued here
+        self._keys_path = path if path == ":memory:" else os.path.realpath(path)
+        self.call_keys = CallKeys.acquire(self._keys_path)  # a lookup of a key never stored costs no query
+        self.cache_from_attached = False  # --cache-from: another store may hold keys this one never stored
         #: seconds since the snapshot this store reads was taken; None when it reads the store itself
         self.snapshot_age: float | None = None
         self._publisher: Publisher | None = None
@@ -153,6 +157,7 @@ class Store:
             self._con.close()
             if self._publisher is not None:
                 self._publisher.close()
+            CallKeys.release(self._keys_path)
 
     def __enter__(self) -> Store:
         return self
@@ -182,7 +187,12 @@ class Store:
 
     def lookup_call(self, cache_key: str, sample_index: int, run_id: str,
                     scope: str = "global") -> asyncio.Future[CallRecord | None]:
-        """:meth:`find_call`, answered on the committer thread together with the other lookups waiting."""
+        """:meth:`find_call`, answered on the committer thread together with the other lookups waiting (a key
+        never stored at once, without a query: :mod:`stability.store.call_keys`)."""
+        if not self.cache_from_attached and not self.call_keys.may_hold(cache_key, lambda: self.con):
+            missed: asyncio.Future[CallRecord | None] = asyncio.get_running_loop().create_future()
+            missed.set_result(None)
+            return missed
         return self.queue.lookup((cache_key, sample_index, run_id, scope))
 
     def _insert(self, table: str, row: dict[str, Any], ignore: bool = False) -> None:
@@ -217,8 +227,8 @@ class Store:
 
     def finish_run(self, run_id: str, status: str, stop_reason: str | None, error: str | None = None) -> None:
         """Queued."""
-        self.queue.update("UPDATE runs SET status = ?, stop_reason = ?, error = ?, finished_at = ? WHERE id = ?",
-                          [status, stop_reason, error, now(), run_id])
+        self.queue.update_row("runs", {"id": run_id}, {"status": status, "stop_reason": stop_reason, "error": error,
+                                                      "finished_at": now()})
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a run running again and drop its error steps, which the replay will retry."""
@@ -260,6 +270,9 @@ class Store:
 
     def add_source(self, constitution: Constitution, path: str) -> None:
         """Queued; the same file read again is the same row."""
+        if (constitution.hash, path) in self._known:
+            return
+        self._known.add((constitution.hash, path))
         self.queue.insert("constitution_sources", {"constitution_hash": constitution.hash, "path": path,
                                              "title": constitution.title, "metadata": constitution.metadata},
                     (constitution.hash, path))
@@ -295,6 +308,7 @@ class Store:
     def insert_call(self, call: CallRecord) -> None:
         """Queued: await :meth:`committed` before using the call's answer."""
         self.queue.insert("calls", call.model_dump(), call.id)
+        self.call_keys.add(call.cache_key)
 
     def find_call(self, cache_key: str, sample_index: int, run_id: str | None = None,
                   scope: str = "global") -> CallRecord | None:
@@ -425,9 +439,8 @@ class Store:
     def put_experiment(self, experiment: ExperimentRecord, cells: list[CellRecord]) -> None:
         """Create the experiment and any cells it lacks; existing cells keep their runs and statuses."""
         with self.transaction():
-            self._insert("experiments", experiment.model_dump(), ignore=True)
-            for cell in cells:
-                self._insert("experiment_runs", cell.model_dump(), ignore=True)
+            self.queue.insert_rows(self._con, "experiments", [experiment.model_dump()], ignore=True)
+            self.queue.insert_rows(self._con, "experiment_runs", [c.model_dump() for c in cells], ignore=True)
 
     def experiment(self, experiment_id: str) -> ExperimentRecord | None:
         rows = self._rows("SELECT * FROM experiments WHERE id = ?", [experiment_id])
@@ -454,8 +467,8 @@ class Store:
 
     def set_cell(self, experiment_id: str, cell: str, status: str, run_id: str | None = None) -> None:
         """Queued."""
-        self.queue.update("UPDATE experiment_runs SET status = ?, run_id = coalesce(?, run_id) "
-                          "WHERE experiment_id = ? AND cell = ?", [status, run_id, experiment_id, cell])
+        self.queue.update_row("experiment_runs", {"experiment_id": experiment_id, "cell": cell},
+                              {"status": status, **({"run_id": run_id} if run_id is not None else {})})
 
     def insert_adapter(self, adapter: AdapterRecord) -> None:
         """Record a trained adapter; a generation is trained once, so a second record for it is an error."""

@@ -34,7 +34,8 @@ on ``server.batches``, with a completion delay (``batch_delay``), injected expir
 batches, and a ``batch_state`` file that a server started again on it (a restart) reads back.
 
 Run it standalone with ``python -m stability.testing.wire_server --port 8123 --latency 0.1 --fault-rate 0.2``;
-``GET /count`` then returns its counters as JSON.
+``GET /count`` then returns its counters as JSON, ``max_in_flight`` (the most requests it held at once) among
+them; ``GET /count?reset_max_in_flight`` also starts that one afresh.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ class WireServer:
         self.retry_afters: list[float] = []  # every Retry-After sent
         self.incomplete = 0  # requests whose body never fully arrived (the client died sending it)
         self.batches = WireBatches(self._direct, batch_state, batch_delay)
+        self.in_flight = 0  # requests admitted and not yet answered
+        self.max_in_flight = 0  # the most there ever were at once (how parallel the client really is)
         self.httpd = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -292,6 +295,17 @@ class WireServer:
                     body = {}
                 headers = dict(self.headers.items())
                 fault, key = server._admit(self.path, body, headers)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._respond(body, headers, fault, key)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _respond(self, body: dict[str, Any], headers: dict[str, str], fault: Fault | None,
+                         key: str) -> None:
                 delay = server.latency + (fault.hold if fault is not None and fault.kind == "slow" else 0.0)
                 if delay:
                     time.sleep(delay)
@@ -329,7 +343,11 @@ class WireServer:
                 with server.lock:
                     counts = {"count": len(server.requests), "answered": sum(server.answered.values()),
                               "injected": dict(server.injected), "incomplete": server.incomplete,
-                              "batch_submitted_twice": server.batches.twice()}
+                              "batch_submitted_twice": server.batches.twice(),
+                              "max_in_flight": server.max_in_flight}
+                    if self.path == "/count?reset_max_in_flight":  # a new measurement starts
+                        server.max_in_flight = server.in_flight
+                        self.path = "/count"
                 data = json.dumps(counts).encode()
                 self.send_response(200 if self.path == "/count" else 404)
                 self.send_header("content-type", "application/json")

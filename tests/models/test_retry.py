@@ -13,7 +13,7 @@ import pytest
 
 from stability.models.base import Model, TransientError
 from stability.models.registry import get_model
-from stability.models.retry import parse_retry_after
+from stability.models.retry import backoff, parse_retry_after
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 
@@ -90,3 +90,11 @@ def test_litellm_classifies_its_openai_derived_errors(litellm: ModuleType) -> No
     assert classify("litellm/openai/m", litellm.BadRequestError("bad", **args)) is None
     assert classify("litellm/openai/m", litellm.AuthenticationError("key", **args)) is None
     assert classify("litellm/openai/m", ConnectionTimeoutOverloaded()) is None
+
+
+def test_backoff_doubles_with_bounded_jitter_and_a_cap() -> None:
+    assert backoff(1, 0, 60, 0) == 0.0 and backoff(9, 0, 60, 0) == 0.0  # tests: no waiting at all
+    assert [backoff(n, 1.0, 60.0, 0.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff(10, 1.0, 60.0, 0.0) == 60.0 and backoff(10_000, 1.0, 60.0, 1.0) == 60.0  # capped, no overflow
+    jittered = [backoff(2, 1.0, 60.0, 0.5) for _ in range(200)]
+    assert all(2.0 <= d <= 2.5 for d in jittered) and len(set(jittered)) > 100
