@@ -30,14 +30,13 @@ from typing import Any
 
 from stability.calls import BudgetExceeded, Flights
 from stability.engine import IterateConfig, ModelPool, prepare
-from stability.engine.batcher import check_no_pending_batches
 from stability.errors import StabilityError
-from stability.experiment.runner import ExperimentResult, Limits, plan_experiment, run_cell
-from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, parallel_runs
+from stability.experiment.runner import ExperimentResult, Limits, plan_experiment, register_experiment, run_cell
+from stability.experiment.spec import ExperimentSpec, call_slots, parallel_runs
 from stability.models.base import Model
 from stability.prices import PriceTable
 from stability.protocols import protocol_class
-from stability.records import CellRecord, ExperimentRecord, now
+from stability.records import CellRecord, ExperimentRecord
 from stability.store.export import attach_cache_from, copy_runs, load_export
 from stability.store.merge import merge_into
 from stability.store.store import Store
@@ -195,13 +194,7 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
     with Store.open(db) as store:
         folder = Path(shards) if shards else Path(f"{store.path}.shards") / spec.experiment_id
         folder.mkdir(parents=True, exist_ok=True)
-        # requests waiting in open provider batches would be sent again by the workers while the batches bill
-        check_no_pending_batches(store, [c.run_id for c in store.cells(spec.experiment_id) if c.run_id],
-                                 str(spec_path))
-        experiment = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
-                                      spec_path=str(spec_path), created_at=now())
-        store.put_experiment(experiment, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
-                                                     config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
+        experiment = register_experiment(store, spec, spec_path, cells)
         for shard in sorted(folder.glob("*.duckdb")):  # left by a driver that crashed: merged first
             _merge_shard(store, shard, spec.experiment_id)
         answers = None if cache_from is None else str(_cache_source(Path(cache_from), folder))

@@ -195,13 +195,7 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
             attach_cache_from(store, Path(cache_from), Path(scratch) / "cache-from.duckdb")
         if resume and store.experiment(spec.experiment_id) is None:
             raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
-        if not batch:
-            check_no_pending_batches(store, [c.run_id for c in store.cells(spec.experiment_id) if c.run_id],
-                                     str(spec_path))
-        record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
-                                  spec_path=str(spec_path), created_at=now())
-        store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
-                                                 config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
+        register_experiment(store, spec, spec_path, cells, batch)
         budget = Budget(store, spec.experiment_id, max_cost)
         waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell, result.parallel_runs,
                                        batch, on_batch))
@@ -214,6 +208,21 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         result.budget_reached = budget.reached
         result.runs = [c.run_id for c in final if c.run_id]
     return result
+
+
+def register_experiment(store: Store, spec: ExperimentSpec, spec_path: Path | str, cells: list[IterateConfig],
+                        batch: bool = False) -> ExperimentRecord:
+    """Store the experiment and its cells (kept as they are when it exists), and return it. Unless this session
+    runs in batch mode, refused while requests of its runs wait in open provider batches: they would be sent again
+    while the batches bill."""
+    if not batch:
+        check_no_pending_batches(store, [c.run_id for c in store.cells(spec.experiment_id) if c.run_id],
+                                 str(spec_path))
+    record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
+                              spec_path=str(spec_path), created_at=now())
+    store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
+                                             config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
+    return record
 
 
 async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
