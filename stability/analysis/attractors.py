@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from stability.analysis.blas_threads import blas_threads
 from stability.analysis.corpus import RunChain
+from stability.analysis.embeddings import encoding_threads
 
 MAX_GRAPH_CYCLES = 100
 
@@ -94,7 +96,8 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster labels 1..m, numbered by first appearance."""
     if len(vectors) == 1:
         return np.array([1])
-    d = vectors @ vectors.T  # in place from here: at 8,326 runs each n x n temporary is 277 MB
+    with blas_threads(encoding_threads()):  # one thread on a busy machine (the same values: each is one dot)
+        d = vectors @ vectors.T  # in place from here: at 8,326 runs each n x n temporary is 277 MB
     np.subtract(1.0, d, out=d)
     np.clip(d, 0.0, 2.0, out=d)
     np.fill_diagonal(d, 0.0)
@@ -119,7 +122,8 @@ def project(vectors: np.ndarray) -> np.ndarray:
     if len(vectors) < 2:
         return out
     wide = centred.astype(np.float64)
-    _, axes = np.linalg.eigh(wide.T @ wide)
+    with blas_threads(1):  # 384 x 384: OpenBLAS's threads cost 40x here, and one gives the same on every machine
+        _, axes = np.linalg.eigh(wide.T @ wide)
     components = axes[:, ::-1][:, :2].T
     biggest = components[np.arange(len(components)), np.abs(components).argmax(axis=1)]
     components = components * np.where(biggest < 0, -1.0, 1.0)[:, None]
