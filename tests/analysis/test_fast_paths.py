@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stability.analysis.alignment import align, change_counts
@@ -12,6 +15,9 @@ from stability.analysis.attractors import spread
 from stability.analysis.blas_threads import blas_thread_count, blas_threads
 from stability.analysis.embeddings import HashingEmbedder, encoding_threads, normalise
 from stability.analysis.transition_counts import transition_counts
+from stability.constitution import Constitution
+from stability.store import Store
+from stability.store.analysis_reads import principle_lists
 
 WORDS = ["I am honest.", "I am kind.", "I am brief.", "I respect privacy.", "I explain myself.", "I am kind, always.",
          "I never lie.", "I weigh the law.", "I am honest, mostly.", "I protect children.", "I respect privacy!"]
@@ -101,3 +107,27 @@ def test_blas_threads_set_for_the_block_and_restored() -> None:
         assert blas_thread_count() == inside
     assert blas_thread_count() == before
     assert inside == (1 if before else 0)  # numpy's OpenBLAS found: one thread in the block; else nothing changes
+
+
+def test_principle_lists_are_the_principle_rows_grouped(tmp_path: Path) -> None:
+    """The unsorted read ordered in numpy gives each constitution's principles as the sorted SQL read does."""
+    rng = random.Random(7)
+    constitutions = [Constitution(principles=tuple(rng.sample(WORDS, rng.randint(1, 8)))) for _ in range(40)]
+    constitutions = list({c.hash: c for c in constitutions}.values())
+    rows = [{"constitution_hash": c.hash, "position": i, "text": p} for c in constitutions
+            for i, p in enumerate(c.principles)]
+    rng.shuffle(rows)  # stored in no particular order
+    with Store.open(tmp_path / "p.duckdb") as store:
+        store.bulk_load({
+            "constitutions": pd.DataFrame([{"hash": c.hash, "text": c.text, "n_principles": len(c.principles),
+                                            "created_at": datetime(2026, 1, 1)} for c in constitutions]),
+            "principles": pd.DataFrame(rows)})
+        hashes = [c.hash for c in constitutions][::-1] + ["no-such-node"]
+        grouped: dict[str, list[str]] = {h: [] for h in hashes}
+        for digest, _, text in store.principle_rows(hashes):
+            grouped[digest].append(text)
+        got = principle_lists(store, hashes)
+        assert list(got) == hashes
+        assert got == {h: tuple(p) for h, p in grouped.items()}
+        assert got[constitutions[0].hash] == constitutions[0].principles and got["no-such-node"] == ()
+        assert principle_lists(store, []) == {}
