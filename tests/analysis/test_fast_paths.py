@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from stability.analysis.alignment import align, change_counts
-from stability.analysis.attractors import spread
+from stability.analysis.attractors import add_transpose, spread
 from stability.analysis.blas_threads import blas_thread_count, blas_threads
 from stability.analysis.embeddings import HashingEmbedder, encoding_threads, normalise
 from stability.analysis.transition_counts import transition_counts
@@ -131,3 +131,11 @@ def test_principle_lists_are_the_principle_rows_grouped(tmp_path: Path) -> None:
         assert got == {h: tuple(p) for h, p in grouped.items()}
         assert got[constitutions[0].hash] == constitutions[0].principles and got["no-such-node"] == ()
         assert principle_lists(store, []) == {}
+
+
+def test_add_transpose_in_place_equals_the_sum_with_the_transpose() -> None:
+    for n, tile in ((1, 256), (37, 5), (64, 16), (300, 256)):  # tiles that do and do not divide the size
+        d = np.random.default_rng(n).standard_normal((n, n)).astype(np.float32)
+        expected = d + d.T
+        add_transpose(d, tile)
+        assert np.array_equal(d, expected)
