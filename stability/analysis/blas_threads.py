@@ -3,8 +3,9 @@ wheels bundle; where it is not found, e.g. another BLAS, the block runs unchange
 
 Why: on the shared 2-core machine, ``numpy.linalg.eigh`` of the 384 x 384 scatter matrix took 2.7 s of CPU (and
 of wall) with OpenBLAS's two threads and 0.07 s with one; the 8,326 x 8,326 product of the clustering 1.4 s of
-CPU with two threads against 0.9 s with one, at load 3.5 (bench/results/analysis-speed2-100k.log). Threads that
-wait for each other on oversubscribed cores cost far more than the second core gives.
+CPU with two threads against 0.9 s with one, at load 3.5 (the microbenchmarks at the end of
+bench/results/analysis-speed2-100k.log). Threads that wait for each other on oversubscribed cores cost far more
+than the second core gives.
 """
 
 from __future__ import annotations
