@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from stability.analysis.blas_threads import blas_threads
 from stability.analysis.corpus import RunChain
+from stability.analysis.embeddings import encoding_threads
 
 MAX_GRAPH_CYCLES = 100
 
@@ -90,19 +92,31 @@ def spread(vectors: np.ndarray) -> float:
     return max(0.0, (n * (n - 1) - off_diagonal) / (n * (n - 1)))
 
 
+def add_transpose(d: np.ndarray, tile: int = 256) -> None:
+    """``d += d.T`` for a square matrix, in place and tile by tile: the same values as ``d + d.T`` (float addition
+    commutes), without a second n x n matrix (277 MB at 8,326 runs), and there 0.1 s of CPU instead of the
+    0.4-1.1 s that ``d + d.T`` spends reading the transpose across the whole matrix."""
+    n = len(d)
+    for i in range(0, n, tile):
+        for j in range(i, n, tile):
+            block = d[i:i + tile, j:j + tile] + d[j:j + tile, i:i + tile].T
+            d[i:i + tile, j:j + tile] = block
+            d[j:j + tile, i:i + tile] = block.T
+
+
 def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster labels 1..m, numbered by first appearance."""
     if len(vectors) == 1:
         return np.array([1])
-    d = vectors @ vectors.T  # in place from here: at 8,326 runs each n x n temporary is 277 MB
+    with blas_threads(encoding_threads()):  # one thread on a busy machine (the same values: each is one dot)
+        d = vectors @ vectors.T  # in place from here: at 8,326 runs each n x n temporary is 277 MB
     np.subtract(1.0, d, out=d)
     np.clip(d, 0.0, 2.0, out=d)
     np.fill_diagonal(d, 0.0)
-    symmetric = d + d.T
-    del d
-    symmetric /= 2
-    condensed = squareform(symmetric, checks=False)
-    del symmetric  # only the condensed half goes on: linkage makes a float64 copy of it
+    add_transpose(d)
+    d /= 2
+    condensed = squareform(d, checks=False)
+    del d  # only the condensed half goes on: linkage makes a float64 copy of it
     raw = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
     order = {label: i + 1 for i, label in enumerate(dict.fromkeys(raw.tolist()))}
     return np.array([order[x] for x in raw.tolist()])
@@ -119,7 +133,8 @@ def project(vectors: np.ndarray) -> np.ndarray:
     if len(vectors) < 2:
         return out
     wide = centred.astype(np.float64)
-    _, axes = np.linalg.eigh(wide.T @ wide)
+    with blas_threads(1):  # 384 x 384: OpenBLAS's threads cost 40x here, and one gives the same on every machine
+        _, axes = np.linalg.eigh(wide.T @ wide)
     components = axes[:, ::-1][:, :2].T
     biggest = components[np.arange(len(components)), np.abs(components).argmax(axis=1)]
     components = components * np.where(biggest < 0, -1.0, 1.0)[:, None]

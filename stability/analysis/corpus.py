@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from stability.constitution import principles_text
 from stability.errors import StabilityError
+from stability.store.analysis_reads import principle_lists
 from stability.store.store import Store
 
 #: decisions that hold no answer the model stood behind: they never make (or hold) a fixed point, and a run whose
@@ -117,12 +118,10 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
                                chain=is_chain(run.protocol), control=is_drift_null(run.protocol),
                                config=run.config))
     nodes = list(dict.fromkeys(v.node for chain in chains for v in chain.visits))
-    grouped: dict[str, list[str]] = {n: [] for n in nodes}
-    for digest, _, text in store.principle_rows(nodes):
-        grouped[digest].append(text)
+    principles = principle_lists(store, nodes)
     metadata = store.source_metadata()
     probes: dict[str, list[tuple[str, str]]] = {}
     for run_id, node, decision in store.probe_rows(run_ids):
         probes.setdefault(run_id, []).append((node, decision))
-    return Corpus(runs=chains, principles={n: tuple(p) for n, p in grouped.items()},
+    return Corpus(runs=chains, principles=principles,
                   metadata={n: metadata[n] for n in nodes if n in metadata}, probes=probes)

@@ -25,6 +25,7 @@ from stability.analysis.judged import JudgeUse, StoredJudgements, judge_use, loa
 from stability.analysis.preferences import Preferences, preferences
 from stability.analysis.probes import probe_summary
 from stability.analysis.references import read_references, step_distances
+from stability.analysis.transition_counts import transition_counts, transitions
 from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
 from stability.store.analysis_reads import ratings_of
@@ -93,7 +94,8 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     by = by or []
     experiments = experiments or {}
     check_factors(by, corpus)
-    counts: dict[tuple[str, str], dict[str, int]] = {}  # alignment counts by transition, shared by the runs
+    # alignment counts by transition, shared by the runs: every transition aligned at once (vectorised)
+    counts = transition_counts(transitions(corpus), corpus.principles, vectors.principles, params.reworded_threshold)
     runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params, counts)
             for chain in corpus.runs]
     for run in runs:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from stability.records import RatingRecord
 from stability.store.store import Store
 
@@ -25,3 +27,25 @@ def ratings_of(store: Store, run_ids: list[str]) -> list[RatingRecord]:
             row["rating_probs"] = json.loads(row["rating_probs"])
         by_run.setdefault(row["run_id"], []).append(RatingRecord(**row))
     return [rating for run_id in dict.fromkeys(run_ids) for rating in by_run.get(run_id, [])]
+
+
+def principle_lists(store: Store, hashes: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each constitution's principles in order (as :meth:`Store.principle_rows` grouped), every hash given
+    included (no principles: an empty tuple).
+
+    Unsorted rows, ordered here by integer keys: on the 100k benchmark database (510k principle rows) the SQL
+    sort by (64-character hash, position) cost 0.9 s of CPU, this whole read 0.35 s."""
+    columns = store.con.execute(
+        """SELECT w.i, p.position, p.text FROM principles p
+           JOIN (SELECT unnest(?::VARCHAR[]) AS h, unnest(range(len(?::VARCHAR[]))) AS i) w
+           ON p.constitution_hash = w.h""", [hashes, hashes]).fetchnumpy()
+    index, texts = np.asarray(columns["i"], dtype=np.int64), columns["text"]
+    order = np.lexsort((np.asarray(columns["position"], dtype=np.int64), index))
+    ordered = texts[order].tolist()
+    ends = np.cumsum(np.bincount(index, minlength=len(hashes))).tolist()
+    out: dict[str, tuple[str, ...]] = {}
+    start = 0
+    for digest, end in zip(hashes, ends, strict=True):
+        out[digest] = tuple(ordered[start:end])
+        start = end
+    return out

@@ -1,0 +1,126 @@
+"""Alignment counts of many transitions at once: :func:`~stability.analysis.alignment.change_counts` of every
+(node, next node) pair, vectorised over the pairs with numpy.
+
+The common transitions are settled by array operations over all pairs together: identical principles matched by
+their text codes, at most one principle left on each side (a lone reworded pair: one dot product), and matched pairs
+already in order (nothing moved); matched pairs out of order go through the same longest-in-order search as
+``change_counts`` (``_in_order``), one transition at a time. The rest (a principle repeated within a constitution,
+several principles left on both sides for the Hungarian search) goes through ``change_counts`` itself, so the
+counts are the same as ``change_counts`` of each pair (tests/analysis/test_fast_paths.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from stability.analysis.alignment import _in_order, change_counts
+from stability.analysis.corpus import Corpus
+
+Pair = tuple[str, str]
+
+#: a lone pair's similarity computed in float64 this close to the threshold is computed again exactly as
+#: ``change_counts`` does (float32 dot), so the threshold decides the same way (float32 rounding over 384-1024
+#: dimensions is far below this)
+RECHECK_MARGIN = 1e-4
+
+
+def transitions(corpus: Corpus) -> list[Pair]:
+    """The distinct (node, next node) steps between different nodes of the runs' usable visits, the steps
+    :func:`~stability.analysis.convergence.run_convergence` gives alignment counts."""
+    out: dict[Pair, None] = {}
+    for chain in corpus.runs:
+        nodes = [v.node for v in chain.usable]
+        out.update(dict.fromkeys(pair for pair in zip(nodes[:-1], nodes[1:], strict=True) if pair[0] != pair[1]))
+    return list(out)
+
+
+def transition_counts(pairs: Iterable[Pair], principles: Mapping[str, tuple[str, ...]],
+                      vectors: Mapping[str, np.ndarray], reworded_threshold: float) -> dict[Pair, dict[str, int]]:
+    """``change_counts(principles[a], principles[b], vectors, reworded_threshold)`` for every pair (a, b)."""
+    pairs = list(dict.fromkeys(pairs))
+    out: dict[Pair, dict[str, int]] = {}
+    codes: dict[str, int] = {}
+    nodes = list(dict.fromkeys(n for pair in pairs for n in pair))
+    codes.update((t, i) for i, t in enumerate(dict.fromkeys(t for n in nodes for t in principles[n])))
+    lengths = [len(principles[n]) for n in nodes]
+    flat = np.array([codes[t] for n in nodes for t in principles[n]], dtype=np.int64)
+    # a code per principle text, in order, by node; repeats: a principle repeated within the constitution
+    node_codes = dict(zip(nodes, np.split(flat, np.cumsum(lengths)[:-1]) if nodes else [], strict=True))
+    width = max(len(codes), 1)
+    keyed = np.sort(np.repeat(np.arange(len(nodes)), lengths) * width + flat)
+    repeats = {nodes[k] for k in np.unique(keyed[1:][keyed[1:] == keyed[:-1]] // width).tolist()}
+    slow = [pair for pair in pairs if pair[0] in repeats or pair[1] in repeats]
+    fast = [pair for pair in pairs if pair[0] not in repeats and pair[1] not in repeats]
+    if fast:
+        out.update(_fast_counts(fast, node_codes, codes, principles, vectors, reworded_threshold, slow))
+    for pair in slow:
+        out[pair] = change_counts(principles[pair[0]], principles[pair[1]], vectors, reworded_threshold)
+    return {pair: out[pair] for pair in pairs}
+
+
+def _fast_counts(pairs: list[Pair], node_codes: Mapping[str, np.ndarray], codes: Mapping[str, int],
+                 principles: Mapping[str, tuple[str, ...]], vectors: Mapping[str, np.ndarray],
+                 threshold: float, slow: list[Pair]) -> dict[Pair, dict[str, int]]:
+    """Counts of the pairs the arrays settle; appends the others to ``slow``."""
+    n_pairs, n_codes = len(pairs), len(codes)
+    before = [node_codes[a] for a, _ in pairs]
+    after = [node_codes[b] for _, b in pairs]
+    len_b = np.fromiter((len(x) for x in before), dtype=np.int64, count=n_pairs)
+    len_a = np.fromiter((len(x) for x in after), dtype=np.int64, count=n_pairs)
+    b_pair = np.repeat(np.arange(n_pairs), len_b)
+    a_pair = np.repeat(np.arange(n_pairs), len_a)
+    b_pos = np.arange(len(b_pair)) - np.repeat(np.cumsum(len_b) - len_b, len_b)
+    a_pos = np.arange(len(a_pair)) - np.repeat(np.cumsum(len_a) - len_a, len_a)
+    b_code = np.concatenate(before) if n_pairs else np.zeros(0, np.int64)
+    a_code = np.concatenate(after) if n_pairs else np.zeros(0, np.int64)
+    # step 1: identical principles, by (pair, text code) keys (unique: no text repeats within a constitution)
+    b_key, a_key = b_pair * n_codes + b_code, a_pair * n_codes + a_code
+    order = np.argsort(a_key, kind="stable")
+    sorted_keys = a_key[order]
+    slot = np.minimum(np.searchsorted(sorted_keys, b_key), max(len(sorted_keys) - 1, 0))
+    hit = sorted_keys[slot] == b_key if len(sorted_keys) else np.zeros(len(b_key), bool)
+    b_match = np.where(hit, a_pos[order[slot]] if len(sorted_keys) else -1, -1)  # position in the second, or -1
+    a_taken = np.zeros(len(a_key), bool)
+    a_taken[order[slot[hit]]] = True
+    same = np.bincount(b_pair[hit], minlength=n_pairs)
+    rest_b, rest_a = len_b - same, len_a - same
+    searched = (rest_b > 0) & (rest_a > 0)
+    lone = searched & (rest_b == 1) & (rest_a == 1)
+    slow_mask = searched & ~lone  # the Hungarian search: one pair at a time
+    # step 2 for a lone pair: one similarity, the reworded pair kept above the threshold
+    lone_b = np.flatnonzero(~hit & lone[b_pair])  # the one unmatched principle of each lone pair, in pair order
+    lone_a = np.flatnonzero(~a_taken & lone[a_pair])
+    reworded = np.zeros(n_pairs, np.int64)
+    if len(lone_b):
+        texts = list(codes)
+        matrix = np.stack([np.asarray(vectors[t], dtype=np.float64) for t in texts])
+        score = np.einsum("ij,ij->i", matrix[b_code[lone_b]], matrix[a_code[lone_a]])
+        kept = score >= threshold
+        for k in np.flatnonzero(np.abs(score - threshold) < RECHECK_MARGIN).tolist():  # as change_counts does
+            kept[k] = float(vectors[texts[b_code[lone_b[k]]]] @ vectors[texts[a_code[lone_a[k]]]]) >= threshold
+        reworded[b_pair[lone_b[kept]]] = 1
+        b_match[lone_b[kept]] = a_pos[lone_a[kept]]
+    # step 3: matched pairs in order of the first's positions; any not strictly increasing -> the slow path
+    matched = b_match >= 0
+    m_pair, m_after = b_pair[matched], b_match[matched]
+    unordered = (m_pair[1:] == m_pair[:-1]) & (m_after[1:] <= m_after[:-1])
+    moved = np.zeros(n_pairs, np.int64)
+    # out of order without a search: the identical pairs outside the longest in-order run (``_in_order``) moved
+    starts = np.searchsorted(m_pair, np.arange(n_pairs + 1))
+    m_before, m_same = b_pos[matched], hit[matched]
+    for p in np.unique(m_pair[1:][unordered]).tolist():
+        if slow_mask[p]:
+            continue
+        lo, hi = int(starts[p]), int(starts[p + 1])
+        steps = list(zip(m_before[lo:hi].tolist(), m_after[lo:hi].tolist(), strict=True))
+        identical = {step for step, same_text in zip(steps, m_same[lo:hi].tolist(), strict=True) if same_text}
+        moved[p] = len(identical - _in_order(steps))
+    out: dict[Pair, dict[str, int]] = {}
+    for p in np.flatnonzero(~slow_mask).tolist():
+        s, r, m = int(same[p]), int(reworded[p]), int(moved[p])
+        out[pairs[p]] = {"kept": s - m, "reworded": r, "moved": m, "added": int(len_a[p]) - s - r,
+                         "removed": int(len_b[p]) - s - r}
+    slow += [pairs[p] for p in np.flatnonzero(slow_mask).tolist()]
+    return out
