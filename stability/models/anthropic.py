@@ -23,7 +23,7 @@ from stability.models.base import (
 )
 from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, BatchState, BatchStatus, answered
 from stability.models.retry import stainless_transient
-from stability.models.structured import generate_in_format
+from stability.models.structured import as_sent, generate_in_format
 
 
 class AnthropicModel(SDKModel):
@@ -119,8 +119,7 @@ class AnthropicBatchAPI(BatchAPI):
         self.model = model
 
     def body(self, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
-        as_sent = config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
-        body, extra = self.model.request_body(messages, as_sent)
+        body, extra = self.model.request_body(messages, as_sent(config))
         return {**body, **extra}
 
     async def submit(self, requests: list[BatchRequest], local_key: str) -> str:

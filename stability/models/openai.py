@@ -36,7 +36,7 @@ from stability.models.batch_api import (
 )
 from stability.models.retry import stainless_transient
 from stability.models.sampling import is_openai_reasoning_model
-from stability.models.structured import generate_in_format
+from stability.models.structured import as_sent, generate_in_format
 
 
 class OpenAIModel(SDKModel):
@@ -85,8 +85,7 @@ class OpenAIBatchAPI(BatchAPI):
         self.model = model
 
     def body(self, messages: list[Message], config: GenerateConfig) -> dict[str, Any]:
-        as_sent = config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
-        return chat_completions_body(self.model.model_id, messages, as_sent)
+        return chat_completions_body(self.model.model_id, messages, as_sent(config))
 
     async def submit(self, requests: list[BatchRequest], local_key: str) -> str:
         client = self.model.client()

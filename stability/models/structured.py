@@ -79,6 +79,13 @@ def _error_message(err: BaseException) -> str:
     return str(err)
 
 
+def as_sent(config: GenerateConfig) -> GenerateConfig:
+    """The config a request is sent with when nothing is decided at send time (a provider batch): the text answer
+    format carries no schema; structured and ``auto`` carry it (a batch cannot fall back to text, so ``auto`` asks
+    for a structured answer)."""
+    return config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
+
+
 async def generate_in_format(model: Model, config: GenerateConfig, send: Send) -> Output:
     """Send ``config`` through ``send`` in the run's answer format, falling back to text in ``auto``."""
     if config.json_schema is None:

@@ -27,6 +27,16 @@ def contents(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         con.close()
 
 
+def altered_copy(source: Path, target: Path, *statements: str) -> Path:
+    """A copy of the store ``source`` at ``target``, changed by SQL behind the store's back."""
+    shutil.copy(source, target)
+    con = duckdb.connect(str(target))
+    for statement in statements:
+        con.execute(statement)
+    con.close()
+    return target
+
+
 @pytest.fixture
 def two_stores(tmp_path: Path) -> tuple[Path, Path]:
     """Two stores from one starting constitution: the start node is in both, each has its own run."""
@@ -68,11 +78,8 @@ def test_merge_is_order_independent_and_idempotent(two_stores: tuple[Path, Path]
 
 def test_a_finished_run_supersedes_its_running_copy(two_stores: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = two_stores
-    old = tmp_path / "old.duckdb"
-    shutil.copy(a, old)
-    con = duckdb.connect(str(old))
-    con.execute("UPDATE runs SET status = 'running', stop_reason = NULL, finished_at = NULL")
-    con.close()
+    old = altered_copy(a, tmp_path / "old.duckdb",
+                       "UPDATE runs SET status = 'running', stop_reason = NULL, finished_at = NULL")
     one, two = tmp_path / "1.duckdb", tmp_path / "2.duckdb"
     merge_files([old, a], one)
     merge_files([a, old], two)
@@ -83,11 +90,8 @@ def test_conflict_is_refused_and_nothing_is_written(two_stores: tuple[Path, Path
                                                     capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = two_stores
-    forged = tmp_path / "forged.duckdb"
-    shutil.copy(a, forged)
-    con = duckdb.connect(str(forged))
-    con.execute("UPDATE calls SET text = 'something else' WHERE id = (SELECT min(id) FROM calls)")
-    con.close()
+    forged = altered_copy(a, tmp_path / "forged.duckdb",
+                          "UPDATE calls SET text = 'something else' WHERE id = (SELECT min(id) FROM calls)")
     out = tmp_path / "out.duckdb"
     with pytest.raises(StabilityError, match=r"forged\.duckdb: calls row id=c-\w+ differs .*\(text"):
         merge_files([a, b, forged], out)
@@ -149,12 +153,9 @@ def test_merging_into_a_store_in_use_is_refused(two_stores: tuple[Path, Path], t
 
 def test_rows_that_would_break_a_constraint_are_refused(two_stores: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = two_stores
-    twin = tmp_path / "twin.duckdb"
-    shutil.copy(a, twin)
-    con = duckdb.connect(str(twin))  # the same (run, step) under another revision id
-    con.execute("UPDATE revisions SET id = id || 'x' WHERE step = 1")
-    con.execute("UPDATE edges SET id = id || 'x', target_id = target_id || 'x' WHERE target_id LIKE '%:1'")
-    con.close()
+    twin = altered_copy(a, tmp_path / "twin.duckdb",  # the same (run, step) under another revision id
+                        "UPDATE revisions SET id = id || 'x' WHERE step = 1",
+                        "UPDATE edges SET id = id || 'x', target_id = target_id || 'x' WHERE target_id LIKE '%:1'")
     out = tmp_path / "out.duckdb"
     with pytest.raises(StabilityError, match="would break a constraint"):
         merge_files([a, twin], out)
