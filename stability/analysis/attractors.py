@@ -1,7 +1,8 @@
 """Across runs: attractors (clusters of final constitutions), the convergence ratio, and merges in the graph.
 
 - Attractors: average-linkage hierarchical clustering of the runs' final constitutions on cosine distance,
-  cut at ``cluster_threshold``. Each cluster names its runs, their distinct starts and models, and its medoid.
+  cut at ``cluster_threshold`` (:mod:`stability.analysis.average_linkage`: only the merges below the cut). Each
+  cluster names its runs, their distinct starts and models, and its medoid.
 - Convergence ratio: the spread of the finals over the spread of the starts, where a spread is the mean
   pairwise cosine distance over runs (one point per run). Below 1 the runs ended closer together than they
   began. Undefined (null) when every run began from the same constitution.
@@ -20,9 +21,8 @@ from collections.abc import Mapping, Sequence
 import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 
+from stability.analysis.average_linkage import cut_average_linkage
 from stability.analysis.blas_threads import blas_threads
 from stability.analysis.corpus import RunChain
 from stability.analysis.embeddings import encoding_threads
@@ -115,9 +115,8 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     np.fill_diagonal(d, 0.0)
     add_transpose(d)
     d /= 2
-    condensed = squareform(d, checks=False)
-    del d  # only the condensed half goes on: linkage makes a float64 copy of it
-    raw = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
+    raw = cut_average_linkage(d, threshold)  # in place: no condensed copies
+    del d
     order = {label: i + 1 for i, label in enumerate(dict.fromkeys(raw.tolist()))}
     return np.array([order[x] for x in raw.tolist()])
 
