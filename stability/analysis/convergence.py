@@ -177,7 +177,7 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
     found: dict[tuple[str, ...], Cycle] = {}
     for t, node in enumerate(nodes):
         s = seen.get(node)
-        if s is not None and any(n != node for n in nodes[s:t]):
+        if s is not None and t - s > 1:  # s is the node's latest visit: every node between is another one
             turn: list[str] = []
             for n in nodes[s:t]:
                 if not turn or turn[-1] != n:
@@ -191,6 +191,13 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
                 found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
         seen[node] = t
     return list(found.values())
+
+
+def _near_pairs(distinct: np.ndarray, epsilon: float) -> bool:
+    """Whether two different nodes are within ε of each other (``distinct``: distances between a run's distinct
+    nodes); without such a pair the run has no near cycle, and :func:`near_cycles` need not look."""
+    close = distinct <= epsilon
+    return int(np.count_nonzero(close)) > int(np.count_nonzero(close.diagonal()))
 
 
 def near_cycles(nodes: list[str], steps: list[int], matrix: np.ndarray, epsilon: float,
@@ -230,6 +237,7 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
     codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
     ids = np.fromiter((codes[n] for n in nodes), dtype=np.int64, count=len(nodes))
     matrix: np.ndarray | None = None
+    distinct: np.ndarray | None = None
     if len(nodes) <= FULL_MATRIX_LIMIT:  # distances between the distinct nodes, spread over the visits
         distinct = _distances(np.stack([node_vectors[n] for n in codes]))
         matrix = distinct[np.ix_(ids, ids)]
@@ -241,6 +249,7 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
         d_final = np.clip(1.0 - vectors @ vectors[-1], 0.0, 2.0)
         d_prev = np.clip(1.0 - np.einsum("ij,ij->i", vectors[1:], vectors[:-1]), 0.0, 2.0)
     measures = []
+    prev, origin, final = d_prev.tolist(), d_origin.tolist(), d_final.tolist()  # Python floats, the same values
     for i, visit in enumerate(visits):
         changes = None
         if i and principle_vectors is not None and nodes[i] != nodes[i - 1]:
@@ -252,9 +261,11 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
         measures.append(StepMeasure(
             step=visit.step, node=visit.node, decision=visit.decision,
             n_principles=len(corpus.principles[visit.node]),
-            d_prev=round(float(d_prev[i - 1]), 6) if i else None, d_origin=round(float(d_origin[i]), 6),
-            d_final=round(float(d_final[i]), 6), changes=changes))
-    near = near_cycles(nodes, steps, matrix, params.epsilon, ids) if matrix is not None else []
+            d_prev=round(prev[i - 1], 6) if i else None, d_origin=round(origin[i], 6),
+            d_final=round(final[i], 6), changes=changes))
+    near: list[NearCycle] = []
+    if matrix is not None and distinct is not None and _near_pairs(distinct, params.epsilon):
+        near = near_cycles(nodes, steps, matrix, params.epsilon, ids)
     point: FixedPoint | None = None
     cycles: list[Cycle] = []
     verdict: Verdict
