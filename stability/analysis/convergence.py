@@ -193,26 +193,19 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
     return list(found.values())
 
 
-def _near_pairs(distinct: np.ndarray, epsilon: float) -> bool:
-    """Whether two different nodes are within ε of each other (``distinct``: distances between a run's distinct
-    nodes); without such a pair the run has no near cycle, and :func:`near_cycles` need not look."""
-    close = distinct <= epsilon
-    return int(np.count_nonzero(close)) > int(np.count_nonzero(close.diagonal()))
-
-
 def near_cycles(nodes: list[str], steps: list[int], matrix: np.ndarray, epsilon: float,
                 ids: np.ndarray | None = None) -> list[NearCycle]:
     """For every t, the latest s < t - 1 of another node within ε of t that the chain had first left (moved more
     than ε from s before t); ``ids``: a code per node (computed when not given)."""
     n = len(nodes)
     away = matrix > epsilon
+    index = np.arange(n)
     # first_exit[s]: the first index after s that is more than epsilon from s (n if none)
-    later = np.triu(away, k=1)
+    later = away & (index[:, None] < index[None, :])
     first_exit = np.where(later.any(axis=1), later.argmax(axis=1), n)
     if ids is None:
         codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
         ids = np.array([codes[x] for x in nodes])
-    index = np.arange(n)
     ok = ((~away) & (first_exit[:, None] < index[None, :]) & (ids[:, None] != ids[None, :])
           & (index[:, None] < index[None, :] - 1))  # ok[s, t]
     out = []
@@ -237,10 +230,9 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
     codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
     ids = np.fromiter((codes[n] for n in nodes), dtype=np.int64, count=len(nodes))
     matrix: np.ndarray | None = None
-    distinct: np.ndarray | None = None
     if len(nodes) <= FULL_MATRIX_LIMIT:  # distances between the distinct nodes, spread over the visits
-        distinct = _distances(np.stack([node_vectors[n] for n in codes]))
-        matrix = distinct[np.ix_(ids, ids)]
+        distinct = _distances(np.array([node_vectors[n] for n in codes]))
+        matrix = distinct[ids[:, None], ids[None, :]]
         d_origin, d_final = matrix[:, 0], matrix[:, -1]
         d_prev = matrix[np.arange(1, len(nodes)), np.arange(len(nodes) - 1)]
     else:
@@ -263,9 +255,7 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
             n_principles=len(corpus.principles[visit.node]),
             d_prev=round(prev[i - 1], 6) if i else None, d_origin=round(origin[i], 6),
             d_final=round(final[i], 6), changes=changes))
-    near: list[NearCycle] = []
-    if matrix is not None and distinct is not None and _near_pairs(distinct, params.epsilon):
-        near = near_cycles(nodes, steps, matrix, params.epsilon, ids)
+    near = near_cycles(nodes, steps, matrix, params.epsilon, ids) if matrix is not None else []
     point: FixedPoint | None = None
     cycles: list[Cycle] = []
     verdict: Verdict
@@ -277,7 +267,8 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
     else:
         answered = [i for i, v in enumerate(visits) if v.decision not in FAILED_DECISIONS]
         a_nodes, a_steps = [nodes[i] for i in answered], [steps[i] for i in answered]
-        a_matrix = matrix[np.ix_(answered, answered)] if matrix is not None else None
+        picked = np.array(answered, dtype=np.int64)
+        a_matrix = matrix[picked[:, None], picked[None, :]] if matrix is not None else None
         point = fixed_point(chain, a_nodes, a_steps, a_matrix, params.epsilon, k)
         cycles = exact_cycles(a_nodes, a_steps)
         verdict = "fixed_point" if point is not None else "cycle" if cycles else "unsettled"
@@ -285,4 +276,4 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
         run_id=chain.run_id, model=chain.model, stop_reason=chain.stop_reason, start=chain.start, final=chain.final,
         k=k, protocol=chain.protocol, verdict=verdict, no_verdict=chain.no_verdict if verdict == "no_verdict" else None,
         steps=measures, fixed_point=point, cycles=cycles, near_cycles=near[:MAX_NEAR_CYCLES],
-        near_cycles_total=len(near))
+        near_cycles_total=len(near), references={})  # given: a default {} is deep-copied for every run

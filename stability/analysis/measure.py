@@ -5,7 +5,9 @@ The schema is :class:`AnalysisResult` (``AnalysisResult.model_json_schema()``), 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,22 @@ from stability.store.store import Store
 
 SCHEMA_VERSION = 2  # 2: verdicts, experiments, groups, contrasts, twins, references
 NOTES: list[str] = []
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (restored after, as it was).
+
+    An analysis allocates hundreds of thousands of objects (visits, steps, runs) and frees few cycles: each full
+    collection walks them all, to find nothing. On the cached 100k benchmark the collector cost about 1 s of CPU
+    (ten full collections) of ~8 (docs/benchmarks.md, *A third cut*)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class EmbeddingUse(BaseModel):
@@ -85,6 +103,7 @@ def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats,
                    references=dict(zip(references, matrix[len(nodes):], strict=True)))
 
 
+@gc_paused()
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
             ratings: list[RatingRecord] | None = None, by: list[str] | None = None,
             experiments: Mapping[str, str] | None = None, judgements: StoredJudgements | None = None
@@ -130,6 +149,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
         preferences=preferences(ratings or [], params.bootstrap, params.seed), judge=judged_use, notes=list(NOTES))
 
 
+@gc_paused()
 def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: Embedder | str,
          with_graph: bool = False, references: list[Path | str] | None = None
          ) -> tuple[Corpus, Vectors, EmbeddingUse, list[RatingRecord], dict[str, str], Any]:

@@ -1,0 +1,101 @@
+"""The cheaper per-run paths give what the plain definitions give, and the analysis pauses the garbage collector
+without leaving it off (issue 12, speed: the third cut)."""
+
+from __future__ import annotations
+
+import gc
+import random
+
+import numpy as np
+import pytest
+
+from stability.analysis import measure as measure_module
+from stability.analysis.convergence import Cycle, exact_cycles, near_cycles
+from stability.analysis.measure import EmbeddingUse, Params, Vectors, gc_paused
+from tests.analysis.handmade import chain, corpus, unit
+
+
+def _exact_cycles_by_definition(nodes: list[str], steps: list[int]) -> list[Cycle]:
+    """The earlier test: a revisit is a cycle when any other node lies between the two visits."""
+    seen: dict[str, int] = {}
+    found: dict[tuple[str, ...], Cycle] = {}
+    for t, node in enumerate(nodes):
+        s = seen.get(node)
+        if s is not None and any(n != node for n in nodes[s:t]):
+            turn: list[str] = []
+            for n in nodes[s:t]:
+                if not turn or turn[-1] != n:
+                    turn.append(n)
+            pivot = turn.index(min(turn))
+            key = tuple(turn[pivot:] + turn[:pivot])
+            if key in found:
+                found[key].returns += 1
+                found[key].repeated = True
+            else:
+                found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
+        seen[node] = t
+    return list(found.values())
+
+
+def test_exact_cycles_as_defined_on_random_chains() -> None:
+    rng = random.Random(5)
+    cycling = 0
+    for _ in range(3000):
+        nodes = [rng.choice("ABCDE"[: rng.randint(1, 5)]) for _ in range(rng.randint(1, 25))]
+        steps = list(range(len(nodes)))
+        expected = _exact_cycles_by_definition(nodes, steps)
+        assert exact_cycles(nodes, steps) == expected, nodes
+        cycling += bool(expected)
+    assert 500 < cycling < 2900  # both kinds of chain were tried
+
+
+def _near_cycles_by_definition(nodes: list[str], matrix: np.ndarray, epsilon: float) -> list[tuple[int, int]]:
+    out = []
+    for t in range(len(nodes)):
+        for s in range(t - 2, -1, -1):
+            left = any(matrix[s, u] > epsilon for u in range(s + 1, t))
+            if nodes[s] != nodes[t] and matrix[s, t] <= epsilon and left:
+                out.append((s, t))
+                break
+    return out
+
+
+def test_near_cycles_as_defined_on_random_chains() -> None:
+    rng = np.random.default_rng(2)
+    found = 0
+    for _ in range(400):
+        n = int(rng.integers(1, 18))
+        points = rng.choice(rng.normal(size=(6, 3)), size=n)
+        points[rng.random(n) < 0.3] *= 1.0001  # distinct nodes (by name) within epsilon of each other
+        nodes = [f"{p[0]:.6f}" for p in points]
+        unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+        matrix = np.clip(1.0 - unit @ unit.T, 0.0, 2.0).astype(np.float32)
+        got = [(c.from_step, c.to_step) for c in near_cycles(nodes, list(range(n)), matrix, 0.02)]
+        assert got == _near_cycles_by_definition(nodes, matrix, 0.02)
+        found += bool(got)
+    assert found > 20
+
+
+def test_the_collector_is_paused_for_the_measures_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    original = measure_module.check_factors
+
+    def spy(*args: object) -> None:
+        seen.append(gc.isenabled())
+        original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(measure_module, "check_factors", spy)
+    runs = corpus([chain("r1", ["A", "B", "B"], stop="declined")])
+    points = {"A": unit(1, 0), "B": unit(0, 1)}
+    vectors = Vectors(nodes=points, principles=points)
+    assert gc.isenabled()
+    result = measure_module.measure(runs, vectors, Params(bootstrap=20, permutations=20),
+                                    EmbeddingUse(model="m", texts=2, computed=0))
+    assert seen == [False] and gc.isenabled() and result.runs[0].verdict == "fixed_point"
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found: off
+    finally:
+        gc.enable()
