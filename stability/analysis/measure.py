@@ -42,7 +42,7 @@ def gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the duration (restored after, as it was).
 
     An analysis allocates hundreds of thousands of objects (visits, steps, runs) and frees few cycles: each full
-    collection walks them all, to find nothing. On the cached 100k benchmark the collector cost about 1 s of CPU
+    collection walks them all, to find nothing. On the cached 100k benchmark the collector cost 1-2 s of CPU
     (ten full collections) of ~8 (docs/benchmarks.md, *A third cut*)."""
     enabled = gc.isenabled()
     gc.disable()
