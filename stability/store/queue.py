@@ -1,25 +1,31 @@
 """The store's write queue and its committer thread: group commit without stalling the event loop.
 
-A DuckDB statement costs milliseconds of CPU however small it is, and the store is used from the event loop
-that also carries every call in flight. So the frequent writes (calls, constitutions, revisions and edges,
-ratings, runs and their status changes) are queued, and committed together by a single committer thread with
-its own DuckDB connection: one transaction, one ``INSERT`` per table (each column bound as one list and
-unnested, so a statement costs about the same for 1 row as for 1,000), and one ``UPDATE ... FROM`` per table
-for the status changes, merged per row. DuckDB releases the GIL while it works, so the loop goes on parsing
-answers meanwhile; whatever reaches the queue during one commit goes into the next. That is group commit: 50
-calls finishing together cost a few commits, not 50.
+A DuckDB statement costs about a millisecond of CPU before it carries a row, and the store is used from the
+event loop that also carries every call in flight. So the frequent writes (calls, constitutions, revisions and
+edges, ratings, runs and their status changes) are queued and persisted together by a single committer thread,
+in *rounds*: whatever reaches the queue during one round goes into the next (group commit: 50 calls finishing
+together cost a few rounds, not 50).
 
-- ``await committed()`` returns once everything queued before it is committed. The call path awaits it before
+- **Persisted**: a file store's round is appended to its write journal (:mod:`stability.store.journal`: one
+  JSON line, ``fdatasync``) and that releases its waiters. The journalled rounds are applied to DuckDB in one
+  transaction once they hold :data:`APPLY_ROWS` rows or the oldest is :data:`APPLY_SECONDS` old (and at every
+  read, lookup and close): one ``INSERT`` per table (each column bound as one list and unnested, so a statement
+  costs about the same for 1 row as for 1,000) and one ``UPDATE ... FROM`` per table for the status changes,
+  merged per row. A scratch (``:memory:``) store has no journal: each round is a DuckDB commit.
+- ``await committed()`` returns once everything queued before it is persisted. The call path awaits it before
   handing an answer to a protocol: *persisted before used*. Each queued row has a sequence number and a waiter
-  is released only when the committed sequence has passed its own, so a waiter never mistakes someone else's
-  commit for its own. A commit that fails (a bug: a broken constraint) leaves the queue *broken*: every later
-  commit and every waiter raises, and nothing is used unstored.
-- ``await lookup(...)`` answers a call-cache lookup on the committer thread, after the commit of its round.
+  is released only when the persisted sequence has passed its own, so a waiter never mistakes someone else's
+  round for its own. A round that fails (a bug: a key written twice) leaves the queue *broken*: every later
+  round and every waiter raises, and nothing is used unstored. A duplicate key of ``runs`` or ``calls`` is
+  refused before its round is journalled.
+- ``await lookup(...)`` answers a call-cache lookup on the committer thread, after its round (and everything
+  journalled) is in DuckDB.
 - Synchronous users (every read, every immediate write, closing) call :meth:`WriteQueue.flush` first, so the
   store always reads its own writes.
 
 A write still queued when the process is killed is one that resuming re-derives: a revision or a status is
-recomputed from the calls it came from, which were committed before they were used.
+recomputed from the calls it came from, which were persisted before they were used. What was journalled but not
+applied is applied by the next open of the store (:func:`recover`).
 """
 
 from __future__ import annotations
