@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ from stability.calls import CallFailed, CallPath, Flights, RetryPolicy, cache_ke
 from stability.models.base import GenerateConfig, Message, TransientError
 from stability.models.scripted import ScriptedModel, flaky
 from stability.store import Store
+from tests.conftest import ROOT
 
 MESSAGES = [Message(role="user", content="hello")]
 CONFIG = GenerateConfig(seed=1)
@@ -57,18 +61,30 @@ def test_non_transient_errors_are_not_retried(db: Path) -> None:
 
 
 def test_completed_call_is_persisted_before_it_is_returned(db: Path) -> None:
-    seen: list[int] = []
-    with Store.open(db) as store:
-        path = CallPath(store, ScriptedModel(outputs=["a"]), "r-1", policy=NO_WAIT)
+    """The process is killed (SIGKILL, nothing closed or flushed) the moment the call returns: the next open of
+    the store has the call (from the journal, or DuckDB), and its answer."""
+    script = f"""
+import asyncio, os, signal
+from stability.calls import CallPath, RetryPolicy
+from stability.models.base import GenerateConfig, Message
+from stability.models.scripted import ScriptedModel
+from stability.store import Store
 
-        async def go() -> None:
-            await path(MESSAGES, CONFIG, step=1, purpose="revise")
-            other = store._con.cursor()  # another connection sees only what is committed
-            seen.append(other.execute("SELECT count(*) FROM calls WHERE run_id = 'r-1'").fetchone()[0])  # type: ignore[index]
-            other.close()
+store = Store.open({str(db)!r})
+path = CallPath(store, ScriptedModel(outputs=["a"]), "r-1", policy=RetryPolicy(initial=0, jitter=0, max_attempts=1))
 
-        asyncio.run(go())
-    assert seen == [1]
+async def go() -> None:
+    record = await path([Message(role="user", content="hello")], GenerateConfig(seed=1), step=1, purpose="revise")
+    assert record.text == "a"
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(go())
+"""
+    killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with Store.open(db, read_only=True) as store:
+        stored = store.calls("r-1")
+    assert [(c.status, c.text) for c in stored] == [("ok", "a")]
 
 
 def test_replay_within_a_run_and_cache_across_runs(db: Path) -> None:

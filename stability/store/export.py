@@ -63,7 +63,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, list[
     rows = con.execute(
         """SELECT t.table_name, t.comment, c.column_name, c.data_type, c.comment
            FROM duckdb_tables() t JOIN duckdb_columns() c USING (table_oid)
-           WHERE t.database_name = current_database() AND t.schema_name = 'main' AND t.table_name != 'migrations'
+           WHERE t.database_name = current_database() AND t.schema_name = 'main'
+             AND t.table_name NOT IN ('migrations', 'journal')
            ORDER BY t.table_oid, c.column_index""").fetchall()
     out: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
     for table, comment, column, kind, column_comment in rows:
@@ -230,6 +231,9 @@ def attach_cache_from(store: Store, source: Path, scratch: Path) -> None:
         source = scratch
     if not source.is_file():
         raise StabilityError(f"{source}: no such store for --cache-from")
+    from stability.store.store import settle
+
+    settle(str(source))  # writes a killed writer journalled are part of the store
     try:
         con.execute(f"ATTACH {_lit(str(source))} AS {CACHE_FROM} (READ_ONLY)")
         con.execute(f"SELECT 1 FROM {CACHE_FROM}.calls LIMIT 0")

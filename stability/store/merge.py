@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.errors import StabilityError
 from stability.store import migrations
+from stability.store.journal import paths as journal_paths
 
 
 class TableKey(BaseModel):
@@ -65,8 +66,9 @@ KEYS: dict[str, TableKey] = {
     "batch_requests": TableKey(key=("local_key", "custom_id"),
                                progress="CASE state WHEN 'pending' THEN 0 WHEN 'retry' THEN 1 ELSE 2 END"),
 }
-#: never merged: each store records its own migrations (a merge target is migrated when opened)
-SKIPPED = frozenset({"migrations"})
+#: never merged: each store records its own migrations (a merge target is migrated when opened) and its own
+#: write journal's bookmarks (store/journal.py)
+SKIPPED = frozenset({"migrations", "journal"})
 
 
 class MergeReport(BaseModel):
@@ -156,6 +158,9 @@ def merge_into(con: duckdb.DuckDBPyConnection, sources: Sequence[Path | str]) ->
 def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str) -> None:
     if not Path(path).is_file():
         raise StabilityError(f"{path}: no such database file")
+    from stability.store.store import settle
+
+    settle(path)  # writes a killed writer journalled are part of the store
     try:
         con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
     except duckdb.Error as err:
@@ -265,13 +270,17 @@ def merge_files(sources: Sequence[Path | str], out: Path | str) -> MergeReport:
             report = merge_into(store.con, inputs)
         os.replace(tmp, target)
     finally:
-        for leftover in (tmp, Path(f"{tmp}.wal"), Path(f"{tmp}.writer"), Path(f"{tmp}.snapshot")):
+        for leftover in (tmp, Path(f"{tmp}.wal"), Path(f"{tmp}.writer"), Path(f"{tmp}.snapshot"),
+                         *map(Path, journal_paths(str(tmp)))):
             leftover.unlink(missing_ok=True)
     return report
 
 
 def _copy_unlocked(source: Path, copy: Path) -> None:
     """Copy a store that no process is writing (held read-only meanwhile, so none starts to)."""
+    from stability.store.store import settle
+
+    settle(str(source))  # writes a killed writer journalled are part of the store
     try:
         con = duckdb.connect(str(source), read_only=True)
     except duckdb.Error as err:

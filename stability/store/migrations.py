@@ -300,9 +300,18 @@ def m009_batches(con: duckdb.DuckDBPyConnection) -> None:
     ], extra=" PRIMARY KEY (local_key, custom_id)")
 
 
+def m011_journal(con: duckdb.DuckDBPyConnection) -> None:
+    """The write journal's bookmark (stability/store/journal.py): per open store, the last journalled round that
+    DuckDB holds, written in the same transaction as the rows, so a replay after a kill skips what was applied."""
+    _table(con, "journal", "the write journal's bookmark: one row per open store, removed when it closes", [
+        ("token", "VARCHAR PRIMARY KEY", "the journal file's token: DB.journal.TOKEN"),
+        ("through", "BIGINT NOT NULL", "sequence number of the last round applied from it"),
+    ])
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
-                               m007_probes, m008_judgements, m009_batches]
+                               m007_probes, m008_judgements, m009_batches, m011_journal]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -1,25 +1,31 @@
 """The store's write queue and its committer thread: group commit without stalling the event loop.
 
-A DuckDB statement costs milliseconds of CPU however small it is, and the store is used from the event loop
-that also carries every call in flight. So the frequent writes (calls, constitutions, revisions and edges,
-ratings, runs and their status changes) are queued, and committed together by a single committer thread with
-its own DuckDB connection: one transaction, one ``INSERT`` per table (each column bound as one list and
-unnested, so a statement costs about the same for 1 row as for 1,000), and one ``UPDATE ... FROM`` per table
-for the status changes, merged per row. DuckDB releases the GIL while it works, so the loop goes on parsing
-answers meanwhile; whatever reaches the queue during one commit goes into the next. That is group commit: 50
-calls finishing together cost a few commits, not 50.
+A DuckDB statement costs about a millisecond of CPU before it carries a row, and the store is used from the
+event loop that also carries every call in flight. So the frequent writes (calls, constitutions, revisions and
+edges, ratings, runs and their status changes) are queued and persisted together by a single committer thread,
+in *rounds*: whatever reaches the queue during one round goes into the next (group commit: 50 calls finishing
+together cost a few rounds, not 50).
 
-- ``await committed()`` returns once everything queued before it is committed. The call path awaits it before
+- **Persisted**: a file store's round is appended to its write journal (:mod:`stability.store.journal`: one
+  JSON line, ``fdatasync``) and that releases its waiters. The journalled rounds are applied to DuckDB in one
+  transaction once they hold :data:`APPLY_ROWS` rows or the oldest is :data:`APPLY_SECONDS` old (and at every
+  read, lookup and close): one ``INSERT`` per table (each column bound as one list and unnested, so a statement
+  costs about the same for 1 row as for 1,000) and one ``UPDATE ... FROM`` per table for the status changes,
+  merged per row. A scratch (``:memory:``) store has no journal: each round is a DuckDB commit.
+- ``await committed()`` returns once everything queued before it is persisted. The call path awaits it before
   handing an answer to a protocol: *persisted before used*. Each queued row has a sequence number and a waiter
-  is released only when the committed sequence has passed its own, so a waiter never mistakes someone else's
-  commit for its own. A commit that fails (a bug: a broken constraint) leaves the queue *broken*: every later
-  commit and every waiter raises, and nothing is used unstored.
-- ``await lookup(...)`` answers a call-cache lookup on the committer thread, after the commit of its round.
+  is released only when the persisted sequence has passed its own, so a waiter never mistakes someone else's
+  round for its own. A round that fails (a bug: a key written twice) leaves the queue *broken*: every later
+  round and every waiter raises, and nothing is used unstored. A duplicate key of ``runs`` or ``calls`` is
+  refused before its round is journalled.
+- ``await lookup(...)`` answers a call-cache lookup on the committer thread, after its round (and everything
+  journalled) is in DuckDB.
 - Synchronous users (every read, every immediate write, closing) call :meth:`WriteQueue.flush` first, so the
   store always reads its own writes.
 
 A write still queued when the process is killed is one that resuming re-derives: a revision or a status is
-recomputed from the calls it came from, which were committed before they were used.
+recomputed from the calls it came from, which were persisted before they were used. What was journalled but not
+applied is applied by the next open of the store (:func:`recover`).
 """
 
 from __future__ import annotations
@@ -28,11 +34,16 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+
+from stability.store import journal
+from stability.store.journal import Journal
 
 #: queued tables, parents before children
 TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "calls", "ratings",
@@ -40,6 +51,9 @@ TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisi
 #: tables whose rows a replay may offer again: the first one written is kept
 IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "ratings",
                      "probes"})
+#: the journalled rounds are applied to DuckDB once they hold this many rows, or the oldest is this old
+APPLY_ROWS = 2000
+APPLY_SECONDS = 1.0
 #: DuckDB's type of each column's list parameter, by its declared type (JSON is bound as text)
 _LIST_TYPES = {"JSON": "VARCHAR"}
 
@@ -56,28 +70,82 @@ def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
+@dataclass
+class Batch:
+    """Writes not yet in DuckDB: inserts by table and key (the first one wins), status changes merged per row (the
+    last value of a column wins), and other statements in order."""
+
+    inserts: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    #: (table, key columns) -> key -> column -> value
+    row_updates: dict[tuple[str, tuple[str, ...]], dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    updates: list[tuple[str, list[Any]]] = field(default_factory=list)
+    rows: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.row_updates or self.updates)
+
+    def merge(self, later: Batch) -> None:
+        for table, rows in later.inserts.items():
+            mine = self.inserts.setdefault(table, {})
+            for key, row in rows.items():
+                mine.setdefault(key, row)
+        for target, changes in later.row_updates.items():
+            mine_changes = self.row_updates.setdefault(target, {})
+            for key, values in changes.items():
+                mine_changes.setdefault(key, {}).update(values)
+        self.updates.extend(later.updates)
+        self.rows += later.rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {"inserts": {t: list(rows.values()) for t, rows in self.inserts.items()},
+                "row_updates": [[t, list(k), [[list(kv), v] for kv, v in ch.items()]]
+                                for (t, k), ch in self.row_updates.items()],
+                "updates": [list(u) for u in self.updates]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Batch:
+        """A journalled round (inserts keyed by position: a replay inserts them all, ignoring existing keys)."""
+        seq = int(data["seq"])  # keys unique across rounds, so merging rounds keeps every row
+        batch = cls(inserts={t: {(seq, i): row for i, row in enumerate(rows)} for t, rows in data["inserts"].items()},
+                    row_updates={(t, tuple(k)): {tuple(kv): v for kv, v in ch} for t, k, ch in data["row_updates"]},
+                    updates=[(sql, params) for sql, params in data["updates"]])
+        batch.rows = sum(len(r) for r in batch.inserts.values()) + len(batch.updates) + sum(
+            len(ch) for ch in batch.row_updates.values())
+        return batch
+
+
 class WriteQueue:
     def __init__(self, con: duckdb.DuckDBPyConnection, find: Finder) -> None:
         self._main = con
         self._find = find
         self._lock = threading.Lock()  # guards the queue, held only for an append or a swap
         self._commit_lock = threading.Lock()  # one commit at a time, on the committer's connection
-        self._inserts: dict[str, dict[Any, dict[str, Any]]] = {}  # table -> key -> row, first one wins
-        #: (table, key columns) -> key -> column -> value: status changes, merged per row (the last value wins)
-        self._row_updates: dict[tuple[str, tuple[str, ...]], dict[Any, dict[str, Any]]] = {}
-        self._updates: list[tuple[str, list[Any]]] = []  # other statements, run after the row updates, in order
+        self._queue = Batch()  # queued, not yet persisted
+        self._pending = Batch()  # persisted in the journal, not yet in DuckDB (guarded by the commit lock)
+        self._pending_upto = 0  # sequence number of the last round in the journal
+        self._pending_since = 0.0  # monotonic time of the oldest round not yet in DuckDB
+        #: keys written by this queue in tables whose keys must be new (a duplicate is refused before it is used)
+        self._seen: dict[str, set[Any]] = {}
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> declared type (read once)
         self._writer = con.cursor()  # the committer's own connection to the same database
         self._thread: ThreadPoolExecutor | None = None
+        self._journal: Journal | None = None
         self._queued = 0  # sequence number of the last queued row or update
-        self._committed = 0  # sequence number of the last committed one
+        self._committed = 0  # sequence number of the last persisted one (in the journal or in DuckDB)
         self._broken: BaseException | None = None  # the failure of a commit, once one failed
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._lookups: list[tuple[Lookup, asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
-        self.commits = 0  # transactions written (the benchmark reports commits per call)
+        self._applier: asyncio.Task[None] | None = None
+        self.commits = 0  # rounds persisted (the benchmark reports commits per call)
+        self.applies = 0  # DuckDB transactions that wrote queued rows
         #: called on the committer's connection after each commit, under the commit lock (snapshots for readers)
         self.after_commit: Callable[[Any], None] | None = None
+
+    def start_journal(self, db: str) -> None:
+        """Persist rounds in a journal beside ``db`` from now on, and apply them to DuckDB in batches (a writable
+        file store, after its migrations and :func:`recover`); without one, every round is a DuckDB commit."""
+        self._journal = Journal(db)
 
     # -- queueing ---------------------------------------------------------------------------------------------
 
@@ -86,57 +154,99 @@ class WriteQueue:
             raise ValueError(f"the write queue does not commit table {table!r}: add it to queue.TABLES")
         with self._lock:
             self._queued += 1
-            self._inserts.setdefault(table, {}).setdefault(key, row)
+            self._queue.rows += 1
+            self._queue.inserts.setdefault(table, {}).setdefault(key, row)
 
     def update_row(self, table: str, key: dict[str, Any], values: dict[str, Any]) -> None:
         """Set ``values`` on the row whose ``key`` columns match (after this batch's inserts). Updates of one row
         queued before a commit merge into one, the later value of a column winning."""
         with self._lock:
             self._queued += 1
-            rows = self._row_updates.setdefault((table, tuple(key)), {})
+            self._queue.rows += 1
+            rows = self._queue.row_updates.setdefault((table, tuple(key)), {})
             rows.setdefault(tuple(key.values()), {}).update(values)
 
     def update(self, sql: str, params: list[Any]) -> None:
-        """Any other statement, run after the batch's inserts and row updates, in the order queued."""
+        """Any other statement, run after the batch's inserts and row updates, in the order queued (a round that
+        carries one is applied to DuckDB at once, so it never runs after a later round's changes)."""
         with self._lock:
             self._queued += 1
-            self._updates.append((sql, params))
+            self._queue.rows += 1
+            self._queue.updates.append((sql, params))
 
     # -- committing -------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Commit everything queued, now, in this thread (waiting for a commit in progress to end first)."""
+        """Commit everything queued (and everything journalled) to DuckDB, now, in this thread (waiting for a
+        commit in progress to end first)."""
         with self._commit_lock:
-            self._commit_locked()
+            self._commit_locked(apply=True)
 
-    def _commit_locked(self) -> None:
+    def _commit_locked(self, apply: bool) -> None:
         with self._lock:  # take the queue; the loop goes on queueing into a fresh one meanwhile
-            if not self._inserts and not self._updates and not self._row_updates:
+            if not self._queue and not (apply and self._pending):
                 return
             if self._broken is not None:
                 raise QueueBroken(f"an earlier commit failed ({self._broken}); nothing more is written") \
                     from self._broken
-            inserts, row_updates, updates, upto = self._inserts, self._row_updates, self._updates, self._queued
-            self._inserts, self._row_updates, self._updates = {}, {}, []
+            batch, upto = self._queue, self._queued
+            self._queue = Batch()
+        try:
+            self._refuse_duplicates(batch)
+            if self._journal is not None and batch:
+                self._journal.append({"seq": upto, **batch.to_json()})
+        except BaseException as err:
+            self._broken = err
+            raise
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.merge(batch)
+        if self._journal is not None:
+            self._pending_upto = upto
+            self._committed = max(self._committed, upto)  # persisted: its waiters may go on
+            self.commits += 1
+        if (apply or self._journal is None or self._pending.updates or self._pending.rows >= APPLY_ROWS
+                or time.monotonic() - self._pending_since >= APPLY_SECONDS):
+            self._apply_locked()
+            self._committed = max(self._committed, upto)
+            if self._journal is None:
+                self.commits += 1
+
+    def _refuse_duplicates(self, batch: Batch) -> None:
+        """A key of a table that takes no duplicates is refused here, before it is journalled: DuckDB would refuse
+        it only when the batch is applied, after its waiter went on."""
+        for table, rows in batch.inserts.items():
+            if table in IGNORED:
+                continue
+            seen = self._seen.setdefault(table, set())
+            for key in rows:
+                if key in seen:
+                    raise duckdb.ConstraintException(
+                        f"Constraint Error: duplicate key {key!r} in table {table} (written earlier by this store)")
+            seen.update(rows)
+
+    def _apply_locked(self) -> None:
+        """Write the pending batch to DuckDB in one transaction (and note in it the last journalled round it
+        holds), then empty the journal."""
+        batch = self._pending
+        if not batch:
+            return
         con = self._writer
         try:
             con.execute("BEGIN TRANSACTION")
-            for table in TABLES:
-                rows = list(inserts.get(table, {}).values())
-                if rows:
-                    self._insert_rows(con, table, rows)
-            for (table, key), changes in row_updates.items():
-                self._update_rows(con, table, key, changes)
-            for sql, params in updates:
-                con.execute(sql, params)
+            self.write_batch(con, batch)
+            if self._journal is not None:
+                con.execute("INSERT OR REPLACE INTO journal VALUES (?, ?)", [self._journal.token, self._pending_upto])
             con.execute("COMMIT")
         except BaseException as err:
             self._broken = err
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
-        self._committed = upto
-        self.commits += 1
+        self._pending = Batch()
+        self.applies += 1
+        if self._journal is not None:
+            self._journal.truncate()
         if self.after_commit is not None:
             self.after_commit(con)
 
@@ -156,8 +266,18 @@ class WriteQueue:
                   for values in zip(*rows, strict=True)]
         return select, params
 
-    def _insert_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
-        self.insert_rows(con, table, rows, ignore=table in IGNORED)
+    def write_batch(self, con: duckdb.DuckDBPyConnection, batch: Batch, ignore_all: bool = False) -> None:
+        """The batch's inserts (parents first), then its row updates, then its other statements, on ``con``, in
+        the caller's transaction. ``ignore_all``: a row whose key exists is skipped in every table (a replayed
+        journal, part of which the database may hold already)."""
+        for table in TABLES:
+            rows = list(batch.inserts.get(table, {}).values())
+            if rows:
+                self.insert_rows(con, table, rows, ignore=ignore_all or table in IGNORED)
+        for (table, key), changes in batch.row_updates.items():
+            self._update_rows(con, table, key, changes)
+        for sql, params in batch.updates:
+            con.execute(sql, params)
 
     def insert_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
                     ignore: bool = False) -> None:
@@ -185,10 +305,20 @@ class WriteQueue:
 
     def _commit(self) -> None:
         with self._commit_lock:
-            self._commit_locked()
+            self._commit_locked(apply=False)
+
+    def _apply_due(self) -> None:
+        """Apply the journalled rounds once the oldest has waited :data:`APPLY_SECONDS` (a quiet run's rows reach
+        DuckDB, and its readers' snapshots, within about that)."""
+        with self._commit_lock:
+            if self._pending and self._broken is None \
+                    and time.monotonic() - self._pending_since >= APPLY_SECONDS:
+                self._apply_locked()
 
     def _find_locked(self, lookups: list[Lookup]) -> list[Any]:
         with self._commit_lock:
+            if self._pending and self._broken is None:
+                self._apply_locked()  # the lookup's query must see every persisted call
             return self._find(self._writer, lookups)
 
     # -- the event loop's side --------------------------------------------------------------------------------
@@ -249,12 +379,62 @@ class WriteQueue:
             for (_, future), call in zip(lookups, found, strict=True):
                 if not future.done():
                     future.set_result(call)
+        if self._pending and (self._applier is None or self._applier.done()):
+            self._applier = loop.create_task(self._apply_later())
+
+    async def _apply_later(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending and self._broken is None and self._thread is not None:
+            wait = self._pending_since + APPLY_SECONDS - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await loop.run_in_executor(self._thread, self._apply_due)
 
     def close(self) -> None:
+        """Apply everything and remove the journal; after a failed commit the journal stays, for the next open
+        to apply what it holds."""
+        clean = False
         try:
             if self._broken is None:
                 self.flush()
+                if self._journal is not None:
+                    self._writer.execute("DELETE FROM journal WHERE token = ?", [self._journal.token])
+                clean = True
         finally:
             if self._thread is not None:
                 self._thread.shutdown(wait=True)
+            if self._journal is not None:
+                self._journal.close(remove=clean)
             self._writer.close()
+
+
+def recover(queue: WriteQueue, con: duckdb.DuckDBPyConnection, db: str) -> int:
+    """Apply the journals that stores killed before their close left beside ``db`` (each in one transaction, the
+    rounds its last batch did not hold), and remove them. Returns the rounds applied."""
+    applied = 0
+    for path, fd in journal.orphans(db):
+        try:
+            rounds = journal.read(path, fd)
+            token = journal.token_of(path)
+            row = con.execute("SELECT through FROM journal WHERE token = ?", [token]).fetchone()
+            through = int(row[0]) if row else 0
+            batch = Batch()
+            for data in rounds:
+                if int(data["seq"]) > through:
+                    batch.merge(Batch.from_json(data))
+                    applied += 1
+            con.execute("BEGIN TRANSACTION")
+            try:
+                queue.write_batch(con, batch, ignore_all=True)
+                con.execute("DELETE FROM journal WHERE token = ?", [token])
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+        except BaseException:
+            journal.release(path, fd, remove=False)
+            raise
+        journal.release(path, fd, remove=True)
+    return applied

@@ -37,11 +37,11 @@ from stability.records import (
     RunRecord,
     now,
 )
-from stability.store import migrations
+from stability.store import journal, migrations
 from stability.store.batches import BatchTable
 from stability.store.cache_from import answer_from_cache_store
 from stability.store.call_keys import CallKeys
-from stability.store.queue import WriteQueue, to_json
+from stability.store.queue import WriteQueue, recover, to_json
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
 DB_ENV = "STABILITY_DB"
@@ -112,6 +112,8 @@ class Store:
                 raise StabilityError(f"{target}: is a directory, expected a DuckDB database file")
             if not read_only:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
+        if read_only and target != ":memory:":
+            settle(target)
         claimed = not read_only and target != ":memory:" and claim_marker(target)
         try:
             con = _connect(target, read_only)
@@ -141,6 +143,9 @@ class Store:
                     store._publisher = Publisher(target, con)
                     store.queue.after_commit = store._publisher.after_commit
                 migrations.apply(con)
+                if target != ":memory:":
+                    recover(store.queue, con, target)  # what a killed writer journalled but never applied
+                    store.queue.start_journal(target)
             elif not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchone():
                 raise StabilityError(f"{target}: not a stability database (it has no runs table)")
         except BaseException:
@@ -499,6 +504,22 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def settle(target: str) -> None:
+    """Apply the writes that a writer killed before its close left journalled beside ``target`` (nothing to do
+    when none did), so that a reader, a merge or a ``--cache-from`` sees every call that was persisted."""
+    found = journal.orphans(target)
+    for path, fd in found:
+        journal.release(path, fd, remove=False)
+    if not found:
+        return
+    try:
+        Store.open(target).close()
+    except StabilityError as err:
+        raise StabilityError(f"{target}: a writer killed before it closed left journalled writes in {found[0][0]}; "
+                             f"they must be applied (open the store writable once) before it is read: {err}") \
+            from None
 
 
 def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str, str]]) -> list[CallRecord | None]:

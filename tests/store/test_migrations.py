@@ -41,6 +41,7 @@ EXPECTED = {
                 "n_requests", "created_at", "submitted_at", "finished_at"],
     "batch_requests": ["local_key", "custom_id", "run_id", "cache_key", "sample_index", "step", "purpose", "model",
                        "body", "answer_format", "committed_usd", "state", "call_id", "error"],
+    "journal": ["token", "through"],
 }
 
 

@@ -1,0 +1,147 @@
+"""The write journal: rounds persisted before DuckDB sees them, applied in batches, and recovered after a kill."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from stability.errors import StabilityError
+from stability.records import RunRecord
+from stability.store import Store, journal, queue
+from stability.store.journal import Journal, encode
+from tests.conftest import ROOT
+from tests.store.test_queue import call_record, committed_count
+
+KILLED_WRITER = """
+import asyncio, os, signal, sys
+from tests.store.test_queue import call_record
+from stability.store import Store
+
+store = Store.open(sys.argv[1])
+
+async def main() -> None:
+    for n in range(1, 31):
+        store.insert_call(call_record(n))
+        if n % 10 == 0:
+            await store.committed()  # three journalled rounds
+    os.kill(os.getpid(), signal.SIGKILL)  # nothing flushed, nothing closed
+
+asyncio.run(main())
+"""
+
+
+def kill_a_writer(db: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(db)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    [left] = journal.paths(str(db))
+    assert Path(left).stat().st_size > 0
+
+
+@pytest.mark.parametrize("reader", ["writable", "read-only"])
+def test_a_killed_writers_journal_is_applied_by_the_next_open_and_removed(db: Path, reader: str) -> None:
+    kill_a_writer(db)
+    with Store.open(db, read_only=reader == "read-only") as store:
+        assert [c.id for c in store.calls("r-1")] == [f"c-{n:04d}" for n in range(1, 31)]
+    assert journal.paths(str(db)) == []
+    with Store.open(db) as store:  # and only once
+        assert len(store.calls("r-1")) == 30
+        assert store.con.execute("SELECT count(*) FROM journal").fetchone() == (0,)
+
+
+def test_a_merge_sees_what_a_killed_shard_journalled(tmp_path: Path) -> None:
+    from stability.store.merge import merge_files
+
+    shard, target = tmp_path / "shard.duckdb", tmp_path / "merged.duckdb"
+    kill_a_writer(shard)
+    merge_files([shard], target)
+    with Store.open(target, read_only=True) as store:
+        assert len(store.calls("r-1")) == 30
+
+
+def test_a_live_stores_journal_is_nobody_elses(db: Path) -> None:
+    with Store.open(db) as store:
+        store.insert_call(call_record(1))
+
+        async def main() -> None:
+            await store.committed()
+
+        asyncio.run(main())
+        assert len(journal.paths(str(db))) == 1
+        assert journal.orphans(str(db)) == []  # locked by its store: recovery leaves it alone
+    assert journal.paths(str(db)) == []  # a clean close applied and removed it
+
+
+def write_journal(db: Path, token: str, lines: list[bytes]) -> Path:
+    path = Path(f"{db}.journal.{token}")
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def round_of(seq: int, calls: list[int], updates: list[list[object]] | None = None) -> bytes:
+    return encode({"seq": seq, "inserts": {"calls": [call_record(n).model_dump() for n in calls]},
+                   "row_updates": [], "updates": updates or []})
+
+
+def test_a_cut_off_last_line_is_ignored_and_a_damaged_one_refused(db: Path) -> None:
+    Store.open(db).close()
+    write_journal(db, "aaaaaaaaaaaa", [round_of(1, [1, 2]), round_of(2, [3])[:40]])  # killed mid-write
+    with Store.open(db) as store:
+        assert [c.id for c in store.calls("r-1")] == ["c-0001", "c-0002"]  # the cut-off round was never used
+    damaged = write_journal(db, "bbbbbbbbbbbb", [round_of(1, [4])[:30] + b"\n", round_of(2, [5])])
+    with pytest.raises(StabilityError, match=f"{damaged}: line 1 of the write journal is damaged"):
+        Store.open(db)
+    assert damaged.exists()  # kept for a person to look at, not dropped
+
+
+def test_rounds_the_database_already_holds_are_not_applied_again(db: Path) -> None:
+    run = RunRecord(id="r-1", protocol="fresh-instance", model="scripted/x", model_params={}, config={}, seed=0,
+                    start_hash="sha256:s", template_hash="sha256:t", package_version="0", git_commit=None,
+                    created_at=datetime(2026, 1, 1), stop_reason="")
+    with Store.open(db) as store:
+        store.insert_run(run)
+        # round 1 was applied (its bookmark committed with it) just before the kill that kept it in the file
+        store.con.execute("INSERT INTO journal VALUES ('cccccccccccc', 1)")
+        store.con.execute("UPDATE runs SET stop_reason = stop_reason || 'x'")
+    append = ["UPDATE runs SET stop_reason = stop_reason || 'x'", []]
+    write_journal(db, "cccccccccccc", [round_of(1, [1], [append]), round_of(2, [2], [append])])
+    with Store.open(db) as store:
+        assert store.run("r-1").stop_reason == "xx"  # round 2's append only
+        assert [c.id for c in store.calls("r-1")] == ["c-0002"]  # round 1's call is not re-inserted either
+
+
+def test_journalled_rounds_reach_duckdb_soon_without_a_flush(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue, "APPLY_SECONDS", 0.05)
+    with Store.open(db) as store:
+
+        async def main() -> int:
+            store.insert_call(call_record(1))
+            await store.committed()
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if committed_count(store, "calls"):
+                    break
+            return committed_count(store, "calls")
+
+        assert asyncio.run(main()) == 1  # readers (snapshots) see it within about APPLY_SECONDS
+        assert store.queue.applies >= 1
+
+
+def test_a_journal_file_is_locked_while_its_store_writes(tmp_path: Path) -> None:
+    held = Journal(str(tmp_path / "x.duckdb"))
+    fd = os.open(held.path, os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+        held.close(remove=True)
+    assert not Path(held.path).exists()
