@@ -17,7 +17,7 @@ appending it to this journal (one JSON line, ``write`` then ``fdatasync``), whic
   ignored; a damaged line anywhere else is an error naming the file.
 
 Values are JSON; a ``datetime`` (the records' timestamps) is written as ``{"$datetime": ISO}`` and read back as
-one, so a replayed row is the row that was queued.
+one, and a numpy scalar as its Python value, so a replayed row is the row that was queued.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ _TAG = "$datetime"
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return {_TAG: value.isoformat()}
+    item = getattr(value, "item", None)  # a numpy scalar (a rating's score): its Python value, as DuckDB binds it
+    if callable(item):
+        return item()
     raise TypeError(f"the journal cannot store a {type(value).__name__}")
 
 

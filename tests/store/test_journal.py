@@ -145,3 +145,15 @@ def test_a_journal_file_is_locked_while_its_store_writes(tmp_path: Path) -> None
         os.close(fd)
         held.close(remove=True)
     assert not Path(held.path).exists()
+
+
+def test_values_round_trip_through_the_journal() -> None:
+    import numpy as np
+
+    from stability.store.journal import decode
+
+    row = {"at": datetime(2026, 1, 2, 3, 4, 5, 6), "score": np.float32(0.25), "n": np.int64(3),
+           "request": {"messages": [{"role": "user", "content": "é"}]}, "none": None}
+    back = decode(encode(row))
+    assert back == {**row, "score": 0.25, "n": 3}
+    assert type(back["score"]) is float and type(back["n"]) is int
