@@ -256,11 +256,13 @@ class SDKModel(Model):
                                  "local server or proxy)")
         self._client: Any = None
         self._loop: Any = None
-
-    def describe(self) -> dict[str, Any]:
         from stability.redaction import redact_url
 
-        return {"name": self.name, "base_url": redact_url(self.base_url) if self.base_url else None}
+        #: the base URL as recorded (every call's cache key holds it): credentials redacted, once
+        self._described_url = redact_url(self.base_url) if self.base_url else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "base_url": self._described_url}
 
     def client(self) -> Any:
         loop = asyncio.get_running_loop()
