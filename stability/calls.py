@@ -18,7 +18,8 @@ Every protocol asks through here, so "nothing lost, nothing paid twice" lives in
 
 Its own cost per call is kept small (``bench/overhead.py``): no query for a key never stored
 (:mod:`stability.store.call_keys`), a plain retry loop (no per-attempt set-up), the environment's secrets read once
-per run.
+per run, and a provider's call slot freed as soon as the answer is queued for the store (the commit is awaited after,
+still before the answer is returned), so the next request does not wait for this one's commit.
 """
 
 from __future__ import annotations
