@@ -18,7 +18,8 @@ Every protocol asks through here, so "nothing lost, nothing paid twice" lives in
 
 Its own cost per call is kept small (``bench/overhead.py``): no query for a key never stored
 (:mod:`stability.store.call_keys`), a plain retry loop (no per-attempt set-up), the environment's secrets read once
-per run.
+per run, and a provider's call slot freed as soon as the answer is queued for the store (the commit is awaited after,
+still before the answer is returned), so the next request does not wait for this one's commit.
 """
 
 from __future__ import annotations
@@ -220,16 +221,26 @@ class CallPath:
             if self.limiter is None:
                 if self.budget is not None:
                     self.budget.check()
-                return await self._send(model, messages, config, key, index, step, purpose)
-            async with self.limiter(model):  # per-provider concurrency and rate limits
-                if self.budget is not None:
-                    self.budget.check()
-                return await self._send(model, messages, config, key, index, step, purpose)
+                record, error = await self._send(model, messages, config, key, index, step, purpose)
+            else:
+                async with self.limiter(model):  # per-provider concurrency and rate limits
+                    if self.budget is not None:
+                        self.budget.check()
+                    record, error = await self._send(model, messages, config, key, index, step, purpose)
+            # the call slot is free once the request is answered and its record queued: the next request need not
+            # wait for this one's commit (nor its connection stay idle meanwhile)
+            await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
+            if self.budget is not None and record.cost_usd:
+                self.budget.paid(record.cost_usd)
+            if error is not None:
+                raise CallFailed(record.error or "call failed", record) from error
+            return record
         finally:
             self.flights.end(key, index, flight)
 
     async def _send(self, model: Model, messages: list[Message], config: GenerateConfig, key: str, index: int,
-                    step: int, purpose: str) -> CallRecord:
+                    step: int, purpose: str) -> tuple[CallRecord, BaseException | None]:
+        """Send with retries; the call's record, queued for the store (not yet committed), and its failure."""
         retries: list[dict[str, Any]] = []
         policy = self.policy
         started = time.perf_counter()
@@ -267,12 +278,7 @@ class CallPath:
                              request=request, output=output, error=error, latency_ms=elapsed, attempts=attempts,
                              retries=retries, prices=self.prices, secrets=self._secrets)
         self.store.insert_call(record)
-        await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
-        if self.budget is not None and record.cost_usd:
-            self.budget.paid(record.cost_usd)
-        if error is not None:
-            raise CallFailed(record.error or "call failed", record) from error
-        return record
+        return record, error
 
 
 def call_record(*, run_id: str, step: int, purpose: str, model: str, key: str, index: int, request: dict[str, Any],

@@ -220,7 +220,7 @@ def register_experiment(store: Store, spec: ExperimentSpec, spec_path: Path | st
                                  str(spec_path))
     record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
                               spec_path=str(spec_path), created_at=now())
-    store.put_experiment(record, [CellRecord(experiment_id=spec.experiment_id, cell=cell_key(c), position=i,
+    store.put_experiment(record, [CellRecord(experiment_id=record.id, cell=cell_key(c), position=i,
                                              config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
     return record
 

@@ -1,6 +1,8 @@
 """``anthropic/NAME`` through the official SDK. Honours ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``.
 
-Its Message Batches API (``--batch``): :class:`AnthropicBatchAPI`.
+A message is sent with the SDK client's low-level ``post`` (:meth:`SDKModel.post_json`): the request body we
+store (sampling fields the SDK no longer types included) goes out as it is, and the response JSON comes back as
+the server sent it. Its Message Batches API (``--batch``): :class:`AnthropicBatchAPI`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class AnthropicModel(SDKModel):
         return stainless_transient(err, anthropic)
 
     def request_body(self, messages: list[Message], config: GenerateConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-        """SDK arguments, and sampling fields the current SDK no longer types (sent as ``extra_body``).
+        """The request's fields the SDK types, and the sampling fields it no longer types; the request sent (and
+        stored) is the two merged.
 
         Temperature and top_p go on the wire only when they differ from the API's defaults, since recent
         models reject them; the seed has no Anthropic equivalent and only keys the cache. With extended
@@ -82,31 +85,32 @@ class AnthropicModel(SDKModel):
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
-        client = self.client()
 
         async def send(config: GenerateConfig) -> Output:
             body, extra = self.request_body(messages, config)
-            response = await self.sending(client.messages.create(**body, extra_body=extra or None))
-            return messages_output(response, {**body, **extra})
+            request = {**body, **extra}
+            return messages_output(await self.post_json("/v1/messages", request), request)
 
         return await generate_in_format(self, config, send)
 
 
-def messages_output(response: Any, request: dict[str, Any]) -> Output:
-    """An Anthropic message as an :class:`Output`: text blocks are the answer (a tool call's input, as JSON,
-    when there is one); thinking blocks go to ``thinking``, never into the answer."""
-    blocks = list(response.content)
-    text = "".join(block.text for block in blocks if getattr(block, "type", "") == "text")
-    tool_input = [block.input for block in blocks if getattr(block, "type", "") == "tool_use"]
+def messages_output(data: dict[str, Any], request: dict[str, Any]) -> Output:
+    """An Anthropic message, as JSON, as an :class:`Output` (``data`` is stored as the response): text blocks
+    are the answer (a tool call's input, as JSON, when there is one); thinking blocks go to ``thinking``, never
+    into the answer."""
+    blocks = [block for block in data.get("content") or [] if isinstance(block, dict)]
+    text = "".join(block.get("text") or "" for block in blocks if block.get("type") == "text")
+    tool_input = [block.get("input") for block in blocks if block.get("type") == "tool_use"]
     if tool_input:
         text = json.dumps(tool_input[0])
-    thinking = "\n\n".join(block.thinking for block in blocks if getattr(block, "type", "") == "thinking")
+    thinking = "\n\n".join(block.get("thinking") or "" for block in blocks if block.get("type") == "thinking")
+    usage = data.get("usage") or {}
     return Output(
         text=text,
-        usage=Usage(input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens),
-        finish_reason=response.stop_reason,
+        usage=Usage(input_tokens=usage.get("input_tokens") or 0, output_tokens=usage.get("output_tokens") or 0),
+        finish_reason=data.get("stop_reason"),
         request=request,
-        response=response.model_dump(mode="json"),
+        response=data,
         thinking=thinking or None,
     )
 
@@ -151,7 +155,7 @@ class AnthropicBatchAPI(BatchAPI):
             if cid not in requests:
                 continue
             if result.type == "succeeded":
-                output = messages_output(result.message, requests[cid].body)
+                output = messages_output(result.message.model_dump(mode="json"), requests[cid].body)
                 found[cid] = BatchResult(custom_id=cid, output=answered(output, requests[cid]))
             elif result.type == "errored":
                 error = result.error.error

@@ -8,6 +8,7 @@ request and response for logging, and declares which of its failures are worth r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Iterable
@@ -255,11 +256,13 @@ class SDKModel(Model):
                                  "local server or proxy)")
         self._client: Any = None
         self._loop: Any = None
-
-    def describe(self) -> dict[str, Any]:
         from stability.redaction import redact_url
 
-        return {"name": self.name, "base_url": redact_url(self.base_url) if self.base_url else None}
+        #: the base URL as recorded (every call's cache key holds it): credentials redacted, once
+        self._described_url = redact_url(self.base_url) if self.base_url else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "base_url": self._described_url}
 
     def client(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -267,6 +270,24 @@ class SDKModel(Model):
             self._loop = loop
             self._client = self.make_client(os.environ.get(f"{self.env_prefix}_API_KEY") or "not-needed")
         return self._client
+
+    async def post_json(self, path: str, body: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """POST ``body`` through the SDK client's low-level API and return the response's JSON object.
+
+        The SDK still sends it (auth, base URL, default headers, timeout; its status and connection errors), but
+        neither transforms the body (it goes out as ``json.dumps(body)``, exactly the request we store) nor
+        builds its response model (we store the response JSON as the server sent it). ``options`` are the SDK's
+        request options (OpenAI's ``security``). A body that is not a JSON object fails like a body cut short,
+        through :meth:`transient`.
+        """
+        async def send() -> dict[str, Any]:
+            raw = await self.client().post(path, body=body, cast_to=bytes, options=options)
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TransientError(f"malformed response body: not a JSON object: {raw[:200]!r}")
+            return data
+
+        return await self.sending(send())
 
     async def aclose(self) -> None:
         """Close this loop's client, so its connections do not outlive the loop (and warn when collected)."""
@@ -324,28 +345,34 @@ def chat_completions_body(model_id: str, messages: list[Message], config: Genera
 
 
 def chat_completions_output(response: Any, body: dict[str, Any]) -> Output:
-    """An OpenAI-format chat completion (openai SDK or litellm) as an :class:`Output`."""
-    choice = response.choices[0] if response.choices else None
-    usage = getattr(response, "usage", None)
-    message = getattr(choice, "message", None)
+    """An OpenAI-format chat completion object (litellm's, or the openai SDK's) as an :class:`Output`."""
+    return chat_completions_json_output(response.model_dump(mode="json"), body)
+
+
+def chat_completions_json_output(data: dict[str, Any], body: dict[str, Any]) -> Output:
+    """An OpenAI-format chat completion, as JSON, as an :class:`Output` (``data`` is stored as the response)."""
+    choices = data.get("choices") or [{}]
+    choice = choices[0] or {}
+    usage = data.get("usage") or {}
+    message = choice.get("message") or {}
     # DeepSeek, vLLM and OpenRouter return a reasoning model's thinking beside the answer
-    thinking = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    thinking = message.get("reasoning_content") or message.get("reasoning")
     return Output(
-        text=(getattr(message, "content", None) or ""),
-        usage=Usage(input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                    output_tokens=getattr(usage, "completion_tokens", 0) or 0),
-        finish_reason=getattr(choice, "finish_reason", None),
+        text=message.get("content") or "",
+        usage=Usage(input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0),
+        finish_reason=choice.get("finish_reason"),
         logprobs=chat_completions_logprobs(choice),
         thinking=thinking if isinstance(thinking, str) and thinking else None,
         request=body,
-        response=response.model_dump(mode="json"),
+        response=data,
     )
 
 
-def chat_completions_logprobs(choice: Any) -> list[TokenLogprob] | None:
-    """Token log-probabilities from an OpenAI-format choice, if it carries them."""
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
+def chat_completions_logprobs(choice: dict[str, Any]) -> list[TokenLogprob] | None:
+    """Token log-probabilities from an OpenAI-format choice (JSON), if it carries them."""
+    content = (choice.get("logprobs") or {}).get("content")
     if not content:
         return None
-    return [TokenLogprob(token=t.token, logprob=t.logprob,
-                         top={alt.token: alt.logprob for alt in (t.top_logprobs or [])}) for t in content]
+    return [TokenLogprob(token=t["token"], logprob=t["logprob"],
+                         top={alt["token"]: alt["logprob"] for alt in (t.get("top_logprobs") or [])})
+            for t in content]

@@ -1,5 +1,8 @@
 """``openai/NAME`` through the official SDK. Honours ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``.
 
+A chat completion is sent with the SDK client's low-level ``post`` (:meth:`SDKModel.post_json`): the request
+body we store goes out as it is, and the response JSON comes back as the server sent it.
+
 Pointing ``OPENAI_BASE_URL`` at vLLM, Ollama, llama_cpp.server or a proxy reaches those servers; they often
 need no key, so a placeholder is sent when a base URL is set without one. Its Batch API (``--batch``):
 :class:`OpenAIBatchAPI` (a JSONL file up, a batch on it, the output and error files back).
@@ -20,7 +23,7 @@ from stability.models.base import (
     SDKModel,
     TransientError,
     chat_completions_body,
-    chat_completions_output,
+    chat_completions_json_output,
     check_network_allowed,
     http_timeout,
 )
@@ -37,6 +40,9 @@ from stability.models.batch_api import (
 from stability.models.retry import stainless_transient
 from stability.models.sampling import is_openai_reasoning_model
 from stability.models.structured import as_sent, generate_in_format
+
+#: the request options ``chat.completions.create`` sends with: bearer auth (the API key), not the admin key
+_BEARER: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 
 class OpenAIModel(SDKModel):
@@ -68,11 +74,10 @@ class OpenAIModel(SDKModel):
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Output:
         check_network_allowed(self.name)
-        client = self.client()
 
         async def send(config: GenerateConfig) -> Output:
             body = chat_completions_body(self.model_id, messages, config)
-            return chat_completions_output(await self.sending(client.chat.completions.create(**body)), body)
+            return chat_completions_json_output(await self.post_json("/chat/completions", body, **_BEARER), body)
 
         return await generate_in_format(self, config, send)
 
@@ -138,10 +143,7 @@ class OpenAIBatchAPI(BatchAPI):
         if status != 200:
             message = json.dumps(response.get("body"))[:500]
             return BatchResult(custom_id=cid, error=f"HTTP {status}: {message}", retry=retryable(status))
-        import openai.types.chat
-
-        completion = openai.types.chat.ChatCompletion.model_validate(response["body"])
-        output = chat_completions_output(completion, requests[cid].body)
+        output = chat_completions_json_output(response["body"], requests[cid].body)
         return BatchResult(custom_id=cid, output=answered(output, requests[cid]))
 
     async def cancel(self, provider_id: str) -> None:

@@ -187,10 +187,11 @@ class WireServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _admit(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[Fault | None, str]:
+    def _admit(self, path: str, body: dict[str, Any], headers: dict[str, str],
+               raw: bytes = b"") -> tuple[Fault | None, str]:
         key = json.dumps(body, sort_keys=True)
         with self.lock:
-            self.requests.append({"path": path, "body": body})
+            self.requests.append({"path": path, "body": body, "raw": raw})
             self.headers.append(headers)
             self.bodies[key] += 1
             fault = self.faults.pop(0) if self.faults else None
@@ -294,7 +295,7 @@ class WireServer:
                 except json.JSONDecodeError:
                     body = {}
                 headers = dict(self.headers.items())
-                fault, key = server._admit(self.path, body, headers)
+                fault, key = server._admit(self.path, body, headers, raw)
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
