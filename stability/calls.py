@@ -97,7 +97,7 @@ class Spending(Protocol):
         """Raise :class:`BudgetExceeded` if nothing more may be sent."""
 
     def paid(self, cost_usd: float) -> None:
-        """A call that cost this much was stored."""
+        """A call that cost this much was answered (counted before its commit is awaited: spent either way)."""
 
 
 class InvocationBudget:
@@ -229,9 +229,9 @@ class CallPath:
                     record, error = await self._send(model, messages, config, key, index, step, purpose)
             # the call slot is free once the request is answered and its record queued: the next request need not
             # wait for this one's commit (nor its connection stay idle meanwhile)
-            await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
             if self.budget is not None and record.cost_usd:
-                self.budget.paid(record.cost_usd)
+                self.budget.paid(record.cost_usd)  # counted at once: a request let in meanwhile sees it
+            await self.store.committed()  # persisted before used (one commit for every call of this loop turn)
             if error is not None:
                 raise CallFailed(record.error or "call failed", record) from error
             return record
