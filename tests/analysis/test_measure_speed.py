@@ -5,36 +5,32 @@ from __future__ import annotations
 
 import gc
 import random
+from itertools import groupby
 
 import numpy as np
 import pytest
 
 from stability.analysis import measure as measure_module
-from stability.analysis.convergence import Cycle, exact_cycles, near_cycles
+from stability.analysis.convergence import exact_cycles, near_cycles
 from stability.analysis.measure import EmbeddingUse, Params, Vectors, gc_paused
 from tests.analysis.handmade import chain, corpus, unit
 
 
-def _exact_cycles_by_definition(nodes: list[str], steps: list[int]) -> list[Cycle]:
-    """The earlier test: a revisit is a cycle when any other node lies between the two visits."""
-    seen: dict[str, int] = {}
-    found: dict[tuple[str, ...], Cycle] = {}
+def _exact_cycles_by_definition(nodes: list[str]) -> dict[tuple[str, ...], tuple[int, int, int]]:
+    """The earlier test: a revisit is a cycle when any other node lies between the two visits. Per cycle (its
+    nodes from the smallest, consecutive repeats collapsed): (first from, first to, returns)."""
+    out: dict[tuple[str, ...], tuple[int, int, int]] = {}
     for t, node in enumerate(nodes):
-        s = seen.get(node)
-        if s is not None and any(n != node for n in nodes[s:t]):
-            turn: list[str] = []
-            for n in nodes[s:t]:
-                if not turn or turn[-1] != n:
-                    turn.append(n)
-            pivot = turn.index(min(turn))
-            key = tuple(turn[pivot:] + turn[:pivot])
-            if key in found:
-                found[key].returns += 1
-                found[key].repeated = True
-            else:
-                found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
-        seen[node] = t
-    return list(found.values())
+        earlier = [s for s in range(t) if nodes[s] == node]
+        if not earlier or set(nodes[earlier[-1]:t]) == {node}:
+            continue
+        s = earlier[-1]
+        turn = [n for n, _ in groupby(nodes[s:t])]
+        pivot = turn.index(min(turn))  # the rotation from the first smallest node names the cycle
+        key = tuple(turn[pivot:] + turn[:pivot])
+        first = out.get(key, (s, t, 0))
+        out[key] = (first[0], first[1], first[2] + 1)
+    return out
 
 
 def test_exact_cycles_as_defined_on_random_chains() -> None:
@@ -43,8 +39,11 @@ def test_exact_cycles_as_defined_on_random_chains() -> None:
     for _ in range(3000):
         nodes = [rng.choice("ABCDE"[: rng.randint(1, 5)]) for _ in range(rng.randint(1, 25))]
         steps = list(range(len(nodes)))
-        expected = _exact_cycles_by_definition(nodes, steps)
-        assert exact_cycles(nodes, steps) == expected, nodes
+        expected = _exact_cycles_by_definition(nodes)
+        found = exact_cycles(nodes, steps)
+        assert {tuple(c.nodes[c.nodes.index(min(c.nodes)):] + c.nodes[:c.nodes.index(min(c.nodes))]):
+                (c.from_step, c.to_step, c.returns) for c in found} == expected, nodes
+        assert all(c.period == len(c.nodes) and c.repeated == (c.returns > 1) for c in found)
         cycling += bool(expected)
     assert 500 < cycling < 2900  # both kinds of chain were tried
 
