@@ -35,11 +35,11 @@ from typing import Any
 import duckdb
 
 #: queued tables, parents before children
-TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "calls", "ratings",
-          "probes")
+TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "messages", "calls",
+          "ratings", "probes")
 #: tables whose rows a replay may offer again: the first one written is kept
-IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "ratings",
-                     "probes"})
+IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "messages",
+                     "ratings", "probes"})
 #: DuckDB's type of each column's list parameter, by its declared type (JSON is bound as text)
 _LIST_TYPES = {"JSON": "VARCHAR"}
 
