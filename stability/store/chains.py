@@ -134,7 +134,8 @@ def chain_stored_calls(con: duckdb.DuckDBPyConnection) -> int:
         if not rows:
             return converted
         last = rows[-1][0]
-        ids, requests, tips, nodes = [], [], [], {}
+        ids, requests, tips = [], [], []
+        nodes: dict[str, dict[str, Any]] = {}
         for call_id, text in rows:
             stored, chain, tip = split(json.loads(text))
             if tip is None:
