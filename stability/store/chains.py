@@ -24,6 +24,8 @@ from stability.store.queue import to_json
 
 #: rows of ``calls`` converted per statement by :func:`chain_stored_calls`
 _BATCH = 2000
+#: up to this many node hashes are looked up by primary key; more by a scan of the table
+_POINT_LOOKUPS = 256
 
 
 def node_hash(parent: str | None, message_json: str) -> str:
@@ -50,15 +52,22 @@ def split(request: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
 
 
 def _nodes(con: duckdb.DuckDBPyConnection, tips: set[str], catalog: str) -> dict[str, tuple[str | None, str]]:
-    """hash -> (parent, message JSON) of every node on the chains ending at ``tips``, in one query."""
-    rows = con.execute(
-        f"""WITH RECURSIVE walk(hash, parent, message) AS (
-                SELECT hash, parent, message::VARCHAR FROM {catalog}.messages
-                WHERE hash IN (SELECT unnest(?::VARCHAR[]))
-                UNION
-                SELECT m.hash, m.parent, m.message::VARCHAR FROM {catalog}.messages m JOIN walk w ON m.hash = w.parent)
-            SELECT hash, parent, message FROM walk""", [sorted(tips)]).fetchall()
-    return {h: (p, m) for h, p, m in rows}
+    """hash -> (parent, message JSON) of every node on the chains ending at ``tips``: one query per level, up from
+    the tips. A few hashes are asked as a list of constants (primary-key lookups, which a cache hit needs); many
+    (a whole run's calls, a frame) as one list joined against the table (a scan)."""
+    found: dict[str, tuple[str | None, str]] = {}
+    wanted = set(tips)
+    while wanted:
+        asked = sorted(wanted)
+        if len(asked) <= _POINT_LOOKUPS:
+            rows = con.execute(f"SELECT hash, parent, message::VARCHAR FROM {catalog}.messages "
+                               f"WHERE hash IN ({', '.join('?' for _ in asked)})", asked).fetchall()
+        else:
+            rows = con.execute(f"SELECT hash, parent, message::VARCHAR FROM {catalog}.messages "
+                               "WHERE hash IN (SELECT unnest(?::VARCHAR[]))", [asked]).fetchall()
+        found.update((h, (p, m)) for h, p, m in rows)
+        wanted = {p for _, p, _ in rows if p is not None and p not in found}
+    return found
 
 
 class _Chains:
