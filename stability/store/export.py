@@ -148,6 +148,9 @@ def _whole_calls(con: duckdb.DuckDBPyConnection, where: str) -> str:
     """A temporary table of the calls selected by ``where`` with their whole requests (messages put back from
     their chains, the JSON text they had before chains) and no chain column; returns its name."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _export_calls AS SELECT * FROM main.calls WHERE {where}")
+    if not con.execute("SELECT 1 FROM duckdb_columns() WHERE table_name = '_export_calls' AND column_name = 'chain'"
+                       ).fetchone():
+        return "temp._export_calls"  # a store read-only from before message chains: its requests are whole
     rows = con.execute("SELECT id, request::VARCHAR, chain FROM _export_calls WHERE chain IS NOT NULL").fetchall()
     if rows:
         ids, requests, tips = (list(column) for column in zip(*rows, strict=True))

@@ -388,7 +388,7 @@ class Store:
             raise StabilityError(f"no table {table!r} to read")
         frame = self.con.execute(f"SELECT * FROM {table} WHERE {where}",
                                  [run_ids] if run_ids is not None else []).df()
-        if table == "calls":  # requests as stored before chains: messages put back, no chain column
+        if "chain" in frame.columns:  # calls as stored before chains: messages put back, no chain column
             frame["request"] = chains.full_request_texts(self.con, list(frame["id"]), list(frame["request"]),
                                                          list(frame.pop("chain")))
         return frame

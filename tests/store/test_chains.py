@@ -127,6 +127,28 @@ def test_a_store_from_before_chains_is_migrated_forward(db: Path) -> None:
     assert _count(db, "messages") == 3  # the system prompt once, two user messages
 
 
+def test_a_store_from_before_chains_reads_whole_requests_read_only(tmp_path: Path, db: Path) -> None:
+    """Opened read-only (so not migrated), a store from before chains still reads, frames and exports."""
+    from stability.store import migrations
+
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    for migration in migrations.MIGRATIONS[:9]:
+        migration(con)
+        con.execute("INSERT INTO migrations VALUES (?, now()::TIMESTAMP)", [migration.__name__])
+    call = _call("c-1", "r-1", [SYSTEM, BLOCKS])
+    row = call.model_dump()
+    con.execute(f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                [to_json(v) if isinstance(v, dict | list) else v for v in row.values()])
+    con.close()
+    with Store.open(db, read_only=True) as store:
+        assert [c.request for c in store.calls("r-1")] == [call.request]
+        assert list(store.frame("calls")["request"]) == [to_json(call.request)]
+        export_store(store.con, None, tmp_path / "export")
+    assert "m010_message_chains" not in duckdb.connect(str(db), read_only=True).execute(
+        "SELECT list(name) FROM migrations").fetchone()[0]  # type: ignore[index]
+
+
 def _wire_run(db: Path, tmp_path: Path, protocol: str, steps: int, seed: int = 0) -> str:
     start = write(tmp_path / "start.md", "- a\n- b\n")
     result = iterate(IterateConfig(protocol=protocol, model="openai/m", constitution=str(start), seed=seed,
