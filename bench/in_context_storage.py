@@ -1,30 +1,88 @@
-"""What storing a conversation's shared prefix once would save: a 20-step in-context run, measured.
+"""What storing a conversation's messages as chains saves: a 20-step in-context run, measured.
 
-    python bench/in_context_storage.py [--steps 20]
+    python bench/in_context_storage.py [--steps 20] [--runs 1]
 
 Runs ``in-context-iteration`` for ``--steps`` steps with a scripted model that revises every time (so the
-conversation grows by two messages a step), then compares the stored calls' request JSON with what a
-content-addressed message chain (each message stored once, keyed by its parent's hash and itself, the way
-simonw/llm stores conversations) would hold. Prints one JSON object. Nothing here changes how calls are stored.
+conversation grows by two messages a step) into a store, which keeps each message once as a node of a message
+chain (:mod:`stability.store.chains`). In the same run it writes the same calls, whole, into a store at the
+schema before chains (migrations up to ``m009_batches``: the way 597154e stored them), and compares:
+
+- the raw request JSON of the calls, read back whole (the denominator);
+- the request bytes each store holds: the ``calls.request`` text, plus (with chains) ``calls.chain`` and the
+  ``messages`` rows (hash, parent, role, message);
+- each database file's size after a checkpoint: the calls alone written into two fresh stores, one through
+  ``Store.insert_call`` (chains), one whole (at this size DuckDB's 256 kB blocks still count). The stores are
+  read back and every request checked equal to the run's.
+
+Prints one JSON object, with the load and package versions.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
-from stability.engine import IterateConfig, iterate
-from stability.models import scripted
-from stability.models.scripted import ScriptedModel
-from stability.store import Store
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from overhead import loadavg, versions  # noqa: E402  (bench/overhead.py: what every figure is measured with)
+
+from stability.engine import IterateConfig, iterate  # noqa: E402
+from stability.models import scripted  # noqa: E402
+from stability.models.scripted import ScriptedModel  # noqa: E402
+from stability.records import CallRecord  # noqa: E402
+from stability.store import Store, migrations  # noqa: E402
+from stability.store.queue import to_json  # noqa: E402
+
+
+def whole_store(path: Path, calls: list[CallRecord]) -> None:
+    """The calls written whole into a store at the schema before message chains (m001 to m009), queued exactly
+    as ``Store.insert_call`` queued them before chains."""
+    everything = migrations.MIGRATIONS
+    migrations.MIGRATIONS = [m for m in everything if m.__name__ <= "m009_batches"]
+    try:
+        with Store.open(path) as store:
+            for call in calls:
+                store.queue.insert("calls", call.model_dump(), call.id)
+            store.con.execute("CHECKPOINT")
+    finally:
+        migrations.MIGRATIONS = everything
+
+
+def chained_store(path: Path, calls: list[CallRecord]) -> None:
+    """The same calls written into a store of today's schema, through ``Store.insert_call`` (message chains)."""
+    with Store.open(path) as store:
+        for call in calls:
+            store.insert_call(call)
+        store.con.execute("CHECKPOINT")
+
+
+def stored_request_bytes(path: Path) -> dict[str, int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        calls = con.execute("SELECT sum(strlen(request::VARCHAR)), count(*) FROM calls").fetchone()
+        chains = con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'messages'").fetchone()
+        hashes = con.execute("SELECT coalesce(sum(strlen(chain)), 0) FROM calls").fetchone() if chains else (0,)
+        nodes = con.execute("""SELECT count(*), coalesce(sum(strlen(hash) + coalesce(strlen(parent), 0)
+                                   + coalesce(strlen(role), 0) + strlen(message::VARCHAR)), 0)
+                               FROM messages""").fetchone() if chains else (0, 0)
+    finally:
+        con.close()
+    assert calls and hashes and nodes
+    return {"calls": int(calls[1]), "request_column_bytes": int(calls[0]), "chain_column_bytes": int(hashes[0]),
+            "message_nodes": int(nodes[0]), "message_node_bytes": int(nodes[1]),
+            "request_bytes_stored": int(calls[0]) + int(hashes[0]) + int(nodes[1]),
+            "file_bytes": path.stat().st_size}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=1, help="runs of --steps steps each, from different starts")
     args = parser.parse_args()
     asked = [0]
 
@@ -35,32 +93,42 @@ def main() -> None:
 
     model = ScriptedModel(fn=revise, name="scripted/in-context-storage")
     scripted.register("in-context-storage", lambda: model)
+    load_before = loadavg()
     with tempfile.TemporaryDirectory() as folder:
-        start = Path(folder) / "start.md"
-        start.write_text("".join(f"- starting principle {i}\n" for i in range(8)), encoding="utf-8")
         db = Path(folder) / "in-context.duckdb"
-        result = iterate(IterateConfig(protocol="in-context-iteration", model="scripted/in-context-storage",
-                                       constitution=str(start), options={"max_steps": args.steps}), db)
-        with Store.open(db, read_only=True) as store:
-            calls = store.calls(result.run.id)
-    requests = sum(len(json.dumps(c.request)) for c in calls)
-    messages = sum(len(json.dumps(c.request["messages"])) for c in calls)
-    seen: set[str] = set()
-    distinct = 0
-    for call in calls:
-        parent = ""
-        for message in call.request["messages"]:
-            node = hashlib.sha256((parent + json.dumps(message, sort_keys=True)).encode()).hexdigest()
-            if node not in seen:
-                seen.add(node)
-                distinct += len(json.dumps(message))
-            parent = node
-    chained = requests - messages + distinct + len(calls) * 71  # each call keeps one chain hash (sha256:...)
+        run_ids = []
+        for run in range(args.runs):
+            start = Path(folder) / f"start-{run}.md"
+            start.write_text("".join(f"- starting principle {i} of run {run}\n" for i in range(8)),
+                             encoding="utf-8")
+            result = iterate(IterateConfig(protocol="in-context-iteration", model="scripted/in-context-storage",
+                                           constitution=str(start), options={"max_steps": args.steps}, seed=run),
+                             db)
+            run_ids.append(result.run.id)
+        with Store.open(db) as store:
+            calls = [c for run_id in run_ids for c in store.calls(run_id)]
+            store.con.execute("CHECKPOINT")
+        run_file = db.stat().st_size
+        # the calls alone, into two fresh stores: with chains (today) and whole (the schema before m010)
+        chained_db, whole_db = Path(folder) / "chained.duckdb", Path(folder) / "whole.duckdb"
+        chained_store(chained_db, calls)
+        whole_store(whole_db, calls)
+        with Store.open(chained_db, read_only=True) as store:
+            assert [to_json(c.request) for r in run_ids for c in store.calls(r)] == [to_json(c.request) for c in calls]
+        chained, unchained = stored_request_bytes(chained_db), stored_request_bytes(whole_db)
+    raw = sum(len(to_json(c.request)) for c in calls)
     print(json.dumps({
-        "calls": len(calls), "messages_sent": sum(len(c.request["messages"]) for c in calls),
-        "distinct_messages": len(seen), "request_json_bytes": requests,
-        "response_json_bytes": sum(len(json.dumps(c.response)) for c in calls),
-        "request_bytes_as_message_chains": chained, "request_bytes_saved": round(1 - chained / requests, 3),
+        "steps": args.steps, "runs": args.runs, "calls": len(calls),
+        "messages_sent": sum(len(c.request["messages"]) for c in calls),
+        "raw_request_json_bytes": raw,
+        "response_json_bytes": sum(len(to_json(c.response)) for c in calls),
+        "run_store_file_bytes": run_file,
+        "with_chains": chained, "whole_requests_before_chains": unchained,
+        "request_bytes_over_raw_with_chains": round(chained["request_bytes_stored"] / raw, 3),
+        "request_bytes_over_raw_before": round(unchained["request_bytes_stored"] / raw, 3),
+        "request_bytes_saved": round(1 - chained["request_bytes_stored"] / unchained["request_bytes_stored"], 3),
+        "file_bytes_ratio_after_over_before": round(chained["file_bytes"] / unchained["file_bytes"], 3),
+        "loadavg_before": load_before, "loadavg_after": loadavg(), "versions": versions(),
     }, indent=2))
 
 

@@ -14,9 +14,11 @@ the text and the request's seed. So replicates of one start share their first no
 as runs of one model with different seeds do, and some reach the same node by different paths.
 
 Prints one JSON object: file bytes, rows per table, bytes per revision and per call (and per call over the
-mean stored request + response JSON of a call), the load and package versions, distinct constitutions
-against revisions, the principle-text bytes a store without content addressing would have written, and the
-median time of a batched call-cache lookup on the finished database (hits and misses, 1/16/64 keys).
+mean raw request + response JSON of a call: the WHOLE request, its messages put back from their message chains,
+as the call sent it), each table's bytes when copied alone into a file of its own, the load and package
+versions, distinct constitutions against revisions, the principle-text bytes a store without content addressing
+would have written, and the median time of a batched call-cache lookup on the finished database (hits and
+misses, 1/16/64 keys).
 """
 
 from __future__ import annotations
@@ -92,16 +94,46 @@ def table_counts(db: Path) -> dict[str, Any]:
     with Store.open(db, read_only=True) as store:
         con = store.con
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                  for t in ("runs", "revisions", "edges", "calls", "constitutions", "principles")}
+                  for t in ("runs", "revisions", "edges", "calls", "constitutions", "principles", "messages")}
         principle_bytes = con.execute("SELECT coalesce(sum(strlen(text)), 0) FROM principles").fetchone()[0]  # type: ignore[index]
         # what storing every revision's full principle list (no content addressing) would have written
         undeduplicated = con.execute(
             """SELECT coalesce(sum(strlen(p.text)), 0) FROM revisions r
                JOIN principles p ON p.constitution_hash = r.constitution_hash""").fetchone()[0]  # type: ignore[index]
-        call_json = con.execute(
-            "SELECT avg(strlen(request::VARCHAR) + strlen(response::VARCHAR)) FROM calls").fetchone()[0]  # type: ignore[index]
+        # the raw JSON of each call: its WHOLE request (messages put back from their chains) and its response
+        calls = store.frame("calls")
+        raw = sum(len(r.encode()) for r in calls["request"]) + sum(len(r.encode()) for r in calls["response"]
+                                                                    if isinstance(r, str))
+        stored = con.execute("SELECT coalesce(sum(strlen(request::VARCHAR) + coalesce(strlen(chain), 0)), 0) "
+                             "FROM calls").fetchone()[0]  # type: ignore[index]
+        nodes = con.execute("SELECT count(*), coalesce(sum(strlen(message::VARCHAR)), 0) FROM messages").fetchone()
     return {**counts, "principle_text_bytes": principle_bytes, "principle_text_bytes_without_dedup": undeduplicated,
-            "mean_call_json_bytes": round(call_json or 0)}
+            "mean_call_json_bytes": round(raw / max(1, len(calls))),
+            "raw_request_json_bytes": sum(len(r.encode()) for r in calls["request"]),
+            "stored_request_and_chain_bytes": stored, "message_nodes": nodes[0],  # type: ignore[index]
+            "message_node_bytes": nodes[1]}  # type: ignore[index]
+
+
+def table_bytes(db: Path, tables: tuple[str, ...]) -> dict[str, int]:
+    """Where the file's bytes go: each table copied alone into a fresh DuckDB file, less an empty file's size."""
+    import duckdb
+
+    out: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty.duckdb"
+        duckdb.connect(str(empty)).close()
+        con = duckdb.connect()
+        con.execute(f"ATTACH '{db}' AS measured (READ_ONLY)")
+        try:
+            for table in tables:
+                copy = Path(tmp) / f"{table}.duckdb"
+                con.execute(f"ATTACH '{copy}' AS table_copy")
+                con.execute(f"CREATE TABLE table_copy.{table} AS SELECT * FROM measured.{table}")
+                con.execute("DETACH table_copy")
+                out[table] = copy.stat().st_size - empty.stat().st_size
+        finally:
+            con.close()
+    return out
 
 
 def lookup_times(db: Path, repeats: int = 15) -> dict[str, float]:
@@ -158,11 +190,15 @@ def main() -> None:
         counts = table_counts(db)
         counts.update(lookup_times(db))
         size = db.stat().st_size
+        per_table = table_bytes(db, ("calls", "messages", "revisions", "edges", "constitutions", "principles",
+                                     "runs", "experiment_runs"))
         print(json.dumps({
             **counts, "file_bytes": size, "wall_s": round(wall, 1),
             "bytes_per_revision": round(size / counts["revisions"]), "bytes_per_call": round(size / counts["calls"]),
             # the whole file over the stored request + response JSON of the calls alone
             "bytes_per_call_over_call_json": round(size / counts["calls"] / max(1, counts["mean_call_json_bytes"]), 2),
+            "raw_call_json_bytes_per_call": counts["mean_call_json_bytes"],
+            "table_bytes_each_copied_alone": per_table,
             "loadavg_before": load_before, "loadavg_after": loadavg(), "versions": versions(),
             "revisions_per_distinct_constitution": round(counts["revisions"] / counts["constitutions"], 2),
             "principle_text_saved_by_dedup": round(1 - counts["principle_text_bytes"]

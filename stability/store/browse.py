@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from stability.records import CallRecord
+from stability.store.chains import with_messages
 from stability.store.store import Store, _decode, _rows
 
 #: at most this many rows in any one page
@@ -158,8 +159,8 @@ def step_call_rows(store: Store, run_id: str, step: int) -> list[dict[str, Any]]
 
 
 def call(store: Store, call_id: str) -> CallRecord | None:
-    rows = _rows(store.con, "SELECT * FROM calls WHERE id = ?", [call_id])
-    return CallRecord(**_decode(rows[0], ("request", "response", "retries"))) if rows else None
+    rows = with_messages(store.con, _rows(store.con, "SELECT * FROM calls WHERE id = ?", [call_id]))
+    return CallRecord(**_decode(rows[0], ("response", "retries"))) if rows else None
 
 
 def node_at(store: Store, run_id: str, step: int) -> str | None:

@@ -12,6 +12,7 @@ import json
 import duckdb
 
 from stability.records import CallRecord
+from stability.store.chains import with_messages
 
 #: the alias another store's calls are attached under
 CACHE_FROM = "cache_from_store"
@@ -34,10 +35,12 @@ def answer_from_cache_store(con: duckdb.DuckDBPyConnection, queries: list[tuple[
                                        c.id) = 1""",
         [[q[0] for _, q in wanted], [q[1] for _, q in wanted], [q[2] for _, q in wanted], [n for n, _ in wanted]])
     names = [d[0] for d in cursor.description]
+    fetched = cursor.fetchall()
+    # a store written before message chains has no chain column: its requests are whole
+    records = with_messages(con, [dict(zip(names[1:], row[1:], strict=True)) for row in fetched], CACHE_FROM)
     out = list(found)
-    for row in cursor.fetchall():
-        record = dict(zip(names[1:], row[1:], strict=True))
-        for column in ("request", "response", "retries"):
+    for row, record in zip(fetched, records, strict=True):
+        for column in ("response", "retries"):
             if isinstance(record.get(column), str):
                 record[column] = json.loads(record[column])
         out[int(row[0])] = CallRecord(**record)

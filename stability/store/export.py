@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from stability.errors import StabilityError
 from stability.redaction import secret_values
 from stability.store.cache_from import CACHE_FROM
+from stability.store.chains import chain_stored_calls, full_request_texts
 from stability.store.merge import MergeReport, merge_into
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ def _scope(table: str, columns: set[str]) -> str | None:
         return "run_id IN (SELECT id FROM _export_runs)"
     if table == "constitutions":
         return "hash IN (SELECT hash FROM _export_nodes)"
+    if table == "messages":  # the chains of the calls copied (an export carries whole requests instead)
+        return "hash IN (SELECT hash FROM _export_messages)"
     if "constitution_hash" in columns:
         return "constitution_hash IN (SELECT hash FROM _export_nodes)"
     return None
@@ -111,12 +114,18 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
     tables, skipped = [], []
     try:
         for table, comment, columns in _tables(con):
+            if table == "messages":
+                continue  # calls are exported with their whole requests (import-store chains them again)
             where = "true" if experiments is None else _scope(table, {c["name"] for c in columns})
             if where is None:
                 skipped.append(table)
                 continue
             file = f"{table}.parquet"
-            con.execute(f"COPY (SELECT * FROM main.{_q(table)} WHERE {where}) TO {_lit(str(staging / file))} "
+            source = f"main.{_q(table)}"
+            if table == "calls":
+                source, columns = _whole_calls(con, where), [c for c in columns if c["name"] != "chain"]
+                where = "true"
+            con.execute(f"COPY (SELECT * FROM {source} WHERE {where}) TO {_lit(str(staging / file))} "
                         "(FORMAT parquet, COMPRESSION zstd)")
             count = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(staging / file))})").fetchone()
             tables.append(ExportedTable(name=table, file=file, rows=int(count[0]) if count else 0, columns=columns,
@@ -136,6 +145,23 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
     return manifest
 
 
+def _whole_calls(con: duckdb.DuckDBPyConnection, where: str) -> str:
+    """A temporary table of the calls selected by ``where`` with their whole requests (messages put back from
+    their chains, the JSON text they had before chains) and no chain column; returns its name."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _export_calls AS SELECT * FROM main.calls WHERE {where}")
+    if not con.execute("SELECT 1 FROM duckdb_columns() WHERE table_name = '_export_calls' AND column_name = 'chain'"
+                       ).fetchone():
+        return "temp._export_calls"  # a store read-only from before message chains: its requests are whole
+    rows = con.execute("SELECT id, request::VARCHAR, chain FROM _export_calls WHERE chain IS NOT NULL").fetchall()
+    if rows:
+        ids, requests, tips = (list(column) for column in zip(*rows, strict=True))
+        con.execute("""UPDATE _export_calls SET request = v.request
+                       FROM (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::VARCHAR[]) AS request) v
+                       WHERE _export_calls.id = v.id""", [ids, full_request_texts(con, ids, requests, tips)])
+    con.execute("ALTER TABLE _export_calls DROP COLUMN chain")
+    return "temp._export_calls"
+
+
 def copy_runs(con: duckdb.DuckDBPyConnection, runs: list[str], target: Path) -> None:
     """Copy the rows of ``runs`` (their revisions, calls, ... and the nodes they reached; not their experiment)
     from the store on ``con`` into the store file ``target``, which must exist and be migrated: a worker's shard
@@ -145,6 +171,12 @@ def copy_runs(con: duckdb.DuckDBPyConnection, runs: list[str], target: Path) -> 
     con.execute("""CREATE OR REPLACE TEMP TABLE _export_nodes AS
                    SELECT constitution_hash AS hash FROM revisions WHERE run_id IN (SELECT id FROM _export_runs)
                    UNION SELECT start_hash FROM runs WHERE id IN (SELECT id FROM _export_runs)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _export_messages AS
+                   WITH RECURSIVE walk(hash, parent) AS (
+                       SELECT hash, parent FROM messages
+                       WHERE hash IN (SELECT chain FROM calls WHERE run_id IN (SELECT id FROM _export_runs))
+                       UNION SELECT m.hash, m.parent FROM messages m JOIN walk w ON m.hash = w.parent)
+                   SELECT hash FROM walk""")
     con.execute(f"ATTACH {_lit(str(target))} AS copy_target")
     try:
         con.execute("BEGIN TRANSACTION")
@@ -209,6 +241,7 @@ def load_export(folder: Path, into: Path) -> None:
                                 f"SELECT * FROM read_parquet({_lit(str(file))})")
                 except duckdb.Error as err:
                     raise StabilityError(f"{file}: cannot read ({str(err).splitlines()[0]})") from None
+            chain_stored_calls(con)  # an export carries whole requests
 
 
 def import_export(folder: Path, con: duckdb.DuckDBPyConnection) -> MergeReport:

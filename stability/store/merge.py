@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.errors import StabilityError
 from stability.store import migrations
+from stability.store.chains import chain_stored_calls
 from stability.store.journal import paths as journal_paths
 
 
@@ -65,6 +66,8 @@ KEYS: dict[str, TableKey] = {
     "batches": TableKey(key=("local_key",), progress=_BATCH_PROGRESS),
     "batch_requests": TableKey(key=("local_key", "custom_id"),
                                progress="CASE state WHEN 'pending' THEN 0 WHEN 'retry' THEN 1 ELSE 2 END"),
+    # message chain nodes are content-addressed: the same hash is the same message after the same prefix
+    "messages": TableKey(key=("hash",)),
 }
 #: never merged: each store records its own migrations (a merge target is migrated when opened) and its own
 #: write journal's bookmarks (store/journal.py)
@@ -141,6 +144,7 @@ def merge_into(con: duckdb.DuckDBPyConnection, sources: Sequence[Path | str]) ->
         try:
             written = {table: _merge_table(con, table, key, own[table], [t.get(table, {}) for t in theirs],
                                            attached, names) for table, key in keys.items()}
+            chain_stored_calls(con)  # calls from a store written before message chains came whole
             con.execute("COMMIT")
         except duckdb.ConstraintException as err:  # e.g. two ids for one (run, step): the stores disagree
             con.execute("ROLLBACK")

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import duckdb
 
+from stability.store.chains import chain_stored_calls
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -300,6 +302,27 @@ def m009_batches(con: duckdb.DuckDBPyConnection) -> None:
     ], extra=" PRIMARY KEY (local_key, custom_id)")
 
 
+def m010_message_chains(con: duckdb.DuckDBPyConnection) -> None:
+    """Message chains (:mod:`stability.store.chains`): each message of a request stored once, addressed by its
+    content and its parent, so a conversation's shared prefix is stored once across calls and runs. Existing
+    calls' messages move into chains; every reader puts them back into ``request.messages``."""
+    _table(con, "messages", "Message chain nodes: one message of a request after the node before it, stored once.", [
+        ("hash", "VARCHAR PRIMARY KEY", "sha256: of the parent's hash and the message's canonical JSON"),
+        ("parent", "VARCHAR", "messages.hash of the message before it in the request; null for the first"),
+        ("role", "VARCHAR", "the message's role (system, user, assistant, ...)"),
+        # zstd: DuckDB would pick dictionary/FSST compression for these mid-sized texts, which keeps little of
+        # what messages share (a template, most of a constitution); zstd stores them in about 2/3 of the blocks
+        ("message", "JSON NOT NULL USING COMPRESSION zstd",
+         "the whole message as sent: role, content and any other fields"),
+    ])
+    con.execute("ALTER TABLE calls ADD COLUMN chain VARCHAR")
+    con.execute("COMMENT ON COLUMN calls.chain IS 'messages.hash of the last message of the request; its messages "
+                "are that chain, root first (null: the request is stored whole)'")
+    con.execute("COMMENT ON COLUMN calls.request IS 'the wire request body (no headers, no keys), without its "
+                "messages when chain is set'")
+    chain_stored_calls(con)
+
+
 def m011_journal(con: duckdb.DuckDBPyConnection) -> None:
     """The write journal's bookmark (stability/store/journal.py): per open store, the last journalled round that
     DuckDB holds, written in the same transaction as the rows, so a replay after a kill skips what was applied."""
@@ -311,7 +334,8 @@ def m011_journal(con: duckdb.DuckDBPyConnection) -> None:
 
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
-                               m007_probes, m008_judgements, m009_batches, m011_journal]
+                               m007_probes, m008_judgements, m009_batches, m010_message_chains,
+                               m011_journal]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

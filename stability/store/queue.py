@@ -46,11 +46,11 @@ from stability.store import journal
 from stability.store.journal import Journal
 
 #: queued tables, parents before children
-TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "calls", "ratings",
-          "probes")
+TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "messages", "calls",
+          "ratings", "probes")
 #: tables whose rows a replay may offer again: the first one written is kept
-IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "ratings",
-                     "probes"})
+IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "messages",
+                     "ratings", "probes"})
 #: the journalled rounds are applied to DuckDB once they hold this many rows, or the oldest is this old
 APPLY_ROWS = 2000
 APPLY_SECONDS = 1.0

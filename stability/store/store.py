@@ -37,7 +37,7 @@ from stability.records import (
     RunRecord,
     now,
 )
-from stability.store import journal, migrations
+from stability.store import chains, journal, migrations
 from stability.store.batches import BatchTable
 from stability.store.cache_from import answer_from_cache_store
 from stability.store.call_keys import CallKeys
@@ -311,8 +311,14 @@ class Store:
     # -- calls -----------------------------------------------------------------------------------------------
 
     def insert_call(self, call: CallRecord) -> None:
-        """Queued: await :meth:`committed` before using the call's answer."""
-        self.queue.insert("calls", call.model_dump(), call.id)
+        """Queued: await :meth:`committed` before using the call's answer. Its messages go into message chains
+        (:mod:`stability.store.chains`), each node queued once per store."""
+        request, nodes, tip = chains.split(call.request)
+        for node in nodes:
+            if node["hash"] not in self._known:
+                self._known.add(node["hash"])
+                self.queue.insert("messages", node, node["hash"])
+        self.queue.insert("calls", {**call.model_dump(), "request": request, "chain": tip}, call.id)
         self.call_keys.add(call.cache_key)
 
     def find_call(self, cache_key: str, sample_index: int, run_id: str | None = None,
@@ -326,8 +332,8 @@ class Store:
         return find_calls(self.con, queries)
 
     def calls(self, run_id: str) -> list[CallRecord]:
-        return [CallRecord(**_decode(r, ("request", "response", "retries"))) for r in self._rows(
-            "SELECT * FROM calls WHERE run_id = ? ORDER BY created_at, id", [run_id])]
+        rows = self._rows("SELECT * FROM calls WHERE run_id = ? ORDER BY created_at, id", [run_id])
+        return [CallRecord(**_decode(r, ("response", "retries"))) for r in chains.with_messages(self.con, rows)]
 
     def call_totals(self) -> dict[str, dict[str, Any]]:
         """Per run: number of calls, paid calls (answered by the provider, not the cache; a call that failed was
@@ -385,8 +391,12 @@ class Store:
             where = reached.replace("constitution_hash IN", "hash IN") if run_ids is not None else "true"
         else:
             raise StabilityError(f"no table {table!r} to read")
-        return self.con.execute(f"SELECT * FROM {table} WHERE {where}",
-                                [run_ids] if run_ids is not None else []).df()
+        frame = self.con.execute(f"SELECT * FROM {table} WHERE {where}",
+                                 [run_ids] if run_ids is not None else []).df()
+        if "chain" in frame.columns:  # calls as stored before chains: messages put back, no chain column
+            frame["request"] = chains.full_request_texts(self.con, list(frame["id"]), list(frame["request"]),
+                                                         list(frame.pop("chain")))
+        return frame
 
     # -- bulk loading (synthetic benchmark databases) ---------------------------------------------------------
 
@@ -546,9 +556,10 @@ def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str
     if not matches:
         return answer_from_cache_store(con, queries, found)
     ids = sorted({call_id for _, call_id in matches})  # an IN list of constants: primary-key lookups
-    rows = {r["id"]: r for r in _rows(con, f"SELECT * FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids)}
+    rows = {r["id"]: r for r in chains.with_messages(
+        con, _rows(con, f"SELECT * FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids))}
     for number, call_id in matches:
-        found[number] = CallRecord(**_decode(dict(rows[call_id]), ("request", "response", "retries")))
+        found[number] = CallRecord(**_decode(dict(rows[call_id]), ("response", "retries")))
     return answer_from_cache_store(con, queries, found)
 
 

@@ -21,7 +21,8 @@ EXPECTED = {
               "call_ids"],
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
               "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
-              "cached_from", "error", "created_at", "finish_reason", "thinking", "answer_format", "fallback_reason"],
+              "cached_from", "error", "created_at", "finish_reason", "thinking", "answer_format", "fallback_reason",
+              "chain"],
     "ratings": ["id", "run_id", "trial", "step", "mode", "target_index", "target", "label", "position",
                 "option_text", "relation", "rating", "rating_probs", "expected_rating", "favourite", "call_id",
                 "reflection_call_id"],
@@ -41,6 +42,7 @@ EXPECTED = {
                 "n_requests", "created_at", "submitted_at", "finished_at"],
     "batch_requests": ["local_key", "custom_id", "run_id", "cache_key", "sample_index", "step", "purpose", "model",
                        "body", "answer_format", "committed_usd", "state", "call_id", "error"],
+    "messages": ["hash", "parent", "role", "message"],
     "journal": ["token", "through"],
 }
 
