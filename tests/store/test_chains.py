@@ -121,7 +121,7 @@ def test_a_store_from_before_chains_is_migrated_forward(db: Path) -> None:
     before = dict(con.execute("SELECT id, request::VARCHAR FROM calls").fetchall())
     con.close()
     with Store.open(db) as store:
-        assert store.migrations_applied()[-1] == "m010_message_chains"
+        assert "m010_message_chains" in store.migrations_applied()
         assert {c.id: to_json(c.request) for c in store.calls("r-1")} == before
         assert store.con.execute("SELECT count(*) FROM calls WHERE chain IS NOT NULL").fetchone() == (2,)
     assert _count(db, "messages") == 3  # the system prompt once, two user messages
