@@ -317,9 +317,16 @@ class WriteQueue:
 
     def _find_locked(self, lookups: list[Lookup]) -> list[Any]:
         with self._commit_lock:
-            if self._pending and self._broken is None:
-                self._apply_locked()  # the lookup's query must see every persisted call
+            if self._pending and self._broken is None and self._pending_holds(lookups):
+                self._apply_locked()  # the lookup's query must see every persisted call that may answer it
             return self._find(self._writer, lookups)
+
+    def _pending_holds(self, lookups: list[Lookup]) -> bool:
+        """Whether a call waiting in the journal has one of the keys looked up. If none has, DuckDB already holds
+        every call that can answer them, and everything queued before those calls (the rounds are applied in
+        order, all at once), so the query needs no apply first."""
+        keys = {key for key, _, _, _ in lookups}
+        return any(row.get("cache_key") in keys for row in self._pending.inserts.get("calls", {}).values())
 
     # -- the event loop's side --------------------------------------------------------------------------------
 

@@ -157,3 +157,23 @@ def test_values_round_trip_through_the_journal() -> None:
     back = decode(encode(row))
     assert back == {**row, "score": 0.25, "n": 3}
     assert type(back["score"]) is float and type(back["n"]) is int
+
+
+def test_a_lookup_applies_the_journal_only_when_a_waiting_call_has_its_key(db: Path) -> None:
+    with Store.open(db) as store:
+        store.insert_call(call_record(1, key="k-old"))
+        store.flush()  # in DuckDB
+        assert store.call_keys.may_hold("k-old", lambda: store.con)  # the key set loaded now, not in a lookup
+
+        async def main() -> tuple[list[object], int, list[object], int]:
+            store.insert_call(call_record(2, key="k-new"))
+            await store.committed()  # journalled, not applied
+            other = await store.lookup_call("k-old", 0, "r-1", "run")
+            applies_after_other = store.queue.applies
+            own = await store.lookup_call("k-new", 0, "r-1", "run")
+            return [other], applies_after_other, [own], store.queue.applies
+
+        applies_before = store.queue.applies
+        other, after_other, own, after_own = asyncio.run(main())
+        assert [c.id for c in other] == ["c-0001"] and after_other == applies_before  # DuckDB answered alone
+        assert [c.id for c in own] == ["c-0002"] and after_own == applies_before + 1  # applied first, then found
