@@ -25,7 +25,8 @@ machine is shared); once: the versions of Python, the SDKs, their transports, Du
 
 ``--grow BATCHES`` instead writes BATCHES experiments of ``steps`` calls each, one after another, into ONE
 database, and reports each one's CPU per call beside the number of calls already stored: the cost per call as
-the store grows.
+the store grows. Each batch's requests are new (a principle of its own in the start); with ``--grow-same`` every
+batch sends batch 0's requests again, so every key is looked up in SQL.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ def server_max_in_flight(url: str) -> int:
 
 
 def write_spec(folder: Path, steps: int, concurrency: int, provider: str = "openai",
-               max_parallel_runs: int | None = None, name: str = "overhead") -> Path:
-    (folder / "c.md").write_text("- I am honest.\n- I avoid causing harm.\n- I am helpful.\n", encoding="utf-8")
+               max_parallel_runs: int | None = None, name: str = "overhead", extra: str = "") -> Path:
+    (folder / "c.md").write_text("- I am honest.\n- I avoid causing harm.\n- I am helpful.\n" + extra,
+                                 encoding="utf-8")
     spec = folder / f"{name}.yaml"
     spec.write_text(f"""name: {name}
 models: [{provider}/bench]
@@ -208,14 +210,18 @@ def one_rep(url: str, steps: int, concurrency: int, folder: Path, peer_python: s
 
 
 def grow(url: str, steps: int, concurrency: int, batches: int, provider: str, folder: Path,
-         max_parallel_runs: int | None = None) -> list[dict[str, Any]]:
-    """``batches`` experiments of ``steps`` calls each into one database: CPU per call as the store grows."""
+         max_parallel_runs: int | None = None, same: bool = False) -> list[dict[str, Any]]:
+    """``batches`` experiments of ``steps`` calls each into one database: CPU per call as the store grows. Each
+    batch's starting constitution has a principle of its own, so its requests are new (their keys are misses the
+    in-memory key set answers); ``same``: every batch sends batch 0's requests again under a new experiment name,
+    so every request's key is stored and looked up in SQL (a miss there: the cache scope is ``run``)."""
     from stability.experiment import run_experiment
 
     db = folder / "grow.duckdb"
     rows = []
     for batch in range(batches):
-        spec = write_spec(folder, steps, concurrency, provider, max_parallel_runs, f"grow-{batch}")  # new calls
+        spec = write_spec(folder, steps, concurrency, provider, max_parallel_runs, f"grow-{batch}",
+                          "" if same else f"- I remember batch {batch}.\n")
         row: dict[str, Any] = {"batch": batch, "calls_stored_before": batch * steps, "loadavg_before": loadavg()}
         before = server_count(url)
         result, row["framework_s"], row["framework_cpu_s"] = timed(lambda: run_experiment(spec, db))  # noqa: B023
@@ -240,6 +246,8 @@ def main() -> None:
     parser.add_argument("--provider", choices=("openai", "anthropic"), default="openai")
     parser.add_argument("--max-parallel-runs", type=int, help="set it in the spec (default: follow concurrency)")
     parser.add_argument("--grow", type=int, metavar="BATCHES", help="CPU per call as one database grows instead")
+    parser.add_argument("--grow-same", action="store_true",
+                        help="with --grow: every batch sends batch 0's requests again (each key looked up in SQL)")
     args = parser.parse_args()
     importlib.import_module(args.provider)  # imported before anything is timed: no side pays for the imports
     importlib.import_module("stability.experiment")
@@ -251,9 +259,10 @@ def main() -> None:
         if args.grow:
             with tempfile.TemporaryDirectory() as folder:
                 batches = grow(url, args.steps, args.concurrency, args.grow, args.provider, Path(folder),
-                               args.max_parallel_runs)
+                               args.max_parallel_runs, args.grow_same)
             print(json.dumps({**head, "steps_per_batch": args.steps, "concurrency": args.concurrency,
-                              "latency_s": args.latency, "batches": batches}, indent=2))
+                              "latency_s": args.latency, "same_requests": args.grow_same, "batches": batches},
+                             indent=2))
             return
         floor = args.steps * args.latency / args.concurrency
         rows = []
