@@ -5,7 +5,7 @@
 Runs ``in-context-iteration`` for ``--steps`` steps with a scripted model that revises every time (so the
 conversation grows by two messages a step) into a store, which keeps each message once as a node of a message
 chain (:mod:`stability.store.chains`). In the same run it writes the same calls, whole, into a store at the
-schema before chains (migrations up to ``m009_batches``: the way 597154e stored them), and compares:
+schema before chains (every migration but ``m010_message_chains``: calls stored the way 597154e stored them), and compares:
 
 - the raw request JSON of the calls, read back whole (the denominator);
 - the request bytes each store holds: the ``calls.request`` text, plus (with chains) ``calls.chain`` and the
@@ -40,10 +40,10 @@ from stability.store.queue import to_json  # noqa: E402
 
 
 def whole_store(path: Path, calls: list[CallRecord]) -> None:
-    """The calls written whole into a store at the schema before message chains (m001 to m009), queued exactly
-    as ``Store.insert_call`` queued them before chains."""
+    """The calls written whole into a store at the schema before message chains (every migration but m010),
+    queued exactly as ``Store.insert_call`` queued them before chains."""
     everything = migrations.MIGRATIONS
-    migrations.MIGRATIONS = [m for m in everything if m.__name__ <= "m009_batches"]
+    migrations.MIGRATIONS = [m for m in everything if m.__name__ != "m010_message_chains"]
     try:
         with Store.open(path) as store:
             for call in calls:
