@@ -5,7 +5,8 @@
 Runs ``in-context-iteration`` for ``--steps`` steps with a scripted model that revises every time (so the
 conversation grows by two messages a step) into a store, which keeps each message once as a node of a message
 chain (:mod:`stability.store.chains`). In the same run it writes the same calls, whole, into a store at the
-schema before chains (every migration but ``m010_message_chains``: calls stored the way 597154e stored them), and compares:
+schema before chains (every migration but ``m010_message_chains``: calls stored the way 597154e stored them),
+and compares:
 
 - the raw request JSON of the calls, read back whole (the denominator);
 - the request bytes each store holds: the ``calls.request`` text, plus (with chains) ``calls.chain`` and the
