@@ -19,6 +19,9 @@ as the call sent it), each table's bytes when copied alone into a file of its ow
 versions, distinct constitutions against revisions, the principle-text bytes a store without content addressing
 would have written, and the median time of a batched call-cache lookup on the finished database (hits and
 misses, 1/16/64 keys).
+
+The spec is written by ``stability.testing.specs.write_spec``; to run this script against a checkout older than
+that module (``git archive OLD stability | tar -x -C /tmp/old``), copy ``stability/testing/specs.py`` in too.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from overhead import loadavg, versions  # noqa: E402  (bench/overhead.py: what e
 from analysis import edit, vocabulary  # noqa: E402  (bench/analysis.py: the synthetic vocabulary and edits)
 from stability.models.base import GenerateConfig, Message, Output  # noqa: E402
 from stability.models.scripted import ScriptedModel, register  # noqa: E402
+from stability.testing.specs import write_spec  # noqa: E402
 
 DECLINE_SHARE = 0.30
 
@@ -73,19 +77,11 @@ def write_inputs(folder: Path, starts: int, replicates: int, seed_offset: int) -
     for n in range(starts):
         chosen = rng.sample(words, rng.randint(5, 15))
         (folder / "c" / f"s{n:04d}.md").write_text("".join(f"- {p}\n" for p in chosen), encoding="utf-8")
-    spec = folder / f"spec-{seed_offset}.yaml"
-    seeds = list(range(seed_offset, seed_offset + replicates))
-    spec.write_text(f"""name: storage-{seed_offset}
-models: [scripted/storage-bench]
-constitutions: ["{folder}/c/*.md"]
-protocols:
-  - name: fresh-instance
-    options: {{max_steps: 40, declines_to_stop: 2}}
-seeds: {seeds}
-concurrency: {{scripted: 64}}
-max_parallel_runs: 64
-""", encoding="utf-8")
-    return spec
+    return write_spec(folder / f"spec-{seed_offset}.yaml", name=f"storage-{seed_offset}",
+                      models=["scripted/storage-bench"], constitutions=[f"{folder}/c/*.md"],
+                      protocol="fresh-instance", options={"max_steps": 40, "declines_to_stop": 2},
+                      seeds=list(range(seed_offset, seed_offset + replicates)), concurrency={"scripted": 64},
+                      max_parallel_runs=64)
 
 
 def table_counts(db: Path) -> dict[str, Any]:

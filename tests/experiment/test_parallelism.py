@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from stability.experiment import run_experiment
 from stability.experiment.spec import ExperimentSpec, expand, load_spec, parallel_runs
+from stability.testing.specs import write_spec
 from stability.testing.wire_server import WireServer
 from tests.cli.test_app import cli
 from tests.conftest import write
 
 
-def spec_file(tmp_path: Path, extra: str = "", replicates: int = 100) -> Path:
+def spec_file(tmp_path: Path, replicates: int = 100, **fields: Any) -> Path:
     write(tmp_path / "c.md", "- I am honest.\n- I am kind.\n")
-    return write(tmp_path / "spec.yaml", f"""
-name: parallel
-models: [openai/fake]
-constitutions: ["{tmp_path}/c.md"]
-protocols:
-  - name: fresh-instance
-    options: {{max_steps: 2, declines_to_stop: 2}}
-replicates: {replicates}
-concurrency: {{default: 50}}
-{extra}""")
+    return write_spec(tmp_path / "spec.yaml", name="parallel", models=["openai/fake"],
+                      constitutions=[f"{tmp_path}/c.md"], protocol="fresh-instance",
+                      options={"max_steps": 2, "declines_to_stop": 2}, replicates=replicates,
+                      concurrency={"default": 50}, **fields)
 
 
 def test_concurrency_alone_puts_that_many_calls_in_flight(tmp_path: Path, db: Path, wire: WireServer) -> None:
@@ -36,7 +32,7 @@ def test_concurrency_alone_puts_that_many_calls_in_flight(tmp_path: Path, db: Pa
 
 def test_an_explicit_max_parallel_runs_is_kept(tmp_path: Path, db: Path, wire: WireServer) -> None:
     wire.latency = 0.2
-    result = run_experiment(spec_file(tmp_path, "max_parallel_runs: 5\n", replicates=20), db)
+    result = run_experiment(spec_file(tmp_path, replicates=20, max_parallel_runs=5), db)
     assert result.done == 20 and result.parallel_runs == 5
     assert 1 <= wire.max_in_flight <= 5  # one call at a time per run
 
@@ -54,8 +50,8 @@ def test_parallel_runs_sums_the_providers_and_never_exceeds_the_cells(tmp_path: 
 def test_an_unset_max_parallel_runs_keeps_old_experiment_ids(tmp_path: Path) -> None:
     """Experiments started before the knob changed are still found by the same spec (resume)."""
     unset = load_spec(spec_file(tmp_path))
-    old_default = load_spec(spec_file(tmp_path, "max_parallel_runs: 8\n"))
-    other = load_spec(spec_file(tmp_path, "max_parallel_runs: 9\n"))
+    old_default = load_spec(spec_file(tmp_path, max_parallel_runs=8))
+    other = load_spec(spec_file(tmp_path, max_parallel_runs=9))
     assert unset.experiment_id == old_default.experiment_id != other.experiment_id
 
 

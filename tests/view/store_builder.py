@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stability.experiment import run_experiment
+from stability.testing.specs import write_spec
 from stability.testing.wire_server import WireServer
 
 KEY = "sk-viewer-test-key-7f3a9c21d4"
@@ -34,17 +35,10 @@ def spec(folder: Path, name: str = "viewer-grid", replicates: int = 2, latency_n
     write(folder / "c" / "alpha.md", "- tell the truth\n- help people\n")
     write(folder / "c" / "beta.md", "- be kind\n- respect privacy\n")
     write(folder / "c" / "swing.md", "- swing left\n")
-    return write(folder / f"{name}.yaml", f"""
-name: {name}
-models: [openai/fake]
-constitutions: ["{folder}/c/*.md"]
-protocols:
-  - name: fresh-instance
-    options: {{max_steps: 6, max_parse_failures: 2}}
-replicates: {replicates}
-concurrency: {{openai: 2}}
-max_parallel_runs: 2
-""")
+    return write_spec(folder / f"{name}.yaml", name=name, models=["openai/fake"],
+                      constitutions=[f"{folder}/c/*.md"], protocol="fresh-instance",
+                      options={"max_steps": 6, "max_parse_failures": 2}, replicates=replicates,
+                      concurrency={"openai": 2}, max_parallel_runs=2)
 
 
 def environment(server: WireServer) -> dict[str, str]:
