@@ -29,6 +29,10 @@ RateLimit = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)]
 Budget = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 #: Runs an experiment may expand to; a larger grid is refused with its size before it is built.
 MAX_CELLS = 100_000
+#: Fresh samples of one node a probe may ask for (as many as a grid may have runs).
+ProbeSamples = Annotated[int, Field(ge=1, le=MAX_CELLS)]
+#: Probe requests one ``stability probe`` may send in all (runs x samples); more is refused with its size.
+MAX_PROBES = 1_000_000
 
 
 def check(value: Any, kind: Any, flag: str) -> Any:

@@ -285,9 +285,11 @@ def call_record(*, run_id: str, step: int, purpose: str, model: str, key: str, i
                 output: Output | None, error: BaseException | str | None, latency_ms: float, attempts: int,
                 retries: list[dict[str, Any]], prices: PriceTable, batch: bool = False,
                 secrets: list[str] | None = None) -> CallRecord:
-    """The stored call for an answer (``output``) or a failure (``error``), secrets redacted: one shape whether
-    it was asked directly or in a provider batch (``batch``: priced at the batch rate). ``secrets``: the
-    environment's secret values, when the caller has read them already."""
+    """The stored call for an answer (``output``) or a failure (``error``), secrets redacted where they would be
+    secrets (the error, the request's and response's fields; :func:`stability.redaction.redact`), never in the
+    answer: its text, thinking and the response's content stay byte-exact. One shape whether it was asked directly
+    or in a provider batch (``batch``: priced at the batch rate). ``secrets``: the environment's secret values,
+    when the caller has read them already."""
     if secrets is None:
         secrets = secret_values()
     message = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error) if error else None
@@ -295,7 +297,7 @@ def call_record(*, run_id: str, step: int, purpose: str, model: str, key: str, i
         id=_new_id(), run_id=run_id, step=step, purpose=purpose, model=model, cache_key=key,
         sample_index=index, status="ok" if output else "error", request=redact(request, secrets),
         response=redact(_with_logprobs(output), secrets) if output else None,
-        text=redact(output.text, secrets) if output else None,
+        text=output.text if output else None,
         input_tokens=output.usage.input_tokens if output else 0,
         output_tokens=output.usage.output_tokens if output else 0,
         latency_ms=round(latency_ms, 3), attempts=attempts, retries=retries,
@@ -310,7 +312,7 @@ def call_record(*, run_id: str, step: int, purpose: str, model: str, key: str, i
 def _answer_details(output: Output, secrets: list[str]) -> dict[str, Any]:
     """The finish reason, the thinking and how the answer was asked for, as stored on the call."""
     return {"finish_reason": output.finish_reason,
-            "thinking": redact(output.thinking, secrets) if output.thinking else None,
+            "thinking": output.thinking or None,
             "answer_format": output.answer_format,
             "fallback_reason": redact(output.fallback_reason, secrets) if output.fallback_reason else None}
 

@@ -33,9 +33,9 @@ def export(db: Path | str | None, experiment: str | None, out: Path | str) -> Ex
 
 
 def import_store(folder: Path | str, db: Path | str | None) -> MergeReport:
-    """Merge an export folder into the store ``db`` (created when missing); a conflict writes nothing."""
-    with Store.open(db) as store:
-        return import_export(Path(folder), store.con)
+    """Merge an export folder, verified, into the store ``db`` (created when missing); a refused export or a
+    conflict writes nothing."""
+    return import_export(Path(folder), db)
 
 
 def dataset_card(manifest: ExportManifest, facts: dict[str, Any], source: str) -> str:

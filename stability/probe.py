@@ -5,9 +5,11 @@ the same templates it ran with) is asked ``samples`` times about its final node,
 seed (:meth:`~stability.protocols.walk.IterationProtocol.probe`, which the ``probe_samples`` option also uses).
 Every probe goes through the run's call path, so each answer is a stored call (persisted before it is used), a
 re-run sends none that was completed (resumable; asking for more samples adds only the missing ones), and
-``max_cost`` bounds what this invocation may spend. Each probe is stored as a ``probes`` row: the edge from the
-probed node to what the answer proposed. Analysis turns them into P(decline | node) with a Wilson interval
-(docs/analysis.md).
+``max_cost`` bounds what this invocation may spend. ``samples`` is bounded as a grid's size is
+(:data:`~stability.bounds.ProbeSamples`, and :data:`~stability.bounds.MAX_PROBES` requests in all, refused with
+its size before anything is sent); ``dry_run`` counts what would be sent and sends nothing. Each probe is stored
+as a ``probes`` row: the edge from the probed node to what the answer proposed. Analysis turns them into
+P(decline | node) with a Wilson interval (docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.experiments import resolve_selection
+from stability.bounds import MAX_PROBES, ProbeSamples, check
 from stability.calls import BudgetExceeded, CallPath, InvocationBudget
 from stability.engine import ModelPool, prepare_resume
 from stability.engine.run import Run
@@ -35,6 +38,8 @@ class ProbeResult(BaseModel):
     probes: int  # probe rows the runs now have
     sent: int  # requests sent by this invocation (the rest came from the store)
     budget_reached: bool = False
+    dry_run: bool = False
+    to_send: int = 0  # requests the probe sends at most (samples not yet stored), counted before sending
 
 
 async def _probe_run(store: Store, run: RunRecord, samples: int, budget: InvocationBudget, pool: ModelPool,
@@ -54,17 +59,28 @@ async def _probe_run(store: Store, run: RunRecord, samples: int, budget: Invocat
         store.flush()
 
 
-def probe(selection: list[str], samples: int, db: Path | str | None = None, max_cost: float | None = None
-          ) -> ProbeResult:
-    """Probe the final node of every finished chain run in the selection (experiment names or ids, run ids)."""
-    if samples < 1:
-        raise StabilityError(f"--samples {samples}: give at least 1")
-    with Store.open(db) as store:
+def probe(selection: list[str], samples: int, db: Path | str | None = None, max_cost: float | None = None,
+          dry_run: bool = False) -> ProbeResult:
+    """Probe the final node of every finished chain run in the selection (experiment names or ids, run ids);
+    ``dry_run``: count the requests it would send, send none, write nothing."""
+    check(samples, ProbeSamples, "--samples")
+    with Store.open(db, read_only=dry_run) as store:
         ids, _ = resolve_selection(store, selection, False)
         runs = [store.run(r) for r in ids]
         chosen = [r for r in runs if r.status == "done" and protocol_class(r.protocol).chain]
         if not chosen:
             raise StabilityError("no finished chain run to probe in the selection")
+        if samples * len(chosen) > MAX_PROBES:
+            raise StabilityError(f"--samples {samples}: {samples * len(chosen):,} probes of {len(chosen)} runs, "
+                                 f"more than {MAX_PROBES:,}; probe fewer runs or samples")
+        stored: dict[str, int] = {}
+        for run_id, _, decision in store.probe_rows([r.id for r in chosen]):
+            if decision != "error":
+                stored[run_id] = stored.get(run_id, 0) + 1
+        to_send = sum(max(0, samples - stored.get(r.id, 0)) for r in chosen)
+        if dry_run:
+            return ProbeResult(runs=[r.id for r in chosen], probes=sum(stored.values()), sent=0, dry_run=True,
+                               to_send=to_send)
         budget = InvocationBudget(max_cost)
         pool = ModelPool()
         sent: list[int] = []
@@ -82,4 +98,5 @@ def probe(selection: list[str], samples: int, db: Path | str | None = None, max_
 
         asyncio.run(work())
         total = len(store.probe_rows([r.id for r in chosen]))
-    return ProbeResult(runs=[r.id for r in chosen], probes=total, sent=sum(sent), budget_reached=reached)
+    return ProbeResult(runs=[r.id for r in chosen], probes=total, sent=sum(sent), budget_reached=reached,
+                       to_send=to_send)

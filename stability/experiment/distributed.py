@@ -37,7 +37,7 @@ from stability.models.base import Model
 from stability.prices import PriceTable
 from stability.protocols import protocol_class
 from stability.records import CellRecord, ExperimentRecord
-from stability.store.export import attach_cache_from, copy_runs, load_export
+from stability.store.export import attach_cache_from, cache_source, copy_runs
 from stability.store.merge import merge_into
 from stability.store.store import Store
 
@@ -152,7 +152,7 @@ def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: s
     ledger.started.remote(record.cell, os.getpid())
     with Store.open(shard) as store:
         if cache_from is not None:
-            attach_cache_from(store, Path(cache_from), Path(cache_from))
+            attach_cache_from(store, Path(cache_from))
         store.put_experiment(ExperimentRecord(**experiment), [record])
         current = store.cell(record.experiment_id, record.cell)
         if current.status == "done":
@@ -248,8 +248,11 @@ def _cache_source(source: Path, folder: Path) -> Path:
         return source
     loaded = folder / ".cache-from.store"
     loaded.unlink(missing_ok=True)
-    load_export(source, loaded)
-    return loaded
+    try:
+        return cache_source(source, loaded)
+    except BaseException:  # a refused export leaves no half-loaded store beside the shards
+        loaded.unlink(missing_ok=True)
+        raise
 
 
 def _seed_shard(store: Store, shard: Path, run_id: str) -> None:

@@ -43,7 +43,7 @@ from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, expa
 from stability.models.base import Model
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
-from stability.store.export import attach_cache_from
+from stability.store.export import attach_cache_from, cache_source
 from stability.store.store import Store
 
 
@@ -190,23 +190,27 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
         return result
     pool = ModelPool()
     prepared = [prepare(config, pool, files) for config in cells]
-    with Store.open(db, create=not resume) as store, tempfile.TemporaryDirectory() as scratch:
-        if cache_from is not None:
-            attach_cache_from(store, Path(cache_from), Path(scratch) / "cache-from.duckdb")
-        if resume and store.experiment(spec.experiment_id) is None:
-            raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without --resume")
-        register_experiment(store, spec, spec_path, cells, batch)
-        budget = Budget(store, spec.experiment_id, max_cost)
-        waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell, result.parallel_runs,
-                                       batch, on_batch))
-        result.waves, result.batched_requests = waves
-        final = store.cells(spec.experiment_id)
-        result.done = sum(c.status == "done" for c in final)
-        result.failed = sum(c.status == "failed" for c in final)
-        result.not_started = sum(c.status == "not_started" for c in final)
-        result.spent_usd = budget.spent()
-        result.budget_reached = budget.reached
-        result.runs = [c.run_id for c in final if c.run_id]
+    with tempfile.TemporaryDirectory() as scratch:
+        # an export is verified and loaded before the store is opened: a refused one writes nothing
+        answers = None if cache_from is None else cache_source(Path(cache_from), Path(scratch) / "cache-from.duckdb")
+        with Store.open(db, create=not resume) as store:
+            if answers is not None:
+                attach_cache_from(store, answers)
+            if resume and store.experiment(spec.experiment_id) is None:
+                raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without "
+                                     "--resume")
+            register_experiment(store, spec, spec_path, cells, batch)
+            budget = Budget(store, spec.experiment_id, max_cost)
+            waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell,
+                                           result.parallel_runs, batch, on_batch))
+            result.waves, result.batched_requests = waves
+            final = store.cells(spec.experiment_id)
+            result.done = sum(c.status == "done" for c in final)
+            result.failed = sum(c.status == "failed" for c in final)
+            result.not_started = sum(c.status == "not_started" for c in final)
+            result.spent_usd = budget.spent()
+            result.budget_reached = budget.reached
+            result.runs = [c.run_id for c in final if c.run_id]
     return result
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import Field
 
 from stability.answer import Reading
+from stability.bounds import MAX_CELLS
 from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.errors import StabilityError
@@ -30,8 +31,8 @@ class IterationOptions(AnswerOptions):
     max_steps: int = Field(20, ge=1, description="stop after this many steps")
     declines_to_stop: int = Field(2, ge=1, description="K: consecutive declines that make a fixed point")
     max_parse_failures: int = Field(3, ge=1, description="stop after this many consecutive unparseable answers")
-    probe_samples: int = Field(0, ge=0, description="when the run ends: ask about its final node this many more "
-                               "times as fresh samples (as `stability probe` does)")
+    probe_samples: int = Field(0, ge=0, le=MAX_CELLS, description="when the run ends: ask about its final node this "
+                               "many more times as fresh samples (as `stability probe` does)")
     cycle_returns: int = Field(1, ge=1, description="stop at this many returns to earlier nodes (1: the first); "
                                "with 2 or more a run goes on past a revisit, so a return is told from a cycle")
     from_blank: bool = Field(False, description="start from a constitution the model authors from nothing")
@@ -120,7 +121,8 @@ class IterationProtocol(ReflectionProtocol[IterationOptionsT]):
 
     def estimate_calls(self, start: Constitution) -> int:
         options = self.options
-        return options.max_steps * self.calls_per_step() + (options.max_parse_failures if options.from_blank else 0)
+        return (options.max_steps * self.calls_per_step() + (options.max_parse_failures if options.from_blank else 0)
+                + options.probe_samples)
 
     def template_folders(self) -> list[str]:
         return [self.name, BLANK_SLATE] if self.options.from_blank else [self.name]

@@ -2,7 +2,8 @@
 ``import-store``, and another store's calls attached read-only to answer a run (``--cache-from``).
 
 An export folder holds ``TABLE.parquet`` for each exported table, ``stability-export.json`` (the manifest:
-migrations, tables, row counts) and a dataset card ``README.md`` (:mod:`stability.dataset_card`). Nothing in it
+migrations, tables, row counts, each file's sha256) and a dataset card ``README.md``. Reading one back verifies
+it first (:mod:`stability.store.export_checks`): paths, bytes, columns, counts and content addresses. Nothing in it
 is read from the environment: the rows are the store's, which the call path already redacted, and a last check
 refuses to leave an export behind that contains the value of any secret variable set now.
 """
@@ -17,19 +18,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stability.errors import StabilityError
-from stability.redaction import secret_values
+from stability.redaction import exposes, secret_values
 from stability.store.cache_from import CACHE_FROM
 from stability.store.chains import chain_stored_calls, full_request_texts
+from stability.store.export_checks import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    file_digest,
+    inside,
+    verify_content,
+    verify_files,
+)
 from stability.store.merge import MergeReport, merge_into
 
 if TYPE_CHECKING:
     from stability.store.store import Store
 
-MANIFEST = "stability-export.json"
-FORMAT_VERSION = 1
+MANIFEST = MANIFEST_NAME
+#: a manifest is a few kilobytes per table; anything near this is not one
+MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 class ExportedTable(BaseModel):
@@ -37,15 +47,16 @@ class ExportedTable(BaseModel):
 
     name: str
     file: str
-    rows: int
+    rows: int = Field(ge=0)
     columns: list[dict[str, Any]]  # name, type, comment
     comment: str | None = None
+    sha256: str | None = None  # of the file's bytes (format 2 on; format 1 exports have none)
 
 
 class ExportManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = FORMAT_VERSION
+    format_version: int = Field(FORMAT_VERSION, ge=1)
     experiments: list[str]  # empty for --all
     migrations: list[str]
     tables: list[ExportedTable]
@@ -129,9 +140,10 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
                         "(FORMAT parquet, COMPRESSION zstd)")
             count = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(staging / file))})").fetchone()
             tables.append(ExportedTable(name=table, file=file, rows=int(count[0]) if count else 0, columns=columns,
-                                        comment=comment))
+                                        comment=comment, sha256=file_digest(staging / file)))
         migrations = [r[0] for r in con.execute("SELECT name FROM migrations ORDER BY name").fetchall()]
-        manifest = ExportManifest(experiments=experiments or [], migrations=migrations, tables=tables,
+        manifest = ExportManifest(format_version=FORMAT_VERSION, experiments=experiments or [],
+                                  migrations=migrations, tables=tables,
                                   skipped=skipped)
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
         _refuse_secrets(con, staging)
@@ -195,35 +207,66 @@ def copy_runs(con: duckdb.DuckDBPyConnection, runs: list[str], target: Path) -> 
 
 
 def _refuse_secrets(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
-    """The last line of defence: no value of a secret variable set now may appear in any exported value."""
+    """The last line of defence: no value of a secret variable set now may appear in any exported value where it
+    would be a secret (a header, a URL, a configuration, an error). Content (an answer, a constitution's text,
+    the messages of a request) may hold one: it is what a model or a person wrote (:func:`redaction.exposes`)."""
     secrets = secret_values()
     if not secrets:
         return
     for file in sorted(folder.iterdir()):
-        if file.suffix == ".parquet":
-            text = "\n".join(str(row) for row in con.execute(
-                f"SELECT * FROM read_parquet({_lit(str(file))})").fetchall())
-        else:
-            text = file.read_text(encoding="utf-8", errors="replace")
-        if any(secret in text for secret in secrets):
-            raise StabilityError(f"{file.name}: would contain the value of a secret variable; nothing exported")
+        if file.suffix != ".parquet":
+            if any(secret in file.read_text(encoding="utf-8", errors="replace") for secret in secrets):
+                raise StabilityError(f"{file.name}: would contain the value of a secret variable; nothing exported")
+            continue
+        cursor = con.execute(f"SELECT * FROM read_parquet({_lit(str(file))})")
+        names = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(10_000):
+            for row in rows:
+                if not any(secret in str(row) for secret in secrets):
+                    continue  # the common case: no secret anywhere in the row
+                if exposes({name: _parsed(value) for name, value in zip(names, row, strict=True)}, secrets):
+                    raise StabilityError(f"{file.name}: would contain the value of a secret variable; nothing "
+                                         "exported")
+
+
+def _parsed(value: Any) -> Any:
+    """A JSON column's text as its value (so its content fields are told apart), anything else as it is."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def read_manifest(folder: Path) -> ExportManifest:
     path = folder / MANIFEST
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         raise StabilityError(f"{folder}: not a stability export (no {MANIFEST})")
+    inside(folder, MANIFEST, "the manifest")
     try:
-        return ExportManifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise StabilityError(f"{path}: not a valid export manifest ({str(err).splitlines()[0]})") from None
+        if path.stat().st_size > MANIFEST_BYTES:
+            raise StabilityError(f"{path}: {path.stat().st_size:,} bytes, more than a manifest has; not an export")
+        return ExportManifest.model_validate_json(path.read_bytes())
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise StabilityError(f"{path}: not a valid export manifest ({where + ': ' if where else ''}"
+                             f"{first['msg']})") from None
+    except OSError as err:
+        raise StabilityError(f"{path}: cannot read ({err.strerror})") from None
 
 
 def load_export(folder: Path, into: Path) -> None:
-    """Write an export folder's tables into a new store file ``into`` (migrated by the Store first)."""
+    """Verify an export folder (:mod:`stability.store.export_checks`) and write its tables into a new store
+    file ``into`` (migrated by the Store first); a refusal raises before ``into`` is created."""
     from stability.store.store import Store
 
+    if not folder.is_dir():
+        raise StabilityError(f"{folder}: not a stability export (not a folder)")
     manifest = read_manifest(folder)
+    with duckdb.connect(":memory:") as check:
+        verify_files(check, folder, manifest)
     with Store.open(into) as store:
         con = store.con
         own = {table for table, _, _ in _tables(con)}
@@ -234,36 +277,47 @@ def load_export(folder: Path, into: Path) -> None:
         with store.transaction():
             for table in manifest.tables:
                 file = folder / table.file
-                if not file.is_file():
-                    raise StabilityError(f"{file}: missing from the export")
                 try:
                     con.execute(f"INSERT INTO main.{_q(table.name)} BY NAME "
                                 f"SELECT * FROM read_parquet({_lit(str(file))})")
                 except duckdb.Error as err:
                     raise StabilityError(f"{file}: cannot read ({str(err).splitlines()[0]})") from None
+            verify_content(con, folder)
             chain_stored_calls(con)  # an export carries whole requests
 
 
-def import_export(folder: Path, con: duckdb.DuckDBPyConnection) -> MergeReport:
-    """``stability import-store DIR``: an export merged into the store on ``con`` (conflicts refused)."""
+def import_export(folder: Path, db: Path | str | None) -> MergeReport:
+    """``stability import-store DIR``: an export, verified, merged into the store ``db`` (created when missing;
+    conflicts refused). The export is loaded into a scratch store first, so a refused one writes nothing."""
+    from stability.store.store import Store
+
     with tempfile.TemporaryDirectory(prefix="stability-import-") as tmp:
         staged = Path(tmp) / "import.duckdb"
         load_export(folder, staged)
-        report = merge_into(con, [staged])
+        with Store.open(db) as store:
+            report = merge_into(store.con, [staged])
     return report.model_copy(update={"sources": [str(folder)]})
 
 
-def attach_cache_from(store: Store, source: Path, scratch: Path) -> None:
-    """Attach another store (a DuckDB file, or an export folder loaded into ``scratch``) read-only, so its calls
-    can answer this store's runs (:func:`stability.store.cache_from.answer_from_cache_store`); from then on every
-    lookup asks the store (its own key filter knows none of the other store's keys)."""
-    store.cache_from_attached = True
-    con = store.con
+def cache_source(source: Path, scratch: Path) -> Path:
+    """The store file ``--cache-from`` attaches: ``source`` itself, or an export folder verified and loaded into
+    ``scratch`` (before the store that uses it is opened, so a refused export writes nothing)."""
     if source.is_dir():
+        if not (source / MANIFEST).exists() and not (source / MANIFEST).is_symlink():
+            raise StabilityError(f"{source}: not a stability export (no {MANIFEST}) for --cache-from")
         load_export(source, scratch)
-        source = scratch
+        return scratch
     if not source.is_file():
         raise StabilityError(f"{source}: no such store for --cache-from")
+    return source
+
+
+def attach_cache_from(store: Store, source: Path) -> None:
+    """Attach another store file (:func:`cache_source`) read-only, so its calls can answer this store's runs
+    (:func:`stability.store.cache_from.answer_from_cache_store`); from then on every lookup asks the store (its
+    own key filter knows none of the other store's keys)."""
+    store.cache_from_attached = True
+    con = store.con
     from stability.store.store import settle
 
     settle(str(source))  # writes a killed writer journalled are part of the store

@@ -4,6 +4,10 @@ Pages are one HTML file and plain JavaScript served from the package (``stabilit
 bundled; nothing comes from elsewhere). Every endpoint reads one page of data through :class:`StoreSource`
 and sends it with the secrets removed (:func:`stability.redaction.redact`). A missing thing is a 404 with a
 one-line ``error``; a store that cannot be read right now is a 503.
+
+Only requests addressed to this machine by name are answered (:class:`LocalHostOnly`): a ``Host`` header other
+than ``127.0.0.1``, ``localhost`` or ``[::1]`` (with or without a port) is a 403, so a web page that rebinds its
+own name to 127.0.0.1 (DNS rebinding) cannot read the store through the user's browser.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stability.errors import StabilityError
 from stability.redaction import redact
@@ -30,6 +36,49 @@ STATIC = Path(__file__).resolve().parent / "static"
 PAGE = 50
 #: Content-Security-Policy: the page loads its own scripts and styles only, and talks to this server only
 POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'"
+
+
+#: the names a request may address the viewer by (the Host header, without its port)
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def local_host(value: str) -> bool:
+    """Whether a ``Host`` header names this machine: ``127.0.0.1``, ``localhost`` or ``[::1]``, and at most a
+    port (digits) after a colon."""
+    name, colon, port = value, "", ""
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return False
+        name, rest = value[:end + 1], value[end + 1:]
+        if rest and not rest.startswith(":"):
+            return False
+        colon, port = rest[:1], rest[1:]
+    elif ":" in value:
+        name, colon, port = value.partition(":")
+    if colon and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        return False
+    return name.lower() in LOCAL_HOSTS
+
+
+class LocalHostOnly:
+    """ASGI middleware: a request whose ``Host`` header (exactly one) is not :func:`local_host` gets a 403."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            hosts = [v for k, v in scope.get("headers", []) if k.lower() == b"host"]
+            if len(hosts) != 1 or not local_host(hosts[0].decode("latin-1")):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = json.dumps({"error": "the viewer answers requests to 127.0.0.1, localhost or [::1] only"})
+                await Response(body, status_code=403, media_type="application/json",
+                               headers={"Cache-Control": "no-store"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _default(value: Any) -> Any:
@@ -125,4 +174,4 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             store, r.query_params.get("q", ""), _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(LocalHostOnly)])
