@@ -63,6 +63,8 @@ def probe(selection: list[str], samples: int, db: Path | str | None = None, max_
           dry_run: bool = False) -> ProbeResult:
     """Probe the final node of every finished chain run in the selection (experiment names or ids, run ids);
     ``dry_run``: count the requests it would send, send none, write nothing."""
+    if samples < 1:
+        raise StabilityError(f"--samples {samples}: give at least 1")
     check(samples, ProbeSamples, "--samples")
     with Store.open(db, read_only=dry_run) as store:
         ids, _ = resolve_selection(store, selection, False)
