@@ -314,7 +314,9 @@ class _Notes(logging.Handler):
     """The library's warnings (``reading its snapshot as of 14 s ago``) as ``note:`` lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"note: {printable(record.getMessage())}\n")
+        from stability.redaction import redact
+
+        sys.stderr.write(f"note: {printable(redact(record.getMessage()))}\n")
 
 
 def _show_notes() -> None:
