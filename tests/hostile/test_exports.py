@@ -63,8 +63,8 @@ def rewrite(folder: Path, table: str, select: str, resign: bool = True) -> None:
     path = folder / f"{table}.parquet"
     tmp = folder / f"{table}.new"
     con = duckdb.connect()
-    query = select.replace("{f}", f"read_parquet('{path}')")
-    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet)")
+    query = select.replace("{f}", "read_parquet('" + str(path).replace("'", "''") + "')")
+    con.execute(f"COPY ({query}) TO '" + str(tmp).replace("'", "''") + "' (FORMAT parquet)")
     con.close()
     os.replace(tmp, path)
     if resign:
@@ -430,3 +430,19 @@ def test_cache_from_a_tampered_export_replays_nothing(source: tuple[Path, Path],
     monkeypatch.setenv("STABILITY_ALLOW_NETWORK", "1")
     refused(folder, tmp_path, capsys, monkeypatch, needle,
             args=["run", str(grid), "--db", str(tmp_path / "target.duckdb"), "--cache-from", str(folder)])
+
+
+def test_a_folder_name_written_as_sql_is_only_a_name(source: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.store.test_merge import contents
+
+    pwned = tmp_path / "pwned.csv"
+    folder = tmp_path / f"x'); COPY (SELECT 1) TO '{pwned}'; --"
+    shutil.copytree(source[1], folder)
+    code, _, err = run_cli(["import-store", str(folder), "--db", str(tmp_path / "a.duckdb")], capsys, monkeypatch)
+    assert code == 0, err
+    assert not pwned.exists() and contents(tmp_path / "a.duckdb") == contents(source[0])
+    rewrite(folder, "calls", "SELECT * EXCLUDE (text) FROM {f}")
+    refused(folder, tmp_path, capsys, monkeypatch, "column text of table calls is missing")
+    assert not pwned.exists()
