@@ -184,8 +184,17 @@ def _print_judge(use: Any) -> None:
         agreement.add_column(column)
     for a in use.agreement:
         agreement.add_row(a.a, a.b, a.question, str(a.n), "–" if a.observed is None else f"{a.observed:.3g}",
-                          "–" if a.kappa is None else f"{a.kappa:.3g}")
+                          "–" if a.kappa is None else f"{a.kappa:.3g}" + (
+                              f" [{a.kappa_low:.3g}, {a.kappa_high:.3g}]" if a.kappa_low is not None
+                              and a.kappa_high is not None else ""))
     console.print(agreement)
+
+
+def _cause(c: Any) -> str:
+    """A cumulative incidence (or a difference of two) with its interval."""
+    if c.estimate is None:
+        return "–"
+    return f"{c.estimate:.3g}" + (f" [{c.low:.3g}, {c.high:.3g}]" if c.low is not None and c.high is not None else "")
 
 
 def _print_groups(result: Any) -> None:
@@ -209,11 +218,19 @@ def _print_groups(result: Any) -> None:
         if g.probed:
             console.print(f"{g.label} · probed {g.probed}, confirmed {g.confirmed} fixed points "
                           f"(Wilson lower bound of P(decline | node) ≥ τ = {result.params.tau})")
+        incidence = g.incidence
+        if incidence is not None and incidence.n:
+            median = incidence.median_fixed_point if incidence.median_fixed_point is not None else "not reached"
+            console.print(f"{g.label} · by step {incidence.horizon}: P(fixed point) {_cause(incidence.fixed_point)}, "
+                          f"P(cycle) {_cause(incidence.cycle)} · median steps to a fixed point {median}"
+                          f" (Aalen–Johansen over {incidence.n} started runs, {incidence.clusters} starts; "
+                          f"{incidence.fixed_point.method})")
         null = g.paraphrase_null
         if null is not None:
             console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "
-                          f"over {null.cells} (model, start) cells: excess {_interval(null.excess)} · suggested ε "
-                          f"{null.suggested_epsilon}")
+                          f"at the same steps over {null.cells} (model, start) cells: excess {_interval(null.excess)}"
+                          f" · suggested ε {null.suggested_epsilon if null.suggested_epsilon is not None else '–'}"
+                          + (f" ({null.epsilon_note})" if null.epsilon_note else ""))
         for r in g.references:
             console.print(f"{g.label} · distance to {r.reference}: start {_interval(r.start)}, final "
                           f"{_interval(r.final)}, change {_interval(r.change)}")
@@ -226,6 +243,12 @@ def _print_groups(result: Any) -> None:
                               _interval(c.steps_to_fixed_point), _interval(c.convergence_ratio),
                               _interval(c.clash_resolution))
         console.print(contrasts)
+        for c in result.contrasts:
+            if c.incidence is not None and c.incidence.step is not None:
+                i = c.incidence
+                console.print(f"{key_text(c.a)} − {key_text(c.b)} · by step {i.step}: P(fixed point) "
+                              f"{_cause(i.fixed_point)} p={i.p_fixed_point}, P(cycle) {_cause(i.cycle)} "
+                              f"p={i.p_cycle} ({'paired' if i.paired else 'unpaired'}, {i.clusters} starts)")
 
 
 def experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
