@@ -99,3 +99,21 @@ def test_group_incidence_through_measure() -> None:
     assert incidence.horizon == 3 and incidence.fixed_point.estimate == 0.25 and incidence.median_fixed_point is None
     # the old curve censors the cycle and the failure: 1 − KM reads 0.25 too here, but keeps them out of n
     assert group.steps_to_fixed_point.censored == 2
+
+
+def test_the_vectorised_jackknife_equals_leaving_each_start_out() -> None:
+    from stability.analysis.incidence import _groups, _leave_out
+
+    rng = np.random.default_rng(0)
+    times, causes, starts = planted_runs(rng, 7, 9, 0.08, 0.04, 12, spread=1.2)
+    times[:5], causes[:5] = np.minimum(times[:5], 3), CENSORED  # some censoring before the step
+    clusters = _groups(starts)
+    for step in (0, 2, 5, 10, 30):
+        for cause in (FIXED, CYCLE):
+            keep = np.ones(len(times), dtype=bool)
+            slow = []
+            for members in clusters:
+                keep[members] = False
+                slow.append(incidence_at(times[keep], causes[keep], cause, step))
+                keep[members] = True
+            assert np.allclose(_leave_out(times, causes, clusters, cause, step), slow)
