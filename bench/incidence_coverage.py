@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stability.analysis.incidence import FIXED, cause_at, contrast_of, incidence_at
+from stability.analysis.incidence import FIXED, cause_at, contrast_of
 from stability.testing.planted_incidence import planted_runs, start_hazards, true_incidence
 
 STEP, CAP = 10, 20
