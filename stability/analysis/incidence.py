@@ -25,7 +25,8 @@ whose outcome by t is known. Its coverage at 1–6 starts is measured by ``bench
 Contrasts: F_c(t) of group a − group b at the last step by which both groups' outcomes are all known (the
 earliest censoring step of either); *paired* (the jackknife
 leaves each shared start out of both groups at once, df = G − 1) when the two groups ran the same starts, else
-unpaired (variances added, Welch–Satterthwaite degrees of freedom).
+unpaired (variances added, Welch–Satterthwaite degrees of freedom). Beside them, the cause-specific hazard ratio
+a / b (Mantel–Haenszel over the steps up to that step), with a jackknife-t interval on the log scale.
 """
 
 from __future__ import annotations
@@ -81,8 +82,19 @@ class Incidence(BaseModel):
     curve: list[IncidencePoint]
 
 
+class HazardRatio(BaseModel):
+    """Cause-specific hazard of group a over group b (Mantel–Haenszel over steps), with a 95% interval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    estimate: float | None  # None: no event of the cause on one side
+    low: float | None  # jackknife-t on the log scale (None: fewer than 2 starts on a side, or degenerate)
+    high: float | None
+    p_value: float | None
+
+
 class IncidenceContrast(BaseModel):
-    """F_c(step) of group a − group b, for a fixed point and for a cycle."""
+    """F_c(step) of group a − group b, for a fixed point and for a cycle; cause-specific hazard ratios a / b."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -93,6 +105,8 @@ class IncidenceContrast(BaseModel):
     cycle: CauseAtStep
     p_fixed_point: float | None  # two-sided, t test on the jackknife standard error
     p_cycle: float | None
+    hazard_ratio_fixed_point: HazardRatio | None = None  # up to ``step``
+    hazard_ratio_cycle: HazardRatio | None = None
 
 
 def outcomes(runs: Sequence[RunConvergence]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -177,21 +191,27 @@ def _groups(starts: Sequence[str]) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.int64) for v in by.values()]
 
 
-def _leave_out(times: np.ndarray, causes: np.ndarray, clusters: list[np.ndarray], cause: int, step: int
-               ) -> np.ndarray:
-    """F_cause(step) without each cluster in turn, all at once: per-cluster tables of runs at risk and ending per
-    step (up to ``step``), subtracted from the totals, then Aalen–Johansen along the steps."""
+def _cluster_tables(times: np.ndarray, causes: np.ndarray, clusters: list[np.ndarray], step: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster and step 0..``step``: runs at risk (clusters × steps) and runs ending by each cause (× 4)."""
     label = np.empty(len(times), dtype=np.int64)
     for g, members in enumerate(clusters):
         label[members] = g
     size = step + 1
-    clipped = np.minimum(times, size)  # a run still at risk past ``step`` counts only as at risk up to it
     counts = np.zeros((len(clusters), size + 1))
-    np.add.at(counts, (label, clipped), 1.0)
-    at_risk_g = counts[:, ::-1].cumsum(axis=1)[:, ::-1][:, :size]
-    ended_g = np.zeros((len(clusters), size, 4))
+    np.add.at(counts, (label, np.minimum(times, size)), 1.0)  # a run past ``step`` is only at risk up to it
+    at_risk = counts[:, ::-1].cumsum(axis=1)[:, ::-1][:, :size]
+    ended = np.zeros((len(clusters), size, 4))
     inside = times <= step
-    np.add.at(ended_g, (label[inside], times[inside], causes[inside]), 1.0)
+    np.add.at(ended, (label[inside], times[inside], causes[inside]), 1.0)
+    return at_risk, ended
+
+
+def _leave_out(times: np.ndarray, causes: np.ndarray, clusters: list[np.ndarray], cause: int, step: int
+               ) -> np.ndarray:
+    """F_cause(step) without each cluster in turn, all at once: the per-cluster tables subtracted from the
+    totals, then Aalen–Johansen along the steps."""
+    at_risk_g, ended_g = _cluster_tables(times, causes, clusters, step)
     at_risk = at_risk_g.sum(axis=0)[None] - at_risk_g
     ended = ended_g.sum(axis=0)[None] - ended_g
     events = ended[:, :, 1:].sum(axis=2)
@@ -316,4 +336,55 @@ def contrast_of(a: tuple[np.ndarray, np.ndarray, list[str]], b: tuple[np.ndarray
     fixed, p_fixed = _difference(a, b, FIXED, step, paired)
     cycle, p_cycle = _difference(a, b, CYCLE, step, paired)
     return IncidenceContrast(step=step, paired=paired, clusters=clusters, fixed_point=fixed, cycle=cycle,
-                             p_fixed_point=p_fixed, p_cycle=p_cycle)
+                             p_fixed_point=p_fixed, p_cycle=p_cycle,
+                             hazard_ratio_fixed_point=hazard_ratio(a, b, FIXED, step, paired),
+                             hazard_ratio_cycle=hazard_ratio(a, b, CYCLE, step, paired))
+
+
+def _mantel_haenszel(at_a: np.ndarray, ended_a: np.ndarray, at_b: np.ndarray, ended_b: np.ndarray, cause: int
+                     ) -> np.ndarray:
+    """log of Σ d_a n_b / n over Σ d_b n_a / n along the last axis of steps (NaN where undefined)."""
+    total = np.maximum(at_a + at_b, 1.0)
+    num = (ended_a[..., cause] * at_b / total).sum(axis=-1)
+    den = (ended_b[..., cause] * at_a / total).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((num > 0) & (den > 0), np.log(num) - np.log(np.where(den > 0, den, 1.0)), np.nan)
+
+
+def hazard_ratio(a: tuple[np.ndarray, np.ndarray, list[str]], b: tuple[np.ndarray, np.ndarray, list[str]],
+                 cause: int, step: int, paired: bool) -> HazardRatio:
+    """The cause-specific hazard ratio a / b over steps 0..``step`` (Mantel–Haenszel: a common ratio of the
+    per-step hazards d/n, other causes and censoring leaving the risk set), its interval a jackknife over starts
+    on the log scale with a t quantile (paired: a start left out of both, df = G − 1; unpaired: each side's
+    jackknife variance added, Welch–Satterthwaite df)."""
+    ca, cb = _groups(a[2]), _groups(b[2])
+    at_ga, ended_ga = _cluster_tables(a[0], a[1], ca, step)
+    at_gb, ended_gb = _cluster_tables(b[0], b[1], cb, step)
+    at_a, ended_a, at_b, ended_b = at_ga.sum(0), ended_ga.sum(0), at_gb.sum(0), ended_gb.sum(0)
+    log_ratio = float(_mantel_haenszel(at_a, ended_a, at_b, ended_b, cause))
+    if not np.isfinite(log_ratio):
+        return HazardRatio(estimate=None, low=None, high=None, p_value=None)
+    estimate = _at(np.exp(log_ratio))
+    if paired:  # the same starts in the same order on both sides
+        order_b = {s: g for g, s in enumerate(dict.fromkeys(b[2]))}
+        pick = [order_b[s] for s in dict.fromkeys(a[2])]
+        draws = _mantel_haenszel(at_a - at_ga, ended_a - ended_ga, at_b - at_gb[pick], ended_b - ended_gb[pick],
+                                 cause)
+        parts = [(draws, float(len(ca) - 1))]
+    else:
+        if len(ca) < 2 or len(cb) < 2:
+            return HazardRatio(estimate=estimate, low=None, high=None, p_value=None)
+        parts = [(_mantel_haenszel(at_a - at_ga, ended_a - ended_ga, at_b, ended_b, cause), float(len(ca) - 1)),
+                 (_mantel_haenszel(at_a, ended_a, at_b - at_gb, ended_b - ended_gb, cause), float(len(cb) - 1))]
+    if any(not np.isfinite(d).all() for d, _ in parts):  # a start holds every event of the cause on a side
+        return HazardRatio(estimate=estimate, low=None, high=None, p_value=None)
+    variances = [(_jackknife_variance(d), df) for d, df in parts]
+    variance = sum(v for v, _ in variances)
+    denominator = sum(v * v / df for v, df in variances)
+    if variance <= 1e-15 or denominator <= 0:
+        return HazardRatio(estimate=estimate, low=None, high=None, p_value=None)
+    df = variance * variance / denominator
+    se = float(np.sqrt(variance))
+    half = _t_quantile(df) * se
+    return HazardRatio(estimate=estimate, low=_at(np.exp(log_ratio - half)), high=_at(np.exp(log_ratio + half)),
+                       p_value=round(_t_p_value(log_ratio / se, df), 6))
