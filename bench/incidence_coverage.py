@@ -9,8 +9,9 @@ correlation of about 0.3); runs still moving at step 20 are censored. For every 
 spread × hazards) it reports how often the 95% interval of F_fixed(10) printed by the analysis
 (:func:`stability.analysis.incidence.cause_at`) covers the true value, beside a 95% percentile cluster bootstrap
 of the same estimate (1000 resamples) for comparison; and how often the paired and unpaired contrast tests
-(:func:`stability.analysis.incidence.contrast_of`) reject at α = 0.05 when both groups share one law (type-I
-error). Prints a Markdown table; writes the raw numbers as JSON.
+(:func:`stability.analysis.incidence.contrast_of`: the difference of F_fixed and the cause-specific hazard ratio)
+reject at α = 0.05 when both groups share one law (type-I error). Prints a Markdown table; writes the raw numbers
+as JSON.
 """
 
 from __future__ import annotations
@@ -45,12 +46,16 @@ def _bootstrap_covers(times: np.ndarray, causes: np.ndarray, starts: list[str], 
     return bool(low <= truth <= high)
 
 
+def _rejects(p: float | None) -> bool:
+    return p is not None and p < 0.05
+
+
 def design(starts: int, replicates: int, spread: float, law: str, repetitions: int, seed: int) -> dict[str, object]:
     fixed, cycle = LAWS[law]
     truth = true_incidence(fixed, cycle, STEP, spread)
     rng = np.random.default_rng(seed)
     covered, boot, widths, methods = [], [], [], set()
-    paired_rejects, unpaired_rejects = [], []
+    paired_rejects, unpaired_rejects, paired_hr, unpaired_hr = [], [], [], []
     for _ in range(repetitions):
         hazards = start_hazards(rng, starts, fixed, cycle, spread)
         times, causes, names = planted_runs(rng, starts, replicates, fixed, cycle, CAP, spread, hazards)
@@ -66,18 +71,24 @@ def design(starts: int, replicates: int, spread: float, law: str, repetitions: i
         # unpaired (other starts drawn from the same population)
         if starts >= 2:
             paired_b = planted_runs(rng, starts, replicates, fixed, cycle, CAP, spread, hazards)
-            p_paired = contrast_of((times, causes, names), paired_b).p_fixed_point
+            paired = contrast_of((times, causes, names), paired_b)
             other = planted_runs(rng, starts, replicates, fixed, cycle, CAP, spread)
             renamed = [f"other-{n}" for n in other[2]]
-            p_unpaired = contrast_of((times, causes, names), (other[0], other[1], renamed)).p_fixed_point
-            paired_rejects.append(p_paired is not None and p_paired < 0.05)
-            unpaired_rejects.append(p_unpaired is not None and p_unpaired < 0.05)
+            unpaired = contrast_of((times, causes, names), (other[0], other[1], renamed))
+            paired_rejects.append(_rejects(paired.p_fixed_point))
+            unpaired_rejects.append(_rejects(unpaired.p_fixed_point))
+            paired_hr.append(_rejects(paired.hazard_ratio_fixed_point.p_value
+                                      if paired.hazard_ratio_fixed_point else None))
+            unpaired_hr.append(_rejects(unpaired.hazard_ratio_fixed_point.p_value
+                                        if unpaired.hazard_ratio_fixed_point else None))
     return {"starts": starts, "replicates": replicates, "spread": spread, "law": law, "truth": round(truth, 4),
             "coverage": round(float(np.mean(covered)), 4), "mean_width": round(float(np.mean(widths)), 4),
             "methods": sorted(methods),
             "bootstrap_coverage": round(float(np.mean(boot)), 4) if boot else None,
             "paired_type_i": round(float(np.mean(paired_rejects)), 4) if paired_rejects else None,
             "unpaired_type_i": round(float(np.mean(unpaired_rejects)), 4) if unpaired_rejects else None,
+            "paired_hr_type_i": round(float(np.mean(paired_hr)), 4) if paired_hr else None,
+            "unpaired_hr_type_i": round(float(np.mean(unpaired_hr)), 4) if unpaired_hr else None,
             "repetitions": repetitions}
 
 
@@ -95,11 +106,13 @@ def main() -> None:
                     print(json.dumps(rows[-1]), file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    print("| law | spread | starts | replicates | truth | coverage | width | bootstrap | paired α | unpaired α |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| law | spread | starts | replicates | truth | coverage | width | bootstrap | paired α | unpaired α "
+          "| HR paired α | HR unpaired α |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['law']} | {r['spread']} | {r['starts']} | {r['replicates']} | {r['truth']} | {r['coverage']} "
-              f"| {r['mean_width']} | {r['bootstrap_coverage']} | {r['paired_type_i']} | {r['unpaired_type_i']} |")
+              f"| {r['mean_width']} | {r['bootstrap_coverage']} | {r['paired_type_i']} | {r['unpaired_type_i']} "
+              f"| {r['paired_hr_type_i']} | {r['unpaired_hr_type_i']} |")
 
 
 if __name__ == "__main__":

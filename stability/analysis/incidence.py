@@ -78,6 +78,7 @@ class Incidence(BaseModel):
     horizon: int | None  # the last step by which every run's outcome is known (the earliest censoring step)
     fixed_point: CauseAtStep  # F_fixed(horizon)
     cycle: CauseAtStep  # F_cycle(horizon)
+    no_verdict: CauseAtStep  # F_no_verdict(horizon)
     median_fixed_point: int | None  # first step where F_fixed >= 0.5; None: never
     curve: list[IncidencePoint]
 
@@ -272,6 +273,7 @@ def incidence_of(times: np.ndarray, causes: np.ndarray, starts: Sequence[str]) -
     return Incidence(n=len(times), clusters=len(set(starts)), events=events, horizon=end,
                      fixed_point=cause_at(times, causes, starts, FIXED, end),
                      cycle=cause_at(times, causes, starts, CYCLE, end),
+                     no_verdict=cause_at(times, causes, starts, NO_VERDICT, end),
                      median_fixed_point=int(steps[reached[0]]) if len(reached) else None, curve=curve)
 
 

@@ -197,6 +197,17 @@ def _cause(c: Any) -> str:
     return f"{c.estimate:.3g}" + (f" [{c.low:.3g}, {c.high:.3g}]" if c.low is not None and c.high is not None else "")
 
 
+def _p(value: float | None) -> str:
+    return "" if value is None else f" p={value:.3g}"
+
+
+def _ratio(h: Any) -> str:
+    if h is None or h.estimate is None:
+        return "–"
+    return f"{h.estimate:.3g}" + (f" [{h.low:.3g}, {h.high:.3g}]" if h.low is not None and h.high is not None
+                                  else "") + _p(h.p_value)
+
+
 def _print_groups(result: Any) -> None:
     from stability.analysis.factors import key_text
 
@@ -222,7 +233,8 @@ def _print_groups(result: Any) -> None:
         if incidence is not None and incidence.n:
             median = incidence.median_fixed_point if incidence.median_fixed_point is not None else "not reached"
             console.print(f"{g.label} · by step {incidence.horizon}: P(fixed point) {_cause(incidence.fixed_point)}, "
-                          f"P(cycle) {_cause(incidence.cycle)} · median steps to a fixed point {median}"
+                          f"P(cycle) {_cause(incidence.cycle)}, P(no verdict) {_cause(incidence.no_verdict)} · "
+                          f"median steps to a fixed point {median}"
                           f" (Aalen–Johansen over {incidence.n} started runs, {incidence.clusters} starts; "
                           f"{incidence.fixed_point.method})")
         null = g.paraphrase_null
@@ -247,8 +259,10 @@ def _print_groups(result: Any) -> None:
             if c.incidence is not None and c.incidence.step is not None:
                 i = c.incidence
                 console.print(f"{key_text(c.a)} − {key_text(c.b)} · by step {i.step}: P(fixed point) "
-                              f"{_cause(i.fixed_point)} p={i.p_fixed_point}, P(cycle) {_cause(i.cycle)} "
-                              f"p={i.p_cycle} ({'paired' if i.paired else 'unpaired'}, {i.clusters} starts)")
+                              f"{_cause(i.fixed_point)}{_p(i.p_fixed_point)}, P(cycle) {_cause(i.cycle)}"
+                              f"{_p(i.p_cycle)}; cause-specific hazard ratio, fixed point "
+                              f"{_ratio(i.hazard_ratio_fixed_point)}, cycle {_ratio(i.hazard_ratio_cycle)} "
+                              f"({'paired' if i.paired else 'unpaired'}, {i.clusters} starts; p unadjusted)")
 
 
 def experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
