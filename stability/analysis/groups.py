@@ -23,7 +23,7 @@ from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.drift import ParaphraseNull, paraphrase_null
 from stability.analysis.factors import group_key, key_text
-from stability.analysis.incidence import Incidence, IncidenceContrast, incidence, incidence_contrast
+from stability.analysis.incidence import Incidence, IncidenceContrast, contrast_of, incidence_of, outcomes
 from stability.analysis.references import ReferenceDrift, drift
 from stability.analysis.stats import (
     Interval,
@@ -234,7 +234,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
         keyed.setdefault(json.dumps(key, sort_keys=True, default=str), (key, []))[1].append(i)
     pool = np.flatnonzero(arrays.judged).tolist()
     b, seed = params.bootstrap, params.seed
-    groups, clusters_of, members_of = [], [], []
+    groups, clusters_of, outcomes_of = [], [], []
     chains = {c.run_id: c for c in corpus.runs}
     for text in sorted(keyed):
         key, members = keyed[text]
@@ -242,7 +242,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
         clusters, resampled = _clusters(arrays, judged)
         local = {run: j for j, run in enumerate(judged)}
         clusters_of.append(clusters)
-        members_of.append([runs[i] for i in members])
+        outcomes_of.append(outcomes([runs[i] for i in members]))  # (step, cause, start) of each chain run
         ratio = draws_interval(arrays.ratio(np.asarray(judged, dtype=int)), arrays.ratio_draws(clusters, b, seed),
                                len(judged))
         null_low, null_high, p = _null(arrays, judged, pool, ratio.mean, params) if arrays.pairwise else (None,) * 3
@@ -258,7 +258,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             repeated_cycle_rate=bootstrap([arrays.repeated[c].tolist() for c in clusters], b, seed),
             steps_to_fixed_point=survival(arrays.times[judged].tolist(), arrays.fixed[judged].astype(bool).tolist(),
                                           [[local[i] for i in c] for c in clusters], b, seed),
-            incidence=incidence(members_of[-1]),
+            incidence=incidence_of(*outcomes_of[-1]),
             convergence_ratio=ConvergenceRatio(mean=ratio.mean, low=ratio.low, high=ratio.high, n=ratio.n,
                                                null_low=null_low, null_high=null_high, p_value=p),
             clash_resolution=cluster_interval(arrays.clash_share, clusters, b, seed)
@@ -280,5 +280,5 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
                 steps_to_fixed_point=difference(arrays.median, ca, arrays.median, cb, b, seed),
                 convergence_ratio=_ratio_difference(arrays, ca, cb, b, seed),
                 clash_resolution=difference(arrays.clash_share, ca, arrays.clash_share, cb, b, seed),
-                incidence=incidence_contrast(members_of[i], members_of[j])))
+                incidence=contrast_of(outcomes_of[i], outcomes_of[j])))
     return groups, contrasts
