@@ -27,9 +27,10 @@ own ``declines_to_stop``) governs every rule that counts repeats:
 - ``epsilon``: from some answered step s to the end every constitution stays within ε of the one at s, at least
   K answered steps follow s, and the chain makes no exact return after s. The earliest such s is the fixed point.
 
-Verdict order: the content-hash rules (declines, exact repeat) first, then exact cycles, then the ε rule. An exact
-return read off content hashes outranks any distance: a run that flips one principle of many between a statement
-and its negation (a distance well within ε) and comes back is a ``cycle``, never an ε fixed point.
+Verdict order: the content-hash rules (declines, exact repeat) first, then the ε rule counted only from the last
+exact return on, then exact cycles. An exact return read off content hashes outranks any distance: a run that
+flips one principle of many between a statement and its negation (a distance well within ε) and comes back is a
+``cycle``, never an ε fixed point.
 
 Cycles: an *exact cycle* is a return to a node after visiting at least one other node (read off the chain of
 content-addressed nodes, the same nodes the graph has). One revisit is a *return*; a revisit repeated (the run
