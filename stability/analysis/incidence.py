@@ -83,6 +83,7 @@ class Incidence(BaseModel):
     no_verdict: CauseAtStep  # F_no_verdict(horizon)
     median_fixed_point: int | None  # first step where F_fixed >= 0.5; None: never
     curve: list[IncidencePoint]
+    warning: str | None = None  # where the interval does not hold its level (one or two starts)
 
 
 class HazardRatio(BaseModel):
@@ -273,7 +274,11 @@ def incidence_of(times: np.ndarray, causes: np.ndarray, starts: Sequence[str]) -
              for i in points.tolist()]
     reached = np.flatnonzero(incidence[:, FIXED] >= 0.5 - 1e-12) if len(times) else np.zeros(0, dtype=np.int64)
     end = horizon(times, causes)
-    return Incidence(n=len(times), clusters=len(set(starts)), events=events, horizon=end,
+    clusters = len(set(starts))
+    warning = ("one start: the intervals cover replicate noise around this start only, not a population of starts"
+               if clusters == 1 else "two starts: the intervals are wide and hold their level only roughly (88-100%)"
+               if clusters == 2 else None)
+    return Incidence(n=len(times), clusters=clusters, events=events, horizon=end, warning=warning,
                      fixed_point=cause_at(times, causes, starts, FIXED, end),
                      cycle=cause_at(times, causes, starts, CYCLE, end),
                      no_verdict=cause_at(times, causes, starts, NO_VERDICT, end),

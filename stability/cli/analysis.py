@@ -236,7 +236,7 @@ def _print_groups(result: Any) -> None:
                           f"P(cycle) {_cause(incidence.cycle)}, P(no verdict) {_cause(incidence.no_verdict)} · "
                           f"median steps to a fixed point {median}"
                           f" (Aalen–Johansen over {incidence.n} started runs, {incidence.clusters} starts; "
-                          f"{incidence.fixed_point.method})")
+                          f"{incidence.fixed_point.method})" + (f" · {incidence.warning}" if incidence.warning else ""))
         null = g.paraphrase_null
         if null is not None:
             console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "

@@ -98,6 +98,7 @@ def test_group_incidence_through_measure() -> None:
         (1, 0.25, 0.0, 0.0, 4), (2, 0.25, 0.25, 0.25, 3)]
     assert incidence.horizon == 3 and incidence.fixed_point.estimate == 0.25 and incidence.median_fixed_point is None
     assert incidence.no_verdict.estimate == 0.25 and incidence.cycle.estimate == 0.25
+    assert incidence.clusters == 1 and (incidence.warning or "").startswith("one start")
     # the old curve censors the cycle and the failure: 1 − KM reads 0.25 too here, but keeps them out of n
     assert group.steps_to_fixed_point.censored == 2
 
