@@ -13,16 +13,24 @@ Verdict (``verdict``), read only from *answered* visits (not ``parse_failure``, 
 - ``no_verdict``: the run ended on a failed step (its last visit is a parse failure, truncated or an error) or
   did not finish (still running, or stopped by the budget or an interruption). It is counted as such and is
   never a fixed point, a cycle or an attractor member.
-- ``fixed_point``, else ``cycle`` (an exact cycle was found), else ``unsettled`` (ran out of steps still moving).
+- ``fixed_point``, else ``cycle`` (an exact cycle was found), else ``unsettled`` (ran out of steps still moving);
+  the rules and their order are below (*Verdict order*).
 
 Fixed point (the first rule that applies; ``step`` is the step at which it was first reached; ``held_steps``
-counts the *answered* steps after it, so a parse failure never holds a fixed point):
+counts the *answered* steps after it, so a parse failure never holds a fixed point). K (``--k``, else the run's
+own ``declines_to_stop``) governs every rule that counts repeats:
 
-- ``declines``: the run stopped because K consecutive fresh instances declined to change the constitution.
+- ``declines``: the run stopped because consecutive fresh instances declined to change the constitution, and its
+  last node was held for at least K answered steps (a run that stopped on 2 declines is no fixed point at K = 5).
 - ``exact_repeat``: the run did not stop on declines, but its last node was held, unchanged, for at least K
   answered steps (e.g. a run that hit ``max_steps`` while declining).
-- ``epsilon``: from some answered step s to the end every constitution stays within ε of the one at s, and at
-  least K answered steps follow s. The earliest such s is the fixed point.
+- ``epsilon``: from some answered step s to the end every constitution stays within ε of the one at s, at least
+  K answered steps follow s, and the chain makes no exact return after s. The earliest such s is the fixed point.
+
+Verdict order: the content-hash rules (declines, exact repeat) first, then the ε rule counted only from the last
+exact return on, then exact cycles. An exact return read off content hashes outranks any distance: a run that
+flips one principle of many between a statement and its negation (a distance well within ε) and comes back is a
+``cycle``, never an ε fixed point.
 
 Cycles: an *exact cycle* is a return to a node after visiting at least one other node (read off the chain of
 content-addressed nodes, the same nodes the graph has). One revisit is a *return*; a revisit repeated (the run
@@ -158,18 +166,30 @@ def fixed_point(chain: RunChain, nodes: list[str], steps: list[int], matrix: np.
     while start > 0 and nodes[start - 1] == nodes[last]:
         start -= 1
     held = last - start
-    if chain.stop_reason == "declined":
-        return FixedPoint(step=steps[start], node=nodes[start], how="declines", held_steps=held)
-    if held >= k:
-        return FixedPoint(step=steps[start], node=nodes[start], how="exact_repeat", held_steps=held)
+    if held >= k:  # K governs both rules that count repeats: a run that stopped on fewer declines is not one
+        how = "declines" if chain.stop_reason == "declined" else "exact_repeat"
+        return FixedPoint(step=steps[start], node=nodes[start], how=how, held_steps=held)
     if matrix is None:
         return None
-    for s in range(last + 1):
+    latest_return = max(return_indices(nodes), default=-1)
+    for s in range(max(0, latest_return), last + 1):  # an exact return inside the window outranks distances
         if last - s < k:
             break
         if float(matrix[s, s:].max()) <= epsilon:
             return FixedPoint(step=steps[s], node=nodes[s], how="epsilon", held_steps=last - s)
     return None
+
+
+def return_indices(nodes: list[str]) -> list[int]:
+    """Indices at which the chain came back to a node it had left (an exact return, read off content hashes)."""
+    seen: dict[str, int] = {}
+    out = []
+    for t, node in enumerate(nodes):
+        s = seen.get(node)
+        if s is not None and t - s > 1:
+            out.append(t)
+        seen[node] = t
+    return out
 
 
 def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:

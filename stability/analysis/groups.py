@@ -23,6 +23,7 @@ from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.drift import ParaphraseNull, paraphrase_null
 from stability.analysis.factors import group_key, key_text
+from stability.analysis.incidence import Incidence, IncidenceContrast, contrast_of, incidence_of, outcomes
 from stability.analysis.references import ReferenceDrift, drift
 from stability.analysis.stats import (
     Interval,
@@ -69,7 +70,8 @@ class GroupSummary(BaseModel):
     fixed_point_rate: Interval  # over judged runs
     cycle_rate: Interval
     repeated_cycle_rate: Interval  # share whose cycle came round again (needs cycle_returns >= 2 to be seen)
-    steps_to_fixed_point: Survival
+    steps_to_fixed_point: Survival  # Kaplan–Meier, cycles censored: the fixed-point time were there no cycles
+    incidence: Incidence | None = None  # competing risks (Aalen–Johansen) over every chain run: see .incidence
     convergence_ratio: ConvergenceRatio
     clash_resolution: Interval  # share of planted clashes resolved, over the judged contradictory runs
     attractors: list[Attractor]
@@ -88,6 +90,7 @@ class Contrast(BaseModel):
     steps_to_fixed_point: Interval  # difference of Kaplan–Meier medians
     convergence_ratio: Interval
     clash_resolution: Interval
+    incidence: IncidenceContrast | None = None  # F_fixed and F_cycle at a common step, paired when starts agree
 
 
 class Arrays:
@@ -231,7 +234,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
         keyed.setdefault(json.dumps(key, sort_keys=True, default=str), (key, []))[1].append(i)
     pool = np.flatnonzero(arrays.judged).tolist()
     b, seed = params.bootstrap, params.seed
-    groups, clusters_of = [], []
+    groups, clusters_of, outcomes_of = [], [], []
     chains = {c.run_id: c for c in corpus.runs}
     for text in sorted(keyed):
         key, members = keyed[text]
@@ -239,6 +242,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
         clusters, resampled = _clusters(arrays, judged)
         local = {run: j for j, run in enumerate(judged)}
         clusters_of.append(clusters)
+        outcomes_of.append(outcomes([runs[i] for i in members]))  # (step, cause, start) of each chain run
         ratio = draws_interval(arrays.ratio(np.asarray(judged, dtype=int)), arrays.ratio_draws(clusters, b, seed),
                                len(judged))
         null_low, null_high, p = _null(arrays, judged, pool, ratio.mean, params) if arrays.pairwise else (None,) * 3
@@ -254,6 +258,7 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
             repeated_cycle_rate=bootstrap([arrays.repeated[c].tolist() for c in clusters], b, seed),
             steps_to_fixed_point=survival(arrays.times[judged].tolist(), arrays.fixed[judged].astype(bool).tolist(),
                                           [[local[i] for i in c] for c in clusters], b, seed),
+            incidence=incidence_of(*outcomes_of[-1]),
             convergence_ratio=ConvergenceRatio(mean=ratio.mean, low=ratio.low, high=ratio.high, n=ratio.n,
                                                null_low=null_low, null_high=null_high, p_value=p),
             clash_resolution=cluster_interval(arrays.clash_share, clusters, b, seed)
@@ -274,5 +279,6 @@ def summarise(corpus: Corpus, runs: Sequence[RunConvergence], clashes: Sequence[
                 fixed_point_rate=difference(mean_of(arrays.fixed), ca, mean_of(arrays.fixed), cb, b, seed),
                 steps_to_fixed_point=difference(arrays.median, ca, arrays.median, cb, b, seed),
                 convergence_ratio=_ratio_difference(arrays, ca, cb, b, seed),
-                clash_resolution=difference(arrays.clash_share, ca, arrays.clash_share, cb, b, seed)))
+                clash_resolution=difference(arrays.clash_share, ca, arrays.clash_share, cb, b, seed),
+                incidence=contrast_of(outcomes_of[i], outcomes_of[j])))
     return groups, contrasts

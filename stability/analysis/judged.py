@@ -15,7 +15,10 @@ is as if absent.
 - **New contradictions** (runs whose start lists no clash) and **refusals** (declines and parse failures) come
   from the judge only; the rule has no such measure.
 - **Agreement**: Cohen's κ of the judge against the rule on clash resolution (per clash, final outcome), and of
-  the judge against every other judge stored, per question, over the subjects both judged.
+  the judge against every other judge stored, per question, over the subjects both judged. Its 95% interval is a
+  jackknife with a t quantile: leave-one-start-out (G − 1 degrees of freedom) for the clash agreement, whose items
+  (clashes) share runs and starts; leave-one-item-out (n − 1) between judges, whose subjects carry no start. It is
+  clipped to [−1, 1]; coverage on planted agreement is in docs/analysis.md (*Judge agreement*).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from stability.analysis.convergence import RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.embeddings import text_hash
 from stability.analysis.groups import GroupSummary
+from stability.analysis.kappa import cohen_kappa, kappa_interval
 from stability.analysis.stats import Interval, wilson
 from stability.errors import StabilityError
 from stability.judge.subjects import answers_of, later_nodes, refusal_subject, reworded_pairs, subject_key
@@ -90,6 +94,9 @@ class Agreement(BaseModel):
     n: int  # subjects both gave a verdict on
     observed: float | None  # share of those where they agree
     kappa: float | None  # Cohen's κ; None when undefined (fewer than 2 subjects, or chance agreement is 1)
+    kappa_low: float | None = None  # 95% jackknife-t interval (None: fewer than 2 clusters, or undefined)
+    kappa_high: float | None = None
+    clusters: int = 0  # what the interval leaves out one at a time: starts (clash agreement) or subjects
 
 
 class MeasureSource(BaseModel):
@@ -127,16 +134,13 @@ class JudgeUse(BaseModel):
     groups: list[JudgeGroup] = []  # the same per group (``--by``), in the order of the analysis's groups
 
 
-def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> tuple[float | None, float | None]:
-    """(observed agreement, Cohen's κ) of two raters' labels of the same items."""
-    if not a:
-        return None, None
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
-    count_a, count_b = Counter(a), Counter(b)
-    chance = sum(count_a[k] * count_b[k] for k in count_a) / (len(a) ** 2)
-    if len(a) < 2 or chance >= 1.0:
-        return round(observed, 6), None
-    return round(observed, 6), round((observed - chance) / (1.0 - chance), 6)
+def agreement(a_name: str, b_name: str, question: str, a: Sequence[str], b: Sequence[str],
+              clusters: Sequence[str] | None = None) -> Agreement:
+    """Cohen's κ of two raters over the same items, with its interval (see :func:`kappa_interval`)."""
+    observed, kappa = cohen_kappa(a, b)
+    low, high, g = kappa_interval(a, b, clusters)
+    return Agreement(a=a_name, b=b_name, question=question, n=len(a), observed=observed, kappa=kappa,
+                     kappa_low=low, kappa_high=high, clusters=g)
 
 
 def clash_judgements(chain: RunChain, a: int, b: int, judgements: StoredJudgements
@@ -263,10 +267,11 @@ def judge_use(corpus: Corpus, runs: Mapping[str, RunConvergence], clashes: Seque
         by_group.append(JudgeGroup(key=g.key, label=g.label, reworded=g_reworded,
                                    contradiction_at_final=g_contradiction, refusals=g_refusals))
     by_judge = [o for o in clashes if o.source.startswith("judge")]
-    observed, kappa = cohen_kappa(["resolved" if o.rule_resolved else "unresolved" for o in by_judge],
-                                  ["resolved" if o.resolved else "unresolved" for o in by_judge])
-    agreement = [Agreement(a="rule", b=judgements.judge, question="clash", n=len(by_judge), observed=observed,
-                           kappa=kappa), *judge_agreement(judgements)]
+    starts = {chain.run_id: chain.start for chain in corpus.runs}
+    agreements = [agreement("rule", judgements.judge, "clash",
+                            ["resolved" if o.rule_resolved else "unresolved" for o in by_judge],
+                            ["resolved" if o.resolved else "unresolved" for o in by_judge],
+                            [starts.get(o.run_id, o.run_id) for o in by_judge]), *judge_agreement(judgements)]
     n_reworded = sum(reworded.get(k, 0) for k in ("reworded_same", "reworded_changed", "reworded_unjudged"))
     sources = [
         MeasureSource(measure="clash resolution", source="judge where judged, else rule", judged=len(by_judge),
@@ -282,7 +287,7 @@ def judge_use(corpus: Corpus, runs: Mapping[str, RunConvergence], clashes: Seque
                       source="rule", judged=0, total=len(runs)),
     ]
     return JudgeUse(judge=judgements.judge, sources=sources, reworded=reworded,
-                    contradiction_at_final=contradiction, refusals=refusals, agreement=agreement, groups=by_group)
+                    contradiction_at_final=contradiction, refusals=refusals, agreement=agreements, groups=by_group)
 
 
 def judge_agreement(judgements: StoredJudgements) -> list[Agreement]:
@@ -297,7 +302,6 @@ def judge_agreement(judgements: StoredJudgements) -> list[Agreement]:
                     and j.verdict is not None and key in theirs and theirs[key].verdict is not None]
             if not both:
                 continue
-            observed, kappa = cohen_kappa([str(a) for a, _ in both], [str(b) for _, b in both])
-            out.append(Agreement(a=judgements.judge, b=other, question=question, n=len(both), observed=observed,
-                                 kappa=kappa))
+            out.append(agreement(judgements.judge, other, question, [str(a) for a, _ in both],
+                                 [str(b) for _, b in both]))
     return out

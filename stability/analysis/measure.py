@@ -18,6 +18,7 @@ from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
 from stability.analysis.corpus import Corpus, load_corpus
+from stability.analysis.drift import bound_by_negation, library_negations, negation_distance
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_constitutions, get_embedder
 from stability.analysis.experiments import resolve_selection
 from stability.analysis.factors import check_factors
@@ -89,18 +90,35 @@ class Vectors(BaseModel):
     nodes: dict[str, np.ndarray]
     principles: dict[str, np.ndarray]
     references: dict[str, np.ndarray] = {}  # reference constitutions (``--reference``) by name
+    negations: list[tuple[str, str]] = []  # planted negation pairs (their vectors in ``principles``), see .drift
 
 
 def embed_corpus(corpus: Corpus, embedder: Embedder, stats: EmbeddingStats,
-                 references: Mapping[str, tuple[str, ...]] | None = None) -> Vectors:
+                 references: Mapping[str, tuple[str, ...]] | None = None,
+                 negations: list[tuple[str, str]] | None = None) -> Vectors:
     """Every node's and reference's vector, derived from their principles' (embedded once each, see
-    :func:`embed_constitutions`)."""
+    :func:`embed_constitutions`); ``negations``: planted negation pairs whose principles are embedded too."""
     nodes = corpus.nodes()
     references = references or {}
-    lists = [corpus.principles[node] for node in nodes] + list(references.values())
+    negations = negations or []
+    lists = [corpus.principles[node] for node in nodes] + list(references.values()) + list(negations)
     matrix, principles = embed_constitutions(embedder, lists, stats)
     return Vectors(nodes=dict(zip(nodes, matrix[:len(nodes)], strict=True)), principles=principles,
-                   references=dict(zip(references, matrix[len(nodes):], strict=True)))
+                   references=dict(zip(references, matrix[len(nodes):len(nodes) + len(references)], strict=True)),
+                   negations=negations)
+
+
+def _bound_suggestions(groups: list[GroupSummary], by_id: Mapping[str, RunConvergence],
+                       controls: list[RunConvergence], corpus: Corpus, vectors: Vectors) -> None:
+    """Keep each group's rephrase ε suggestion only below the distance of a negation in its cells' starts."""
+    cells = {(r.model, r.start) for r in controls if r.verdict in VERDICTS}
+    for group in groups:
+        if group.paraphrase_null is None:
+            continue
+        starts = sorted({r.start for r in (by_id[i] for i in group.run_ids)
+                         if r.verdict in VERDICTS and (r.model, r.start) in cells})
+        distance = negation_distance([corpus.principles[s] for s in starts], vectors.negations, vectors.principles)
+        group.paraphrase_null = bound_by_negation(group.paraphrase_null, distance)
 
 
 @gc_paused()
@@ -134,6 +152,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
                                   params, by, experiments, controls,
                                   {tuple(c.run_id for c in judged): across.attractors})
+    _bound_suggestions(groups, by_id, controls, corpus, vectors)
     judged_use = None
     if judgements is not None:
         clashes.rule += f"; judge {judgements.judge} instead wherever it gave a verdict at every node (source)"
@@ -166,7 +185,8 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
         ratings = ratings_of(store, [chain.run_id for chain in corpus.runs])
         graph = build_graph(store, ids) if with_graph else None
     stats = EmbeddingStats()  # the embedding cache is its own file: the store is only read
-    vectors = embed_corpus(corpus, model, stats, reference_principles)
+    negations = library_negations() if any(c.control for c in corpus.runs) else []
+    vectors = embed_corpus(corpus, model, stats, reference_principles, negations)
     use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
     return corpus, vectors, use, ratings, experiments, graph
 

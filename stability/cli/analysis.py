@@ -184,8 +184,28 @@ def _print_judge(use: Any) -> None:
         agreement.add_column(column)
     for a in use.agreement:
         agreement.add_row(a.a, a.b, a.question, str(a.n), "–" if a.observed is None else f"{a.observed:.3g}",
-                          "–" if a.kappa is None else f"{a.kappa:.3g}")
+                          "–" if a.kappa is None else f"{a.kappa:.3g}" + (
+                              f" [{a.kappa_low:.3g}, {a.kappa_high:.3g}]" if a.kappa_low is not None
+                              and a.kappa_high is not None else ""))
     console.print(agreement)
+
+
+def _cause(c: Any) -> str:
+    """A cumulative incidence (or a difference of two) with its interval."""
+    if c.estimate is None:
+        return "–"
+    return f"{c.estimate:.3g}" + (f" [{c.low:.3g}, {c.high:.3g}]" if c.low is not None and c.high is not None else "")
+
+
+def _p(value: float | None) -> str:
+    return "" if value is None else f" p={value:.3g}"
+
+
+def _ratio(h: Any) -> str:
+    if h is None or h.estimate is None:
+        return "–"
+    return f"{h.estimate:.3g}" + (f" [{h.low:.3g}, {h.high:.3g}]" if h.low is not None and h.high is not None
+                                  else "") + _p(h.p_value)
 
 
 def _print_groups(result: Any) -> None:
@@ -209,11 +229,20 @@ def _print_groups(result: Any) -> None:
         if g.probed:
             console.print(f"{g.label} · probed {g.probed}, confirmed {g.confirmed} fixed points "
                           f"(Wilson lower bound of P(decline | node) ≥ τ = {result.params.tau})")
+        incidence = g.incidence
+        if incidence is not None and incidence.n:
+            median = incidence.median_fixed_point if incidence.median_fixed_point is not None else "not reached"
+            console.print(f"{g.label} · by step {incidence.horizon}: P(fixed point) {_cause(incidence.fixed_point)}, "
+                          f"P(cycle) {_cause(incidence.cycle)}, P(no verdict) {_cause(incidence.no_verdict)} · "
+                          f"median steps to a fixed point {median}"
+                          f" (Aalen–Johansen over {incidence.n} started runs, {incidence.clusters} starts; "
+                          f"{incidence.fixed_point.method})" + (f" · {incidence.warning}" if incidence.warning else ""))
         null = g.paraphrase_null
         if null is not None:
             console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "
-                          f"over {null.cells} (model, start) cells: excess {_interval(null.excess)} · suggested ε "
-                          f"{null.suggested_epsilon}")
+                          f"at the same steps over {null.cells} (model, start) cells: excess {_interval(null.excess)}"
+                          f" · suggested ε {null.suggested_epsilon if null.suggested_epsilon is not None else '–'}"
+                          + (f" ({null.epsilon_note})" if null.epsilon_note else ""))
         for r in g.references:
             console.print(f"{g.label} · distance to {r.reference}: start {_interval(r.start)}, final "
                           f"{_interval(r.final)}, change {_interval(r.change)}")
@@ -226,6 +255,14 @@ def _print_groups(result: Any) -> None:
                               _interval(c.steps_to_fixed_point), _interval(c.convergence_ratio),
                               _interval(c.clash_resolution))
         console.print(contrasts)
+        for c in result.contrasts:
+            if c.incidence is not None and c.incidence.step is not None:
+                i = c.incidence
+                console.print(f"{key_text(c.a)} − {key_text(c.b)} · by step {i.step}: P(fixed point) "
+                              f"{_cause(i.fixed_point)}{_p(i.p_fixed_point)}, P(cycle) {_cause(i.cycle)}"
+                              f"{_p(i.p_cycle)}; cause-specific hazard ratio, fixed point "
+                              f"{_ratio(i.hazard_ratio_fixed_point)}, cycle {_ratio(i.hazard_ratio_cycle)} "
+                              f"({'paired' if i.paired else 'unpaired'}, {i.clusters} starts; p unadjusted)")
 
 
 def experiments(db: DbOption = None, as_json: JsonOption = False) -> None:

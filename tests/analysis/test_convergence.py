@@ -120,3 +120,50 @@ def test_principle_counts_and_step_changes() -> None:
     result = run_convergence(run, corpus([run], principles), FAR, vectors, Params())
     assert [s.n_principles for s in result.steps] == [2, 3]
     assert result.steps[1].changes == {"kept": 2, "reworded": 0, "moved": 0, "added": 1, "removed": 0}
+
+
+def _negation_vectors(size: int = 41, seed: int = 3) -> tuple[dict[str, np.ndarray], float]:
+    """Node vectors of a constitution of ``size`` principles (A) and of the same with its first principle negated
+    (B): "I always tell the truth" and "I never tell the truth" share most of their words, so their principle
+    vectors are close (cosine distance 0.3) though they mean the opposite. Returns the vectors and d(A, B)."""
+    rng = np.random.default_rng(seed)
+    others = rng.normal(size=(size - 1, 32))
+    others /= np.linalg.norm(others, axis=1, keepdims=True)
+    always = rng.normal(size=32)
+    always /= np.linalg.norm(always)
+    noise = rng.normal(size=32)
+    noise -= (noise @ always) * always
+    noise /= np.linalg.norm(noise)
+    never = 0.7 * always + np.sqrt(1 - 0.49) * noise  # cos 0.7 with "always"
+    a, b = np.vstack([always, others]).mean(axis=0), np.vstack([never, others]).mean(axis=0)
+    a, b = (a / np.linalg.norm(a)).astype(np.float32), (b / np.linalg.norm(b)).astype(np.float32)
+    return {"A": a, "B": b}, float(1 - a @ b)
+
+
+def test_an_exact_cycle_outranks_the_epsilon_rule() -> None:
+    vectors, distance = _negation_vectors()
+    assert distance < 0.02  # the flip is within the default ε: the distance rule alone would call it settled
+    run = chain("r", ["A", "B", "A", "B", "A"], stop="cycle")
+    result = measure(run, vectors, epsilon=0.02)
+    assert (result.verdict, result.fixed_point) == ("cycle", None)
+    assert [c.returns for c in result.cycles] == [3]
+
+
+def test_epsilon_after_the_last_return_is_still_a_fixed_point() -> None:
+    vectors = {"A": at_angle(0.9), "B": at_angle(0.0), "C": at_angle(0.5), "B1": at_angle(0.01),
+               "B2": at_angle(0.004)}
+    run = chain("r", ["B", "C", "B", "B1", "B2"], stop="max_steps")  # a return at step 2, then settled within ε
+    result = measure(run, vectors, epsilon=0.02)
+    assert result.fixed_point is not None and (result.fixed_point.step, result.fixed_point.how) == (2, "epsilon")
+    inside = chain("r", ["B", "B1", "B", "B1", "B2"], stop="max_steps")  # returns inside the ε window
+    assert measure(inside, vectors, epsilon=0.02).verdict == "cycle"
+
+
+def test_k_governs_the_declines_rule() -> None:
+    run = chain("r", ["A", "B", "B", "B"], ["origin", "changed", "declined", "declined"], stop="declined", k=2)
+    default = measure(run).fixed_point
+    assert default is not None and default.how == "declines"
+    assert measure(run, k=2).verdict == "fixed_point"
+    strict = measure(run, k=5)  # stopped on 2 declines: not a fixed point when a fixed point must hold 5 steps
+    assert (strict.verdict, strict.fixed_point, strict.k) == ("unsettled", None, 5)
+    assert measure(run, k=3).fixed_point is None and measure(run, k=1).verdict == "fixed_point"

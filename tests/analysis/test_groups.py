@@ -120,7 +120,11 @@ def test_rephrase_runs_are_the_drift_null(grid_copy: Path) -> None:
     null = group.paraphrase_null
     assert null is not None and (null.cells, null.control_runs) == (2, 2)
     assert null.excess.mean == 0.0 and null.drift.mean == null.rephrase_drift.mean
-    assert null.suggested_epsilon is not None and null.suggested_epsilon > 0
+    # the grid's rewordings move further per step than a flipped planted negation of the library moves these starts:
+    # the rephrase percentile would hide flips as ε, so no ε is suggested, and the note says why
+    assert null.rephrase_step_p95 is not None and null.negation_distance is not None
+    assert null.negation_distance <= null.rephrase_step_p95 and null.suggested_epsilon is None
+    assert null.epsilon_note is not None and "would hide flips" in null.epsilon_note
 
 
 def test_an_edited_spec_name_is_ambiguous_and_an_empty_experiment_has_no_runs(grid_copy: Path) -> None:

@@ -40,3 +40,17 @@ def test_conditions_count_runs_without_a_verdict() -> None:
                      EmbeddingUse(model="handmade", texts=0, computed=0))
     [consistent] = result.consistency.conditions
     assert (consistent.runs, consistent.no_verdict, consistent.reached_fixed_point.mean) == (1, 1, 1.0)
+
+
+def test_k_and_cycle_order_through_measure() -> None:
+    near = {"A": unit(1, 0, 0), "B": unit(1, 0.05, 0), "S1": unit(0, 1, 0), "M": unit(0, 0, 1)}  # d(A, B) ≈ 0.001
+    runs = [chain("flip", ["A", "B", "A", "B", "A"], stop="cycle"),
+            chain("declined", ["S1", "M", "M", "M"], ["origin", "changed", "declined", "declined"], stop="declined")]
+    for k, declined in ((None, "fixed_point"), (5, "unsettled")):
+        result = measure(corpus(runs), Vectors(nodes=near, principles=near), Params(bootstrap=50, k=k),
+                         EmbeddingUse(model="handmade", texts=0, computed=0))
+        verdicts = {r.run_id: r.verdict for r in result.runs}
+        assert verdicts == {"flip": "cycle", "declined": declined}
+        [group] = result.groups
+        assert group.incidence is not None and group.incidence.events["cycle"] == 1
+        assert group.incidence.events["fixed_point"] == (declined == "fixed_point")
