@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from stability.errors import NetworkRefused, StabilityError
 from stability.models.sampling import is_openai_reasoning_model
-from stability.records import Tokens
+from stability.tokens import Tokens
 
 if TYPE_CHECKING:
     from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
@@ -89,7 +89,7 @@ class GenerateConfig(BaseModel):
 
 class Usage(BaseModel):
     """Tokens as counted and priced: each bounded on the way in (negative 0, absurd capped: see
-    :func:`stability.records.bounded_tokens`); the server's own figures stay in the raw response."""
+    :func:`stability.tokens.bounded_tokens`); the server's own figures stay in the raw response."""
 
     model_config = ConfigDict(extra="forbid")
 

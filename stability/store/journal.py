@@ -48,7 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from stability.errors import StabilityError
-from stability.records import bounded_tokens
+from stability.tokens import bounded_tokens
 
 log = logging.getLogger("stability.store")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from stability.experiment import run_experiment
-from stability.records import TOKEN_LIMIT
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.tokens import TOKEN_LIMIT
 from tests.conftest import ROOT, write
 from tests.experiment.test_faults import grid_spec, grow
 from tests.store.test_queue import call_record
