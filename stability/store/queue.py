@@ -131,7 +131,8 @@ class WriteQueue:
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> declared type (read once)
         self._writer = con.cursor()  # the committer's own connection to the same database
         self._thread: ThreadPoolExecutor | None = None
-        self._journal: Journal | None = None
+        self._journal_db: str | None = None  # set: rounds are journalled beside this database file
+        self._journal: Journal | None = None  # opened with the first round (a store that writes nothing writes no file)
         self._queued = 0  # sequence number of the last queued row or update
         self._committed = 0  # sequence number of the last persisted one (in the journal or in DuckDB)
         self._broken: BaseException | None = None  # the failure of a commit, once one failed
@@ -146,11 +147,17 @@ class WriteQueue:
 
     def start_journal(self, db: str) -> None:
         """Persist rounds in a journal beside ``db`` from now on, and apply them to DuckDB in batches (a writable
-        file store, after its migrations and :func:`recover`); without one, every round is a DuckDB commit. Its
-        bookmark is committed before the file exists, so a journal file without one is never this store's."""
-        token = journal.new_token()
-        self._writer.execute("INSERT INTO journal (token, through) VALUES (?, 0)", [token])
-        self._journal = Journal(db, token)
+        file store, after its migrations and :func:`recover`); without one, every round is a DuckDB commit."""
+        self._journal_db = db
+
+    def _opened_journal(self, db: str) -> Journal:
+        """The journal, opened with the first round: its bookmark is committed before the file exists, so a
+        journal file without one is never this store's, and a store that writes nothing changes nothing."""
+        if self._journal is None:
+            token = journal.new_token()
+            self._writer.execute("INSERT INTO journal (token, through) VALUES (?, 0)", [token])
+            self._journal = Journal(db, token)
+        return self._journal
 
     # -- queueing ---------------------------------------------------------------------------------------------
 
@@ -190,23 +197,23 @@ class WriteQueue:
             self._queue = Batch()
         try:
             self._refuse_duplicates(batch)
-            if self._journal is not None and batch:
-                self._journal.append(upto, batch.to_json())
+            if self._journal_db is not None and batch:
+                self._opened_journal(self._journal_db).append(upto, batch.to_json())
         except BaseException as err:
             self._broken = err
             raise
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.merge(batch)
-        if self._journal is not None:
+        if self._journal_db is not None:
             self._pending_upto = upto
             self._committed = max(self._committed, upto)  # persisted: its waiters may go on
             self.commits += 1
-        if (apply or self._journal is None or self._pending.rows >= APPLY_ROWS
+        if (apply or self._journal_db is None or self._pending.rows >= APPLY_ROWS
                 or time.monotonic() - self._pending_since >= APPLY_SECONDS):
             self._apply_locked()
             self._committed = max(self._committed, upto)
-            if self._journal is None:
+            if self._journal_db is None:
                 self.commits += 1
 
     def _refuse_duplicates(self, batch: Batch) -> None:
