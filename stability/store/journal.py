@@ -165,11 +165,11 @@ def _check_value(table: str, column: str, spec: Column, value: Any) -> Any:
             return value
         raise _value_error(table, column, f"an integer in [{low}, {high}]", value)
     if kind in ("DOUBLE", "FLOAT", "REAL"):
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            if column == "cost_usd" and value < 0:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if column == "cost_usd" and not (math.isfinite(value) and value >= 0):
                 raise _value_error(table, column, "a cost of 0 or more", value)
             return value
-        raise _value_error(table, column, "a finite number", value)
+        raise _value_error(table, column, "a number", value)
     if kind == "BOOLEAN" and isinstance(value, bool):
         return value
     if kind == "TIMESTAMP" and isinstance(value, datetime):

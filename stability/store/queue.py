@@ -440,7 +440,7 @@ def recover(queue: WriteQueue, con: duckdb.DuckDBPyConnection, db: str) -> int:
     try:
         bookmarks = {token: (int(through), bool(closed)) for token, through, closed in con.execute(
             "SELECT token, through, closed_at IS NOT NULL FROM journal").fetchall()}
-        schema = queue.schema(con)
+        schema = queue.schema(con) if found.orphans else {}
         plans: list[tuple[journal.Orphan, list[journal.Round] | None]] = []
         for orphan in found.orphans:
             mark = bookmarks.get(orphan.token)
