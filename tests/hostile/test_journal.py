@@ -364,3 +364,34 @@ def test_a_store_reached_through_a_link_finds_the_journal_beside_the_real_file(
     assert code == 0, err
     assert [c[0] for c in state(store)[1]] == ["c-0001", "c-0002"]
     assert not list(tmp_path.glob("link.duckdb.*"))
+
+
+# -- every way in that opens a store applies (or refuses) its journal the same way --------------------------------
+
+ENTRY_POINTS = {
+    "show": lambda db, tmp: ["show", "r-1", "--db", str(db)],
+    "merge source": lambda db, tmp: ["merge", str(db), "-o", str(tmp / "merged.duckdb")],
+    "export": lambda db, tmp: ["export", "--all", "-o", str(tmp / "exported"), "--db", str(db)],
+    "cache-from": lambda db, tmp: ["run", str(tmp / "spec.yaml"), "--db", str(tmp / "new.duckdb"), "--cache-from",
+                                   str(db)],
+}
+
+
+@pytest.mark.parametrize("command", list(ENTRY_POINTS.values()), ids=list(ENTRY_POINTS))
+def test_a_statement_in_a_journal_runs_through_no_way_in(store: Path, tmp_path: Path, command: Any,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "c.md").write_text("- a\n")
+    (tmp_path / "spec.yaml").write_text(f"name: x\nmodels: [scripted/decline]\nconstitutions: ['{tmp_path}/c.md']\n"
+                                        "protocols: [fresh-instance]\n")
+    path = Path(f"{store}.journal.{TOKEN}")
+    path.write_bytes(encoded(line(updates=[[copy_to(tmp_path), []]])))
+    before, files = state(store), sorted(os.listdir(tmp_path))
+    code, _, err = run_cli(command(store, tmp_path), capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and str(path) in err, err
+    assert not (tmp_path / CANARY).exists()
+    assert state(store) == before and path.exists()
+    left = set(os.listdir(tmp_path)) - set(files)  # no merged store, no export left behind
+    # (``run --cache-from`` creates its own new store before it reads the other: the runner's order, not the
+    # journal's; the refused journal's store is untouched all the same)
+    assert left <= ({"new.duckdb"} if "--cache-from" in command(store, tmp_path) else set()), left
