@@ -272,6 +272,7 @@ def merge_files(sources: Sequence[Path | str], out: Path | str) -> MergeReport:
         if not Path(path).is_file():
             raise StabilityError(f"{path}: no such database file")
     tmp = target.with_name(f".{target.name}.merging-{os.getpid()}")
+    target.parent.mkdir(parents=True, exist_ok=True)  # as a new store's folder is made
     with _merge_lock(target, str(out)):
         tmp.unlink(missing_ok=True)
         try:
