@@ -152,8 +152,9 @@ def _check_value(table: str, column: str, spec: Column, value: Any) -> Any:
         return None
     kind = spec.type
     if table == "calls" and column in TOKEN_COLUMNS:
-        return bounded_tokens(value) if isinstance(value, int) and not isinstance(value, bool) else \
-            _raise(_value_error(table, column, "a token count", value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            return bounded_tokens(value)
+        raise _value_error(table, column, "a token count", value)
     if kind in ("VARCHAR", "JSON") and isinstance(value, str):
         return value
     if kind == "JSON":
@@ -175,10 +176,6 @@ def _check_value(table: str, column: str, spec: Column, value: Any) -> Any:
     if kind == "TIMESTAMP" and isinstance(value, datetime):
         return value
     raise _value_error(table, column, f"of type {kind}", value)
-
-
-def _raise(err: Exception) -> Any:
-    raise err
 
 
 def _check_columns(table: str, columns: dict[str, Column], names: list[str]) -> None:
