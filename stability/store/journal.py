@@ -357,7 +357,7 @@ def read(path: str, fd: int, schema: Schema) -> list[Round]:
     rounds: list[Round] = []
     for number, line in enumerate(lines, 1):
         try:
-            parsed = check_round(Round.model_validate(decode(line)), schema)
+            parsed = check_round(Round.model_validate(_from_before_prev(decode(line), rounds)), schema)
         except (ValueError, ValidationError, RecursionError) as err:
             problem = (f"{err.error_count()} fields are not a journal round's ({_first_error(err)})"
                        if isinstance(err, ValidationError) else str(err) or type(err).__name__)
@@ -377,6 +377,21 @@ def read(path: str, fd: int, schema: Schema) -> list[Round]:
                              f"nothing was applied (to apply those alone, cut the file after byte "
                              f"{len(data) - len(torn)})")
     return rounds
+
+
+def _from_before_prev(data: dict[str, Any], rounds: list[Round]) -> dict[str, Any]:
+    """A line written before rounds named the one before them (``updates`` always empty, row updates grouped as
+    ``[table, key columns, [[key values, values]]]``) as a round of today's shape, checked like any other; any
+    other line as it is (a statement in ``updates`` is refused as an unknown field)."""
+    if set(data) != {"seq", "inserts", "row_updates", "updates"} or data["updates"] != []:
+        return data
+    try:
+        updates = [{"table": table, "key": dict(zip(keys, values, strict=True)), "values": changes}
+                   for table, keys, rows in data["row_updates"] for values, changes in rows]
+    except (TypeError, ValueError):
+        return data
+    return {"seq": data["seq"], "prev": rounds[-1].seq if rounds else 0, "inserts": data["inserts"],
+            "row_updates": updates}
 
 
 def _first_error(err: ValidationError) -> str:

@@ -255,3 +255,22 @@ def test_a_lookup_applies_the_journal_only_when_a_waiting_call_has_its_key(db: P
         other, after_other, own, after_own = asyncio.run(main())
         assert [c.id for c in other] == ["c-0001"] and after_other == applies_before  # DuckDB answered alone
         assert [c.id for c in own] == ["c-0002"] and after_own == applies_before + 1  # applied first, then found
+
+
+def test_a_journal_written_before_rounds_named_their_predecessor_is_still_applied(db: Path) -> None:
+    """A killed store's journal in the shape of the version before (no ``prev``, ``updates`` always empty, row
+    updates grouped), whose store bookmarked it: applied, so upgrading loses none of its calls."""
+    with Store.open(db) as store:
+        store.insert_run(RunRecord(id="r-1", protocol="fresh-instance", model="scripted/x", model_params={},
+                                   config={}, seed=0, start_hash="sha256:s", template_hash="sha256:t",
+                                   package_version="0", git_commit=None, created_at=datetime(2026, 1, 1)))
+    bookmark(db, "eeeeeeeeeeee", through=0)
+    old = [encode({"seq": 3, "inserts": {"calls": [call_record(1).model_dump() | {"chain": None}]},
+                   "row_updates": [], "updates": []}),
+           encode({"seq": 5, "inserts": {}, "updates": [],
+                   "row_updates": [["runs", ["id"], [[["r-1"], {"status": "done", "stop_reason": "declined"}]]]]})]
+    write_journal(db, "eeeeeeeeeeee", old)
+    with Store.open(db) as store:
+        assert [c.id for c in store.calls("r-1")] == ["c-0001"]
+        assert (store.run("r-1").status, store.run("r-1").stop_reason) == ("done", "declined")
+    assert journal.paths(str(db)) == []
