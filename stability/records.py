@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stability.tokens import Tokens
+
 #: ``truncated``: the answer was cut off at the token limit (never a revision; counted like a parse failure)
 Decision = Literal["origin", "changed", "declined", "parse_failure", "truncated", "error", "authored"]
 EdgeKind = Literal["edit", "decline", "parse_failure", "truncated", "error", "author"]
@@ -77,8 +79,8 @@ class CallRecord(Record):
     request: dict[str, Any]
     response: dict[str, Any] | None = None
     text: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
     latency_ms: float = 0.0
     attempts: int = 1
     retries: list[dict[str, Any]] = Field(default_factory=list)

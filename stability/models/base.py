@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from stability.errors import NetworkRefused, StabilityError
 from stability.models.sampling import is_openai_reasoning_model
+from stability.tokens import Tokens
 
 if TYPE_CHECKING:
     from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
@@ -87,10 +88,13 @@ class GenerateConfig(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens as counted and priced: each bounded on the way in (negative 0, absurd capped: see
+    :func:`stability.tokens.bounded_tokens`); the server's own figures stay in the raw response."""
+
     model_config = ConfigDict(extra="forbid")
 
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
 
 
 class TokenLogprob(BaseModel):

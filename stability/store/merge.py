@@ -18,9 +18,12 @@ by a later migration joins without code here when its primary key says what a ro
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ from stability.errors import StabilityError
 from stability.store import migrations
 from stability.store.chains import chain_stored_calls
 from stability.store.journal import paths as journal_paths
+
+log = logging.getLogger("stability.store")
 
 
 class TableKey(BaseModel):
@@ -166,7 +171,8 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str) -> None:
 
     settle(path)  # writes a killed writer journalled are part of the store
     try:
-        con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
+        real = os.path.realpath(path)  # its WAL is named after the resolved file
+        con.execute(f"ATTACH '{real.replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
     except duckdb.Error as err:
         raise StabilityError(f"{path}: cannot open as a DuckDB database ({str(err).splitlines()[0]})") from None
     tables = {r[0] for r in con.execute(
@@ -260,24 +266,43 @@ def merge_files(sources: Sequence[Path | str], out: Path | str) -> MergeReport:
     that replaces ``out`` only once the whole merge succeeded."""
     from stability.store.store import Store
 
-    target = Path(out)
-    inputs = list(dict.fromkeys(str(s) for s in sources if Path(s).resolve() != target.resolve()))
+    target = Path(os.path.realpath(out))  # a target reached through a link is replaced where it lies
+    inputs = list(dict.fromkeys(str(s) for s in sources if Path(s).resolve() != target))
     for path in inputs:
         if not Path(path).is_file():
             raise StabilityError(f"{path}: no such database file")
     tmp = target.with_name(f".{target.name}.merging-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        if target.exists():
-            _copy_unlocked(target, tmp)
-        with Store.open(tmp) as store:
-            report = merge_into(store.con, inputs)
-        os.replace(tmp, target)
-    finally:
-        for leftover in (tmp, Path(f"{tmp}.wal"), Path(f"{tmp}.writer"), Path(f"{tmp}.snapshot"),
-                         *map(Path, journal_paths(str(tmp)))):
-            leftover.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)  # as a new store's folder is made
+    with _merge_lock(target, str(out)):
+        tmp.unlink(missing_ok=True)
+        try:
+            if target.exists():
+                _copy_unlocked(target, tmp)
+            with Store.open(tmp) as store:
+                report = merge_into(store.con, inputs)
+            os.replace(tmp, target)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}.wal"), Path(f"{tmp}.writer"), Path(f"{tmp}.snapshot"),
+                             *map(Path, journal_paths(str(tmp)))):
+                leftover.unlink(missing_ok=True)
     return report
+
+
+@contextmanager
+def _merge_lock(target: Path, named: str) -> Iterator[None]:
+    """Hold the merge lock of ``target`` (resolved): an exclusive ``flock`` on its folder, so a second merge into
+    it waits for the first to replace it, then merges into the result (two merges never both copy the old target
+    and the later replacement drop the earlier one's runs). No lock file is left behind."""
+    fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s: another merge into this folder is running; waiting for it to finish", named)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _copy_unlocked(source: Path, copy: Path) -> None:

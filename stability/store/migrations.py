@@ -332,10 +332,22 @@ def m011_journal(con: duckdb.DuckDBPyConnection) -> None:
     ])
 
 
+def m012_journal_bookmarks_kept(con: duckdb.DuckDBPyConnection) -> None:
+    """A journal's bookmark outlives its file: written when the journal starts and closed (not removed) when its
+    store closes or the journal is recovered, so a copy of the file found later is recognised as stale and can
+    never move the store back, and a journal file with no bookmark at all is recognised as another store's."""
+    con.execute("ALTER TABLE journal ADD COLUMN closed_at TIMESTAMP")
+    con.execute("COMMENT ON TABLE journal IS 'the write journals'' bookmarks: one row per journal a store started, "
+                "kept after it closed'")
+    con.execute("COMMENT ON COLUMN journal.closed_at IS 'UTC, when its store closed it or it was recovered or found "
+                "gone; null while its store is open (or was killed and not yet recovered). A file of a closed "
+                "journal is stale: discarded, never applied'")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
                                m007_probes, m008_judgements, m009_batches, m010_message_chains,
-                               m011_journal]
+                               m011_journal, m012_journal_bookmarks_kept]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

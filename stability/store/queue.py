@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -42,12 +43,14 @@ from typing import Any
 
 import duckdb
 
+from stability.errors import StabilityError
 from stability.store import journal
 from stability.store.journal import Journal
 
-#: queued tables, parents before children
-TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges", "messages", "calls",
-          "ratings", "probes")
+log = logging.getLogger("stability.store")
+
+#: queued tables, parents before children (the only tables a journal may insert into)
+TABLES = journal.TABLES
 #: tables whose rows a replay may offer again: the first one written is kept
 IGNORED = frozenset({"constitutions", "principles", "constitution_sources", "revisions", "edges", "messages",
                      "ratings", "probes"})
@@ -72,17 +75,16 @@ def to_json(value: Any) -> str:
 
 @dataclass
 class Batch:
-    """Writes not yet in DuckDB: inserts by table and key (the first one wins), status changes merged per row (the
-    last value of a column wins), and other statements in order."""
+    """Writes not yet in DuckDB: inserts by table and key (the first one wins) and status changes merged per row
+    (the last value of a column wins). Data only: what a statement does is decided by the code that writes it."""
 
     inserts: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
     #: (table, key columns) -> key -> column -> value
     row_updates: dict[tuple[str, tuple[str, ...]], dict[Any, dict[str, Any]]] = field(default_factory=dict)
-    updates: list[tuple[str, list[Any]]] = field(default_factory=list)
     rows: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.row_updates or self.updates)
+        return bool(self.inserts or self.row_updates)
 
     def merge(self, later: Batch) -> None:
         for table, rows in later.inserts.items():
@@ -93,24 +95,24 @@ class Batch:
             mine_changes = self.row_updates.setdefault(target, {})
             for key, values in changes.items():
                 mine_changes.setdefault(key, {}).update(values)
-        self.updates.extend(later.updates)
         self.rows += later.rows
 
     def to_json(self) -> dict[str, Any]:
+        """The body of a journal line (:class:`stability.store.journal.Round`)."""
         return {"inserts": {t: list(rows.values()) for t, rows in self.inserts.items()},
-                "row_updates": [[t, list(k), [[list(kv), v] for kv, v in ch.items()]]
-                                for (t, k), ch in self.row_updates.items()],
-                "updates": [list(u) for u in self.updates]}
+                "row_updates": [{"table": t, "key": dict(zip(k, kv, strict=True)), "values": v}
+                                for (t, k), ch in self.row_updates.items() for kv, v in ch.items()]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Batch:
-        """A journalled round (inserts keyed by position: a replay inserts them all, ignoring existing keys)."""
-        seq = int(data["seq"])  # keys unique across rounds, so merging rounds keeps every row
-        batch = cls(inserts={t: {(seq, i): row for i, row in enumerate(rows)} for t, rows in data["inserts"].items()},
-                    row_updates={(t, tuple(k)): {tuple(kv): v for kv, v in ch} for t, k, ch in data["row_updates"]},
-                    updates=[(sql, params) for sql, params in data["updates"]])
-        batch.rows = sum(len(r) for r in batch.inserts.values()) + len(batch.updates) + sum(
-            len(ch) for ch in batch.row_updates.values())
+    def from_round(cls, data: journal.Round) -> Batch:
+        """A checked journal round (inserts keyed by position: a replay inserts them all, ignoring existing
+        keys)."""
+        seq = data.seq  # keys unique across rounds, so merging rounds keeps every row
+        batch = cls(inserts={t: {(seq, i): row for i, row in enumerate(rows)} for t, rows in data.inserts.items()})
+        for update in data.row_updates:
+            changes = batch.row_updates.setdefault((update.table, tuple(update.key)), {})
+            changes.setdefault(tuple(update.key.values()), {}).update(update.values)
+        batch.rows = sum(len(r) for r in batch.inserts.values()) + len(data.row_updates)
         return batch
 
 
@@ -129,7 +131,8 @@ class WriteQueue:
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> declared type (read once)
         self._writer = con.cursor()  # the committer's own connection to the same database
         self._thread: ThreadPoolExecutor | None = None
-        self._journal: Journal | None = None
+        self._journal_db: str | None = None  # set: rounds are journalled beside this database file
+        self._journal: Journal | None = None  # opened with the first round (a store that writes nothing writes no file)
         self._queued = 0  # sequence number of the last queued row or update
         self._committed = 0  # sequence number of the last persisted one (in the journal or in DuckDB)
         self._broken: BaseException | None = None  # the failure of a commit, once one failed
@@ -145,7 +148,16 @@ class WriteQueue:
     def start_journal(self, db: str) -> None:
         """Persist rounds in a journal beside ``db`` from now on, and apply them to DuckDB in batches (a writable
         file store, after its migrations and :func:`recover`); without one, every round is a DuckDB commit."""
-        self._journal = Journal(db)
+        self._journal_db = db
+
+    def _opened_journal(self, db: str) -> Journal:
+        """The journal, opened with the first round: its bookmark is committed before the file exists, so a
+        journal file without one is never this store's, and a store that writes nothing changes nothing."""
+        if self._journal is None:
+            token = journal.new_token()
+            self._writer.execute("INSERT INTO journal (token, through) VALUES (?, 0)", [token])
+            self._journal = Journal(db, token)
+        return self._journal
 
     # -- queueing ---------------------------------------------------------------------------------------------
 
@@ -166,14 +178,6 @@ class WriteQueue:
             rows = self._queue.row_updates.setdefault((table, tuple(key)), {})
             rows.setdefault(tuple(key.values()), {}).update(values)
 
-    def update(self, sql: str, params: list[Any]) -> None:
-        """Any other statement, run after the batch's inserts and row updates, in the order queued (a round that
-        carries one is applied to DuckDB at once, so it never runs after a later round's changes)."""
-        with self._lock:
-            self._queued += 1
-            self._queue.rows += 1
-            self._queue.updates.append((sql, params))
-
     # -- committing -------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -193,23 +197,23 @@ class WriteQueue:
             self._queue = Batch()
         try:
             self._refuse_duplicates(batch)
-            if self._journal is not None and batch:
-                self._journal.append({"seq": upto, **batch.to_json()})
+            if self._journal_db is not None and batch:
+                self._opened_journal(self._journal_db).append(upto, batch.to_json())
         except BaseException as err:
             self._broken = err
             raise
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.merge(batch)
-        if self._journal is not None:
+        if self._journal_db is not None:
             self._pending_upto = upto
             self._committed = max(self._committed, upto)  # persisted: its waiters may go on
             self.commits += 1
-        if (apply or self._journal is None or self._pending.updates or self._pending.rows >= APPLY_ROWS
+        if (apply or self._journal_db is None or self._pending.rows >= APPLY_ROWS
                 or time.monotonic() - self._pending_since >= APPLY_SECONDS):
             self._apply_locked()
             self._committed = max(self._committed, upto)
-            if self._journal is None:
+            if self._journal_db is None:
                 self.commits += 1
 
     def _refuse_duplicates(self, batch: Batch) -> None:
@@ -236,7 +240,7 @@ class WriteQueue:
             con.execute("BEGIN TRANSACTION")
             self.write_batch(con, batch)
             if self._journal is not None:
-                con.execute("INSERT OR REPLACE INTO journal VALUES (?, ?)", [self._journal.token, self._pending_upto])
+                con.execute("UPDATE journal SET through = ? WHERE token = ?", [self._pending_upto, self._journal.token])
             con.execute("COMMIT")
         except BaseException as err:
             self._broken = err
@@ -257,6 +261,17 @@ class WriteQueue:
                 [table]).fetchall())
         return self._types[table]
 
+    def schema(self, con: duckdb.DuckDBPyConnection) -> journal.Schema:
+        """Every column of the tables a journal may write: what :func:`journal.check_round` checks against."""
+        out: journal.Schema = {}
+        for table, column, kind, nullable in con.execute(
+                "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
+                "WHERE schema_name = 'main' AND database_name = current_database() "
+                "AND table_name IN (SELECT unnest(?::VARCHAR[])) ORDER BY table_name, column_index",
+                [[*journal.TABLES, *journal.UPDATABLE]]).fetchall():
+            out.setdefault(table, {})[column] = journal.Column(kind, bool(nullable))
+        return out
+
     def _lists(self, con: duckdb.DuckDBPyConnection, table: str, columns: list[str],
                rows: list[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
         """``unnest(?::TYPE[]) AS column, ...`` and its parameters: each column's values as one list."""
@@ -267,28 +282,27 @@ class WriteQueue:
         return select, params
 
     def write_batch(self, con: duckdb.DuckDBPyConnection, batch: Batch, ignore_all: bool = False) -> None:
-        """The batch's inserts (parents first), then its row updates, then its other statements, on ``con``, in
-        the caller's transaction. ``ignore_all``: a row whose key exists is skipped in every table (a replayed
-        journal, part of which the database may hold already)."""
+        """The batch's inserts (parents first), then its row updates, on ``con``, in the caller's transaction.
+        ``ignore_all``: a row whose key exists is skipped in every table (a replayed journal, part of which the
+        database may hold already)."""
         for table in TABLES:
             rows = list(batch.inserts.get(table, {}).values())
             if rows:
                 self.insert_rows(con, table, rows, ignore=ignore_all or table in IGNORED)
         for (table, key), changes in batch.row_updates.items():
             self._update_rows(con, table, key, changes)
-        for sql, params in batch.updates:
-            con.execute(sql, params)
 
     def insert_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
                     ignore: bool = False) -> None:
         """Insert ``rows`` (dicts with the same keys) now, on ``con``, in one statement; ``ignore``: a row whose
         key exists is skipped. The queue commits with it; the store uses it for its immediate bulk writes."""
-        if not rows:
-            return
-        columns = list(rows[0])
-        select, params = self._lists(con, table, columns, [tuple(row[c] for c in columns) for row in rows])
+        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for row in rows:  # rows replayed from journals written by other versions may name other columns
+            by_columns.setdefault(tuple(row), []).append(tuple(row.values()))
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        con.execute(f"{verb} INTO {table} ({', '.join(columns)}) SELECT {select}", params)
+        for columns, values in by_columns.items():
+            select, params = self._lists(con, table, list(columns), values)
+            con.execute(f"{verb} INTO {table} ({', '.join(columns)}) SELECT {select}", params)
 
     def _update_rows(self, con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...],
                      changes: dict[Any, dict[str, Any]]) -> None:
@@ -405,8 +419,9 @@ class WriteQueue:
         try:
             if self._broken is None:
                 self.flush()
-                if self._journal is not None:
-                    self._writer.execute("DELETE FROM journal WHERE token = ?", [self._journal.token])
+                if self._journal is not None:  # a copy of its file found later is stale
+                    self._writer.execute("UPDATE journal SET closed_at = now()::TIMESTAMP WHERE token = ?",
+                                         [self._journal.token])
                 clean = True
         finally:
             if self._thread is not None:
@@ -418,30 +433,72 @@ class WriteQueue:
 
 def recover(queue: WriteQueue, con: duckdb.DuckDBPyConnection, db: str) -> int:
     """Apply the journals that stores killed before their close left beside ``db`` (each in one transaction, the
-    rounds its last batch did not hold), and remove them. Returns the rounds applied."""
-    applied = 0
-    for path, fd in journal.orphans(db):
-        try:
-            rounds = journal.read(path, fd)
-            token = journal.token_of(path)
-            row = con.execute("SELECT through FROM journal WHERE token = ?", [token]).fetchone()
-            through = int(row[0]) if row else 0
-            batch = Batch()
-            for data in rounds:
-                if int(data["seq"]) > through:
-                    batch.merge(Batch.from_json(data))
-                    applied += 1
-            con.execute("BEGIN TRANSACTION")
-            try:
-                queue.write_batch(con, batch, ignore_all=True)
-                con.execute("DELETE FROM journal WHERE token = ?", [token])
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
-        except BaseException:
-            journal.release(path, fd, remove=False)
-            raise
-        journal.release(path, fd, remove=True)
+    rounds its last batch did not hold), and remove them. Every journal is read and checked first: one that is
+    not this store's, or is damaged, is refused (:class:`StabilityError`, one line) and nothing is applied. A
+    stale one (its bookmark closed) is discarded with a warning. Returns the rounds applied."""
+    found = journal.scan(db)
+    try:
+        bookmarks = {token: (int(through), bool(closed)) for token, through, closed in con.execute(
+            "SELECT token, through, closed_at IS NOT NULL FROM journal").fetchall()}
+        schema = queue.schema(con) if found.orphans else {}
+        plans: list[tuple[journal.Orphan, list[journal.Round] | None]] = []
+        for orphan in found.orphans:
+            mark = bookmarks.get(orphan.token)
+            if mark is None:
+                raise StabilityError(
+                    f"{orphan.path}: a write journal this store never started (no bookmark for {orphan.token}: "
+                    "copied from another store, or left by an older stability); nothing was applied (move it away "
+                    "to open the store)")
+            through, closed = mark
+            if closed:
+                plans.append((orphan, None))
+                continue
+            rounds = journal.read(orphan.path, orphan.fd, schema)
+            if rounds and rounds[0].prev > through:
+                raise StabilityError(
+                    f"{orphan.path}: its first line follows round {rounds[0].prev}, but the store holds its rounds "
+                    f"only through {through}: lines are missing from its head; nothing was applied")
+            plans.append((orphan, [r for r in rounds if r.seq > through]))
+        applied = 0
+        while plans:
+            orphan, todo = plans.pop(0)
+            if todo is None:
+                log.warning("%s: a stale write journal (its store closed it, or a later open went on without it); "
+                            "discarded, nothing of it applied", orphan.path)
+            else:
+                _apply_rounds(queue, con, orphan, todo, bookmarks[orphan.token][0])
+                applied += len(todo)
+            found.orphans.remove(orphan)
+            journal.release(orphan.path, orphan.fd, remove=True)
+        # journals that are gone (removed by hand, or never found under the name they had): a copy found later
+        # is stale, and must never move this store back
+        present = {o.token for o in found.orphans} | found.held
+        gone = [t for t, (_, closed) in bookmarks.items() if not closed and t not in present]
+        if gone:
+            con.execute("UPDATE journal SET closed_at = now()::TIMESTAMP WHERE token IN (SELECT unnest(?::VARCHAR[]))",
+                        [gone])
+    finally:
+        found.release()
     return applied
+
+
+def _apply_rounds(queue: WriteQueue, con: duckdb.DuckDBPyConnection, orphan: journal.Orphan,
+                  rounds: list[journal.Round], through: int) -> None:
+    batch = Batch()
+    for data in rounds:
+        batch.merge(Batch.from_round(data))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        queue.write_batch(con, batch, ignore_all=True)
+        con.execute("UPDATE journal SET through = ?, closed_at = now()::TIMESTAMP WHERE token = ?",
+                    [max([r.seq for r in rounds], default=through), orphan.token])
+        con.execute("COMMIT")
+    except duckdb.Error as err:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise StabilityError(f"{orphan.path}: its rows cannot be written ({str(err).splitlines()[0]}); nothing "
+                             "of it was applied") from None
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise

@@ -112,19 +112,22 @@ class Store:
                 raise StabilityError(f"{target}: is a directory, expected a DuckDB database file")
             if not read_only:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
+        # every file beside the store (its WAL, journals, snapshot, writer marker) is named after the resolved
+        # file: a store reached through a symbolic link is the same store, however it is named
+        real = target if target == ":memory:" else os.path.realpath(target)
         if read_only and target != ":memory:":
-            settle(target)
-        claimed = not read_only and target != ":memory:" and claim_marker(target)
+            settle(real)
+        claimed = not read_only and target != ":memory:" and claim_marker(real)
         try:
-            con = _connect(target, read_only)
+            con = _connect(real, read_only)
         except duckdb.Error as err:
             if claimed:
-                release_marker(target)
+                release_marker(real)
             first = str(err).splitlines()[0]
             if isinstance(err, duckdb.IOException) and "lock" in first.lower():
-                holder = Holder(target, first)
+                holder = Holder(real, first)
                 if read_only and holder.writing:
-                    snapshot = open_snapshot(target)
+                    snapshot = open_snapshot(real)
                     if snapshot is not None:
                         store = cls(snapshot[0], target, True)
                         store.snapshot_age = snapshot[1]
@@ -140,12 +143,12 @@ class Store:
         try:
             if not read_only:
                 if target != ":memory:":
-                    store._publisher = Publisher(target, con)
+                    store._publisher = Publisher(real, con)
                     store.queue.after_commit = store._publisher.after_commit
                 migrations.apply(con)
                 if target != ":memory:":
-                    recover(store.queue, con, target)  # what a killed writer journalled but never applied
-                    store.queue.start_journal(target)
+                    recover(store.queue, con, real)  # what a killed writer journalled but never applied
+                    store.queue.start_journal(real)
             elif not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchone():
                 raise StabilityError(f"{target}: not a stability database (it has no runs table)")
         except BaseException:
@@ -527,8 +530,9 @@ def settle(target: str) -> None:
     try:
         Store.open(target).close()
     except StabilityError as err:
-        raise StabilityError(f"{target}: a writer killed before it closed left journalled writes in {found[0][0]}; "
-                             f"they must be applied (open the store writable once) before it is read: {err}") \
+        if str(err).startswith(f"{target}.journal."):
+            raise  # it names the journal and what is wrong with it
+        raise StabilityError(f"{target}: cannot apply what a killed writer journalled before it is read: {err}") \
             from None
 
 

@@ -25,6 +25,9 @@ block (``think(messages)``) before its text. A request with a JSON schema (``res
 answered with ``structured_reply(messages)`` as JSON when that is set, else with ``reply``; on Anthropic a JSON
 object answer comes back as the ``answer`` tool's input.
 
+``usage=(10**15, -5)`` reports that usage (input, output tokens) on every answer instead of the word counts: a
+server that reports absurd or negative token counts.
+
 ``faults=FaultMix(rate=0.2, seed=1)`` adds a seeded random mix on top of ``fail_next``. Whether the n-th
 occurrence of a request body meets a fault depends only on the seed, the body and n, never on arrival order, so
 a concurrent run sees the same faults every time.
@@ -134,8 +137,11 @@ class WireServer:
     def __init__(self, reply: Reply = decline, latency: float = 0.0, port: int = 0,
                  faults: FaultMix | None = None, refuse_structured: int | None = None,
                  structured_reply: StructuredReply | None = None, think: Reply = considered,
-                 batch_state: str | None = None, batch_delay: float = 0.0) -> None:
+                 batch_state: str | None = None, batch_delay: float = 0.0,
+                 usage: tuple[Any, Any] | None = None) -> None:
         self.reply = reply
+        #: reported as (input, output) tokens instead of the word counts: an absurd (10**15) or negative usage
+        self.usage = usage
         self.structured_reply = structured_reply
         self.think = think
         self.refuse_structured = refuse_structured
@@ -245,7 +251,8 @@ class WireServer:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": None if empty else text},
                          "finish_reason": "length" if truncated else "stop"}],
             "usage": {"prompt_tokens": n_in, "completion_tokens": len(text.split()),
-                      "total_tokens": n_in + len(text.split())},
+                      "total_tokens": n_in + len(text.split())} if self.usage is None else
+                     {"prompt_tokens": self.usage[0], "completion_tokens": self.usage[1]},
         }
 
     def _anthropic(self, body: dict[str, Any], empty: bool = False, halve: bool = False) -> dict[str, Any]:
@@ -266,7 +273,8 @@ class WireServer:
         return {
             "id": "msg_wire", "type": "message", "role": "assistant", "model": body["model"],
             "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": n_in_words(messages), "output_tokens": spent + len(text.split())},
+            "usage": {"input_tokens": n_in_words(messages), "output_tokens": spent + len(text.split())}
+            if self.usage is None else {"input_tokens": self.usage[0], "output_tokens": self.usage[1]},
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -54,7 +54,8 @@ def test_a_killed_writers_journal_is_applied_by_the_next_open_and_removed(db: Pa
     assert journal.paths(str(db)) == []
     with Store.open(db) as store:  # and only once
         assert len(store.calls("r-1")) == 30
-        assert store.con.execute("SELECT count(*) FROM journal").fetchone() == (0,)
+        # every bookmark closed (a copy of the journal found later is stale); a store that wrote nothing has none
+        assert store.con.execute("SELECT count(*), count(closed_at) FROM journal").fetchone() == (1, 1)
 
 
 def test_a_merge_sees_what_a_killed_shard_journalled(tmp_path: Path) -> None:
@@ -86,20 +87,52 @@ def write_journal(db: Path, token: str, lines: list[bytes]) -> Path:
     return path
 
 
-def round_of(seq: int, calls: list[int], updates: list[list[object]] | None = None) -> bytes:
-    return encode({"seq": seq, "inserts": {"calls": [call_record(n).model_dump() for n in calls]},
-                   "row_updates": [], "updates": updates or []})
+def round_of(seq: int, calls: list[int], prev: int | None = None,
+             row_updates: list[dict[str, object]] | None = None) -> bytes:
+    return encode({"seq": seq, "prev": seq - 1 if prev is None else prev,
+                   "inserts": {"calls": [call_record(n).model_dump() for n in calls]},
+                   "row_updates": row_updates or []})
+
+
+def bookmark(db: Path, token: str, through: int = 0) -> None:
+    """The bookmark a killed store left for its journal ``token`` (written when its journal started)."""
+    with Store.open(db) as store:
+        store.con.execute("INSERT INTO journal (token, through) VALUES (?, ?)", [token, through])
+
+
+def torn_at_a_page(complete: list[bytes], torn: bytes) -> list[bytes]:
+    """``complete`` lines, then the start of ``torn`` cut where a kill stops a write: at a page boundary."""
+    size = sum(map(len, complete))
+    cut = -size % journal.PAGE or journal.PAGE
+    assert len(torn) > cut, "the torn round must reach past the next page boundary"
+    return [*complete, torn[:cut]]
 
 
 def test_a_cut_off_last_line_is_ignored_and_a_damaged_one_refused(db: Path) -> None:
-    Store.open(db).close()
-    write_journal(db, "aaaaaaaaaaaa", [round_of(1, [1, 2]), round_of(2, [3])[:40]])  # killed mid-write
+    bookmark(db, "aaaaaaaaaaaa")
+    # killed mid-write: the round's write stopped at a page boundary, and was never acknowledged
+    write_journal(db, "aaaaaaaaaaaa", torn_at_a_page([round_of(1, [1, 2])], round_of(2, list(range(3, 20)))))
     with Store.open(db) as store:
         assert [c.id for c in store.calls("r-1")] == ["c-0001", "c-0002"]  # the cut-off round was never used
+    bookmark(db, "bbbbbbbbbbbb")
     damaged = write_journal(db, "bbbbbbbbbbbb", [round_of(1, [4])[:30] + b"\n", round_of(2, [5])])
-    with pytest.raises(StabilityError, match=f"{damaged}: line 1 of the write journal is damaged"):
+    with pytest.raises(StabilityError, match=f"{damaged}: line 1 of the write journal is refused"):
         Store.open(db)
     assert damaged.exists()  # kept for a person to look at, not dropped
+
+
+def test_a_journal_cut_where_no_crash_cuts_is_refused_naming_what_it_holds(db: Path) -> None:
+    bookmark(db, "dddddddddddd")
+    lines = [round_of(1, [1, 2]), round_of(2, [3]), round_of(3, [4, 5])]
+    cut = len(lines[0]) + len(lines[1]) // 2  # truncated mid-file: round 2 torn, round 3 gone
+    path = write_journal(db, "dddddddddddd", [b"".join(lines)[:cut]])
+    with pytest.raises(StabilityError, match=f"{path}: cut off at byte {cut}, inside line 2.* 1 complete rounds "
+                                             r"before it hold 2 calls \(c-0001, c-0002\)"):
+        Store.open(db)
+    assert path.exists()
+    path.unlink()
+    with Store.open(db) as store:
+        assert store.calls("r-1") == []
 
 
 def test_rounds_the_database_already_holds_are_not_applied_again(db: Path) -> None:
@@ -108,14 +141,59 @@ def test_rounds_the_database_already_holds_are_not_applied_again(db: Path) -> No
                     created_at=datetime(2026, 1, 1), stop_reason="")
     with Store.open(db) as store:
         store.insert_run(run)
-        # round 1 was applied (its bookmark committed with it) just before the kill that kept it in the file
-        store.con.execute("INSERT INTO journal VALUES ('cccccccccccc', 1)")
-        store.con.execute("UPDATE runs SET stop_reason = stop_reason || 'x'")
-    append = ["UPDATE runs SET stop_reason = stop_reason || 'x'", []]
-    write_journal(db, "cccccccccccc", [round_of(1, [1], [append]), round_of(2, [2], [append])])
+        store.flush()
+        # round 1 was applied (its bookmark moved with it) just before the kill that kept it in the file
+        store.con.execute("INSERT INTO journal (token, through) VALUES ('cccccccccccc', 1)")
+        store.con.execute("UPDATE runs SET stop_reason = 'one'")
+    done = {"table": "runs", "key": {"id": "r-1"}, "values": {"stop_reason": "two", "status": "done"}}
+    back = {"table": "runs", "key": {"id": "r-1"}, "values": {"stop_reason": "zero"}}
+    write_journal(db, "cccccccccccc", [round_of(1, [1], row_updates=[back]), round_of(2, [2], row_updates=[done])])
     with Store.open(db) as store:
-        assert store.run("r-1").stop_reason == "xx"  # round 2's append only
+        assert store.run("r-1").stop_reason == "two"  # round 2's update only
         assert [c.id for c in store.calls("r-1")] == ["c-0002"]  # round 1's call is not re-inserted either
+
+
+def test_a_stale_journal_never_moves_the_store_back(db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    kill_a_writer(db)
+    [left] = journal.paths(str(db))
+    stale = Path(left).read_bytes()
+    with Store.open(db) as store:  # applies it
+        assert len(store.calls("r-1")) == 30
+        store.con.execute("DELETE FROM calls WHERE id = 'c-0001'")  # a later change the stale copy must not undo
+    Path(left).write_bytes(stale)  # the same journal again (a copy, a backup put back)
+    with Store.open(db) as store:
+        assert len(store.calls("r-1")) == 29
+    assert journal.paths(str(db)) == [] and "stale write journal" in caplog.text
+
+
+def test_a_journal_whose_file_went_missing_is_stale_when_it_turns_up(db: Path, tmp_path: Path) -> None:
+    kill_a_writer(db)
+    [left] = journal.paths(str(db))
+    aside = tmp_path / "aside"
+    os.rename(left, aside)  # hidden from the next open (as a journal named after another path was)
+    with Store.open(db) as store:
+        assert store.calls("r-1") == []  # the resume went on without it (and would re-send its calls)
+    os.rename(aside, left)
+    with Store.open(db) as store:
+        assert store.calls("r-1") == []  # applying it now would mix two histories: discarded
+    assert journal.paths(str(db)) == []
+
+
+def test_a_store_through_a_symbolic_link_is_one_store(tmp_path: Path) -> None:
+    real = tmp_path / "real.duckdb"
+    link = tmp_path / "link.duckdb"
+    kill_a_writer(real)
+    link.symlink_to(real)
+    [left] = journal.paths(str(link))  # found through the link: named after the resolved file
+    assert left.startswith(str(real) + ".journal.")
+    with Store.open(link, read_only=True) as store:
+        assert len(store.calls("r-1")) == 30
+    with Store.open(link) as store:
+        store.insert_call(call_record(31))
+        store.flush()
+        [own] = journal.paths(str(real))
+        assert own.startswith(str(real) + ".journal.")
+    assert journal.paths(str(real)) == [] and not list(tmp_path.glob("link.duckdb.*"))
 
 
 def test_journalled_rounds_reach_duckdb_soon_without_a_flush(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +255,22 @@ def test_a_lookup_applies_the_journal_only_when_a_waiting_call_has_its_key(db: P
         other, after_other, own, after_own = asyncio.run(main())
         assert [c.id for c in other] == ["c-0001"] and after_other == applies_before  # DuckDB answered alone
         assert [c.id for c in own] == ["c-0002"] and after_own == applies_before + 1  # applied first, then found
+
+
+def test_a_journal_written_before_rounds_named_their_predecessor_is_still_applied(db: Path) -> None:
+    """A killed store's journal in the shape of the version before (no ``prev``, ``updates`` always empty, row
+    updates grouped), whose store bookmarked it: applied, so upgrading loses none of its calls."""
+    with Store.open(db) as store:
+        store.insert_run(RunRecord(id="r-1", protocol="fresh-instance", model="scripted/x", model_params={},
+                                   config={}, seed=0, start_hash="sha256:s", template_hash="sha256:t",
+                                   package_version="0", git_commit=None, created_at=datetime(2026, 1, 1)))
+    bookmark(db, "eeeeeeeeeeee", through=0)
+    old = [encode({"seq": 3, "inserts": {"calls": [call_record(1).model_dump() | {"chain": None}]},
+                   "row_updates": [], "updates": []}),
+           encode({"seq": 5, "inserts": {}, "updates": [],
+                   "row_updates": [["runs", ["id"], [[["r-1"], {"status": "done", "stop_reason": "declined"}]]]]})]
+    write_journal(db, "eeeeeeeeeeee", old)
+    with Store.open(db) as store:
+        assert [c.id for c in store.calls("r-1")] == ["c-0001"]
+        assert (store.run("r-1").status, store.run("r-1").stop_reason) == ("done", "declined")
+    assert journal.paths(str(db)) == []

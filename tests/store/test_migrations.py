@@ -43,7 +43,7 @@ EXPECTED = {
     "batch_requests": ["local_key", "custom_id", "run_id", "cache_key", "sample_index", "step", "purpose", "model",
                        "body", "answer_format", "committed_usd", "state", "call_id", "error"],
     "messages": ["hash", "parent", "role", "message"],
-    "journal": ["token", "through"],
+    "journal": ["token", "through", "closed_at"],
 }
 
 
