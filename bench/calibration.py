@@ -390,7 +390,7 @@ def tables(report: dict[str, Any]) -> str:
             for key, metric in d["metrics"].items():
                 value = fmt(metric, truth=True)
                 if metric.get("median_width") is not None:
-                    value += f", median width {metric['median_width']:.3f}"
+                    value += f", median width {metric['median_width']:.3g}"
                 lines.append(f"| {d['name']} | {d['repetitions']} | {key} | {value} |")
             for key, value in d["extra"].items():
                 lines.append(f"| {d['name']} | {d['repetitions']} | {key} | {value} |")
@@ -409,20 +409,37 @@ def write(report: dict[str, Any], out: Path) -> None:
 
 
 def merge(paths: list[Path], out: Path, label: str) -> dict[str, Any]:
+    """Join result files: designs split over processes side by side, the same design run again (another
+    ``--seed``) pooled; every summary re-derived from the raw values by this code (methods and rules kept)."""
     parts = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
     report = {k: v for k, v in parts[0].items() if k not in ("designs", "raw", "table")}
-    for part in parts:  # summaries re-derived from the raw values by this code (methods and rules kept)
+    entries: dict[str, dict[str, Any]] = {}
+    raw: dict[str, dict[str, list[Any]]] = {}
+    for part in parts:
         for entry in part["designs"]:
-            old = entry["metrics"]
-            new = Design.from_raw(part["raw"][entry["name"]], old).summary()["metrics"]
-            for key, metric in new.items():
-                metric.update({x: old[key][x] for x in ("methods", "rules") if x in old.get(key, {})})
-            entry["metrics"] = new
+            name = entry["name"]
+            if name not in entries:
+                entries[name] = {**entry, "metrics": dict(entry["metrics"]), "seeds": [part.get("seed")]}
+                raw[name] = {k: list(v) for k, v in part["raw"][name].items()}
+                continue
+            pooled = entries[name]
+            pooled["cpu_seconds"] = round(pooled["cpu_seconds"] + entry["cpu_seconds"], 2)
+            pooled["seeds"].append(part.get("seed"))
+            for key, value in entry["metrics"].items():
+                pooled["metrics"].setdefault(key, value)
+            for key, value in part["raw"][name].items():
+                raw[name].setdefault(key, []).extend(value)
+    for name, entry in entries.items():
+        old = entry["metrics"]
+        new = Design.from_raw(raw[name], old).summary()["metrics"]
+        for key, metric in new.items():
+            metric.update({x: old[key][x] for x in ("methods", "rules") if x in old.get(key, {})})
+        entry["metrics"] = new
+        entry["repetitions"] = max((m["repetitions"] for m in new.values()), default=0)
+        entry["cpu_seconds_per_repetition"] = round(entry["cpu_seconds"] / max(entry["repetitions"], 1), 4)
     report.update(label=label, merged_from=[p.name for p in paths],
                   cpu_seconds=round(sum(p.get("cpu_seconds", 0.0) for p in parts), 1),
-                  complete=all(p.get("complete") for p in parts),
-                  designs=[d for p in parts for d in p["designs"]],
-                  raw={k: v for p in parts for k, v in p["raw"].items()})
+                  complete=all(p.get("complete") for p in parts), designs=list(entries.values()), raw=raw)
     report["table"] = tables(report)
     write(report, out)
     print(report["table"])
@@ -481,6 +498,7 @@ def main(argv: Iterable[str] | None = None) -> dict[str, Any]:
         design = job(reps)
         seconds = time.process_time() - t0
         summary = design.summary()
+        reps = max((len(t.reps) for t in design.tallies.values()), default=reps)  # as run (11 groups: fewer)
         report["designs"].append({"name": name, "case": case, "repetitions": reps,
                                   "cpu_seconds": round(seconds, 2),
                                   "cpu_seconds_per_repetition": round(seconds / max(reps, 1), 4), **summary})
