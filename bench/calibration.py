@@ -347,6 +347,13 @@ def fmt(metric: dict[str, Any] | None, truth: bool = False) -> str:
     return text
 
 
+def undefined(metric: dict[str, Any] | None) -> str:
+    """A measure that should not be printed (one start: no between-start pair): n/a, or what was printed."""
+    if not metric or metric.get("mean_estimate") is None:
+        return "n/a"
+    return f"none (prints {metric['mean_estimate']:.2g})"
+
+
 GRID_INTERVALS = [("fixed_point_rate", "fp rate"), ("fixed_point_rate_all", "fp rate (all)"),
                   ("cycle_rate", "cycle rate"), ("convergence_ratio", "ratio (mean; truth 0.64)"),
                   ("ratio_nothing_converges", "ratio, none converge (mean; truth 1)"),
@@ -375,8 +382,11 @@ def tables(report: dict[str, Any]) -> str:
                   "|---|---:|" + "---:|" * (len(present) + 1)]
         for d in grid:
             cells = [fmt(d["metrics"].get(k), truth="ratio" in k) for k, _ in present]
+            if d["case"]["starts"] < 2:  # no pair of runs from different starts: a ratio has no truth to cover
+                cells = [undefined(d["metrics"].get(k)) if "ratio" in k else c
+                         for (k, _), c in zip(present, cells, strict=True)]
             below = d["metrics"].get("convergence_ratio", {}).get("below_own_interval")
-            cells.append("n/a" if below is None else f"{100 * below:.0f}%")
+            cells.append("n/a" if below is None or d["case"]["starts"] < 2 else f"{100 * below:.0f}%")
             lines.append(f"| {d['name']} | {d['repetitions']} | " + " | ".join(cells) + " |")
         present = [(k, t) for k, t in GRID_TESTS if any(k in d["metrics"] for d in grid)]
         lines += ["", "Rejection rate at α = 0.05 (null: type-I error, goal 3-7%; planted difference: power):", "",
