@@ -373,7 +373,8 @@ GRID_TESTS = [("ratio_permutation_null", "ratio perm. (null)"),
 def tables(report: dict[str, Any]) -> str:
     designs = report["designs"]
     lines = []
-    grid = [d for d in designs if d["case"]["case"] == "grid"]
+    grid = sorted((d for d in designs if d["case"]["case"] == "grid"),
+                  key=lambda d: (d["case"]["starts"], d["case"]["replicates"], d["case"]["icc"]))
     if grid:
         present = [(k, t) for k, t in GRID_INTERVALS if any(k in d["metrics"] for d in grid)]
         lines += ["Coverage of the planted truth by the printed 95% intervals (± Monte Carlo standard error; "
