@@ -1,0 +1,73 @@
+"""Groups and contrasts as short text, one way for every reader: the terminal (``analyze``), the HTML report and
+the viewer's cells show the same strings for the same numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def interval_text(value: Any) -> str:
+    """``mean [low, high] (n=…, k starts)``; ∞ for an unbounded side, – for no estimate."""
+    if value is None or value.mean is None:
+        return "–"
+    clusters = getattr(value, "clusters", None)
+    count = f"n={value.n}" + (f", {clusters} starts" if clusters else "")
+    if value.low is None:
+        return f"{_g(value.mean)} ({count})"
+    high = "∞" if value.high is None else _g(value.high)
+    return f"{_g(value.mean)} [{_g(value.low)}, {high}] ({count})"
+
+
+def p_text(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def contrast_cell(estimate: Any) -> str:
+    """``effect [low, high] p=… (adj …)``, or the effect and why there is no interval."""
+    if estimate is None or estimate.mean is None:
+        return "–" if estimate is None or estimate.note is None else f"– ({estimate.note})"
+    low = "−∞" if estimate.low is None and estimate.high is not None else None
+    if estimate.low is None and estimate.high is None:
+        body = f"{_g(estimate.mean)} (no interval: {estimate.note})" if estimate.note else _g(estimate.mean)
+    else:
+        lo = low or _g(estimate.low)
+        hi = "∞" if estimate.high is None else _g(estimate.high)
+        body = f"{_g(estimate.mean)} [{lo}, {hi}]"
+    if estimate.p_value is not None:
+        body += f" p={p_text(estimate.p_value)} (adj {p_text(estimate.p_adjusted)})"
+    return body
+
+
+def starts_text(group: Any) -> str:
+    return f"{group.starts} · {group.models}"
+
+
+def ratio_text(ratio: Any) -> str:
+    """The convergence ratio with its interval (or why none) and its null p-value."""
+    if ratio.mean is None:
+        return f"– ({ratio.note})" if ratio.note else "–"
+    text = _g(ratio.mean)
+    if ratio.low is not None and ratio.high is not None:
+        text += f" [{_g(ratio.low)}, {_g(ratio.high)}]"
+    text += f" (n={ratio.n}, {ratio.starts} starts)"
+    if ratio.p_value is not None:
+        text += f" p={p_text(ratio.p_value)}"
+    return text
+
+
+def group_warnings(result: Any) -> list[str]:
+    """One line per group whose intervals carry a warning (two starts, ...) or whose ratio has no interval."""
+    lines = []
+    for g in result.groups:
+        warned = {i.warning for i in (g.fixed_point_rate, g.fixed_point_rate_started, g.cycle_rate)
+                  if i is not None and i.warning}
+        lines += [f"{g.label or 'all runs'}: {w}" for w in sorted(warned)]
+        if g.convergence_ratio.mean is not None and g.convergence_ratio.note:
+            lines.append(f"{g.label or 'all runs'}: convergence ratio: {g.convergence_ratio.note}")
+    return lines
