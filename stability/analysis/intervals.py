@@ -32,7 +32,7 @@ TWO_STARTS = ("2 starts: the interval rests on 1 degree of freedom between start
               "run more starting constitutions to narrow it")
 
 
-def t_quantile(df: np.ndarray | int) -> np.ndarray:
+def t_quantile(df: np.ndarray | float) -> np.ndarray:
     """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom (z where df is infinite)."""
     return np.asarray(special.stdtrit(np.asarray(df, dtype=float), 0.975))
 

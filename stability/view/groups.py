@@ -55,7 +55,8 @@ class GroupCache:
 
 def contrast_text(contrast: Contrast) -> dict[str, str]:
     """A contrast's cells as the terminal and the report print them (:mod:`stability.analysis.summary_text`)."""
-    return {"a": key_text(contrast.a), "b": key_text(contrast.b), "paired": f"yes ({contrast.shared_starts} starts)" if contrast.paired else "no",
+    return {"a": key_text(contrast.a), "b": key_text(contrast.b),
+            "paired": f"yes ({contrast.shared_starts} starts)" if contrast.paired else "no",
             **{m: contrast_cell(getattr(contrast, m)) for m in MEASURES}}
 
 

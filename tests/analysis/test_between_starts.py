@@ -8,11 +8,12 @@ import pytest
 
 from stability.analysis.between_starts import StartDistances
 from stability.analysis.convergence import Params
+from stability.analysis.corpus import RunChain
 from stability.analysis.measure import EmbeddingUse, Vectors, measure
 from tests.analysis.handmade import at_angle, chain, corpus
 
 
-def _run(run_id: str, model: str, start: str, final: str, seed: int):  # type: ignore[no-untyped-def]
+def _run(run_id: str, model: str, start: str, final: str, seed: int) -> RunChain:
     nodes = [start] if final == start else [start, final]
     run = chain(run_id, nodes + [nodes[-1]] * 2, ["origin"] + ["changed"] * (len(nodes) - 1) + ["declined"] * 2,
                 stop="declined", model=model)

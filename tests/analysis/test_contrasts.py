@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stability.analysis.contrasts import Contrast, adjust_contrasts, median_contrast, share_contrast
+from stability.analysis.contrasts import Contrast, ContrastEstimate, adjust_contrasts, median_contrast, share_contrast
 from stability.analysis.convergence import Params
+from stability.analysis.corpus import RunChain
 from stability.analysis.measure import EmbeddingUse, Vectors, measure
 from stability.analysis.stats import km_median
 from tests.analysis.handmade import at_angle, chain, corpus
@@ -52,9 +53,7 @@ def test_ten_identical_groups_rarely_show_a_family_wise_significant_contrast() -
     assert raw_any / reps > adjusted_any / reps
 
 
-def _empty():  # type: ignore[no-untyped-def]
-    from stability.analysis.contrasts import ContrastEstimate
-
+def _empty() -> ContrastEstimate:
     return ContrastEstimate(mean=None, low=None, high=None, n=0)
 
 
@@ -76,7 +75,7 @@ def test_an_undefined_median_in_resamples_is_never_dropped() -> None:
     assert never.mean is None and never.note is not None and "not reached" in never.note
 
 
-def _run(run_id: str, model: str, start: str, final: str, seed: int):  # type: ignore[no-untyped-def]
+def _run(run_id: str, model: str, start: str, final: str, seed: int) -> RunChain:
     nodes = [start] if final == start else [start, final]
     run = chain(run_id, nodes + [nodes[-1]] * 2, ["origin"] + ["changed"] * (len(nodes) - 1) + ["declined"] * 2,
                 stop="declined", model=model)
