@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.between_starts import StartDistances, jackknife_se, t_test
-from stability.analysis.intervals import cluster_se, t_quantile
+from stability.analysis.intervals import TWO_STARTS, cluster_se, t_quantile
 from stability.analysis.multiplicity import adjust
 
 Members = Mapping[str, Sequence[int]]  # start -> run indices
@@ -109,10 +109,17 @@ def share_contrast(y: np.ndarray, n: np.ndarray, a: Members, b: Members) -> Cont
     if len(both) >= 2:
         d = np.array([ua[s][0] / ua[s][1] - ub[s][0] / ub[s][1] for s in both])
         k = len(both)
-        floor = sum(_shrunk_var(*ua[s][:2]) + _shrunk_var(*ub[s][:2]) for s in both) / k**2
-        se = float(np.sqrt(max(float(d.var(ddof=1)) / k, floor)))
+        # the binomial variance of each start's difference (pooled share of both groups at that start): all
+        # the variance there is when the groups differ by the same amount at every start
+        pooled = [(ua[s][0] + ub[s][0]) / (ua[s][1] + ub[s][1]) for s in both]
+        binomial = sum(q * (1 - q) * (1 / ua[s][1] + 1 / ub[s][1]) for q, s in zip(pooled, both, strict=True)) / k**2
+        empirical = float(d.var(ddof=1)) / k
+        # more spread than binomial noise: a start × group interaction, estimated on k − 1 df; else the known
+        # binomial variance, on the normal quantile
+        se, df = (np.sqrt(empirical), k - 1.0) if empirical > binomial else (np.sqrt(binomial), np.inf)
         runs = sum(ua[s][2] + ub[s][2] for s in both)
-        return _estimate(float(d.mean()), se, k - 1.0, runs, k, "paired-t", (-1.0, 1.0))
+        out = _estimate(float(d.mean()), float(se), df, runs, k, "paired-t", (-1.0, 1.0))
+        return out.model_copy(update={"note": TWO_STARTS}) if k == 2 else out
     sa, sb = _side(ua), _side(ub)
     if sa is None or sb is None:
         return _none(0, 0, "no runs (or nothing to count) on one side")
