@@ -109,9 +109,9 @@ def share_contrast(y: np.ndarray, n: np.ndarray, a: Members, b: Members) -> Cont
     if len(both) >= 2:
         d = np.array([ua[s][0] / ua[s][1] - ub[s][0] / ub[s][1] for s in both])
         k = len(both)
-        # the binomial variance of each start's difference (pooled share of both groups at that start): all
-        # the variance there is when the groups differ by the same amount at every start
-        pooled = [(ua[s][0] + ub[s][0]) / (ua[s][1] + ub[s][1]) for s in both]
+        # the binomial variance of each start's difference (pooled share of both groups at that start, shrunk by
+        # a half): all the variance there is when the groups differ by the same amount at every start
+        pooled = [(ua[s][0] + ub[s][0] + 0.5) / (ua[s][1] + ub[s][1] + 1.0) for s in both]  # shrunk: never 0
         binomial = sum(q * (1 - q) * (1 / ua[s][1] + 1 / ub[s][1]) for q, s in zip(pooled, both, strict=True)) / k**2
         empirical = float(d.var(ddof=1)) / k
         # more spread than binomial noise: a start × group interaction, estimated on k − 1 df; else the known
@@ -121,8 +121,10 @@ def share_contrast(y: np.ndarray, n: np.ndarray, a: Members, b: Members) -> Cont
         out = _estimate(float(d.mean()), float(se), df, runs, k, "paired-t", (-1.0, 1.0))
         return out.model_copy(update={"note": TWO_STARTS}) if k == 2 else out
     sa, sb = _side(ua), _side(ub)
+    if sa is None and sb is None:  # nothing counted on either side (no clashes): nothing to say
+        return ContrastEstimate(mean=None, low=None, high=None, n=0)
     if sa is None or sb is None:
-        return _none(0, 0, "no runs (or nothing to count) on one side")
+        return _none(0, 0, "nothing counted on one side")
     (pa, va, da, na, ka), (pb, vb, db, nb, kb) = sa, sb
     df = (va + vb) ** 2 / (va**2 / da + vb**2 / db)  # Welch–Satterthwaite
     note = "1 start on each side: the difference is confounded with the start" if ka == kb == 1 else None

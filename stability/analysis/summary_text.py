@@ -23,9 +23,10 @@ def interval_text(value: Any) -> str:
 
 
 def p_text(p: float | None) -> str:
+    """``=0.0123``, ``<0.001`` or ``=–``: to follow ``p`` or ``adj``."""
     if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3g}"
+        return "=–"
+    return "<0.001" if p < 0.001 else f"={p:.3g}"
 
 
 def contrast_cell(estimate: Any) -> str:
@@ -40,7 +41,7 @@ def contrast_cell(estimate: Any) -> str:
         hi = "∞" if estimate.high is None else _g(estimate.high)
         body = f"{_g(estimate.mean)} [{lo}, {hi}]"
     if estimate.p_value is not None:
-        body += f" p={p_text(estimate.p_value)} (adj {p_text(estimate.p_adjusted)})"
+        body += f" p{p_text(estimate.p_value)} (adj{p_text(estimate.p_adjusted)})"
     return body
 
 
@@ -57,7 +58,7 @@ def ratio_text(ratio: Any) -> str:
         text += f" [{_g(ratio.low)}, {_g(ratio.high)}]"
     text += f" (n={ratio.n}, {ratio.starts} starts)"
     if ratio.p_value is not None:
-        text += f" p={p_text(ratio.p_value)}"
+        text += f" p{p_text(ratio.p_value)}"
     return text
 
 
