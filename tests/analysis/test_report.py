@@ -87,5 +87,16 @@ def test_report_grouped_by_model(grid_db: Path, tmp_path: Path) -> None:
     assert "permutation null" in groups and "no verdict" in groups
     assert "<h3>Attractors of model=scripted/grid-shrink</h3>" in groups
     assert "<h3>Attractors of model=scripted/grid-fail</h3>" not in groups  # no verdict: no attractor
+    # the contrasts show the numbers `analyze` gives, in the strings it prints: paired, effect, p and adjusted p
+    import html
+
+    from stability.analysis import analyze
+    from stability.analysis.summary_text import contrast_cell
+
+    result = analyze(["grid", "grid-twins"], db, embedder="hashing", by=["model"])
+    assert "<th>paired</th>" in groups and result.contrasts
+    for contrast in result.contrasts:
+        assert html.escape(contrast_cell(contrast.fixed_point_rate)) in groups
+        assert html.escape(contrast_cell(contrast.convergence_ratio)) in groups
     twins = text[text.index("<h2>Contradictory vs repaired twin (paired)</h2>"):]
     assert "2 pairs" in twins and "<figure><svg" in twins
