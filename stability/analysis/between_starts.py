@@ -62,11 +62,11 @@ class StartDistances:
     def blocks(self, by_start: Mapping[str, Sequence[int]]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The starts, and (starts × starts) sums of start and final distances over their runs' pairs."""
         names = sorted(s for s, members in by_start.items() if len(members))
-        member = np.zeros((len(names), len(self.start_of)), dtype=np.float64)
-        for row, name in enumerate(names):
-            member[row, list(by_start[name])] = 1.0
-        starts = member @ self.d_starts.astype(np.float64) @ member.T
-        finals = member @ self.d_finals.astype(np.float64) @ member.T
+        index = [i for name in names for i in by_start[name]]  # only the group's own runs: n_g², not n²
+        label = np.repeat(np.arange(len(names)), [len(by_start[name]) for name in names])
+        member = (label[None, :] == np.arange(len(names))[:, None]).astype(np.float64)
+        starts = member @ self.d_starts[np.ix_(index, index)].astype(np.float64) @ member.T
+        finals = member @ self.d_finals[np.ix_(index, index)].astype(np.float64) @ member.T
         return names, starts, finals
 
     @staticmethod
@@ -100,14 +100,14 @@ class StartDistances:
         order = [i for s in names for i in pool[s]]
         label = np.repeat(np.arange(len(names)), [len(pool[s]) for s in names])
         between = label[:, None] != label[None, :]
-        starts = np.where(between, self.d_starts[np.ix_(order, order)], 0.0).astype(np.float64)
-        finals = np.where(between, self.d_finals[np.ix_(order, order)], 0.0).astype(np.float64)
+        starts = np.where(between, self.d_starts[np.ix_(order, order)], 0.0).astype(np.float32)
+        finals = np.where(between, self.d_finals[np.ix_(order, order)], 0.0).astype(np.float32)
         rng = np.random.default_rng(seed)
         values = []
         offsets = np.concatenate([[0], np.cumsum([len(pool[s]) for s in names])])
-        for first in range(0, permutations, 100):
+        for first in range(0, permutations, 100):  # x^T D x for 100 permutations at a time (one BLAS product)
             chunk = min(100, permutations - first)
-            x = np.zeros((chunk, len(order)))
+            x = np.zeros((chunk, len(order)), dtype=np.float32)
             for s, name in enumerate(names):
                 size, take = len(pool[name]), len(by_start[name])
                 picks = rng.random((chunk, size)).argsort(axis=1)[:, :take] + offsets[s]
