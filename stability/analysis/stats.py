@@ -90,24 +90,6 @@ def resample_clusters(clusters: Sequence[Sequence[int]], resamples: int, seed: i
     return [np.concatenate([arrays[i] for i in row]) for row in picks]
 
 
-def cluster_counts(n_clusters: int, resamples: int, seed: int) -> np.ndarray:
-    """How often each cluster is drawn in each resample, (resamples, n_clusters): the draws of
-    :func:`resample_clusters` with the same seed, as counts."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n_clusters, size=(resamples, n_clusters))
-    counts = np.zeros((resamples, n_clusters))
-    np.add.at(counts, (np.repeat(np.arange(resamples), n_clusters), picks.ravel()), 1)
-    return counts
-
-
-def draws_interval(value: float | None, draws: np.ndarray | None, n: int) -> Interval:
-    """``value`` with the 95% percentile range of bootstrap ``draws`` (NaN: undefined in that draw, read as +inf)."""
-    if value is None or draws is None or not len(draws):
-        return Interval(mean=_round(value), low=None, high=None, n=n)
-    low, high = np.percentile(np.where(np.isnan(draws), np.inf, draws), [2.5, 97.5], method="inverted_cdf")
-    return Interval(mean=_round(value), low=_round(low), high=_round(high), n=n)
-
-
 def cluster_interval(statistic: Callable[[np.ndarray], float | None], clusters: Sequence[Sequence[int]],
                      resamples: int, seed: int) -> Interval:
     """``statistic`` of all members, with a 95% percentile interval over cluster resamples (None where undefined)."""
