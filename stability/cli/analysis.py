@@ -202,7 +202,13 @@ def _print_judge(use: Any) -> None:
 
 def _print_groups(result: Any) -> None:
     from stability.analysis.factors import key_text
-    from stability.analysis.summary_text import contrast_cell, group_warnings, ratio_text, starts_text
+    from stability.analysis.summary_text import (
+        contrast_cell,
+        group_warnings,
+        interval_text,
+        ratio_text,
+        starts_text,
+    )
 
     title = f"groups by {', '.join(result.by)}" if result.by else "all runs"
     table = Table(title=f"{title} · 95% intervals over starting constitutions: rates wilson-t (Wilson over runs "
@@ -216,10 +222,10 @@ def _print_groups(result: Any) -> None:
         median = "not reached" if s.median is None else f"{s.median:g}" + (
             f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else "")
         started = g.fixed_point_rate_started
-        table.add_row(g.label, str(g.runs), starts_text(g), str(g.no_verdict), _interval(g.fixed_point_rate),
-                      _interval(started) if started is not None else "–", _interval(g.cycle_rate),
+        table.add_row(g.label, str(g.runs), starts_text(g), str(g.no_verdict), interval_text(g.fixed_point_rate),
+                      interval_text(started), interval_text(g.cycle_rate),
                       f"{median} ({s.events} reached, {s.censored} censored)", ratio_text(g.convergence_ratio),
-                      _interval(g.clash_resolution), str(len(g.attractors)))
+                      interval_text(g.clash_resolution), str(len(g.attractors)))
     console.print(table)
     for line in group_warnings(result):
         console.print(f"warning: {line}", style="yellow")
