@@ -15,6 +15,8 @@ Methods (``method`` in every :class:`~stability.analysis.stats.Interval` that ca
   replicates is in docs/analysis.md (*Methods*), measured by ``bench/interval_choice.py``.
 - ``cluster-t`` (measured, not used for rates): p̂ ± t(k − 1) · SE; it collapses to a point when every start
   has the same share (0 or 1 in particular), so it under-covers rare events.
+- ``wilson-df`` (measured, not used): ``wilson-t`` whose degrees of freedom grow when the spread between starts
+  looks binomial; it under-covers (84–87%) at 3 starts with heterogeneous starts.
 
 With two starts every interval is very wide (t with 1 degree of freedom is 12.7): it is printed with a warning
 (``TWO_STARTS``) rather than made to look precise.
