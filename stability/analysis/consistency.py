@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from stability.analysis.alignment import align
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
-from stability.analysis.stats import Interval, bootstrap, difference, mean_of
+from stability.analysis.stats import Interval, bootstrap, difference, mean_of, rate
 
 RESOLVED = ("removed", "reworded")
 
@@ -212,14 +212,14 @@ def consistency(corpus: Corpus, convergence: Mapping[str, RunConvergence], vecto
             starts[chain.run_id] = chain.start
     b, seed = params.bootstrap, params.seed
     conditions = [ConditionSummary(condition=c, runs=len(reached[c]), no_verdict=failed.get(c, 0),
-                                   reached_fixed_point=bootstrap(by_start(reached[c]), b, seed),
+                                   reached_fixed_point=rate(by_start(reached[c])),
                                    steps_to_fixed_point=bootstrap(by_start(steps.get(c, [])), b, seed))
                   for c in sorted(reached)]
     outcomes = [o for run in per_run.values() for o in run]
     return Consistency(
         rule=RULE, clashes=outcomes,
-        resolved_fraction=bootstrap(by_start([(starts[r], [float(o.resolved) for o in run])
-                                              for r, run in per_run.items()]), b, seed),
+        resolved_fraction=rate(by_start([(starts[r], [float(o.resolved) for o in run])
+                                         for r, run in per_run.items()])),
         edits_to_resolve=bootstrap(by_start([(starts[r], [float(o.edits) for o in run if o.edits is not None])
                                              for r, run in per_run.items()]), b, seed),
         conditions=conditions,

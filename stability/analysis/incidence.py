@@ -45,6 +45,7 @@ CENSORED, FIXED, CYCLE, NO_VERDICT = 0, 1, 2, 3
 CAUSES = {"fixed_point": FIXED, "cycle": CYCLE, "no_verdict": NO_VERDICT}
 JACKKNIFE = "leave-one-start-out jackknife, t(G-1)"  # for F_c(t) itself: on the logit scale
 WILSON = "Wilson over runs"
+Outcomes = tuple[np.ndarray, np.ndarray, list[str]]  # (event step, cause, start) of each chain run: ``outcomes``
 
 
 class CauseAtStep(BaseModel):
@@ -95,6 +96,7 @@ class HazardRatio(BaseModel):
     low: float | None  # jackknife-t on the log scale (None: fewer than 2 starts on a side, or degenerate)
     high: float | None
     p_value: float | None
+    p_adjusted: float | None = None  # over every printed p-value (stability.analysis.multiplicity)
 
 
 class IncidenceContrast(BaseModel):
@@ -109,11 +111,13 @@ class IncidenceContrast(BaseModel):
     cycle: CauseAtStep
     p_fixed_point: float | None  # two-sided, t test on the jackknife standard error
     p_cycle: float | None
+    p_fixed_point_adjusted: float | None = None  # over every printed p-value (stability.analysis.multiplicity)
+    p_cycle_adjusted: float | None = None
     hazard_ratio_fixed_point: HazardRatio | None = None  # up to ``step``
     hazard_ratio_cycle: HazardRatio | None = None
 
 
-def outcomes(runs: Sequence[RunConvergence]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def outcomes(runs: Sequence[RunConvergence]) -> Outcomes:
     """(event step, cause, start) of every chain run (judged or no verdict); sibling-trial runs are left out."""
     times, causes, starts = [], [], []
     for run in runs:

@@ -74,7 +74,9 @@ class AnalysisResult(BaseModel):
     by: list[str] = []  # the factors the runs are grouped by
     references: list[str] = []  # names of the reference constitutions every step is measured against
     groups: list[GroupSummary] = []  # every measure per group (one group, all runs, without ``by``)
-    contrasts: list[Contrast] = []  # between every two groups (the first 45 pairs)
+    contrasts: list[Contrast] = []  # between every two groups (the first 45 pairs; ``contrasts_total`` in all)
+    contrasts_total: int = 0  # contrasts there are (groups × (groups − 1) / 2), printed or not
+    adjust: str = "holm"  # how ``p_adjusted`` is adjusted over every printed p-value: holm | bh
     consistency: Consistency
     twins: TwinComparison  # contradictory runs against runs of their repaired twins, paired
     preferences: Preferences
@@ -124,10 +126,11 @@ def _bound_suggestions(groups: list[GroupSummary], by_id: Mapping[str, RunConver
 @gc_paused()
 def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: EmbeddingUse,
             ratings: list[RatingRecord] | None = None, by: list[str] | None = None,
-            experiments: Mapping[str, str] | None = None, judgements: StoredJudgements | None = None
-            ) -> AnalysisResult:
+            experiments: Mapping[str, str] | None = None, judgements: StoredJudgements | None = None,
+            adjust: str = "holm") -> AnalysisResult:
     """Every measure over an already loaded and embedded corpus (no store, no model), grouped by ``by``; with
-    ``judgements``, the measures of meaning come from the judge where it judged (:mod:`.judged`)."""
+    ``judgements``, the measures of meaning come from the judge where it judged (:mod:`.judged`); ``adjust``:
+    the multiplicity adjustment of the contrasts' p-values (``holm`` or ``bh``)."""
     by = by or []
     experiments = experiments or {}
     check_factors(by, corpus)
@@ -149,9 +152,9 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     clashes = consistency(subjects, by_id, vectors.principles, params,
                           rejudge_clashes(judgements) if judgements is not None else None)
     across = cross_run(judged, vectors.nodes, params.cluster_threshold)
-    groups, contrasts = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes, vectors.nodes,
-                                  params, by, experiments, controls,
-                                  {tuple(c.run_id for c in judged): across.attractors})
+    groups, contrasts, total = summarise(subjects, [by_id[c.run_id] for c in subjects.runs], clashes.clashes,
+                                         vectors.nodes, params, by, experiments, controls,
+                                         {tuple(c.run_id for c in judged): across.attractors}, adjust)
     _bound_suggestions(groups, by_id, controls, corpus, vectors)
     judged_use = None
     if judgements is not None:
@@ -163,7 +166,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
         cross_run=across,
         experiments=sorted({experiments[r.run_id] for r in corpus.runs if r.run_id in experiments}), by=by,
         references=list(vectors.references),
-        groups=groups, contrasts=contrasts, consistency=clashes,
+        groups=groups, contrasts=contrasts, contrasts_total=total, adjust=adjust, consistency=clashes,
         twins=compare_twins(subjects, by_id, vectors.nodes, params),
         preferences=preferences(ratings or [], params.bootstrap, params.seed), judge=judged_use, notes=list(NOTES))
 
@@ -193,10 +196,12 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
 
 def analyze(run_ids: list[str], db: Path | str | None = None, all_runs: bool = False, params: Params | None = None,
             embedder: Embedder | str = DEFAULT_MODEL, by: list[str] | None = None,
-            references: list[Path | str] | None = None, judge: str | None = None) -> AnalysisResult:
+            references: list[Path | str] | None = None, judge: str | None = None, adjust: str = "holm"
+            ) -> AnalysisResult:
     """Measure the selected runs: ``run_ids`` holds experiment names or ids and run ids (or use ``all_runs``);
     ``references`` are constitution files every step is measured against; ``judge`` a judge model whose stored
-    judgements decide the measures of meaning where they exist."""
+    judgements decide the measures of meaning where they exist; ``adjust`` the contrasts' multiplicity
+    adjustment (``holm`` or ``bh``)."""
     corpus, vectors, use, ratings, experiments, _ = load(run_ids, db, all_runs, embedder, references=references)
     judgements = load_judgements(db, judge, corpus) if judge else None
-    return measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements)
+    return measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements, adjust)

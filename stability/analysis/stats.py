@@ -1,7 +1,9 @@
-"""Statistics every grouped measure shares: cluster bootstraps, Kaplan–Meier survival, permutation nulls.
+"""Statistics every grouped measure shares: intervals, cluster bootstraps, Kaplan–Meier survival.
 
-Replicates of one starting constitution are not independent, so intervals resample *clusters* (a group's starting
-constitutions, each with all its runs) rather than runs. Every interval is a 95% percentile bootstrap.
+Replicates of one starting constitution are not independent, so intervals rest on *clusters* (a group's starting
+constitutions, each with all its runs) rather than runs. Rates and shares use the small-sample intervals of
+:mod:`stability.analysis.intervals` (chosen by measured coverage, docs/analysis.md *Methods*); measures without
+one (medians, drift) keep a 95% percentile bootstrap over clusters, and say so in ``method``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from stability.analysis.intervals import share_interval
+
 
 class Interval(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,7 +22,25 @@ class Interval(BaseModel):
     mean: float | None
     low: float | None
     high: float | None
-    n: int
+    n: int  # runs (or the units counted: clashes, pairs, trials)
+    clusters: int | None = None  # starts the interval rests on (None: not recorded by this measure)
+    method: str | None = None  # wilson | wilson-t | percentile-bootstrap | ... (docs/analysis.md, *Methods*)
+    warning: str | None = None  # e.g. two starts: wide, read with care
+
+
+def rate(clusters: Sequence[Sequence[float]], counts: Sequence[Sequence[float]] | None = None) -> Interval:
+    """Σ values / Σ counts over ``clusters`` (one list per start; counts 1 per value unless given) with its
+    95% interval: Wilson over runs with one start, ``wilson-t`` with more (:func:`.intervals.share_interval`)."""
+    clusters = [list(c) for c in clusters]
+    sizes = [sum(n) for n in counts] if counts is not None else [len(c) for c in clusters]
+    kept = [(sum(c), n) for c, n in zip(clusters, sizes, strict=True) if n > 0]
+    units = sum(len(c) for c, n in zip(clusters, sizes, strict=True) if n > 0) if counts is None else \
+        int(sum(n for _, n in kept))
+    mean, low, high, method, warning = share_interval([y for y, _ in kept], [n for _, n in kept])
+    if mean is None:
+        return Interval(mean=None, low=None, high=None, n=0, clusters=0, method=None)
+    return Interval(mean=_round(mean), low=_round(low), high=_round(high), n=units, clusters=len(kept),
+                    method=method, warning=warning)
 
 
 def _round(value: float | None) -> float | None:
@@ -66,24 +88,6 @@ def resample_clusters(clusters: Sequence[Sequence[int]], resamples: int, seed: i
     arrays = [np.asarray(c, dtype=int) for c in clusters]
     picks = rng.integers(0, len(arrays), size=(resamples, len(arrays)))
     return [np.concatenate([arrays[i] for i in row]) for row in picks]
-
-
-def cluster_counts(n_clusters: int, resamples: int, seed: int) -> np.ndarray:
-    """How often each cluster is drawn in each resample, (resamples, n_clusters): the draws of
-    :func:`resample_clusters` with the same seed, as counts."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n_clusters, size=(resamples, n_clusters))
-    counts = np.zeros((resamples, n_clusters))
-    np.add.at(counts, (np.repeat(np.arange(resamples), n_clusters), picks.ravel()), 1)
-    return counts
-
-
-def draws_interval(value: float | None, draws: np.ndarray | None, n: int) -> Interval:
-    """``value`` with the 95% percentile range of bootstrap ``draws`` (NaN: undefined in that draw, read as +inf)."""
-    if value is None or draws is None or not len(draws):
-        return Interval(mean=_round(value), low=None, high=None, n=n)
-    low, high = np.percentile(np.where(np.isnan(draws), np.inf, draws), [2.5, 97.5], method="inverted_cdf")
-    return Interval(mean=_round(value), low=_round(low), high=_round(high), n=n)
 
 
 def cluster_interval(statistic: Callable[[np.ndarray], float | None], clusters: Sequence[Sequence[int]],

@@ -27,6 +27,9 @@ ThresholdOption = Annotated[float, typer.Option("--reworded-threshold",
 EpsilonOption = Annotated[float, typer.Option("--epsilon", help="cosine distance for fixed points and near cycles")]
 KOption = Annotated[int | None, typer.Option("--k", help="steps a fixed point must hold [default: the run's K]")]
 ClusterOption = Annotated[float, typer.Option("--cluster-threshold", help="cosine distance cut for attractors")]
+AdjustOption = Annotated[str, typer.Option(
+    "--adjust", help="multiplicity adjustment of the contrasts' p-values: holm (family-wise) | bh (false discovery "
+    "rate)")]
 JudgeOption = Annotated[str | None, typer.Option(
     "--judge", help="a judge model whose stored judgements (stability judge) decide the measures of meaning")]
 
@@ -40,6 +43,14 @@ def _output_file(path: Path) -> Path:
     return path
 
 
+def _adjust(adjust: str) -> str:
+    from stability.analysis.multiplicity import ADJUSTMENTS
+
+    if adjust not in ADJUSTMENTS:
+        raise StabilityError(f"--adjust {adjust!r}: choose one of {', '.join(ADJUSTMENTS)}")
+    return adjust
+
+
 def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_threshold: float) -> Any:
     from stability.analysis.convergence import Params
 
@@ -49,13 +60,14 @@ def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_th
 def analyze(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None, as_json: JsonOption = False,
             embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
             epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
-            by: ByOption = None, reference: ReferenceOption = None, judge: JudgeOption = None) -> None:
+            by: ByOption = None, reference: ReferenceOption = None, judge: JudgeOption = None,
+            adjust: AdjustOption = "holm") -> None:
     """Measure convergence, fixed points, cycles, attractors and clash resolution, per group of runs."""
     from stability.analysis.factors import parse_by
     from stability.analysis.measure import analyze as run_analysis
 
     result = run_analysis(runs or [], db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
-                          references=list(reference or []), judge=judge,
+                          references=list(reference or []), judge=judge, adjust=_adjust(adjust),
                           params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -190,53 +202,44 @@ def _print_judge(use: Any) -> None:
     console.print(agreement)
 
 
-def _cause(c: Any) -> str:
-    """A cumulative incidence (or a difference of two) with its interval."""
-    if c.estimate is None:
-        return "–"
-    return f"{c.estimate:.3g}" + (f" [{c.low:.3g}, {c.high:.3g}]" if c.low is not None and c.high is not None else "")
-
-
-def _p(value: float | None) -> str:
-    return "" if value is None else f" p={value:.3g}"
-
-
-def _ratio(h: Any) -> str:
-    if h is None or h.estimate is None:
-        return "–"
-    return f"{h.estimate:.3g}" + (f" [{h.low:.3g}, {h.high:.3g}]" if h.low is not None and h.high is not None
-                                  else "") + _p(h.p_value)
-
-
 def _print_groups(result: Any) -> None:
     from stability.analysis.factors import key_text
+    from stability.analysis.summary_text import (
+        contrast_cell,
+        group_warnings,
+        incidence_contrast_text,
+        incidence_text,
+        interval_text,
+        ratio_text,
+        starts_text,
+    )
 
     title = f"groups by {', '.join(result.by)}" if result.by else "all runs"
-    table = Table(title=f"{title} · intervals: 95% bootstrap over starting constitutions")
-    for column in ("group", "runs", "no verdict", "fixed-point rate", "cycle rate", "KM median steps to fixed point",
-                   "convergence ratio (null p)", "clashes resolved", "attractors"):
+    table = Table(title=f"{title} · 95% intervals over starting constitutions: rates wilson-t (Wilson over runs "
+                        "with one start), ratio jackknife-t (docs/analysis.md, Methods)")
+    for column in ("group", "runs", "starts · models", "no verdict", "fixed-point rate (judged)",
+                   "fixed-point rate (started)", "cycle rate", "KM median steps to fixed point",
+                   "convergence ratio between starts (null p)", "clashes resolved", "attractors"):
         table.add_column(column)
     for g in result.groups:
-        s, r = g.steps_to_fixed_point, g.convergence_ratio
+        s = g.steps_to_fixed_point
         median = "not reached" if s.median is None else f"{s.median:g}" + (
             f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else "")
-        ratio = _interval(r) + (f" p={r.p_value:.3g}" if r.p_value is not None else "")
-        table.add_row(g.label, str(g.runs), str(g.no_verdict), _interval(g.fixed_point_rate), _interval(g.cycle_rate),
-                      f"{median} ({s.events} reached, {s.censored} censored)", ratio, _interval(g.clash_resolution),
-                      str(len(g.attractors)))
+        started = g.fixed_point_rate_started
+        table.add_row(g.label, str(g.runs), starts_text(g), str(g.no_verdict), interval_text(g.fixed_point_rate),
+                      interval_text(started), interval_text(g.cycle_rate),
+                      f"{median} ({s.events} reached, {s.censored} censored)", ratio_text(g.convergence_ratio),
+                      interval_text(g.clash_resolution), str(len(g.attractors)))
     console.print(table)
+    for line in group_warnings(result):
+        console.print(f"warning: {line}", style="yellow")
     for g in result.groups:
         if g.probed:
             console.print(f"{g.label} · probed {g.probed}, confirmed {g.confirmed} fixed points "
                           f"(Wilson lower bound of P(decline | node) ≥ τ = {result.params.tau})")
-        incidence = g.incidence
-        if incidence is not None and incidence.n:
-            median = incidence.median_fixed_point if incidence.median_fixed_point is not None else "not reached"
-            console.print(f"{g.label} · by step {incidence.horizon}: P(fixed point) {_cause(incidence.fixed_point)}, "
-                          f"P(cycle) {_cause(incidence.cycle)}, P(no verdict) {_cause(incidence.no_verdict)} · "
-                          f"median steps to a fixed point {median}"
-                          f" (Aalen–Johansen over {incidence.n} started runs, {incidence.clusters} starts; "
-                          f"{incidence.fixed_point.method})" + (f" · {incidence.warning}" if incidence.warning else ""))
+        incidence = incidence_text(g.incidence)
+        if incidence is not None:
+            console.print(f"{g.label} · {incidence}")
         null = g.paraphrase_null
         if null is not None:
             console.print(f"{g.label} · drift {_interval(null.drift)} vs rephrase {_interval(null.rephrase_drift)} "
@@ -247,22 +250,25 @@ def _print_groups(result: Any) -> None:
             console.print(f"{g.label} · distance to {r.reference}: start {_interval(r.start)}, final "
                           f"{_interval(r.final)}, change {_interval(r.change)}")
     if result.contrasts:
-        contrasts = Table(title="contrasts (a − b)")
-        for column in ("a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"):
+        contrasts = Table(title=f"contrasts (a − b): effect [95% CI] p (p adjusted, {result.adjust}); paired within "
+                                "start where the groups share ≥ 2 starts")
+        for column in ("a", "b", "paired", "fixed-point rate (judged)", "fixed-point rate (started)",
+                       "KM median steps", "convergence ratio", "clashes resolved"):
             contrasts.add_column(column)
         for c in result.contrasts:
-            contrasts.add_row(key_text(c.a), key_text(c.b), _interval(c.fixed_point_rate),
-                              _interval(c.steps_to_fixed_point), _interval(c.convergence_ratio),
-                              _interval(c.clash_resolution))
+            contrasts.add_row(key_text(c.a), key_text(c.b),
+                              f"yes ({c.shared_starts} starts)" if c.paired else "no",
+                              contrast_cell(c.fixed_point_rate), contrast_cell(c.fixed_point_rate_started),
+                              contrast_cell(c.steps_to_fixed_point), contrast_cell(c.convergence_ratio),
+                              contrast_cell(c.clash_resolution))
         console.print(contrasts)
         for c in result.contrasts:
-            if c.incidence is not None and c.incidence.step is not None:
-                i = c.incidence
-                console.print(f"{key_text(c.a)} − {key_text(c.b)} · by step {i.step}: P(fixed point) "
-                              f"{_cause(i.fixed_point)}{_p(i.p_fixed_point)}, P(cycle) {_cause(i.cycle)}"
-                              f"{_p(i.p_cycle)}; cause-specific hazard ratio, fixed point "
-                              f"{_ratio(i.hazard_ratio_fixed_point)}, cycle {_ratio(i.hazard_ratio_cycle)} "
-                              f"({'paired' if i.paired else 'unpaired'}, {i.clusters} starts; p unadjusted)")
+            incidence = incidence_contrast_text(c)
+            if incidence is not None:
+                console.print(f"{key_text(c.a)} − {key_text(c.b)} · {incidence}")
+    if result.contrasts_total > len(result.contrasts):
+        console.print(f"{len(result.contrasts)} of {result.contrasts_total} contrasts shown (the first "
+                      f"{len(result.contrasts)} pairs); p-values adjusted over the shown ones", style="yellow")
 
 
 def experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
@@ -309,13 +315,14 @@ def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption 
            output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
            embedder: EmbedderOption = "all-MiniLM-L6-v2", reworded_threshold: ThresholdOption = 0.7,
            epsilon: EpsilonOption = 0.02, k: KOption = None, cluster_threshold: ClusterOption = 0.1,
-           by: ByOption = None, reference: ReferenceOption = None, judge: JudgeOption = None) -> None:
+           by: ByOption = None, reference: ReferenceOption = None, judge: JudgeOption = None,
+           adjust: AdjustOption = "holm") -> None:
     """Write one self-contained HTML report (works offline): groups, curves, graph, diffs, attractors, clashes."""
     from stability.analysis.factors import parse_by
     from stability.analysis.report import write_report
 
     _output_file(output)
     path = write_report(runs or [], output, db, all_runs=all_runs, embedder=embedder, by=parse_by(by),
-                        references=list(reference or []), judge=judge,
+                        references=list(reference or []), judge=judge, adjust=_adjust(adjust),
                         params=_params(reworded_threshold, epsilon, k, cluster_threshold))
     console.print(f"wrote {path}")

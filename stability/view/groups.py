@@ -10,8 +10,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from stability.analysis.contrasts import MEASURES, Contrast
+from stability.analysis.factors import key_text
 from stability.analysis.groups import GroupSummary
 from stability.analysis.measure import AnalysisResult, analyze
+from stability.analysis.summary_text import (
+    contrast_cell,
+    group_warnings,
+    incidence_contrast_text,
+    incidence_text,
+    interval_text,
+    ratio_text,
+)
 from stability.view.source import StoreSource
 
 #: results kept at once (each may hold thousands of runs)
@@ -41,18 +51,37 @@ class GroupCache:
         result = self.result(experiment_id, by)
         return {"experiment": experiment_id, "by": result.by, "embedder": result.embeddings.model,
                 "groups": [key_figures(i, g) for i, g in enumerate(result.groups)],
-                "contrasts": [c.model_dump() for c in result.contrasts]}
+                "warnings": group_warnings(result), "adjust": result.adjust,
+                "contrasts_total": result.contrasts_total,
+                "contrasts": [{**c.model_dump(), "text": contrast_text(c)} for c in result.contrasts]}
 
     def group_runs(self, experiment_id: str, by: list[str], index: int) -> list[str]:
         groups = self.result(experiment_id, by).groups
         return list(groups[index].run_ids) if 0 <= index < len(groups) else []
 
 
+def contrast_text(contrast: Contrast) -> dict[str, str | None]:
+    """A contrast's cells as the terminal and the report print them (:mod:`stability.analysis.summary_text`)."""
+    return {"a": key_text(contrast.a), "b": key_text(contrast.b),
+            "paired": f"yes ({contrast.shared_starts} starts)" if contrast.paired else "no",
+            **{m: contrast_cell(getattr(contrast, m)) for m in MEASURES},
+            "incidence": incidence_contrast_text(contrast)}
+
+
 def key_figures(index: int, group: GroupSummary) -> dict[str, Any]:
-    """The figures a page shows for a group: runs, verdicts, rates with intervals, steps to a fixed point,
-    the convergence ratio and its null range, attractors."""
+    """The figures a page shows for a group: runs, starts and models, verdicts, rates with intervals (and their
+    method), steps to a fixed point, the convergence ratio and its null range, attractors, the competing risks
+    (``text.incidence``); ``text``: the cells
+    as the terminal and the report print them."""
+    started = group.fixed_point_rate_started
     return {"index": index, "key": group.key, "label": group.label, "runs": group.runs, "starts": group.starts,
+            "models": group.models,
             "verdicts": group.verdicts, "fixed_point_rate": group.fixed_point_rate.model_dump(),
+            "fixed_point_rate_started": started.model_dump() if started is not None else None,
+            "text": {"fixed_point_rate": interval_text(group.fixed_point_rate),
+                     "fixed_point_rate_started": interval_text(started), "cycle_rate": interval_text(group.cycle_rate),
+                     "convergence_ratio": ratio_text(group.convergence_ratio),
+                     "incidence": incidence_text(group.incidence)},
             "cycle_rate": group.cycle_rate.model_dump(),
             "steps_to_fixed_point": {k: getattr(group.steps_to_fixed_point, k) for k in ("median", "low", "high", "n")},
             "convergence_ratio": group.convergence_ratio.model_dump(),

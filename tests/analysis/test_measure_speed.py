@@ -84,7 +84,7 @@ def test_the_collector_is_paused_for_the_measures_and_restored(monkeypatch: pyte
         original(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(measure_module, "check_factors", spy)
-    runs = corpus([chain("r1", ["A", "B", "B"], stop="declined")])
+    runs = corpus([chain("r1", ["A", "B", "B", "B"], ["origin", "changed", "declined", "declined"], stop="declined")])
     points = {"A": unit(1, 0), "B": unit(0, 1)}
     vectors = Vectors(nodes=points, principles=points)
     assert gc.isenabled()

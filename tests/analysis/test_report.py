@@ -87,5 +87,24 @@ def test_report_grouped_by_model(grid_db: Path, tmp_path: Path) -> None:
     assert "permutation null" in groups and "no verdict" in groups
     assert "<h3>Attractors of model=scripted/grid-shrink</h3>" in groups
     assert "<h3>Attractors of model=scripted/grid-fail</h3>" not in groups  # no verdict: no attractor
+    # the contrasts show the numbers `analyze` gives, in the strings it prints: paired, effect, p and adjusted p
+    import html
+
+    from stability.analysis import analyze
+    from stability.analysis.summary_text import contrast_cell, incidence_contrast_text, incidence_text
+
+    result = analyze(["grid", "grid-twins"], db, embedder="hashing", by=["model"])
+    assert "<th>paired</th>" in groups and result.contrasts
+    for contrast in result.contrasts:
+        assert html.escape(contrast_cell(contrast.fixed_point_rate)) in groups
+        assert html.escape(contrast_cell(contrast.convergence_ratio)) in groups
+        risks = incidence_contrast_text(contrast)
+        assert risks is None or html.escape(risks) in groups
+    # the competing risks, in the strings `analyze` prints
+    assert "<h3>Competing risks</h3>" in groups
+    for group in result.groups:
+        risks = incidence_text(group.incidence)
+        assert risks is None or html.escape(risks) in groups
+    assert any(incidence_contrast_text(c) for c in result.contrasts)
     twins = text[text.index("<h2>Contradictory vs repaired twin (paired)</h2>"):]
     assert "2 pairs" in twins and "<figure><svg" in twins

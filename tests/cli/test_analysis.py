@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from stability.cli.app import app
+from stability.errors import StabilityError
 from tests.analysis.conftest import experiment_copy, experiment_db, grid_db  # noqa: F401 - shared fixtures
 
 runner = CliRunner()
@@ -71,8 +72,23 @@ def test_experiments_and_analysis_by_factor(grid_db: Path, tmp_path: Path) -> No
     assert {"mean", "low", "high", "n"} <= set(groups["scripted/grid-shrink"]["cycle_rate"])
     assert groups["scripted/grid-shrink"]["fixed_point_rate"]["mean"] == 1.0
     assert {"runs", "steps_to_fixed_point", "convergence_ratio"} <= set(failing)
-    tables = runner.invoke(app, ["analyze", "grid", "--db", str(db), "--embedder", "hashing", "--by", "model"])
+    assert {"starts", "models", "fixed_point_rate_started"} <= set(failing) and data["adjust"] == "holm"
+    assert groups["scripted/grid-shrink"]["fixed_point_rate"]["method"] == "wilson-t"
+    assert data["contrasts_total"] == 3 and all({"paired", "shared_starts"} <= set(c) for c in data["contrasts"])
+    assert all({"p_value", "p_adjusted"} <= set(c["fixed_point_rate"]) for c in data["contrasts"])
+    # competing-risks contrasts: their p-values are adjusted in the same family (never below the raw ones)
+    risks = [c["incidence"] for c in data["contrasts"] if c["incidence"] is not None]
+    tested = [(r[f"p_{cause}"], r[f"p_{cause}_adjusted"]) for r in risks for cause in ("fixed_point", "cycle")
+              if r[f"p_{cause}"] is not None]
+    assert risks and all(adjusted is not None and adjusted >= raw for raw, adjusted in tested)
+    tables = runner.invoke(app, ["analyze", "grid", "--db", str(db), "--embedder", "hashing", "--by", "model",
+                                 "--adjust", "bh"])
     assert tables.exit_code == 0 and "groups by model" in tables.output and "contrasts" in tables.output
+    assert "p adjusted, bh" in tables.output
+    assert "Aalen–Johansen" in tables.output  # each group's competing risks
+    wrong = runner.invoke(app, ["analyze", "grid", "--db", str(db), "--embedder", "hashing", "--adjust", "bonf"])
+    assert isinstance(wrong.exception, StabilityError) and wrong.exception.exit_code == 2  # main() exits 2
+    assert str(wrong.exception) == "--adjust 'bonf': choose one of holm, bh"
     report = tmp_path / "r.html"
     done = runner.invoke(app, ["report", "grid", "--db", str(db), "-o", str(report), "--embedder", "hashing",
                                "--by", "model"])

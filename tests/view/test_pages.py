@@ -114,6 +114,17 @@ def test_pages_are_paginated_and_the_graph_marks_merges_cycles_and_fixed_points(
     assert [g["label"] for g in groups["groups"]] == ["constitution=alpha.md", "constitution=beta.md",
                                                       "constitution=swing.md"]
     assert groups["groups"][2]["verdicts"]["cycle"] == 2 and groups["groups"][0]["fixed_point_rate"]["mean"] == 1.0
+    # the contrasts, with the strings `analyze` and the report print for the same numbers
+    from stability.analysis.contrasts import Contrast, ContrastEstimate
+    from stability.analysis.summary_text import contrast_cell, incidence_contrast_text
+
+    assert groups["contrasts_total"] == 3 and groups["adjust"] == "holm" and len(groups["contrasts"]) == 3
+    for contrast in groups["contrasts"]:
+        assert contrast["text"]["fixed_point_rate"] == contrast_cell(ContrastEstimate(**contrast["fixed_point_rate"]))
+        assert contrast["text"]["paired"].startswith("yes" if contrast["paired"] else "no")
+        model = Contrast(**{k: v for k, v in contrast.items() if k != "text"})
+        assert contrast["text"]["incidence"] == incidence_contrast_text(model) is not None
+    assert all((g["text"]["incidence"] or "").startswith("by step ") for g in groups["groups"])
     swing = get(running, f"/api/graph?experiment={experiment}&group=2")
     assert swing["runs"] == 2 and swing["total_nodes"] == 2
 

@@ -14,6 +14,15 @@ from stability.analysis.factors import key_text
 from stability.analysis.judged import load_judgements
 from stability.analysis.measure import AnalysisResult, Vectors, load, measure
 from stability.analysis.report import figures, group_figures
+from stability.analysis.summary_text import (
+    contrast_cell,
+    group_warnings,
+    incidence_contrast_text,
+    incidence_text,
+    interval_text,
+    ratio_text,
+    starts_text,
+)
 from stability.errors import StabilityError
 
 MAX_DIFF_RUNS = 50
@@ -26,7 +35,7 @@ th { background: #f3f3f3; }
 figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 .kept { color: #555; } .added { color: #1b7f3b; } .removed { color: #b3261e; text-decoration: line-through; }
 .reworded { color: #8a5a00; } .moved { color: #3558b3; } code { font-size: 0.85em; }
-details { margin: 0.4em 0; }
+details { margin: 0.4em 0; } .warning { color: #8a5a00; }
 """
 
 # Marks the page as rendered, and records any script error, so a headless browser can check both.
@@ -120,27 +129,33 @@ def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
     by = ", ".join(result.by) if result.by else "(no --by: all runs)"
     parts = [f"<h2>Groups</h2><p>Grouped by <b>{_e(by)}</b>"
              + (f" · experiments {_e(', '.join(result.experiments))}" if result.experiments else "")
-             + ". Intervals: 95% bootstrap resampling starting constitutions (runs, for a group with one start).</p>"]
+             + ". 95% intervals over starting constitutions: rates by Wilson-t (Wilson over runs with one start), "
+             "the convergence ratio between starts by a jackknife over starts, its null by permuting labels within "
+             "each start (docs/analysis.md, <i>Methods</i>).</p>"]
     rows = []
     for g in result.groups:
         swatch = f'<span style="color:{palette[g.label]}">■</span> {_e(g.label)}'
-        r = g.convergence_ratio
-        ratio = _interval(r) + (f" · null [{r.null_low:.3g}, {r.null_high:.3g}], p={r.p_value:.3g}"
-                                if r.p_value is not None and r.null_low is not None and r.null_high is not None
-                                else "")
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in [
-            swatch, g.runs, g.no_verdict, g.verdicts.get("not_chain", 0), _e(_interval(g.fixed_point_rate)),
-            _e(_interval(g.cycle_rate)), _e(_median(g.steps_to_fixed_point)), _e(ratio),
-            _e(_interval(g.clash_resolution)), len(g.attractors)]) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ["group", "runs", "no verdict", "not a chain", "fixed-point rate",
-                                             "cycle rate", "KM median steps to fixed point", "convergence ratio",
-                                             "clashes resolved", "attractors"])
+            swatch, g.runs, _e(starts_text(g)), g.no_verdict, g.verdicts.get("not_chain", 0),
+            _e(interval_text(g.fixed_point_rate)), _e(interval_text(g.fixed_point_rate_started)),
+            _e(interval_text(g.cycle_rate)), _e(_median(g.steps_to_fixed_point)), _e(ratio_text(g.convergence_ratio)),
+            _e(interval_text(g.clash_resolution)), len(g.attractors)]) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ["group", "runs", "starts · models", "no verdict", "not a chain",
+                                             "fixed-point rate (judged)", "fixed-point rate (started)",
+                                             "cycle rate", "KM median steps to fixed point",
+                                             "convergence ratio between starts", "clashes resolved", "attractors"])
     parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    parts += [f'<p class="warning">warning: {_e(line)}</p>' for line in group_warnings(result)]
     if any(g.fixed_point_rate.n for g in result.groups):
         parts += [f"<figure>{group_figures.rates(result)}</figure>",
                   f"<figure>{group_figures.survival(result)}</figure>"]
     if any(g.convergence_ratio.mean is not None for g in result.groups):
         parts.append(f"<figure>{group_figures.convergence_ratios(result)}</figure>")
+    incidences = [(g.label, incidence_text(g.incidence)) for g in result.groups]
+    if any(text is not None for _, text in incidences):
+        parts.append("<h3>Competing risks</h3><p>Cumulative incidence of each way a chain run ends (Aalen–Johansen; "
+                     "cycles and no verdicts compete with fixed points, the step cap censors).</p>" + _table(
+            ["group", "cumulative incidence"], [[label, text] for label, text in incidences if text is not None]))
     nulls = [(g, g.paraphrase_null) for g in result.groups if g.paraphrase_null is not None]
     if nulls:
         parts.append("<h3>Drift against the rephrase null</h3>" + _table(
@@ -153,10 +168,22 @@ def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
             [[g.label, r.reference, _interval(r.start), _interval(r.final), _interval(r.change)]
              for g in result.groups for r in g.references]))
     if result.contrasts:
-        parts.append("<h3>Contrasts (a − b)</h3>" + _table(
-            ["a", "b", "fixed-point rate", "KM median steps", "convergence ratio", "clashes resolved"],
-            [[key_text(c.a), key_text(c.b), _interval(c.fixed_point_rate), _interval(c.steps_to_fixed_point),
-              _interval(c.convergence_ratio), _interval(c.clash_resolution)] for c in result.contrasts]))
+        parts.append(f"<h3>Contrasts (a − b)</h3><p>Effect [95% CI] p (p adjusted by {_e(result.adjust)} over every "
+                     "p-value shown); paired within start where the groups share at least two starts.</p>" + _table(
+            ["a", "b", "paired", "fixed-point rate (judged)", "fixed-point rate (started)", "KM median steps",
+             "convergence ratio", "clashes resolved"],
+            [[key_text(c.a), key_text(c.b), f"yes ({c.shared_starts} starts)" if c.paired else "no",
+              contrast_cell(c.fixed_point_rate), contrast_cell(c.fixed_point_rate_started),
+              contrast_cell(c.steps_to_fixed_point), contrast_cell(c.convergence_ratio),
+              contrast_cell(c.clash_resolution)] for c in result.contrasts]))
+        risks = [(c, incidence_contrast_text(c)) for c in result.contrasts]
+        if any(text is not None for _, text in risks):
+            parts.append(f"<p>Competing risks, a − b (p adjusted by {_e(result.adjust)} in the same family):</p>"
+                         + _table(["a", "b", "cumulative incidence and cause-specific hazard ratio"],
+                                  [[key_text(c.a), key_text(c.b), text] for c, text in risks if text is not None]))
+    if result.contrasts_total > len(result.contrasts):
+        parts.append(f'<p class="warning">{len(result.contrasts)} of {result.contrasts_total} contrasts shown (the '
+                     "first pairs); p-values adjusted over the shown ones.</p>")
     for g in result.groups:
         if g.attractors:
             parts.append(f"<h3>Attractors of {_e(g.label)}</h3>" + _table(
@@ -246,13 +273,14 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
 def write_report(run_ids: list[str], output: Path | str, db: Path | str | None = None, all_runs: bool = False,
                  params: Params | None = None, embedder: Embedder | str = DEFAULT_MODEL,
                  by: list[str] | None = None, references: list[Path | str] | None = None,
-                 judge: str | None = None) -> Path:
+                 judge: str | None = None, adjust: str = "holm") -> Path:
     """The report of the selected runs (``run_ids``: experiment names or ids and run ids), grouped by ``by``; with
-    ``judge``, the measures of meaning from its stored judgements where they exist."""
+    ``judge``, the measures of meaning from its stored judgements where they exist; ``adjust``: the contrasts'
+    multiplicity adjustment."""
     corpus, vectors, use, ratings, experiments, graph = load(run_ids, db, all_runs, embedder, with_graph=True,
                                                              references=references)
     judgements = load_judgements(db, judge, corpus) if judge else None
-    result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements)
+    result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements, adjust)
     path = Path(output)
     try:
         path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")

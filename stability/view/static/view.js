@@ -100,15 +100,40 @@ async function experimentPage(main, id, params) {
 
 async function loadGroups(box, e) {
   const g = await api(`/api/experiments/${enc(e.id)}/groups`);
-  box.replaceChildren(h("p", { class: "muted" }, `embedder ${g.embedder}`),
-    table(["group", "runs", "starts", "fixed points", "cycles", "unsettled", "no verdict", "fixed-point rate",
-      "cycle rate", "median steps to fixed point", "convergence ratio (null range)", "attractors", ""],
-    g.groups.map((x) => [x.label || "all runs", x.runs, x.starts, x.verdicts.fixed_point, x.verdicts.cycle,
-      x.verdicts.unsettled, x.no_verdict, interval(x.fixed_point_rate), interval(x.cycle_rate),
+  const parts = [h("p", { class: "muted" }, `embedder ${g.embedder} · 95% intervals over starting constitutions `
+    + "(rates: Wilson-t, Wilson over runs with one start; ratio: jackknife over starts)"),
+    table(["group", "runs", "starts", "models", "fixed points", "cycles", "unsettled", "no verdict",
+      "fixed-point rate (judged)", "fixed-point rate (started)", "cycle rate", "median steps to fixed point",
+      "convergence ratio between starts (null range)", "attractors", ""],
+    g.groups.map((x) => [x.label || "all runs", x.runs, x.starts, x.models, x.verdicts.fixed_point, x.verdicts.cycle,
+      x.verdicts.unsettled, x.no_verdict, x.text.fixed_point_rate, x.text.fixed_point_rate_started, x.text.cycle_rate,
       interval({ mean: x.steps_to_fixed_point.median, low: x.steps_to_fixed_point.low,
         high: x.steps_to_fixed_point.high }),
-      `${interval(x.convergence_ratio)} (${num(x.convergence_ratio.null_low)}–${num(x.convergence_ratio.null_high)})`,
-      x.attractors, link(`#/graph?experiment=${enc(e.id)}&group=${x.index}`, "graph")]), { id: "group-table" }));
+      `${x.text.convergence_ratio} (${num(x.convergence_ratio.null_low)}–${num(x.convergence_ratio.null_high)})`,
+      x.attractors, link(`#/graph?experiment=${enc(e.id)}&group=${x.index}`, "graph")]), { id: "group-table" }),
+    ...g.warnings.map((w) => h("p", { class: "warning" }, `warning: ${w}`))];
+  const risks = g.groups.filter((x) => x.text.incidence);
+  if (risks.length) {
+    parts.push(h("h3", {}, "Competing risks (Aalen–Johansen)"), h("ul", { id: "incidence" },
+      risks.map((x) => h("li", {}, `${x.label || "all runs"} · ${x.text.incidence}`))));
+  }
+  if (g.contrasts.length) {
+    parts.push(h("h3", {}, `Contrasts (a − b): effect [95% CI] p (p adjusted, ${g.adjust})`),
+      table(["a", "b", "paired", "fixed-point rate (judged)", "fixed-point rate (started)", "KM median steps",
+        "convergence ratio", "clashes resolved"],
+      g.contrasts.map((c) => [c.text.a, c.text.b, c.text.paired, c.text.fixed_point_rate,
+        c.text.fixed_point_rate_started, c.text.steps_to_fixed_point, c.text.convergence_ratio,
+        c.text.clash_resolution]), { id: "contrast-table" }));
+    const risky = g.contrasts.filter((c) => c.text.incidence);
+    if (risky.length) {
+      parts.push(h("p", {}, `Competing risks, a − b (p adjusted, ${g.adjust}, in the same family):`),
+        h("ul", { id: "incidence-contrasts" }, risky.map((c) => h("li", {}, `${c.text.a} − ${c.text.b} · ${c.text.incidence}`))));
+    }
+  }
+  if (g.contrasts_total > g.contrasts.length) {
+    parts.push(h("p", { class: "warning" }, `${g.contrasts.length} of ${g.contrasts_total} contrasts shown`));
+  }
+  box.replaceChildren(...parts);
 }
 
 async function livePage(main, id) {

@@ -1,0 +1,56 @@
+"""Adjusted p-values over a family of tests: Holm (family-wise error) and Benjamini–Hochberg (false discovery rate).
+
+The family is every p-value one invocation prints (``analyze`` and ``report``: every contrast of every measure
+that has a test). A p-value that is None (no test: too few starts, an undefined estimate) is not in the family and
+stays None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+ADJUSTMENTS = ("holm", "bh")
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values: the i-th smallest of m is multiplied by (m − i + 1), made monotone
+    (never below an earlier one) and capped at 1."""
+    index = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    if not index:
+        return out
+    p = np.array([p_values[i] for i in index], dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    scaled = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    for rank, position in enumerate(order):
+        out[index[position]] = float(scaled[rank])
+    return out
+
+
+def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini–Hochberg adjusted p-values (q-values): the i-th smallest of m times m / i, made monotone from the
+    largest down, capped at 1."""
+    index = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    if not index:
+        return out
+    p = np.array([p_values[i] for i in index], dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    scaled = p[order] * m / np.arange(1, m + 1)
+    scaled = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    for rank, position in enumerate(order):
+        out[index[position]] = float(scaled[rank])
+    return out
+
+
+def adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
+    """Adjusted p-values by ``method`` (``holm`` or ``bh``)."""
+    if method == "holm":
+        return holm(p_values)
+    if method == "bh":
+        return benjamini_hochberg(p_values)
+    raise ValueError(f"unknown adjustment {method!r}: choose one of {', '.join(ADJUSTMENTS)}")
