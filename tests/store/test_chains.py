@@ -234,8 +234,7 @@ def test_export_carries_whole_requests_and_import_chains_them_again(tmp_path: Pa
         f"SELECT id, request::VARCHAR FROM read_parquet('{folder / 'calls.parquet'}')").fetchall()
     assert dict(exported) == _requests(db)  # the whole request, as stored before chains
     target = tmp_path / "imported.duckdb"
-    with Store.open(target) as store:
-        import_export(folder, store.con)
+    import_export(folder, target)  # verified, staged, then merged into the target
     assert _requests(target) == _requests(db)
     assert _count(target, "messages") == _count(db, "messages")
     with Store.open(target, read_only=True) as store:
