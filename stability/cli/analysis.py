@@ -42,7 +42,13 @@ def _output_file(path: Path) -> Path:
 
 def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_threshold: float) -> Any:
     from stability.analysis.convergence import Params
+    from stability.bounds import CosineDistance, CosineSimilarity, HoldSteps, check
 
+    check(reworded_threshold, CosineSimilarity, "--reworded-threshold")
+    check(epsilon, CosineDistance, "--epsilon")
+    check(cluster_threshold, CosineDistance, "--cluster-threshold")
+    if k is not None:
+        check(k, HoldSteps, "--k")
     return Params(reworded_threshold=reworded_threshold, epsilon=epsilon, k=k, cluster_threshold=cluster_threshold)
 
 

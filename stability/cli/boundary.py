@@ -135,8 +135,8 @@ def _duckdb_failure(err: BaseException) -> Failure | None:
     return Failure(_one_line(f"cannot read the database, is the file damaged or truncated? ({text})"))
 
 
-_NAMED_FILE = re.compile(r"^((?:[^\s:]*/)?[^\s:/]+\.(?:md|ya?ml|json|jsonl|duckdb|parquet|html|graphml|txt)|[^\s:]*/[^\s:]+)"
-                         r"(?::\d+)?: ")
+_NAMED_FILE = re.compile(r"^((?:[^\s:]*/)?[^\s:/]+\.(?:md|ya?ml|json|jsonl|duckdb|parquet|html|graphml|txt)"
+                         r"|[^\s:]*/[^\s:]+)(?::\d+)?: ")
 
 
 def _file_of(err: StabilityError) -> str | None:
@@ -162,7 +162,31 @@ def known_failure(err: BaseException) -> Failure | None:
         return Failure(_one_line(err.format_message()), None, 2)  # type: ignore[attr-defined]
     if isinstance(err, OSError):
         return _os_failure(err)
+    if isinstance(err, RuntimeError) and str(err).startswith("Symlink loop from "):  # pathlib's resolve()
+        name = str(err).removeprefix("Symlink loop from ").strip("'\"")
+        return Failure(_one_line(f"{name}: {ENVIRONMENT[errno.ELOOP]}"), name)
+    if _is_validation_error(err):
+        return Failure(_validation_line(err))
     return _duckdb_failure(err)
+
+
+def _is_validation_error(err: BaseException) -> bool:
+    try:
+        from pydantic import ValidationError
+    except ImportError:  # pragma: no cover - pydantic is a dependency
+        return False
+    return isinstance(err, ValidationError)
+
+
+def _validation_line(err: Any) -> str:
+    """A value the user gave that a typed config refuses, e.g. ``invalid templates '../x': String should match
+    pattern ...``, every refused field on the one line."""
+    problems = []
+    for item in err.errors(include_url=False):
+        where = ".".join(str(part) for part in item.get("loc", ())) or err.title
+        given = f" {item['input']!r}" if "input" in item and not isinstance(item["input"], dict | list) else ""
+        problems.append(f"{where}{given}: {item.get('msg', 'invalid')}")
+    return _one_line(f"invalid {err.title} " + "; ".join(problems))
 
 
 class GuardedOutput:
@@ -230,11 +254,22 @@ def _safe_streams() -> Iterator[Failure | None]:
         os.getcwd()
     except FileNotFoundError:
         problem = problem or Failure("the working folder no longer exists (deleted?); cd to a folder that does")
-    sys.stdout = GuardedOutput(sys.stdout)  # type: ignore[assignment]
+    sys.stdout = GuardedOutput(sys.stdout)
     try:
         yield problem
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
+
+
+def _undecodable(args: list[str]) -> Failure | None:
+    """An argument that is not UTF-8 (bytes the shell passed as they were) is refused before it reaches a query."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return Failure(_one_line(f"argument '{shown}' is not valid UTF-8 text"))
+    return None
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -275,6 +310,7 @@ def run(app: Callable[..., Any], args: list[str]) -> int:
     as_json = _wants_json(args)
     with _safe_streams() as problem:
         try:
+            problem = problem or _undecodable(args)
             if problem is not None:
                 _report(problem, as_json)
                 return problem.exit
