@@ -197,8 +197,10 @@ class StepProgress:
 
     def update(self, event: Any) -> None:
         if self.progress is None:
+            # on a terminal only, and gone when it stops: a failure mid-run is then one line on stderr
             self.progress = Progress(TextColumn("[bold]iterate"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors)
+                                     TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors,
+                                     transient=True, disable=not errors.is_interactive)
             self.progress.start()
             self.progress.add_task("iterate", total=self.total, last="")
         self.progress.update(self.progress.task_ids[0], completed=event.step,
