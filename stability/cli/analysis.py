@@ -268,10 +268,9 @@ def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption =
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise StabilityError(f"{output}: cannot write ({err.strerror or err})") from None
+    from stability.output_files import write_text_whole
+
+    write_text_whole(output, text, "the graph")
 
 
 def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,

@@ -402,6 +402,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(command: str, full_disk: Path
     with Store.open(db, read_only=True) as store:  # the store is whole, and its run is still there
         assert [r.id for r in store.runs()][:1] == [run_id]
     assert not (full_disk / "export").exists() and not (full_disk / "merged.duckdb").exists()
+    assert not (full_disk / "g.graphml").exists() and not list(full_disk.glob(".*partial"))  # no half a graph
 
 
 # -- the viewer: numbers out of range are a 400, not a 500 ----------------------------------------------------
