@@ -27,6 +27,12 @@ Concurrency = Annotated[int, Field(ge=1, le=10_000)]
 RateLimit = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)]
 #: A budget in US dollars.
 Budget = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: A cosine distance (analysis: epsilon, the attractor cluster cut): 0 to 2.
+CosineDistance = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+#: A cosine similarity (analysis: the least similarity of a reworded principle): -1 to 1.
+CosineSimilarity = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
+#: Steps a fixed point must hold (analysis ``--k``).
+HoldSteps = Annotated[int, Field(ge=1, le=10_000)]
 #: Runs an experiment may expand to; a larger grid is refused with its size before it is built.
 MAX_CELLS = 100_000
 #: Fresh samples of one node a probe may ask for (as many as a grid may have runs).

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict
 from stability.analysis.alignment import change_counts
 from stability.analysis.corpus import FAILED_DECISIONS, Corpus, RunChain
 from stability.analysis.probes import ProbeSummary
+from stability.bounds import CosineDistance, CosineSimilarity, HoldSteps
 
 MAX_NEAR_CYCLES = 50
 Verdict = Literal["fixed_point", "cycle", "unsettled", "no_verdict", "not_chain"]
@@ -63,10 +64,10 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reworded_threshold: float = 0.7
-    epsilon: float = 0.02
-    k: int | None = None  # steps a fixed point must hold; None: each run's own declines_to_stop
-    cluster_threshold: float = 0.1
+    reworded_threshold: CosineSimilarity = 0.7
+    epsilon: CosineDistance = 0.02
+    k: HoldSteps | None = None  # steps a fixed point must hold; None: each run's own declines_to_stop
+    cluster_threshold: CosineDistance = 0.1
     bootstrap: int = 2000
     permutations: int = 1000  # shuffles of runs between groups for the convergence ratio's null
     tau: float = 0.5  # a probed fixed point is confirmed when P(decline | node)'s Wilson lower bound is >= tau

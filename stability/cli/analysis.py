@@ -53,7 +53,13 @@ def _adjust(adjust: str) -> str:
 
 def _params(reworded_threshold: float, epsilon: float, k: int | None, cluster_threshold: float) -> Any:
     from stability.analysis.convergence import Params
+    from stability.bounds import CosineDistance, CosineSimilarity, HoldSteps, check
 
+    check(reworded_threshold, CosineSimilarity, "--reworded-threshold")
+    check(epsilon, CosineDistance, "--epsilon")
+    check(cluster_threshold, CosineDistance, "--cluster-threshold")
+    if k is not None:
+        check(k, HoldSteps, "--k")
     return Params(reworded_threshold=reworded_threshold, epsilon=epsilon, k=k, cluster_threshold=cluster_threshold)
 
 
@@ -305,10 +311,9 @@ def graph(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption =
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise StabilityError(f"{output}: cannot write ({err.strerror or err})") from None
+    from stability.output_files import write_text_whole
+
+    write_text_whole(output, text, "the graph")
 
 
 def report(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOption = None,

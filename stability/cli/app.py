@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stability.cli import analysis as analysis_commands
+from stability.cli import boundary
 from stability.cli import experiment as experiment_commands
 from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
@@ -196,8 +197,10 @@ class StepProgress:
 
     def update(self, event: Any) -> None:
         if self.progress is None:
+            # on a terminal only, and gone when it stops: a failure mid-run is then one line on stderr
             self.progress = Progress(TextColumn("[bold]iterate"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors)
+                                     TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors,
+                                     transient=True, disable=not errors.is_interactive)
             self.progress.start()
             self.progress.add_task("iterate", total=self.total, last="")
         self.progress.update(self.progress.task_ids[0], completed=event.step,
@@ -326,22 +329,9 @@ def _show_notes() -> None:
 
 
 def main() -> None:
-    import duckdb
-
+    """The ``stability`` command: every failure passes through :func:`stability.cli.boundary.run`."""
     _show_notes()
-    if sys.argv[1:2] == ["run"]:
-        sys.argv[2:] = experiment_commands.ray_address_optional(sys.argv[2:])
-    try:
-        app()
-    except (duckdb.IOException, duckdb.SerializationException) as err:  # a damaged or truncated file, met on reading
-        sys.stderr.write("error: cannot read the database, is the file damaged or truncated? ("
-                         + printable(" ".join(str(err).split())) + ")\n")
-        raise SystemExit(2) from None
-    except StabilityError as err:
-        from stability.redaction import redact
-
-        sys.stderr.write("error: " + printable(redact(" ".join(str(err).split()))) + "\n")
-        raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        errors.print("interrupted")
-        raise SystemExit(130) from None
+    args = sys.argv[1:]
+    if args[:1] == ["run"]:
+        args[1:] = experiment_commands.ray_address_optional(args[1:])
+    raise SystemExit(boundary.run(app, args))

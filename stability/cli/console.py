@@ -10,11 +10,21 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-# Piped output gets a wide console, so tables are not squeezed to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
+# Piped output gets a wide console, so tables are not squeezed to 80 columns. (A closed stdout is ``None``: the
+# error boundary, stability.cli.boundary, refuses to run then.)
+console = Console(width=None if sys.stdout is not None and sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
-DbOption = Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB",
+def _db_file(value: Path | None) -> Path | None:
+    """``--db``: a device, FIFO or socket is refused before DuckDB opens it (a FIFO would block the open)."""
+    if value is not None and value.exists() and not value.is_dir() and not value.is_file():
+        from stability.errors import StabilityError
+
+        raise StabilityError(f"{value}: not a regular file, expected a DuckDB database file")
+    return value
+
+
+DbOption = Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB", callback=_db_file,
                                                help="DuckDB file [default: runs/stability.duckdb]")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stability.cli.console import console, errors, print_json
+from stability.cli.console import DbOption, console, errors, print_json
 from stability.cli.display import printable
 
 
@@ -46,7 +46,7 @@ def run(
                                             "HOST:PORT, ray://...), or none for a local Ray started here")] = None,
     shards: Annotated[Path | None, typer.Option("--shards", help="(--ray) folder of the workers' shards, seen "
                                                 "by every machine [default: DB.shards/EXPERIMENT]")] = None,
-    db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
+    db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
                                         "the price; answers within 24 h); other providers as usual")] = False,
@@ -137,7 +137,7 @@ def batches(
     cancel: Annotated[bool, typer.Option("--cancel", help="cancel the live batches (orphans of killed runs)")]
     = False,
     prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
-    db: Annotated[Path | None, typer.Option("--db", envvar="STABILITY_DB")] = None,
+    db: DbOption = None,
 ) -> None:
     """Re-attach the provider batches of --batch runs: import finished ones as calls, show the live ones, and
     with --cancel cancel them. Resume the runs afterwards (stability run SPEC --resume --batch)."""

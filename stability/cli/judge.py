@@ -64,7 +64,7 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
     if not targets:
         raise StabilityError("judge: name an experiment or runs to judge (or --validate)")
     progress = Progress(TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=errors, disable=dry_run or as_json)
+                        console=errors, transient=True, disable=dry_run or as_json or not errors.is_interactive)
     task = progress.add_task("judge", total=None)
 
     shown: list[bool] = []

@@ -10,7 +10,8 @@ from stability.cli.console import DbOption, errors
 
 
 def view(db: DbOption = None,
-         port: Annotated[int, typer.Option("--port", help="port on 127.0.0.1")] = 7788,
+         port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                           help="port on 127.0.0.1 (0: any free port)")] = 7788,
          embedder: Annotated[str, typer.Option("--embedder", help="embedder of the analysis groups "
                                                                   "(hashing needs no model)")] = "all-MiniLM-L6-v2",
          ) -> None:

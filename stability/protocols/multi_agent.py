@@ -39,10 +39,14 @@ class Agent(BaseModel):
     model: str | None = Field(default=None, description="model id; default: the run's model")
 
 
+MAX_AGENTS = 32  # each round asks every agent: more would be a typo, not a discussion
+MAX_ROUNDS = 100
+
+
 class MultiAgentOptions(IterationOptions):
     agents: list[Agent] = Field(default_factory=lambda: [Agent(name="alice"), Agent(name="bob"),
-                                                         Agent(name="carol")], min_length=2)
-    rounds: int = Field(2, ge=1, description="discussion rounds before each edit")
+                                                         Agent(name="carol")], min_length=2, max_length=MAX_AGENTS)
+    rounds: int = Field(2, ge=1, le=MAX_ROUNDS, description="discussion rounds before each edit")
     editor: str = Field("vote", description="'vote', or the name of the agent who writes the revision")
 
     @model_validator(mode="after")

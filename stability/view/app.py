@@ -93,11 +93,27 @@ def _json(value: Any, status: int = 200) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
+#: the largest ``offset``, ``limit``, ``max_nodes`` or ``group`` a query may ask for (DuckDB's BIGINT and beyond
+#: are refused with a 400, not met as a 500 inside the query)
+LARGEST = 2**31 - 1
+
+
+class BadQuery(Exception):
+    """A query parameter out of range: answered with HTTP 400 and a one-line ``error``."""
+
+
 def _int(request: Request, name: str, default: int) -> int:
     try:
-        return max(0, int(request.query_params.get(name, default)))
+        value = max(0, int(request.query_params.get(name, default)))
     except ValueError:
         return default
+    return _bounded(name, value)
+
+
+def _bounded(name: str, value: int) -> int:
+    if value > LARGEST:
+        raise BadQuery(f"{name} {value} is out of range (0 to {LARGEST})")
+    return value
 
 
 def _by(request: Request, default: list[str]) -> list[str]:
@@ -114,6 +130,8 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             try:
                 with source.reading() as store:
                     return _json(build(store, request))
+            except BadQuery as err:
+                return _json({"error": str(err)}, 400)
             except data.NotFound as err:
                 return _json({"error": str(err)}, 404)
             except StabilityError as err:
@@ -126,6 +144,8 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             with source.reading() as store:
                 summary = data.experiment(store, name, 0, 1)
             return _json(cache.groups(summary["id"], _by(request, summary["group_by"])))
+        except BadQuery as err:
+            return _json({"error": str(err)}, 400)
         except data.NotFound as err:
             return _json({"error": str(err)}, 404)
         except StabilityError as err:
@@ -143,6 +163,8 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
                 runs = cache.group_runs(grouped["id"], _by(request, grouped["group_by"]), _int(request, "group", 0))
             with source.reading() as store:
                 return _json(data.graph(store, runs, _int(request, "max_nodes", data.GRAPH_NODES)))
+        except BadQuery as err:
+            return _json({"error": str(err)}, 400)
         except data.NotFound as err:
             return _json({"error": str(err)}, 404)
         except StabilityError as err:
@@ -165,7 +187,7 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
         Route("/api/runs/{run_id}", reading(lambda store, r: data.run(
             store, r.path_params["run_id"], _int(r, "offset", 0), _int(r, "limit", 200)))),
         Route("/api/runs/{run_id}/steps/{step:int}", reading(lambda store, r: data.step_calls(
-            store, r.path_params["run_id"], r.path_params["step"]))),
+            store, r.path_params["run_id"], _bounded("step", r.path_params["step"])))),
         Route("/api/calls/{call_id}", reading(lambda store, r: data.call(store, r.path_params["call_id"]))),
         Route("/api/graph", graph),
         Route("/api/nodes/{digest}", reading(lambda store, r: data.node(

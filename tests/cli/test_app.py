@@ -14,6 +14,7 @@ import pytest
 from stability.store import Store
 from stability.testing.wire_server import WireServer
 from tests.conftest import ROOT, write
+from tests.gates import Gate
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -101,20 +102,22 @@ def grow_to_six(messages: list[dict[str, Any]]) -> str:
 def test_sigkill_mid_run_then_resume_sends_no_completed_call_twice(tmp_path: Path, db: Path,
                                                                   allow_network: None) -> None:
     start = write(tmp_path / "c.md", "- principle 1\n- principle 2\n")
-    with WireServer(reply=grow_to_six, latency=0.4) as server:
+    gate = Gate(grow_to_six, allowed=2)  # two answers, then the third request is held until the process is dead
+    with WireServer(reply=gate) as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-kill-test-key-0000",
                "STABILITY_ALLOW_NETWORK": "1"}
         args = [sys.executable, "-m", "stability", "iterate", "--model", "openai/fake", "--constitution",
                 str(start), "--db", str(db)]
         process = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while server.count < 3 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while server.count < 3 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
-        time.sleep(0.2)  # the third request is in flight
+        assert server.count == 3, (server.count, process.poll())  # the third request is in flight, held
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        process.wait(timeout=60)
         before = server.count
+        gate.open()
         with Store.open(db, read_only=True) as store:
             [run] = store.runs()
             assert run.status == "running"  # killed, never finished

@@ -7,10 +7,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,16 +16,12 @@ from stability.store import Store
 from stability.testing.wire_server import WireServer
 from tests.cli.test_app import cli, grow_to_six
 from tests.conftest import ROOT, run_cli, write
+from tests.gates import Gate
 
 
 def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_network: None) -> None:
     start = write(tmp_path / "c.md", "- principle 1\n- principle 2\n")
-    gate = threading.Event()
-
-    def held(messages: list[dict[str, Any]]) -> str:  # the writer waits here, mid-run, holding the database
-        gate.wait(60)
-        return grow_to_six(messages)
-
+    held = Gate(grow_to_six)  # the writer waits on its first request, mid-run, holding the database
     inspections = [("runs", "--json"), ("show", "r", "--json"), ("analyze", "--all", "--embedder", "hashing")]
     with WireServer(reply=held) as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-inspect-key-0000",
@@ -35,7 +29,7 @@ def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_
         writer = subprocess.Popen([sys.executable, "-m", "stability", "iterate", "--model", "openai/fake",
                                    "--constitution", str(start), "--db", str(db)], env={**os.environ, **env},
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while server.count < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
         try:
@@ -50,8 +44,8 @@ def test_runs_show_analyze_while_iterate_writes(tmp_path: Path, db: Path, allow_
                 assert "no snapshot for readers yet" in line, line
                 assert writer.poll() is None  # the writer was there the whole time
         finally:
-            gate.set()
-        _, stderr = writer.communicate(timeout=60)
+            held.open()
+        _, stderr = writer.communicate(timeout=120)
         assert writer.returncode == 0, stderr
     # The writer finished untouched, and every inspection now answers.
     with Store.open(db, read_only=True) as store:
@@ -79,15 +73,18 @@ def test_a_running_experiment_is_read_from_its_snapshot_and_progress_grows(
                                          "protocols: [fresh-instance]\nreplicates: 4\nmax_parallel_runs: 1\n")
     progress: list[int] = []
     inspected: dict[str, str] = {}
-    with WireServer(reply=grow_to_six, latency=0.25) as server:
+    gate = Gate(grow_to_six)  # the run gets one answer at a time, when this test lets it: no race with a clock
+    with WireServer(reply=gate) as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-snapshot-key-0000",
                "STABILITY_ALLOW_NETWORK": "1", "STABILITY_SNAPSHOT_SECONDS": "0.3"}
         writer = subprocess.Popen([sys.executable, "-m", "stability", "run", str(spec), "--db", str(db)],
                                   env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         try:
             while writer.poll() is None and time.monotonic() < deadline:
+                if server.count > gate.allowed:  # the run waits on a held request: one more answer
+                    gate.allow()
                 code, out, err = _inspect(["runs", "--json", "--db", str(db)], capsys, monkeypatch)
                 if code == 2:  # before the store exists, or before the first snapshot: one line naming the run
                     assert not progress and (f"a run is writing to it (process {writer.pid}" in err
@@ -107,9 +104,12 @@ def test_a_running_experiment_is_read_from_its_snapshot_and_progress_grows(
                         code, out, err = _inspect([*args, "--db", str(db)], capsys, monkeypatch)
                         assert code == 0 and "as of" in err, (args, err)
                         inspected[args[0]] = err
-                time.sleep(0.2)
+                if inspected and len(set(progress)) >= 2:
+                    break  # seen growing: the run may finish at its own pace
+                time.sleep(0.1)
         finally:
-            _, stderr = writer.communicate(timeout=120)
+            gate.open()
+            _, stderr = writer.communicate(timeout=240)
         assert writer.returncode == 0, stderr
     assert set(inspected) == {"show", "analyze", "graph", "report"}
     assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] > progress[0], progress

@@ -50,7 +50,7 @@ def test_kill_9_with_live_batches_and_a_server_restart_then_resume(tmp_path: Pat
             port = server.httpd.server_address[1]
             process = subprocess.Popen(command + (["--resume"] if kill else []), env=_env(server), cwd=ROOT,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180
             while (len(server.batches.batches) < wanted or not _live(server)) and time.monotonic() < deadline:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
                 time.sleep(0.02)

@@ -185,32 +185,40 @@ def test_sigkill_during_judge_then_resume_pays_for_nothing_twice(runs: list[str]
     import sys
     import time
 
+    from stability.judge.judging import CONCURRENCY
     from stability.testing.wire_server import WireServer
     from tests.conftest import ROOT
+    from tests.gates import Gate
 
-    def reply(messages: list[dict[str, str]]) -> str:
-        return rule_judge([Message(role="user", content=messages[-1]["content"])])
+    answered_first = 2  # answered before the kill; every later request is held until the process is dead
+    gate = Gate(lambda messages: rule_judge([Message(role="user", content=messages[-1]["content"])]),
+                allowed=answered_first)
 
     _judge("counting-judge", rule_judge)
     plan = judge(runs, "scripted/counting-judge", db=db, embedder="hashing", dry_run=True)
     total = sum(t.subjects for t in plan.questions.values())
+    assert total > answered_first + CONCURRENCY
 
-    with WireServer(reply=reply, latency=0.3) as server:
+    with WireServer(reply=gate) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-judge-kill-key-0000",
                "STABILITY_ALLOW_NETWORK": "1"}
         args = [sys.executable, "-m", "stability", "judge", *runs, "--judge", "openai/gpt-4o-mini", "--embedder",
                 "hashing", "--db", str(db)]
         process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 90
-        while server.count < 6 and time.monotonic() < deadline:
+        # Every slot refilled with a held request: the first answers' judgements are stored (a slot is freed only
+        # once its judgement is written), and CONCURRENCY requests are in flight. No clock decides this.
+        deadline = time.monotonic() + 120
+        while server.count < answered_first + CONCURRENCY and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
+        assert server.count == answered_first + CONCURRENCY, (server.count, process.poll())
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        process.wait(timeout=60)
         killed_at = server.count
+        gate.open()
         with Store.open(db, read_only=True) as store:
             stored_before = len(judgements_of(store, "openai/gpt-4o-mini"))
-        assert 0 < stored_before < total
-        done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert answered_first <= stored_before < total
+        done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         bodies = server.bodies
     with Store.open(db, read_only=True) as store:

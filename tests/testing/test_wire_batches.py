@@ -28,7 +28,8 @@ def _requests(name: str, n: int) -> list[BatchRequest]:
 async def _wait_ended(name: str, batch_id: str) -> str:
     api = get_model(name).batch_api()
     assert api is not None
-    for _ in range(100):
+    deadline = time.monotonic() + 120  # a loaded machine is slow, never wrong: wait for the state, not a count
+    while time.monotonic() < deadline:
         status = await api.status(batch_id)
         if status.state != "live":
             return status.raw_status

@@ -15,31 +15,35 @@ from stability.testing.wire_server import FAULT_KINDS, FaultMix, WireServer
 HELLO = [Message(role="user", content="hi")]
 
 
-@pytest.fixture
-def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STABILITY_HTTP_TIMEOUT", "0.3")
-
-
-async def _generate_each(name: str, wire: WireServer, faults: list[int | str | None]) -> list[object]:
-    model = get_model(name)
+async def _generate_each(name: str, wire: WireServer, faults: list[int | str | None],
+                         monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each fault in turn, then a clean request. Only the ``timeout`` fault is met by a client with a short timeout;
+    every other request is given a minute, so a loaded machine answering slowly cannot turn it into a timeout."""
+    monkeypatch.setenv("STABILITY_HTTP_TIMEOUT", "60")
+    patient = get_model(name)
+    impatient = get_model(name)
     outcomes: list[object] = []
     for fault in faults:
-        if fault is not None:
-            wire.fail_next(fault, retry_after=0.01, hold=0.6)
+        model = impatient if fault == "timeout" else patient
+        if fault == "timeout":  # the client reads the timeout when it first connects
+            monkeypatch.setenv("STABILITY_HTTP_TIMEOUT", "1")
+        if fault is not None:  # the server holds the timeout fault for 2 s: twice the client's 1 s
+            wire.fail_next(fault, retry_after=0.01, hold=2)
         try:
             outcomes.append((await model.generate(HELLO, GenerateConfig())).text)
         except Exception as err:  # noqa: BLE001 - the test inspects what was raised
             outcomes.append(err)
+        monkeypatch.setenv("STABILITY_HTTP_TIMEOUT", "60")
     return outcomes
 
 
 @pytest.mark.parametrize("name", ["openai/m", "anthropic/m", "litellm/openai/m"])
-def test_every_fault_is_transient_or_an_empty_answer(wire: WireServer, short_timeout: None, name: str,
+def test_every_fault_is_transient_or_an_empty_answer(wire: WireServer, name: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITELLM_API_BASE", wire.url + "/v1")
     wire.reply = lambda messages: "hello"
     faults: list[int | str] = [429, 500, 529, "reset", "timeout", "truncate", "cut_json", "no_content"]
-    outcomes = asyncio.run(_generate_each(name, wire, [*faults, None]))
+    outcomes = asyncio.run(_generate_each(name, wire, [*faults, None], monkeypatch))
     by_fault = dict(zip([str(f) for f in faults] + ["none"], outcomes, strict=True))
     for fault in ("429", "500", "529", "reset", "timeout", "truncate", "cut_json"):
         assert isinstance(by_fault[fault], TransientError), (fault, by_fault[fault])

@@ -26,6 +26,7 @@ import pytest
 from stability.store import Store
 from stability.testing.wire_server import WireServer
 from tests.conftest import ROOT
+from tests.gates import Gate
 from tests.view.store_builder import KEY, answer, build, environment, spec
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -196,12 +197,13 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
     shutil.copyfile(site.db, db)
     second = spec(tmp_path, name="second-grid", replicates=4)  # 12 runs
     port = _free_port()
+    gate = Gate(answer)  # the run gets one answer at a time until both viewers have seen it writing
     other = subprocess.Popen([sys.executable, "-m", "stability", "view", "--db", str(db), "--port", str(port),
                               "--embedder", "hashing"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        with WireServer(reply=answer, latency=0.3) as wire, Viewer(db, embedder="hashing") as mine:
+        with WireServer(reply=gate) as wire, Viewer(db, embedder="hashing") as mine:
             other_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while True:  # viewer two is up, and holds no lock that would stop the writer
                 try:
                     _get(other_url + "/api/experiments")
@@ -215,6 +217,8 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
             seen: list[tuple[bool, int]] = []
             live: list[int] = []  # cells finished, as the Live page showed them while the run wrote
             while writer.poll() is None:
+                if not gate.opened and wire.count > gate.allowed:  # the run waits on a held request
+                    gate.allow()
                 for url in (mine.url, other_url):
                     found = _get(url + "/api/experiments")["experiments"]
                     status = _get(url + "/api/status")
@@ -225,6 +229,8 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
                         site.wait("live")
                     if url == mine.url and second:
                         live.append(int(site.page.evaluate("document.body.dataset.live")))
+                if any(writing for writing, _ in seen) and live and min(live) < 12:
+                    gate.open()  # seen mid-run: the run may finish at its own pace
                 time.sleep(0.2)
             assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
             assert any(writing for writing, _ in seen)  # the viewers read on while the run wrote
@@ -238,6 +244,7 @@ def test_two_viewers_and_a_writer_share_one_store(site: Site, tmp_path: Path) ->
                 assert (progress["finished"], progress["states"]) == (12, {"done": 12})
                 assert progress["source"]["writing"] is False
     finally:
+        gate.open()
         other.terminate()
         stopped = other.wait(timeout=30)
     assert stopped == 128 + 15  # SIGTERM ends `stability view` through its clean-up (its copies removed)

@@ -23,7 +23,7 @@ from stability.analysis.summary_text import (
     ratio_text,
     starts_text,
 )
-from stability.errors import StabilityError
+from stability.output_files import write_text_whole
 
 MAX_DIFF_RUNS = 50
 
@@ -282,8 +282,5 @@ def write_report(run_ids: list[str], output: Path | str, db: Path | str | None =
     judgements = load_judgements(db, judge, corpus) if judge else None
     result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements, adjust)
     path = Path(output)
-    try:
-        path.write_text(render(result, corpus, vectors, graph), encoding="utf-8")
-    except OSError as err:
-        raise StabilityError(f"{path}: cannot write the report ({err.strerror or err})") from None
+    write_text_whole(path, render(result, corpus, vectors, graph), "the report")
     return path
