@@ -20,11 +20,11 @@ server's refusal) and ``structured`` (the answer as a JSON object, when it is on
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from stability.json_text import json_object
 from stability.models.base import TransientError
 
 if TYPE_CHECKING:
@@ -45,12 +45,8 @@ class StructuredOutputRefused(Exception):
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
-    """``text`` as a JSON object, or None (not JSON, or JSON but not an object)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    """``text`` as a JSON object (read leniently: :func:`stability.json_text.json_object`), or None."""
+    return json_object(text)
 
 
 def structured_refusal(err: BaseException) -> tuple[str, bool] | None:
