@@ -58,7 +58,7 @@ def test_blank_slate_records_truncated_then_authors(tmp_path: Path, db: Path) ->
 def test_multi_agent_truncated_proposal_is_not_a_keep(tmp_path: Path, db: Path) -> None:
     """Two agents keep, one is cut off mid-revision: not unanimous, so the vote runs, and the cut-off proposal
     that wins it is recorded as truncated, not as a change."""
-    outputs = ["NO CHANGE", CUT, "NO CHANGE", "2", "2", "2"]
+    outputs = ["NO CHANGE", CUT, "NO CHANGE", "VOTE: 2", "VOTE: 2", "VOTE: 2"]
     run_id, _ = run_protocol(tmp_path, db, "multi-agent-discussion", outputs=outputs, rounds=1, max_steps=1,
                              agents=[{"name": "a"}, {"name": "b"}, {"name": "c"}])
     assert decisions(db, run_id) == ["origin", "truncated"]
