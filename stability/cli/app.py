@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stability.cli import analysis as analysis_commands
+from stability.cli import answers as answers_command
 from stability.cli import experiment as experiment_commands
 from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
@@ -304,6 +305,7 @@ experiment_commands.register(app)
 store_commands.register(app)
 app.command("experiments")(analysis_commands.experiments)
 app.command("probe")(probe_command.probe)
+app.command("answers")(answers_command.answers)
 app.command("judge")(judge_command.judge)
 app.command("analyze")(analysis_commands.analyze)
 app.command("graph")(analysis_commands.graph)
