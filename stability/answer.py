@@ -399,7 +399,8 @@ def _lead_line(lines: list[str], index: int, introduced: bool) -> bool:
     text = lines[index].strip()
     plain = _plain(text)
     if (_BULLET.match(text) or _heading(text) is not None or _FENCE.match(text) or _RULE.match(text)
-            or not re.search(r"[.!]$", plain) or _SENTENCE.search(plain) or len(plain.split()) > 30):
+            or not re.search(r"[.!]$", plain) or _SENTENCE.search(plain) or len(plain.split()) > 30
+            or _is_decline(text)):
         return False
     return introduced or (_before(lines, index) is None and not _META.search(plain))
 
