@@ -23,7 +23,7 @@ SCHEMA = {"type": "object", "properties": {"reasoning": {"type": "string"},
                                            "decision": {"enum": ["keep", "revise"]},
                                            "constitution": {"type": "array", "items": {"type": "string"}}},
           "required": ["reasoning", "decision", "constitution"]}
-KEEP = {"reasoning": "Both principles still hold.", "decision": "keep", "constitution": []}
+KEEP: dict[str, object] = {"reasoning": "Both principles still hold.", "decision": "keep", "constitution": []}
 
 
 @pytest.fixture

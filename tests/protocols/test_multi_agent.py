@@ -119,8 +119,10 @@ def test_no_votes_are_recorded_with_whose_and_why(tmp_path: Path, db: Path) -> N
     def answer(messages: list[Message]) -> str | Output:
         who, ask = speaker(messages), messages[-1].content
         if "Vote for the proposal" in ask:
-            return {"ann": "VOTE: 2", "ben": Output(text="You are agent1. VOTE: 1", finish_reason="length"),
-                    "cat": "This is round 2 of 3."}[who]
+            votes: dict[str, str | Output] = {
+                "ann": "VOTE: 2", "ben": Output(text="You are agent1. VOTE: 1", finish_reason="length"),
+                "cat": "This is round 2 of 3."}
+            return votes[who]
         if "- x" in ask.split("Discussion so far")[0]:
             return "NO CHANGE"
         return revised("a", "x", who)
