@@ -26,8 +26,8 @@ Text answers (:func:`read_text`), for base models and servers without structured
    reasoning or a restatement).
 4. With neither marker nor decline, a list that a prose line announces as the constitution ("I changed it to:",
    "My new constitution would be:", "Here's the updated version:") beats lists that no such line introduces
-   (commentary such as "This change was about…:" followed by a longer numbered list); the longest announced list
-   wins. Then a refusal ("As an AI, I don't have a constitution") is a parse failure; otherwise the longest list
+   (commentary such as "This change was about…:" followed by a longer numbered list); the last announced list
+   wins (a line about the current constitution, "My current principles are:", announces nothing). Then a refusal ("As an AI, I don't have a constitution") is a parse failure; otherwise the longest list
    is the answer (the last, on ties).
 5. Nested lists are read by their top level. An item with sub-items is a *heading* when it is only a label (ends
    with a colon, or is at most six words without a full stop, e.g. ``**Honesty**``): its sub-items are the
@@ -149,9 +149,8 @@ def read_text(text: str, *, finish_reason: str | None = None, max_principles: in
     if declines:
         return Reading(kind="declined")
     introduced = [found for found in lists if _before(lines, found.start) in announced]
-    if introduced:  # lists a line announces as the constitution beat commentary lists, however long
-        best = max(reversed(introduced), key=lambda found: len(found.principles()))
-        return _revised(best.principles(), max_principles, examples)
+    if introduced:  # a list a line announces as the constitution beats commentary lists, however long
+        return _revised(introduced[-1].principles(), max_principles, examples)
     in_lists = {n for found in lists for n in range(found.start, found.end + 1)}
     prose = "\n".join(line for n, line in enumerate(lines) if n not in in_lists)
     if any(pattern.search(prose) for pattern in _REFUSALS):
@@ -309,6 +308,8 @@ _ANNOUNCE = (
                r"modified|edited|improved|changed)\s+(?:\w+\s+)?(?:constitution|principles|list|version)\b"
                r"[^:]*:$", re.IGNORECASE),
 )
+#: words that make an announcing line about the constitution as it is, not as it would be
+_NOT_NEW = re.compile(r"\b(?:current(?:ly)?|original|old|existing|present|given|shown)\b", re.IGNORECASE)
 #: words that make a line about the answer, not a principle of it (see :func:`_lead_line`)
 _META = re.compile(r"\b(?:constitution|principles?|change[ds]?|changing|revis\w*|list|think|believe|would|"
                    r"suggest\w*|propos\w*|keep|here|following|below|above|version|answer|reflect\w*|"
@@ -382,9 +383,11 @@ def _heading(line: str) -> str | None:
 
 
 def _announces(line: str) -> bool:
-    """Whether a prose line says that the constitution comes next (rule 4 of the module docstring)."""
+    """Whether a prose line says that the constitution comes next (rule 4 of the module docstring); a line about
+    the current one ("My current principles are:") does not."""
     plain = _plain(line)
-    return not _BULLET.match(line) and any(pattern.search(plain) for pattern in _ANNOUNCE)
+    return (not _BULLET.match(line) and not _NOT_NEW.search(plain)
+            and any(pattern.search(plain) for pattern in _ANNOUNCE))
 
 
 def _before(lines: list[str], index: int) -> int | None:
