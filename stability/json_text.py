@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 _FENCED = re.compile(r"^\s*```(?:json)?[ \t]*\n?(?P<body>.*?)\n?\s*```\s*$", re.DOTALL | re.IGNORECASE)
+_OPENING_FENCE = re.compile(r"^\s*```(?:json)?[ \t]*\n?|^\s+", re.IGNORECASE)
 _DECODER = json.JSONDecoder(strict=False)
 
 
@@ -34,6 +35,5 @@ def json_object(text: str) -> dict[str, Any] | None:
 
 def looks_like_json_object(text: str) -> bool:
     """Whether ``text`` (possibly fenced) opens as a JSON object: a reader must not read it as prose."""
-    fenced = _FENCED.match(text)
-    body = (fenced.group("body") if fenced else text).lstrip()
-    return body.startswith("{") and bool(re.match(r"\{\s*(?:\"|\})", body))
+    body = _OPENING_FENCE.sub("", text, count=1)  # a fence cut off before its end is a fence too
+    return bool(re.match(r"\{\s*(?:\"|\})", body))
