@@ -23,11 +23,12 @@ def answers(targets: Annotated[list[str] | None, typer.Argument(
     if as_json:
         print_json(report.model_dump(mode="json"))
         return
+    kinds = [*KINDS, *sorted({k for found in report.models for k in found.kinds} - set(KINDS))]  # authored, …
     table = Table(title=f"readings of {len(report.runs)} runs")
-    for column in ("model", "readings", *KINDS, "structured", "json_object", "text fallback"):
+    for column in ("model", "readings", *kinds, "structured", "json_object", "text fallback"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for found in report.models:
-        table.add_row(printable(found.model), str(found.readings), *(str(found.kinds.get(k, 0)) for k in KINDS),
+        table.add_row(printable(found.model), str(found.readings), *(str(found.kinds.get(k, 0)) for k in kinds),
                       str(found.structured), str(found.json_object), str(found.text_fallback))
     console.print(table)
     for found in report.models:
