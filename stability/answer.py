@@ -27,8 +27,9 @@ Text answers (:func:`read_text`), for base models and servers without structured
 4. With neither marker nor decline, a list that a prose line announces as the constitution ("I changed it to:",
    "My new constitution would be:", "Here's the updated version:") beats lists that no such line introduces
    (commentary such as "This change was about…:" followed by a longer numbered list); the last announced list
-   wins (a line about the current constitution, "My current principles are:", announces nothing). Then a refusal ("As an AI, I don't have a constitution") is a parse failure; otherwise the longest list
-   is the answer (the last, on ties).
+   wins (a line about the current constitution, "My current principles are:", announces nothing). Then a refusal
+   ("As an AI, I don't have a constitution") is a parse failure; otherwise the longest list is the answer (the
+   last, on ties).
 5. Nested lists are read by their top level. An item with sub-items is a *heading* when it is only a label (ends
    with a colon, or is at most six words without a full stop, e.g. ``**Honesty**``): its sub-items are the
    principles. Otherwise the sub-items elaborate it and are joined onto it as one principle.
