@@ -17,21 +17,33 @@ Text answers (:func:`read_text`), for base models and servers without structured
 2. The list after the *last* ``REVISED CONSTITUTION`` marker wins, whatever the marker's markdown (bold, heading,
    colon or not; "Here is my revised constitution:" too). A list runs across section headings (``## Honesty``,
    ``**Honesty**``, ``Honesty:``); prose, a horizontal rule or a heading about the changes (``Changes:``,
-   ``Rationale:``) ends it, so commentary after the list is not a principle.
+   ``Rationale:``) ends it, so commentary after the list is not a principle. A line ending in a colon is a section
+   heading only when it is a short label (at most five words, not opening like a sentence with "I", "We",
+   "This"…): "I am not sure about the rest of it:" is prose, and ends the list.
 3. An explicit decline is a line or sentence that *is* ``NO CHANGE`` (any case, any markdown, after a short label
    such as ``Final answer:``; "No change needed." too). "no change" inside a sentence is not a decline. A decline
    after the marker's list overrides it; a decline anywhere, with no marker, beats unmarked lists (those are
    reasoning or a restatement).
-4. With neither marker nor decline, a refusal ("As an AI, I don't have a constitution") is a parse failure;
-   otherwise the longest list is the answer (the last, on ties).
+4. With neither marker nor decline, a list that a prose line announces as the constitution ("I changed it to:",
+   "My new constitution would be:", "Here's the updated version:") beats lists that no such line introduces
+   (commentary such as "This change was about…:" followed by a longer numbered list); the last announced list
+   wins (a line about the current constitution, "My current principles are:", announces nothing). Then a refusal
+   ("As an AI, I don't have a constitution") is a parse failure; otherwise the longest list is the answer (the
+   last, on ties).
 5. Nested lists are read by their top level. An item with sub-items is a *heading* when it is only a label (ends
    with a colon, or is at most six words without a full stop, e.g. ``**Honesty**``): its sub-items are the
    principles. Otherwise the sub-items elaborate it and are joined onto it as one principle.
-6. Principles are normalised by :func:`stability.constitution.normalise_principle` (emphasis, inline code and
+6. An unbulleted sentence just above a list is the list's first principle when it comes right after a marker or
+   an announcing line, or when it opens the answer and says nothing about the answer itself (no word such as
+   constitution, principle, change, think, would, here): ``I am not honest.\n\n- I avoid causing harm.`` is a
+   two-principle constitution, not one with honesty dropped.
+7. Principles are normalised by :func:`stability.constitution.normalise_principle` (emphasis, inline code and
    ``Principle N:`` labels removed; bullets and numbering never were part of a principle), so a restyled
    restatement hashes the same as the constitution it restates. Duplicates are dropped (first kept).
 
-Structured answers (:func:`read_structured`) follow :data:`ANSWER_SCHEMA`:
+Structured answers (:func:`read_structured`) follow :data:`ANSWER_SCHEMA`. A structured answer stored as text is
+read as JSON leniently (raw newlines and tabs inside strings, a ```json fence: :mod:`stability.json_text`); text
+that opens as a JSON object and still does not parse is a parse failure (or truncated), never read as prose:
 ``{"reasoning": "...", "decision": "keep" | "revise", "constitution": ["...", ...]}``, reasoning first.
 """
 
@@ -48,6 +60,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution, normalise_principle, visible
 from stability.input_files import parse_yaml
+from stability.json_text import json_object, looks_like_json_object
 
 if TYPE_CHECKING:
     from stability.records import CallRecord
@@ -89,10 +102,15 @@ class Reading(BaseModel):
 
 def read_answer(text: str, structured: dict[str, Any] | None = None, finish_reason: str | None = None, *,
                 max_principles: int = DEFAULT_MAX_PRINCIPLES, examples: Sequence[Constitution] = ()) -> Reading:
-    """Read an answer: the structured path when ``structured`` is given or ``text`` is a JSON object with a
-    ``decision`` (a structured answer stored as text), else the tolerant text path."""
+    """Read an answer: the structured path when ``structured`` is given or ``text`` is a JSON object (a structured
+    answer stored as text, read leniently: see :mod:`stability.json_text`), else the tolerant text path. Text that
+    opens as a JSON object but is not one is a parse failure (or truncated), never read as prose."""
     if structured is None:
-        structured = _json_answer(text)
+        body = strip_thinking(text) or ""
+        structured = json_object(body)
+        if structured is None and looks_like_json_object(body):  # broken JSON is never read as prose
+            return truncation(text, finish_reason) or Reading(
+                kind="parse_failure", problem=f"structured answer is not valid JSON: {_snippet(body)!r}")
     if structured is not None:
         return read_structured(structured, finish_reason=finish_reason, max_principles=max_principles,
                                examples=examples)
@@ -116,8 +134,9 @@ def read_text(text: str, *, finish_reason: str | None = None, max_principles: in
     if body is None:
         return Reading(kind="parse_failure", problem="the answer is an unfinished <think> block, with no answer")
     lines = [_unquote(line) for line in body.splitlines()]
-    lists = _lists(lines)
     markers = [i for i, line in enumerate(lines) if _MARKER.match(_plain(line))]
+    announced = {i for i, line in enumerate(lines) if _announces(line)}
+    lists = _with_lead_lines(lines, _lists(lines), set(markers) | announced)
     declines = [i for i, line in enumerate(lines) if _is_decline(line)]
     chosen = None
     for marker in reversed(markers):
@@ -130,6 +149,9 @@ def read_text(text: str, *, finish_reason: str | None = None, max_principles: in
         return _revised(chosen.principles(), max_principles, examples)
     if declines:
         return Reading(kind="declined")
+    introduced = [found for found in lists if _before(lines, found.start) in announced]
+    if introduced:  # a list a line announces as the constitution beats commentary lists, however long
+        return _revised(introduced[-1].principles(), max_principles, examples)
     in_lists = {n for found in lists for n in range(found.start, found.end + 1)}
     prose = "\n".join(line for n, line in enumerate(lines) if n not in in_lists)
     if any(pattern.search(prose) for pattern in _REFUSALS):
@@ -243,19 +265,6 @@ def _snippet(text: str) -> str:
     return " ".join(text.split())[:80]
 
 
-def _json_answer(text: str) -> dict[str, Any] | None:
-    """A structured answer delivered as text (JSON, possibly fenced), or None."""
-    body = strip_thinking(text) or ""
-    body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", body.strip())
-    if not body.startswith("{"):
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and "decision" in data else None
-
-
 # -- reading lines ---------------------------------------------------------------------------------------------
 
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
@@ -291,6 +300,24 @@ _COMMENTARY = re.compile(r"\b(?:changes?|changed|rationale|explanation|reasoning
                          r"list|version|proposal|proposed|final|original|current|here|constitution)\b",
                          re.IGNORECASE)
 _TERMINAL = re.compile(r"[.!?)\"'’”]$")
+#: a prose line that announces the constitution coming next ("I changed it to:", "My new constitution would be:")
+_ANNOUNCE = (
+    re.compile(r"\b(?:chang(?:e|ed|ing)|revis(?:e|ed|ing)|rewr(?:ite|ote|itten)|updat(?:e|ed)|amend(?:ed)?|"
+               r"edit(?:ed)?|modif(?:y|ied)|turn(?:ed)?|make|made|rephras(?:e|ed))\b.*\bto(?:\s+(?:read|be|say))?"
+               r"\s*:$", re.IGNORECASE),
+    re.compile(r"\b(?:new|revised|updated|amended|my|full|complete|final|resulting|following|proposed|rewritten|"
+               r"modified|edited|improved|changed)\s+(?:\w+\s+)?(?:constitution|principles|list|version)\b"
+               r"[^:]*:$", re.IGNORECASE),
+)
+#: words that make an announcing line about the constitution as it is, not as it would be
+_NOT_NEW = re.compile(r"\b(?:current(?:ly)?|original|old|existing|present|given|shown)\b", re.IGNORECASE)
+#: words that make a line about the answer, not a principle of it (see :func:`_lead_line`)
+_META = re.compile(r"\b(?:constitution|principles?|change[ds]?|changing|revis\w*|list|think|believe|would|"
+                   r"suggest\w*|propos\w*|keep|here|following|below|above|version|answer|reflect\w*|"
+                   r"consider\w*|question|agree|fine|okay|ok)\b", re.IGNORECASE)
+#: first words of a sentence, never of a section label ("I am not sure about the rest of it:")
+_NOT_LABEL = frozenset({"i", "we", "you", "it", "this", "that", "these", "those", "there", "here", "my", "our",
+                        "they", "he", "she", "so", "but", "and", "if", "as"})
 
 
 def _plain(line: str) -> str:
@@ -341,12 +368,59 @@ def _indent(text: str) -> int:
 
 
 def _heading(line: str) -> str | None:
-    """The text of a heading line (``## X``, ``**X**``, ``X:``), else None."""
+    """The text of a heading line (``## X``, ``**X**``, ``X:``), else None. A line ending in a colon is a heading
+    only when it is a short label (at most five words, not opening like a sentence): "I am not sure about the rest
+    of it:" is prose, and ends the list above it."""
     for pattern in (_HEADING, _BOLD_LINE, _LABEL_LINE):
         match = pattern.match(line)
         if match:
-            return match.group("text")
+            text = match.group("text")
+            if pattern is _LABEL_LINE:
+                words = text.split()
+                if len(words) > 5 or (words and words[0].casefold() in _NOT_LABEL):
+                    return None
+            return text
     return None
+
+
+def _announces(line: str) -> bool:
+    """Whether a prose line says that the constitution comes next (rule 4 of the module docstring); a line about
+    the current one ("My current principles are:") does not."""
+    plain = _plain(line)
+    return (not _BULLET.match(line) and not _NOT_NEW.search(plain)
+            and any(pattern.search(plain) for pattern in _ANNOUNCE))
+
+
+def _before(lines: list[str], index: int) -> int | None:
+    """The index of the last non-blank line before ``index`` (None at the top)."""
+    return next((n for n in range(index - 1, -1, -1) if lines[n].strip()), None)
+
+
+def _lead_line(lines: list[str], index: int, introduced: bool) -> bool:
+    """Whether the unbulleted line ``index``, just above a list, is the list's first principle: one sentence
+    ending in a full stop, right after a marker or announcing line (``introduced``), or the first line of the
+    answer and about nothing but itself (no word about the answer, the constitution or changing it)."""
+    text = lines[index].strip()
+    plain = _plain(text)
+    if (_BULLET.match(text) or _heading(text) is not None or _FENCE.match(text) or _RULE.match(text)
+            or not re.search(r"[.!]$", plain) or _SENTENCE.search(plain) or len(plain.split()) > 30
+            or _is_decline(text)):
+        return False
+    return introduced or (_before(lines, index) is None and not _META.search(plain))
+
+
+def _with_lead_lines(lines: list[str], lists: list[_List], announced: set[int]) -> list[_List]:
+    """Each list with its unbulleted first principle, where it has one (see :func:`_lead_line`)."""
+    spans = {n for found in lists for n in range(found.start, found.end + 1)}
+    for found in lists:
+        above = _before(lines, found.start)
+        if above is None or above in spans or found.start - above > 2 or _MARKER.match(_plain(lines[above])):
+            continue
+        if _lead_line(lines, above, _before(lines, above) in announced):
+            top = min(item.indent for item in found.items)
+            found.items.insert(0, _Item(top, [lines[above].strip()]))
+            found.start = above
+    return lists
 
 
 def _lists(lines: list[str]) -> list[_List]:

@@ -7,13 +7,13 @@ option's rating, and the expected rating is the probability-weighted mean.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from stability.json_text import json_object
 from stability.models.base import TokenLogprob
 
 RATINGS = ("1", "2", "3", "4", "5")
@@ -54,10 +54,7 @@ def _from_json(text: str, labels: list[str]) -> tuple[dict[str, int | None], str
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         return None
-    try:
-        data = json.loads(text[start:end + 1])
-    except json.JSONDecodeError:
-        return None
+    data = json_object(text[start:end + 1])
     if not isinstance(data, dict) or not isinstance(data.get("ratings"), dict):
         return None
     ratings = {label: _valid(data["ratings"].get(label)) for label in labels}

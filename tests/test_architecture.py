@@ -17,8 +17,8 @@ import networkx as nx
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stability"
 PROVIDERS = {"stability.models.openai", "stability.models.anthropic", "stability.models.litellm",
-             "stability.models.local", "stability.models.hf", "stability.models.hf_training",
-             "stability.models.scripted"}
+             "stability.models.local", "stability.models.local_smollm2", "stability.models.hf",
+             "stability.models.hf_training", "stability.models.scripted"}
 
 
 def module_name(path: Path) -> str:

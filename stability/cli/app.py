@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stability.cli import analysis as analysis_commands
+from stability.cli import answers as answers_command
 from stability.cli import boundary
 from stability.cli import experiment as experiment_commands
 from stability.cli import judge as judge_command
@@ -24,6 +25,7 @@ from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
 from stability.models.base import AnswerFormat, ReasoningEffort
+from stability.protocols.multi_agent import agent_names
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
@@ -46,7 +48,7 @@ def _agents(value: str | None) -> list[dict[str, str]] | None:
     if value is None:
         return None
     if value.isdigit():
-        return [{"name": f"agent{i + 1}"} for i in range(int(value))]
+        return [{"name": name} for name in agent_names(int(value))]  # no digits: never read as a vote
     agents = []
     for part in value.split(","):
         name, _, model = part.strip().partition("=")
@@ -306,6 +308,7 @@ experiment_commands.register(app)
 store_commands.register(app)
 app.command("experiments")(analysis_commands.experiments)
 app.command("probe")(probe_command.probe)
+app.command("answers")(answers_command.answers)
 app.command("judge")(judge_command.judge)
 app.command("analyze")(analysis_commands.analyze)
 app.command("graph")(analysis_commands.graph)

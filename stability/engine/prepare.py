@@ -3,7 +3,9 @@
 Contract: :func:`validate` checks the protocol, its options, the files they name, the model names and the
 templates, loading no model (``--dry-run`` uses it); :func:`prepare` also loads the models, through a
 :class:`ModelPool` so an experiment's cells share them. Neither opens the store. :func:`prepare_resume` does the
-same for a stored run and refuses one whose templates changed since it started.
+same for a stored run and refuses one whose templates changed since it started; its models learn what the run's
+stored calls showed of their servers' answer formats (a refused ``json_schema`` or structured output), so a resumed
+run does not send a refused request again.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from stability.models.base import (
 )
 from stability.models.registry import check_model_name, get_model
 from stability.models.sampling import check_sampling
+from stability.models.structured import remember_formats
 from stability.protocols import protocol_class
 from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord
+from stability.store.answer_reads import learned_formats
 from stability.store.store import Store
 from stability.yaml_location import first_problem, where
 
@@ -172,7 +176,10 @@ def prepare_resume(store: Store, run: RunRecord, pool: ModelPool | None = None) 
             "resuming would ask different questions (restore them, or start a new run)")
     start = store.constitution(run.start_hash)
     protocol.check(start)
-    return Prepared(config, protocol, start, _models(config, protocol, pool or ModelPool()), templates)
+    models = _models(config, protocol, pool or ModelPool())
+    for model in {id(m): m for m in models.values()}.values():  # what the run learned of each server's formats
+        remember_formats(model, *learned_formats(store, run.id, model.name))
+    return Prepared(config, protocol, start, models, templates)
 
 
 def _models(config: IterateConfig, protocol: ReflectionProtocol[Any], pool: ModelPool) -> dict[str, Model]:

@@ -185,6 +185,9 @@ class Model(ABC):
     trainable: bool = False
     #: Why this model's server refused structured output, once it has: later ``auto`` calls then ask in text.
     structured_refusal: str | None = None
+    #: Why this model's server refused ``json_schema``, once it has and took ``json_object`` with the schema
+    #: instead (OpenAI-compatible servers such as llama.cpp's): later structured calls are sent so directly.
+    json_schema_refusal: str | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -346,6 +349,13 @@ def chat_completions_body(model_id: str, messages: list[Message], config: Genera
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "answer", "schema": config.json_schema}}
     return body
+
+
+def as_json_object(body: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completions body asking for ``json_object`` with the schema instead of ``json_schema``: the form
+    llama.cpp's servers (``llama-server``, ``llama_cpp.server``) enforce as a grammar."""
+    schema = body["response_format"]["json_schema"]["schema"]
+    return {**body, "response_format": {"type": "json_object", "schema": schema}}
 
 
 def chat_completions_output(response: Any, body: dict[str, Any]) -> Output:

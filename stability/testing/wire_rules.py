@@ -35,8 +35,12 @@ def _unsupported_parameter(name: str, hint: str = "") -> Rejection:
                         param=name, code="unsupported_parameter")
 
 
-def openai_rejection(body: dict[str, Any], refuse_structured: int | None) -> Rejection | None:
-    """The error a real server gives this chat-completions body, or None when it would answer."""
+def openai_rejection(body: dict[str, Any], refuse_structured: int | None, json_object_schema: bool = False
+                     ) -> Rejection | None:
+    """The error a real server gives this chat-completions body, or None when it would answer.
+
+    With ``refuse_structured``, ``json_schema`` is refused; so is ``json_object``, unless ``json_object_schema``
+    (llama.cpp's servers: ``{"type": "json_object", "schema": …}`` is taken and enforced)."""
     if is_openai_reasoning_model(str(body.get("model", ""))):
         if "max_tokens" in body:
             return _unsupported_parameter("max_tokens", " Use 'max_completion_tokens' instead.")
@@ -50,7 +54,11 @@ def openai_rejection(body: dict[str, Any], refuse_structured: int | None) -> Rej
                 return _unsupported_parameter(name)
     elif "reasoning_effort" in body:
         return _unsupported_parameter("reasoning_effort")
-    schema = (body.get("response_format") or {}).get("type") == "json_schema"
+    kind = (body.get("response_format") or {}).get("type")
+    if kind == "json_object" and refuse_structured is not None and not json_object_schema:
+        return openai_error(400, "Invalid parameter: 'response_format' of type 'json_object' is not supported with "
+                            "this model.", param="response_format")
+    schema = kind == "json_schema"
     if schema and refuse_structured == 500:  # llama-server / llama_cpp.server
         return 500, {"error": {"code": 500, "type": "server_error", "message":
                                'response_format type must be one of "text" or "json_object", but got: json_schema'}}

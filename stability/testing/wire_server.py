@@ -19,9 +19,11 @@ short), ``no_content`` (a well-formed answer with no text), ``length`` (the answ
 
 Requests are held to the real APIs' rules (:mod:`stability.testing.wire_rules`): reasoning models' parameters,
 extended thinking's limits, and, with ``refuse_structured=500`` (or 400, 422), a server without JSON-schema
-output. Answers count whitespace-separated words as tokens and are cut at ``max_tokens`` (or
-``max_completion_tokens``) with the finish reason each API gives. A request with ``thinking`` gets a thinking
-block (``think(messages)``) before its text. A request with a JSON schema (``response_format`` or ``tools``) is
+output; add ``json_object_schema=True`` for llama.cpp's servers, which refuse ``json_schema`` but take
+``response_format: {"type": "json_object", "schema": …}`` and answer it with ``structured_reply``. Answers
+count whitespace-separated words as tokens and are cut at ``max_tokens`` (or ``max_completion_tokens``) with
+the finish reason each API gives. A request with ``thinking`` gets a thinking block (``think(messages)``) before
+its text. A request with a JSON schema (``response_format`` or ``tools``) is
 answered with ``structured_reply(messages)`` as JSON when that is set, else with ``reply``; on Anthropic a JSON
 object answer comes back as the ``answer`` tool's input.
 
@@ -138,10 +140,11 @@ class WireServer:
                  faults: FaultMix | None = None, refuse_structured: int | None = None,
                  structured_reply: StructuredReply | None = None, think: Reply = considered,
                  batch_state: str | None = None, batch_delay: float = 0.0,
-                 usage: tuple[Any, Any] | None = None) -> None:
+                 usage: tuple[Any, Any] | None = None, json_object_schema: bool = False) -> None:
         self.reply = reply
         #: reported as (input, output) tokens instead of the word counts: an absurd (10**15) or negative usage
         self.usage = usage
+        self.json_object_schema = json_object_schema
         self.structured_reply = structured_reply
         self.think = think
         self.refuse_structured = refuse_structured
@@ -224,7 +227,7 @@ class WireServer:
         empty = fault is not None and fault.kind == "no_content"
         halve = fault is not None and fault.kind == "length"
         if path.endswith("/chat/completions"):
-            rejection = openai_rejection(body, self.refuse_structured)
+            rejection = openai_rejection(body, self.refuse_structured, self.json_object_schema)
             return (*rejection, {}) if rejection else (200, self._openai(body, empty, halve), {})
         if path.endswith("/messages"):
             rejection = anthropic_rejection(body, self.refuse_structured)
@@ -242,7 +245,9 @@ class WireServer:
         return self.reply(messages)
 
     def _openai(self, body: dict[str, Any], empty: bool = False, halve: bool = False) -> dict[str, Any]:
-        schema = (body.get("response_format") or {}).get("type") == "json_schema"
+        response_format = body.get("response_format") or {}
+        schema = response_format.get("type") == "json_schema" or (
+            response_format.get("type") == "json_object" and "schema" in response_format)
         text, truncated = cut("" if empty else self._text(body["messages"], schema),
                               body.get("max_completion_tokens", body.get("max_tokens")), halve)
         n_in = n_in_words(body["messages"])

@@ -19,9 +19,11 @@ ANSWERS: list[dict[str, Any]] = CORPUS["answers"]
 EXAMPLES = example_constitutions((ROOT / "protocols" / "fresh-instance" / "examples.yaml").read_text("utf-8"))
 
 STYLES = {"claude-opus", "claude-sonnet", "claude-haiku", "gpt-4o", "gpt-4.1", "gpt-5", "gemini", "llama-instruct",
-          "qwen-instruct", "deepseek-r1", "local-base"}
+          "qwen-instruct", "deepseek-r1", "local-base", "smollm2", "gemma-chat"}
 COVERS = {"reasoning-keep", "reasoning-revise", "restatement", "partial-edit", "refusal", "truncation",
-          "prose-only", "nested", "sections", "think", "copy", "invisible"}
+          "prose-only", "nested", "sections", "think", "copy", "invisible",
+          # issue 31: the misreadings found on the chat path
+          "commentary-list", "colon-prose", "unbulleted-first", "json-control-char"}
 
 
 def current(entry: dict[str, Any]) -> Constitution:

@@ -58,7 +58,7 @@ def test_blank_slate_records_truncated_then_authors(tmp_path: Path, db: Path) ->
 def test_multi_agent_truncated_proposal_is_not_a_keep(tmp_path: Path, db: Path) -> None:
     """Two agents keep, one is cut off mid-revision: not unanimous, so the vote runs, and the cut-off proposal
     that wins it is recorded as truncated, not as a change."""
-    outputs = ["NO CHANGE", CUT, "NO CHANGE", "2", "2", "2"]
+    outputs = ["NO CHANGE", CUT, "NO CHANGE", "VOTE: 2", "VOTE: 2", "VOTE: 2"]
     run_id, _ = run_protocol(tmp_path, db, "multi-agent-discussion", outputs=outputs, rounds=1, max_steps=1,
                              agents=[{"name": "a"}, {"name": "b"}, {"name": "c"}])
     assert decisions(db, run_id) == ["origin", "truncated"]
@@ -91,3 +91,31 @@ def test_free_form_edit_copy_of_its_example_is_a_parse_failure(tmp_path: Path, d
     copied = "RATIONALE: better.\n\n" + revised(*example_principles("free-form-edit"))
     run_id, _ = run_protocol(tmp_path, db, "free-form-edit", outputs=[copied], base=True)
     assert decisions(db, run_id) == ["origin", "parse_failure"]
+
+
+def test_rate_alternatives_cut_off_after_naming_a_favourite_swaps_nothing(tmp_path: Path, db: Path) -> None:
+    """Issue 31 (6): the answer named its favourite, then ran into the token limit: truncated, no swap, and no
+    rating is stored as the favourite."""
+    from stability.models.base import Message
+
+    def cut_after_favourite(messages: list[Message]) -> Output:
+        labels = [line[0] for line in messages[-1].content.splitlines() if line[1:3] == ". "]
+        text = "FAVOURITE: " + labels[0] + "\n" + "".join(f"{label}: 5\n" for label in labels) + "My reasons are"
+        return Output(text=text, finish_reason="length")
+
+    alternatives = tmp_path / "alts.yaml"
+    alternatives.write_text("- {text: Be truthful., relation: paraphrase}\n- {text: Lie., relation: opposite}\n")
+    run_id, _ = run_protocol(tmp_path, db, "rate-alternatives", fn=cut_after_favourite, start="- Be honest.\n",
+                             alternatives=str(alternatives), trials=2)
+    assert decisions(db, run_id) == ["origin", "truncated", "truncated"]
+    with Store.open(db) as store:
+        ratings = store.ratings(run_id)
+        assert {r.constitution_hash for r in store.revisions(run_id)} == {store.revisions(run_id)[0].constitution_hash}
+    assert ratings and not any(r.favourite for r in ratings)
+    assert "finish_reason 'length'" in (details(db, run_id)[1] or "")
+
+
+def test_rate_alternatives_cut_off_replacement_swaps_nothing(tmp_path: Path, db: Path) -> None:
+    run_id, _ = run_protocol(tmp_path, db, "rate-alternatives", start="- Be honest.\n", source="free", trials=1,
+                             outputs=[Output(text="REPLACEMENT: Be honest unless", finish_reason="length")])
+    assert decisions(db, run_id) == ["origin", "truncated"]

@@ -1,4 +1,5 @@
-"""Every protocol on the real local model (gemma-3-270m on CPU), briefly. Slow-marked; CI runs them."""
+"""Every protocol on the real local models (gemma-3-270m, a base model, and SmolLM2-135M-Instruct, a chat model
+with structured output), briefly. Slow-marked; CI runs them."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ CASES = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["local/gemma-3-270m", "local/smollm2-135m-instruct"])
 @pytest.mark.parametrize("protocol", list(CASES))
-def test_protocol_on_the_local_model(protocol: str, db: Path) -> None:
+def test_protocol_on_the_local_model(protocol: str, model: str, db: Path) -> None:
     options, min_calls = CASES[protocol]
-    config = IterateConfig(protocol=protocol, model="local/gemma-3-270m", seed=2, temperature=0.7, max_tokens=160,
+    chat = "smollm2" in model  # the chat model: fewer tokens (CI time), structured answers where a protocol asks
+    config = IterateConfig(protocol=protocol, model=model, seed=2, temperature=0.7, max_tokens=96 if chat else 160,
                            constitution=None if protocol == "blank-slate" else MINIMAL, options=options)
     result = iterate(config, db)
     assert result.run.status == "done", result.run.error
@@ -41,6 +44,9 @@ def test_protocol_on_the_local_model(protocol: str, db: Path) -> None:
     if protocol == "rate-alternatives":
         assert len(ratings) == 8  # the pool's 7 alternatives and the current principle (include_current)
         assert sum(r.relation == "current" for r in ratings) == 1
-        # The local model exposes log-probabilities: where a rating was written, its distribution is stored.
+        # gemma exposes log-probabilities: where a rating was written, its distribution is stored.
         scored = [r for r in ratings if r.rating is not None]
         assert all(r.rating_probs is None or abs(sum(r.rating_probs.values()) - 1) < 1e-6 for r in scored)
+    if chat:  # every call that asked for a schema was sent as llama.cpp's json_object grammar
+        assert all(c.request["response_format"]["type"] == "json_object" for c in calls
+                   if "response_format" in c.request)

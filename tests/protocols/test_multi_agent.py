@@ -6,7 +6,7 @@ import pytest
 
 from stability.errors import StabilityError
 from stability.models.base import Message
-from stability.protocols.multi_agent import plurality, vote
+from stability.protocols.multi_agent import agent_names, plurality, read_vote, vote
 from stability.store import Store
 from tests.conftest import decisions, revised, run_protocol, write
 
@@ -19,7 +19,7 @@ def test_discussion_then_vote_then_everyone_declines(tmp_path: Path, db: Path) -
     def answer(messages: list[Message]) -> str:
         who, ask = speaker(messages), messages[-1].content
         if "Vote for the proposal" in ask:
-            return "2" if who != "carol" else "1"
+            return "VOTE: 2" if who != "carol" else "VOTE: 1"
         if "- c" in ask.split("Discussion so far")[0]:
             return "I am content now.\nNO CHANGE"
         return f"{who} thinks c matters." + (revised("a", "b", "c") if who != "carol" else "\nNO CHANGE")
@@ -81,13 +81,62 @@ def test_bad_editor_is_rejected_before_anything_is_written(tmp_path: Path, db: P
 
 
 def test_vote_parsing() -> None:
-    assert vote("I vote for proposal 2.", 3) == 1
-    assert vote("Proposal 1 is tempting, but 3 is better.\nVOTE: 2", 3) == 1  # the last stated choice
-    assert vote("7 reasons... but 1", 3) == 0
-    assert vote("I prefer proposal 3 over proposal 1 and choose 3", 3) == 2
-    assert vote("Nothing here, or 9", 3) is None
+    """Only an explicit VOTE line, a bare number or the structured field is a vote (issue 31: every other number
+    read as a vote was a misreading)."""
+    assert vote("Proposal 1 is tempting, but 3 is better.\nVOTE: 2", 3) == 1  # the line, not the prose
+    assert vote("**VOTE:** Proposal 3", 3) == 2
+    assert vote("VOTE: 1\nOn reflection:\nVOTE: 3", 3) == 2  # the last vote line
+    assert vote("2", 3) == 1 and vote("Proposal 2.", 3) == 1  # the whole answer is the number
     assert vote('{"reasoning": "proposal 1 is close, but", "vote": 3}', 3) == 2  # structured: the field, not text
     assert vote('{"reasoning": "x", "vote": 7}', 3) is None
+    assert vote('{"reasoning": "a raw\nnewline", "vote": 2}', 3) == 1  # JSON read leniently
+    # numbers that are not votes: what the vote counter took for votes before issue 31
+    assert vote("I vote for proposal 2.", 3) is None
+    assert vote("7 reasons... but 1", 3) is None
+    assert vote("I prefer proposal 3 over proposal 1 and choose 3", 3) is None
+    assert vote("Nothing here, or 9", 3) is None
+    assert vote("VOTE: 9", 3) is None
+
+
+@pytest.mark.parametrize("answer", [
+    "This is round 2 of 3, and I think the first proposal is the clearest.",
+    "You are agent1. I think",
+    "I will keep it short (no more than 2 sentences): the second one reads well, but",
+])
+def test_numbers_in_prose_are_no_vote(answer: str) -> None:
+    """The raw vote answers SmolLM2 gave behind llama_cpp.server (issue 31), each once counted as a vote."""
+    assert read_vote(answer, 3) == (None, "no VOTE line")
+
+
+def test_a_cut_off_vote_is_no_vote() -> None:
+    assert read_vote("You are agent1.\nVOTE: 1", 3, "length") == (None, "cut off")
+    assert read_vote('{"reasoning": "x", "vote": 1}', 3, "max_tokens") == (None, "cut off")
+
+
+def test_no_votes_are_recorded_with_whose_and_why(tmp_path: Path, db: Path) -> None:
+    from stability.models.base import Output
+
+    def answer(messages: list[Message]) -> str | Output:
+        who, ask = speaker(messages), messages[-1].content
+        if "Vote for the proposal" in ask:
+            votes: dict[str, str | Output] = {
+                "ann": "VOTE: 2", "ben": Output(text="You are agent1. VOTE: 1", finish_reason="length"),
+                "cat": "This is round 2 of 3."}
+            return votes[who]
+        if "- x" in ask.split("Discussion so far")[0]:
+            return "NO CHANGE"
+        return revised("a", "x", who)
+
+    run_id, _ = run_protocol(tmp_path, db, "multi-agent-discussion", fn=answer, rounds=1,
+                             agents=[{"name": "ann"}, {"name": "ben"}, {"name": "cat"}], declines_to_stop=1)
+    detail = _orders(db, run_id)[0]
+    assert "votes 0,1,0; no vote: ben (cut off), cat (no VOTE line); proposal 2" in detail
+
+
+def test_default_agent_names_have_no_digits() -> None:
+    names = agent_names(25)
+    assert names[:3] == ["alice", "bob", "carol"] and len(set(names)) == 25
+    assert not any(ch.isdigit() for name in names for ch in name)
 
 
 def test_structured_models_vote_with_the_schema(tmp_path: Path, db: Path) -> None:
