@@ -89,14 +89,15 @@ def test_fields_are_read_from_either_schema() -> None:
     assert world.read_incidence({}, 5) is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 25: the percentile cluster bootstrap covers the fixed-point rate 68% at 3 starts x 3 "
-                          "(docs/benchmarks.md, Calibration); make this a plain test once the small-sample "
-                          "estimators are merged")
-def test_fixed_point_rate_covers_95_percent_at_3_starts_by_3_replicates(three_by_three: Any) -> None:
+def test_fixed_point_rate_holds_its_level_at_3_starts_by_3_replicates(three_by_three: Any) -> None:
+    """The 95% interval of the fixed-point rate (wilson-t over 3 starts) covers at least 93% (less 2.5 Monte Carlo
+    errors). The percentile cluster bootstrap it replaced covered 68% here. The bound is one-sided on purpose:
+    wilson-t over-covers at 3 starts (100% here, median width 0.86; docs/benchmarks.md, Calibration), which is the
+    price of its level with three clusters, and a regression to under-coverage is what this guards against."""
     metric = three_by_three["metrics"]["fixed_point_rate"]
-    low, high = _band(metric, 0.93, 0.97)
-    assert low <= metric["rate"] <= high, metric
+    assert metric["methods"] == ["wilson-t"]
+    low, _ = _band(metric, 0.93, 0.97)
+    assert metric["rate"] >= low, metric
 
 
 def test_the_subset_ran_through_the_analysis(three_by_three: Any) -> None:
