@@ -14,7 +14,7 @@ Nothing here re-implements an estimator: each repetition builds a :class:`Corpus
 embedding model; the tests' fast path), calls ``measure()`` with the default :class:`Params` (2000 bootstrap
 resamples, 1000 permutations unless ``--bootstrap``/``--permutations`` say otherwise), and reads the JSON dump of
 its result. Fields are read defensively (``n/a`` where a field is absent), so the same harness measures the code
-before and after the estimators change (new names it looks for: ``fixed_point_rate_all``, ``clusters``,
+before and after the estimators change (new names it looks for: ``fixed_point_rate_started``, ``clusters``,
 ``method``, ``p_value``/``p_adjusted`` on contrasts, ``incidence``).
 
 The planted world (one *law* per group):
@@ -31,9 +31,10 @@ The planted world (one *law* per group):
 Truths, in that world: fixed-point rate over judged runs ``p``; over all started runs ``(1 - no_verdict) p``;
 cycle rate ``(1 - p) cycle_share``; convergence ratio over pairs of runs from *different* starts ``1 - p^2``
 (finals coincide only when both are at the attractor; random unit vectors are at expected cosine distance 1);
-nothing converging: 1; cumulative incidence of a fixed point by step 5 among judged runs ``p / 2``; the median
-step to a fixed point: the first step where that incidence reaches 1/2 (none when ``p < 0.5``). Contrasts: the
-differences of these. Tests: a significant contrast is an adjusted p < 0.05 where the result carries
+nothing converging: 1; the cumulative incidence of a fixed point by step t over every chain run
+``(1 - no_verdict) p min(1, (t - 1) / 8)``, read at the step the analysis prints it for (``incidence.fixed_point``);
+the median step to a fixed point: the first step where that incidence reaches 1/2 (none when ``p < 0.5``).
+Contrasts: the differences of these. Tests: a significant contrast is an adjusted p < 0.05 where the result carries
 ``p_adjusted``, else a p < 0.05 where it carries ``p_value``, else an interval that excludes 0.
 
 Output: raw per-repetition values and summaries as JSON (``--out``, default bench/results/calibration-LABEL.json)
@@ -72,7 +73,6 @@ from calibration_world import (  # noqa: E402
     CYCLE_STEPS,
     DIM,
     FIXED_STEPS,
-    INCIDENCE_STEP,
     MAX_STEPS,
     NULL_P,
     Design,
@@ -118,18 +118,19 @@ def record_groups(design: Design, rep: int, result: dict[str, Any], models: list
         if group is None:
             continue
         design.interval(rep, prefix + "fixed_point_rate", read_interval(group.get("fixed_point_rate")), law.p)
-        if "fixed_point_rate_all" in group:
-            design.interval(rep, prefix + "fixed_point_rate_all", read_interval(group.get("fixed_point_rate_all")),
-                            (1 - law.no_verdict) * law.p)
+        if group.get("fixed_point_rate_started") is not None:  # over every started run: no verdict counts as not
+            design.interval(rep, prefix + "fixed_point_rate_started",   # reaching a fixed point
+                            read_interval(group.get("fixed_point_rate_started")), (1 - law.no_verdict) * law.p)
         design.interval(rep, prefix + "cycle_rate", read_interval(group.get("cycle_rate")),
                         (1 - law.p) * law.cycle_share)
         design.interval(rep, prefix + "convergence_ratio", read_interval(group.get("convergence_ratio")),
                         law.ratio())
         design.interval(rep, prefix + "steps_median", read_interval(group.get("steps_to_fixed_point")),
                         law.median_step())
-        incidence = read_incidence(group, INCIDENCE_STEP)
-        if incidence is not None:
-            design.interval(rep, prefix + f"incidence_at_{INCIDENCE_STEP}", incidence, law.fixed_by(INCIDENCE_STEP))
+        incidence = read_incidence(group)
+        if incidence is not None:  # F_fixed(t) over every chain run: judged (1 - no_verdict) and fixed by t
+            read, step = incidence
+            design.interval(rep, prefix + "incidence", read, (1 - law.no_verdict) * law.fixed_by(step))
         if "clusters" in group:
             design.note(prefix + "clusters", group["clusters"])
 
@@ -354,10 +355,10 @@ def undefined(metric: dict[str, Any] | None) -> str:
     return f"none (prints {metric['mean_estimate']:.2g})"
 
 
-GRID_INTERVALS = [("fixed_point_rate", "fp rate"), ("fixed_point_rate_all", "fp rate (all)"),
+GRID_INTERVALS = [("fixed_point_rate", "fp rate"), ("fixed_point_rate_started", "fp rate (started)"),
                   ("cycle_rate", "cycle rate"), ("convergence_ratio", "ratio (mean; truth 0.64)"),
                   ("ratio_nothing_converges", "ratio, none converge (mean; truth 1)"),
-                  ("steps_median", "steps median"), (f"incidence_at_{INCIDENCE_STEP}", "incidence"),
+                  ("steps_median", "steps median"), ("incidence", "incidence (F_fixed at the horizon)"),
                   ("contrast_fixed_point_rate_null", "Δ fp rate"), ("contrast_convergence_ratio_null", "Δ ratio"),
                   ("contrast_steps_to_fixed_point_null", "Δ steps")]
 GRID_TESTS = [("ratio_permutation_null", "ratio perm. (null)"),
@@ -499,7 +500,7 @@ def main(argv: Iterable[str] | None = None) -> dict[str, Any]:
         "params": params.model_dump(), "seed": args.seed, "alpha": ALPHA,
         "world": {"dim": DIM, "fixed_steps": FIXED_STEPS, "cycle_steps": CYCLE_STEPS, "max_steps": MAX_STEPS,
                   "null_p": NULL_P, "alternative_p": ALT_P, "no_verdict": Law(0).no_verdict,
-                  "cycle_share": Law(0).cycle_share, "incidence_step": INCIDENCE_STEP},
+                  "cycle_share": Law(0).cycle_share},
         "designs": [], "raw": {}}
     out = None if args.no_write else args.out or ROOT / "bench" / "results" / f"calibration-{args.label}.json"
     started = time.process_time()

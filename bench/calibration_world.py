@@ -21,7 +21,6 @@ DIM = 32
 FIXED_STEPS = (2, 9)  # a fixed point is reached at a step uniform in 2..9 (then confirmed by two declines)
 CYCLE_STEPS = (3, 6)  # a cycle returns at a step uniform in 3..6
 MAX_STEPS = 12
-INCIDENCE_STEP = 5
 ALPHA = 0.05
 NULL_P = 0.6
 ALT_P = (0.7, 0.0)  # a planted difference: one model converges, the other does not (as in issue 25)
@@ -181,30 +180,16 @@ def read_interval(block: Any, owner: dict[str, Any] | None = None) -> Read | Non
                 p_adjusted=pick("p_adjusted"))
 
 
-def read_incidence(group: dict[str, Any], step: int) -> Read | None:
-    """The cumulative incidence of a fixed point at ``step`` (the last curve point at or before it), from a
-    ``incidence`` block of any of a few plausible shapes; None where the group has none."""
+def read_incidence(group: dict[str, Any]) -> tuple[Read, int] | None:
+    """The cumulative incidence of a fixed point the group prints (``incidence.fixed_point``: F_fixed at the step
+    by which every run's outcome is known) with that step; None where the group has none."""
     block = group.get("incidence")
-    if block is None:
+    if not isinstance(block, dict) or not isinstance(block.get("fixed_point"), dict):
         return None
-    points: list[dict[str, Any]] = []
-
-    def walk(x: Any, fixed: bool) -> None:
-        if isinstance(x, dict):
-            here = fixed or any(x.get(k) == "fixed_point" for k in ("cause", "outcome", "event", "name"))
-            if here and isinstance(x.get("step"), int) and ("low" in x or "high" in x):
-                points.append(x)
-            for key, value in x.items():
-                walk(value, here or "fixed" in str(key))
-        elif isinstance(x, list):
-            for value in x:
-                walk(value, fixed)
-
-    walk(block, False)
-    before = [p for p in points if p["step"] <= step]
-    if not before:
-        return Read(estimate=0.0, low=0.0, high=0.0) if points else None
-    return read_interval(max(before, key=lambda p: p["step"]))
+    at = block["fixed_point"]
+    if not isinstance(at.get("step"), int):
+        return None
+    return read_interval(at), at["step"]
 
 
 def group_of(result: dict[str, Any], model: str | None) -> dict[str, Any] | None:

@@ -81,12 +81,10 @@ def test_fields_are_read_from_either_schema() -> None:
     assert world.read_interval({"mean": None, "low": None, "high": None}).covers(0.5) is None
     flipped = world.flipped(world.read_interval(today), -1)
     assert (flipped.low, flipped.high, flipped.estimate) == (-math.inf, -0.3, -0.5)
-    incidence = {"fixed_point": [{"step": 3, "value": 0.1, "low": 0.0, "high": 0.2},
-                                 {"step": 6, "value": 0.4, "low": 0.3, "high": 0.5}],
-                 "cycle": [{"step": 4, "value": 0.9, "low": 0.8, "high": 1.0}]}
-    read = world.read_incidence({"incidence": incidence}, 5)
-    assert (read.estimate, read.low, read.high) == (0.1, 0.0, 0.2)
-    assert world.read_incidence({}, 5) is None
+    incidence = {"fixed_point": {"step": 12, "estimate": 0.4, "low": 0.3, "high": 0.5, "method": "jackknife"}}
+    read, step = world.read_incidence({"incidence": incidence})
+    assert (read.estimate, read.low, read.high, step) == (0.4, 0.3, 0.5, 12)
+    assert world.read_incidence({}) is None
 
 
 def test_fixed_point_rate_holds_its_level_at_3_starts_by_3_replicates(three_by_three: Any) -> None:
