@@ -123,9 +123,13 @@ def _duckdb_failure(err: BaseException) -> Failure | None:
         import duckdb
     except ImportError:  # pragma: no cover - duckdb is a dependency
         return None
-    if not isinstance(err, duckdb.IOException | duckdb.SerializationException | duckdb.OutOfMemoryException):
-        return None
     text = " ".join(str(err).split())
+    if isinstance(err, duckdb.TransactionException):  # a commit that failed to write its WAL: only the
+        environment = ("No space left", "disk is full", "Permission denied", "Read-only file system")
+        if not any(cause in text for cause in environment):  # environment's causes are known; others are bugs
+            return None
+    elif not isinstance(err, duckdb.IOException | duckdb.SerializationException | duckdb.OutOfMemoryException):
+        return None
     if "No space left" in text or "disk is full" in text.lower():
         return Failure(_one_line(f"no space left on the device (disk full): {text}"))
     if "Permission denied" in text or "Read-only file system" in text:

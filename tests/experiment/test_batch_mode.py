@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -256,7 +257,11 @@ def test_batch_commands_refuse_bad_input_in_one_line_and_write_nothing(tmp_path:
         done = subprocess.run([sys.executable, "-m", "stability", *args, "--db", str(db)], cwd=ROOT,
                               capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
         assert done.returncode == 2, done.stderr
-        assert done.stdout == "" and done.stderr.count("\n") == 1 and message in done.stderr
+        assert done.stderr.count("\n") == 1 and message in done.stderr
+        if "--json" in args:  # the error as a JSON object on stdout too (stability.cli.boundary)
+            assert json.loads(done.stdout)["exit"] == 2 and message in json.loads(done.stdout)["error"]
+        else:
+            assert done.stdout == ""
     assert not db.exists()
 
 

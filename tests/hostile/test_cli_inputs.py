@@ -150,9 +150,7 @@ CASES: list[tuple[str, dict[str, str], str] | object] = [
     ("merge-missing", {}, "merge {t}/none.duckdb -o {t}/m.duckdb"),
     ("export-onto-file", {}, "export --all -o {t}/good.md --db {db}"),
     ("export-unknown-experiment", {}, "export nope -o {t}/out --db {db}"),
-    pytest.param("import-store-not-export", {}, "import-store {t} --db {t}/new.duckdb", id="import-store-not-export",
-                 marks=pytest.mark.xfail(reason="a refused import-store leaves an empty store here; the export "
-                                         "verification branch (issue 28) writes nothing", strict=False)),
+    ("import-store-not-export", {}, "import-store {t} --db {t}/new.duckdb"),
     ("graph-into-missing-folder", {}, "graph --all -o {t}/nowhere/g.graphml --db {db}"),
     ("report-onto-folder", {"out": "<dir>"}, "report --all --embedder hashing -o {t}/out --db {db}"),
     ("library-missing", {}, "constitutions --library {t}/nolibrary"),
@@ -253,6 +251,7 @@ def test_a_bug_keeps_its_traceback_and_json_says_internal_error(folder: Path, ca
     (OSError(errno.EACCES, "Permission denied", "/cache/x"), "/cache/x: permission denied"),
     (OSError(errno.EDQUOT, "Disk quota exceeded"), "disk quota exceeded"),
     ("duckdb-full", "no space left on the device (disk full)"),
+    ("duckdb-commit-full", "no space left on the device (disk full)"),
     (RuntimeError("Symlink loop from '/data/a'"), "/data/a: too many levels of symbolic links"),
     (KeyboardInterrupt(), "interrupted"),
 ])
@@ -264,8 +263,11 @@ def test_environment_failures_met_inside_a_command_are_one_line(
 
     import stability.chain
 
-    error = duckdb.IOException('IO Error: Could not write file "/data/x.duckdb": No space left on device') \
-        if raised == "duckdb-full" else raised
+    error = {"duckdb-full": duckdb.IOException('IO Error: Could not write file "/data/x.duckdb": No space left on '
+                                               'device'),
+             "duckdb-commit-full": duckdb.TransactionException(  # a commit whose WAL write failed
+                 'TransactionContext Error: Failed to commit: Could not write file "/data/x.duckdb.wal": No space '
+                 'left on device')}.get(raised, raised) if isinstance(raised, str) else raised
 
     def failing(*args: object, **kwargs: object) -> None:
         assert isinstance(error, BaseException)
