@@ -125,6 +125,7 @@ class Survival(BaseModel):
     events: int  # runs that reached a fixed point
     censored: int  # runs that stopped without one (max_steps, a cycle, ...), counted up to their last step
     mean_observed: float | None  # mean step of the runs that reached a fixed point (biased low: ignores censoring)
+    warning: str | None = None  # where the median's interval does not hold its level (fewer than MEDIAN_STARTS)
     curve: list[SurvivalPoint]
 
 
@@ -156,8 +157,16 @@ def km_median(times: np.ndarray, events: np.ndarray) -> float | None:
     return float(steps[below[0]]) if len(below) else None
 
 
+MEDIAN_STARTS = 10  # below this many starts a KM median's percentile interval does not hold its level
+MEDIAN_WARNING = ("KM median interval: a percentile bootstrap over {k} starts, which covered 45-81% at 2-3 starts "
+                  "and 85-94% at 5 (bench/calibration.py); read incidence.median_fixed_point and the incidence "
+                  "intervals, which hold their level")
+
+
 def survival(times: Sequence[int], events: Sequence[bool], clusters: Sequence[Sequence[int]], resamples: int,
-             seed: int) -> Survival:
+             seed: int, starts: int | None = None) -> Survival:
+    """KM of steps to a fixed point; ``starts``: how many starting constitutions the runs come from (below
+    :data:`MEDIAN_STARTS` the median's interval carries a warning)."""
     t, e = np.asarray(times, dtype=int), np.asarray(events, dtype=bool)
     interval = cluster_interval(lambda idx: km_median(t[idx], e[idx]), clusters, resamples, seed)
     median = km_median(t, e) if len(t) else None
@@ -166,7 +175,9 @@ def survival(times: Sequence[int], events: Sequence[bool], clusters: Sequence[Se
     curve = [SurvivalPoint(step=s, surviving=round(v, 6), at_risk=r) for s, v, r in kaplan_meier(t, e)]
     return Survival(median=median, low=interval.low, high=interval.high, n=len(t), events=int(e.sum()),
                     censored=int((~e).sum()), mean_observed=_round(float(t[e].mean())) if e.any() else None,
-                    curve=curve)
+                    curve=curve,
+                    warning=MEDIAN_WARNING.format(k=starts) if starts is not None and starts < MEDIAN_STARTS
+                    and interval.low is not None else None)
 
 
 def difference(a: Callable[[np.ndarray], float | None], a_clusters: Sequence[Sequence[int]],

@@ -69,6 +69,8 @@ def group_warnings(result: Any) -> list[str]:
         warned = {i.warning for i in (g.fixed_point_rate, g.fixed_point_rate_started, g.cycle_rate)
                   if i is not None and i.warning}
         lines += [f"{g.label or 'all runs'}: {w}" for w in sorted(warned)]
+        if g.steps_to_fixed_point.warning:
+            lines.append(f"{g.label or 'all runs'}: {g.steps_to_fixed_point.warning}")
         if g.convergence_ratio.mean is not None and g.convergence_ratio.note:
             lines.append(f"{g.label or 'all runs'}: convergence ratio: {g.convergence_ratio.note}")
     return lines

@@ -58,12 +58,12 @@ def _empty() -> ContrastEstimate:
 
 
 def test_an_undefined_median_in_resamples_is_never_dropped() -> None:
-    # group a: starts 0 and 1 reach a fixed point at step 2, start 2 never does (censored at 10): median 2, but
-    # undefined in every resample that draws start 2 twice; group b: all reach at step 1
-    times = np.array([2, 2, 2, 2, 10, 10] + [1] * 6)
-    events = np.array([True] * 4 + [False] * 2 + [True] * 6)
-    a = {"S0": [0, 1], "S1": [2, 3], "S2": [4, 5]}
-    b = {"T0": [6, 7], "T1": [8, 9], "T2": [10, 11]}
+    # group a: 5 of its 10 starts reach a fixed point at step 2, the other 5 never do (censored at 10): median 2,
+    # but undefined in every resample that draws more of the censored starts; group b: all reach at step 1
+    times = np.array([2, 2] * 5 + [10, 10] * 5 + [1] * 20)
+    events = np.array([True] * 10 + [False] * 10 + [True] * 20)
+    a = {f"S{i}": [2 * i, 2 * i + 1] for i in range(10)}
+    b = {f"T{i}": [20 + 2 * i, 21 + 2 * i] for i in range(10)}
 
     def median(idx: np.ndarray) -> float | None:
         return km_median(times[idx], events[idx])
@@ -71,8 +71,20 @@ def test_an_undefined_median_in_resamples_is_never_dropped() -> None:
     found = median_contrast(median, a, b, 500, 0)
     assert found.mean == 1.0 and found.high is None  # not "1 [1, 1]"
     assert found.note is not None and "undefined in" in found.note and found.p_value is None
-    never = median_contrast(median, {"S2": [4, 5]}, b, 500, 0)
+    never = median_contrast(median, {"S9": [18, 19]}, b, 500, 0)
     assert never.mean is None and never.note is not None and "not reached" in never.note
+
+
+def test_a_median_contrast_over_few_starts_has_no_interval() -> None:
+    """Below MEDIAN_STARTS the percentile interval of a median difference rejects far more than 5% of true nulls
+    (bench/calibration.py): the difference is printed, with no interval and a note pointing at the incidence."""
+    times = np.array([2, 3, 2, 3, 2, 3] + [1, 2, 1, 2, 1, 2])
+    events = np.ones(12, dtype=bool)
+    a = {"S0": [0, 1], "S1": [2, 3], "S2": [4, 5]}
+    b = {"T0": [6, 7], "T1": [8, 9], "T2": [10, 11]}
+    found = median_contrast(lambda idx: km_median(times[idx], events[idx]), a, b, 500, 0)
+    assert found.mean == 1.0 and found.low is None and found.high is None and found.p_value is None
+    assert found.note is not None and "fewer than 10 starts" in found.note and "incidence" in found.note
 
 
 def _run(run_id: str, model: str, start: str, final: str, seed: int) -> RunChain:

@@ -116,3 +116,14 @@ def test_drift_is_set_against_the_rephrase_null() -> None:
     assert np.isclose(null.excess.mean or 0, drift - rephrase, atol=1e-5) and (null.excess.low or 0) > 0
     # ε suggested from the controls' changed steps: the larger of the two rewordings
     assert np.isclose(null.suggested_epsilon or 0, max(d("S1", "R1"), d("S2", "R2")), atol=2e-3)
+
+
+def test_a_km_median_over_few_starts_warns_that_its_interval_is_not_calibrated() -> None:
+    from stability.analysis.stats import MEDIAN_STARTS
+
+    times, events = [2, 3, 4, 2, 3, 4, 2, 3, 4], [True] * 9
+    clusters = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    few = survival(times, events, clusters, 200, 0, starts=3)
+    assert few.median == 3 and few.low is not None and few.warning is not None and "3 starts" in few.warning
+    many = survival(times, events, clusters, 200, 0, starts=MEDIAN_STARTS)
+    assert many.warning is None and (many.low, many.high) == (few.low, few.high)
