@@ -18,20 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from stability.errors import StabilityError
 from stability.redaction import exposes, secret_values
 from stability.store.cache_from import CACHE_FROM
 from stability.store.chains import chain_stored_calls, full_request_texts
 from stability.store.export_checks import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
     file_digest,
     inside,
     verify_content,
     verify_files,
 )
+from stability.store.export_manifest import FORMAT_VERSION, MANIFEST_NAME, ExportedTable, ExportManifest
 from stability.store.merge import MergeReport, merge_into
 
 if TYPE_CHECKING:
@@ -40,27 +39,6 @@ if TYPE_CHECKING:
 MANIFEST = MANIFEST_NAME
 #: a manifest is a few kilobytes per table; anything near this is not one
 MANIFEST_BYTES = 16 * 1024 * 1024
-
-
-class ExportedTable(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    file: str
-    rows: int = Field(ge=0)
-    columns: list[dict[str, Any]]  # name, type, comment
-    comment: str | None = None
-    sha256: str | None = None  # of the file's bytes (format 2 on; format 1 exports have none)
-
-
-class ExportManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    format_version: int = Field(FORMAT_VERSION, ge=1)
-    experiments: list[str]  # empty for --all
-    migrations: list[str]
-    tables: list[ExportedTable]
-    skipped: list[str] = []  # tables with no run or experiment column, left out of an experiment's export
 
 
 def _q(name: str) -> str:

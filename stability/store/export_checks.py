@@ -24,14 +24,11 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from stability.errors import StabilityError
+from stability.store.export_manifest import FORMAT_VERSION, MANIFEST_NAME
 
 if TYPE_CHECKING:
-    from stability.store.export import ExportedTable, ExportManifest
+    from stability.store.export_manifest import ExportedTable, ExportManifest
 
-#: the manifest's file name in an export folder
-MANIFEST_NAME = "stability-export.json"
-#: the newest export format: 2 records the sha256 of every file's bytes (1: none)
-FORMAT_VERSION = 2
 #: tables an export never holds (the store's own bookkeeping)
 BOOKKEEPING = ("migrations", "journal")
 #: the calls table is exported with whole requests, so without its chain column
