@@ -114,7 +114,7 @@ def write_chain(folder: Path, versions: int = 8, seed: int = 29) -> list[dict[st
     facts = []
     for version in range(1, versions + 1):
         share = (version - 1) / max(1, versions - 1)
-        document.evolve(int(545 + 880 * share), long=share > 0.5)
+        document.evolve(int(560 + 870 * share), long=share > 0.5)
         text = document.render(version)
         path = folder / f"v{version}.md"
         path.write_text(text, encoding="utf-8")

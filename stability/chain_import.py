@@ -12,7 +12,8 @@ Each version is read by :func:`stability.documents.read_document` (headings, nes
 refused for its shape) and becomes a node; the first is the run's start (``origin``), each later one ``changed``,
 or ``declined`` where it is the same as the one before; a return to an earlier node is marked as a cycle as the
 walk marks one. Every version's source (path, commit, line), the label and each principle's reading (kind,
-section, parents) are its provenance (``constitution_sources``).
+section, parents) are its provenance: the metadata of its ``constitution_sources`` row, under ``import`` and
+``principle_readings``.
 
 Everything is read and checked before the store is opened: bad input is one line naming the file and the
 problem, and nothing is written.
@@ -203,7 +204,7 @@ def import_chain(paths: list[Path], db: Path | str | None, model: str | None = N
                 **constitution.metadata, "import": {"label": label, "step": step, "run": run_id,
                                                     "commit": version.commit, "committed_at": version.committed_at,
                                                     "model": version.model, "fields": version.fields},
-                "principles": [r.model_dump(exclude_defaults=True) for r in version.reading.principles]}}),
+                "principle_readings": [r.model_dump(exclude_defaults=True) for r in version.reading.principles]}}),
                 version.source)
             decision: Decision = "origin" if parent is None else (
                 "declined" if digest == parent.constitution_hash else "changed")
