@@ -178,6 +178,9 @@ def _call(run_id: str, step: int, version: Version, model: str) -> CallRecord:
 def import_chain(paths: list[Path], db: Path | str | None, model: str | None = None, label: str | None = None,
                  git: Path | None = None) -> ImportedChain:
     """Read the versions (nothing written on bad input), then store them as one run of protocol ``external``."""
+    from stability.engine.prepare import IterateConfig
+    from stability.engine.templates import TemplateSet
+    from stability.protocols import protocol_class
     from stability.store.store import Store
 
     versions = read_versions(paths, git)
@@ -187,11 +190,16 @@ def import_chain(paths: list[Path], db: Path | str | None, model: str | None = N
     run_id = "r-" + uuid.uuid4().hex[:12]
     created = now()
     sources = [v.source for v in versions]
-    run = RunRecord(id=run_id, protocol=PROTOCOL, model=run_model, config={
-        "protocol": PROTOCOL, "model": run_model, "constitution": sources[0], "options": {}, "label": label,
-        "sources": sources, "git": str(git) if git else None}, seed=0, start_hash=start.hash,
-        template_hash="none", package_version=package_version(), git_commit=git_commit(), status="done",
-        stop_reason="imported", created_at=created, finished_at=created)
+    options = protocol_class(PROTOCOL).configure(
+        {"label": label, "sources": sources, "git": str(git) if git else None}).options.model_dump()
+    config = IterateConfig.model_validate({"protocol": PROTOCOL, "model": run_model, "constitution": sources[0],
+                                           "options": options})
+    templates = TemplateSet([], config.templates)  # none: the hash of no template, as a resume recomputes it
+    run = RunRecord(id=run_id, protocol=PROTOCOL, model=run_model,
+                    config={**config.model_dump(), "templates": config.templates}, seed=config.seed,
+                    start_hash=start.hash, template_hash=templates.hash, package_version=package_version(),
+                    git_commit=git_commit(), status="done", stop_reason="imported", created_at=created,
+                    finished_at=created)
     visited: dict[str, str] = {}
     changed = declined = 0
     with Store.open(db) as store:

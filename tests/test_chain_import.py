@@ -55,18 +55,19 @@ def test_a_folder_becomes_one_external_chain_with_decisions_edges_and_provenance
     with Store.open(db, read_only=True) as store:
         [run] = store.runs()
         assert (run.protocol, run.model, run.status, run.stop_reason) == ("external", "chat-x", "done", "imported")
-        assert run.config["label"] == "hand-written" and run.config["sources"][0] == str(folder / "v1.md")
+        options = run.config["options"]
+        assert options["label"] == "hand-written" and options["sources"][0] == str(folder / "v1.md")
         revisions = store.revisions(run.id)
         assert [r.decision for r in revisions] == ["origin", "declined", "changed", "changed"]
         assert revisions[3].cycle_to == revisions[0].id  # v10 returns to v1's node
-        assert [r.detail for r in revisions] == run.config["sources"]
+        assert [r.detail for r in revisions] == options["sources"]
         edges = store.edges(run.id)
         assert [e.kind for e in edges] == ["decline", "edit", "edit"]
         assert all(e.protocol == "external" and e.source_id == r.parent_id for e, r in zip(edges, revisions[1:],
                                                                                           strict=True))
         assert store.constitution(run.start_hash).principles == read_document(V1).constitution.principles
         sources = store.con.execute("SELECT path, metadata FROM constitution_sources ORDER BY path").fetchall()
-        assert [s[0] for s in sources] == sorted(run.config["sources"])
+        assert [s[0] for s in sources] == sorted(options["sources"])
         first = json.loads(sources[0][1])
         assert first["import"]["label"] == "hand-written" and first["import"]["step"] == 0
         nested = first["principle_readings"][1]
@@ -211,6 +212,21 @@ def test_analyze_judge_and_export_read_an_imported_chain(imported: str, db: Path
         assert [r.id for r in b.runs()] == [imported]
         assert b.revisions(imported) == a.revisions(imported)
         assert b.edges(imported) == a.edges(imported)
+
+
+def test_an_imported_chain_is_grouped_by_its_label_and_never_probed(imported: str, db: Path,
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = run_cli(["analyze", imported, "--by", "label", "--embedder", "hashing", "--json", "--db",
+                              str(db)], capsys, monkeypatch)
+    assert code == 0, err
+    assert [g["key"] for g in json.loads(out)["groups"]] == [{"label": "synthetic"}]
+    with Store.open(db, read_only=True) as store:
+        calls = len(store.calls(imported))
+    code, _, err = run_cli(["probe", imported, "--db", str(db)], capsys, monkeypatch)
+    assert code == 2 and "never run" in err and len(err.strip().splitlines()) == 1
+    with Store.open(db, read_only=True) as store:
+        assert len(store.calls(imported)) == calls and store.probe_rows([imported]) == []
 
 
 def test_the_viewer_shows_an_imported_chain(imported: str, db: Path) -> None:

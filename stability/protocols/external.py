@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stability.constitution import Constitution
 from stability.errors import StabilityError
@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 
 class ExternalOptions(BaseModel):
+    """Where an imported chain came from (set by ``import-chain``; analysis can group runs ``--by label``)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, description="the label given to import-chain")
+    sources: list[str] = Field(default_factory=list, description="the versions' sources, in order")
+    git: str | None = Field(None, description="the file whose git history the chain is (--git)")
 
 
 @register
