@@ -167,6 +167,12 @@ def test_the_external_protocol_is_never_run(tmp_path: Path, db: Path, capsys: py
     assert code == 2 and "import-chain" in err
     with Store.open(db) as store:
         assert store.runs() == []
+    spec = write(tmp_path / "s.yaml", f"name: t\nmodels: [scripted/decline]\nconstitutions: [{start}]\n"
+                                      "protocols: [external]\n")
+    other = tmp_path / "spec.duckdb"
+    code, _, err = run_cli(["run", str(spec), "--db", str(other)], capsys, monkeypatch)
+    assert code == 2 and "never run" in err and len(err.strip().splitlines()) == 1
+    assert not other.exists()
 
 
 def test_the_synthetic_sectioned_chain_has_the_shape_asked_for(tmp_path: Path) -> None:
