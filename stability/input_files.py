@@ -27,8 +27,9 @@ from stability.yaml_location import LOADER, first_problem, where, yaml_line
 MAX_INPUT_BYTES = 2_000_000
 
 
-def read_text(path: Path | str, what: str = "a Markdown file") -> str:
-    """A file's text as UTF-8 (a BOM dropped); anything else is a located :class:`InputError`."""
+def read_text(path: Path | str, what: str = "a Markdown file", limit: int = MAX_INPUT_BYTES) -> str:
+    """A file's text as UTF-8 (a BOM dropped), at most ``limit`` bytes; anything else is a located
+    :class:`InputError`."""
     name = str(path)
     try:
         mode = Path(path).stat().st_mode
@@ -42,13 +43,19 @@ def read_text(path: Path | str, what: str = "a Markdown file") -> str:
         raise InputError(name, None, f"not a regular file, expected {what}")
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+            data = handle.read(limit + 1)
     except OSError as err:
         raise InputError(name, None, f"cannot read: {err.strerror or err}") from None
-    if len(data) > MAX_INPUT_BYTES:
+    if len(data) > limit:
         size = Path(path).stat().st_size
         raise InputError(name, None, f"file too large ({max(size, len(data)) / 1e6:.1f} MB; the limit is "
-                                     f"{MAX_INPUT_BYTES / 1e6:.0f} MB)")
+                                     f"{limit / 1e6:.0f} MB)")
+    return decode_text(data, name, what)
+
+
+def decode_text(data: bytes, name: str, what: str = "a Markdown file") -> str:
+    """Bytes read from ``name`` as UTF-8 text (a BOM dropped); NUL bytes or other encodings are a located
+    :class:`InputError`."""
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise InputError(name, line, f"binary file (contains NUL bytes), expected {what} in UTF-8")

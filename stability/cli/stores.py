@@ -1,4 +1,4 @@
-"""CLI commands for stores that travel: ``merge``, ``export``, ``import-store``."""
+"""CLI commands for stores that travel: ``merge``, ``export``, ``import-store``, ``import-chain``."""
 
 from __future__ import annotations
 
@@ -57,7 +57,30 @@ def import_store(
     console.print(f"imported {folder}: {written}", markup=False, highlight=False)
 
 
+def import_chain(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="the versions in order: files, a folder (natural sort order) or a .jsonl file of "
+             "{constitution, model?, prompt?, answer?} lines")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="the model that wrote the versions [default: the JSON lines' model, else external]")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="a label kept with the run's provenance")] = None,
+    git: Annotated[Path | None, typer.Option("--git", help="a file whose git history is the chain (oldest first)")]
+    = None,
+    db: DbOption = None,
+) -> None:
+    """Store a chain of versions written elsewhere as one run of protocol `external` (headings, nested bullets and
+    paragraphs are read into principles); one line per version says what was read."""
+    from stability.chain_import import import_chain as run_import
+
+    imported = run_import(paths or [], db, model=model, label=label, git=git)
+    for line in imported.lines:
+        console.print(line, markup=False, highlight=False)
+    console.print(f"imported run {imported.run_id}: {imported.versions} versions, {imported.nodes} nodes "
+                  f"({imported.changed} changed, {imported.declined} declined)", markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("merge")(merge)
     app.command("export")(export)
     app.command("import-store")(import_store)
+    app.command("import-chain")(import_chain)

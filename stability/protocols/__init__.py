@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stability.errors import StabilityError
 from stability.protocols import (
     blank_slate,
+    external,
     fine_tune_reflect,
     free_form_edit,
     fresh_instance,
@@ -26,6 +27,7 @@ __all__ = [
     "all_protocols",
     "blank_slate",
     "describe_protocols",
+    "external",
     "fine_tune_reflect",
     "free_form_edit",
     "fresh_instance",

@@ -10,7 +10,7 @@ from tests.conftest import ROOT, write
 def test_protocols_lists_every_protocol() -> None:
     listed = json.loads(cli("protocols", "--json").stdout)
     assert set(listed) == {"fresh-instance", "in-context-iteration", "free-form-edit", "multi-agent-discussion",
-                           "blank-slate", "rate-alternatives", "fine-tune-reflect", "rephrase"}
+                           "blank-slate", "rate-alternatives", "fine-tune-reflect", "rephrase", "external"}
 
 
 def test_run_dry_run_and_run(tmp_path: Path, db: Path) -> None:
