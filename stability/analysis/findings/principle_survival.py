@@ -13,8 +13,9 @@ intervals of :mod:`stability.analysis.incidence` apply):
 - ``survival``: per principle (its starting text) and per kind of principle (``position``: first, middle, last;
   ``clash``: on a side of a planted clash, or not; ``condition``: the library's tag of its constitution), the
   share of principles not yet removed at one common step for every group (``at_step``: the earliest censoring
-  step of all principles, so every outcome up to it is known, and groups compare at the same step), with the leave-one-cluster-out jackknife-t interval on the logit scale (Wilson where there is one
-  cluster or the share is 0 or 1). Clusters are the starting constitutions when there are at least two, else the
+  step of all principles, so every outcome up to it is known, and groups compare at the same step), with the
+  leave-one-cluster-out jackknife-t interval on the logit scale (Wilson where there is one cluster or the share
+  is 0 or 1). Clusters are the starting constitutions when there are at least two, else the
   runs (one start: principles of one run share it).
 - ``hazard_ratio``: cause-specific hazard of removal, clash sides against the others and last against first
   position (Mantel–Haenszel over steps, jackknife-t over clusters on the log scale, paired when both sides have
@@ -33,11 +34,11 @@ import numpy as np
 from stability.analysis.alignment import DEFAULT_REWORDED_THRESHOLD, align
 from stability.analysis.consistency import condition_of
 from stability.analysis.corpus import Corpus, RunChain
+from stability.analysis.findings.record import Estimate, Finding, GroupEstimate, Question
 from stability.analysis.incidence import CENSORED, FIXED, cause_at, contrast_of, horizon
 from stability.analysis.stats import kaplan_meier, rate
-from stability.analysis.findings.record import Estimate, Finding, GroupEstimate
 
-QUESTION = "principle-survival"
+QUESTION: Question = "principle-survival"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class Life:
 
 def _clash_sides(metadata: Mapping[str, object] | None, size: int) -> set[int]:
     sides: set[int] = set()
-    for clash in (metadata or {}).get("clashes") or []:  # type: ignore[union-attr]
+    listed = (metadata or {}).get("clashes")
+    for clash in listed if isinstance(listed, list) else []:
         if isinstance(clash, Mapping):
             for side in ("a", "b"):
                 value = clash.get(side)
