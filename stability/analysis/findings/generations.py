@@ -64,6 +64,12 @@ class GenerationRow(BaseModel):
     heldout_changed: int = 0
 
 
+def cosine_distance(node_vectors: Mapping[str, np.ndarray]) -> Callable[[str, str], float]:
+    """The embedding distance between two constitution hashes (``1 − cos`` of their unit vectors, as every other
+    measure's), for :func:`generation_rows`."""
+    return lambda a, b: round(float(np.clip(1.0 - node_vectors[a] @ node_vectors[b], 0.0, 2.0)), 6)
+
+
 def generation_rows(db: Path | str | None, run_ids: Sequence[str],
                     distance: Callable[[str, str], float] | None = None) -> list[GenerationRow]:
     """The generation summaries of the fine-tune-reflect runs among ``run_ids`` (read-only); ``distance``: between

@@ -13,6 +13,7 @@ from stability.engine import IterateConfig, iterate
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import TrainableScriptedModel
+from stability.store import Store
 from tests.conftest import write
 
 RISE = 0.08  # decline probability gained per generation by the treatment
@@ -108,7 +109,10 @@ def test_rows_read_back_from_a_scripted_fine_tune_run(tmp_path: Path) -> None:
         result = iterate(config, db)
         assert result.run.status == "done", result.run.error
         ids.append(result.run.id)
-    rows = generations.generation_rows(db, ids, distance=lambda a, b: 0.0 if a == b else 1.0)
+    with Store.open(db, read_only=True) as store:
+        hashes = {h for i in ids for g in store.generations(i) for h in (g.previous_hash, g.constitution_hash)}
+    vectors = {h: np.array([1.0, 0.0], np.float32) for h in hashes}
+    rows = generations.generation_rows(db, ids, distance=generations.cosine_distance(vectors))
     assert [(r.arm, r.generation) for r in rows] == [("none", 0), ("none", 1), ("no-training", 0),
                                                      ("no-training", 1)]
     assert len({r.pair for r in rows}) == 1  # same start, same seed: the arms pair
