@@ -7,7 +7,7 @@ import pytest
 
 from stability.analysis.findings import attractor_strength
 from stability.analysis.findings.record import Finding, Unanswerable
-from tests.analysis.findings import planted
+from stability.testing import planted_findings as planted
 
 
 def _property(findings: list[Finding] | Unanswerable, name: str) -> Finding:

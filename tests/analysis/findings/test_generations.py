@@ -7,34 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from stability.analysis.findings import generations
-from stability.analysis.findings.generations import GenerationRow
 from stability.analysis.findings.record import Finding, Unanswerable
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
 from stability.models.base import Message
 from stability.models.scripted import TrainableScriptedModel
 from stability.store import Store
+from stability.testing import planted_findings as planted
 from tests.conftest import write
 
 RISE = 0.08  # decline probability gained per generation by the treatment
-
-
-def _lineages(rng: np.random.Generator, arm: str, base: float, rise: float, lineages: int = 8, gens: int = 6,
-              traces: int = 12, spread: float = 0.05) -> list[GenerationRow]:
-    rows = []
-    for lineage in range(lineages):
-        offset = rng.normal(0, spread)  # lineages differ: the clustering matters
-        distance = 0.0
-        for g in range(gens):
-            p = float(np.clip(base + offset + rise * g, 0.01, 0.99))
-            declines = int(rng.binomial(traces, p))
-            step = 0.0 if declines * 2 >= traces else float(rng.uniform(0.05, 0.15))
-            distance += step
-            held = int(rng.binomial(4, p))
-            rows.append(GenerationRow(lineage=f"{arm}-{lineage}", arm=arm, pair=f"start:{lineage}", generation=g,
-                                      parsed=traces, changed=traces - declines, step_distance=step,
-                                      origin_distance=distance, heldout_parsed=4, heldout_changed=4 - held))
-    return rows
 
 
 def _find(findings: list[Finding], measure: str, group: dict[str, object]) -> Finding:
@@ -43,7 +25,7 @@ def _find(findings: list[Finding], measure: str, group: dict[str, object]) -> Fi
 
 def test_trend_recovers_the_planted_rise() -> None:
     rng = np.random.default_rng(1)  # any seed: the interval covered 93-95% of 300 draws at 3-8 lineages
-    rows = _lineages(rng, "none", 0.2, RISE) + _lineages(rng, "no-training", 0.2, 0.0)
+    rows = planted.lineages(rng, "none", 0.2, RISE) + planted.lineages(rng, "no-training", 0.2, 0.0)
     findings = generations.answer(rows)
     assert isinstance(findings, list)
     slope = _find(findings, "decline_rate_trend", {"arm": "none"}).groups[0]  # type: ignore[index]
@@ -62,7 +44,7 @@ def test_trend_recovers_the_planted_rise() -> None:
 
 def test_per_generation_rates_and_control_contrasts() -> None:
     rng = np.random.default_rng(11)
-    rows = _lineages(rng, "none", 0.2, RISE) + _lineages(rng, "off-topic", 0.2, 0.0)
+    rows = planted.lineages(rng, "none", 0.2, RISE) + planted.lineages(rng, "off-topic", 0.2, 0.0)
     findings = generations.answer(rows)
     assert isinstance(findings, list)
     rates = next(f for f in findings if f.measure == "decline_rate")
@@ -80,7 +62,7 @@ def test_per_generation_rates_and_control_contrasts() -> None:
 
 
 def test_few_lineages_and_nothing_to_answer() -> None:
-    rows = _lineages(np.random.default_rng(2), "none", 0.3, RISE, lineages=2)
+    rows = planted.lineages(np.random.default_rng(2), "none", 0.3, RISE, lineages=2)
     findings = generations.answer(rows)
     assert isinstance(findings, list)
     slope = _find(findings, "decline_rate_trend", {"arm": "none"}).groups[0]  # type: ignore[index]

@@ -7,7 +7,7 @@ import numpy as np
 from stability.analysis.corpus import Corpus, RunChain, Visit
 from stability.analysis.findings import principles
 from stability.analysis.findings.record import Finding, Unanswerable
-from tests.analysis.findings import planted
+from stability.testing import planted_findings as planted
 
 
 def _by(findings: list[Finding], measure: str) -> Finding:
@@ -72,29 +72,11 @@ def test_rewording_is_followed_not_removed() -> None:
     assert reworded["I am kind."].estimate is None
 
 
-def _rating_runs(probabilities: dict[int, float], seeds: int, trials: int, reflect: str, rng: np.random.Generator,
-                 shift: float = 0.0) -> tuple[list[RunChain], dict[str, tuple[str, ...]]]:
-    start = ("I am honest.", "I am kind.", "I am brief.")
-    head = planted.node(start)
-    runs = []
-    for index, p in probabilities.items():
-        for seed in range(seeds):
-            swaps = rng.random(trials) < p + shift
-            visits = [Visit(0, head, "origin")] + [Visit(t + 1, f"swap-{index}" if s else head,
-                                                         "changed" if s else "declined")
-                                                   for t, s in enumerate(swaps)]
-            runs.append(RunChain(run_id=f"{reflect}-{index}-{seed}", visits=visits, model="m",
-                                 protocol="rate-alternatives", chain=False,
-                                 config={"model": "m", "seed": seed,
-                                         "options": {"principle": index, "reflect": reflect}}))
-    return runs, {head: start, **{f"swap-{i}": ("x",) for i in probabilities}}
-
-
 def test_swap_rates_recovered_within_their_intervals() -> None:
     rng = np.random.default_rng(3)
     truth = {1: 0.1, 2: 0.5, 3: 0.8}
-    now, principles_a = _rating_runs(truth, seeds=8, trials=10, reflect="none", rng=rng)
-    later, principles_b = _rating_runs(truth, seeds=8, trials=10, reflect="first", rng=rng, shift=0.15)
+    now, principles_a = planted.rating_runs(truth, seeds=8, trials=10, reflect="none", rng=rng)
+    later, principles_b = planted.rating_runs(truth, seeds=8, trials=10, reflect="first", rng=rng, shift=0.15)
     corpus = Corpus(runs=now + later, principles={**principles_a, **principles_b})
     findings = principles.answer(corpus, {})
     assert isinstance(findings, list)
