@@ -55,6 +55,8 @@ class Life:
     reworded: bool
     clash: bool  # on a side of a planted clash (the start's metadata)
     condition: str
+    model: str = ""
+    protocol: str = ""
 
     @property
     def position(self) -> str:
@@ -112,7 +114,8 @@ def follow(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndarray], t
     sides = _clash_sides(metadata, len(texts))
     condition = condition_of(metadata) or "unlabelled"
     return [Life(run_id=chain.run_id, start=start, index=i, text=text, size=len(texts), time=died.get(i, last),
-                 removed=i in died, reworded=i in reworded, clash=i in sides, condition=condition)
+                 removed=i in died, reworded=i in reworded, clash=i in sides, condition=condition,
+                 model=str(chain.config.get("model", chain.model)), protocol=chain.protocol)
             for i, text in enumerate(texts)]
 
 
@@ -176,8 +179,10 @@ def _hazard_ratio(a: Sequence[Life], b: Sequence[Life], by_start: bool, of: tupl
         note="hazard of removal, a over b: above 1, a's principles are removed sooner")
 
 
-def survival_findings(items: Sequence[Life]) -> list[Finding]:
-    """The survival, hazard-ratio and rewording findings over ``items`` (see the module)."""
+def survival_findings(items: Sequence[Life], key: Mapping[str, object] | None = None) -> list[Finding]:
+    """The survival, hazard-ratio and rewording findings over ``items`` (see the module); ``key`` (model and
+    protocol) joins every group and contrast side."""
+    key = dict(key or {})
     by_start = len({life.start for life in items}) >= 2
     step = horizon(*_arrays(items, by_start)[:2])  # one step for every group: comparable survival
     findings: list[Finding] = []
@@ -187,26 +192,26 @@ def survival_findings(items: Sequence[Life]) -> list[Finding]:
     for kind, value_of in kinds.items():
         groups, curves = [], {}
         for value, group in sorted(_grouped(items, value_of).items()):
-            estimate, curve = _survival({kind: value}, group, by_start, step)
+            estimate, curve = _survival({**key, kind: value}, group, by_start, step)
             groups.append(estimate)
             curves[value] = curve
         findings.append(Finding(question=QUESTION, measure="survival" if kind == "principle" else
                                 f"survival_by_{kind}", groups=groups,
-                                figure={"kind": "survival-curves", "by": kind, "curves": curves,
+                                figure={"kind": "survival-curves", "by": kind, "key": key, "curves": curves,
                                         "columns": ["step", "surviving", "at_risk"]}))
     clash = [life for life in items if life.clash]
     if clash:
         findings.append(_hazard_ratio(clash, [life for life in items if not life.clash], by_start,
-                                      ({"clash": "clash side"}, {"clash": "other"})))
+                                      ({**key, "clash": "clash side"}, {**key, "clash": "other"})))
     positions = _grouped(items, lambda life: life.position)
     if positions.get("first") and positions.get("last"):
         findings.append(_hazard_ratio(positions["last"], positions["first"], by_start,
-                                      ({"position": "last"}, {"position": "first"})))
-    findings.append(_reworded(items, by_start))
+                                      ({**key, "position": "last"}, {**key, "position": "first"})))
+    findings.append(_reworded(items, by_start, key))
     return findings
 
 
-def _reworded(items: Sequence[Life], by_start: bool) -> Finding:
+def _reworded(items: Sequence[Life], by_start: bool, key: dict[str, object]) -> Finding:
     groups = []
     for text, group in sorted(_grouped(items, lambda life: life.text).items()):
         changed = [life for life in group if life.reworded or life.removed]
@@ -215,8 +220,9 @@ def _reworded(items: Sequence[Life], by_start: bool) -> Finding:
             clusters.setdefault(life.start if by_start else life.run_id, []).append(
                 float(life.reworded and not life.removed))
         share = rate(list(clusters.values()))
-        groups.append(GroupEstimate(group={"principle": text}, estimate=share.mean, low=share.low, high=share.high,
-                                    n=share.n, clusters=share.clusters or 0, method=share.method or "none",
+        groups.append(GroupEstimate(group={**key, "principle": text}, estimate=share.mean, low=share.low,
+                                    high=share.high, n=share.n, clusters=share.clusters or 0,
+                                    method=share.method or "none",
                                     note=share.warning if changed else "never changed"))
     return Finding(question=QUESTION, measure="reworded_rather_than_removed", groups=groups,
                    note="among the runs in which the principle changed, the share that reworded it and kept it")

@@ -12,7 +12,7 @@ trials that failed (parse failure, truncated, error) are not counted.
   difference per (principle, seed) pair is the datum; :func:`stability.analysis.contrasts.share_contrast`,
   ``paired-t`` over pairs with at least 2, else Welch), with a p-value.
 
-(b) From iteration runs: principle survival (:mod:`.principle_survival`).
+(b) From iteration runs: principle survival (:mod:`.principle_survival`), per model and protocol.
 
 ``answer(corpus, principle_vectors, reworded_threshold)`` returns every finding, or an :class:`Unanswerable`
 when the selection has neither kind of run.
@@ -28,7 +28,7 @@ import numpy as np
 from stability.analysis.alignment import DEFAULT_REWORDED_THRESHOLD
 from stability.analysis.contrasts import ContrastEstimate, share_contrast
 from stability.analysis.corpus import Corpus, RunChain
-from stability.analysis.findings.principle_survival import lives, survival_findings
+from stability.analysis.findings.principle_survival import Life, lives, survival_findings
 from stability.analysis.findings.record import Estimate, Finding, GroupEstimate, Unanswerable
 from stability.analysis.stats import rate
 
@@ -114,9 +114,11 @@ def answer(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
     """Question 1's findings over ``corpus``: swap rates from rate-alternatives runs and principle survival from
     chain runs (``principle_vectors``: unit vectors of every principle text, as the analysis embeds them)."""
     findings = swap_findings(corpus)
-    followed = lives(corpus, principle_vectors, reworded_threshold)
-    if followed:
-        findings += survival_findings(followed)
+    by_group: dict[tuple[str, str], list[Life]] = {}
+    for life in lives(corpus, principle_vectors, reworded_threshold):
+        by_group.setdefault((life.model, life.protocol), []).append(life)
+    for (model, protocol), followed in sorted(by_group.items()):
+        findings += survival_findings(followed, {"model": model, "protocol": protocol})
     if not findings:
         return Unanswerable(question="principle-swap", reason="no rate-alternatives run in principle mode and no "
                             "chain run that took a step: nothing to measure a principle's swaps or survival on")

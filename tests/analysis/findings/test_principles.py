@@ -26,7 +26,9 @@ def test_drop_last_survival_is_ordered_last_first() -> None:
     curves = _by(findings, "survival_by_position").figure["curves"]  # type: ignore[index]
     assert curves["last"][0][:2] == [1, 0.0]  # every last principle gone after step 1
     ratio = next(f for f in findings if f.measure == "hazard_ratio" and f.contrast_of
-                 and f.contrast_of[0] == {"position": "last"})
+                 and f.contrast_of[0].get("position") == "last")
+    assert ratio.contrast_of is not None and ratio.contrast_of[1] == {"model": "m", "protocol": "fresh-instance",
+                                                                     "position": "first"}
     assert ratio.contrast is not None and ratio.contrast.estimate is None  # the first is never removed
     assert ratio.contrast.note and "no removal" in ratio.contrast.note
 
