@@ -228,6 +228,14 @@ def answer(rows: Sequence[GenerationRow]) -> list[Finding] | Unanswerable:
         return Unanswerable(question="fine-tune-generations", reason="no fine-tune-reflect generation stored")
     if max(r.generation for r in rows) == min(r.generation for r in rows):
         return Unanswerable(question="fine-tune-generations", reason="one generation: no trend over generations")
+    models: dict[str, list[GenerationRow]] = {}
+    for row in rows:
+        models.setdefault(row.model, []).append(row)
+    return [finding for model, members in sorted(models.items()) for finding in _of_model(model, members)]
+
+
+def _of_model(model: str, rows: Sequence[GenerationRow]) -> list[Finding]:
+    """Every finding of one model's lineages: per arm and generation, trends, controls against the treatment."""
     arms: dict[str, list[GenerationRow]] = {}
     for row in rows:
         arms.setdefault(row.arm, []).append(row)
@@ -238,24 +246,26 @@ def answer(rows: Sequence[GenerationRow]) -> list[Finding] | Unanswerable:
             for generation in sorted({r.generation for r in members}):
                 found = _per_generation([r for r in members if r.generation == generation], value, is_rate)
                 if found is not None:
-                    groups.append(GroupEstimate(group={"arm": arm, "generation": generation}, **found.model_dump()))
+                    groups.append(GroupEstimate(group={"model": model, "arm": arm, "generation": generation},
+                                                **found.model_dump()))
         if not groups:
             continue
         findings.append(Finding(question="fine-tune-generations", measure=name, groups=groups, figure={
             "kind": "per-generation", "series": {arm: [[g.group["generation"], g.estimate, g.low, g.high]
                                                        for g in groups if g.group["arm"] == arm] for arm in arms},
-            "columns": ["generation", "estimate", "low", "high"]}))
+            "columns": ["generation", "estimate", "low", "high"], "model": model}))
         for arm, members in sorted(arms.items()):
             slope = trend(members, value)
             if slope.n:  # the arm has this measure at all
                 findings.append(Finding(question="fine-tune-generations", measure=f"{name}_trend",
-                                        groups=[GroupEstimate(group={"arm": arm}, **slope.model_dump())],
+                                        groups=[GroupEstimate(group={"model": model, "arm": arm},
+                                                              **slope.model_dump())],
                                         note="slope per generation, clustered by lineage"))
-    findings += _control_contrasts(arms)
+    findings += _control_contrasts(model, arms)
     return findings
 
 
-def _control_contrasts(arms: Mapping[str, list[GenerationRow]]) -> list[Finding]:
+def _control_contrasts(model: str, arms: Mapping[str, list[GenerationRow]]) -> list[Finding]:
     treatment = arms.get(TREATMENT)
     if not treatment:
         return []
@@ -278,9 +288,10 @@ def _control_contrasts(arms: Mapping[str, list[GenerationRow]]) -> list[Finding]
                 question="fine-tune-generations", measure="decline_rate_difference",
                 contrast=Estimate(estimate=c.mean, low=c.low, high=c.high, n=c.n, clusters=c.starts, method=c.method,
                                   p_value=c.p_value, note=c.note),
-                contrast_of=({"arm": TREATMENT, "generation": generation}, {"arm": control, "generation": generation})))
+                contrast_of=({"model": model, "arm": TREATMENT, "generation": generation},
+                             {"model": model, "arm": control, "generation": generation})))
         findings.append(Finding(question="fine-tune-generations", measure="decline_rate_trend_difference",
                                 contrast=_slope_difference(treatment, other, value),
-                                contrast_of=({"arm": TREATMENT}, {"arm": control}),
+                                contrast_of=({"model": model, "arm": TREATMENT}, {"model": model, "arm": control}),
                                 note="treatment's slope per generation minus the control's"))
     return findings
