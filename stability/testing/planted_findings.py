@@ -123,7 +123,7 @@ def planted_lives(rng: np.random.Generator, starts: int, replicates: int, hazard
         for r in range(replicates):
             for i in range(size):
                 t = int(rng.geometric(h * (last_ratio if i == size - 1 else 1.0)))
-                out.append(Life(run_id=f"{s}-{r}", start=f"s{s}", index=i, text=f"p{s}-{i}", size=size,
+                out.append(Life(run_id=f"{s}-{r}", start=f"s{s}", place=i, text=f"p{s}-{i}", size=size,
                                 time=min(t, cap), removed=t <= cap, reworded=False, clash=False, condition="c"))
     return out
 

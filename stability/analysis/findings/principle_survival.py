@@ -26,12 +26,12 @@ intervals of :mod:`stability.analysis.incidence` apply):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from stability.analysis.alignment import DEFAULT_REWORDED_THRESHOLD, align
+from stability.analysis.alignment import DEFAULT_REWORDED_THRESHOLD, fates
 from stability.analysis.consistency import condition_of
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.findings.record import Estimate, Finding, GroupEstimate, Question
@@ -41,13 +41,12 @@ from stability.analysis.stats import kaplan_meier, rate
 QUESTION: Question = "principle-survival"
 
 
-@dataclass(frozen=True)
-class Life:
+class Life(NamedTuple):
     """One starting principle in one run: when it was removed (or censored), and whether it was reworded first."""
 
     run_id: str
     start: str
-    index: int  # 0-based position in the starting constitution
+    place: int  # 0-based position in the starting constitution
     text: str
     size: int  # principles in the starting constitution
     time: int  # step of removal, else the run's last step
@@ -62,7 +61,7 @@ class Life:
     def position(self) -> str:
         if self.size == 1:
             return "only"
-        return "first" if self.index == 0 else "last" if self.index == self.size - 1 else "middle"
+        return "first" if self.place == 0 else "last" if self.place == self.size - 1 else "middle"
 
 
 def _clash_sides(metadata: Mapping[str, object] | None, size: int) -> set[int]:
@@ -78,7 +77,7 @@ def _clash_sides(metadata: Mapping[str, object] | None, size: int) -> set[int]:
 
 
 def follow(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndarray], threshold: float,
-           cache: dict[tuple[str, str], dict[int, tuple[str, int | None]]]) -> list[Life]:
+           cache: dict[tuple[str, str], list[int | None]]) -> list[Life]:
     """Every starting principle of ``chain`` followed to its removal or the run's last usable step."""
     usable = chain.usable
     start = usable[0].node
@@ -92,18 +91,17 @@ def follow(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndarray], t
     for visit in usable[1:]:
         if visit.node != previous:
             key = (previous, visit.node)
+            before, now = corpus.principles[previous], corpus.principles[visit.node]
             fate = cache.get(key)
             if fate is None:
-                changes = align(corpus.principles[previous], corpus.principles[visit.node], vectors, threshold)
-                fate = {c.before: (c.kind, c.after) for c in changes.changes if c.before is not None}
-                cache[key] = fate
+                fate = cache[key] = fates(before, now, vectors, threshold)
             for index, position in list(where.items()):
-                kind, after = fate[position]
-                if kind == "removed" or after is None:
+                after = fate[position]
+                if after is None:  # removed
                     died[index] = visit.step
                     del where[index]
-                else:
-                    if kind == "reworded":
+                else:  # kept or moved (the same text), or reworded
+                    if now[after] != before[position]:
                         reworded.add(index)
                     where[index] = after
             previous = visit.node
@@ -113,7 +111,7 @@ def follow(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndarray], t
     metadata = corpus.metadata.get(start)
     sides = _clash_sides(metadata, len(texts))
     condition = condition_of(metadata) or "unlabelled"
-    return [Life(run_id=chain.run_id, start=start, index=i, text=text, size=len(texts), time=died.get(i, last),
+    return [Life(run_id=chain.run_id, start=start, place=i, text=text, size=len(texts), time=died.get(i, last),
                  removed=i in died, reworded=i in reworded, clash=i in sides, condition=condition,
                  model=str(chain.config.get("model", chain.model)), protocol=chain.protocol)
             for i, text in enumerate(texts)]
@@ -122,7 +120,7 @@ def follow(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndarray], t
 def lives(corpus: Corpus, vectors: Mapping[str, np.ndarray], threshold: float = DEFAULT_REWORDED_THRESHOLD
           ) -> list[Life]:
     """Every starting principle of every chain run (controls left out) that took at least one step."""
-    cache: dict[tuple[str, str], dict[int, tuple[str, int | None]]] = {}
+    cache: dict[tuple[str, str], list[int | None]] = {}
     return [life for chain in corpus.runs if chain.chain and not chain.control
             for life in follow(chain, corpus, vectors, threshold, cache)]
 
@@ -152,10 +150,10 @@ def _survival(key: dict[str, object], group: Sequence[Life], by_start: bool, ste
     return out, curve
 
 
-def _grouped(items: Sequence[Life], value_of: object) -> dict[str, list[Life]]:
+def _grouped(items: Sequence[Life], value_of: Callable[[Life], object]) -> dict[str, list[Life]]:
     out: dict[str, list[Life]] = {}
     for life in items:
-        out.setdefault(str(value_of(life)), []).append(life)  # type: ignore[operator]
+        out.setdefault(str(value_of(life)), []).append(life)
     return out
 
 
