@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
 from stability.analysis.findings import attractor_strength
 from stability.analysis.findings.record import Finding, Unanswerable
+from stability.analysis.judged import StoredJudgements
+from stability.judge.subjects import subject_key
+from stability.records import JudgementRecord
 from stability.testing import planted_findings as planted
 
 
@@ -81,3 +86,21 @@ def test_registered_property_and_references() -> None:
         attractor_strength.unregister_property("characters")
     with pytest.raises(ValueError):
         attractor_strength.register_property("n_principles", len)  # type: ignore[arg-type]
+
+
+def test_judge_score_is_a_property_where_both_ends_are_judged() -> None:
+    """A stored judge finds a contradiction in every start with an odd number of principles and in no final."""
+    corpus = planted.iterate(planted.drop_last, planted.start_lists([2, 3, 4, 5, 6, 7]), replicates=1)
+    judged: dict[tuple[str, str], JudgementRecord] = {}
+    for run in corpus.runs:
+        for node in (run.start, run.final):
+            verdict = "contradiction" if node == run.start and len(corpus.principles[node]) % 2 else "consistent"
+            judged[("contradiction", subject_key("contradiction", (node,)))] = JudgementRecord(
+                id=node, judge_key="k", judge_model="judge/m", template_hash="t", question="contradiction",
+                subject_key=subject_key("contradiction", (node,)), subjects=[node], verdict=verdict, call_id="c",
+                created_at=datetime.now(UTC))
+    found = _property(attractor_strength.answer(corpus, judgements=StoredJudgements(
+        judge="judge/m", by_judge={"judge/m": judged})), "judge:contradiction")
+    assert found.slope is not None and found.slope.estimate == 0.0  # every final is judged free of contradiction
+    assert found.position is not None and found.position.estimate == 0.0
+    assert found.strength is not None and found.strength.n == 6
