@@ -15,7 +15,8 @@ trials that failed (parse failure, truncated, error) are not counted.
 (b) From iteration runs: principle survival (:mod:`.principle_survival`), per model and protocol.
 
 ``answer(corpus, principle_vectors, reworded_threshold)`` returns every finding, or an :class:`Unanswerable`
-when the selection has neither kind of run.
+when the selection has neither kind of run; ``swap_answer`` and ``survival_answer`` answer each half (each
+question), with its own :class:`Unanswerable`.
 """
 
 from __future__ import annotations
@@ -109,17 +110,32 @@ def swap_findings(corpus: Corpus) -> list[Finding]:
             *_contrasts(runs, "reflect", "first", "none"), *_contrasts(runs, "source", "free", "provided")]
 
 
-def answer(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
-           reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> list[Finding] | Unanswerable:
-    """Question 1's findings over ``corpus``: swap rates from rate-alternatives runs and principle survival from
-    chain runs (``principle_vectors``: unit vectors of every principle text, as the analysis embeds them)."""
-    findings = swap_findings(corpus)
+def swap_answer(corpus: Corpus) -> list[Finding] | Unanswerable:
+    """Question 1a alone: swap rates and their paired contrasts."""
+    return swap_findings(corpus) or Unanswerable(
+        question="principle-swap", reason="no rate-alternatives run in principle mode with an answered trial")
+
+
+def survival_answer(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
+                    reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> list[Finding] | Unanswerable:
+    """Question 1b alone: principle survival per model and protocol."""
     by_group: dict[tuple[str, str], list[Life]] = {}
     for life in lives(corpus, principle_vectors, reworded_threshold):
         by_group.setdefault((life.model, life.protocol), []).append(life)
-    for (model, protocol), followed in sorted(by_group.items()):
-        findings += survival_findings(followed, {"model": model, "protocol": protocol})
-    if not findings:
+    findings = [finding for (model, protocol), followed in sorted(by_group.items())
+                for finding in survival_findings(followed, {"model": model, "protocol": protocol})]
+    return findings or Unanswerable(question="principle-survival",
+                                    reason="no chain run that took a step: no principle to follow")
+
+
+def answer(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
+           reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> list[Finding] | Unanswerable:
+    """Question 1's findings over ``corpus``: swap rates from rate-alternatives runs and principle survival from
+    chain runs (``principle_vectors``: unit vectors of every principle text, as the analysis embeds them). To
+    report which half the design cannot answer, call :func:`swap_answer` and :func:`survival_answer`."""
+    found = [part for part in (swap_answer(corpus), survival_answer(corpus, principle_vectors, reworded_threshold))
+             if isinstance(part, list)]
+    if not found:
         return Unanswerable(question="principle-swap", reason="no rate-alternatives run in principle mode and no "
                             "chain run that took a step: nothing to measure a principle's swaps or survival on")
-    return findings
+    return [finding for part in found for finding in part]

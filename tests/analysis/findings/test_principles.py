@@ -102,3 +102,11 @@ def test_nothing_to_answer() -> None:
     corpus = Corpus(runs=[RunChain(run_id="r", visits=[Visit(0, "a", "origin")])], principles={"a": ("x",)})
     result = principles.answer(corpus, {})
     assert isinstance(result, Unanswerable) and result.question == "principle-swap"
+
+
+def test_each_half_says_when_it_cannot_answer() -> None:
+    corpus = planted.iterate(planted.never, planted.start_lists([2, 3]), replicates=1)
+    swap = principles.swap_answer(corpus)
+    assert isinstance(swap, Unanswerable) and swap.question == "principle-swap"
+    survival = principles.survival_answer(corpus, planted.vectors(corpus))
+    assert isinstance(survival, list) and {f.question for f in survival} == {"principle-survival"}
