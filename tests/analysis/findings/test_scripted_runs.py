@@ -3,6 +3,7 @@ reads any store, answered by the findings."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from stability.analysis.embeddings import HashingEmbedder
@@ -65,3 +66,48 @@ def test_drop_last_and_never_through_the_store(tmp_path: Path) -> None:
     never = principles.answer(kept[0], kept[1].principles)
     assert isinstance(never, list)
     assert all(g.estimate == 1.0 for f in never if f.measure.startswith("survival") for g in f.groups or [])
+
+
+def rater(messages: list[Message]) -> str:
+    """Names "Be truthful." the favourite when asked at once, the current principle after reflecting."""
+    if "Before rating anything, reflect" in messages[-1].content:
+        return "I have thought about it."  # the reflection turn
+    asked = next(m.content for m in messages if m.role == "user")
+    options = {line[0]: line[3:] for line in asked.splitlines() if re.match(r"^[A-Z]\. ", line)}
+    current = re.search(r'under consideration is number \d+: "(?P<p>[^"]+)"', asked)
+    assert current is not None
+    reflected = any(m.role == "assistant" for m in messages)
+    wanted = current.group("p") if reflected else "Be truthful."
+    best = next(label for label, text in options.items() if text == wanted)
+    return "\n".join(f"{label}: {5 if label == best else 1}" for label in options) + f"\nFAVOURITE: {best}"
+
+
+def test_rate_alternatives_through_the_store(tmp_path: Path) -> None:
+    alternatives = tmp_path / "alts.yaml"
+    alternatives.write_text("- {text: Be truthful., relation: paraphrase}\n- {text: Deceive., relation: opposite}\n",
+                            encoding="utf-8")
+    start = tmp_path / "start.md"
+    start.write_text("- Be honest.\n- Be kind.\n", encoding="utf-8")
+    scripted.register("rater", lambda: ScriptedModel(fn=rater, name="scripted/rater"))
+    db = tmp_path / "ratings.duckdb"
+    ids = []
+    for principle in (1, 2):
+        for reflect in ("none", "first"):
+            for seed in (0, 1, 2):
+                result = iterate(IterateConfig(
+                    protocol="rate-alternatives", model="scripted/rater", constitution=str(start), seed=seed,
+                    options={"alternatives": str(alternatives), "trials": 3, "principle": principle,
+                             "reflect": reflect}), db)
+                assert result.run.status == "done", result.run.error
+                ids.append(result.run.id)
+    corpus, *_ = load(ids, db, False, HashingEmbedder())
+    found = principles.swap_answer(corpus)
+    assert isinstance(found, list)
+    rates = {(g.group["principle"], g.group["reflect"]): g for g in found[0].groups or []}
+    assert set(rates) == {(p, r) for p in ("Be honest.", "Be kind.") for r in ("none", "first")}
+    assert all(g.estimate == (1.0 if r == "none" else 0.0) and g.n == 9 and g.clusters == 3
+               for (_, r), g in rates.items())
+    difference = found[1]
+    assert difference.contrast_of is not None and difference.contrast_of[0]["reflect"] == "first"
+    assert difference.contrast is not None and difference.contrast.estimate == -1.0
+    assert difference.contrast.clusters == 6  # paired by principle and seed
