@@ -93,7 +93,7 @@ def test_rate_alternatives_through_the_store(tmp_path: Path) -> None:
     ids = []
     for principle in (1, 2):
         for reflect in ("none", "first"):
-            for seed in (0, 1, 2):
+            for seed in (0, 1):
                 result = iterate(IterateConfig(
                     protocol="rate-alternatives", model="scripted/rater", constitution=str(start), seed=seed,
                     options={"alternatives": str(alternatives), "trials": 3, "principle": principle,
@@ -105,9 +105,9 @@ def test_rate_alternatives_through_the_store(tmp_path: Path) -> None:
     assert isinstance(found, list)
     rates = {(g.group["principle"], g.group["reflect"]): g for g in found[0].groups or []}
     assert set(rates) == {(p, r) for p in ("Be honest.", "Be kind.") for r in ("none", "first")}
-    assert all(g.estimate == (1.0 if r == "none" else 0.0) and g.n == 9 and g.clusters == 3
+    assert all(g.estimate == (1.0 if r == "none" else 0.0) and g.n == 6 and g.clusters == 2
                for (_, r), g in rates.items())
     difference = found[1]
     assert difference.contrast_of is not None and difference.contrast_of[0]["reflect"] == "first"
     assert difference.contrast is not None and difference.contrast.estimate == -1.0
-    assert difference.contrast.clusters == 6  # paired by principle and seed
+    assert difference.contrast.clusters == 4  # paired by principle and seed
