@@ -68,7 +68,7 @@ def strength(reps: int) -> None:
                 xs = np.repeat(x, replicates)
                 ys = 4 + 0.5 * (xs - 4) + np.repeat(rng.normal(0, 1.0, starts), replicates) + \
                     rng.normal(0, 0.5, len(xs))
-                e = strength_of(xs, ys, [f"s{i}" for i in np.repeat(np.arange(starts), replicates)])
+                e = strength_of(xs.tolist(), ys.tolist(), [f"s{i}" for i in np.repeat(np.arange(starts), replicates)])
                 s, p = e["strength"], e["position"]
                 s_hit.append(s.low is not None and s.high is not None and s.low <= 0.5 <= s.high)
                 p_hit.append(p.low is not None and p.high is not None and p.low <= 4.0 <= p.high)
