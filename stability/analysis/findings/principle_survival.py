@@ -11,7 +11,8 @@ Estimates (``FIXED`` is the one cause, so the Aalenâ€“Johansen incidence is 1 âˆ
 intervals of :mod:`stability.analysis.incidence` apply):
 
 - ``survival``: per principle (its starting text) and per kind of principle (``position``: first, middle, last;
-  ``clash``: on a side of a planted clash, or not; ``condition``: the library's tag of its constitution), the
+  ``clash``: on a side of a planted clash, or not; ``condition``, and ``style``, ``main``, ``similarity`` where
+  the starts differ in them: the library's tags of its constitution), the
   share of principles not yet removed at one common step for every group (``at_step``: the earliest censoring
   step of all principles, so every outcome up to it is known, and groups compare at the same step), with the
   leave-one-cluster-out jackknife-t interval on the logit scale (Wilson where there is one cluster or the share
@@ -39,6 +40,8 @@ from stability.analysis.incidence import CENSORED, FIXED, cause_at, contrast_of,
 from stability.analysis.stats import kaplan_meier, rate
 
 QUESTION: Question = "principle-survival"
+#: library tags (front matter of the starting file) a survival curve is drawn by, when the starts differ in them
+TAGS = ("style", "main", "similarity")
 
 
 class Life(NamedTuple):
@@ -54,6 +57,7 @@ class Life(NamedTuple):
     reworded: bool
     clash: bool  # on a side of a planted clash (the start's metadata)
     condition: str
+    tags: tuple[tuple[str, str], ...] = ()  # the start's other library tags (TAGS) that it has
     model: str = ""
     protocol: str = ""
 
@@ -111,8 +115,9 @@ def follow(chain: RunChain, corpus: Corpus, vectors: Mapping[str, np.ndarray], t
     metadata = corpus.metadata.get(start)
     sides = _clash_sides(metadata, len(texts))
     condition = condition_of(metadata) or "unlabelled"
+    tags = tuple((tag, str(metadata[tag])) for tag in TAGS if metadata and metadata.get(tag) not in (None, ""))
     return [Life(run_id=chain.run_id, start=start, place=i, text=text, size=len(texts), time=died.get(i, last),
-                 removed=i in died, reworded=i in reworded, clash=i in sides, condition=condition,
+                 removed=i in died, reworded=i in reworded, clash=i in sides, condition=condition, tags=tags,
                  model=str(chain.config.get("model", chain.model)), protocol=chain.protocol)
             for i, text in enumerate(texts)]
 
@@ -187,6 +192,9 @@ def survival_findings(items: Sequence[Life], key: Mapping[str, object] | None = 
     kinds = {"principle": lambda life: life.text, "position": lambda life: life.position,
              "clash": lambda life: "clash side" if life.clash else "other",
              "condition": lambda life: life.condition}
+    for tag in TAGS:
+        if len({dict(life.tags).get(tag) for life in items}) >= 2:
+            kinds[tag] = lambda life, tag=tag: dict(life.tags).get(tag, "(none)")  # type: ignore[misc]
     for kind, value_of in kinds.items():
         groups, curves = [], {}
         for value, group in sorted(_grouped(items, value_of).items()):

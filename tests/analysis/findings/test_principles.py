@@ -49,12 +49,17 @@ def test_clash_sides_are_removed_sooner() -> None:
     """Starts with a planted clash (principles 1 and 2): the model removes principle 2 at step 1."""
     starts = planted.start_lists([4, 4, 4, 4])
     corpus = planted.iterate(lambda ps: tuple(p for p in ps if "principle 1:" not in p), starts, replicates=2)
-    corpus.metadata = {planted.node(s): {"condition": "contradictory", "clashes": [{"a": 1, "b": 2}]} for s in starts}
+    corpus.metadata = {planted.node(s): {"condition": "contradictory", "clashes": [{"a": 1, "b": 2}],
+                                         "style": "first-person" if n % 2 else "third-person", "main": True}
+                       for n, s in enumerate(starts)}
     findings = principles.answer(corpus, planted.vectors(corpus))
     assert isinstance(findings, list)
     by_clash = {g.group["clash"]: g for g in _by(findings, "survival_by_clash").groups or []}
     assert by_clash["clash side"].estimate == 0.5 and by_clash["other"].estimate == 1.0
     assert {g.group["condition"] for g in _by(findings, "survival_by_condition").groups or []} == {"contradictory"}
+    styles = {g.group["style"]: g.estimate for g in _by(findings, "survival_by_style").groups or []}
+    assert styles == {"first-person": 0.75, "third-person": 0.75}  # one of four principles removed in each
+    assert not [f for f in findings if f.measure == "survival_by_main"]  # every start is main: no curve by it
 
 
 def test_rewording_is_followed_not_removed() -> None:
