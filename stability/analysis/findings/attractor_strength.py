@@ -134,11 +134,13 @@ def strength_of(x: Sequence[float], y: Sequence[float], starts: Sequence[str]) -
                 for name, value in zip(("slope", "strength", "position"), point, strict=True)}
     index = np.asarray([labels.index(s) for s in starts])
     replicates: list[tuple[float, float, float | None]] = []
+    fits: list[tuple[float, float]] = []
     for g in range(k):
         keep = index != g
         found = _fit(xa[keep], ya[keep])
         if found is None:
             break
+        fits.append(found)
         replicates.append(_derived(*found))
     t = float(t_quantile(k - 1))
     out = {}
@@ -163,7 +165,30 @@ def strength_of(x: Sequence[float], y: Sequence[float], starts: Sequence[str]) -
         out[name] = Estimate(estimate=_r(value), low=_r(value - t * se), high=_r(value + t * se), n=n, clusters=k,
                              method="jackknife-t", p_value=p_value,
                              note="H0 of the p-value: slope 1 (no attraction)" if name == "slope" else None)
+    if point[2] is not None and len(fits) == k:
+        out["position"] = _fieller(fit, fits, t, n, k)
     return out
+
+
+def _fieller(fit: tuple[float, float], fits: list[tuple[float, float]], t: float, n: int, k: int) -> Estimate:
+    """The position intercept / (1 − slope) with Fieller's interval for a ratio, on the delete-one-start jackknife
+    covariance of (intercept, 1 − slope): every θ with (u − θv)² ≤ t² Var(u − θv). Unbounded (no interval) where
+    1 − slope is not distinguishable from 0 at this level."""
+    u, v = fit[0], 1.0 - fit[1]
+    draws = np.array([[a, 1.0 - b] for a, b in fits])
+    centred = draws - draws.mean(axis=0)
+    cov = (k - 1) / k * centred.T @ centred
+    qa = v * v - t * t * cov[1, 1]
+    qb = -2.0 * (u * v - t * t * cov[0, 1])
+    qc = u * u - t * t * cov[0, 0]
+    position = u / v
+    if qa <= 0:
+        return Estimate(estimate=_r(position), n=n, clusters=k, method="jackknife-fieller",
+                        note="the slope is not distinguishable from 1: the position's interval is unbounded")
+    root = float(np.sqrt(max(qb * qb - 4 * qa * qc, 0.0)))
+    low, high = (-qb - root) / (2 * qa), (-qb + root) / (2 * qa)
+    return Estimate(estimate=_r(position), low=_r(min(low, position)), high=_r(max(high, position)), n=n, clusters=k,
+                    method="jackknife-fieller")
 
 
 def _eligible(chain: RunChain) -> bool:
