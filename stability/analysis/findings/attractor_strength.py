@@ -10,10 +10,12 @@ f(final) = intercept + slope · f(start). Then
 - ``position`` = intercept / (1 − slope): the value the line maps to itself, where the runs are drawn to
   (undefined at slope 1).
 
-Intervals are clustered by starting constitution: a delete-one-start jackknife of slope, strength and position
-(each recomputed without one start's runs), with Student's t on k − 1 degrees of freedom (k starts), ``method``
-``jackknife-t``. Below 3 starts there is no interval (a note says so); with fewer than two distinct starting
-values there is no slope. The slope's p-value tests slope = 1 (no attraction at all).
+Intervals are clustered by starting constitution: a delete-one-start jackknife (each fit recomputed without one
+start's runs) with Student's t on k − 1 degrees of freedom (k starts): ``jackknife-t`` for slope and strength,
+Fieller's interval for the ratio on the jackknife covariance of intercept and 1 − slope for the position
+(``jackknife-fieller``; unbounded where the slope may be 1). Below 3 starts there is no interval (a note says
+so); with fewer than two distinct starting values there is no slope. The slope's p-value tests slope = 1 (no
+attraction at all).
 
 Properties: ``n_principles``, ``mean_principle_words``, ``distance:NAME`` (cosine distance to each reference
 constitution, ``--reference``), ``judge:contradiction`` (1 where the stored judge found a contradiction in the
