@@ -83,9 +83,9 @@ def _in_order(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
 Matches = dict[int, tuple[int, float]]  # position in the first -> (position in the second, similarity)
 
 
-def _match(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
-           vectors: Mapping[str, np.ndarray], reworded_threshold: float) -> tuple[Matches, set[tuple[int, int]]]:
-    """The matched pairs (steps 1 and 2) and those of them in order (step 3)."""
+def _pairs(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
+           vectors: Mapping[str, np.ndarray], reworded_threshold: float) -> Matches:
+    """The matched pairs (steps 1 and 2)."""
     positions_after: dict[str, int] = {text: j for j, text in enumerate(after)}
     matched: Matches = {}
     for i, text in enumerate(before):
@@ -109,6 +109,13 @@ def _match(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[st
                 score = float(similarity[r, c])
                 if score >= reworded_threshold:
                     matched[rest_before[r]] = (rest_after[c], score)
+    return matched
+
+
+def _match(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
+           vectors: Mapping[str, np.ndarray], reworded_threshold: float) -> tuple[Matches, set[tuple[int, int]]]:
+    """The matched pairs (steps 1 and 2) and those of them in order (step 3)."""
+    matched = _pairs(before, after, vectors, reworded_threshold)
     return matched, _in_order([(i, j) for i, (j, _) in matched.items()])
 
 
@@ -131,6 +138,16 @@ def align(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str
     changes += [PrincipleChange(kind="added", after=j, after_text=text) for j, text in enumerate(after)
                 if j not in used]
     return Alignment(reworded_threshold=reworded_threshold, changes=changes)
+
+
+def fates(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],
+          vectors: Mapping[str, np.ndarray], reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD
+          ) -> list[int | None]:
+    """Per position in ``before``: the position of its counterpart in ``after`` (kept, moved or reworded; the
+    same matching as :func:`align`), or None where it was removed. Builds no changes (principle survival follows
+    every transition of every run)."""
+    matched = _pairs(before, after, vectors, reworded_threshold)  # order (step 3) does not decide survival
+    return [matched[i][0] if i in matched else None for i in range(len(before))]
 
 
 def change_counts(before: tuple[str, ...] | list[str], after: tuple[str, ...] | list[str],

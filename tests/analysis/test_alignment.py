@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from stability.analysis.alignment import align
+from stability.analysis.alignment import align, fates
 from tests.analysis.handmade import unit
 
 VECTORS = {
@@ -62,3 +62,13 @@ def test_counts_and_successor() -> None:
 def test_everything_removed(after: list[str]) -> None:
     result = align(["honest", "harmless"], after, VECTORS, 0.9)
     assert result.counts()["removed"] == 2 and result.counts()["added"] == len(after)
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (["honest", "harmless", "helpful"], ["harmless", "honest and kind"]),  # moved, reworded, removed
+    (["honest", "curious"], ["curious", "helpful", "honest"]),
+    (["harmless"], []),
+])
+def test_fates_are_the_successors_of_align(before: list[str], after: list[str]) -> None:
+    successor = align(before, after, VECTORS, 0.9).successor()
+    assert fates(before, after, VECTORS, 0.9) == [successor.get(i) for i in range(len(before))]

@@ -61,6 +61,8 @@ class Finding(BaseModel):
     strength: Estimate | None = None  # 1 − |slope|
     position: Estimate | None = None  # intercept / (1 − slope)
     note: str | None = None
+    # the data behind the finding's figure (survival curves, scatter points, per-generation series), by name
+    figure: dict[str, Any] | None = None
 
 
 class Unanswerable(BaseModel):
