@@ -97,7 +97,7 @@ class CallRecord(Record):
     @property
     def truncated(self) -> bool:
         """The answer was cut at the token limit (``finish_reason`` length, max_tokens, ...)."""
-        from stability.models.base import is_truncated
+        from stability.vocabulary.generation import is_truncated
 
         return is_truncated(self.finish_reason)
 

@@ -22,14 +22,7 @@ from stability.constitution import Constitution, parse_file
 from stability.engine.templates import DEFAULT_VARIANT, TemplateSet
 from stability.errors import InputError, StabilityError
 from stability.input_files import invalid, load_yaml
-from stability.models.base import (
-    AnswerFormat,
-    GenerateConfig,
-    Model,
-    ReasoningEffort,
-    close_models,
-    omit_later_defaults,
-)
+from stability.models.base import Model, close_models
 from stability.models.registry import check_model_name, get_model
 from stability.models.sampling import check_sampling
 from stability.models.structured import remember_formats
@@ -38,6 +31,7 @@ from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord
 from stability.store.answer_reads import learned_formats
 from stability.store.store import Store
+from stability.vocabulary import AnswerFormat, GenerateConfig, ReasoningEffort, omit_later_defaults
 from stability.yaml_location import first_problem, where
 
 SUBJECT = "subject"

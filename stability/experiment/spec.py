@@ -27,10 +27,10 @@ from stability.calls import CacheScope
 from stability.engine import IterateConfig
 from stability.errors import InputError
 from stability.input_files import invalid, load_yaml
-from stability.models.base import AnswerFormat, ReasoningEffort
 from stability.models.registry import canonical_name
 from stability.prices import Price
 from stability.resources import in_library
+from stability.vocabulary import AnswerFormat, ReasoningEffort
 
 #: the folder holding ``constitutions/`` and ``protocols/`` (a checkout's root)
 _SAMPLING: dict[str, Any] = {"temperature": Temperature, "max_tokens": MaxTokens, "top_p": TopP,

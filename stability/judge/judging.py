@@ -34,11 +34,12 @@ from stability.judge.subjects import (
     equivalence_subjects,
     refusal_subjects,
 )
-from stability.models.base import GenerateConfig, Model
+from stability.models.base import Model
 from stability.models.registry import check_model_name
 from stability.models.sampling import check_sampling
 from stability.records import JudgementRecord
 from stability.store.store import Store
+from stability.vocabulary import GenerateConfig
 
 Progress = Callable[[int, int], None]
 #: judge calls in flight at once

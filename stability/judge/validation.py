@@ -31,8 +31,9 @@ from stability.judge.judging import ask_all, judge_config, load_judge, parse_que
 from stability.judge.questions import POSITIVE, VERDICTS
 from stability.judge.subjects import Subject, clash_subject, contradiction_subject, equivalence_subject
 from stability.library import ContradictoryMeta, load_library
-from stability.models.base import GenerateConfig, Model
+from stability.models.base import Model
 from stability.store.store import Store, default_db_path
+from stability.vocabulary import GenerateConfig
 
 RELATION_LABELS = {"paraphrase": "same", "weaker": "narrower", "stronger": "broader", "opposite": "opposite",
                    "neutral": "different", "other-axis": "different"}

@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
+from stability.models.base import Model
 from stability.models.structured import parse_json_object
+from stability.vocabulary import GenerateConfig, Message, Output, TransientError
 
 BatchState = Literal["live", "ended", "failed", "cancelled"]
 #: providers with a batch API (``--dry-run`` prices their calls at the batch rate without loading a model)

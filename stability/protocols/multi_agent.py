@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stability.engine.run import derive_seed
 from stability.json_text import json_object
-from stability.models.base import Message, is_truncated
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
 from stability.records import CallRecord
+from stability.vocabulary import Message, derive_seed, is_truncated
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

@@ -12,10 +12,10 @@ import pytest
 
 import stability
 from stability.calls import CallPath, RetryPolicy
-from stability.models.base import GenerateConfig, Message, Output, is_truncated
 from stability.models.registry import get_model
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import GenerateConfig, Message, Output, is_truncated
 
 MESSAGES = [Message(role="system", content="Be brief."), Message(role="user", content="Revise the list.")]
 SCHEMA = {"type": "object", "properties": {"decision": {"type": "string"}}, "required": ["decision"]}
