@@ -16,7 +16,8 @@ Contract:
   batch rate, before the run waiting on it sees it; an import read twice stores nothing twice (an answer is found
   by its call key; a failed call by its id, derived from the batch and the request: :func:`imported_call_id`). An
   expired request, or one that met a transient error (429, 5xx, a failed batch), joins the next wave, up to the
-  retry policy's attempts; another error is stored as a failed call and raised as :class:`~stability.vocabulary.CallFailed`.
+  retry policy's attempts; another error is stored as a failed call and raised as
+  :class:`~stability.vocabulary.CallFailed`.
 - **Spending.** With a budget, a request is checked when it joins a wave and its estimate (:meth:`Batcher._estimate`,
   at the batch rate) is committed; the import replaces it by the actual cost.
 - **Progress.** ``on_event`` receives a :class:`BatchEvent` on each submission and each change a poll sees.

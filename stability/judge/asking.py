@@ -21,10 +21,10 @@ import hashlib
 import json
 from typing import Any
 
+from stability.analysis.judged_subjects import Subject
 from stability.calls import CallPath, Spending
 from stability.engine.templates import Templates
 from stability.judge.questions import TEMPLATE_FILE, answer_schema, read_judgement
-from stability.judge.subjects import Subject
 from stability.models.base import Model
 from stability.protocols.base import fill
 from stability.records import JudgementRecord, now

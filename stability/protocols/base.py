@@ -108,6 +108,11 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
             options[cls.cli_flags[flag]] = value
         return options
 
+    @classmethod
+    def flag_kind(cls, flag: str) -> type | None:
+        """The kind of value a flag takes when it is not its option's (``--agents 3``: text); None: the option's."""
+        return None
+
     # -- declarations -------------------------------------------------------------------------------------------
 
     def template_folders(self) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from stability.tokens import Tokens
+from stability.vocabulary.settings import SamplingSettings, later_names, omit_later_defaults
 
 
 class Message(BaseModel):
@@ -21,49 +22,26 @@ class Message(BaseModel):
     content: str
 
 
-ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
-AnswerFormat = Literal["auto", "structured", "text"]
+class GenerateConfig(SamplingSettings):
+    """One call's sampling parameters: the run's sampling settings (declared in :mod:`.settings`) and the call's
+    own seed, stop sequences, log-probabilities and answer schema. Part of every call's cache key.
 
-
-def omit_later_defaults(model: BaseModel, data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """``data`` without the fields ``names`` that hold their default.
-
-    For fields added after dumps of ``model`` were first hashed (cache keys, experiment cells): a config that
-    does not use them dumps, and so hashes, exactly as it did before they existed.
-    """
-    fields = type(model).model_fields
-    return {k: v for k, v in data.items() if k not in names or getattr(model, k) != fields[k].default}
-
-
-class GenerateConfig(BaseModel):
-    """Sampling parameters. Part of every call's cache key and stored with every run.
-
-    The fields after ``json_schema`` are left out of the dump while at their default, so existing cache keys
-    stay valid.
+    A setting added after cache keys were first hashed is left out of the dump while at its default
+    (:func:`~stability.vocabulary.settings.later_names`), so existing cache keys stay valid.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = 1.0
-    max_tokens: int = 1024
-    top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
     #: ask for the top-k log-probabilities of each generated token (providers that expose them)
     logprobs: int | None = None
     #: ask for JSON matching this schema (structured output / tool use where the provider supports it)
     json_schema: dict[str, Any] | None = None
-    #: OpenAI reasoning models (o-series, gpt-5): how much to reason before answering
-    reasoning_effort: ReasoningEffort | None = None
-    #: Anthropic extended thinking: tokens the model may think for (at least 1024, below max_tokens)
-    thinking_budget: int | None = None
-    #: how a ``json_schema`` answer is asked for: structured output, plain text, or ``auto`` (structured, and
-    #: plain text from a server that refuses structured output)
-    answer_format: AnswerFormat = "auto"
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format"))
+        return omit_later_defaults(self, handler(self), later_names(SamplingSettings))
 
 
 class Usage(BaseModel):

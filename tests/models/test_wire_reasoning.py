@@ -218,4 +218,5 @@ def test_iterate_suggests_a_larger_max_tokens_when_answers_were_cut(wire: WireSe
         with pytest.raises(SystemExit):
             main()
         err = capsys.readouterr().err
-        assert ("answers were cut at the token limit (max_tokens 5); rerun with a larger --max-tokens" in err) == cut
+        assert ("cut at the token limit (--max-tokens 5); a cut-off answer is never read as a revision: rerun "
+                "with a larger --max-tokens, e.g. --max-tokens 10" in err) == cut
