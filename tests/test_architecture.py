@@ -146,3 +146,11 @@ def test_the_cli_names_no_protocol_option() -> None:
     spelled = [(path.name, flag) for path in (PACKAGE / "cli").glob("*.py") for flag in flags
                if f'"{flag}"' in path.read_text(encoding="utf-8")]
     assert spelled == []
+
+
+def test_every_command_is_registered_one_way() -> None:
+    """The app's commands are exactly ``stability.cli.app.COMMANDS`` (and the ``constitutions`` group)."""
+    from stability.cli.app import COMMANDS, app
+
+    assert [c.name for c in app.registered_commands] == list(COMMANDS)
+    assert [g.name for g in app.registered_groups] == ["constitutions"]

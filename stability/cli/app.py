@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, cast, get_args, get_origin
@@ -32,7 +33,6 @@ app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
-app.add_typer(library_app, name="constitutions")
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``KEY=VALUE`` flags as a dict; a malformed one is a one-line error."""
     pairs = {}
@@ -155,7 +155,6 @@ def _iterate_command(**values: Any) -> None:
 
 _iterate_command.__doc__ = iterate.__doc__
 _iterate_command.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
-app.command("iterate")(_iterate_command)
 
 
 def _batch_line(event: Any) -> None:
@@ -226,7 +225,6 @@ def _print_chain(run_id: str, db: Path | None) -> None:
     console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
-@app.command()
 def runs(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List runs with their status, steps, calls and tokens."""
     from stability.chain import list_runs
@@ -245,7 +243,6 @@ def runs(db: DbOption = None, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@app.command()
 def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will do)")], db: DbOption = None,
          as_json: JsonOption = False) -> None:
     """Show a run's chain: each step's decision, the diff it made, and the stop reason."""
@@ -272,7 +269,6 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
     console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
-@app.command()
 def models(as_json: JsonOption = False) -> None:
     """List model providers and whether each is usable here."""
     from stability.models.registry import provider_status
@@ -290,16 +286,16 @@ def models(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-experiment_commands.register(app)
-store_commands.register(app)
-app.command("experiments")(analysis_commands.experiments)
-app.command("probe")(probe_command.probe)
-app.command("answers")(answers_command.answers)
-app.command("judge")(judge_command.judge)
-app.command("analyze")(analysis_commands.analyze)
-app.command("graph")(analysis_commands.graph)
-app.command("report")(analysis_commands.report)
-app.command("view")(view_command.view)
+#: every command by name, registered one way (the ``constitutions`` group is a sub-app of its own commands)
+COMMANDS: dict[str, Callable[..., None]] = {
+    "iterate": _iterate_command, "runs": runs, "show": show, "models": models, **experiment_commands.COMMANDS,
+    **store_commands.COMMANDS, "experiments": analysis_commands.experiments, "probe": probe_command.probe,
+    "answers": answers_command.answers, "judge": judge_command.judge, "analyze": analysis_commands.analyze,
+    "graph": analysis_commands.graph, "report": analysis_commands.report, "view": view_command.view,
+}
+for _name, _command in COMMANDS.items():
+    app.command(_name)(_command)
+app.add_typer(library_app, name="constitutions")
 
 
 class _Notes(logging.Handler):

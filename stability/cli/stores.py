@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +58,5 @@ def import_store(
     console.print(f"imported {folder}: {written}", markup=False, highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("merge")(merge)
-    app.command("export")(export)
-    app.command("import-store")(import_store)
+#: this module's commands by name (``stability.cli.app`` registers every command one way)
+COMMANDS: dict[str, Callable[..., None]] = {"merge": merge, "export": export, "import-store": import_store}
