@@ -68,10 +68,10 @@ def iterate(
     batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
                                         "the price; answers within 24 h)")] = False,
     db: DbOption = None,
-    **declared: Any,
+    **derived: Any,
 ) -> None:
-    """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
-    those protocols only."""
+    """Run one protocol over a constitution, storing every revision and call. A flag marked with protocols in
+    parentheses applies to those protocols only."""
     from stability.engine import IterateConfig
     from stability.engine import iterate as run_iterate
     from stability.engine import resume as run_resume
@@ -80,10 +80,10 @@ def iterate(
     from stability.vocabulary.settings import check_setting
     from stability.vocabulary.settings import declared as run_settings
 
-    settings = {name: declared[name] for name in run_settings()}
+    settings = {name: derived[name] for name in run_settings()}  # the flags of _iterate_parameters
     for name, value in settings.items():
         check_setting(name, value)
-    flags = {name: declared[name] or None if flag.kind is bool else declared[name]  # a switch left off: not given
+    flags = {name: derived[name] or None if flag.kind is bool else derived[name]  # a switch left off: not given
              for name, flag in protocol_flags().items()}
     progress = StepProgress(flags.get("max_steps") or 20)
     try:
