@@ -104,9 +104,9 @@ class CallRecord(Record):
     @property
     def structured(self) -> dict[str, Any] | None:
         """The answer as a JSON object when it was asked for with a schema and is one, else None."""
-        from stability.models.structured import parse_json_object
+        from stability.json_text import json_object
 
-        return parse_json_object(self.text or "") if self.answer_format == "structured" else None
+        return json_object(self.text or "") if self.answer_format == "structured" else None
 
 
 class RatingRecord(Record):

@@ -154,3 +154,12 @@ def test_every_command_is_registered_one_way() -> None:
 
     assert [c.name for c in app.registered_commands] == list(COMMANDS)
     assert [g.name for g in app.registered_groups] == ["constitutions"]
+
+
+def test_the_vocabulary_is_below_every_other_layer() -> None:
+    """``stability.vocabulary`` reaches (through any chain of imports) only the leaf modules it is built on: never
+    a provider, the call path, the engine, a protocol, the judge or analysis."""
+    graph = import_graph()
+    reached = set().union(*(nx.descendants(graph, name) for name in graph if name.startswith("stability.vocabulary")))
+    leaves = {"stability.bounds", "stability.errors", "stability.json_text", "stability.records", "stability.tokens"}
+    assert {name for name in reached if not name.startswith("stability.vocabulary")} <= leaves
