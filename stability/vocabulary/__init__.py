@@ -1,9 +1,9 @@
 """The shared vocabulary: the words providers, the call path, the engine, protocols, the judge and analysis all use.
 
-Contract: below every other layer (it imports only :mod:`stability.records`, :mod:`stability.tokens` and
-:mod:`stability.bounds`): messages, the generate config, outputs and usage, model traits (:mod:`.generation`); a
-run's settings, each declared once (:mod:`.settings`); per-call seeds (:mod:`.seeds`); call failures
-(:mod:`.failures`). Import these names from here, never from a provider, the engine or the call path.
+Contract: below every other layer (it imports only the leaves :mod:`stability.records`, :mod:`stability.tokens`,
+:mod:`stability.bounds` and :mod:`stability.errors`): messages, the generate config, outputs and usage, model traits
+(:mod:`.generation`); a run's settings, each declared once (:mod:`.settings`); per-call seeds (:mod:`.seeds`); call
+failures (:mod:`.failures`). Import these names from here, never from a provider, the engine or the call path.
 """
 
 from stability.vocabulary.failures import CallFailed, TransientError
