@@ -27,11 +27,11 @@ from pathlib import Path
 from stability.constitution import Constitution
 from stability.engine.templates import Templates
 from stability.finetune import TrainerParams, TrainingExample
-from stability.models.base import GenerateConfig, Message
 from stability.models.hf import HFModel
 from stability.models.hf_training import train_lora
 from stability.models.registry import get_model
 from stability.protocols.fresh_instance import revision_messages
+from stability.vocabulary import GenerateConfig, Message
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import json
 import statistics
 import time
 
-from stability.models.base import GenerateConfig, Message
 from stability.models.local import N_CTX, gguf_path, render_prompt
 from stability.models.registry import get_model
+from stability.vocabulary import GenerateConfig, Message
 
 MESSAGES = [
     Message(role="system", content="You are reviewing the constitution that guides your own behaviour."),

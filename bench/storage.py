@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from overhead import loadavg, versions  # noqa: E402  (bench/overhead.py: what every figure is measured with)
 
 from analysis import edit, vocabulary  # noqa: E402  (bench/analysis.py: the synthetic vocabulary and edits)
-from stability.models.base import GenerateConfig, Message, Output  # noqa: E402
 from stability.models.scripted import ScriptedModel, register  # noqa: E402
 from stability.testing.specs import write_spec  # noqa: E402
+from stability.vocabulary import GenerateConfig, Message, Output  # noqa: E402
 
 DECLINE_SHARE = 0.30
 

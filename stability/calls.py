@@ -37,12 +37,13 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
+from stability.models.base import Model
 from stability.models.retry import backoff
 from stability.prices import PriceTable
 from stability.records import CallRecord, now
 from stability.redaction import redact, secret_values
 from stability.store.store import Store
+from stability.vocabulary import CallFailed, GenerateConfig, Message, Output, TransientError
 
 #: which other runs' calls may answer a run's request (its own calls always do, for resume)
 CacheScope = Literal["run", "experiment", "global"]
@@ -68,14 +69,6 @@ class RetryPolicy(BaseModel):
             if os.environ.get(env):
                 values[field] = type(getattr(cls(), field))(os.environ[env])
         return cls(**values)
-
-
-class CallFailed(Exception):
-    """A call that failed for good (retries exhausted, or an error retrying cannot fix). It is stored."""
-
-    def __init__(self, message: str, call: CallRecord) -> None:
-        super().__init__(message)
-        self.call = call
 
 
 def cache_key(model: Model, messages: list[Message], config: GenerateConfig) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.errors import StabilityError
-from stability.models.base import Message
+from stability.vocabulary import Message
 
 
 class TrainingExample(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from stability.json_text import json_object
-from stability.models.base import TokenLogprob
+from stability.vocabulary import TokenLogprob
 
 RATINGS = ("1", "2", "3", "4", "5")
 

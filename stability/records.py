@@ -97,16 +97,16 @@ class CallRecord(Record):
     @property
     def truncated(self) -> bool:
         """The answer was cut at the token limit (``finish_reason`` length, max_tokens, ...)."""
-        from stability.models.base import is_truncated
+        from stability.vocabulary.generation import is_truncated
 
         return is_truncated(self.finish_reason)
 
     @property
     def structured(self) -> dict[str, Any] | None:
         """The answer as a JSON object when it was asked for with a schema and is one, else None."""
-        from stability.models.structured import parse_json_object
+        from stability.json_text import json_object
 
-        return parse_json_object(self.text or "") if self.answer_format == "structured" else None
+        return json_object(self.text or "") if self.answer_format == "structured" else None
 
 
 class RatingRecord(Record):

@@ -1,7 +1,8 @@
 """The layers, as the package's imports tell them (docs/architecture.md draws the same picture).
 
-An AST walk over ``stability/`` (imports under ``if TYPE_CHECKING:`` are annotations, not dependencies):
+An AST walk over ``stability/`` (imports under ``if TYPE_CHECKING:`` count: an annotation is a dependency too):
 - no import circle anywhere;
+- analysis and the judge do not both import each other (the judge may read analysis; analysis never the judge);
 - protocols decide: nothing under ``stability/protocols/`` imports the store or a concrete provider module;
 - nothing imports the CLI (but ``python -m stability``);
 - no code outside ``stability/protocols/`` compares a protocol's name with a string;
@@ -38,10 +39,11 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return hidden
 
 
-def imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The package modules ``name`` imports (a ``from X import y`` of a submodule counts as importing it)."""
+def imports(name: str, path: Path, known: set[str], type_checking: bool = True) -> set[str]:
+    """The package modules ``name`` imports (a ``from X import y`` of a submodule counts as importing it), those
+    under ``if TYPE_CHECKING:`` too unless ``type_checking`` is false."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    hidden = _type_checking_nodes(tree)
+    hidden = set() if type_checking else _type_checking_nodes(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -77,6 +79,13 @@ def import_graph() -> nx.DiGraph:
 def test_no_import_circles() -> None:
     cycles = list(nx.simple_cycles(import_graph()))
     assert cycles == [], "import circles: " + "; ".join(" -> ".join([*c, c[0]]) for c in cycles)
+
+
+def test_analysis_and_the_judge_do_not_import_each_other() -> None:
+    graph = import_graph()
+    analysis_to_judge = [(a, b) for a, b in graph.edges
+                         if a.startswith("stability.analysis") and b.startswith("stability.judge")]
+    assert analysis_to_judge == [], "analysis reads the judgements from the store, never the judge"
 
 
 def test_protocols_import_neither_the_store_nor_a_provider() -> None:
@@ -116,10 +125,41 @@ def test_the_walk_finds_a_planted_circle(tmp_path: Path) -> None:
     assert imports("stability.a", a, {"stability.a", "stability.b"}) == {"stability.b"}
     hidden = tmp_path / "h.py"
     hidden.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from stability.b import x\n")
-    assert imports("stability.h", hidden, {"stability.h", "stability.b"}) == set()
+    assert imports("stability.h", hidden, {"stability.h", "stability.b"}) == {"stability.b"}
+    assert imports("stability.h", hidden, {"stability.h", "stability.b"}, type_checking=False) == set()
+    planted = nx.DiGraph([("stability.a", "stability.b"), ("stability.b", "stability.a")])
+    assert list(nx.simple_cycles(planted))
 
 
 def test_every_module_opens_with_its_contract() -> None:
     missing = [name for name, path in modules().items()
                if path.stat().st_size and ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None]
     assert missing == []
+
+
+def test_the_cli_names_no_protocol_option() -> None:
+    """``iterate``'s protocol flags are derived from the protocols' ``cli_flags``: no CLI module spells one."""
+    from stability.protocols import protocol_flags
+
+    flags = {"--" + name.replace("_", "-") for name in protocol_flags()}
+    assert "--max-steps" in flags and "--agents" in flags
+    spelled = [(path.name, flag) for path in (PACKAGE / "cli").glob("*.py") for flag in flags
+               if f'"{flag}"' in path.read_text(encoding="utf-8")]
+    assert spelled == []
+
+
+def test_every_command_is_registered_one_way() -> None:
+    """The app's commands are exactly ``stability.cli.app.COMMANDS`` (and the ``constitutions`` group)."""
+    from stability.cli.app import COMMANDS, app
+
+    assert [c.name for c in app.registered_commands] == list(COMMANDS)
+    assert [g.name for g in app.registered_groups] == ["constitutions"]
+
+
+def test_the_vocabulary_is_below_every_other_layer() -> None:
+    """``stability.vocabulary`` reaches (through any chain of imports) only the leaf modules it is built on: never
+    a provider, the call path, the engine, a protocol, the judge or analysis."""
+    graph = import_graph()
+    reached = set().union(*(nx.descendants(graph, name) for name in graph if name.startswith("stability.vocabulary")))
+    leaves = {"stability.bounds", "stability.errors", "stability.json_text", "stability.records", "stability.tokens"}
+    assert {name for name in reached if not name.startswith("stability.vocabulary")} <= leaves

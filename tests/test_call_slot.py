@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from stability.calls import CallFailed, CallPath, RetryPolicy
-from stability.models.base import GenerateConfig, Message, Model
+from stability.calls import CallPath, RetryPolicy
+from stability.models.base import Model
 from stability.models.scripted import ScriptedModel
 from stability.store import Store
+from stability.vocabulary import CallFailed, GenerateConfig, Message
 
 MESSAGES = [Message(role="user", content="hello")]
 

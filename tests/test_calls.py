@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from stability.calls import CallFailed, CallPath, Flights, RetryPolicy, cache_key
-from stability.models.base import GenerateConfig, Message, TransientError
+from stability.calls import CallPath, Flights, RetryPolicy, cache_key
 from stability.models.scripted import ScriptedModel, flaky
 from stability.store import Store
+from stability.vocabulary import CallFailed, GenerateConfig, Message, TransientError
 from tests.conftest import ROOT
 
 MESSAGES = [Message(role="user", content="hello")]

@@ -7,9 +7,9 @@ import pytest
 from stability.engine import IterateConfig, iterate, resume
 from stability.errors import InputError, StabilityError
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
 from stability.store import Store
+from stability.vocabulary import Message
 from tests.conftest import write
 
 

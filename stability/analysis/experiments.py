@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from stability.analysis.factors import constitution_name
+from stability.analysis.factors import CONFIG_DEFAULTS, constitution_name
 from stability.errors import StabilityError
 from stability.records import CellRecord, ExperimentRecord
 from stability.store.store import Store
@@ -46,11 +46,11 @@ class ExperimentSummary(BaseModel):
 
 
 def cell_factors(config: dict[str, Any]) -> dict[str, Any]:
-    """The factor values of one cell configuration (the run's IterateConfig)."""
+    """The factor values of one cell configuration (the run's IterateConfig): its model, protocol and starting file,
+    every run setting (:data:`~stability.analysis.factors.CONFIG_DEFAULTS`), and its protocol options."""
     out: dict[str, Any] = {"model": config.get("model"), "protocol": config.get("protocol"),
-                           "constitution": constitution_name(config.get("constitution")),
-                           "seed": config.get("seed", 0), "temperature": config.get("temperature", 1.0),
-                           "max_tokens": config.get("max_tokens", 1024), "top_p": config.get("top_p")}
+                           "constitution": constitution_name(config.get("constitution"))}
+    out.update({name: config.get(name, default) for name, default in CONFIG_DEFAULTS.items()})
     out.update({f"options.{k}": v for k, v in sorted((config.get("options") or {}).items())})
     return out
 

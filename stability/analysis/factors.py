@@ -3,7 +3,8 @@
 A factor is read from the run's stored configuration (the cell it fills), from the metadata of its starting file,
 or from the experiment it belongs to:
 
-- ``model``, ``protocol``, ``seed``, ``temperature``, ``max_tokens``, ``top_p``: the run's configuration;
+- ``model``, ``protocol`` and every run setting (``seed``, ``temperature``, ``max_tokens``, ``templates``, ...:
+  :class:`~stability.vocabulary.RunSettings`): the run's configuration;
 - ``constitution``: the starting file, relative to the library folder when it lies in one (``(blank)`` without);
 - ``condition``: from the starting file's metadata (``contradictory`` when it lists clashes; ``unlabelled``
   without metadata);
@@ -22,14 +23,13 @@ from typing import Any
 from stability.analysis.consistency import condition_of
 from stability.analysis.corpus import Corpus, RunChain
 from stability.errors import StabilityError
+from stability.vocabulary.settings import defaults as settings_defaults
 
-CONFIG_FACTORS = ("model", "protocol", "seed", "temperature", "max_tokens", "top_p", "templates", "reasoning_effort",
-                  "thinking_budget", "answer_format")
+#: a run's settings (:mod:`stability.vocabulary.settings`) with their defaults: a run's config leaves the later ones
+#: out at their defaults, and runs stored before a setting existed had its default
+CONFIG_DEFAULTS: dict[str, Any] = settings_defaults()
+CONFIG_FACTORS = ("model", "protocol", *CONFIG_DEFAULTS)
 BUILT_IN = (*CONFIG_FACTORS, "constitution", "condition", "experiment")
-#: a run's config leaves these out at their defaults (runs stored before a field existed have the default too)
-CONFIG_DEFAULTS: dict[str, Any] = {"seed": 0, "temperature": 1.0, "max_tokens": 1024, "top_p": None,
-                                   "templates": "default", "reasoning_effort": None, "thinking_budget": None,
-                                   "answer_format": "auto"}
 
 
 def parse_by(value: str | None) -> list[str]:

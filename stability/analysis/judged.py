@@ -1,7 +1,7 @@
 """``analyze --judge MODEL``: the measures of meaning taken from stored judgements where they exist, the rule elsewhere.
 
 Analysis never asks a judge: it reads the ``judgements`` table (``stability judge`` filled it) and finds each
-judgement again by recomputing its subject key from what it measures (:mod:`stability.judge.subjects`). For each
+judgement again by recomputing its subject key from what it measures (:mod:`.judged_subjects`). For each
 (question, subject) the latest judgement of the named judge model is used; one without a verdict ("no judgement")
 is as if absent.
 
@@ -37,10 +37,10 @@ from stability.analysis.convergence import RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.embeddings import text_hash
 from stability.analysis.groups import GroupSummary
+from stability.analysis.judged_subjects import answers_of, later_nodes, refusal_subject, reworded_pairs, subject_key
 from stability.analysis.kappa import cohen_kappa, kappa_interval
 from stability.analysis.stats import Interval, wilson
 from stability.errors import StabilityError
-from stability.judge.subjects import answers_of, later_nodes, refusal_subject, reworded_pairs, subject_key
 from stability.records import JudgementRecord
 from stability.store.judgements import judge_models, judgements_of
 from stability.store.store import Store

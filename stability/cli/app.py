@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from types import UnionType
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import typer
 from rich.markup import escape
@@ -24,14 +27,12 @@ from stability.cli.console import DbOption, JsonOption, console, errors, print_j
 from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
-from stability.models.base import AnswerFormat, ReasoningEffort
-from stability.protocols.multi_agent import agent_names
+from stability.vocabulary.settings import default_of
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
-app.add_typer(library_app, name="constitutions")
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``KEY=VALUE`` flags as a dict; a malformed one is a one-line error."""
     pairs = {}
@@ -43,65 +44,17 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return pairs
 
 
-def _agents(value: str | None) -> list[dict[str, str]] | None:
-    """``--agents 3`` or ``--agents alice,bob=openai/gpt-4o``."""
-    if value is None:
-        return None
-    if value.isdigit():
-        return [{"name": name} for name in agent_names(int(value))]  # no digits: never read as a vote
-    agents = []
-    for part in value.split(","):
-        name, _, model = part.strip().partition("=")
-        agents.append({"name": name, **({"model": model} if model else {})})
-    return agents
-
-
 def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
     if value is not None and value not in choices:
         raise StabilityError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
 
 
-@app.command()
 def iterate(
     model: Annotated[str | None, typer.Option("--model", "-m", help="e.g. local/gemma-3-270m")] = None,
     constitution: Annotated[Path | None, typer.Option("--constitution", "-c", help="Markdown bullet list")] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="see `stability protocols`")] = "fresh-instance",
-    seed: Annotated[int, typer.Option(help="run seed; each call's seed derives from it")] = 0,
     options_file: Annotated[Path | None, typer.Option("--options", help="YAML file of protocol options (or a "
                                                       "file with an options: mapping)")] = None,
-    temperature: Annotated[float, typer.Option()] = 1.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 1024,
-    reasoning_effort: Annotated[str | None, typer.Option(
-        "--reasoning-effort", help="(OpenAI o-series, gpt-5) " + "|".join(get_args(ReasoningEffort)))] = None,
-    thinking_budget: Annotated[int | None, typer.Option(
-        "--thinking-budget", help="(Anthropic) extended thinking tokens: 1024 or more, below --max-tokens")] = None,
-    answer_format: Annotated[str, typer.Option(
-        "--answer-format", help="structured (JSON schema, tool use) | text | auto (structured; text where the "
-        "server refuses it)")] = "auto",
-    templates: Annotated[str, typer.Option(
-        "--templates", help="template variant: default | neutral | third-person | ... (a sub-folder of the "
-        "protocol's variants/)")] = "default",
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="(iteration) step cap (20)")] = None,
-    declines: Annotated[int | None, typer.Option("--declines", help="(iteration) K declines that stop (2)")] = None,
-    max_parse_failures: Annotated[int | None, typer.Option("--max-parse-failures")] = None,
-    max_principles: Annotated[int | None, typer.Option("--max-principles")] = None,
-    max_context_tokens: Annotated[int | None, typer.Option("--max-context-tokens",
-                                                           help="(in-context) token budget (6000)")] = None,
-    from_blank: Annotated[bool, typer.Option("--from-blank", help="(iteration) start from a self-authored "
-                                             "constitution")] = False,
-    size: Annotated[int | None, typer.Option("--size", help="(blank-slate, --from-blank) principles to ask for")]
-    = None,
-    topic: Annotated[str | None, typer.Option("--topic", help="(blank-slate, --from-blank) topic hint")] = None,
-    principle: Annotated[int | None, typer.Option("--principle", help="(rate-alternatives) 1-based target")] = None,
-    alternatives: Annotated[Path | None, typer.Option("--alternatives", help="(rate-alternatives) file or folder")]
-    = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="(rate-alternatives) principle|constitution")] = None,
-    reflect: Annotated[str | None, typer.Option("--reflect", help="(rate-alternatives) first|none")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="(rate-alternatives) provided|free")] = None,
-    trials: Annotated[int | None, typer.Option("--trials", help="(rate-alternatives) trials (3)")] = None,
-    agents: Annotated[str | None, typer.Option("--agents", help="(multi-agent) N, or alice,bob=MODEL,...")] = None,
-    rounds: Annotated[int | None, typer.Option("--rounds", help="(multi-agent) rounds per edit (2)")] = None,
-    editor: Annotated[str | None, typer.Option("--editor", help="(multi-agent) 'vote' or an agent name")] = None,
     role: Annotated[list[str] | None, typer.Option("--role", help="ROLE=MODEL, repeatable")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE protocol option (YAML "
                                                      "value; dotted keys nest: trainer.steps=3), repeatable")]
@@ -115,49 +68,41 @@ def iterate(
     batch: Annotated[bool, typer.Option("--batch", help="send OpenAI and Anthropic calls in provider batches (half "
                                         "the price; answers within 24 h)")] = False,
     db: DbOption = None,
+    **derived: Any,
 ) -> None:
-    """Run one protocol over a constitution, storing every revision and call. Flags marked (protocol) apply to
-    those protocols only."""
-    from stability.bounds import MaxTokens, Seed, Temperature, check
+    """Run one protocol over a constitution, storing every revision and call. A flag marked with protocols in
+    parentheses applies to those protocols only."""
     from stability.engine import IterateConfig
     from stability.engine import iterate as run_iterate
     from stability.engine import resume as run_resume
     from stability.options import check_options_file, merge_overrides, read_options
-    from stability.protocols import protocol_class
+    from stability.protocols import protocol_class, protocol_flags
+    from stability.vocabulary.settings import check_setting
+    from stability.vocabulary.settings import declared as run_settings
 
-    check(temperature, Temperature, "--temperature")
-    check(max_tokens, MaxTokens, "--max-tokens")
-    check(seed, Seed, "--seed")
-    progress = StepProgress(max_steps or 20)
+    settings = {name: derived[name] for name in run_settings()}  # the flags of _iterate_parameters
+    for name, value in settings.items():
+        check_setting(name, value)
+    flags = {name: derived[name] or None if flag.kind is bool else derived[name]  # a switch left off: not given
+             for name, flag in protocol_flags().items()}
+    progress = StepProgress(flags.get("max_steps") or 20)
     try:
         if resume:
             result = run_resume(resume, db, on_step=progress.update, batch=batch, on_batch=_batch_line)
         else:
             if not model:
                 raise StabilityError("iterate: give --model (and --constitution), or --resume RUN_ID")
-            flags: dict[str, Any] = {
-                "max_steps": max_steps, "declines": declines, "max_parse_failures": max_parse_failures,
-                "max_principles": max_principles, "max_context_tokens": max_context_tokens,
-                "from_blank": from_blank or None, "size": size, "topic": topic, "principle": principle,
-                "alternatives": str(alternatives) if alternatives else None, "mode": mode, "reflect": reflect,
-                "source": source, "trials": trials, "agents": _agents(agents), "rounds": rounds, "editor": editor,
-            }
             options = read_options(options_file) if options_file else {}
             from_flags = protocol_class(protocol).options_from_flags(flags)
             options = merge_overrides({**options, **from_flags}, option or [])
             if options_file:
                 overridden = set(from_flags) | {o.partition("=")[0].strip().split(".")[0] for o in option or []}
                 check_options_file(options_file, protocol_class(protocol).Options, options, overridden)
-            _choice("--reasoning-effort", reasoning_effort, get_args(ReasoningEffort))
-            _choice("--answer-format", answer_format, get_args(AnswerFormat))
             _choice("--cache", cache, ("run", "experiment", "global"))
-            thinking: dict[str, Any] = {"reasoning_effort": reasoning_effort, "thinking_budget": thinking_budget,
-                                        "answer_format": answer_format, "cache": cache}
-            config = IterateConfig(protocol=protocol, model=model, seed=seed,
+            config = IterateConfig(protocol=protocol, model=model,
                                    constitution=str(constitution) if constitution else None,
-                                   roles=_pairs(role, "--role"), temperature=temperature, max_tokens=max_tokens,
-                                   options=options, use_cache=not no_cache, templates=templates,
-                                   **thinking)
+                                   roles=_pairs(role, "--role"), options=options, use_cache=not no_cache,
+                                   cache=cast(Any, cache), **settings)
             result = run_iterate(config, db, on_step=progress.update, batch=batch, on_batch=_batch_line)
     finally:
         progress.stop()
@@ -165,6 +110,51 @@ def iterate(
     _hint_truncation(result.run.id, db)
     if result.run.status != "done":
         raise typer.Exit(1)
+
+
+def _flag_kind(annotation: Any) -> type:
+    """The type a flag parses its value as: the setting's, unwrapped of None, bounds and fixed choices."""
+    kinds = [k for k in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,))
+             if k is not type(None)]
+    kind = kinds[0]
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    return kind if kind in (int, float, str) else str
+
+
+def _iterate_parameters() -> list[inspect.Parameter]:
+    """``iterate``'s explicit parameters, then a flag for every run setting (declared once in
+    :mod:`stability.vocabulary.settings`) and every protocol flag (each protocol's ``cli_flags``)."""
+    from stability.protocols import protocol_flags
+    from stability.vocabulary import RunSettings
+    from stability.vocabulary.settings import choices, declared
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [p for p in inspect.signature(iterate, eval_str=True).parameters.values()
+              if p.kind != inspect.Parameter.VAR_KEYWORD]
+    for name, mark in declared().items():
+        field = RunSettings.model_fields[name]
+        allowed = choices(name)
+        kind: Any = _flag_kind(field.annotation)
+        help_text = mark.help + (f": {'|'.join(allowed)}" if allowed else "")
+        params.append(inspect.Parameter(name, keyword, default=field.default, annotation=Annotated[
+            kind | None if field.default is None else kind, typer.Option(mark.flag, help=help_text)]))
+    for flag in protocol_flags().values():
+        option = typer.Option(f"--{flag.name.replace('_', '-')}", help=f"({', '.join(flag.protocols)}) {flag.help}")
+        if flag.kind is bool:
+            params.append(inspect.Parameter(flag.name, keyword, default=False, annotation=Annotated[bool, option]))
+        else:
+            params.append(inspect.Parameter(flag.name, keyword, default=None,
+                                            annotation=Annotated[flag.kind | None, option]))
+    return params
+
+
+def _iterate_command(**values: Any) -> None:
+    iterate(**values)
+
+
+_iterate_command.__doc__ = iterate.__doc__
+_iterate_command.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
 
 
 def _batch_line(event: Any) -> None:
@@ -178,16 +168,17 @@ def _batch_line(event: Any) -> None:
 
 
 def _hint_truncation(run_id: str, db: Path | None) -> None:
-    """Suggest a larger --max-tokens when answers of the run were cut at the token limit."""
+    """The one warning, on stderr, when answers of the run were cut at the token limit: a larger --max-tokens."""
     from stability.store import Store
 
     with Store.open(db, read_only=True) as store:
         calls = store.calls(run_id)
-        limit = store.run(run_id).config.get("max_tokens")
+        limit = int(store.run(run_id).config.get("max_tokens") or default_of("max_tokens"))
     cut = sum(call.truncated for call in calls)
     if cut:
-        errors.print(f"{cut} of {len(calls)} answers were cut at the token limit (max_tokens {limit}); rerun with "
-                     "a larger --max-tokens", markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"{cut} of {len(calls)} answers {'was' if cut == 1 else 'were'} cut at the token limit "
+                     f"(--max-tokens {limit}); a cut-off answer is never read as a revision: rerun with a larger "
+                     f"--max-tokens, e.g. --max-tokens {limit * 2}", markup=False, highlight=False, soft_wrap=True)
 
 
 class StepProgress:
@@ -230,17 +221,10 @@ def _print_chain(run_id: str, db: Path | None) -> None:
     console.print(f"stop: [bold]{run.stop_reason}[/] · status {run.status}"
                   + (f" · error: {escape(printable(run.error))}" if run.error else "")
                   + f" · calls {view.totals.get('calls', 0)} (paid {view.totals.get('paid', 0)})")
-    cut = sum(step.decision == "truncated" for step in view.steps)
-    if cut:
-        limit = int(run.config.get("max_tokens") or 1024)
-        console.print(f"{cut} answer{'s were' if cut > 1 else ' was'} cut off at the token limit (--max-tokens "
-                      f"{limit}); a cut-off answer is never read as a revision: rerun with a larger --max-tokens, "
-                      f"e.g. --max-tokens {limit * 2}", markup=False)
     console.print("final constitution:")
     console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
-@app.command()
 def runs(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List runs with their status, steps, calls and tokens."""
     from stability.chain import list_runs
@@ -259,7 +243,6 @@ def runs(db: DbOption = None, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@app.command()
 def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will do)")], db: DbOption = None,
          as_json: JsonOption = False) -> None:
     """Show a run's chain: each step's decision, the diff it made, and the stop reason."""
@@ -286,7 +269,6 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
     console.print(printable(view.final_constitution), markup=False, highlight=False)
 
 
-@app.command()
 def models(as_json: JsonOption = False) -> None:
     """List model providers and whether each is usable here."""
     from stability.models.registry import provider_status
@@ -304,16 +286,16 @@ def models(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-experiment_commands.register(app)
-store_commands.register(app)
-app.command("experiments")(analysis_commands.experiments)
-app.command("probe")(probe_command.probe)
-app.command("answers")(answers_command.answers)
-app.command("judge")(judge_command.judge)
-app.command("analyze")(analysis_commands.analyze)
-app.command("graph")(analysis_commands.graph)
-app.command("report")(analysis_commands.report)
-app.command("view")(view_command.view)
+#: every command by name, registered one way (the ``constitutions`` group is a sub-app of its own commands)
+COMMANDS: dict[str, Callable[..., None]] = {
+    "iterate": _iterate_command, "runs": runs, "show": show, "models": models, **experiment_commands.COMMANDS,
+    **store_commands.COMMANDS, "experiments": analysis_commands.experiments, "probe": probe_command.probe,
+    "answers": answers_command.answers, "judge": judge_command.judge, "analyze": analysis_commands.analyze,
+    "graph": analysis_commands.graph, "report": analysis_commands.report, "view": view_command.view,
+}
+for _name, _command in COMMANDS.items():
+    app.command(_name)(_command)
+app.add_typer(library_app, name="constitutions")
 
 
 class _Notes(logging.Handler):

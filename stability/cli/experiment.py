@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -200,8 +201,5 @@ def import_(
         sys.stdout.write(f"{path}\n")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("protocols")(protocols)
-    app.command("run")(run)
-    app.command("batches")(batches)
-    app.command("import")(import_)
+#: this module's commands by name (``stability.cli.app`` registers every command one way)
+COMMANDS: dict[str, Callable[..., None]] = {"protocols": protocols, "run": run, "batches": batches, "import": import_}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -79,8 +80,6 @@ def import_chain(
                   f"({imported.changed} changed, {imported.declined} declined)", markup=False, highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("merge")(merge)
-    app.command("export")(export)
-    app.command("import-store")(import_store)
-    app.command("import-chain")(import_chain)
+#: this module's commands by name (``stability.cli.app`` registers every command one way)
+COMMANDS: dict[str, Callable[..., None]] = {"merge": merge, "export": export, "import-store": import_store,
+                                           "import-chain": import_chain}

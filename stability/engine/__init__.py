@@ -16,7 +16,7 @@ from stability.engine.prepare import (
     prepare_resume,
     validate,
 )
-from stability.engine.run import Run, StepEvent, derive_seed
+from stability.engine.run import Run, StepEvent
 
 __all__ = [
     "BatchEvent",
@@ -30,7 +30,6 @@ __all__ = [
     "RunResult",
     "StepEvent",
     "create_run",
-    "derive_seed",
     "execute",
     "iterate",
     "load_run_spec",

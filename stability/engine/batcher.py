@@ -16,7 +16,8 @@ Contract:
   batch rate, before the run waiting on it sees it; an import read twice stores nothing twice (an answer is found
   by its call key; a failed call by its id, derived from the batch and the request: :func:`imported_call_id`). An
   expired request, or one that met a transient error (429, 5xx, a failed batch), joins the next wave, up to the
-  retry policy's attempts; another error is stored as a failed call and raised as :class:`~stability.calls.CallFailed`.
+  retry policy's attempts; another error is stored as a failed call and raised as
+  :class:`~stability.vocabulary.CallFailed`.
 - **Spending.** With a budget, a request is checked when it joins a wave and its estimate (:meth:`Batcher._estimate`,
   at the batch rate) is committed; the import replaces it by the actual cost.
 - **Progress.** ``on_event`` receives a :class:`BatchEvent` on each submission and each change a poll sees.
@@ -38,14 +39,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.calls import CallFailed, RetryPolicy, call_record
+from stability.calls import RetryPolicy, call_record
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Message, Model
+from stability.models.base import Model
 from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, custom_id, request_for
 from stability.prices import Price, PriceTable
 from stability.records import CallRecord, now
 from stability.redaction import redact, secret_values
 from stability.store.batches import BatchRecord, BatchRequestRecord, RequestState
+from stability.vocabulary import CallFailed, GenerateConfig, Message
 
 if TYPE_CHECKING:
     from stability.calls import CallPath

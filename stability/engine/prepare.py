@@ -14,22 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
-from stability.bounds import MaxTokens, Seed, Temperature, TopP
 from stability.calls import CacheScope
 from stability.constitution import Constitution, parse_file
-from stability.engine.templates import DEFAULT_VARIANT, TemplateSet
+from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
 from stability.input_files import invalid, load_yaml
-from stability.models.base import (
-    AnswerFormat,
-    GenerateConfig,
-    Model,
-    ReasoningEffort,
-    close_models,
-    omit_later_defaults,
-)
+from stability.models.base import Model, close_models
 from stability.models.registry import check_model_name, get_model
 from stability.models.sampling import check_sampling
 from stability.models.structured import remember_formats
@@ -38,13 +30,17 @@ from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord
 from stability.store.answer_reads import learned_formats
 from stability.store.store import Store
+from stability.vocabulary import GenerateConfig, RunSettings, omit_later_defaults
+from stability.vocabulary.settings import later_names, sampling_names
 from stability.yaml_location import first_problem, where
 
 SUBJECT = "subject"
 
 
-class IterateConfig(BaseModel):
-    """Everything needed to re-run a run; stored whole on the run."""
+class IterateConfig(RunSettings):
+    """Everything needed to re-run a run; stored whole on the run. Its settings (sampling, seed, template variant)
+    are the declared :class:`~stability.vocabulary.RunSettings`; the fields here say what runs and where answers
+    may come from."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,30 +48,19 @@ class IterateConfig(BaseModel):
     model: str
     constitution: str | None = Field(None, description="starting file; not needed from a blank slate")
     roles: dict[str, str] = Field(default_factory=dict, description="model ids by role: editor, judge, agents")
-    seed: Seed = 0
-    temperature: Temperature = 1.0
-    max_tokens: MaxTokens = 1024
-    top_p: TopP | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     use_cache: bool = True
     cache: CacheScope = Field("global", description="which other runs' calls may answer this run's requests: "
                               "run (none) | experiment (its experiment's) | global (any); its own always do")
-    reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models (o-series, gpt-5)")
-    thinking_budget: int | None = Field(None, description="Anthropic extended thinking: tokens to think for")
-    answer_format: AnswerFormat = Field("auto", description="auto | structured | text")
-    templates: str = Field(DEFAULT_VARIANT, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                           description="template variant: default, or a sub-folder of the protocol's variants/")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # left out at their default, so stored configs and experiment cells hash as before they existed
-        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format",
-                                                                "templates", "cache"))
+        return omit_later_defaults(self, handler(self), (*later_names(), "cache"))
 
     def generate(self) -> GenerateConfig:
-        return GenerateConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p,
-                              reasoning_effort=self.reasoning_effort, thinking_budget=self.thinking_budget,
-                              answer_format=self.answer_format)
+        """The run's sampling settings as a generate config (each call adds its own seed)."""
+        return GenerateConfig(**{name: getattr(self, name) for name in sampling_names()})
 
 
 class ModelPool:

@@ -18,7 +18,6 @@ is what makes ``--resume`` a replay: every completed call is answered from the s
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from stability.constitution import Constitution
 from stability.engine.templates import Templates, TemplateSet
 from stability.errors import StabilityError
 from stability.finetune import Adapter, TrainerParams, TrainingExample, data_hash, folder_hash
-from stability.models.base import GenerateConfig, Message, Model, ModelTraits
+from stability.models.base import Model
 from stability.records import (
     AdapterRecord,
     CallRecord,
@@ -43,6 +42,7 @@ from stability.records import (
     now,
 )
 from stability.store.store import Store
+from stability.vocabulary import GenerateConfig, Message, ModelTraits, derive_seed
 
 EDGE_KIND: dict[Decision, EdgeKind] = {"changed": "edit", "declined": "decline", "parse_failure": "parse_failure",
                                        "truncated": "truncated",
@@ -62,12 +62,6 @@ class StepEvent:
     constitution_hash: str
     n_principles: int
     detail: str | None = None
-
-
-def derive_seed(seed: int, step: int, purpose: str) -> int:
-    """A per-call seed: distinct per step, so repeated questions are independent samples, yet reproducible."""
-    digest = hashlib.sha256(f"{seed}:{step}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class Run:
@@ -109,7 +103,7 @@ class Run:
         """Ask the model playing ``role`` through the call path; the answer is stored before it is returned.
 
         The seed is derived from the run seed, the step and the purpose, so every question is its own sample.
-        Raises :class:`stability.calls.CallFailed` (already stored) when the call fails for good.
+        Raises :class:`stability.vocabulary.CallFailed` (already stored) when the call fails for good.
         """
         base = config or self.generate
         seeded = base.model_copy(update={"seed": derive_seed(self.seed, step, purpose)})

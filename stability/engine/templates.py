@@ -20,9 +20,10 @@ from typing import Any
 from stability.errors import StabilityError
 from stability.input_files import parse_yaml
 from stability.resources import PROTOCOLS_DIR_ENV, protocols_root
+from stability.vocabulary.settings import default_of
 
-#: the variant every folder has: its own files
-DEFAULT_VARIANT = "default"
+#: the variant every folder has: its own files (the ``templates`` setting's default)
+DEFAULT_VARIANT: str = default_of("templates")
 #: sub-folders of a template folder that hold no default template
 _NOT_TEMPLATES = ("specs", "variants")
 

@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stability.constitution import Constitution
 from stability.engine import IterateConfig, ReadOnce, validate
-from stability.models.batch_api import has_batch_api
-from stability.models.registry import canonical_name
+from stability.models.registry import canonical_name, has_batch_api
 from stability.models.sampling import is_openai_reasoning_model
 from stability.prices import PriceTable
 

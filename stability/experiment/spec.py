@@ -20,21 +20,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stability.bounds import MAX_CELLS, Concurrency, MaxTokens, RateLimit, Seed, Temperature, TopP
+from stability.bounds import MAX_CELLS, Concurrency, RateLimit, Seed
 from stability.calls import CacheScope
 from stability.engine import IterateConfig
 from stability.errors import InputError
 from stability.input_files import invalid, load_yaml
-from stability.models.base import AnswerFormat, ReasoningEffort
 from stability.models.registry import canonical_name
 from stability.prices import Price
 from stability.resources import in_library
-
-#: the folder holding ``constitutions/`` and ``protocols/`` (a checkout's root)
-_SAMPLING: dict[str, Any] = {"temperature": Temperature, "max_tokens": MaxTokens, "top_p": TopP,
-                             "reasoning_effort": ReasoningEffort, "thinking_budget": int, "answer_format": AnswerFormat}
+from stability.vocabulary import SamplingSettings
+from stability.vocabulary.settings import default_of, sampling_names
 
 
 class ProtocolSpec(BaseModel):
@@ -45,8 +42,8 @@ class ProtocolSpec(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="options to vary: each value is a run")
 
 
-#: the run-configuration fields a spec's ``parameters:`` grid may vary
-SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort", "thinking_budget", "answer_format")
+#: the run settings a spec's ``parameters:`` grid may vary: the sampling settings (:mod:`stability.vocabulary.settings`)
+SAMPLING_PARAMETERS = sampling_names()
 
 
 #: runs in progress per call slot when ``max_parallel_runs`` is unset: a run between two calls (its answer being
@@ -54,7 +51,7 @@ SAMPLING_PARAMETERS = ("temperature", "max_tokens", "top_p", "reasoning_effort",
 RUNS_PER_SLOT = 2
 
 #: spec keys added after experiment ids were first hashed, with their defaults
-_LATER_KEYS: dict[str, Any] = {"templates": ["default"], "cache": None}
+_LATER_KEYS: dict[str, Any] = {"templates": [default_of("templates")], "cache": None}
 
 
 class ExperimentSpec(BaseModel):
@@ -81,7 +78,7 @@ class ExperimentSpec(BaseModel):
     use_cache: bool = True
     cache: CacheScope | None = Field(None, description="which other runs' calls may answer a run: run | experiment | "
                                      "global; default run for several replicates, seeds or protocols, else global")
-    templates: list[str] = Field(default_factory=lambda: ["default"], min_length=1,
+    templates: list[str] = Field(default_factory=lambda: [default_of("templates")], min_length=1,
                                  description="template variants, a grid factor: default, neutral, third-person, ...")
 
     @field_validator("protocols", mode="before")
@@ -98,7 +95,7 @@ class ExperimentSpec(BaseModel):
         for name, values in value.items():
             for i, item in enumerate(values):
                 try:
-                    TypeAdapter(_SAMPLING[name]).validate_python(item)
+                    SamplingSettings.model_validate({name: item})
                 except ValidationError as err:
                     raise ValueError(f"{name}[{i}] = {item!r}: {err.errors()[0]['msg']}") from None
         return value

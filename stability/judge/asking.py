@@ -21,16 +21,17 @@ import hashlib
 import json
 from typing import Any
 
-from stability.calls import CallFailed, CallPath, Spending
+from stability.analysis.judged_subjects import Subject
+from stability.calls import CallPath, Spending
 from stability.engine.templates import Templates
 from stability.judge.questions import TEMPLATE_FILE, answer_schema, read_judgement
-from stability.judge.subjects import Subject
-from stability.models.base import GenerateConfig, Message, Model
+from stability.models.base import Model
 from stability.protocols.base import fill
 from stability.records import JudgementRecord, now
 from stability.redaction import redact, secret_values
 from stability.store.judgements import insert_judgement, judgements_by_id
 from stability.store.store import Store
+from stability.vocabulary import CallFailed, GenerateConfig, Message
 
 TEMPLATE_FOLDER = "judge"
 

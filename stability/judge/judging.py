@@ -1,10 +1,10 @@
 """``stability judge``: ask a judge model the questions of meaning about an experiment's (or some runs') nodes.
 
 Contract: the selection (experiment names or ids, run ids) is read from the store; the subjects of each chosen
-question are found (:mod:`stability.judge.subjects`); the ones the judge has already answered are taken from the
-``judgements`` table, the rest asked through a :class:`~stability.judge.asking.JudgeSession`. Nothing is asked of
-the experiment's own models. ``dry_run`` opens the store read-only, writes nothing and sends nothing: it counts the
-subjects, how many are stored, and estimates the input tokens of the rest. ``max_cost`` bounds what this
+question are found (:mod:`~stability.analysis.judged_subjects`); the ones the judge has already answered are taken
+from the ``judgements`` table, the rest asked through a :class:`~stability.judge.asking.JudgeSession`. Nothing is
+asked of the experiment's own models. ``dry_run`` opens the store read-only, writes nothing and sends nothing: it
+counts the subjects, how many are stored, and estimates the input tokens of the rest. ``max_cost`` bounds what this
 invocation may spend; a budget reached stops asking (what was answered is kept).
 """
 
@@ -21,12 +21,7 @@ from stability.analysis.convergence import Params
 from stability.analysis.corpus import Corpus, load_corpus
 from stability.analysis.embeddings import DEFAULT_MODEL, embed_texts, get_embedder
 from stability.analysis.experiments import resolve_selection
-from stability.calls import BudgetExceeded, InvocationBudget
-from stability.engine import ModelPool
-from stability.errors import StabilityError
-from stability.judge.asking import JudgeSession
-from stability.judge.questions import QUESTIONS
-from stability.judge.subjects import (
+from stability.analysis.judged_subjects import (
     Subject,
     answers_of,
     clash_subjects,
@@ -34,11 +29,17 @@ from stability.judge.subjects import (
     equivalence_subjects,
     refusal_subjects,
 )
-from stability.models.base import GenerateConfig, Model
+from stability.calls import BudgetExceeded, InvocationBudget
+from stability.engine import ModelPool
+from stability.errors import StabilityError
+from stability.judge.asking import JudgeSession
+from stability.judge.questions import QUESTIONS
+from stability.models.base import Model
 from stability.models.registry import check_model_name
 from stability.models.sampling import check_sampling
 from stability.records import JudgementRecord
 from stability.store.store import Store
+from stability.vocabulary import GenerateConfig
 
 Progress = Callable[[int, int], None]
 #: judge calls in flight at once

@@ -24,15 +24,16 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from stability.alternatives import load_alternatives
+from stability.analysis.judged_subjects import Subject, clash_subject, contradiction_subject, equivalence_subject
 from stability.calls import InvocationBudget
 from stability.engine import ModelPool
 from stability.judge.asking import JudgeSession
 from stability.judge.judging import ask_all, judge_config, load_judge, parse_questions
 from stability.judge.questions import POSITIVE, VERDICTS
-from stability.judge.subjects import Subject, clash_subject, contradiction_subject, equivalence_subject
 from stability.library import ContradictoryMeta, load_library
-from stability.models.base import GenerateConfig, Model
+from stability.models.base import Model
 from stability.store.store import Store, default_db_path
+from stability.vocabulary import GenerateConfig
 
 RELATION_LABELS = {"paraphrase": "same", "weaker": "narrower", "stronger": "broader", "opposite": "opposite",
                    "neutral": "different", "other-axis": "different"}

@@ -12,20 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from stability.errors import MissingDependency
-from stability.models.base import (
-    GenerateConfig,
-    Message,
-    Model,
-    Output,
-    SDKModel,
-    TransientError,
-    Usage,
-    check_network_allowed,
-    http_timeout,
-)
+from stability.models.base import Model, SDKModel, check_network_allowed, http_timeout
 from stability.models.batch_api import BatchAPI, BatchRequest, BatchResult, BatchState, BatchStatus, answered
 from stability.models.retry import stainless_transient
 from stability.models.structured import as_sent, generate_in_format
+from stability.vocabulary import GenerateConfig, Message, Output, TransientError, Usage
 
 
 class AnthropicModel(SDKModel):

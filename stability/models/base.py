@@ -13,13 +13,11 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stability.errors import NetworkRefused, StabilityError
 from stability.models.sampling import is_openai_reasoning_model
-from stability.tokens import Tokens
+from stability.vocabulary import GenerateConfig, Message, ModelTraits, Output, TokenLogprob, TransientError, Usage
 
 if TYPE_CHECKING:
     from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
@@ -33,141 +31,6 @@ T = TypeVar("T")
 def http_timeout() -> float:
     """Seconds an SDK provider waits for one response (600; ``STABILITY_HTTP_TIMEOUT`` overrides, for tests)."""
     return float(os.environ.get(HTTP_TIMEOUT_ENV) or 600)
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
-AnswerFormat = Literal["auto", "structured", "text"]
-
-
-def omit_later_defaults(model: BaseModel, data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """``data`` without the fields ``names`` that hold their default.
-
-    For fields added after dumps of ``model`` were first hashed (cache keys, experiment cells): a config that
-    does not use them dumps, and so hashes, exactly as it did before they existed.
-    """
-    fields = type(model).model_fields
-    return {k: v for k, v in data.items() if k not in names or getattr(model, k) != fields[k].default}
-
-
-class GenerateConfig(BaseModel):
-    """Sampling parameters. Part of every call's cache key and stored with every run.
-
-    The fields after ``json_schema`` are left out of the dump while at their default, so existing cache keys
-    stay valid.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    temperature: float = 1.0
-    max_tokens: int = 1024
-    top_p: float | None = None
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    #: ask for the top-k log-probabilities of each generated token (providers that expose them)
-    logprobs: int | None = None
-    #: ask for JSON matching this schema (structured output / tool use where the provider supports it)
-    json_schema: dict[str, Any] | None = None
-    #: OpenAI reasoning models (o-series, gpt-5): how much to reason before answering
-    reasoning_effort: ReasoningEffort | None = None
-    #: Anthropic extended thinking: tokens the model may think for (at least 1024, below max_tokens)
-    thinking_budget: int | None = None
-    #: how a ``json_schema`` answer is asked for: structured output, plain text, or ``auto`` (structured, and
-    #: plain text from a server that refuses structured output)
-    answer_format: AnswerFormat = "auto"
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return omit_later_defaults(self, handler(self), ("reasoning_effort", "thinking_budget", "answer_format"))
-
-
-class Usage(BaseModel):
-    """Tokens as counted and priced: each bounded on the way in (negative 0, absurd capped: see
-    :func:`stability.tokens.bounded_tokens`); the server's own figures stay in the raw response."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input_tokens: Tokens = 0
-    output_tokens: Tokens = 0
-
-
-class TokenLogprob(BaseModel):
-    """One generated token, its log-probability, and the top alternatives at that position."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token: str
-    logprob: float
-    top: dict[str, float] = Field(default_factory=dict)
-
-
-#: finish reasons meaning "cut at the token limit": OpenAI, llama.cpp, transformers and litellm say ``length``,
-#: Anthropic ``max_tokens`` (or ``model_context_window_exceeded``), Gemini ``MAX_TOKENS``
-TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
-
-
-def is_truncated(finish_reason: str | None) -> bool:
-    """Whether a provider's raw finish reason means the answer was cut at the token limit."""
-    return finish_reason is not None and finish_reason.lower() in TRUNCATED_FINISH_REASONS
-
-
-class Output(BaseModel):
-    """One completed generation, with the raw wire-level request and response (secrets never included).
-
-    ``text`` is the answer only: thinking the provider returned apart from it is in ``thinking``, never in
-    ``text``. When a ``json_schema`` was asked for, ``answer_format`` says how it was sent (``structured``, or
-    ``text`` with ``fallback_reason`` when the server refused structured output) and ``structured`` holds the
-    answer parsed as a JSON object (None when it is not one).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    usage: Usage = Field(default_factory=Usage)
-    #: the provider's raw finish reason (``stop``, ``length``, ``end_turn``, ``max_tokens``, ``tool_use`` ...)
-    finish_reason: str | None = None
-    logprobs: list[TokenLogprob] | None = None
-    request: dict[str, Any] = Field(default_factory=dict)
-    response: dict[str, Any] = Field(default_factory=dict)
-    thinking: str | None = None
-    structured: dict[str, Any] | None = None
-    answer_format: Literal["structured", "text"] | None = None
-    fallback_reason: str | None = None
-
-    @property
-    def truncated(self) -> bool:
-        """The answer was cut at the token limit (whatever the provider calls that)."""
-        return is_truncated(self.finish_reason)
-
-
-class ModelTraits(BaseModel):
-    """A model as a protocol sees it: its id and capabilities, never the model object."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    base_model: bool
-    structured_output: bool
-    exposes_logprobs: bool
-    trainable: bool
-
-
-class TransientError(Exception):
-    """A failure worth retrying (429, 5xx, overloaded, timeout, dropped connection).
-
-    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
-    """
-
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 class Model(ABC):

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.models.base import GenerateConfig, Message, Model, Output, TransientError
-from stability.models.structured import parse_json_object
+from stability.json_text import json_object
+from stability.vocabulary import GenerateConfig, Message, Output, TransientError
 
 BatchState = Literal["live", "ended", "failed", "cancelled"]
 #: providers with a batch API (``--dry-run`` prices their calls at the batch rate without loading a model)
@@ -35,13 +35,6 @@ def custom_id(run_id: str, cache_key: str, sample_index: int) -> str:
     """A call's key inside a batch: unique per (run, request, sample), 64 characters of ``[0-9a-f]`` (both APIs
     accept it)."""
     return hashlib.sha256(f"{run_id}\n{cache_key}\n{sample_index}".encode()).hexdigest()
-
-
-def has_batch_api(model: str) -> bool:
-    """Whether a model id's provider has a batch API (by its prefix, as the registry resolves it)."""
-    from stability.models.registry import canonical_name
-
-    return canonical_name(model).split("/", 1)[0] in BATCH_PREFIXES
 
 
 class BatchRequest(BaseModel):
@@ -72,9 +65,16 @@ class BatchResult(BaseModel):
     retry: bool = False
 
 
+class ClassifiesErrors(Protocol):
+    """What a batch API needs of its model: the model's own retry classification (:meth:`Model.transient
+    <stability.models.base.Model.transient>`); the provider's batch API narrows it to its model class."""
+
+    def transient(self, err: Exception) -> TransientError | None: ...
+
+
 class BatchAPI(ABC):
     provider: str
-    model: Model
+    model: ClassifiesErrors
 
     def transient(self, err: Exception) -> bool:
         """Whether a failure to reach the batch API is worth trying again (the model's own classification)."""
@@ -113,7 +113,7 @@ def request_for(messages: list[Message], config: GenerateConfig, body: dict[str,
 def answered(output: Output, request: BatchRequest) -> Output:
     """A batch answer marked as a direct call's would be: structured (parsed) or asked as text."""
     if request.answer_format == "structured":
-        return output.model_copy(update={"answer_format": "structured", "structured": parse_json_object(output.text)})
+        return output.model_copy(update={"answer_format": "structured", "structured": json_object(output.text)})
     if request.answer_format == "text":
         return output.model_copy(update={"answer_format": "text"})
     return output

@@ -32,8 +32,9 @@ from typing import Any
 
 from stability.errors import MissingDependency, ModelNotFound, StabilityError
 from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
-from stability.models.base import GenerateConfig, Message, Model, Output, Usage
+from stability.models.base import Model
 from stability.models.local import STOP, cache_dir, gguf_path, render_prompt
+from stability.vocabulary import GenerateConfig, Message, Output, Usage
 
 PACKAGED = "gemma-3-270m"
 INSTALL_HINT = "pip install 'stability[hf]'"

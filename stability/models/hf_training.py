@@ -14,14 +14,35 @@ from __future__ import annotations
 
 import random
 import shutil
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult
+from stability.vocabulary import Message
 
-if TYPE_CHECKING:
-    from stability.models.hf import LoadedBase
+
+class LoadedBase(Protocol):
+    """What training needs of the loaded base weights (:class:`stability.models.hf.LoadedBase`, which imports this
+    module to train, so this module does not import it back)."""
+
+    tokenizer: Any
+    device: str
+    peft: Any
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    def render(self, messages: list[Message]) -> str: ...
+
+    def completion_suffix(self) -> str: ...
+
+    def attach(self, path: Path, name: str, trainable: bool) -> None: ...
+
+    def add_new(self, name: str, config: Any) -> None: ...
+
+    def detach(self, name: str) -> None: ...
 
 
 def _torch() -> Any:

@@ -10,19 +10,11 @@ import os
 from typing import Any
 
 from stability.errors import MissingDependency, StabilityError
-from stability.models.base import (
-    GenerateConfig,
-    Message,
-    Model,
-    Output,
-    TransientError,
-    chat_completions_body,
-    chat_completions_output,
-    check_network_allowed,
-)
+from stability.models.base import Model, chat_completions_body, chat_completions_output, check_network_allowed
 from stability.models.retry import body_transient, status_transient
 from stability.models.sampling import is_openai_reasoning_model
 from stability.models.structured import generate_in_format
+from stability.vocabulary import GenerateConfig, Message, Output, TransientError
 
 
 def _litellm() -> Any:

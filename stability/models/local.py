@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from stability.errors import MissingDependency, ModelNotFound
-from stability.models.base import GenerateConfig, Message, Model, Output, TokenLogprob, Usage
+from stability.models.base import Model
 from stability.models.llama_cpp_runtime import LOCK, cache_dir, load
+from stability.vocabulary import GenerateConfig, Message, Output, TokenLogprob, Usage
 
 __all__ = ["GGUF_NAME", "N_CTX", "STOP", "LocalGemma", "cache_dir", "create", "gguf_path", "render_prompt"]
 

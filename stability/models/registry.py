@@ -192,3 +192,10 @@ def provider_status() -> list[ProviderStatus]:
         except StabilityError as err:
             statuses.append(ProviderStatus(prefix=name, summary="", usable=False, reason=str(err), plugin=dist))
     return statuses
+
+
+def has_batch_api(model: str) -> bool:
+    """Whether a model id's provider has a batch API (by its prefix, as the registry resolves it)."""
+    from stability.models.batch_api import BATCH_PREFIXES
+
+    return canonical_name(model).split("/", 1)[0] in BATCH_PREFIXES

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from stability.errors import StabilityError
 
 if TYPE_CHECKING:
-    from stability.models.base import GenerateConfig
+    from stability.vocabulary import GenerateConfig
 
 #: o1, o3-mini, o4-mini, gpt-5, gpt-5-mini, gpt-5.1 ... but not gpt-5-chat-latest (a chat model without reasoning)
 _OPENAI_REASONING = re.compile(r"^(o[1-9]\d*(-|$)|gpt-5(\.\d+)?(-(?!chat)|$))")

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from stability.finetune import Adapter, TrainerParams, TrainingExample, TrainingResult, data_hash
-from stability.models.base import GenerateConfig, Message, Model, Output, TransientError, Usage
+from stability.models.base import Model
 from stability.models.structured import generate_in_format
+from stability.vocabulary import GenerateConfig, Message, Output, TransientError, Usage
 
 Answer = str | Output
 Script = Callable[[list[Message]], Answer]

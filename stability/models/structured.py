@@ -1,6 +1,6 @@
 """Structured answers: asking for a JSON schema, reading the answer, and falling back to text.
 
-A call whose :class:`~stability.models.base.GenerateConfig` carries a ``json_schema`` is sent according to its
+A call whose :class:`~stability.vocabulary.GenerateConfig` carries a ``json_schema`` is sent according to its
 ``answer_format``:
 
 - ``structured``: with the schema (OpenAI ``response_format``, Anthropic forced tool use); a server that refuses
@@ -36,10 +36,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from stability.json_text import json_object
-from stability.models.base import TransientError
+from stability.vocabulary import TransientError
 
 if TYPE_CHECKING:
-    from stability.models.base import GenerateConfig, Model, Output
+    from stability.models.base import Model
+    from stability.vocabulary import GenerateConfig, Output
 
 Send = Callable[["GenerateConfig"], Awaitable["Output"]]
 

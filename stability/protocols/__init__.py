@@ -1,11 +1,14 @@
-"""The built-in protocols, registered by importing them; :func:`protocol_class` finds one by name."""
+"""The built-in protocols, registered by importing them; :func:`protocol_class` finds one by name, and
+:func:`protocol_flags` derives ``stability iterate``'s protocol flags from their ``cli_flags`` declarations."""
 
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 from stability.errors import StabilityError
 from stability.protocols import (
@@ -22,6 +25,7 @@ from stability.protocols import (
 from stability.protocols.base import _REGISTRY, ReflectionProtocol
 
 __all__ = [
+    "ProtocolFlag",
     "ProtocolInfo",
     "ReflectionProtocol",
     "all_protocols",
@@ -34,6 +38,7 @@ __all__ = [
     "in_context",
     "multi_agent",
     "protocol_class",
+    "protocol_flags",
     "rate_alternatives",
     "rephrase",
 ]
@@ -69,3 +74,38 @@ def describe_protocols() -> list[ProtocolInfo]:
                          flags={f"--{flag.replace('_', '-')}": option for flag, option in cls.cli_flags.items()},
                          options=cls.Options.model_json_schema())
             for name, cls in sorted(_REGISTRY.items())]
+
+
+@dataclass(frozen=True)
+class ProtocolFlag:
+    """One ``stability iterate`` flag some protocols declare (``cli_flags``): its value's kind and help come from
+    the option it sets (of the first protocol declaring it)."""
+
+    name: str  # the Python name: ``max_steps`` is ``--max-steps``
+    kind: type  # bool (a switch), int or str
+    help: str
+    protocols: tuple[str, ...]
+
+
+def _kind(annotation: Any) -> type:
+    kinds = {k for k in (get_args(annotation) or (annotation,)) if k is not type(None)}
+    return next((k for k in (bool, int) if kinds == {k}), str)
+
+
+def protocol_flags() -> dict[str, ProtocolFlag]:
+    """Every flag any protocol declares, by name, in the order the protocols (sorted by name) declare them."""
+    found: dict[str, ProtocolFlag] = {}
+    for name, cls in sorted(_REGISTRY.items()):
+        for flag, option in cls.cli_flags.items():
+            if flag in found:
+                found[flag] = ProtocolFlag(flag, found[flag].kind, found[flag].help, (*found[flag].protocols, name))
+                continue
+            field = cls.Options.model_fields[option]
+            kind = cls.flag_kind(flag) or _kind(field.annotation)
+            literal = get_origin(field.annotation) is Literal
+            shown = "|".join(map(str, get_args(field.annotation))) if literal else field.default
+            default = "" if shown in (None, False, PydanticUndefined) or kind is not _kind(field.annotation) \
+                else f" ({shown})"
+            found[flag] = ProtocolFlag(flag, kind, (field.description or option.replace("_", " ")) + default,
+                                       (name,))
+    return found

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.protocols.base import ReflectionProtocol, Stop
 from stability.records import Decision, RevisionRecord
+from stability.vocabulary import CallFailed
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stability.answer import ANSWER_SCHEMA, Reading, example_constitutions, read_call
 from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution
 from stability.errors import StabilityError
-from stability.models.base import GenerateConfig, Message, ModelTraits
 from stability.records import CallRecord
+from stability.vocabulary import GenerateConfig, Message, ModelTraits
 from stability.yaml_location import first_problem, where
 
 if TYPE_CHECKING:
@@ -107,6 +107,11 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
                                      f"(see `stability iterate --help`)")
             options[cls.cli_flags[flag]] = value
         return options
+
+    @classmethod
+    def flag_kind(cls, flag: str) -> type | None:
+        """The kind of value a flag takes when it is not its option's (``--agents 3``: text); None: the option's."""
+        return None
 
     # -- declarations -------------------------------------------------------------------------------------------
 

@@ -36,16 +36,14 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from stability.answer import Reading
-from stability.calls import CallFailed
 from stability.constitution import Constitution, parse_file
-from stability.engine.run import derive_seed
 from stability.errors import StabilityError
 from stability.finetune import TrainerParams, TrainingExample
 from stability.library import find_constitution, load_library
-from stability.models.base import Message, ModelTraits
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, fill, register
 from stability.protocols.fresh_instance import FRESH_INSTANCE, revision_messages
 from stability.records import AdapterRecord, CallRecord, Decision, GenerationRecord, RevisionRecord, now
+from stability.vocabulary import CallFailed, Message, ModelTraits, derive_seed
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

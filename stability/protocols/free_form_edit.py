@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, register
+from stability.vocabulary import CallFailed
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stability.constitution import Constitution
-from stability.models.base import Message
 from stability.protocols.base import Stop, conversation, register
 from stability.protocols.walk import IterationOptions, IterationProtocol, Walk
+from stability.vocabulary import Message
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from stability.models.base import Message
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
+from stability.vocabulary import Message
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stability.engine.run import derive_seed
 from stability.json_text import json_object
-from stability.models.base import Message, is_truncated
 from stability.protocols.base import Stop, fill, register
 from stability.protocols.walk import ITERATION_FLAGS, IterationOptions, IterationProtocol, Walk
 from stability.records import CallRecord
+from stability.vocabulary import Message, derive_seed, is_truncated
 
 if TYPE_CHECKING:
     from stability.engine.run import Run
@@ -57,7 +56,8 @@ MAX_ROUNDS = 100
 
 class MultiAgentOptions(IterationOptions):
     agents: list[Agent] = Field(default_factory=lambda: [Agent(name=name) for name in agent_names(3)],
-                                min_length=2, max_length=MAX_AGENTS)
+                                min_length=2, max_length=MAX_AGENTS,
+                                description="the agents: N (3), or alice,bob=MODEL,... (a model each, optionally)")
     rounds: int = Field(2, ge=1, le=MAX_ROUNDS, description="discussion rounds before each edit")
     editor: str = Field("vote", description="'vote', or the name of the agent who writes the revision")
 
@@ -77,6 +77,26 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
     summary = "N named instances discuss for R rounds; an editor or a vote writes each revision"
     Options = MultiAgentOptions
     cli_flags = {**ITERATION_FLAGS, "agents": "agents", "rounds": "rounds", "editor": "editor"}
+
+    @classmethod
+    def flag_kind(cls, flag: str) -> type | None:
+        return str if flag == "agents" else None
+
+    @classmethod
+    def options_from_flags(cls, flags: dict[str, Any]) -> dict[str, Any]:
+        """``--agents 3`` (three agents, named without digits: never read as a vote) or
+        ``--agents alice,bob=openai/gpt-4o``."""
+        value = flags.get("agents")
+        if isinstance(value, str):
+            if value.isdigit():
+                agents = [{"name": name} for name in agent_names(int(value))]
+            else:
+                agents = []
+                for part in value.split(","):
+                    name, _, model = part.strip().partition("=")
+                    agents.append({"name": name, **({"model": model} if model else {})})
+            flags = {**flags, "agents": agents}
+        return super().options_from_flags(flags)
 
     def role_models(self) -> dict[str, str]:
         return {agent.name: agent.model for agent in self.options.agents if agent.model}

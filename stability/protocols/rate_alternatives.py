@@ -32,15 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
 from stability.answer import truncation
-from stability.calls import CallFailed
 from stability.constitution import Constitution, normalise_principle, parse_file
-from stability.engine.run import derive_seed
 from stability.errors import InputError
 from stability.input_files import load_yaml
-from stability.models.base import Message, TokenLogprob
 from stability.protocols.base import FewShotOptions, ReflectionProtocol, Stop, fill, register
 from stability.ratings import expected_rating, parse_ratings, rating_schema
 from stability.records import CallRecord, RatingRecord, RevisionRecord
+from stability.vocabulary import CallFailed, Message, TokenLogprob, derive_seed
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

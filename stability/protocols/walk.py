@@ -15,12 +15,12 @@ from pydantic import Field
 
 from stability.answer import Reading
 from stability.bounds import MAX_CELLS
-from stability.calls import CallFailed
 from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.protocols.authoring import BLANK_SLATE, author
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop
 from stability.records import CallRecord, Decision, ProbeRecord, RevisionRecord, now
+from stability.vocabulary import CallFailed
 
 if TYPE_CHECKING:
     from stability.engine.run import Run

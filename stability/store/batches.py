@@ -9,13 +9,23 @@ batch that is not yet imported is never submitted again (:meth:`BatchTable.pendi
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
+import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from stability.store.store import Store
+
+class BatchStore(Protocol):
+    """What the batch rows need of :class:`stability.store.store.Store`, which holds a :class:`BatchTable` (so
+    this module does not import it back): its connection and its transactions."""
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
 
 BatchRowState = Literal["intent", "live", "ended", "failed", "cancelled", "imported", "abandoned"]
 RequestState = Literal["pending", "done", "retry", "failed"]
@@ -59,7 +69,7 @@ class BatchRequestRecord(BaseModel):
     error: str | None = None
 
 
-def _rows(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+def _rows(store: BatchStore, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     cursor = store.con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -80,7 +90,7 @@ def _request(row: dict[str, Any]) -> BatchRequestRecord:
 class BatchTable:
     """The batch rows of one store (``store.batches``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: BatchStore) -> None:
         self.store = store
 
     def write_intent(self, batch: BatchRecord, requests: list[BatchRequestRecord]) -> None:

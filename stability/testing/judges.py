@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 
-from stability.models.base import Message
+from stability.vocabulary import Message
 
 _NEGATIONS = {"not", "never", "no", "avoid", "ignore", "reverse", "after", "only", "without"}
 _BROADER = {"every", "all", "always", "exactly", "whatever", "only", "any"}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
+from stability.vocabulary import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "constitutions"

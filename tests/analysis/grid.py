@@ -16,8 +16,8 @@ from pathlib import Path
 
 from stability.experiment import run_experiment
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
+from stability.vocabulary import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "constitutions"

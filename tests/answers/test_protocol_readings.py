@@ -6,8 +6,8 @@ from pathlib import Path
 
 from stability.answer import example_constitutions
 from stability.engine.templates import Templates
-from stability.models.base import Output
 from stability.store import Store
+from stability.vocabulary import Output
 from tests.conftest import decisions, revised, run_protocol
 
 CUT = Output(text="REVISED CONSTITUTION:\n- a\n- b was about to be", finish_reason="length")
@@ -96,7 +96,7 @@ def test_free_form_edit_copy_of_its_example_is_a_parse_failure(tmp_path: Path, d
 def test_rate_alternatives_cut_off_after_naming_a_favourite_swaps_nothing(tmp_path: Path, db: Path) -> None:
     """Issue 31 (6): the answer named its favourite, then ran into the token limit: truncated, no swap, and no
     rating is stored as the favourite."""
-    from stability.models.base import Message
+    from stability.vocabulary import Message
 
     def cut_after_favourite(messages: list[Message]) -> Output:
         labels = [line[0] for line in messages[-1].content.splitlines() if line[1:3] == ". "]

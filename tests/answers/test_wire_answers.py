@@ -70,8 +70,9 @@ def test_iterate_stores_what_corpus_answers_mean(tmp_path: Path, db: Path, allow
                   "--max-tokens", "300", "--declines", "3", env=env)
         assert ran.returncode == 0, ran.stderr
         assert server.count == len(script) and not server.script
-    assert "1 answer was cut off at the token limit (--max-tokens 300)" in ran.stdout
-    assert "--max-tokens 600" in ran.stdout
+    assert "answers was cut at the token limit (--max-tokens 300)" in ran.stderr  # once, on stderr
+    assert ran.stderr.count("cut at the token limit") == 1 and "--max-tokens 600" in ran.stderr
+    assert "cut" not in ran.stdout
     with Store.open(db, read_only=True) as store:
         [run] = store.runs()
         revisions = store.revisions(run.id)

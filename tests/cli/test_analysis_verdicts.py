@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from stability.cli.app import app
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
+from stability.vocabulary import Message
 from tests.analysis.conftest import experiment_copy, experiment_db  # noqa: F401 - shared fixtures
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from stability.engine import IterateConfig, iterate
-from stability.models.base import Output
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import Output
 from tests.conftest import revised, run_cli, run_protocol, write
 
 CUT = Output(text="REVISED CONSTITUTION:\n- a\n- b was about to", finish_reason="length")

@@ -17,13 +17,13 @@ import pytest
 
 from stability.engine.batcher import sync_batches
 from stability.experiment import run_experiment
-from stability.models.base import GenerateConfig, Message
 from stability.models.batch_api import custom_id, request_for
 from stability.models.registry import get_model
 from stability.records import now
 from stability.store import Store
 from stability.store.batches import BatchRecord, BatchRequestRecord
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import GenerateConfig, Message
 from tests.conftest import ROOT
 from tests.experiment.test_batch_mode import batch_spec, calls_of
 from tests.experiment.test_faults import final_hashes, grow

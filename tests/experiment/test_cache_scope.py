@@ -10,9 +10,9 @@ from stability.calls import CallPath, RetryPolicy
 from stability.experiment import run_experiment
 from stability.experiment.spec import ExperimentSpec
 from stability.models import scripted
-from stability.models.base import GenerateConfig, Message
 from stability.models.scripted import ScriptedModel
 from stability.store import Store
+from stability.vocabulary import GenerateConfig, Message
 from tests.conftest import write
 
 NO_WAIT = RetryPolicy(initial=0, jitter=0, max_attempts=1)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from stability.calls import call_record
-from stability.models.base import Output
 from stability.prices import PriceTable
 from stability.redaction import REDACTED, auth_key, redact, redact_url, secret_values
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import Output
 from tests.conftest import run_cli, write
 
 S = "AZsecretVALUE0123456789abcdefXYZ"  # an Azure-style subscription key

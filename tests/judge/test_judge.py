@@ -12,11 +12,11 @@ from stability.cli.app import app
 from stability.errors import StabilityError
 from stability.judge.judging import judge
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
 from stability.store import Store
 from stability.store.judgements import judgements_of
 from stability.testing.judges import as_json, garbage_judge, rule_judge
+from stability.vocabulary import Message
 from tests.analysis import experiment
 
 

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from stability.errors import NetworkRefused, StabilityError
-from stability.models.base import GenerateConfig, Message
 from stability.models.registry import get_model
+from stability.vocabulary import GenerateConfig, Message
 
 
 def test_network_providers_refuse_under_pytest_without_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from stability.errors import ModelNotFound, StabilityError
 from stability.finetune import Adapter, folder_hash
-from stability.models.base import GenerateConfig, Message
 from stability.models.hf import HFModel, choose_device, resolve_source
 from stability.models.registry import get_model
+from stability.vocabulary import GenerateConfig, Message
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:

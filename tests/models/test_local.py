@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from stability.engine import IterateConfig, iterate
-from stability.models.base import GenerateConfig, Message
 from stability.models.local import render_prompt
 from stability.models.registry import get_model
 from stability.store import Store
+from stability.vocabulary import GenerateConfig, Message
 
 ROOT = Path(__file__).resolve().parents[2]
 

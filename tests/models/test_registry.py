@@ -16,7 +16,6 @@ import pytest
 
 from stability.calls import CallPath, RetryPolicy
 from stability.errors import MissingDependency, ModelNotFound, StabilityError
-from stability.models.base import GenerateConfig, Message
 from stability.models.registry import (
     ENTRY_POINT_GROUP,
     PROVIDERS,
@@ -26,6 +25,7 @@ from stability.models.registry import (
     provider_status,
 )
 from stability.store import Store
+from stability.vocabulary import GenerateConfig, Message
 from tests.conftest import ROOT, write
 
 PLUGIN = "stability_echo_plugin"

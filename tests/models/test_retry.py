@@ -11,9 +11,10 @@ import httpx
 import openai
 import pytest
 
-from stability.models.base import Model, TransientError
+from stability.models.base import Model
 from stability.models.registry import get_model
 from stability.models.retry import backoff, parse_retry_after
+from stability.vocabulary import TransientError
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 

@@ -12,8 +12,9 @@ from stability.engine import IterateConfig, prepare
 from stability.errors import StabilityError
 from stability.experiment.estimate import cell_estimate
 from stability.experiment.spec import ExperimentSpec, cell_key, expand
-from stability.models.base import GenerateConfig, Message, Model, Output
+from stability.models.base import Model
 from stability.models.sampling import check_sampling, is_openai_reasoning_model
+from stability.vocabulary import GenerateConfig, Message, Output
 from tests.conftest import write
 
 

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from stability.models.base import GenerateConfig, Message
 from stability.models.registry import get_model
 from stability.models.scripted import ScriptedModel, ScriptExhausted
+from stability.vocabulary import GenerateConfig, Message
 
 
 def generate(model: ScriptedModel, text: str = "one two") -> str:

@@ -15,10 +15,10 @@ from stability.calls import CallPath, RetryPolicy
 from stability.engine import IterateConfig, iterate
 from stability.errors import MissingDependency, ModelNotFound
 from stability.json_text import json_object
-from stability.models.base import GenerateConfig, Message
 from stability.models.registry import get_model
 from stability.records import CallRecord
 from stability.store import Store
+from stability.vocabulary import GenerateConfig, Message
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "local/smollm2-135m-instruct"

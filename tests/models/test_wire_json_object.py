@@ -11,11 +11,12 @@ import pytest
 
 from stability.calls import CallPath, RetryPolicy
 from stability.engine import IterateConfig, iterate, resume
-from stability.models.base import GenerateConfig, Message, Model
+from stability.models.base import Model
 from stability.models.registry import get_model
 from stability.records import CallRecord
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import GenerateConfig, Message
 from tests.conftest import write
 
 MESSAGES = [Message(role="user", content="Revise the list.")]

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from stability.calls import CallFailed, CallPath, RetryPolicy
-from stability.models.base import GenerateConfig, Message
+from stability.calls import CallPath, RetryPolicy
 from stability.models.registry import get_model
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import CallFailed, GenerateConfig, Message
 
 MESSAGES = [Message(role="system", content="Be brief."), Message(role="user", content="Say hi")]
 NAMES = ["openai/test-model", "anthropic/test-model", "litellm/openai/test-model"]

@@ -12,10 +12,10 @@ import pytest
 
 import stability
 from stability.calls import CallPath, RetryPolicy
-from stability.models.base import GenerateConfig, Message, Output, is_truncated
 from stability.models.registry import get_model
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import GenerateConfig, Message, Output, is_truncated
 
 MESSAGES = [Message(role="system", content="Be brief."), Message(role="user", content="Revise the list.")]
 SCHEMA = {"type": "object", "properties": {"decision": {"type": "string"}}, "required": ["decision"]}
@@ -218,4 +218,5 @@ def test_iterate_suggests_a_larger_max_tokens_when_answers_were_cut(wire: WireSe
         with pytest.raises(SystemExit):
             main()
         err = capsys.readouterr().err
-        assert ("answers were cut at the token limit (max_tokens 5); rerun with a larger --max-tokens" in err) == cut
+        assert ("cut at the token limit (--max-tokens 5); a cut-off answer is never read as a revision: rerun "
+                "with a larger --max-tokens, e.g. --max-tokens 10" in err) == cut

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from stability.calls import CallFailed, CallPath, RetryPolicy
-from stability.models.base import GenerateConfig, Message
+from stability.calls import CallPath, RetryPolicy
 from stability.models.registry import get_model
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import CallFailed, GenerateConfig, Message
 
 MESSAGES = [Message(role="system", content="Be brief — très."), Message(role="user", content="Revise the list.")]
 SCHEMA = {"type": "object", "properties": {"decision": {"type": "string"}}, "required": ["decision"]}

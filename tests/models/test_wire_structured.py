@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from stability.calls import CallFailed, CallPath, RetryPolicy
+from stability.calls import CallPath, RetryPolicy
 from stability.engine import IterateConfig, iterate
-from stability.models.base import GenerateConfig, Message, Model
+from stability.models.base import Model
 from stability.models.registry import get_model
 from stability.records import CallRecord
 from stability.store import Store
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import CallFailed, GenerateConfig, Message
 from tests.conftest import write
 
 MESSAGES = [Message(role="system", content="Be brief."), Message(role="user", content="Revise the list.")]

@@ -7,9 +7,9 @@ from pathlib import Path
 from stability.analysis import analyze
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
 from stability.store import Store
+from stability.vocabulary import Message
 from tests.conftest import write
 
 

@@ -16,7 +16,6 @@ from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
 from stability.library import find_constitution
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel, TrainableScriptedModel
 from stability.protocols.fine_tune_reflect import (
     FineTuneReflect,
@@ -26,6 +25,7 @@ from stability.protocols.fine_tune_reflect import (
     share_kept,
 )
 from stability.store import Store
+from stability.vocabulary import Message
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from stability.errors import StabilityError
-from stability.models.base import Message
 from stability.protocols.multi_agent import agent_names, plurality, read_vote, vote
 from stability.store import Store
+from stability.vocabulary import Message
 from tests.conftest import decisions, revised, run_protocol, write
 
 
@@ -114,7 +114,7 @@ def test_a_cut_off_vote_is_no_vote() -> None:
 
 
 def test_no_votes_are_recorded_with_whose_and_why(tmp_path: Path, db: Path) -> None:
-    from stability.models.base import Output
+    from stability.vocabulary import Output
 
     def answer(messages: list[Message]) -> str | Output:
         who, ask = speaker(messages), messages[-1].content

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from stability.errors import StabilityError
-from stability.models.base import Message, Output, TokenLogprob
 from stability.records import RatingRecord, RevisionRecord
 from stability.store import Store
+from stability.vocabulary import Message, Output, TokenLogprob
 from tests.conftest import decisions, run_protocol, write
 
 START = "- Be honest.\n- Be kind.\n"

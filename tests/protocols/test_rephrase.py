@@ -6,10 +6,10 @@ from pathlib import Path
 
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
 from stability.protocols import protocol_class
 from stability.store import Store
+from stability.vocabulary import Message
 from tests.conftest import write
 
 WORDS = {"a": "alpha", "alpha": "a", "b": "beta", "beta": "b"}

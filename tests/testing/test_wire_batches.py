@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stability.models.base import GenerateConfig, Message
 from stability.models.batch_api import BatchRequest, request_for
 from stability.models.registry import get_model
 from stability.testing.wire_server import WireServer
+from stability.vocabulary import GenerateConfig, Message
 
 HELLO = [Message(role="user", content="hello there")]
 NAMES = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4"]

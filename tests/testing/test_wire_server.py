@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from stability.models.base import GenerateConfig, Message, TransientError
 from stability.models.registry import get_model
 from stability.testing.wire_server import FAULT_KINDS, FaultMix, WireServer
+from stability.vocabulary import GenerateConfig, Message, TransientError
 
 HELLO = [Message(role="user", content="hi")]
 

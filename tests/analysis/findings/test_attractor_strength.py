@@ -10,7 +10,7 @@ import pytest
 from stability.analysis.findings import attractor_strength
 from stability.analysis.findings.record import Finding, Unanswerable
 from stability.analysis.judged import StoredJudgements
-from stability.judge.subjects import subject_key
+from stability.analysis.judged_subjects import subject_key
 from stability.records import JudgementRecord
 from stability.testing import planted_findings as planted
 

@@ -10,10 +10,10 @@ from stability.analysis.findings import generations
 from stability.analysis.findings.record import Finding, Unanswerable
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import TrainableScriptedModel
 from stability.store import Store
 from stability.testing import planted_findings as planted
+from stability.vocabulary import Message
 from tests.conftest import write
 
 RISE = 0.08  # decline probability gained per generation by the treatment

@@ -11,8 +11,8 @@ from stability.analysis.findings import attractor_strength, principles
 from stability.analysis.measure import load
 from stability.engine import IterateConfig, iterate
 from stability.models import scripted
-from stability.models.base import Message
 from stability.models.scripted import ScriptedModel
+from stability.vocabulary import Message
 
 
 def _current(messages: list[Message]) -> list[str]:

@@ -1,5 +1,8 @@
 """What the judge is asked about: the subjects of each question, found in runs (or in the library, for validation).
 
+Contract: analysis owns the subject keys, since it finds each stored judgement again by recomputing them (from
+:mod:`stability.analysis.judged`); the judge imports them to ask, analysis never imports the judge.
+
 A :class:`Subject` is one question about one thing, named by content hashes only (``subjects``), so the same
 question about the same content is the same subject wherever it appears, and analysis finds its judgement again by
 recomputing the key from what it reads:
