@@ -72,6 +72,7 @@ class CrossRun(BaseModel):
     start_spread: float
     final_spread: float
     convergence_ratio: float | None
+    convergence_ratio_note: str | None = None  # why there is no ratio (one start, starts that do not differ)
     attractors: list[Attractor]
     merges: list[Merge]
     graph_cycles: list[list[str]]  # exact cycles of the whole graph, edits of any run (up to 100, length <= 6)
@@ -197,13 +198,16 @@ def cross_run(runs: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], 
     """Attractors, spreads and merges of ``runs`` (the chain runs that have a verdict)."""
     if not runs:
         return CrossRun(runs=0, distinct_starts=0, distinct_finals=0, start_spread=0.0, final_spread=0.0,
-                        convergence_ratio=None, attractors=[], merges=[], graph_cycles=[], projection=[])
+                        convergence_ratio=None, convergence_ratio_note="no chain run with a verdict",
+                        attractors=[], merges=[], graph_cycles=[], projection=[])
     starts = np.stack([node_vectors[r.start] for r in runs])
     finals = np.stack([node_vectors[r.final] for r in runs])
     labels, attractors = attractors_of(runs, finals, cluster_threshold)
     start_spread, final_spread = spread(starts), spread(finals)
     distinct_starts = len({r.start for r in runs})
     ratio = final_spread / start_spread if distinct_starts > 1 and start_spread > 0 else None
+    note = None if ratio is not None else "one start: no spread of starts to compare" if distinct_starts < 2 \
+        else "the starts do not differ in the embedding (spread 0)"
     points = project(np.concatenate([starts, finals]))
     projection = [ProjectedPoint(run_id=r.run_id, role="start", node=r.start, x=float(points[i, 0]),
                                  y=float(points[i, 1]), cluster=None) for i, r in enumerate(runs)]
@@ -212,5 +216,6 @@ def cross_run(runs: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], 
                    for i, r in enumerate(runs)]
     return CrossRun(runs=len(runs), distinct_starts=distinct_starts, distinct_finals=len({r.final for r in runs}),
                     start_spread=round(start_spread, 6), final_spread=round(final_spread, 6),
-                    convergence_ratio=round(ratio, 6) if ratio is not None else None, attractors=attractors,
+                    convergence_ratio=round(ratio, 6) if ratio is not None else None, convergence_ratio_note=note,
+                    attractors=attractors,
                     merges=merges(runs), graph_cycles=graph_cycles(runs), projection=projection)

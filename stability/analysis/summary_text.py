@@ -1,5 +1,9 @@
 """Groups and contrasts as short text, one way for every reader: the terminal (``analyze``), the HTML report and
-the viewer's cells show the same strings for the same numbers."""
+the viewer's cells show the same strings for the same numbers.
+
+One rule for a measure that is undefined (no runs to count, one start for a between-start ratio, a median never
+reached): it is shown as ``–`` (or "not reached") followed by the reason in brackets, never as a number; ``--json``
+carries ``null`` with the same reason beside it (``note``, ``convergence_ratio_note``)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ def _g(value: float) -> str:
 
 
 def interval_text(value: Any) -> str:
-    """``mean [low, high] (n=…, k starts)``; ∞ for an unbounded side, – for no estimate."""
-    if value is None or value.mean is None:
+    """``mean [low, high] (n=…, k starts)``; ∞ for an unbounded side, – for no estimate (with why, when known)."""
+    if value is None:
         return "–"
+    if value.mean is None:
+        return "– (nothing to count: n=0)" if value.n == 0 else "– (no estimate)"
     clusters = getattr(value, "clusters", None)
     count = f"n={value.n}" + (f", {clusters} starts" if clusters else "")
     if value.low is None:
@@ -49,17 +55,40 @@ def starts_text(group: Any) -> str:
     return f"{group.starts} · {group.models}"
 
 
-def ratio_text(ratio: Any) -> str:
-    """The convergence ratio with its interval (or why none) and its null p-value."""
+def ratio_text(ratio: Any, null_range: bool = False) -> str:
+    """The convergence ratio with its interval (or why none) and its null p-value (``null_range``: and the 95%
+    range of its within-start null). Undefined (one start): ``– (why)``, with no interval and no null."""
     if ratio.mean is None:
-        return f"– ({ratio.note})" if ratio.note else "–"
+        return f"– ({ratio.note})" if ratio.note else "– (undefined)"
     text = _g(ratio.mean)
     if ratio.low is not None and ratio.high is not None:
         text += f" [{_g(ratio.low)}, {_g(ratio.high)}]"
     text += f" (n={ratio.n}, {ratio.starts} starts)"
     if ratio.p_value is not None:
         text += f" p{p_text(ratio.p_value)}"
+    if null_range:
+        text += (f" · null {_g(ratio.null_low)}–{_g(ratio.null_high)}"
+                 if ratio.null_low is not None and ratio.null_high is not None else " · no null (no runs to permute)")
     return text
+
+
+def cross_ratio_text(cross: Any) -> str:
+    """The cross-run convergence ratio (spread of finals / spread of starts), or ``– (why)``."""
+    if cross.convergence_ratio is None:
+        return f"– ({cross.convergence_ratio_note or 'undefined'})"
+    return f"{cross.convergence_ratio:.3f}"
+
+
+def median_text(survival: Any) -> str:
+    """A Kaplan–Meier median of steps to a fixed point with its interval, and how many runs reached or were
+    censored; "not reached" (undefined: fewer than half reached one) when it is not."""
+    s = survival
+    if s.median is None:
+        median = "not reached"
+    else:
+        median = f"{s.median:g}" + (f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]"
+                                    if s.low is not None else "")
+    return f"{median} ({s.events} reached, {s.censored} censored)"
 
 
 def group_warnings(result: Any) -> list[str]:

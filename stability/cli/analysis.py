@@ -91,12 +91,10 @@ def _short(node: str) -> str:
 
 
 def _interval(value: Any) -> str:
-    if value.mean is None:
-        return "–"
-    if value.low is None:
-        return f"{value.mean:.3g} (n={value.n})"
-    high = "∞" if value.high is None else f"{value.high:.3g}"  # unbounded: undefined in > 2.5% of resamples
-    return f"{value.mean:.3g} [{value.low:.3g}, {high}] (n={value.n})"
+    """An interval as every output writes it (undefined: ``–`` and why)."""
+    from stability.analysis.summary_text import interval_text
+
+    return interval_text(value)
 
 
 def _print_analysis(result: Any) -> None:
@@ -116,7 +114,9 @@ def _print_analysis(result: Any) -> None:
     console.print(table)
     _print_groups(result)
     cross = result.cross_run
-    ratio = f"{cross.convergence_ratio:.3f}" if cross.convergence_ratio is not None else "n/a (one start)"
+    from stability.analysis.summary_text import cross_ratio_text
+
+    ratio = escape(cross_ratio_text(cross))
     console.print(f"{cross.runs} runs · {cross.distinct_starts} starts · {cross.distinct_finals} finals · "
                   f"spread of starts {cross.start_spread:.3f}, of finals {cross.final_spread:.3f} · "
                   f"convergence ratio [bold]{ratio}[/]")
@@ -216,6 +216,7 @@ def _print_groups(result: Any) -> None:
         incidence_contrast_text,
         incidence_text,
         interval_text,
+        median_text,
         ratio_text,
         starts_text,
     )
@@ -228,13 +229,10 @@ def _print_groups(result: Any) -> None:
                    "convergence ratio between starts (null p)", "clashes resolved", "attractors"):
         table.add_column(column)
     for g in result.groups:
-        s = g.steps_to_fixed_point
-        median = "not reached" if s.median is None else f"{s.median:g}" + (
-            f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else "")
         started = g.fixed_point_rate_started
         table.add_row(g.label, str(g.runs), starts_text(g), str(g.no_verdict), interval_text(g.fixed_point_rate),
                       interval_text(started), interval_text(g.cycle_rate),
-                      f"{median} ({s.events} reached, {s.censored} censored)", ratio_text(g.convergence_ratio),
+                      median_text(g.steps_to_fixed_point), ratio_text(g.convergence_ratio),
                       interval_text(g.clash_resolution), str(len(g.attractors)))
     console.print(table)
     for line in group_warnings(result):

@@ -85,7 +85,7 @@ def iterate(
         check_setting(name, value)
     flags = {name: derived[name] or None if flag.kind is bool else derived[name]  # a switch left off: not given
              for name, flag in protocol_flags().items()}
-    progress = StepProgress(flags.get("max_steps") or 20)
+    progress = StepProgress()
     try:
         if resume:
             result = run_resume(resume, db, on_step=progress.update, batch=batch, on_batch=_batch_line)
@@ -182,20 +182,21 @@ def _hint_truncation(run_id: str, db: Path | None) -> None:
 
 
 class StepProgress:
-    """A progress bar on stderr that appears with the first step, so input errors print alone."""
+    """A progress bar on stderr that appears with the first step, so input errors print alone. It counts what the
+    protocol's steps are (``generations 1/2``, ``trials``, ``steps``) up to the run's own bound, both from the
+    engine's step events."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self) -> None:
         self.progress: Progress | None = None
 
     def update(self, event: Any) -> None:
         if self.progress is None:
             # on a terminal only, and gone when it stops: a failure mid-run is then one line on stderr
-            self.progress = Progress(TextColumn("[bold]iterate"), BarColumn(), MofNCompleteColumn(),
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors,
                                      transient=True, disable=not errors.is_interactive)
             self.progress.start()
-            self.progress.add_task("iterate", total=self.total, last="")
+            self.progress.add_task(event.unit, total=event.total, last="")
         self.progress.update(self.progress.task_ids[0], completed=event.step,
                              last=f"step {event.step}: {event.decision} ({event.n_principles} principles)")
 

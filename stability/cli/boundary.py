@@ -15,7 +15,8 @@
 Before the app runs, the streams are made safe: text that the terminal's encoding cannot show is written as
 backslash escapes (``PYTHONIOENCODING=ascii``), a closed stdin or stderr is replaced by ``/dev/null`` (so no file
 the command opens can land on descriptor 0 or 2), and a closed stdout or a deleted working folder is refused in
-one line before anything is read or written.
+one line before anything is read or written. Other packages' warnings and progress bars go to a log file beside
+the store, not the terminal (:mod:`stability.cli.third_party`; ``--verbose`` shows them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from stability.cli import third_party
 from stability.cli.display import printable
 from stability.errors import StabilityError
 
@@ -312,7 +314,7 @@ def _quiet_stdout() -> None:
 def run(app: Callable[..., Any], args: list[str]) -> int:
     """Run the CLI ``app`` on ``args``; the exit status. Known failures are reported here and nowhere else."""
     as_json = _wants_json(args)
-    with _safe_streams() as problem:
+    with _safe_streams() as problem, third_party.contained(args) as args:
         try:
             problem = problem or _undecodable(args)
             if problem is not None:

@@ -66,7 +66,10 @@ def run(
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=dry_run or not errors.is_interactive) as progress:
-        task = progress.add_task("runs", total=None)
+        task = progress.add_task("cells", total=None)  # its bound comes with on_start: the grid's cells
+
+        def on_start(done: int, cells: int) -> None:
+            progress.update(task, completed=done, total=cells)
 
         def on_cell(cell: object) -> None:
             progress.advance(task)
@@ -75,11 +78,12 @@ def run(
             from stability.experiment.distributed import run_experiment_ray
 
             result = run_experiment_ray(spec, db, address=ray, max_cost=max_cost, prices_file=prices,
-                                        on_cell=on_cell, shards=shards, cache_from=cache_from)
+                                        on_cell=on_cell, shards=shards, cache_from=cache_from,
+                                        on_start=on_start)
         else:
             result = run_experiment(spec, db, dry_run=dry_run, max_cost=max_cost, resume=resume,
                                     prices_file=prices, on_cell=on_cell, cache_from=cache_from, batch=batch,
-                                    on_batch=BatchProgress(progress))
+                                    on_batch=BatchProgress(progress), on_start=on_start)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return

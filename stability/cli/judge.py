@@ -63,7 +63,8 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
         return
     if not targets:
         raise StabilityError("judge: name an experiment or runs to judge (or --validate)")
-    progress = Progress(TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    # counts the judge's questions this session asks (one call each): its bound comes with the first report
+    progress = Progress(TextColumn("[bold]judge questions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=errors, transient=True, disable=dry_run or as_json or not errors.is_interactive)
     task = progress.add_task("judge", total=None)
 

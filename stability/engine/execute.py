@@ -90,7 +90,8 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
 
     handle = Run(run_id=run.id, seed=run.seed, protocol=prepared.protocol.name,
                  generate=prepared.config.generate(), store=store, calls=calls, models=prepared.models,
-                 templates=prepared.templates, on_step=stepped)
+                 templates=prepared.templates, on_step=stepped, step_total=prepared.protocol.step_bound(),
+                 step_unit=prepared.protocol.step_unit)
     batched = batcher.running() if batcher is not None and batcher.takes(prepared.model) else nullcontext()
     try:
         with batched:

@@ -62,6 +62,8 @@ class StepEvent:
     constitution_hash: str
     n_principles: int
     detail: str | None = None
+    total: int | None = None  #: the highest step the run may record (its protocol's ``step_bound``)
+    unit: str = "steps"  #: what a step is (its protocol's ``step_unit``: generations, trials, steps)
 
 
 class Run:
@@ -69,7 +71,8 @@ class Run:
 
     def __init__(self, *, run_id: str, seed: int, protocol: str, generate: GenerateConfig, store: Store,
                  calls: CallPath, models: dict[str, Model], templates: TemplateSet,
-                 on_step: Callable[[StepEvent], None] | None = None) -> None:
+                 on_step: Callable[[StepEvent], None] | None = None, step_total: int | None = None,
+                 step_unit: str = "steps") -> None:
         if SUBJECT not in models:
             raise StabilityError(f"run {run_id}: no subject model")
         self.run_id = run_id
@@ -82,6 +85,8 @@ class Run:
         self._subject = models[SUBJECT]
         self._templates = templates
         self._on_step = on_step or (lambda event: None)
+        self._step_total = step_total
+        self._step_unit = step_unit
         self._embedders: dict[str, Any] = {}
 
     # -- reading ------------------------------------------------------------------------------------------------
@@ -124,7 +129,8 @@ class Run:
                               source_hash=parent.constitution_hash, target_hash=digest, kind=EDGE_KIND[decision],
                               protocol=self.protocol, call_ids=[c.id for c in calls])
         self._store.insert_revision(revision, edge)
-        self._on_step(StepEvent(step, decision, digest, len(constitution.principles), detail))
+        self._on_step(StepEvent(step, decision, digest, len(constitution.principles), detail,
+                                total=self._step_total, unit=self._step_unit))
         return revision
 
     def record_probe(self, probe: ProbeRecord, proposed: Constitution | None) -> None:

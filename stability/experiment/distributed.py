@@ -176,7 +176,8 @@ def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: s
 def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, address: str | None = None,
                        max_cost: float | None = None, prices_file: Path | str | None = None,
                        on_cell: Callable[[CellRecord], None] | None = None, shards: Path | str | None = None,
-                       max_retries: int = 3, cache_from: Path | str | None = None) -> ExperimentResult:
+                       max_retries: int = 3, cache_from: Path | str | None = None,
+                       on_start: Callable[[int, int], None] | None = None) -> ExperimentResult:
     """Run a spec's unfinished cells on Ray (``address``: a cluster's, or None for a local one started here).
     ``cache_from``: another store (a DuckDB file, or an export folder, loaded once into the shards folder) whose
     calls may answer, read-only, as :func:`stability.experiment.runner.run_experiment`'s."""
@@ -203,6 +204,8 @@ def run_experiment_ray(spec_path: Path | str, db: Path | str | None = None, addr
         limits = ray.remote(SharedLimits).options(num_cpus=0, max_concurrency=1000).remote(spec)
         task = ray.remote(run_cell_in_shard)
         waiting = [c for c in store.cells(spec.experiment_id) if c.status != "done"]
+        if on_start is not None:  # (done before, cells in the grid), as run_experiment's
+            on_start(len(cells) - len(waiting), len(cells))
         running: dict[Any, CellRecord] = {}
         slots = result.parallel_runs  # Ray's CPUs limit it further
         stopped = False

@@ -175,8 +175,11 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                    max_cost: float | None = None, resume: bool = False, prices_file: Path | str | None = None,
                    on_cell: Callable[[CellRecord], None] | None = None,
                    cache_from: Path | str | None = None, batch: bool = False,
-                   on_batch: Callable[[BatchEvent], None] | None = None) -> ExperimentResult:
-    """Run (or estimate) a spec's grid. ``cache_from``: another store (DuckDB file or export folder) whose calls
+                   on_batch: Callable[[BatchEvent], None] | None = None,
+                   on_start: Callable[[int, int], None] | None = None) -> ExperimentResult:
+    """Run (or estimate) a spec's grid. ``on_start(done, cells)`` is told, before any cell runs, how many of the
+    grid's cells earlier sessions finished and how many it has; ``on_cell`` then hears of each cell that ends.
+    ``cache_from``: another store (DuckDB file or export folder) whose calls
     answer this one's requests read-only, within the cache scope (never ``run``), recorded with ``cached_from``."""
     if cache_from is not None and not Path(cache_from).exists():
         raise StabilityError(f"{cache_from}: no such store for --cache-from")
@@ -200,6 +203,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                 raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without "
                                      "--resume")
             register_experiment(store, spec, spec_path, cells, batch)
+            if on_start is not None:
+                on_start(sum(c.status == "done" for c in store.cells(spec.experiment_id)), len(cells))
             budget = Budget(store, spec.experiment_id, max_cost)
             waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell,
                                            result.parallel_runs, batch, on_batch))

@@ -77,6 +77,8 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
     cli_flags: ClassVar[dict[str, str]] = {}
     #: GPUs one run needs (a distributed run asks its scheduler for them: ``stability run --ray``)
     gpus: ClassVar[float] = 0
+    #: what one recorded step of a run is (progress displays count these: ``generations 1/2``)
+    step_unit: ClassVar[str] = "steps"
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
@@ -121,6 +123,10 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
 
     def estimate_calls(self, start: Constitution) -> int:
         """An upper bound on the calls one run makes (for ``--dry-run``)."""
+        return 1
+
+    def step_bound(self) -> int:
+        """The highest step number a run records (its progress total, in :attr:`step_unit`)."""
         return 1
 
     def estimate_input_tokens(self, calls: int, prompt: int, answer: int, constitution: int) -> int:

@@ -37,6 +37,9 @@ class BlankSlate(ReflectionProtocol[BlankSlateOptions]):
     def estimate_calls(self, start: Constitution) -> int:
         return self.options.max_parse_failures
 
+    def step_bound(self) -> int:
+        return self.options.max_parse_failures  # one step per authoring attempt
+
     def starts_blank(self) -> bool:
         return True
 

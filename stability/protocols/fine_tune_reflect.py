@@ -93,6 +93,11 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
         folders = [self.name, FRESH_INSTANCE]  # reflection asks the fresh-instance question
         return folders + [CONTROLS] if self.options.control != "none" or self.options.heldout_traces else folders
 
+    step_unit = "generations"
+
+    def step_bound(self) -> int:
+        return self.options.generations  # step g is generation g - 1's reflection
+
     def estimate_calls(self, start: Constitution) -> int:
         options = self.options
         qa_kinds = sum(kind in options.constitution_data for kind in ("self-qa", "teacher-qa"))

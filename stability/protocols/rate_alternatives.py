@@ -163,6 +163,11 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
     cli_flags = {"principle": "principle", "alternatives": "alternatives", "mode": "mode", "reflect": "reflect",
                  "source": "source", "trials": "trials"}
 
+    step_unit = "trials"
+
+    def step_bound(self) -> int:
+        return self.options.trials
+
     def estimate_calls(self, start: Constitution) -> int:
         options = self.options
         return options.trials * (2 if options.reflect == "first" and options.source == "provided" else 1)

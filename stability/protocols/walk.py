@@ -124,6 +124,11 @@ class IterationProtocol(ReflectionProtocol[IterationOptionsT]):
         return (options.max_steps * self.calls_per_step() + (options.max_parse_failures if options.from_blank else 0)
                 + options.probe_samples)
 
+    def step_bound(self) -> int:
+        """``max_steps`` steps, after as many authoring attempts as a blank start may take."""
+        options = self.options
+        return options.max_steps + (options.max_parse_failures if options.from_blank else 0)
+
     def template_folders(self) -> list[str]:
         return [self.name, BLANK_SLATE] if self.options.from_blank else [self.name]
 

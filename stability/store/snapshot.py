@@ -4,8 +4,9 @@ DuckDB lets one process write a file, and nobody read it meanwhile. So the writi
 
 - leaves a *writer marker* beside the file (``DB.writer``: its process id, command line and start time), so
   that a refused process can say who holds the store and that it is writing;
-- publishes a *snapshot* (``DB.snapshot``): after a commit, at most every ``STABILITY_SNAPSHOT_SECONDS``
-  seconds (30 by default, and never more often than ten times the last copy took), a thread of its own copies
+- publishes a *snapshot* (``DB.snapshot``): at its first commit (so a run is readable from its first stored
+  rows), then after a commit at most every ``STABILITY_SNAPSHOT_SECONDS`` seconds (30 by default, and never more
+  often than ten times the last copy took), a thread of its own copies
   the database (``ATTACH`` + ``COPY FROM DATABASE`` on its own cursor: one statement, so one consistent state,
   while commits go on) into a temporary file and renames it over the snapshot, so a reader sees the old
   snapshot or the new one, never half of one. Copying costs about 3 s per 100,000 stored calls here.
@@ -107,7 +108,7 @@ class Publisher:
         self.db = db
         self._cursor = con.cursor()  # made here, on the opening thread; used by one snapshot thread at a time
         self.every = interval()
-        self.last = time.monotonic()  # the first snapshot is due one interval after opening
+        self.last: float | None = None  # the first snapshot is due at the first commit
         self.took = 0.0
         self.failed: str | None = None
         self.published = 0
@@ -116,8 +117,8 @@ class Publisher:
             snapshot_path(db).unlink(missing_ok=True)  # left by a writer that was killed
 
     def due(self) -> bool:
-        return self.every > 0 and self.failed is None and \
-            time.monotonic() - self.last >= max(self.every, 10 * self.took)
+        return self.every > 0 and self.failed is None and (
+            self.last is None or time.monotonic() - self.last >= max(self.every, 10 * self.took))
 
     def after_commit(self, _: object = None) -> None:
         """Start a snapshot in the background when one is due and none is being taken."""

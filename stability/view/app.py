@@ -139,11 +139,17 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
         return endpoint
 
     def groups(request: Request) -> Response:
+        return grouped(request, cache.groups)
+
+    def group_figures(request: Request) -> Response:
+        return grouped(request, cache.figures)
+
+    def grouped(request: Request, build: Callable[[str, list[str]], Any]) -> Response:
         name = request.path_params["name"]
         try:
             with source.reading() as store:
                 summary = data.experiment(store, name, 0, 1)
-            return _json(cache.groups(summary["id"], _by(request, summary["group_by"])))
+            return _json(build(summary["id"], _by(request, summary["group_by"])))
         except BadQuery as err:
             return _json({"error": str(err)}, 400)
         except data.NotFound as err:
@@ -183,6 +189,7 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
         Route("/api/experiments/{name}/progress", reading(lambda store, r: {**data.progress(
             store, r.path_params["name"], _int(r, "offset", 0), _int(r, "limit", PAGE)), "source": source.state()})),
         Route("/api/experiments/{name}/groups", groups),
+        Route("/api/experiments/{name}/figures", group_figures),
         Route("/api/runs", reading(lambda store, r: data.runs(store, _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Route("/api/runs/{run_id}", reading(lambda store, r: data.run(
             store, r.path_params["run_id"], _int(r, "offset", 0), _int(r, "limit", 200)))),

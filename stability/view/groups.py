@@ -2,7 +2,8 @@
 
 The analysis is the one ``stability analyze`` runs (:func:`stability.analysis.measure.analyze`), on a pinned copy
 of the state the viewer reads, grouped by the experiment's varied factors (seed aside) unless the page names
-others. Its result is kept per (experiment, factors, state read) and cut to the key figures a page shows.
+others. Its result is kept per (experiment, factors, state read) and cut to the key figures a page shows; its
+figures are the report's (:func:`stability.analysis.report.group_figures.figures`: the same code draws both).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stability.analysis.summary_text import (
     incidence_contrast_text,
     incidence_text,
     interval_text,
+    median_text,
     ratio_text,
 )
 from stability.view.source import StoreSource
@@ -55,6 +57,16 @@ class GroupCache:
                 "contrasts_total": result.contrasts_total,
                 "contrasts": [{**c.model_dump(), "text": contrast_text(c)} for c in result.contrasts]}
 
+    def figures(self, experiment_id: str, by: list[str]) -> dict[str, Any]:
+        """The report's group figures for the groups :meth:`groups` lists, as inline SVG text."""
+        from stability.analysis.report.group_figures import figures
+
+        result = self.result(experiment_id, by)
+        with self._lock:  # matplotlib's pyplot is not thread-safe
+            drawn = figures(result)
+        return {"experiment": experiment_id, "by": result.by,
+                "figures": [{"name": name, "svg": svg} for name, svg in drawn]}
+
     def group_runs(self, experiment_id: str, by: list[str], index: int) -> list[str]:
         groups = self.result(experiment_id, by).groups
         return list(groups[index].run_ids) if 0 <= index < len(groups) else []
@@ -80,7 +92,8 @@ def key_figures(index: int, group: GroupSummary) -> dict[str, Any]:
             "fixed_point_rate_started": started.model_dump() if started is not None else None,
             "text": {"fixed_point_rate": interval_text(group.fixed_point_rate),
                      "fixed_point_rate_started": interval_text(started), "cycle_rate": interval_text(group.cycle_rate),
-                     "convergence_ratio": ratio_text(group.convergence_ratio),
+                     "convergence_ratio": ratio_text(group.convergence_ratio, null_range=True),
+                     "steps_to_fixed_point": median_text(group.steps_to_fixed_point),
                      "incidence": incidence_text(group.incidence)},
             "cycle_rate": group.cycle_rate.model_dump(),
             "steps_to_fixed_point": {k: getattr(group.steps_to_fixed_point, k) for k in ("median", "low", "high", "n")},

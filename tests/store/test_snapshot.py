@@ -38,13 +38,25 @@ def test_snapshots_are_consistent_copies_taken_while_commits_go_on(db: Path, mon
     assert sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name)) == [db.name]
 
 
-def test_no_snapshot_before_its_interval_and_a_stale_one_is_replaced(db: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_commit_publishes_a_snapshot_then_none_before_its_interval_and_a_stale_one_is_replaced(
+        db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stale = Path(f"{db}.snapshot")
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_text("left by a writer that was killed")
     with Store.open(db) as store:  # the default interval (30 s) is far off
-        assert not stale.exists()
+        publisher = store._publisher
+        assert not stale.exists() and publisher is not None
         store.put_constitution(Constitution(principles=("a",)))
-        store.flush()
-        assert not stale.exists() and store._publisher is not None and store._publisher.published == 0
+        store.flush()  # the first commit: readers get a snapshot at once, not one interval later
+        assert publisher._thread is not None
+        publisher._thread.join()
+        assert publisher.published == 1 and stale.exists()
+        con = duckdb.connect(str(stale), read_only=True)
+        try:
+            assert con.execute("SELECT count(*) FROM constitutions").fetchone() == (1,)
+        finally:
+            con.close()
+        store.put_constitution(Constitution(principles=("b",)))
+        store.flush()  # the next one waits for the interval
+        publisher._thread.join()
+        assert publisher.published == 1

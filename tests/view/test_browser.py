@@ -39,6 +39,8 @@ pytest.importorskip("starlette", reason="starlette is not installed (pip install
 from stability.view import Viewer  # noqa: E402  (after the skips: it needs starlette)
 
 SCREENSHOT = ROOT / "docs" / "view.png"
+#: a folder to save the pages' pictures in (the experiment page with its figures, the small graph), when set
+SHOTS = os.environ.get("STABILITY_SCREENSHOT_DIR")
 
 
 class Site:
@@ -145,6 +147,9 @@ def test_a_call_shows_its_failed_attempt_and_its_thinking(site: Site) -> None:
 def test_the_graph_draws_and_a_node_opens_its_text_and_runs(site: Site) -> None:
     page = site.visit(f"#/graph?experiment={site.experiment}", "graph")
     assert page.evaluate("window.cy.nodes().length") == 5
+    # five nodes would fit the canvas at a zoom that draws their 8 px labels several times larger: capped
+    assert page.evaluate("window.cy.zoom()") <= 1.25
+    assert 8 * page.evaluate("window.cy.zoom()") <= 10  # a label's height on screen, in px
     painted = page.evaluate("""() => [...document.querySelectorAll('#cy canvas')].map((c) => {
         const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 3; i < data.length; i += 4) if (data[i]) n++; return n; })""")
@@ -164,8 +169,33 @@ def test_the_graph_draws_and_a_node_opens_its_text_and_runs(site: Site) -> None:
     page.click("button[data-highlight=cycle]")  # off again, for the picture
     page.evaluate("document.activeElement.blur()")
     shot = page.screenshot(full_page=True)
+    if SHOTS:
+        Path(SHOTS, "small-graph.png").write_bytes(shot)
     if os.environ.get("STABILITY_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
         SCREENSHOT.write_bytes(shot)
+
+
+def test_the_experiment_page_shows_the_reports_figures_for_its_groups(site: Site) -> None:
+    page = site.visit(f"#/experiment/{site.experiment}", "experiment")
+    page.wait_for_selector("#group-figures figure img", timeout=120_000)
+    page.wait_for_function("[...document.querySelectorAll('#group-figures img')].every((i) => i.complete "
+                           "&& i.naturalWidth > 0)", timeout=30_000)
+    names = page.evaluate("[...document.querySelectorAll('#group-figures figure')].map((f) => f.dataset.name)")
+    # the report's figures: rates with intervals, survival curves, curves per step (no ratio: one start a group)
+    assert names == ["rates", "survival", "curves"], names
+    widths = page.evaluate("[...document.querySelectorAll('#group-figures img')].map((i) => i.naturalWidth)")
+    assert all(width > 200 for width in widths), widths
+    svg = urllib.request.urlopen(f"{site.viewer.url}/api/experiments/{site.experiment}/figures",
+                                 timeout=60).read().decode()
+    for label in json.loads(urllib.request.urlopen(f"{site.viewer.url}/api/experiments/{site.experiment}/groups",
+                                                   timeout=60).read())["groups"]:
+        assert label["label"] in svg  # each group the page lists is in the figures' legends
+    cells = page.inner_text("#group-table")
+    # one start a group: each ratio is written as undefined with its reason, never a number or a range of dashes
+    assert "–––" not in cells and cells.count("– (fewer than 2 starts: no pairs of runs from different starts)") == 3
+    if SHOTS:
+        page.locator("#group-figures").scroll_into_view_if_needed()
+        Path(SHOTS, "experiment-figures.png").write_bytes(page.screenshot(full_page=True))
 
 
 def test_search_finds_a_principle_and_goes_where_it_appears(site: Site) -> None:

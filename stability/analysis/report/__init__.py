@@ -16,10 +16,12 @@ from stability.analysis.measure import AnalysisResult, Vectors, load, measure
 from stability.analysis.report import figures, group_figures
 from stability.analysis.summary_text import (
     contrast_cell,
+    cross_ratio_text,
     group_warnings,
     incidence_contrast_text,
     incidence_text,
     interval_text,
+    median_text,
     ratio_text,
     starts_text,
 )
@@ -60,11 +62,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def _interval(value: Any) -> str:
-    if value.mean is None:
-        return "–"
-    high = "∞" if value.high is None else f"{value.high:.3g}"  # unbounded: undefined in > 2.5% of resamples
-    ci = f" [{value.low:.3g}, {high}]" if value.low is not None else ""
-    return f"{value.mean:.3g}{ci} (n={value.n})"
+    return interval_text(value)  # as every output writes it (undefined: ``–`` and why)
 
 
 def _diffs(result: AnalysisResult, corpus: Corpus, vectors: Vectors, params: Params) -> str:
@@ -117,13 +115,6 @@ def _ratings(result: AnalysisResult) -> str:
     return "".join(parts)
 
 
-def _median(s: Any) -> str:
-    if s.median is None:
-        return "not reached"
-    bounds = f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else ""
-    return f"{s.median:g}{bounds} ({s.events} reached, {s.censored} censored)"
-
-
 def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
     """The groups section: tables and figures per group, contrasts, and each group's attractors."""
     by = ", ".join(result.by) if result.by else "(no --by: all runs)"
@@ -138,7 +129,8 @@ def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in [
             swatch, g.runs, _e(starts_text(g)), g.no_verdict, g.verdicts.get("not_chain", 0),
             _e(interval_text(g.fixed_point_rate)), _e(interval_text(g.fixed_point_rate_started)),
-            _e(interval_text(g.cycle_rate)), _e(_median(g.steps_to_fixed_point)), _e(ratio_text(g.convergence_ratio)),
+            _e(interval_text(g.cycle_rate)), _e(median_text(g.steps_to_fixed_point)),
+            _e(ratio_text(g.convergence_ratio)),
             _e(interval_text(g.clash_resolution)), len(g.attractors)]) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ["group", "runs", "starts · models", "no verdict", "not a chain",
                                              "fixed-point rate (judged)", "fixed-point rate (started)",
@@ -146,11 +138,7 @@ def _groups(result: AnalysisResult, palette: dict[str, str]) -> str:
                                              "convergence ratio between starts", "clashes resolved", "attractors"])
     parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
     parts += [f'<p class="warning">warning: {_e(line)}</p>' for line in group_warnings(result)]
-    if any(g.fixed_point_rate.n for g in result.groups):
-        parts += [f"<figure>{group_figures.rates(result)}</figure>",
-                  f"<figure>{group_figures.survival(result)}</figure>"]
-    if any(g.convergence_ratio.mean is not None for g in result.groups):
-        parts.append(f"<figure>{group_figures.convergence_ratios(result)}</figure>")
+    parts += [f"<figure>{svg}</figure>" for _, svg in group_figures.figures(result, curves=False)]
     incidences = [(g.label, incidence_text(g.incidence)) for g in result.groups]
     if any(text is not None for _, text in incidences):
         parts.append("<h3>Competing risks</h3><p>Cumulative incidence of each way a chain run ends (Aalen–Johansen; "
@@ -243,7 +231,7 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         "<h2>Attractors</h2>", f"<figure>{figures.attractor_projection(result)}</figure>" if cross.runs
         else "<p>No chain run with a verdict: no finals to cluster.</p>",
         f"<p>Spread of starts {cross.start_spread:.3f}, of finals {cross.final_spread:.3f}; convergence ratio "
-        f"<b>{cross.convergence_ratio if cross.convergence_ratio is not None else 'n/a (one start)'}</b>.</p>",
+        f"<b>{_e(cross_ratio_text(cross))}</b>.</p>",
         _table(["cluster", "runs", "starts", "models", "spread", "medoid"],
                [[a.cluster, len(a.runs), len(a.starts), ", ".join(a.models), f"{a.spread:.3f}", a.medoid[7:19]]
                 for a in cross.attractors]),

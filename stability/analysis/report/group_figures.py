@@ -1,4 +1,6 @@
-"""The report's figures per group (``--by``): one colour per group with a legend, n and a 95% interval on each."""
+"""The figures per group (``--by``): one colour per group with a legend, n and a 95% interval on each. The HTML
+report and the viewer's experiment page both show :func:`figures` (one drawing code for both). An undefined
+measure (no runs to count, one start for a ratio) is written as undefined with its reason, never drawn as 0."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from stability.analysis.report.figures import _pyplot, _svg
+from stability.analysis.report.figures import _pyplot, _svg, convergence_curves
+from stability.analysis.summary_text import median_text
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -15,6 +18,20 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 def colours(result: Any) -> dict[str, str]:
     """One colour per group label (the palette repeats after ten groups)."""
     return {g.label: PALETTE[i % len(PALETTE)] for i, g in enumerate(result.groups)}
+
+
+def figures(result: Any, curves: bool = True) -> list[tuple[str, str]]:
+    """The group figures a reader of ``result`` sees, as (name, inline SVG): rates with intervals and survival
+    curves (when a group judged runs), convergence ratios (when a group has one), and the per-step curves
+    (``curves``; the report shows them in a section of their own)."""
+    out = []
+    if any(g.fixed_point_rate.n for g in result.groups):
+        out += [("rates", rates(result)), ("survival", survival(result))]
+    if any(g.convergence_ratio.mean is not None for g in result.groups):
+        out.append(("convergence-ratios", convergence_ratios(result)))
+    if curves and result.runs:
+        out.append(("curves", convergence_curves(result, colours(result))))
+    return out
 
 
 def _errors(intervals: list[Any]) -> tuple[list[float], list[float], list[float]]:
@@ -38,6 +55,8 @@ def rates(result: Any) -> str:
         axis.bar(x, means, yerr=[low, high], capsize=5, color=[palette[g.label] for g in groups])
         for xi, (g, i) in enumerate(zip(groups, intervals, strict=True)):
             text = f"n={i.n}" + (f"\n{g.no_verdict} no verdict" if g.no_verdict else "")
+            if i.mean is None:  # no bar of height 0: the rate is undefined
+                text = f"undefined\n(n={i.n})"
             axis.text(xi, 1.03, text, ha="center", va="bottom", fontsize=7)
         axis.set_xticks(x, [""] * len(groups))
         axis.set_ylim(0, 1.25)
@@ -64,10 +83,8 @@ def survival(result: Any) -> str:
         s = g.steps_to_fixed_point
         steps = [0] + [p.step for p in s.curve]
         surviving = [1.0] + [p.surviving for p in s.curve]
-        median = "not reached" if s.median is None else f"{s.median:g}" + (
-            f" [{s.low:g}, {'∞' if s.high is None else f'{s.high:g}'}]" if s.low is not None else "")
         axis.step(steps, surviving, where="post", color=palette[g.label], linewidth=1.6,
-                  label=f"{g.label}: n={s.n}, {s.events} reached, {s.censored} censored; median {median}")
+                  label=f"{g.label}: n={s.n}; median {median_text(s)}")
     axis.axhline(0.5, color="#bbbbbb", linewidth=0.8, linestyle="--")
     axis.set_ylim(-0.02, 1.05)
     axis.set_xlabel("step")

@@ -1,5 +1,5 @@
 // stability view: the pages, rendered from the server's JSON endpoints. Plain JavaScript, no build step.
-// Every text from the store is inserted as text (never as HTML). The routes live in the URL's hash:
+// Every text from the store is inserted as text (never as HTML); the report's figures come as SVG images. The routes live in the URL's hash:
 // #/experiments, #/experiment/ID, #/live/ID, #/runs, #/run/ID, #/step/RUN/N, #/call/ID, #/graph?..., #/search?q=
 "use strict";
 
@@ -37,7 +37,6 @@ const link = (href, text) => h("a", { href }, text);
 const short = (id) => (id && id.startsWith("sha256:") ? id.slice(7, 19) : id);
 const num = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits).replace(/\.?0+$/, ""));
 const money = (x) => "$" + Number(x || 0).toFixed(4);
-const interval = (iv) => (iv && iv.mean !== null ? `${num(iv.mean)} [${num(iv.low)}, ${num(iv.high)}]` : "–");
 const when = (t) => (t ? String(t).replace("T", " ").slice(0, 19) : "");
 
 function table(headers, rows, attrs) {
@@ -103,13 +102,11 @@ async function loadGroups(box, e) {
   const parts = [h("p", { class: "muted" }, `embedder ${g.embedder} · 95% intervals over starting constitutions `
     + "(rates: Wilson-t, Wilson over runs with one start; ratio: jackknife over starts)"),
     table(["group", "runs", "starts", "models", "fixed points", "cycles", "unsettled", "no verdict",
-      "fixed-point rate (judged)", "fixed-point rate (started)", "cycle rate", "median steps to fixed point",
-      "convergence ratio between starts (null range)", "attractors", ""],
+      "fixed-point rate (judged)", "fixed-point rate (started)", "cycle rate", "KM median steps to fixed point",
+      "convergence ratio between starts (null p · null range)", "attractors", ""],
     g.groups.map((x) => [x.label || "all runs", x.runs, x.starts, x.models, x.verdicts.fixed_point, x.verdicts.cycle,
       x.verdicts.unsettled, x.no_verdict, x.text.fixed_point_rate, x.text.fixed_point_rate_started, x.text.cycle_rate,
-      interval({ mean: x.steps_to_fixed_point.median, low: x.steps_to_fixed_point.low,
-        high: x.steps_to_fixed_point.high }),
-      `${x.text.convergence_ratio} (${num(x.convergence_ratio.null_low)}–${num(x.convergence_ratio.null_high)})`,
+      x.text.steps_to_fixed_point, x.text.convergence_ratio,
       x.attractors, link(`#/graph?experiment=${enc(e.id)}&group=${x.index}`, "graph")]), { id: "group-table" }),
     ...g.warnings.map((w) => h("p", { class: "warning" }, `warning: ${w}`))];
   const risks = g.groups.filter((x) => x.text.incidence);
@@ -134,6 +131,12 @@ async function loadGroups(box, e) {
     parts.push(h("p", { class: "warning" }, `${g.contrasts.length} of ${g.contrasts_total} contrasts shown`));
   }
   box.replaceChildren(...parts);
+  const figures = h("div", { id: "group-figures" }, h("p", { class: "muted" }, "drawing the figures…"));
+  box.append(h("h3", {}, "Figures (as in the report)"), figures);
+  const f = await api(`/api/experiments/${enc(e.id)}/figures`);
+  figures.replaceChildren(...(f.figures.length ? f.figures.map((x) => h("figure", { class: "figure", "data-name": x.name },
+    h("img", { alt: x.name, src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(x.svg)}` })))
+    : [h("p", { class: "muted" }, "no figures: no group has judged runs")]));
 }
 
 async function livePage(main, id) {
@@ -260,6 +263,10 @@ async function searchPage(main, params) {
 
 // -- the graph --------------------------------------------------------------------------------------------
 
+// Zoom at which a node's label (8 px) is drawn 10 px high: a small graph, which fits the canvas at a far larger zoom,
+// is shown at this one, so its labels keep a size that suits its few nodes instead of filling the canvas.
+const MAX_FIT_ZOOM = 1.25;
+
 const GRAPH_STYLE = [
   { selector: "node", style: { "background-color": "#8aa4bd", label: "data(label)", "font-size": 8, color: "#445", "text-wrap": "ellipsis",
     "text-max-width": 160, "min-zoomed-font-size": 7,
@@ -332,6 +339,10 @@ async function graphPage(main, params) {
   window.cy = cytoscape({ container: box, elements, style: GRAPH_STYLE, wheelSensitivity: 0.3,
     layout: small ? { name: "cose", animate: false, randomize: g.nodes.length > 30, nodeRepulsion: () => 8000 }
       : { name: "concentric", concentric: (n) => n.data("runs"), levelWidth: () => 2, animate: false } });
+  if (window.cy.zoom() > MAX_FIT_ZOOM) {
+    window.cy.zoom(MAX_FIT_ZOOM);
+    window.cy.center();
+  }
   window.cy.on("tap", "node", (ev) => showNode(panel, ev.target.id()).catch((err) =>
     panel.replaceChildren(h("p", { class: "error" }, err.message))));
   const focus = params.get("node");
