@@ -1,0 +1,104 @@
+"""What several question modules share: reading a run's route and start, turning intervals into estimates, and
+the share of between-start pairs of runs whose finals fall in one attractor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from stability.analysis.attractors import attractors_of
+from stability.analysis.between_starts import StartDistances, jackknife_se
+from stability.analysis.contrasts import ContrastEstimate
+from stability.analysis.corpus import RunChain
+from stability.analysis.findings.record import Estimate, GroupEstimate
+from stability.analysis.intervals import t_quantile
+from stability.analysis.stats import Interval
+from stability.errors import StabilityError
+
+
+def route_of(protocol: str) -> str | None:
+    """The iteration route a protocol's runs take (its class says: ``route``); None for other protocols."""
+    from stability.protocols import protocol_class
+
+    try:
+        return protocol_class(protocol).route
+    except StabilityError:
+        return None
+
+
+def starts_blank(chain: RunChain) -> bool:
+    """Whether the run began from the empty constitution and iterated one the model authored (its protocol says)."""
+    from stability.protocols import protocol_class
+
+    try:
+        return protocol_class(chain.protocol).configure(dict(chain.config.get("options") or {})).starts_blank()
+    except StabilityError:
+        return False
+
+
+def effective_start(chain: RunChain, principles: Mapping[str, tuple[str, ...]]) -> str:
+    """The constitution the run iterated first: its start, or for a blank-slate start what the model authored (the
+    first usable visit that holds principles)."""
+    if not principles.get(chain.start):
+        for visit in chain.usable:
+            if principles.get(visit.node):
+                return visit.node
+    return chain.start
+
+
+def estimate(interval: Interval, clusters: int | None = None) -> Estimate:
+    """An analysis interval as a finding's estimate."""
+    return Estimate(estimate=interval.mean, low=interval.low, high=interval.high, n=interval.n,
+                    clusters=interval.clusters if interval.clusters is not None else (clusters or 0),
+                    method=interval.method or "none", note=interval.warning)
+
+
+def group_estimate(group: dict[str, object], interval: Interval, clusters: int | None = None) -> GroupEstimate:
+    return GroupEstimate(group=group, **estimate(interval, clusters).model_dump())
+
+
+def contrast_estimate(c: ContrastEstimate) -> Estimate:
+    """A contrast (a − b) as a finding's estimate."""
+    return Estimate(estimate=c.mean, low=c.low, high=c.high, n=c.n, clusters=c.starts, method=c.method,
+                    p_value=c.p_value, note=c.note)
+
+
+def labels_of(chains: Sequence[RunChain], node_vectors: Mapping[str, np.ndarray], threshold: float) -> np.ndarray:
+    """Attractor labels of the chains' finals (average linkage cut at ``threshold``, as ``analyze``)."""
+    if not chains:
+        return np.zeros(0, dtype=int)
+    return attractors_of(chains, np.stack([node_vectors[c.final] for c in chains]), threshold)[0]
+
+
+def same_cluster(labels: np.ndarray, starts: Sequence[str]) -> StartDistances:
+    """Pairs of runs as a :class:`StartDistances` whose ratio is the share of between-start pairs whose finals fall
+    in one attractor: every pair counts 1 in the denominator, a pair in one cluster 1 in the numerator."""
+    n = len(labels)
+    return StartDistances(np.ones((n, n), dtype=np.float32),
+                          (labels[:, None] == labels[None, :]).astype(np.float32), list(starts))
+
+
+def one_cluster_share(labels: np.ndarray, starts: Sequence[str], members: Sequence[int]) -> Estimate:
+    """Share of pairs of ``members`` (positions in ``labels``) from different starts whose finals fall in one
+    attractor, with a delete-one-start jackknife-t interval (clusters: starts); no interval with 2 starts."""
+    by_start: dict[str, list[int]] = {}
+    for i in members:
+        by_start.setdefault(starts[i], []).append(i)
+    k = len(by_start)
+    pairs = sum(len(a) * len(b) for i, a in enumerate(by_start.values()) for j, b in enumerate(by_start.values())
+                if i < j)
+    if k < 2:
+        return Estimate(estimate=None, n=pairs, clusters=k, note="one start: no pair of runs from different starts")
+    jack = same_cluster(labels, starts).jackknife(by_start)
+    value = jack.value
+    se = jackknife_se(jack)
+    if value is None:
+        return Estimate(estimate=None, n=pairs, clusters=k, note="no pair of runs from different starts")
+    if se is None:
+        note = "2 starts: no interval (deleting a start leaves no pair of starts)" if k == 2 else \
+            "a start's deletion leaves no pair: no interval"
+        return Estimate(estimate=round(value, 6), n=pairs, clusters=k, method="jackknife-t", note=note)
+    half = float(t_quantile(k - 1)) * se
+    return Estimate(estimate=round(value, 6), low=round(max(0.0, value - half), 6),
+                    high=round(min(1.0, value + half), 6), n=pairs, clusters=k, method="jackknife-t")
