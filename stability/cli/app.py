@@ -16,6 +16,7 @@ from stability.cli import analysis as analysis_commands
 from stability.cli import answers as answers_command
 from stability.cli import boundary
 from stability.cli import experiment as experiment_commands
+from stability.cli import findings as findings_command
 from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
 from stability.cli import stores as store_commands
@@ -311,6 +312,7 @@ app.command("probe")(probe_command.probe)
 app.command("answers")(answers_command.answers)
 app.command("judge")(judge_command.judge)
 app.command("analyze")(analysis_commands.analyze)
+app.command("findings")(findings_command.findings)
 app.command("graph")(analysis_commands.graph)
 app.command("report")(analysis_commands.report)
 app.command("view")(view_command.view)

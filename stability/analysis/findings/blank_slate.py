@@ -28,10 +28,10 @@ from stability.analysis.findings.common import (
     starts_blank,
 )
 from stability.analysis.findings.data import FindingsData
-from stability.analysis.findings.record import Finding, GroupEstimate, Unanswerable
+from stability.analysis.findings.record import Finding, GroupEstimate, Question, Unanswerable
 from stability.analysis.stats import rate
 
-QUESTION = "blank-slate"
+QUESTION: Question = "blank-slate"
 AUTHORED, PROVIDED = {"start": "self-authored"}, {"start": "provided"}
 
 

@@ -4,6 +4,7 @@ the share of between-start pairs of runs whose finals fall in one attractor."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +55,8 @@ def estimate(interval: Interval, clusters: int | None = None) -> Estimate:
                     method=interval.method or "none", note=interval.warning)
 
 
-def group_estimate(group: dict[str, object], interval: Interval, clusters: int | None = None) -> GroupEstimate:
-    return GroupEstimate(group=group, **estimate(interval, clusters).model_dump())
+def group_estimate(group: Mapping[str, Any], interval: Interval, clusters: int | None = None) -> GroupEstimate:
+    return GroupEstimate(group=dict(group), **estimate(interval, clusters).model_dump())
 
 
 def contrast_estimate(c: ContrastEstimate) -> Estimate:

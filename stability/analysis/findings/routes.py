@@ -19,10 +19,10 @@ import numpy as np
 from stability.analysis.contrasts import share_contrast
 from stability.analysis.findings.common import contrast_estimate, group_estimate, route_of
 from stability.analysis.findings.data import FindingsData
-from stability.analysis.findings.record import Finding, GroupEstimate, Unanswerable
+from stability.analysis.findings.record import Finding, GroupEstimate, Question, Unanswerable
 from stability.analysis.stats import rate
 
-QUESTION = "convergence-by-route"
+QUESTION: Question = "convergence-by-route"
 ROUTE_ORDER = ("fresh-instances", "in-context", "multi-agent")
 
 

@@ -31,10 +31,10 @@ from stability.analysis.findings.common import (
     starts_blank,
 )
 from stability.analysis.findings.data import FindingsData
-from stability.analysis.findings.record import Finding, GroupEstimate, Unanswerable
+from stability.analysis.findings.record import Finding, GroupEstimate, Question, Unanswerable
 from stability.analysis.stats import cluster_interval, mean_of
 
-QUESTION = "similar-vs-dissimilar-starts"
+QUESTION: Question = "similar-vs-dissimilar-starts"
 
 
 def _group(value: Any) -> dict[str, Any]:

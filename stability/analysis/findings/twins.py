@@ -18,10 +18,10 @@ import numpy as np
 
 from stability.analysis.findings.common import estimate, group_estimate
 from stability.analysis.findings.data import FindingsData
-from stability.analysis.findings.record import Finding, GroupEstimate, Unanswerable
+from stability.analysis.findings.record import Finding, GroupEstimate, Question, Unanswerable
 from stability.analysis.stats import cluster_interval, mean_of
 
-QUESTION = "consistent-vs-contradictory"
+QUESTION: Question = "consistent-vs-contradictory"
 
 
 def changes(data: FindingsData, run_id: str) -> int:
