@@ -8,7 +8,8 @@ import pytest
 
 from stability.analysis.findings.assemble import assemble, findings
 from stability.analysis.findings.data import load_data
-from stability.analysis.findings.record import Finding, Findings
+from stability.analysis.findings.record import Estimate, Finding, Findings, GroupEstimate
+from stability.analysis.report.finding_figures import curves, question_figures, section, strength
 from stability.engine import IterateConfig, iterate
 from stability.errors import StabilityError
 from stability.models import scripted
@@ -166,3 +167,28 @@ def test_assemble_reuses_measured_data(tmp_path: Path) -> None:
     holm, bh = assemble(data, "holm"), assemble(data, "bh")
     assert (holm.adjust, bh.adjust) == ("holm", "bh")
     assert [f.measure for f in holm.findings] == [f.measure for f in bh.findings]
+
+
+def test_the_findings_section_draws_a_figure_per_question_and_says_what_it_cannot_answer(never_change: Findings
+                                                                                          ) -> None:
+    text = section(never_change)
+    assert text.count("<figure><svg") == 2  # routes, starts
+    assert '<h3 id="finding-convergence-by-route">' in text and "route=in-context" in text
+    assert "<b>blank-slate</b>" in text and "self-authored" in text
+
+
+def test_attractor_strength_and_per_generation_findings_get_their_figures() -> None:
+    """The figure code is driven by the records, so the questions another module answers get figures too."""
+    e = Estimate(estimate=0.5, low=0.2, high=0.8, n=6, clusters=3, method="cluster-t")
+    slope = Finding(question="attractor-strength", measure="slope", property="n_principles", slope=e,
+                    strength=e, position=Estimate(estimate=3.0), groups=[
+                        GroupEstimate(group={"start": s, "start_value": x}, estimate=3 + 0.5 * (x - 3))
+                        for s, x in (("a", 2), ("b", 4), ("c", 6))])
+    generations = Finding(question="fine-tune-generations", measure="decline_rate", groups=[
+        GroupEstimate(group={"control": arm, "generation": g}, estimate=0.1 * g, low=0.0, high=0.2 * g + 0.1)
+        for arm in ("none", "no-training") for g in range(4)])
+    assert len(question_figures([slope])) == len(question_figures([generations])) == 1  # no interval chart
+    text = section(Findings(findings=[slope, generations], unanswerable=[]))
+    assert text.count("<figure><svg") == 2
+    assert "5. Attractor strength" in text and "7. Fine-tune-reflect" in text
+    assert "identity (no pull)" in strength(slope) and "generation" in curves(generations)
