@@ -175,24 +175,30 @@ def _rows(findings: Sequence[Any]) -> list[list[str]]:
     return rows
 
 
+HEADERS = ["measure", "group / contrast", "estimate [95% interval]", "n", "clusters", "method", "p (adjusted)"]
+
+
+def questions(result: Any) -> list[dict[str, Any]]:
+    """Per answered question, in the methodology's order: its title, figures (SVG text) and table rows (the same
+    for the report and the viewer)."""
+    by_question: dict[str, list[Any]] = {}
+    for f in result.findings:
+        by_question.setdefault(f.question, []).append(f)
+    return [{"question": q, "title": title, "figures": question_figures(by_question[q]),
+             "rows": _rows(by_question[q])} for q, title in TITLES.items() if q in by_question]
+
+
 def section(result: Any) -> str:
     """The findings as HTML: per question its figures and a table of estimates; then what cannot be answered."""
     e = html.escape
     parts = [f"<h2>Findings</h2><p>p-values adjusted by {e(result.adjust)} over every printed p-value.</p>"]
-    by_question: dict[str, list[Any]] = {}
-    for f in result.findings:
-        by_question.setdefault(f.question, []).append(f)
-    headers = ["measure", "group / contrast", "estimate [95% interval]", "n", "clusters", "method", "p (adjusted)"]
-    for question, title in TITLES.items():
-        if question not in by_question:
-            continue
-        findings = by_question[question]
-        figures = "".join(f"<figure>{svg}</figure>" for svg in question_figures(findings))
-        head = "".join(f"<th>{e(h)}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in _rows(findings))
-        parts.append(f"<h3 id=\"finding-{e(question)}\">{e(title)}</h3>{figures}<table><tr>{head}</tr>{body}</table>")
+    head = "".join(f"<th>{e(h)}</th>" for h in HEADERS)
+    for q in questions(result):
+        figures = "".join(f"<figure>{svg}</figure>" for svg in q["figures"])
+        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in q["rows"])
+        parts.append(f"<h3 id=\"finding-{e(q['question'])}\">{e(q['title'])}</h3>{figures}"
+                     f"<table><tr>{head}</tr>{body}</table>")
     if result.unanswerable:
         items = "".join(f"<li><b>{e(u.question)}</b>: {e(u.reason)}</li>" for u in result.unanswerable)
         parts.append(f"<p>Questions this selection cannot answer:</p><ul>{items}</ul>")
     return "".join(parts)
-
