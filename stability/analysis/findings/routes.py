@@ -51,8 +51,7 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
     for text in keys:
         key, by_start = members[text]
         groups.append(group_estimate(key, rate([fixed[idx].tolist() for idx in by_start.values()]), len(by_start)))
-    out = [Finding(question=QUESTION, measure="fixed_point_rate", groups=groups,
-                   note=None if len(keys) > 1 else "one route: no route contrast")]
+    out = [Finding(question=QUESTION, measure="fixed_point_rate", groups=groups)]
     ones = np.ones(len(chains))
     for a, b in itertools.combinations(keys, 2):
         (ka, ma), (kb, mb) = members[a], members[b]
@@ -60,4 +59,6 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
             continue  # routes are contrasted within a model
         out.append(Finding(question=QUESTION, measure="fixed_point_rate_difference",
                            contrast=contrast_estimate(share_contrast(fixed, ones, ma, mb)), contrast_of=(ka, kb)))
+    if len(out) == 1:
+        out[0].note = "one route" + (" per model" if several_models else "") + ": no route contrast"
     return out
