@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from stability.analysis.between_starts import StartDistances
 from stability.analysis.findings.assemble import assemble, findings
+from stability.analysis.findings.common import LabelBlocks, VectorBlocks
 from stability.analysis.findings.data import load_data
 from stability.analysis.findings.record import Estimate, Finding, Findings, GroupEstimate
 from stability.analysis.report.finding_figures import curves, question_figures, section, strength
@@ -192,3 +195,22 @@ def test_attractor_strength_and_per_generation_findings_get_their_figures() -> N
     assert text.count("<figure><svg") == 2
     assert "5. Attractor strength" in text and "7. Fine-tune-reflect" in text
     assert "identity (no pull)" in strength(slope) and "generation" in curves(generations)
+
+
+def test_block_sums_give_the_ratios_and_shares_of_the_pairwise_matrices() -> None:
+    """The linear block sums (no runs x runs matrix) agree with StartDistances over the full matrices."""
+    rng = np.random.default_rng(3)
+    starts = [f"s{i % 5}" for i in range(23)]
+    begin, end = (rng.normal(size=(23, 8)) for _ in range(2))
+    begin, end = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (begin, end))
+    labels = rng.integers(0, 3, size=23)
+    by_start: dict[str, list[int]] = {}
+    for i, s in enumerate(starts):
+        by_start.setdefault(s, []).append(i)
+    full = StartDistances(np.clip(1 - begin @ begin.T, 0, 2), np.clip(1 - end @ end.T, 0, 2), starts)
+    blocks = VectorBlocks(begin, end, starts)
+    same = StartDistances(np.ones((23, 23)), (labels[:, None] == labels[None, :]).astype(float), starts)
+    for exact, linear in ((full, blocks), (same, LabelBlocks(labels, starts))):
+        a, b = exact.jackknife(by_start), linear.jackknife(by_start)
+        assert a.value is not None and b.value == pytest.approx(a.value, abs=1e-9)
+        assert b.deleted == pytest.approx(a.deleted, abs=1e-9)

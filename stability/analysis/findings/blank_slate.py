@@ -42,7 +42,7 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
         return Unanswerable(question=QUESTION, reason="no self-authored start: no judged run iterates a "
                                                       "constitution the model wrote (from_blank)")
     starts = [effective_start(c, data.corpus.principles) for c in chains]
-    labels = labels_of(chains, data.vectors.nodes, data.params.cluster_threshold)
+    labels = labels_of(data, chains)
     authored = [i for i, b in enumerate(blank) if b]
     provided = [i for i, b in enumerate(blank) if not b]
     fixed = np.array([float(data.measured[c.run_id].fixed_point is not None) for c in chains])

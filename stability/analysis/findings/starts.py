@@ -20,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from stability.analysis.between_starts import StartDistances, group_ratio
+from stability.analysis.between_starts import group_ratio
 from stability.analysis.contrasts import ratio_contrast
 from stability.analysis.findings.common import (
+    LabelBlocks,
+    VectorBlocks,
     contrast_estimate,
     group_estimate,
     labels_of,
     one_cluster_share,
-    same_cluster,
     starts_blank,
 )
 from stability.analysis.findings.data import FindingsData
@@ -54,12 +55,10 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
     members = {g: [i for i, x in enumerate(group_of) if x == g] for g in names}
 
     vectors = data.vectors.nodes
-    begin = np.stack([vectors[c.start] for c in chains]).astype(np.float32)
-    end = np.stack([vectors[c.final] for c in chains]).astype(np.float32)
-    distances = StartDistances(np.clip(1.0 - begin @ begin.T, 0.0, 2.0), np.clip(1.0 - end @ end.T, 0.0, 2.0),
-                               starts)
-    labels = labels_of(chains, vectors, data.params.cluster_threshold)
-    pairs = same_cluster(labels, starts)
+    distances = VectorBlocks(np.stack([vectors[c.start] for c in chains]),
+                             np.stack([vectors[c.final] for c in chains]), starts)
+    labels = labels_of(data, chains)
+    pairs = LabelBlocks(labels, starts)
 
     def by_start(idx: list[int]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
