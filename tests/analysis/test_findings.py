@@ -214,3 +214,20 @@ def test_block_sums_give_the_ratios_and_shares_of_the_pairwise_matrices() -> Non
         a, b = exact.jackknife(by_start), linear.jackknife(by_start)
         assert a.value is not None and b.value == pytest.approx(a.value, abs=1e-9)
         assert b.deleted == pytest.approx(a.deleted, abs=1e-9)
+
+
+def test_self_authored_starts_that_keep_their_own_text_end_in_no_provided_attractor(tmp_path: Path) -> None:
+    def keeper(messages: list[Message]) -> str:
+        if "from nothing" in messages[-1].content:
+            return "REVISED CONSTITUTION:\n- I keep my own counsel.\n- I write short notes about birds."
+        return "NO CHANGE"
+
+    scripted.register("keeper26", lambda: ScriptedModel(fn=keeper, name="scripted/keeper26"))
+    db = tmp_path / "keeper.duckdb"
+    _run(db, "scripted/keeper26", [None], [("fresh-instance", {"from_blank": True})])
+    _run(db, "scripted/keeper26", _starts(tmp_path), [("fresh-instance", {})], replicates=1)
+    result = findings([], db, all_runs=True, embedder="hashing")
+    inside = _one(result, "blank-slate", "in_provided_attractor")[0].groups
+    assert inside is not None and inside[0].estimate == 0.0 and inside[0].high is not None and inside[0].high < 1
+    difference = _one(result, "blank-slate", "fixed_point_rate_difference")[0].contrast
+    assert difference is not None and difference.estimate == 0.0 and difference.method == "welch-t"
