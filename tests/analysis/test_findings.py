@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,13 +51,14 @@ def _starts(folder: Path) -> list[str]:
     return paths
 
 
-def _run(db: Path, model: str, starts: list[str | None], protocols: list[tuple[str, dict]], replicates: int = 2
-         ) -> None:
+def _run(db: Path, model: str, starts: Sequence[str | None], protocols: list[tuple[str, dict[str, Any]]],
+         replicates: int = 2) -> None:
     for protocol, options in protocols:
         for start in starts:
             for seed in range(replicates):
-                iterate(IterateConfig(model=model, protocol=protocol, constitution=start, seed=seed,
-                                      options={"max_steps": 4, **options}), db)
+                config = {"model": model, "protocol": protocol, "constitution": start, "seed": seed,
+                          "options": {"max_steps": 4, **options}}
+                iterate(IterateConfig.model_validate(config), db)
 
 
 def _one(result: Findings, question: str, measure: str) -> list[Finding]:

@@ -90,8 +90,8 @@ def test_findings_on_a_ready_spec_answer_its_question(spec: Path, question: str,
         scripted.register("trimmer26", lambda: ScriptedModel(fn=trimmer, name="scripted/trimmer26"))
         folder = tmp_path_factory.mktemp(spec.stem)
         db = folder / "spec.duckdb"
-        result = run_experiment(_shrunk(spec, folder), db)
-        answered[spec.stem] = findings([result.experiment_id], db, embedder="hashing")
+        experiment = run_experiment(_shrunk(spec, folder), db).experiment_id
+        answered[spec.stem] = findings([experiment], db, embedder="hashing")
     result = answered[spec.stem]
     assert question not in {u.question for u in result.unanswerable}, result.unanswerable
     assert any(f.question == question for f in result.findings)
