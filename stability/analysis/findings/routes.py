@@ -3,9 +3,9 @@
 Routes are the iteration protocols' ``route`` (fresh instances, in context, multi-agent). Per route (and model,
 when the selection has several): the fixed-point rate over its judged runs (chain runs with a verdict), with the
 clustered interval of :mod:`stability.analysis.intervals` (Wilson over runs with one start, ``wilson-t`` over
-starts with more). Every two routes of one model are contrasted (a − b) by
-:func:`stability.analysis.contrasts.share_contrast`: paired within start where they share at least two starts,
-else Welch; its p-value joins the multiplicity family.
+starts with more; a blank-slate run's start is the text the model authored). Every two routes of one model are
+contrasted (a − b) by :func:`stability.analysis.contrasts.share_contrast`: paired within start where they share at
+least two starts, else Welch; its p-value joins the multiplicity family.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from stability.analysis.contrasts import share_contrast
-from stability.analysis.findings.common import contrast_estimate, group_estimate, route_of
+from stability.analysis.findings.common import contrast_estimate, effective_start, group_estimate, route_of
 from stability.analysis.findings.data import FindingsData
 from stability.analysis.findings.record import Finding, GroupEstimate, Question, Unanswerable
 from stability.analysis.stats import rate
@@ -39,7 +39,8 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
         key: dict[str, Any] = {"route": routes[chain.protocol]}
         if several_models:
             key = {"model": chain.model, **key}
-        members.setdefault(json.dumps(key, sort_keys=True), (key, {}))[1].setdefault(chain.start, []).append(i)
+        start = effective_start(chain, data.corpus.principles)  # a blank-slate run's: what the model authored
+        members.setdefault(json.dumps(key, sort_keys=True), (key, {}))[1].setdefault(start, []).append(i)
 
     def order(text: str) -> tuple[str, int]:
         key = members[text][0]
