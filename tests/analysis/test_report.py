@@ -52,12 +52,13 @@ def test_report_renders_in_headless_chromium(grid_db: Path, tmp_path: Path,
     db = tmp_path / "grid.duckdb"
     shutil.copy(grid_db, db)
     path = write_report(["grid", "grid-twins"], tmp_path / "report.html", db, embedder=minilm, by=["model"])
-    # groups: rates, Kaplan–Meier, ratios; curves, graph, attractors, paired twins, conditions
-    assert path.read_text(encoding="utf-8").count("<figure><svg") == 8
+    # findings: routes, consistent vs contradictory, starts; groups: rates, Kaplan–Meier, ratios; curves, graph,
+    # attractors, paired twins, conditions
+    assert path.read_text(encoding="utf-8").count("<figure><svg") == 11
     flags = [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     url = path.resolve().as_uri()
     root = _root_element(CHROMIUM, flags, url)
-    assert 'data-figures="8"' in root  # the inline script ran and found every figure
+    assert 'data-figures="11"' in root  # the inline script ran and found every figure
     assert "data-script-error" not in root
     # The check can fail: a page with a broken script is caught.
     broken = tmp_path / "broken.html"
