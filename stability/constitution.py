@@ -10,6 +10,7 @@ principles reached by two runs are one node, whatever their bullets, wrapping or
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import unicodedata
@@ -167,6 +168,16 @@ def _nested_bullet(lines: list[str], first_line: int) -> int | None:
     return None
 
 
+def _plain(value: Any) -> Any:
+    """Front-matter values as JSON has them: a YAML date (``date: 2026-01-22``) becomes its ISO text, so the
+    metadata can be journaled and exported like any other value."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
 def _front_matter(lines: list[str], path: str) -> tuple[dict[str, Any], int]:
     """Return (metadata, index of the first line after the front matter)."""
     if not lines or lines[0].strip() != "---":
@@ -179,7 +190,7 @@ def _front_matter(lines: list[str], path: str) -> tuple[dict[str, Any], int]:
                 raise InputError(path, err.line or 1, f"front matter is {err.problem}") from None
             if not isinstance(data, dict):
                 raise InputError(path, 2, "front matter must be a YAML mapping of key: value")
-            return data, end + 1
+            return _plain(data), end + 1
     raise InputError(path, 1, "front matter opened with '---' is never closed")
 
 

@@ -168,3 +168,12 @@ def test_nested_bullets_are_refused_in_files_and_read_flat_in_answers() -> None:
     # elaborate their item are joined onto it
     answer = read_answer("REVISED CONSTITUTION:\n- one\n  - one point one\n- two\n")
     assert answer.kind == "revised" and answer.constitution is not None and len(answer.constitution.principles) == 2
+
+
+def test_a_front_matter_date_is_read_as_its_iso_text(tmp_path: Path) -> None:
+    """A YAML date in the metadata (the frontier-like files' ``source: {date: ...}``) is text, so runs from such a
+    file can be journaled (it raised 'the journal cannot store a date')."""
+    path = tmp_path / "dated.md"
+    path.write_text("---\nsource: {date: 2026-01-22}\nwhen: [2025-05-01]\n---\n- be kind\n", encoding="utf-8")
+    metadata = parse_file(path).metadata
+    assert metadata == {"source": {"date": "2026-01-22"}, "when": ["2025-05-01"]}

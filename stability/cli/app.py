@@ -19,6 +19,7 @@ from stability.cli import analysis as analysis_commands
 from stability.cli import answers as answers_command
 from stability.cli import boundary
 from stability.cli import experiment as experiment_commands
+from stability.cli import findings as findings_command
 from stability.cli import judge as judge_command
 from stability.cli import probe as probe_command
 from stability.cli import stores as store_commands
@@ -292,6 +293,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "iterate": _iterate_command, "runs": runs, "show": show, "models": models, **experiment_commands.COMMANDS,
     **store_commands.COMMANDS, "experiments": analysis_commands.experiments, "probe": probe_command.probe,
     "answers": answers_command.answers, "judge": judge_command.judge, "analyze": analysis_commands.analyze,
+    "findings": findings_command.findings,
     "graph": analysis_commands.graph, "report": analysis_commands.report, "view": view_command.view,
 }
 for _name, _command in COMMANDS.items():

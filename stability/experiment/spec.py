@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stability.analysis.findings.record import Question
 from stability.bounds import MAX_CELLS, Concurrency, RateLimit, Seed
 from stability.calls import CacheScope
 from stability.engine import IterateConfig
@@ -80,6 +81,9 @@ class ExperimentSpec(BaseModel):
                                      "global; default run for several replicates, seeds or protocols, else global")
     templates: list[str] = Field(default_factory=lambda: [default_of("templates")], min_length=1,
                                  description="template variants, a grid factor: default, neutral, third-person, ...")
+    answers: list[Question] = Field(default_factory=list,
+                                    description="the methodology's questions the design answers (`stability "
+                                                "findings`): convergence-by-route, blank-slate, ...; not hashed")
 
     @field_validator("protocols", mode="before")
     @classmethod
@@ -102,6 +106,7 @@ class ExperimentSpec(BaseModel):
 
     def hash(self) -> str:
         data = self.model_dump(mode="json")
+        del data["answers"]  # what the design answers describes it; it is no part of it
         for key, default in _LATER_KEYS.items():  # added later: left out at their default, so ids stay as they were
             if data.get(key) == default:
                 del data[key]

@@ -6,6 +6,7 @@ never imports the store or a provider. It declares what the other layers need to
 ``stability/protocols/`` tests a protocol's name:
 
 - ``chain``: whether its runs are chains (analysis looks for fixed points and cycles only in chains);
+- ``route``: which iteration route its runs take (fresh instances, in context, multi-agent), if any;
 - :meth:`~ReflectionProtocol.estimate_calls` and :meth:`~ReflectionProtocol.estimate_input_tokens`, for
   ``--dry-run``;
 - :meth:`~ReflectionProtocol.starts_blank`: whether a run starts from the empty constitution;
@@ -79,6 +80,9 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
     gpus: ClassVar[float] = 0
     #: what one recorded step of a run is (progress displays count these: ``generations 1/2``)
     step_unit: ClassVar[str] = "steps"
+    #: the iteration route its runs take (``fresh-instances``, ``in-context``, ``multi-agent``), for the finding
+    #: "does iteration converge, by route" (:mod:`stability.analysis.findings.routes`); None: not an iteration route
+    route: ClassVar[str | None] = None
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options

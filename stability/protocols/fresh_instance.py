@@ -36,6 +36,7 @@ class FreshInstance(IterationProtocol[FreshInstanceOptions]):
     name = FRESH_INSTANCE
     summary = "a new instance each step reviews the constitution, until K in a row decline to change it"
     Options = FreshInstanceOptions
+    route = "fresh-instances"
 
     async def step(self, run: Run, walk: Walk, step: int) -> Stop | None:
         call = await run.ask(self.conversation(run, "user.md", walk.current), step, "revise", self.answer_config(run))

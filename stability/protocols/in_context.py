@@ -29,6 +29,7 @@ class InContextIteration(IterationProtocol[InContextOptions]):
     name = "in-context-iteration"
     summary = "one conversation: after each revision the model reflects on it and may change more"
     Options = InContextOptions
+    route = "in-context"
     cli_flags = {**ITERATION_FLAGS, "max_context_tokens": "max_context_tokens"}
     messages: list[Message] | None = None  # the one conversation, grown after each answer
 

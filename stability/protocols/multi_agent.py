@@ -76,6 +76,7 @@ class MultiAgentDiscussion(IterationProtocol[MultiAgentOptions]):
     name = "multi-agent-discussion"
     summary = "N named instances discuss for R rounds; an editor or a vote writes each revision"
     Options = MultiAgentOptions
+    route = "multi-agent"
     cli_flags = {**ITERATION_FLAGS, "agents": "agents", "rounds": "rounds", "editor": "editor"}
 
     @classmethod

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stability.errors import StabilityError
 from stability.redaction import redact
 from stability.view import data
+from stability.view.findings import FindingsCache
 from stability.view.groups import GroupCache
 from stability.view.source import StoreSource
 
@@ -124,6 +125,7 @@ def _by(request: Request, default: list[str]) -> list[str]:
 def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starlette:
     """The app over one store. ``embedder`` is the analysis's (``hashing`` needs no model)."""
     cache = GroupCache(source, embedder)
+    found = FindingsCache(source, embedder, cache._lock)  # one analysis at a time: both write the embeddings
 
     def reading(build: Callable[..., Any]) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
@@ -152,6 +154,16 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             return _json(build(summary["id"], _by(request, summary["group_by"])))
         except BadQuery as err:
             return _json({"error": str(err)}, 400)
+        except data.NotFound as err:
+            return _json({"error": str(err)}, 404)
+        except StabilityError as err:
+            return _json({"error": str(err)}, 503)
+
+    def findings(request: Request) -> Response:
+        try:
+            with source.reading() as store:
+                summary = data.experiment(store, request.path_params["name"], 0, 1)
+            return _json(found.page(summary["id"]))
         except data.NotFound as err:
             return _json({"error": str(err)}, 404)
         except StabilityError as err:
@@ -190,6 +202,7 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             store, r.path_params["name"], _int(r, "offset", 0), _int(r, "limit", PAGE)), "source": source.state()})),
         Route("/api/experiments/{name}/groups", groups),
         Route("/api/experiments/{name}/figures", group_figures),
+        Route("/api/experiments/{name}/findings", findings),
         Route("/api/runs", reading(lambda store, r: data.runs(store, _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Route("/api/runs/{run_id}", reading(lambda store, r: data.run(
             store, r.path_params["run_id"], _int(r, "offset", 0), _int(r, "limit", 200)))),

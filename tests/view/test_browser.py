@@ -123,6 +123,9 @@ def test_click_from_an_experiment_to_a_run_to_a_call(site: Site) -> None:
     page.wait_for_selector("#group-table", timeout=60_000)  # the analysis groups with their key figures
     groups = page.locator("#group-table tbody tr")
     assert groups.count() == 3 and "constitution=swing.md" in page.inner_text("#group-table")
+    # the findings, with the report's figures as images
+    page.wait_for_selector("#finding-convergence-by-route img.finding-figure", timeout=60_000)
+    assert "cannot answer" in page.inner_text("#unanswerable")
     page.locator("#cells a.run-link").first.click()
     site.wait("run")
     assert page.locator("#chain tbody tr").count() >= 2

@@ -183,3 +183,21 @@ def test_bad_input_is_one_line_and_exit_2(viewer: tuple[Viewer, str, Path], tmp_
     port = running.url.rsplit(":", 1)[1]
     code, _, err = run_cli(["view", "--db", str(db), "--port", port], capsys, monkeypatch)
     assert code == 2 and err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_the_experiment_page_gets_the_findings_with_the_reports_figures(viewer: tuple[Viewer, str, Path]) -> None:
+    import base64
+
+    running, experiment, _ = viewer
+    found = get(running, f"/api/experiments/{experiment}/findings")
+    answered = {q["question"]: q for q in found["questions"]}
+    assert {"convergence-by-route", "similar-vs-dissimilar-starts"} <= set(answered)
+    route = answered["convergence-by-route"]
+    assert route["title"].startswith("2. ") and route["rows"][0][:2] == ["fixed_point_rate", "route=fresh-instances"]
+    figure = route["figures"][0]
+    assert figure.startswith("data:image/svg+xml;base64,")
+    assert b"<svg" in base64.b64decode(figure.split(",", 1)[1])
+    assert "blank-slate" in {u["question"] for u in found["unanswerable"]} and found["adjust"] == "holm"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        get(running, "/api/experiments/no-such-experiment/findings")
+    assert missing.value.code == 404

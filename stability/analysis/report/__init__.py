@@ -11,9 +11,11 @@ from stability.analysis.convergence import Params
 from stability.analysis.corpus import Corpus
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder
 from stability.analysis.factors import key_text
+from stability.analysis.findings.assemble import assemble
+from stability.analysis.findings.data import FindingsData
 from stability.analysis.judged import load_judgements
 from stability.analysis.measure import AnalysisResult, Vectors, load, measure
-from stability.analysis.report import figures, group_figures
+from stability.analysis.report import figures, finding_figures, group_figures
 from stability.analysis.summary_text import (
     contrast_cell,
     cross_ratio_text,
@@ -210,7 +212,9 @@ def _judge(result: AnalysisResult) -> str:
                      [[a.a, a.b, a.question, a.n, a.observed, a.kappa] for a in use.agreement]))
 
 
-def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any) -> str:
+def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any, findings: Any = None) -> str:
+    """The report's HTML; ``findings``: the questions' answers (:mod:`stability.analysis.findings`), a section
+    each with its figure."""
     p = result.params
     runs_rows = [[r.run_id, r.model, r.stop_reason, r.steps[-1].step, r.verdict_text(),
                   ", ".join(c.text() for c in r.cycles), r.near_cycles_total] for r in result.runs]
@@ -223,6 +227,7 @@ def render(result: AnalysisResult, corpus: Corpus, vectors: Vectors, graph: Any)
         f"({result.embeddings.texts} texts, {result.embeddings.computed} embedded for this report) · "
         f"reworded ≥ {p.reworded_threshold} · ε = {p.epsilon} · K = {p.k if p.k is not None else 'each run’s own'}"
         f" · attractor cut {p.cluster_threshold}</p>",
+        finding_figures.section(findings) if findings is not None else "",
         _groups(result, palette),
         "<h2>Convergence</h2>", f"<figure>{figures.convergence_curves(result, palette)}</figure>",
         _table(["run", "model", "stop", "steps", "verdict", "cycles", "near cycles"], runs_rows),
@@ -269,6 +274,8 @@ def write_report(run_ids: list[str], output: Path | str, db: Path | str | None =
                                                              references=references)
     judgements = load_judgements(db, judge, corpus) if judge else None
     result = measure(corpus, vectors, params or Params(), use, ratings, by, experiments, judgements, adjust)
+    data = FindingsData(corpus=corpus, vectors=vectors, result=result, ratings=ratings, experiments=experiments,
+                        params=result.params, db=None if db is None else str(db))
     path = Path(output)
-    write_text_whole(path, render(result, corpus, vectors, graph), "the report")
+    write_text_whole(path, render(result, corpus, vectors, graph, assemble(data, adjust)), "the report")
     return path

@@ -89,12 +89,24 @@ async function experimentPage(main, id, params) {
       e.varied.includes(name) ? "varied" : ""])),
     h("h2", {}, "Analysis groups", e.group_by.length ? ` (by ${e.group_by.join(", ")})` : " (all runs)"));
   const groups = h("div", { id: "groups" }, h("p", { class: "muted" }, "computing the analysis…"));
-  add(main, groups, h("h2", {}, "Cells"), pager(e.cell_page, `#/experiment/${enc(e.id)}`),
+  const findings = h("div", { id: "findings" }, h("p", { class: "muted" }, "computing the findings…"));
+  add(main, groups, h("h2", {}, "Findings"), findings, h("h2", {}, "Cells"), pager(e.cell_page, `#/experiment/${enc(e.id)}`),
     table(["#", "state", "run", "steps", "calls", "stop", ...e.varied], e.cell_page.rows.map((c) => [
       c.position, h("span", { class: `state-${c.status}` }, c.status),
       c.run_id ? h("a", { href: `#/run/${enc(c.run_id)}`, class: "run-link" }, c.run_id) : "–", c.steps, c.calls,
       c.stop_reason || "", ...e.varied.map((f) => String(c.factors[f] ?? "–"))]), { id: "cells" }));
   loadGroups(groups, e).catch((err) => groups.replaceChildren(h("p", { class: "error" }, err.message)));
+  loadFindings(findings, e).catch((err) => findings.replaceChildren(h("p", { class: "error" }, err.message)));
+}
+
+// The methodology's questions (`stability findings`): the report's figures (data: SVG images) and estimates.
+async function loadFindings(box, e) {
+  const f = await api(`/api/experiments/${enc(e.id)}/findings`);
+  box.replaceChildren(h("p", { class: "muted" }, `95% intervals; p-values adjusted by ${f.adjust}`),
+    ...f.questions.map((q) => h("section", { class: "finding", id: `finding-${q.question}` }, h("h3", {}, q.title),
+      ...q.figures.map((src) => h("img", { src, alt: q.title, class: "finding-figure" })), table(f.headers, q.rows))),
+    f.unanswerable.length ? h("ul", { id: "unanswerable" }, f.unanswerable.map((u) => h("li", {},
+      `${u.question}: cannot answer: ${u.reason}`))) : "");
 }
 
 async function loadGroups(box, e) {
