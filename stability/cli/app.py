@@ -25,7 +25,6 @@ from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
 from stability.models.base import AnswerFormat, ReasoningEffort
-from stability.protocols.multi_agent import agent_names
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
@@ -48,6 +47,8 @@ def _agents(value: str | None) -> list[dict[str, str]] | None:
     if value is None:
         return None
     if value.isdigit():
+        from stability.protocols.multi_agent import agent_names
+
         return [{"name": name} for name in agent_names(int(value))]  # no digits: never read as a vote
     agents = []
     for part in value.split(","):
