@@ -190,8 +190,12 @@ def redact(value: Any, secrets: list[str] | None = None) -> Any:
                 kind = _key_kind(str(k))
                 if isinstance(k, str) and len(_key_kinds) < 4096:
                     _key_kinds[k] = kind
-            out[k] = (REDACTED if kind == _AUTH and v not in (None, "") else
-                      v if kind == _CONTENT else redact(v, secrets))
+            if kind == _AUTH and v not in (None, ""):
+                out[k] = REDACTED
+            elif kind == _CONTENT or v is None or type(v) in _PLAIN:  # kept as it is (no call to make)
+                out[k] = v
+            else:
+                out[k] = redact_text(v, secrets) if type(v) is str else redact(v, secrets)
         return out
     if isinstance(value, list | tuple):
         return [redact(v, secrets) for v in value]
@@ -199,6 +203,8 @@ def redact(value: Any, secrets: list[str] | None = None) -> Any:
 
 
 _AUTH, _CONTENT, _OTHER = 1, 2, 3
+#: values :func:`redact` returns unchanged
+_PLAIN = frozenset({int, float, bool})
 #: each mapping key met so far, classified: the same few dozen keys recur in every request and response
 _key_kinds: dict[str, int] = {}
 
