@@ -24,7 +24,7 @@ from stability.cli.console import DbOption, JsonOption, console, errors, print_j
 from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
-from stability.models.base import AnswerFormat, ReasoningEffort
+from stability.models.choices import AnswerFormat, ReasoningEffort
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from stability.errors import NetworkRefused, StabilityError
+from stability.models.choices import AnswerFormat, ReasoningEffort  # declared there, for the CLI's help
 from stability.models.sampling import is_openai_reasoning_model
 from stability.tokens import Tokens
 
@@ -40,10 +41,6 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     content: str
-
-
-ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
-AnswerFormat = Literal["auto", "structured", "text"]
 
 
 def omit_later_defaults(model: BaseModel, data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
