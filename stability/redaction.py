@@ -76,14 +76,35 @@ def query_key(name: str) -> bool:
 
 def secret_values() -> list[str]:
     """Values of secret-named environment variables (see the module's docstring) and the credentials inside
-    URL-valued ones, each of :data:`MIN_SECRET` characters or more; longest first."""
+    URL-valued ones, each of :data:`MIN_SECRET` characters or more; longest first.
+
+    Read again whenever the environment changed since the last call (every run asks once; a hundred runs in one
+    process then read the environment once)."""
+    global _secrets_seen
+    key = _environment()
+    if _secrets_seen is None or _secrets_seen[0] != key:
+        _secrets_seen = (key, _read_secret_values())
+    return list(_secrets_seen[1])
+
+
+#: the environment :func:`secret_values` last read, and what it found there
+_secrets_seen: tuple[object, tuple[str, ...]] | None = None
+
+
+def _environment() -> object:
+    """A snapshot of the environment to compare with: its raw bytes where the platform keeps them (posix)."""
+    data = getattr(os.environ, "_data", None)
+    return frozenset(data.items()) if isinstance(data, dict) else frozenset(os.environ.items())
+
+
+def _read_secret_values() -> tuple[str, ...]:
     found: set[str] = set()
     for name, value in os.environ.items():
         if name.upper().endswith(SECRET_SUFFIXES):
             found.add(value)
         if "://" in value:
             found.update(url_secrets(value))
-    return sorted((v for v in found if len(v) >= MIN_SECRET), key=lambda v: (-len(v), v))
+    return tuple(sorted((v for v in found if len(v) >= MIN_SECRET), key=lambda v: (-len(v), v)))
 
 
 def url_secrets(url: str) -> list[str]:
@@ -162,11 +183,35 @@ def redact(value: Any, secrets: list[str] | None = None) -> Any:
     if isinstance(value, str):
         return redact_text(value, secrets)
     if isinstance(value, dict):
-        return {k: REDACTED if auth_key(str(k)) and v not in (None, "") else
-                v if str(k).lower() in CONTENT_KEYS else redact(v, secrets) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            kind = _key_kinds.get(k) if isinstance(k, str) else None
+            if kind is None:
+                kind = _key_kind(str(k))
+                if isinstance(k, str) and len(_key_kinds) < 4096:
+                    _key_kinds[k] = kind
+            if kind == _AUTH and v not in (None, ""):
+                out[k] = REDACTED
+            elif kind == _CONTENT or v is None or type(v) in _PLAIN:  # kept as it is (no call to make)
+                out[k] = v
+            else:
+                out[k] = redact_text(v, secrets) if type(v) is str else redact(v, secrets)
+        return out
     if isinstance(value, list | tuple):
         return [redact(v, secrets) for v in value]
     return value
+
+
+_AUTH, _CONTENT, _OTHER = 1, 2, 3
+#: values :func:`redact` returns unchanged
+_PLAIN = frozenset({int, float, bool})
+#: each mapping key met so far, classified: the same few dozen keys recur in every request and response
+_key_kinds: dict[str, int] = {}
+
+
+def _key_kind(name: str) -> int:
+    """Whether a mapping key's value is a credential, content, or walked into (in :func:`redact`'s order)."""
+    return _AUTH if auth_key(name) else _CONTENT if name.lower() in CONTENT_KEYS else _OTHER
 
 
 def exposes(value: Any, secrets: list[str]) -> bool:

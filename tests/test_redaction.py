@@ -13,6 +13,29 @@ def test_redacts_secret_values_and_auth_keys(monkeypatch: pytest.MonkeyPatch) ->
     assert redact(value) == {"Authorization": "[redacted]", "nested": ["key=[redacted]", 3], "ok": "fine"}
 
 
+def test_secret_values_follow_the_environment_as_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # read once per environment (issue 30): a key set, changed or removed after a first read is still seen
+    monkeypatch.setenv("FIRST_API_KEY", "first-secret-0001")
+    assert "first-secret-0001" in secret_values()
+    monkeypatch.setenv("FIRST_API_KEY", "second-secret-0002")
+    monkeypatch.setenv("OTHER_BASE_URL", "https://host/v1?api_key=in-a-url-0003")
+    assert {"second-secret-0002", "in-a-url-0003"} <= set(secret_values())
+    assert "first-secret-0001" not in secret_values()
+    monkeypatch.delenv("FIRST_API_KEY")
+    assert "second-secret-0002" not in secret_values()
+    secret_values().clear()  # a caller's copy: clearing it loses nothing
+    assert "in-a-url-0003" in secret_values()
+
+
+def test_repeated_keys_are_classified_the_same_every_time() -> None:
+    value = {"messages": [{"content": "abcdefgh12345"}], "Authorization": "x", "api-key": "", "n": [{"token": "t"}]}
+    first = redact(value, ["abcdefgh12345"])
+    assert first == redact(value, ["abcdefgh12345"]) == {
+        "messages": [{"content": "abcdefgh12345"}], "Authorization": "[redacted]", "api-key": "",
+        "n": [{"token": "[redacted]"}]}
+    assert redact({1: "abcdefgh12345"}, ["abcdefgh12345"]) == {1: "[redacted]"}
+
+
 @pytest.mark.parametrize(("url", "expected"), [
     ("http://user:password@host:8000/v1", "http://[redacted]@host:8000/v1"),
     ("https://token@host/v1", "https://[redacted]@host/v1"),

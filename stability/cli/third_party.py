@@ -75,24 +75,30 @@ def is_ours(module: str) -> bool:
 class Log:
     """The log file, opened at the first write that goes there (a command that hears nothing leaves no file)."""
 
-    def __init__(self, path: Path, command: list[str]) -> None:
-        self.path = path
+    def __init__(self, command: list[str]) -> None:
+        self._path: Path | None = None  # resolved at the first write: a quiet command never imports the store
         self.command = command
         self.written = False
         self._file: TextIO | None = None
+
+    @property
+    def path(self) -> Path:
+        """The log file (once something was written to it)."""
+        return self._path if self._path is not None else log_path(self.command)
 
     def write(self, text: str) -> None:
         from stability.redaction import redact
 
         if self._file is None:
+            self._path = log_path(self.command)
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
             except OSError:
                 import tempfile
 
                 handle, name = tempfile.mkstemp(prefix="stability-", suffix=".log")
-                self.path = Path(name)
+                self._path = Path(name)
                 self._file = os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace")
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             self._file.write(f"\n== {stamp} stability {redact(' '.join(self.command))}\n")
@@ -133,7 +139,7 @@ def contained(args: list[str]) -> Iterator[list[str]]:
     if verbose:
         yield kept
         return
-    log = Log(log_path(kept), kept)
+    log = Log(kept)
     saved_out, saved_err, saved_show = sys.stdout, sys.stderr, warnings.showwarning
     sys.stdout, sys.stderr = Router(saved_out, log), Router(saved_err, log)
 

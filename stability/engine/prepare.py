@@ -25,7 +25,6 @@ from stability.models.base import Model, close_models
 from stability.models.registry import check_model_name, get_model
 from stability.models.sampling import check_sampling
 from stability.models.structured import remember_formats
-from stability.protocols import protocol_class
 from stability.protocols.base import ReflectionProtocol
 from stability.records import RunRecord
 from stability.store.answer_reads import learned_formats
@@ -35,6 +34,15 @@ from stability.vocabulary.settings import later_names, sampling_names
 from stability.yaml_location import first_problem, where
 
 SUBJECT = "subject"
+
+
+def protocol_class(name: str) -> type[ReflectionProtocol[Any]]:
+    """:func:`stability.protocols.protocol_class`, imported when first called: the protocols import
+    :mod:`stability.engine.run`, so importing them at the top would make ``import stability.protocols`` (with
+    nothing imported before it) meet this module half-initialised."""
+    from stability.protocols import protocol_class as find
+
+    return find(name)
 
 
 class IterateConfig(RunSettings):

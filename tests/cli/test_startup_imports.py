@@ -1,0 +1,61 @@
+"""Start-up: the CLI imports only what a command uses (issue 30).
+
+Each check runs in a fresh interpreter and reads ``sys.modules`` after the command has run, so a heavy import
+that sneaks back into ``stability/__init__.py``, a CLI module or the store's read path fails here (whatever the
+machine's speed: no timings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, run_protocol
+
+#: never needed to list commands, runs or a chain: analysis (SciPy, pandas), embeddings, local models, SDKs
+HEAVY = ("scipy", "torch", "sentence_transformers", "transformers", "openai", "anthropic", "litellm", "llama_cpp",
+         "pandas", "matplotlib", "httpx", "httpx2", "aiohttp")
+
+PROBE = """
+import json, sys
+from stability.cli.app import main
+heavy = json.loads(sys.argv[2])
+sys.argv = ["stability", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "loaded": sorted(m for m in heavy if m in sys.modules)}), file=sys.stderr)
+"""
+
+
+def loaded_after(args: list[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(heavy)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = json.loads(done.stderr.strip().splitlines()[-1])
+    assert result["code"] == 0, done.stderr
+    return list(result["loaded"])
+
+
+def test_help_imports_no_heavy_module() -> None:
+    # nor the store's engine or the analysis stack's base; pydantic is loaded: iterate's flags are derived from the
+    # one declaration of a run's settings (stability.vocabulary.settings), a pydantic model
+    assert loaded_after(["--help"], (*HEAVY, "duckdb", "numpy", "networkx")) == []
+
+
+def test_runs_and_show_import_no_heavy_module(tmp_path: Path, db: Path) -> None:
+    run_id, _ = run_protocol(tmp_path, db, "fresh-instance", outputs=["NO CHANGE"] * 2)
+    # duckdb is the store's own engine: seeing it loaded shows the probe sees imports at all
+    assert loaded_after(["runs", "--db", str(db)], (*HEAVY, "numpy", "networkx", "duckdb")) == ["duckdb"]
+    assert loaded_after(["show", run_id, "--db", str(db)], (*HEAVY, "numpy", "networkx", "duckdb")) == ["duckdb"]
+
+
+def test_package_names_still_resolve() -> None:
+    import stability
+
+    assert stability.open is stability.load
+    assert stability.Store.__name__ == "Store" and callable(stability.iterate)
+    assert {"load", "Store", "iterate", "resume", "IterateConfig"} <= set(dir(stability))
