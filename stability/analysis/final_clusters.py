@@ -43,10 +43,9 @@ NEIGHBOURS = 32  # nearest neighbours kept per point
 def distinct_rows(vectors: np.ndarray, keys: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index of the first row of each distinct key (or distinct row content) and, for each row, its distinct
     point."""
-    if keys is None:
-        keys = [row.tobytes() for row in np.ascontiguousarray(vectors)]  # type: ignore[misc]
+    names: Sequence[object] = keys if keys is not None else [row.tobytes() for row in np.ascontiguousarray(vectors)]
     first: dict[object, int] = {}
-    inverse = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.int64, count=len(vectors))
+    inverse = np.fromiter((first.setdefault(k, len(first)) for k in names), dtype=np.int64, count=len(vectors))
     return np.unique(inverse, return_index=True)[1], inverse
 
 
@@ -74,7 +73,7 @@ def _cut(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndarray:
 def _axis(rows: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
     """The rows' leading principal axis (``rng`` None), else a random direction (a random-projection tree)."""
     if rng is not None:
-        return rng.normal(size=rows.shape[1])
+        return np.asarray(rng.normal(size=rows.shape[1]))
     centred = rows - rows.mean(axis=0)
     with blas_threads(1):
         _, axes = np.linalg.eigh(centred.T @ centred)
