@@ -49,6 +49,17 @@ def distinct_rows(vectors: np.ndarray, keys: Sequence[str] | None = None) -> tup
     return np.unique(inverse, return_index=True)[1], inverse
 
 
+def add_transpose(d: np.ndarray, tile: int = 256) -> None:
+    """``d += d.T`` for a square matrix, in place and tile by tile: the same values as ``d + d.T`` (float addition
+    commutes), without the temporary n x n copy that numpy makes for ``d += d.T`` (its operands overlap)."""
+    n = len(d)
+    for i in range(0, n, tile):
+        for j in range(i, n, tile):
+            block = d[i:i + tile, j:j + tile] + d[j:j + tile, i:i + tile].T
+            d[i:i + tile, j:j + tile] = block
+            d[j:j + tile, i:i + tile] = block.T
+
+
 def _distances(means: np.ndarray) -> np.ndarray:
     """``1 - m_a . m_b`` in float32, clipped to [0, 2], symmetric, zero diagonal (in place from the product)."""
     rows = means.astype(np.float32)
@@ -57,7 +68,7 @@ def _distances(means: np.ndarray) -> np.ndarray:
     np.subtract(1.0, d, out=d)
     np.clip(d, 0.0, 2.0, out=d)
     np.fill_diagonal(d, 0.0)
-    d += d.T
+    add_transpose(d)
     d /= 2
     return d
 
