@@ -148,7 +148,7 @@ def attractors_of(runs: Sequence[RunChain], finals: np.ndarray, cluster_threshol
     """Cluster labels of the runs' finals (rows of ``finals``) and the attractors they form."""
     if not runs:
         return np.zeros(0, dtype=int), []
-    labels = cluster(finals, cluster_threshold, [r.final for r in runs])
+    labels = cluster(finals, cluster_threshold)
     attractors = []
     by_label: dict[int, list[int]] = {}
     for i, x in enumerate(labels.tolist()):

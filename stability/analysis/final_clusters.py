@@ -26,8 +26,6 @@ n x n matrix over runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from stability.analysis.average_linkage import cut_average_linkage
@@ -40,12 +38,13 @@ TREES = 5  # trees whose blocks are searched for neighbours
 NEIGHBOURS = 32  # nearest neighbours kept per point
 
 
-def distinct_rows(vectors: np.ndarray, keys: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the first row of each distinct key (or distinct row content) and, for each row, its distinct
-    point."""
-    names: Sequence[object] = keys if keys is not None else [row.tobytes() for row in np.ascontiguousarray(vectors)]
-    first: dict[object, int] = {}
-    inverse = np.fromiter((first.setdefault(k, len(first)) for k in names), dtype=np.int64, count=len(vectors))
+def distinct_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the first row of each distinct row (by content: one final reached by several runs, or two orders
+    of one constitution's principles, which have one mean vector) and, for each row, its distinct point."""
+    first: dict[bytes, int] = {}
+    rows = np.ascontiguousarray(vectors)
+    inverse = np.fromiter((first.setdefault(row.tobytes(), len(first)) for row in rows), dtype=np.int64,
+                          count=len(rows))
     return np.unique(inverse, return_index=True)[1], inverse
 
 
@@ -156,6 +155,7 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float, adjacenc
     active = np.ones(n, dtype=bool)
     merged_into = np.arange(n)
     chain: list[int] = []
+    in_chain: set[int] = set()
     first = 0
     while True:
         if not chain:
@@ -164,28 +164,39 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float, adjacenc
             if first == n:
                 break
             chain.append(first)
+            in_chain.add(first)
         x = chain[-1]
-        candidates = sorted(adjacency[x])
-        if not candidates:
-            active[x] = False
+        candidates = np.fromiter(adjacency[x], dtype=np.int64, count=len(adjacency[x]))
+        candidates = np.sort(candidates[active[candidates]])  # retired clusters are out (they merge no more)
+        if not len(candidates):
+            for c in chain:
+                active[c] = False
             chain.clear()
+            in_chain.clear()
             continue
         near = 1.0 - (sums[candidates] @ sums[x]) / (size[candidates] * size[x])
         at = int(near.argmin())
-        y, nearest = candidates[at], float(near[at])
+        y, nearest = int(candidates[at]), float(near[at])
         if len(chain) > 1:
-            previous = candidates.index(chain[-2])
-            if float(near[previous]) <= nearest:
-                y, nearest = chain[-2], float(near[previous])
+            previous = chain[-2]
+            where = int(np.searchsorted(candidates, previous))
+            back = float(near[where]) if where < len(candidates) and candidates[where] == previous else nearest
+            if back <= nearest or y in in_chain:
+                # SciPy's rule: prefer the previous element; and a cluster already in the chain (a tie that float
+                # rounding ordered differently from each side) closes it here: the chain's last link is <= the cut
+                y, nearest = previous, min(back, nearest)
         if nearest > threshold:
             for c in chain:
                 active[c] = False
             chain.clear()
+            in_chain.clear()
             continue
         if len(chain) < 2 or y != chain[-2]:
             chain.append(y)
+            in_chain.add(y)
             continue
         del chain[-2:]
+        in_chain -= {x, y}
         a, b = (x, y) if x < y else (y, x)
         sums[b] += sums[a]
         size[b] += size[a]
@@ -216,12 +227,12 @@ def cut_points(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndar
     return cut_on_graph(sums, sizes, threshold, neighbours(sums / sizes[:, None], threshold))
 
 
-def cluster(vectors: np.ndarray, threshold: float, keys: Sequence[str] | None = None) -> np.ndarray:
-    """Cluster labels 1..m of the rows (unit vectors, or zero rows), numbered by first appearance; ``keys``: each
-    row's content hash (rows with one key are one point), else rows with the same bytes are one point."""
+def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
+    """Cluster labels 1..m of the rows (unit vectors, or zero rows), numbered by first appearance; rows with the
+    same content are one point, weighted by their number."""
     if len(vectors) == 0:
         return np.zeros(0, dtype=np.int64)
-    first, inverse = distinct_rows(vectors, keys)
+    first, inverse = distinct_rows(vectors)
     points = np.asarray(vectors, dtype=np.float64)[first]
     sizes = np.bincount(inverse).astype(np.float64)
     raw = cut_points(points * sizes[:, None], sizes, threshold)[inverse]

@@ -51,10 +51,9 @@ def _adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("seed", range(6))
 def test_distinct_finals_give_the_old_clusters(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    vectors, keys = _finals(rng, 300, 12, 10, float(rng.choice([0.1, 0.3])), 0.3)
+    vectors, _ = _finals(rng, 300, 12, 10, float(rng.choice([0.1, 0.3])), 0.3)
     for threshold in (0.05, 0.1, 0.3):
-        assert _partition(cluster(vectors, threshold, keys)) == _partition(_old_cluster(vectors, threshold))
-        assert _partition(cluster(vectors, threshold)) == _partition(_old_cluster(vectors, threshold))  # by bytes
+        assert _partition(cluster(vectors, threshold)) == _partition(_old_cluster(vectors, threshold))
 
 
 def test_runs_with_one_final_count_as_one_weighted_point(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,13 +67,13 @@ def test_runs_with_one_final_count_as_one_weighted_point(monkeypatch: pytest.Mon
         return real(d, threshold, weights)
 
     monkeypatch.setattr(final_clusters, "cut_average_linkage", watched)
-    cluster(vectors, 0.1, keys)
-    assert sizes == [len(set(keys))] and sizes[0] < len(vectors)
+    cluster(vectors, 0.1)
+    assert sizes == [len(set(keys))] and sizes[0] < len(vectors)  # a final's runs are one point
 
 
 def test_above_the_exact_limit_no_matrix_over_runs_and_close_to_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    vectors, keys = _finals(np.random.default_rng(11), 3000, 16, 40, 0.25, 0.1)
-    exact = cluster(vectors, 0.1, keys)
+    vectors, _ = _finals(np.random.default_rng(11), 3000, 16, 40, 0.25, 0.1)
+    exact = cluster(vectors, 0.1)
     monkeypatch.setattr(final_clusters, "EXACT_LIMIT", 256)
     monkeypatch.setattr(final_clusters, "BLOCK", 256)
     largest: list[int] = []
@@ -85,7 +84,7 @@ def test_above_the_exact_limit_no_matrix_over_runs_and_close_to_exact(monkeypatc
         return real(means)
 
     monkeypatch.setattr(final_clusters, "_distances", watched)
-    approximate = cluster(vectors, 0.1, keys)
+    approximate = cluster(vectors, 0.1)
     assert largest and max(largest) <= 256  # every matrix is a block's, never runs x runs
     assert _adjusted_rand(exact, approximate) > 0.9
     # every cluster it forms is within the cut on average (an average-linkage merge never exceeds it)
@@ -97,11 +96,11 @@ def test_above_the_exact_limit_no_matrix_over_runs_and_close_to_exact(monkeypatc
 
 
 def test_the_graph_path_is_exact_when_every_pair_is_a_neighbour(monkeypatch: pytest.MonkeyPatch) -> None:
-    vectors, keys = _finals(np.random.default_rng(5), 200, 6, 5, 0.2, 0.0)
-    exact = _partition(cluster(vectors, 0.1, keys))
+    vectors, _ = _finals(np.random.default_rng(5), 200, 6, 5, 0.2, 0.0)
+    exact = _partition(cluster(vectors, 0.1))
     monkeypatch.setattr(final_clusters, "EXACT_LIMIT", 10)  # the graph path, one block holding every point
     monkeypatch.setattr(final_clusters, "NEIGHBOURS", 200)
-    assert _partition(cluster(vectors, 0.1, keys)) == exact
+    assert _partition(cluster(vectors, 0.1)) == exact
 
 
 def test_small_inputs() -> None:
@@ -109,4 +108,18 @@ def test_small_inputs() -> None:
     one = np.array([[1.0, 0.0]], dtype=np.float32)
     assert cluster(one, 0.1).tolist() == [1]
     same = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    assert cluster(same, 0.0, ["a", "a", "b"]).tolist() == [1, 1, 2]  # one final: one cluster even at a 0 cut
+    assert cluster(same, 0.0).tolist() == [1, 1, 2]  # one final: one cluster even at a 0 cut
+
+
+def test_the_graph_path_survives_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    # many points almost at the same few places (ties within float rounding, which can order a pair differently
+    # from each side), few enough per place that the 32 neighbours reach the other places
+    rng = np.random.default_rng(2)
+    places, _ = _finals(rng, 40, 8, 6, 0.3, 0.0)
+    vectors = places[rng.integers(0, 40, 600)] + np.float32(1e-7) * rng.normal(size=(600, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = cluster(vectors, 0.1)
+    monkeypatch.setattr(final_clusters, "EXACT_LIMIT", 50)
+    monkeypatch.setattr(final_clusters, "BLOCK", 128)
+    approximate = cluster(vectors, 0.1)
+    assert _adjusted_rand(exact, approximate) > 0.9
