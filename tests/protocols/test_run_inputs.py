@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -107,7 +108,7 @@ def test_an_unreadable_alternatives_file_is_one_line_naming_it_and_writes_nothin
     assert not db.exists()
 
 
-def run_protocol_model(fn: object) -> None:
+def run_protocol_model(fn: Callable[[list[Message]], str]) -> None:
     """Register the scripted subject a resume will load."""
     from stability.models import scripted
     from stability.models.scripted import ScriptedModel
