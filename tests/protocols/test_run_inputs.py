@@ -115,3 +115,16 @@ def run_protocol_model(fn: Callable[[list[Message]], str]) -> None:
 
     model = ScriptedModel(fn=fn, name="scripted/test")
     scripted.register("test", lambda: model)
+
+
+def test_a_neutral_constitution_file_is_read_by_the_engine_and_a_library_name_is_not(tmp_path: Path) -> None:
+    own = write(tmp_path / "mine.md", "- I use metric units.\n")
+    fine_tune = protocol_class("fine-tune-reflect")
+    protocol = fine_tune.configure({"control": "neutral-constitution", "neutral_constitution": str(own)})
+    assert [(r.option, r.path, r.sha256) for r in read_inputs(protocol)] == [
+        ("neutral_constitution", str(own), sha(own))]
+    assert protocol.inputs.constitution("neutral_constitution") is not None
+    named = fine_tune.configure({"control": "neutral-constitution", "neutral_constitution": "neutral/procedure-3"})
+    assert read_inputs(named) == []
+    assert named.inputs.constitution("neutral_constitution") is None  # a library name: the protocol resolves it
+    assert read_inputs(fine_tune.configure({"neutral_constitution": str(own)})) == []  # not its control arm
