@@ -12,9 +12,9 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stability.constitution import normalise_principle, parse_file
+from stability.constitution import Constitution, normalise_principle, parse_file
 from stability.errors import InputError
-from stability.input_files import load_yaml
+from stability.input_files import parse_yaml, read_text
 from stability.yaml_location import first_problem, where, yaml_line
 
 ALTERNATIVES_SUFFIX = ".alternatives.yaml"
@@ -87,12 +87,17 @@ def load_alternatives(constitution_path: Path | str, complete: bool = True) -> A
     from each other and from the principle. With ``complete`` (the library's rule) each pool has at least
     ``MIN_ALTERNATIVES`` alternatives and every relation at least once.
     """
-    constitution = parse_file(constitution_path)
     path = alternatives_path(constitution_path)
-    name = str(path)
     if not path.exists():
-        raise InputError(name, None, f"no alternatives file beside {constitution_path}")
-    data, text = load_yaml(path, "a YAML file of alternatives")
+        raise InputError(str(path), None, f"no alternatives file beside {constitution_path}")
+    return pool_from_text(parse_file(constitution_path), str(constitution_path),
+                          read_text(path, "a YAML file of alternatives"), str(path), complete)
+
+
+def pool_from_text(constitution: Constitution, constitution_path: str, text: str, name: str,
+                   complete: bool = True) -> AlternativePool:
+    """:func:`load_alternatives` over text already read (``name``: the alternatives file it came from)."""
+    data = parse_yaml(text, name)
     if not isinstance(data, dict):
         raise InputError(name, 1, "expected a mapping with a 'principles' list")
     try:

@@ -6,10 +6,10 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stability.constitution import principles_text
-from stability.records import RunRecord
+from stability.records import RunInputRecord, RunRecord
 from stability.store.store import Store
 
 
@@ -47,6 +47,8 @@ class RunView(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run: RunRecord
+    inputs: list[RunInputRecord] = Field(default_factory=list, description="the input files its protocol options "
+                                         "named, with the sha256 of each as read")
     steps: list[ChainStep]
     final_constitution: str
     totals: dict[str, Any]
@@ -96,4 +98,5 @@ def show_run(run_id: str, db: Path | str | None = None) -> RunView:
             previous = current
         final = principles_text(previous)
         totals = store.call_totals().get(run.id, {})
-        return RunView(run=run, steps=steps, final_constitution=final, totals=totals)
+        return RunView(run=run, inputs=store.run_inputs(run.id), steps=steps, final_constitution=final,
+                       totals=totals)

@@ -1,7 +1,7 @@
 """Reading the files a user hands us: text, YAML, and their errors, all in one format (``path:line: problem``).
 
-- :func:`read_text` reads a regular file as UTF-8, refusing folders, devices, binary data, other encodings and
-  files over :data:`MAX_INPUT_BYTES` before anything is parsed.
+- :func:`read_text` reads a regular file as UTF-8 (:func:`read_bytes`: its bytes), refusing folders, devices,
+  binary data, other encodings and files over :data:`MAX_INPUT_BYTES` before anything is parsed.
 - :func:`load_yaml` / :func:`parse_yaml` are the one YAML reader: a syntax error is an :class:`InputError` on
   the line of the problem.
 - :func:`invalid` turns a pydantic error about a YAML document into an :class:`InputError` on the line of the
@@ -30,6 +30,12 @@ MAX_INPUT_BYTES = 2_000_000
 def read_text(path: Path | str, what: str = "a Markdown file", limit: int = MAX_INPUT_BYTES) -> str:
     """A file's text as UTF-8 (a BOM dropped), at most ``limit`` bytes; anything else is a located
     :class:`InputError`."""
+    return decode_text(read_bytes(path, what, limit), str(path), what)
+
+
+def read_bytes(path: Path | str, what: str = "a Markdown file", limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes, at most ``limit``; a folder, a device, a missing or too large file is a located
+    :class:`InputError`."""
     name = str(path)
     try:
         mode = Path(path).stat().st_mode
@@ -50,7 +56,7 @@ def read_text(path: Path | str, what: str = "a Markdown file", limit: int = MAX_
         size = Path(path).stat().st_size
         raise InputError(name, None, f"file too large ({max(size, len(data)) / 1e6:.1f} MB; the limit is "
                                      f"{limit / 1e6:.0f} MB)")
-    return decode_text(data, name, what)
+    return data
 
 
 def decode_text(data: bytes, name: str, what: str = "a Markdown file") -> str:

@@ -43,6 +43,15 @@ class RunRecord(Record):
     finished_at: datetime | None = None
 
 
+class RunInputRecord(Record):
+    """One input file a run's protocol options named, as the engine read it (the provenance of its contents)."""
+
+    run_id: str
+    option: str = Field(description="the protocol option that names the file, e.g. alternatives")
+    path: str = Field(description="the file as read (relative paths as given, or relative to a YAML list)")
+    sha256: str = Field(description="sha256: of the file's bytes")
+
+
 class RevisionRecord(Record):
     id: str
     run_id: str

@@ -3,7 +3,8 @@
 An AST walk over ``stability/`` (imports under ``if TYPE_CHECKING:`` count: an annotation is a dependency too):
 - no import circle anywhere;
 - analysis and the judge do not both import each other (the judge may read analysis; analysis never the judge);
-- protocols decide: nothing under ``stability/protocols/`` imports the store or a concrete provider module;
+- protocols decide: nothing under ``stability/protocols/`` imports the store or a concrete provider module, or
+  opens a file (the engine reads the input files a protocol declares, and hashes them);
 - nothing imports the CLI (but ``python -m stability``);
 - no code outside ``stability/protocols/`` compares a protocol's name with a string;
 - every module opens with its contract (a docstring).
@@ -93,6 +94,34 @@ def test_protocols_import_neither_the_store_nor_a_provider() -> None:
     bad = [(a, b) for a, b in graph.edges if a.startswith("stability.protocols")
            and (b.startswith("stability.store") or b in PROVIDERS)]
     assert bad == []
+
+
+#: calls that read files; a protocol declares its input files (``input_files``) and the engine reads them
+FILE_READS = {"open", "parse_file", "load_yaml", "read_text", "read_bytes", "load_alternatives", "is_file",
+              "is_dir", "exists", "glob", "rglob", "iterdir", "stat"}
+
+
+def file_reads(path: Path) -> list[str]:
+    """``path:line: name`` of every call in a module that reads a file (or looks at the file system)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name in FILE_READS:
+                found.append((node.lineno, f"{path.name}:{node.lineno}: {name}"))
+    return [hit for _, hit in sorted(found)]
+
+
+def test_protocols_open_no_file() -> None:
+    bad = [hit for path in sorted((PACKAGE / "protocols").glob("*.py")) for hit in file_reads(path)]
+    assert bad == []
+
+
+def test_a_protocol_module_that_opens_a_file_is_caught(tmp_path: Path) -> None:
+    module = tmp_path / "sneaky.py"
+    module.write_text("from pathlib import Path\n\ndef options(p):\n    if Path(p).is_file():\n"
+                      "        return open(p).read()\n    return Path(p).read_text()\n")
+    assert file_reads(module) == ["sneaky.py:4: is_file", "sneaky.py:5: open", "sneaky.py:6: read_text"]
 
 
 def test_nothing_imports_the_cli() -> None:

@@ -257,6 +257,8 @@ def show(run: Annotated[str, typer.Argument(help="run id (a unique prefix will d
     r = view.run
     console.print(f"[bold]{r.id}[/] {r.protocol} · {r.model} · seed {r.seed} · {r.status} · stop {r.stop_reason}")
     console.print(f"stability {r.package_version} · commit {r.git_commit} · templates {r.template_hash[:19]}")
+    for item in view.inputs:
+        console.print(f"input {item.option}: {printable(item.path)} · {item.sha256[:19]}", markup=False)
     for step in view.steps:
         head = f"[bold]step {step.step}[/] {step.decision} · {step.n_principles} principles · " \
                f"{step.constitution_hash[:19]}"

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stability.budget import BudgetExceeded
 from stability.engine.batcher import BatchEvent, check_no_pending_batches
+from stability.engine.inputs import for_run
 from stability.engine.prepare import IterateConfig, ModelPool, Prepared, prepare, prepare_resume
 from stability.engine.run import Run, StepEvent
 from stability.engine.session import CallSession
@@ -68,6 +69,7 @@ def create_run(store: Store, prepared: Prepared) -> RunRecord:
         created_at=now(),
     )
     store.insert_run(run)
+    store.put_run_inputs(for_run(prepared.inputs, run.id))
     store.put_constitution(prepared.start)
     if config.constitution:
         store.add_source(prepared.start, config.constitution)
@@ -115,7 +117,8 @@ async def execute(session: CallSession, run: RunRecord, prepared: Prepared, on_s
 def start_or_resume(store: Store, pool: ModelPool, prepared: Prepared | None = None, run_id: str | None = None
                     ) -> tuple[RunRecord, Prepared]:
     """The one way a run begins: a new run of ``prepared``, stored; or (``run_id``) a run started before, prepared
-    again from the store (its models, options and templates as it ran; refused if its templates changed) and
+    again from the store (its models, options and templates as it ran; refused if its templates or input files
+    changed; a run stored before input files were recorded records them now) and
     reopened, so executing it replays it and no completed call is sent again. ``iterate``, ``resume``, an
     experiment's cells and a Ray shard's cell all begin here."""
     if run_id is None:
@@ -124,6 +127,8 @@ def start_or_resume(store: Store, pool: ModelPool, prepared: Prepared | None = N
         return create_run(store, prepared), prepared
     run = store.run(run_id)
     prepared = prepare_resume(store, run, pool)
+    if not store.run_inputs(run.id):  # stored before input files were recorded (or it names none)
+        store.put_run_inputs(for_run(prepared.inputs, run.id))
     store.reopen_run(run.id)
     return run, prepared
 

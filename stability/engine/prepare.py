@@ -3,9 +3,9 @@
 Contract: :func:`validate` checks the protocol, its options, the files they name, the model names and the
 templates, loading no model (``--dry-run`` uses it); :func:`prepare` also loads the models, through a
 :class:`ModelPool` so an experiment's cells share them. Neither opens the store. :func:`prepare_resume` does the
-same for a stored run and refuses one whose templates changed since it started; its models learn what the run's
-stored calls showed of their servers' answer formats (a refused ``json_schema`` or structured output), so a resumed
-run does not send a refused request again.
+same for a stored run and refuses one whose templates or input files (:mod:`stability.engine.inputs`) changed
+since it started; its models learn what the run's stored calls showed of their servers' answer formats (a refused
+``json_schema`` or structured output), so a resumed run does not send a refused request again.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, Validatio
 
 from stability.calls import CacheScope
 from stability.constitution import Constitution, parse_file
+from stability.engine.inputs import changed_input, read_inputs
 from stability.engine.templates import TemplateSet
 from stability.errors import InputError, StabilityError
 from stability.input_files import invalid, load_yaml
@@ -26,7 +27,7 @@ from stability.models.registry import check_model_name, get_model
 from stability.models.sampling import check_sampling
 from stability.models.structured import remember_formats
 from stability.protocols.base import ReflectionProtocol
-from stability.records import RunRecord
+from stability.records import RunInputRecord, RunRecord
 from stability.store.answer_reads import learned_formats
 from stability.store.store import Store
 from stability.vocabulary import GenerateConfig, RunSettings, omit_later_defaults
@@ -121,6 +122,8 @@ class Prepared:
     start: Constitution
     models: dict[str, Model]  # by role; "subject" is the run's model
     templates: TemplateSet
+    #: the input files its options name, as read (run_id empty until the run is stored)
+    inputs: list[RunInputRecord]
 
     @property
     def model(self) -> Model:
@@ -131,8 +134,16 @@ def validate(config: IterateConfig, files: ReadOnce | None = None) -> tuple[Refl
                                                                            TemplateSet]:
     """Check the protocol, its options, the files they name, the model names and the templates; load no model.
     ``files``: the experiment's files read so far (see :class:`ReadOnce`)."""
+    protocol, start, templates, _ = _validate(config, files)
+    return protocol, start, templates
+
+
+def _validate(config: IterateConfig, files: ReadOnce | None = None
+              ) -> tuple[ReflectionProtocol[Any], Constitution, TemplateSet, list[RunInputRecord]]:
+    """:func:`validate`, and the input files read (the engine reads them and hands them to the protocol)."""
     files = files or ReadOnce()
     protocol = protocol_class(config.protocol).configure(config.options)
+    inputs = read_inputs(protocol)
     if config.constitution:
         start = files.start(config.constitution, protocol.principle_limit())
     elif protocol.starts_blank():
@@ -143,18 +154,20 @@ def validate(config: IterateConfig, files: ReadOnce | None = None) -> tuple[Refl
     generate = config.generate()
     for name in [config.model, *protocol.role_models().values(), *config.roles.values()]:
         check_sampling(check_model_name(name), generate)
-    return protocol, start, files.templates(protocol.template_folders(), config.templates)
+    return protocol, start, files.templates(protocol.template_folders(), config.templates), inputs
 
 
 def prepare(config: IterateConfig, pool: ModelPool | None = None, files: ReadOnce | None = None) -> Prepared:
     """Validate a configuration completely and load its models, without writing anything."""
-    protocol, start, templates = validate(config, files)
+    protocol, start, templates, inputs = _validate(config, files)
     models = _models(config, protocol, pool or ModelPool())
-    return Prepared(config.model_copy(update={"model": models[SUBJECT].name}), protocol, start, models, templates)
+    return Prepared(config.model_copy(update={"model": models[SUBJECT].name}), protocol, start, models, templates,
+                    inputs)
 
 
 def prepare_resume(store: Store, run: RunRecord, pool: ModelPool | None = None) -> Prepared:
-    """Re-validate a stored run for resuming from its stored start; refuse if its templates changed."""
+    """Re-validate a stored run for resuming from its stored start; refuse if its templates or the input files
+    its options name changed (a run stored before inputs were recorded resumes, and records them)."""
     try:
         config = IterateConfig(**run.config)
     except ValidationError as err:  # stored before its values were range-checked (a temperature of nan)
@@ -167,12 +180,18 @@ def prepare_resume(store: Store, run: RunRecord, pool: ModelPool | None = None) 
         raise StabilityError(
             f"run {run.id}: the prompt templates of {protocol.name} changed since the run started; "
             "resuming would ask different questions (restore them, or start a new run)")
+    inputs = read_inputs(protocol)
+    recorded = store.run_inputs(run.id)
+    changed = changed_input(recorded, inputs) if recorded else None
+    if changed is not None:
+        raise StabilityError(f"run {run.id}: input file {changed} changed since the run started; resuming would "
+                             "ask different questions (restore it, or start a new run)")
     start = store.constitution(run.start_hash)
     protocol.check(start)
     models = _models(config, protocol, pool or ModelPool())
     for model in {id(m): m for m in models.values()}.values():  # what the run learned of each server's formats
         remember_formats(model, *learned_formats(store, run.id, model.name))
-    return Prepared(config, protocol, start, models, templates)
+    return Prepared(config, protocol, start, models, templates, inputs)
 
 
 def _models(config: IterateConfig, protocol: ReflectionProtocol[Any], pool: ModelPool) -> dict[str, Model]:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stability.answer import ANSWER_SCHEMA, Reading, example_constitutions, read_call
 from stability.constitution import DEFAULT_MAX_PRINCIPLES, Constitution
 from stability.errors import StabilityError
+from stability.protocols.inputs import InputKind, Inputs
 from stability.records import CallRecord
 from stability.vocabulary import GenerateConfig, Message, ModelTraits
 from stability.yaml_location import first_problem, where
@@ -86,6 +87,8 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
+        #: the parsed contents of the files :meth:`input_files` declares, handed over by the engine at prepare
+        self.inputs = Inputs()
 
     @classmethod
     def configure(cls, values: dict[str, Any]) -> ReflectionProtocol[Any]:
@@ -124,6 +127,12 @@ class ReflectionProtocol(ABC, Generic[OptionsT]):
     def template_folders(self) -> list[str]:
         """Template folders this run reads; the engine reads them once and records their combined hash."""
         return [self.name]
+
+    def input_files(self) -> dict[str, InputKind]:
+        """Options that name input files, and how each is read (options left unset are not listed). The engine
+        reads them, records each file's sha256 with the run, and sets :attr:`inputs`; a protocol never opens a
+        file."""
+        return {}
 
     def estimate_calls(self, start: Constitution) -> int:
         """An upper bound on the calls one run makes (for ``--dry-run``)."""

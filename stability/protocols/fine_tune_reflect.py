@@ -30,18 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from stability.answer import Reading
-from stability.constitution import Constitution, parse_file
+from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.finetune import TrainerParams, TrainingExample
 from stability.library import find_constitution, load_library
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, fill, register
 from stability.protocols.fresh_instance import FRESH_INSTANCE, revision_messages
+from stability.protocols.inputs import InputKind
 from stability.records import AdapterRecord, CallRecord, Decision, GenerationRecord, RevisionRecord, now
 from stability.vocabulary import CallFailed, Message, ModelTraits, derive_seed
 
@@ -116,8 +116,10 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
         constitution's (the smaller on a tie, then by name)."""
         named = self.options.neutral_constitution
         if named is not None:
-            if Path(named).is_file():
-                return parse_file(named)
+            # the file, as the engine read it (not read: a library name, or a protocol used without the engine)
+            read = self.inputs.constitution("neutral_constitution") if "neutral_constitution" in self.inputs else None
+            if read is not None:
+                return read
             return Constitution.from_principles(list(find_constitution(named).principles))
         neutral = sorted((e for e in load_library() if e.metadata.condition == "neutral"),
                          key=lambda e: (abs(len(e.principles) - len(start.principles)), len(e.principles), e.name))
@@ -125,6 +127,10 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
             raise StabilityError("control neutral-constitution: the library has no neutral constitution "
                                  "(set neutral_constitution)")
         return Constitution.from_principles(list(neutral[0].principles))
+
+    def input_files(self) -> dict[str, InputKind]:
+        return {"neutral_constitution": "constitution-or-name"} if self.options.control == "neutral-constitution" \
+            else {}
 
     def role_models(self) -> dict[str, str]:
         return {TEACHER: self.options.teacher_model} if self.options.teacher_model else {}

@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.alternatives import ALTERNATIVES_SUFFIX, load_alternatives
+from stability.alternatives import ALTERNATIVES_SUFFIX
 from stability.answer import truncation
-from stability.constitution import Constitution, normalise_principle, parse_file
+from stability.constitution import Constitution, normalise_principle
 from stability.errors import InputError
-from stability.input_files import load_yaml
 from stability.protocols.base import FewShotOptions, ReflectionProtocol, Stop, fill, register
+from stability.protocols.inputs import InputKind, Inputs
 from stability.ratings import expected_rating, parse_ratings, rating_schema
 from stability.records import CallRecord, RatingRecord, RevisionRecord
 from stability.vocabulary import CallFailed, Message, TokenLogprob, derive_seed
@@ -77,20 +76,36 @@ class RateAlternativesOptions(FewShotOptions):
                                   "shuffled like the others; choosing it keeps it (a decline)")
 
 
-def load_options(options: RateAlternativesOptions) -> list[Option]:
-    """Read the alternatives named in the options; bad files raise InputError (before anything is written)."""
+def alternative_files(options: RateAlternativesOptions) -> dict[str, InputKind]:
+    """The input file ``alternatives`` names, and how the engine reads it."""
+    if options.source == "free" or not options.alternatives:
+        return {}
+    if options.mode == "constitution":
+        return {"alternatives": "constitutions"}
+    return {"alternatives": "alternatives-pool" if options.alternatives.endswith(ALTERNATIVES_SUFFIX) else "yaml"}
+
+
+def load_options(options: RateAlternativesOptions, inputs: Inputs) -> list[Option]:
+    """The alternatives the options name (their files as the engine read them into ``inputs``); bad contents raise
+    InputError (before anything is written)."""
     if options.source == "free":
         return []
     if options.mode == "constitution":
-        return [constitution_option(parse_file(p), options.option_text) for p in _constitution_files(options)]
+        if not options.alternatives:
+            raise InputError("<options>", None, "constitution mode needs alternatives: a folder or a YAML list of "
+                                                "files")
+        files = inputs.constitutions("alternatives")
+        if len(files) < 2:
+            raise InputError(options.alternatives, None, "constitution mode needs at least 2 alternative "
+                                                         "constitutions")
+        return [constitution_option(c, options.option_text) for c in files]
     found = [Option(text=normalise_principle(t)) for t in options.alternatives_list]
     if options.alternatives and options.alternatives.endswith(ALTERNATIVES_SUFFIX):
         # The library's pool format: one pool per principle of the constitution beside it.
-        constitution = options.alternatives.removesuffix(ALTERNATIVES_SUFFIX) + ".md"
-        pool = load_alternatives(constitution, complete=False).for_principle(options.principle)
+        pool = inputs.pool("alternatives").for_principle(options.principle)
         found += [Option(text=a.text, relation=a.relation) for a in pool.alternatives]
     elif options.alternatives:
-        data = _yaml(options.alternatives)
+        data = inputs.data("alternatives")
         items = data.get("alternatives") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise InputError(options.alternatives, None, "expected a YAML list of alternatives")
@@ -134,26 +149,6 @@ def constitution_option(constitution: Constitution, option_text: str) -> Option:
     return Option(text=text, constitution=constitution)
 
 
-def _yaml(path: str) -> object:
-    return load_yaml(path, "a YAML list of constitution files")[0]
-
-
-def _constitution_files(options: RateAlternativesOptions) -> list[Path]:
-    if not options.alternatives:
-        raise InputError("<options>", None, "constitution mode needs alternatives: a folder or a YAML list of files")
-    source = Path(options.alternatives)
-    if source.is_dir():
-        files = sorted(p for p in source.glob("*.md") if p.name != "README.md")
-    else:
-        data = _yaml(options.alternatives)
-        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-            raise InputError(options.alternatives, None, "expected a YAML list of constitution file paths")
-        files = [source.parent / x if not Path(x).is_absolute() else Path(x) for x in data]
-    if len(files) < 2:
-        raise InputError(str(source), None, "constitution mode needs at least 2 alternative constitutions")
-    return files
-
-
 @register
 class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
     name = "rate-alternatives"
@@ -168,13 +163,16 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
     def step_bound(self) -> int:
         return self.options.trials
 
+    def input_files(self) -> dict[str, InputKind]:
+        return alternative_files(self.options)
+
     def estimate_calls(self, start: Constitution) -> int:
         options = self.options
         return options.trials * (2 if options.reflect == "first" and options.source == "provided" else 1)
 
     def check(self, start: Constitution) -> None:
         options = self.options
-        load_options(options)
+        load_options(options, self.inputs)
         if options.mode == "principle" and options.principle > len(start.principles):
             raise InputError("<options>", None, f"principle {options.principle} does not exist: the constitution "
                              f"has {len(start.principles)}")
@@ -182,7 +180,8 @@ class RateAlternatives(ReflectionProtocol[RateAlternativesOptions]):
     async def run(self, run: Run, start: Constitution) -> Stop:
         options = self.options
         origin = run.record(0, start, "origin", None, [])
-        choices = with_current(load_options(options), start, options) if options.source == "provided" else []
+        provided = options.source == "provided"
+        choices = with_current(load_options(options, self.inputs), start, options) if provided else []
         for trial in range(options.trials):
             try:
                 if options.source == "free":

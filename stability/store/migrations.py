@@ -344,10 +344,21 @@ def m012_journal_bookmarks_kept(con: duckdb.DuckDBPyConnection) -> None:
                 "journal is stale: discarded, never applied'")
 
 
+def m013_run_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """The input files a run's protocol options name (alternatives, a neutral constitution), hashed by the engine
+    as it read them, so a run's provenance covers them and a resume refuses a changed one."""
+    _table(con, "run_inputs", "Input files named by a run's protocol options, as the engine read them.", [
+        ("run_id", "VARCHAR NOT NULL", "runs.id"),
+        ("option", "VARCHAR NOT NULL", "the protocol option that names the file, e.g. alternatives"),
+        ("path", "VARCHAR NOT NULL", "the file as read (relative paths as given, or relative to a YAML list)"),
+        ("sha256", "VARCHAR NOT NULL", "sha256: of the file's bytes"),
+    ], extra="\n  PRIMARY KEY (run_id, option, path)")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
                                m007_probes, m008_judgements, m009_batches, m010_message_chains,
-                               m011_journal, m012_journal_bookmarks_kept]
+                               m011_journal, m012_journal_bookmarks_kept, m013_run_inputs]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -34,6 +34,7 @@ from stability.records import (
     ProbeRecord,
     RatingRecord,
     RevisionRecord,
+    RunInputRecord,
     RunRecord,
     now,
 )
@@ -247,6 +248,20 @@ class Store:
             self._con.execute("DELETE FROM edges WHERE target_id IN "
                              "(SELECT id FROM revisions WHERE run_id = ? AND decision = 'error')", [run_id])
             self._con.execute("DELETE FROM revisions WHERE run_id = ? AND decision = 'error'", [run_id])
+
+    def put_run_inputs(self, inputs: list[RunInputRecord]) -> None:
+        """Record the input files a run read (written at once; the same file recorded again is the same row)."""
+        if not inputs:
+            return
+        with self.transaction():
+            self._con.executemany(
+                "INSERT OR IGNORE INTO run_inputs (run_id, option, path, sha256) VALUES (?, ?, ?, ?)",
+                [[i.run_id, i.option, i.path, i.sha256] for i in inputs])
+
+    def run_inputs(self, run_id: str) -> list[RunInputRecord]:
+        """The input files recorded for a run, by option then path (none for a run stored before they were)."""
+        return [RunInputRecord(**r) for r in self._rows(
+            "SELECT run_id, option, path, sha256 FROM run_inputs WHERE run_id = ? ORDER BY option, path", [run_id])]
 
     def run(self, run_id: str) -> RunRecord:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])

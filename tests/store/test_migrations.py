@@ -44,6 +44,7 @@ EXPECTED = {
                        "body", "answer_format", "committed_usd", "state", "call_id", "error"],
     "messages": ["hash", "parent", "role", "message"],
     "journal": ["token", "through", "closed_at"],
+    "run_inputs": ["run_id", "option", "path", "sha256"],
 }
 
 
