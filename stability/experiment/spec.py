@@ -204,7 +204,8 @@ def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateC
     cells = []
     scope = spec.cache_scope()
     for model, protocol in itertools.product(spec.models, spec.protocols):
-        option_sets = [{**protocol.options, **dict(zip(protocol.grid, combo, strict=True))}
+        option_sets = [_library_options({**protocol.options, **dict(zip(protocol.grid, combo, strict=True))},
+                                        spec_path)
                        for combo in itertools.product(*protocol.grid.values())]
         for constitution, options, params, variant, seed in itertools.product(files, option_sets, sampling,
                                                                               spec.templates, seeds):
@@ -212,6 +213,19 @@ def expand(spec: ExperimentSpec, spec_path: Path | None = None) -> list[IterateC
                                        roles=spec.roles, seed=seed, options=options, use_cache=spec.use_cache,
                                        templates=variant, cache=scope, **params))
     return cells
+
+
+def _library_options(options: dict[str, Any], spec_path: Path | None) -> dict[str, Any]:
+    """Options naming a file of the library (``constitutions/...``, as specs spell them) found as constitutions are:
+    beside the spec, in the library, then in the working directory, so a ready spec runs from any folder. A path
+    found in the working directory keeps its spelling (cell keys are unchanged)."""
+    def found(value: Any) -> Any:
+        if isinstance(value, str) and in_library(value) is not None and not any(c in value for c in "*?["):
+            matches = _glob(value, spec_path)
+            return matches[0] if len(matches) == 1 else value
+        return value
+
+    return {name: found(value) for name, value in options.items()}
 
 
 def cell_key(config: IterateConfig) -> str:

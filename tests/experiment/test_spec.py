@@ -78,3 +78,19 @@ def test_shipped_specs_load_expand_and_validate(tmp_path: Path, monkeypatch: pyt
         assert cells, path
         assert estimate(cells, PriceTable()).runs == len(cells)
         monkeypatch.chdir(ROOT)
+
+
+def test_a_ready_specs_library_option_files_are_found_from_any_folder(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from stability.resources import ready_spec
+
+    path = ready_spec("provided-vs-free")
+    assert path is not None
+    spec = load_spec(path)
+    rating = "rate-alternatives"
+    at_root = [c.options["alternatives"] for c in expand(spec, path) if c.protocol == rating]
+    # from the checkout's top the spelling is kept (cell keys are unchanged)
+    assert set(at_root) == {"constitutions/consistent/helpful-honest.alternatives.yaml"}
+    monkeypatch.chdir(tmp_path)  # elsewhere: the library's file, which exists
+    elsewhere = {c.options["alternatives"] for c in expand(spec, path) if c.protocol == rating}
+    assert len(elsewhere) == 1 and Path(elsewhere.pop()).is_file()
