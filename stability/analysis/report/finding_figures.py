@@ -12,7 +12,8 @@ contrast is drawn against a dashed zero line). Findings of a particular shape ge
 - *survival curves* (a ``figure`` of kind ``survival-curves``, question 1): the Kaplan–Meier share of starting
   principles not yet removed, over steps, one step line per group (principle, position, clash side ...).
 
-At most ``MAX_FIGURES`` figures a question (the table below them holds every estimate).
+At most ``MAX_FIGURES`` figures a question, survival by position and by clash side first (the table below them
+holds every estimate).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ TITLES = {"principle-swap": "1. Principles: how likely is a model to swap a give
           "fine-tune-generations": "7. Fine-tune-reflect: does the model become more stable over generations?"}
 CURVE_KEYS = ("step", "generation", "position")
 MAX_ROWS = 40
-MAX_FIGURES = 8
+MAX_FIGURES = 6
+#: survival curves drawn first (the rest as room allows): by position, by clash side, per principle
+SURVIVAL_FIRST = ("survival_by_position", "survival_by_clash", "survival")
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
@@ -159,6 +162,10 @@ def _survival_figure(finding: Any) -> bool:
         and bool(finding.figure.get("curves"))
 
 
+def _survival_order(finding: Any) -> int:
+    return SURVIVAL_FIRST.index(finding.measure) if finding.measure in SURVIVAL_FIRST else len(SURVIVAL_FIRST)
+
+
 def survival(finding: Any) -> str:
     """Kaplan–Meier survival of starting principles over steps, one step line per group (``figure.curves``:
     value -> [[step, surviving, at risk], ...]); the first ``len(COLOURS)`` groups."""
@@ -182,7 +189,8 @@ def question_figures(findings: Sequence[Any]) -> list[str]:
     """The SVG figures of one question's findings (at most ``MAX_FIGURES``)."""
     out = [svg for svg in (intervals(findings),) if svg is not None]
     drawers = ([(curves, f) for f in findings if f.property is None and _curve_key(f) is not None]
-               + [(survival, f) for f in findings if f.property is None and _survival_figure(f)]
+               + [(survival, f) for f in sorted((f for f in findings if f.property is None and _survival_figure(f)),
+                                                 key=_survival_order)]
                + [(strength, f) for f in findings if f.property is not None and f.slope is not None])
     out += [draw(f) for draw, f in drawers[:MAX_FIGURES - len(out)]]
     return out
