@@ -62,7 +62,7 @@ def _n_principles(principles: tuple[str, ...]) -> float:
 
 
 def _mean_words(principles: tuple[str, ...]) -> float:
-    return float(np.mean([len(p.split()) for p in principles])) if principles else 0.0
+    return sum(len(p.split()) for p in principles) / len(principles) if principles else 0.0
 
 
 BUILT_IN: dict[str, Callable[[tuple[str, ...]], float]] = {"n_principles": _n_principles,
