@@ -4,6 +4,7 @@
     python bench/analysis.py time runs/bench-10k.duckdb EMBEDDER   # one analysis in this process
     python bench/analysis.py measure runs/bench-10k.duckdb EMBEDDER [FRESH_COPY_OF]  # fresh subprocess, + load
     python bench/analysis.py all FOLDER SIZES EMBEDDERS UNCACHED_REPEATS CACHED_REPEATS
+    python bench/analysis.py scale OUT.json EMBEDDER DB [DB ...]  # growth: each DB cached, fresh process each
 
 ``build`` prints one JSON line describing the database (runs, revisions, distinct constitutions and principle
 texts, merges, cycles). ``time`` prints one JSON line: wall seconds of ``analyze(--all)``, peak RSS of the
@@ -243,6 +244,26 @@ def plan(folder: str, sizes: list[int], embedders: list[str], uncached_repeats: 
               f"| {r['texts']:,} | {r['computed']:,} | {loads} |", flush=True)
 
 
+def versions() -> dict[str, str]:
+    import platform
+
+    import duckdb
+    import numpy
+
+    return {"python": platform.python_version(), "duckdb": duckdb.__version__, "numpy": numpy.__version__,
+            "cpus": str(os.cpu_count())}
+
+
+def scale(out: str, embedder: str, dbs: list[str]) -> None:
+    """How time and peak memory grow with the revisions: each database (already analysed once, so its embedding
+    cache ``DB.embeddings.duckdb`` is full) analysed cached in a fresh process; one JSON file of rows."""
+    rows = []
+    for db in dbs:
+        rows.append({**measure(db, embedder), "cache": "cached"})
+        print(json.dumps(rows[-1]), flush=True)
+    Path(out).write_text(json.dumps({"versions": versions(), "rows": rows}, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "build":
@@ -251,6 +272,8 @@ if __name__ == "__main__":
         print(json.dumps(time_one(sys.argv[2], sys.argv[3], sys.argv[4].split(",") if len(sys.argv) > 4 else None)))
     elif command == "measure":
         print(json.dumps(measure(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)))
+    elif command == "scale":
+        scale(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif command == "all":
         plan(sys.argv[2], [int(x) for x in sys.argv[3].split(",")], sys.argv[4].split(","), int(sys.argv[5]),
              int(sys.argv[6]))

@@ -37,6 +37,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from stability.budget import BudgetExceeded as BudgetExceeded  # the error stays importable from here
+from stability.budget import Spending
 from stability.models.base import Model
 from stability.models.retry import backoff
 from stability.prices import PriceTable
@@ -70,6 +72,11 @@ class RetryPolicy(BaseModel):
                 values[field] = type(getattr(cls(), field))(os.environ[env])
         return cls(**values)
 
+    def gives_up(self, attempts: int) -> bool:
+        """Whether a request that failed transiently ``attempts`` times is stored as failed instead of sent again
+        (the call path's retries, and the batcher's next waves, alike)."""
+        return attempts >= self.max_attempts
+
 
 def cache_key(model: Model, messages: list[Message], config: GenerateConfig) -> str:
     canonical = json.dumps(
@@ -77,36 +84,6 @@ def cache_key(model: Model, messages: list[Message], config: GenerateConfig) -> 
         sort_keys=True, ensure_ascii=False,
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-class BudgetExceeded(Exception):
-    """Raised before sending a call that the experiment's budget no longer covers. Nothing was sent."""
-
-
-class Spending(Protocol):
-    """An experiment's budget, as the call path sees it: asked before every send, told of every paid call."""
-
-    def check(self) -> None:
-        """Raise :class:`BudgetExceeded` if nothing more may be sent."""
-
-    def paid(self, cost_usd: float) -> None:
-        """A call that cost this much was answered (counted before its commit is awaited: spent either way)."""
-
-
-class InvocationBudget:
-    """At most ``max_cost`` US dollars of paid calls in one command (None: no limit); ``stability probe`` and
-    ``stability judge`` spend through it."""
-
-    def __init__(self, max_cost: float | None) -> None:
-        self.max_cost = max_cost
-        self.spent = 0.0
-
-    def check(self) -> None:
-        if self.max_cost is not None and self.spent >= self.max_cost:
-            raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
-
-    def paid(self, cost_usd: float) -> None:
-        self.spent += cost_usd
 
 
 class BatchQueue(Protocol):
@@ -150,7 +127,9 @@ class Flights:
 
 
 class CallPath:
-    """Calls for one run. Create one per run; its sample counters follow the run's order of calls.
+    """Calls for one run; its sample counters follow the run's order of calls. Made only by
+    :class:`stability.engine.session.CallSession` (one per invocation: its store, prices, budget, limiter, in-flight
+    table and batcher), so every run of an invocation sends the same way.
 
     ``model`` is the run's subject; a call may name another model (an editor, a judge, another agent).
     ``budget`` is asked before anything is sent and told what each stored call cost; ``prices`` turns usage
@@ -249,7 +228,7 @@ class CallPath:
                 output = await model.generate(messages, config)
                 break
             except TransientError as err:
-                if attempts >= policy.max_attempts:
+                if policy.gives_up(attempts):
                     error = err
                     break
                 delay = backoff(attempts, policy.initial, policy.maximum, policy.jitter)

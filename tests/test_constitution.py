@@ -164,7 +164,7 @@ def test_nested_bullets_are_refused_in_files_and_read_flat_in_answers() -> None:
         parse_text("1. one\n   continues here\n   2. sub\n", "c.md")
     assert parse_text("- one\n  wrapped onto a second line\n- two\n").principles == \
         ("one wrapped onto a second line", "two")  # a wrapped bullet is not a nested one
-    # answers with nested lists are read by the answer contract (README, "The answer contract"): sub-items that
+    # answers with nested lists are read by the answer contract (docs/constitutions.md): sub-items that
     # elaborate their item are joined onto it
     answer = read_answer("REVISED CONSTITUTION:\n- one\n  - one point one\n- two\n")
     assert answer.kind == "revised" and answer.constitution is not None and len(answer.constitution.principles) == 2

@@ -1,8 +1,9 @@
 """Across runs: attractors (clusters of final constitutions), the convergence ratio, and merges in the graph.
 
 - Attractors: average-linkage hierarchical clustering of the runs' final constitutions on cosine distance,
-  cut at ``cluster_threshold`` (:mod:`stability.analysis.average_linkage`: only the merges below the cut). Each
-  cluster names its runs, their distinct starts and models, and its medoid.
+  cut at ``cluster_threshold`` (:mod:`stability.analysis.final_clusters`: over the distinct finals, exact up to
+  8,192 of them, in blocks above, never an n x n matrix over runs). Each cluster names its runs, their
+  distinct starts and models, and its medoid.
 - Convergence ratio: the spread of the finals over the spread of the starts, where a spread is the mean
   pairwise cosine distance over runs (one point per run). Below 1 the runs ended closer together than they
   began. Undefined (null) when every run began from the same constitution.
@@ -22,10 +23,9 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from stability.analysis.average_linkage import cut_average_linkage
 from stability.analysis.blas_threads import blas_threads
 from stability.analysis.corpus import RunChain
-from stability.analysis.embeddings import encoding_threads
+from stability.analysis.final_clusters import cluster
 
 MAX_GRAPH_CYCLES = 100
 
@@ -91,35 +91,6 @@ def spread(vectors: np.ndarray) -> float:
     total = rows.sum(axis=0)
     off_diagonal = float(total @ total) - float(np.einsum("ij,ij->", rows, rows))
     return max(0.0, (n * (n - 1) - off_diagonal) / (n * (n - 1)))
-
-
-def add_transpose(d: np.ndarray, tile: int = 256) -> None:
-    """``d += d.T`` for a square matrix, in place and tile by tile: the same values as ``d + d.T`` (float addition
-    commutes), without a second n x n matrix (277 MB at 8,326 runs), and there 0.1 s of CPU instead of the
-    0.4-1.1 s that ``d + d.T`` spends reading the transpose across the whole matrix."""
-    n = len(d)
-    for i in range(0, n, tile):
-        for j in range(i, n, tile):
-            block = d[i:i + tile, j:j + tile] + d[j:j + tile, i:i + tile].T
-            d[i:i + tile, j:j + tile] = block
-            d[j:j + tile, i:i + tile] = block.T
-
-
-def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
-    """Cluster labels 1..m, numbered by first appearance."""
-    if len(vectors) == 1:
-        return np.array([1])
-    with blas_threads(encoding_threads()):  # one thread on a busy machine (the same values: each is one dot)
-        d = vectors @ vectors.T  # in place from here: at 8,326 runs each n x n temporary is 277 MB
-    np.subtract(1.0, d, out=d)
-    np.clip(d, 0.0, 2.0, out=d)
-    np.fill_diagonal(d, 0.0)
-    add_transpose(d)
-    d /= 2
-    raw = cut_average_linkage(d, threshold)  # in place: no condensed copies
-    del d
-    order = {label: i + 1 for i, label in enumerate(dict.fromkeys(raw.tolist()))}
-    return np.array([order[x] for x in raw.tolist()])
 
 
 def project(vectors: np.ndarray) -> np.ndarray:

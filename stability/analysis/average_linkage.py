@@ -24,16 +24,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def cut_average_linkage(d: np.ndarray, threshold: float) -> np.ndarray:
+def cut_average_linkage(d: np.ndarray, threshold: float, sizes: np.ndarray | None = None) -> np.ndarray:
     """Flat average-linkage clusters of a symmetric float32 distance matrix ``d`` (overwritten: its diagonal,
-    and the rows and columns of merged clusters), cut at ``threshold``.
+    and the rows and columns of merged clusters), cut at ``threshold``; ``sizes``: how many points each row
+    stands for (identical points, or clusters already formed: the weights of the averages), default one each.
 
     Returns, for each row, the index of a representative row of its cluster (equal values: one cluster)."""
     n = len(d)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     np.fill_diagonal(d, np.inf)
-    size = np.ones(n, dtype=np.float64)
+    size = np.ones(n, dtype=np.float64) if sizes is None else np.asarray(sizes, dtype=np.float64).copy()
     merged_into = np.arange(n)
     active = np.ones(n, dtype=bool)
     gone = np.zeros(n, dtype=d.dtype)  # +inf where a cluster was merged away or retired: added to each row read

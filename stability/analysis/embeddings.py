@@ -158,6 +158,13 @@ def get_embedder(name: str = DEFAULT_MODEL) -> Embedder:
 
 
 def normalise(matrix: np.ndarray) -> np.ndarray:
+    """Unit rows in float32 (zero rows stay zero); a float32 matrix is divided in place, with no copies (at 1M
+    revisions its 524k x 384 rows are 805 MB each)."""
+    if matrix.dtype == np.float32 and matrix.flags.writeable:
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        matrix /= norms
+        return matrix
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 

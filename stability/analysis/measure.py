@@ -44,7 +44,7 @@ def gc_paused() -> Iterator[None]:
 
     An analysis allocates hundreds of thousands of objects (visits, steps, runs) and frees few cycles: each full
     collection walks them all, to find nothing. On the cached 100k benchmark the collector cost 1-2 s of CPU
-    (ten full collections) of ~8 (docs/benchmarks.md, *A third cut*)."""
+    (ten full collections) of ~8 (docs/benchmarks/analysis-scale.md, *A third cut*)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,6 +25,7 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
           validate: Annotated[bool, typer.Option("--validate", help="score the judge on the library's labels")] = False,
           embedder: Annotated[str, typer.Option("--embedder", help="aligns principles for equivalence")] =
           "all-MiniLM-L6-v2",
+          prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
           db: DbOption = None, as_json: JsonOption = False) -> None:
     """Ask a judge model the questions of meaning about runs' nodes (stored as judgements; asked once per judge)."""
     from stability.bounds import Budget, MaxTokens, Temperature, check
@@ -42,7 +44,8 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
         if targets:
             raise StabilityError(f"judge --validate scores the judge on the library's labels; it takes no "
                                  f"experiment or runs (got {targets[0]!r})")
-        scored = run_validate(judge_model, questions, db, max_cost, config=config, dry_run=dry_run)
+        scored = run_validate(judge_model, questions, db, max_cost, config=config, dry_run=dry_run,
+                              prices_file=prices)
         if as_json:
             print_json(scored.model_dump(mode="json"))
             return
@@ -78,7 +81,7 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
 
     try:
         result = run_judge(targets, judge_model, questions, db, max_cost, dry_run, embedder, config=config,
-                           progress=advance)
+                           progress=advance, prices_file=prices)
     finally:
         if shown:
             progress.stop()

@@ -1,7 +1,8 @@
-"""``stability probe``: parses its arguments and calls :func:`stability.probe.probe`."""
+"""``stability probe``: parses its arguments and calls :func:`stability.engine.probe.probe`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,11 +15,12 @@ def probe(targets: Annotated[list[str], typer.Argument(help="experiment names or
           max_cost: Annotated[float | None, typer.Option("--max-cost", help="budget in USD for this probe")] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="count the requests it would send; send none")]
           = False,
+          prices: Annotated[Path | None, typer.Option("--prices", help="YAML price overrides (USD per Mtok)")] = None,
           db: DbOption = None, as_json: JsonOption = False) -> None:
     """Re-ask each run's final node as fresh samples (stored, resumable); analysis reports P(decline | node)."""
-    from stability.probe import probe as run_probe
+    from stability.engine.probe import probe as run_probe
 
-    result = run_probe(targets, samples, db, max_cost, dry_run=dry_run)
+    result = run_probe(targets, samples, db, max_cost, dry_run=dry_run, prices_file=prices)
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

@@ -5,7 +5,7 @@ Layers: cli -> experiment -> engine -> protocols; engine -> call path -> models;
 """
 
 from stability.engine.batcher import Batcher, BatchEvent
-from stability.engine.execute import RunOutcome, RunResult, create_run, execute, iterate, resume
+from stability.engine.execute import RunOutcome, RunResult, create_run, execute, iterate, resume, start_or_resume
 from stability.engine.prepare import (
     IterateConfig,
     ModelPool,
@@ -17,10 +17,12 @@ from stability.engine.prepare import (
     validate,
 )
 from stability.engine.run import Run, StepEvent
+from stability.engine.session import CallSession, command_budget, experiment_budget
 
 __all__ = [
     "BatchEvent",
     "Batcher",
+    "CallSession",
     "IterateConfig",
     "ModelPool",
     "Prepared",
@@ -29,12 +31,15 @@ __all__ = [
     "RunOutcome",
     "RunResult",
     "StepEvent",
+    "command_budget",
     "create_run",
     "execute",
+    "experiment_budget",
     "iterate",
     "load_run_spec",
     "prepare",
     "prepare_resume",
     "resume",
+    "start_or_resume",
     "validate",
 ]

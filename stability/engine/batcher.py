@@ -18,8 +18,11 @@ Contract:
   expired request, or one that met a transient error (429, 5xx, a failed batch), joins the next wave, up to the
   retry policy's attempts; another error is stored as a failed call and raised as
   :class:`~stability.vocabulary.CallFailed`.
-- **Spending.** With a budget, a request is checked when it joins a wave and its estimate (:meth:`Batcher._estimate`,
-  at the batch rate) is committed; the import replaces it by the actual cost.
+- **Spending.** The batcher is made by the call session (:meth:`stability.engine.session.CallSession.batching`) with
+  the session's price table, budget (:class:`stability.budget.Spending`) and retry policy, the call path's own: a
+  request is checked when it joins a wave and its estimate (:meth:`Batcher._estimate`, at the batch rate) is
+  committed; the import replaces it by the actual cost. A request gives up after the policy's attempts
+  (:meth:`stability.calls.RetryPolicy.gives_up`), as a direct call does.
 - **Progress.** ``on_event`` receives a :class:`BatchEvent` on each submission and each change a poll sees.
 """
 
@@ -35,10 +38,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stability.budget import Spending
 from stability.calls import RetryPolicy, call_record
 from stability.errors import StabilityError
 from stability.models.base import Model
@@ -59,18 +63,6 @@ SETTLE_ENV = "STABILITY_BATCH_SETTLE"
 
 class BatchFailed(StabilityError):
     """A batch the provider refuses to report on (not a transient failure): the runs waiting on it fail."""
-
-
-class BatchSpending(Protocol):
-    """A budget that also holds committed spending (requests submitted in batches, not yet answered)."""
-
-    def check(self) -> None: ...
-
-    def paid(self, cost_usd: float) -> None: ...
-
-    def commit(self, cost_usd: float) -> None: ...
-
-    def release(self, cost_usd: float) -> None: ...
 
 
 class BatchEvent(BaseModel):
@@ -111,7 +103,7 @@ class LiveBatch:
 class Batcher:
     """The batches of one session (an experiment, or one run). Create it inside the event loop that uses it."""
 
-    def __init__(self, store: Store, prices: PriceTable | None = None, budget: BatchSpending | None = None,
+    def __init__(self, store: Store, prices: PriceTable | None = None, budget: Spending | None = None,
                  policy: RetryPolicy | None = None, poll_interval: float | None = None, settle: float | None = None,
                  on_event: Callable[[BatchEvent], None] | None = None) -> None:
         self.store = store
@@ -363,7 +355,7 @@ class Batcher:
             request = requests[result.custom_id]
             ticket = batch.tickets.get(result.custom_id)
             attempts = (ticket.attempts if ticket else 0) + 1
-            if result.output is None and result.retry and attempts < self.policy.max_attempts:
+            if result.output is None and result.retry and not self.policy.gives_up(attempts):
                 outcomes[result.custom_id] = ("retry", None, result.error)
                 retry.append((request, result))
                 continue
@@ -410,7 +402,7 @@ class Batcher:
             if error is not None:
                 ticket.retries.append({"attempt": ticket.attempts, "error": error[:500], "status": None,
                                        "wait_s": 0.0})
-            if ticket.attempts >= self.policy.max_attempts:
+            if self.policy.gives_up(ticket.attempts):
                 request = ticket.request
                 record = call_record(run_id=request.run_id, step=request.step, purpose=request.purpose,
                                      model=request.model, key=request.cache_key, index=request.sample_index,

@@ -1,10 +1,12 @@
 """Executing a run: the engine owns every side effect of one run.
 
-Contract: :func:`execute` builds the run's call path and its :class:`~stability.engine.run.Run` object, hands it
-to the protocol, and records how the run ended (a failure of any kind is stored on the run before it is
-raised). It returns a :class:`RunOutcome`: status, stop reason, final node and the requests sent. :func:`iterate`
-and :func:`resume` are the one-run entry points: prepare (nothing written on bad input), open the store, execute,
-close the models inside the loop that made them.
+Contract: :func:`execute` takes the run's call path from its :class:`~stability.engine.session.CallSession`,
+builds its :class:`~stability.engine.run.Run` object, hands it to the protocol, and records how the run ended (a
+failure of any kind is stored on the run before it is raised). It returns a :class:`RunOutcome`: status, stop
+reason, final node and the requests sent.
+:func:`start_or_resume` is the one way a run begins (new, or replayed). :func:`iterate` and :func:`resume` are the
+one-run entry points: prepare (nothing written on bad input), open the store, start or resume, execute in a call
+session of their own, close the models inside the loop that made them.
 """
 
 from __future__ import annotations
@@ -12,19 +14,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stability.calls import BudgetExceeded, CallPath, Flights, Spending
-from stability.engine.batcher import Batcher, BatchEvent, check_no_pending_batches
+from stability.budget import BudgetExceeded
+from stability.engine.batcher import BatchEvent, check_no_pending_batches
 from stability.engine.prepare import IterateConfig, ModelPool, Prepared, prepare, prepare_resume
 from stability.engine.run import Run, StepEvent
+from stability.engine.session import CallSession
 from stability.errors import StabilityError
-from stability.models.base import Model
-from stability.prices import PriceTable
 from stability.provenance import git_commit, package_version
 from stability.records import RevisionRecord, RunRecord, now
 from stability.redaction import redact
@@ -73,14 +74,12 @@ def create_run(store: Store, prepared: Prepared) -> RunRecord:
     return run
 
 
-async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None = None,
-                  prices: PriceTable | None = None, budget: Spending | None = None,
-                  limiter: Callable[[Model], AbstractAsyncContextManager[Any]] | None = None,
-                  flights: Flights | None = None, batcher: Batcher | None = None) -> RunOutcome:
-    """Run (or replay) the protocol and record how it ended. With a ``batcher`` (``--batch``), the requests to
-    models with a batch API go in provider batches."""
-    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, prices=prices, budget=budget,
-                     limiter=limiter, flights=flights, scope=prepared.config.cache, batcher=batcher)
+async def execute(session: CallSession, run: RunRecord, prepared: Prepared, on_step: OnStep | None = None
+                  ) -> RunOutcome:
+    """Run (or replay) the protocol through the session's calls and record how it ended. In a batching session
+    (``--batch``), the requests to models with a batch API go in provider batches."""
+    store, batcher = session.store, session.batcher
+    calls = session.for_run(run.id, prepared)
     last: list[str] = []
 
     def stepped(event: StepEvent) -> None:
@@ -113,6 +112,22 @@ async def execute(store: Store, run: RunRecord, prepared: Prepared, on_step: OnS
                       final_hash=last[0] if last else None, sent=calls.sent)
 
 
+def start_or_resume(store: Store, pool: ModelPool, prepared: Prepared | None = None, run_id: str | None = None
+                    ) -> tuple[RunRecord, Prepared]:
+    """The one way a run begins: a new run of ``prepared``, stored; or (``run_id``) a run started before, prepared
+    again from the store (its models, options and templates as it ran; refused if its templates changed) and
+    reopened, so executing it replays it and no completed call is sent again. ``iterate``, ``resume``, an
+    experiment's cells and a Ray shard's cell all begin here."""
+    if run_id is None:
+        if prepared is None:
+            raise ValueError("start_or_resume: give a prepared configuration or a run id")
+        return create_run(store, prepared), prepared
+    run = store.run(run_id)
+    prepared = prepare_resume(store, run, pool)
+    store.reopen_run(run.id)
+    return run, prepared
+
+
 def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep | None = None,
             batch: bool = False, on_batch: OnBatch | None = None) -> RunResult:
     """Start one run: prepare it (bad input writes nothing), store it, execute it (``batch``: in provider
@@ -120,22 +135,19 @@ def iterate(config: IterateConfig, db: Path | str | None = None, on_step: OnStep
     pool = ModelPool()
     prepared = prepare(config, pool)
     with Store.open(db) as store:
-        run = create_run(store, prepared)
-        outcome = asyncio.run(_closing(_batched(store, run, prepared, on_step, batch, on_batch), pool))
+        run, prepared = start_or_resume(store, pool, prepared)
+        outcome = asyncio.run(_closing(_session(store, run, prepared, on_step, batch, on_batch), pool))
         return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=outcome.sent)
 
 
-async def _batched(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None, batch: bool,
+async def _session(store: Store, run: RunRecord, prepared: Prepared, on_step: OnStep | None, batch: bool,
                    on_batch: OnBatch | None) -> RunOutcome:
-    """:func:`execute`, with a batcher that first re-attaches the store's open batches when ``batch``."""
+    """:func:`execute` in a call session of its own (``batch``: batching, open batches re-attached first)."""
+    session = CallSession(store)
     if not batch:
-        return await execute(store, run, prepared, on_step)
-    batcher = Batcher(store, on_event=on_batch)
-    try:
-        await batcher.reattach()
-        return await execute(store, run, prepared, on_step, batcher=batcher)
-    finally:
-        await batcher.aclose()
+        return await execute(session, run, prepared, on_step)
+    async with session.batching(on_batch):
+        return await execute(session, run, prepared, on_step)
 
 
 def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = None, batch: bool = False,
@@ -148,9 +160,8 @@ def resume(run_id: str, db: Path | str | None = None, on_step: OnStep | None = N
         if not batch:
             check_no_pending_batches(store, [run.id], f"run {run.id}")
         pool = ModelPool()
-        prepared = prepare_resume(store, run, pool)
-        store.reopen_run(run.id)
-        outcome = asyncio.run(_closing(_batched(store, run, prepared, on_step, batch, on_batch), pool))
+        run, prepared = start_or_resume(store, pool, run_id=run.id)
+        outcome = asyncio.run(_closing(_session(store, run, prepared, on_step, batch, on_batch), pool))
         return RunResult(run=store.run(run.id), revisions=store.revisions(run.id), sent=outcome.sent)
 
 

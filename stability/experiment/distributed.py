@@ -9,7 +9,7 @@ records the experiment in its store, and sends each unfinished cell to a Ray tas
 - The driver merges each shard into its store as the cell finishes (:mod:`stability.store.merge`), advances the
   progress bar, and removes the shard of a finished cell.
 - Spending is reported to a ledger actor per paid call; each worker checks the ledger's latest figure before
-  every call (``_RemoteBudget``), and once the budget (``--max-cost``) is spent no new cell starts. Calls share
+  every call (``LedgerBudget``), and once the budget (``--max-cost``) is spent no new cell starts. Calls share
   the spec's per-provider ``concurrency`` and ``rate_limits`` through one limits actor, so ten workers do not
   each send the allowed rate.
 - A cell asks for the GPUs its protocol declares (``ReflectionProtocol.gpus``: fine-tune-reflect asks one).
@@ -28,8 +28,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from stability.calls import BudgetExceeded, Flights
-from stability.engine import IterateConfig, ModelPool, prepare
+from stability.budget import Budget, BudgetExceeded
+from stability.engine import CallSession, IterateConfig, ModelPool, prepare
 from stability.errors import StabilityError
 from stability.experiment.runner import ExperimentResult, Limits, plan_experiment, register_experiment, run_cell
 from stability.experiment.spec import ExperimentSpec, call_slots, parallel_runs
@@ -51,26 +51,23 @@ def _ray() -> Any:
 
 
 class Ledger:
-    """The experiment's spending, held by one Ray actor: told of every paid call, asked before every call."""
+    """The experiment's spending, held by one Ray actor: a :class:`~stability.budget.Budget` every worker tells of
+    its paid calls and asks before its calls."""
 
     def __init__(self, max_cost: float | None, spent: float) -> None:
-        self.max_cost = max_cost
-        self.spent = spent
-        self.reached = False
+        self.budget = Budget(max_cost, spent)
         self.workers: dict[str, int] = {}  # cell -> process id of the worker running it (tests kill one)
 
     def allowed(self) -> bool:
-        if self.max_cost is not None and self.spent >= self.max_cost:
-            self.reached = True
-        return not self.reached
+        return self.budget.allowed()
 
     def paid(self, cost_usd: float) -> bool:
         """Add a paid call; whether more may be sent."""
-        self.spent += cost_usd
-        return self.allowed()
+        self.budget.paid(cost_usd)
+        return self.budget.allowed()
 
     def state(self) -> tuple[float, bool]:
-        return self.spent, self.reached
+        return self.budget.spent, self.budget.reached
 
     def started(self, cell: str, pid: int) -> None:
         self.workers[cell] = pid
@@ -92,8 +89,9 @@ class SharedLimits:
         self.limits.release(prefix)
 
 
-class _RemoteBudget:
-    """The call path's budget (:class:`stability.calls.Spending`) in a worker. It never blocks on the ledger (a
+class LedgerBudget:
+    """The experiment's budget in a worker: the ledger actor's :class:`~stability.budget.Budget`, behind the
+    :class:`~stability.budget.Spending` interface the call path asks. It never blocks on the ledger (a
     task blocked in ``ray.get`` lends its CPU to another task, and Ray starts one more worker process for it): it
     keeps the ledger's latest answer, refreshed by each paid call it reports and, between them, at most every
     ``REFRESH_S``. So a worker learns of the others' spending within a call or two: the budget can be overshot by
@@ -130,6 +128,12 @@ class _RemoteBudget:
     def paid(self, cost_usd: float) -> None:
         self._follow(self.ledger.paid.remote(cost_usd))
 
+    def commit(self, cost_usd: float) -> None:
+        """Ray cells run without ``--batch``: nothing is ever committed in a provider batch."""
+
+    def release(self, cost_usd: float) -> None:
+        """See :meth:`commit`."""
+
 
 def _remote_limits(actor: Any) -> Callable[[Model], Any]:
     @asynccontextmanager
@@ -159,14 +163,14 @@ def run_cell_in_shard(experiment: dict[str, Any], cell: dict[str, Any], shard: s
             return "done", current.run_id
 
         async def go() -> tuple[str, str | None]:
-            budget = _RemoteBudget(ledger)
+            budget = LedgerBudget(ledger)
             if not await budget.refresh():
                 return "not_started", current.run_id
             pool = ModelPool()
-            try:
-                item = prepare(IterateConfig(**current.config), pool)
-                return await run_cell(store, current, item, pool, prices, budget, _remote_limits(limits),
-                                      Flights())
+            session = CallSession(store, prices=prices, budget=budget, limiter=_remote_limits(limits))
+            try:  # a cell started before is prepared again from its run (start_or_resume)
+                item = None if current.run_id else prepare(IterateConfig(**current.config), pool)
+                return await run_cell(session, current, item, pool)
             finally:
                 await pool.aclose()
 

@@ -14,27 +14,26 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.bounds import Budget as BudgetAmount
 from stability.bounds import check
-from stability.calls import BudgetExceeded, Flights, Spending
+from stability.budget import Budget, BudgetExceeded
 from stability.engine import (
-    Batcher,
     BatchEvent,
+    CallSession,
     IterateConfig,
     ModelPool,
     Prepared,
     ReadOnce,
-    create_run,
     execute,
+    experiment_budget,
     prepare,
-    prepare_resume,
+    start_or_resume,
 )
 from stability.engine.batcher import check_no_pending_batches
 from stability.errors import InputError, StabilityError
@@ -106,43 +105,6 @@ class Limits:
         self.semaphores[prefix].release()
 
 
-class Budget:
-    """The experiment's spending: read from the store once (earlier sessions' calls), then kept up to date by the
-    call path as each paid call is stored, so checking it before every call costs no query."""
-
-    def __init__(self, store: Store, experiment_id: str, max_cost: float | None) -> None:
-        self.store = store
-        self.experiment_id = experiment_id
-        self.max_cost = max_cost
-        self.reached = False
-        self.running_total: float | None = None
-        self.committed = 0.0  # batch requests submitted, not yet answered (estimated at the batch rate)
-
-    def spent(self) -> float:
-        return self.store.experiment_spent(self.experiment_id)
-
-    def check(self) -> None:
-        if self.max_cost is None:
-            return
-        if self.running_total is None:
-            self.running_total = self.spent()
-            self.committed = self.store.batches.committed_usd(self.experiment_id)  # earlier sessions' open batches
-        if self.reached or self.running_total + self.committed >= self.max_cost:
-            self.reached = True
-            raise BudgetExceeded(f"budget of ${self.max_cost:.4f} reached")
-
-    def paid(self, cost_usd: float) -> None:
-        if self.running_total is not None:
-            self.running_total += cost_usd
-
-    def commit(self, cost_usd: float) -> None:
-        """A request joined a batch: its estimated cost counts as spent until its answer is priced."""
-        self.committed += cost_usd
-
-    def release(self, cost_usd: float) -> None:
-        self.committed = max(0.0, self.committed - cost_usd)
-
-
 def plan_experiment(spec_path: Path | str, max_cost: float | None = None, prices_file: Path | str | None = None,
                     batch: bool = False, files: ReadOnce | None = None
                     ) -> tuple[ExperimentSpec, list[IterateConfig], PriceTable, Estimate]:
@@ -205,15 +167,16 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
             register_experiment(store, spec, spec_path, cells, batch)
             if on_start is not None:
                 on_start(sum(c.status == "done" for c in store.cells(spec.experiment_id)), len(cells))
-            budget = Budget(store, spec.experiment_id, max_cost)
-            waves = asyncio.run(_run_cells(store, spec, prepared, pool, prices, budget, on_cell,
-                                           result.parallel_runs, batch, on_batch))
+            budget = experiment_budget(store, spec.experiment_id, max_cost)
+            session = CallSession(store, prices=prices, budget=budget, limiter=Limits(spec))
+            waves = asyncio.run(_run_cells(session, spec, prepared, pool, on_cell, result.parallel_runs, batch,
+                                           on_batch))
             result.waves, result.batched_requests = waves
             final = store.cells(spec.experiment_id)
             result.done = sum(c.status == "done" for c in final)
             result.failed = sum(c.status == "failed" for c in final)
             result.not_started = sum(c.status == "not_started" for c in final)
-            result.spent_usd = budget.spent()
+            result.spent_usd = store.experiment_spent(spec.experiment_id)
             result.budget_reached = budget.reached
             result.runs = [c.run_id for c in final if c.run_id]
     return result
@@ -234,16 +197,14 @@ def register_experiment(store: Store, spec: ExperimentSpec, spec_path: Path | st
     return record
 
 
-async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
-                     prices: PriceTable, budget: Budget, on_cell: Callable[[CellRecord], None] | None,
-                     parallel: int, batch: bool = False, on_batch: Callable[[BatchEvent], None] | None = None
-                     ) -> tuple[int, int]:
-    """Run the cells; (batch waves, batched requests) of this session."""
-    limits = Limits(spec)
-    flights = Flights()  # identical questions of two runs in flight at once are sent once
+async def _run_cells(session: CallSession, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
+                     on_cell: Callable[[CellRecord], None] | None, parallel: int, batch: bool = False,
+                     on_batch: Callable[[BatchEvent], None] | None = None) -> tuple[int, int]:
+    """Run the cells in one call session (its limits, budget and in-flight table shared by every run: identical
+    questions of two runs in flight at once are sent once); (batch waves, batched requests) of this session."""
+    store = session.store
     # (in batch mode every run waits on its batch, so all of them run at once to fill the waves)
     slots = asyncio.Semaphore(parallel)
-    batcher = Batcher(store, prices=prices, budget=budget, on_event=on_batch) if batch else None
     by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
 
     async def one(item: Prepared) -> None:
@@ -251,44 +212,48 @@ async def _run_cells(store: Store, spec: ExperimentSpec, prepared: list[Prepared
         if cell.status == "done":
             return
         async with slots:
-            if budget.reached:
+            if _reached(session):
                 return
-            final, run_id = await run_cell(store, cell, item, pool, prices, budget, limits, flights, batcher)
+            final, run_id = await run_cell(session, cell, item, pool)
             if on_cell is not None:
                 on_cell(cell.model_copy(update={"status": final, "run_id": run_id}))
 
-    tasks: list[asyncio.Future[None]] = []
-    try:
-        if batcher is not None:  # earlier sessions' batches: imported if done, else their requests join them
-            await batcher.reattach()
+    async def cells() -> None:
         tasks = [asyncio.ensure_future(one(item)) for item in prepared]
-        await asyncio.gather(*tasks)
-    finally:  # one cell failing unexpectedly stops the others (interrupted, resumable) before clients close
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if batcher is not None:
-            await batcher.aclose()
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one cell failing unexpectedly stops the others (interrupted, resumable) before clients close
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        if not batch:
+            await cells()
+            return 0, 0
+        # earlier sessions' batches: imported if done, else their requests join them
+        async with session.batching(on_batch) as batcher:
+            await cells()
+        return batcher.wave, batcher.submitted
+    finally:
         await pool.aclose()
-    return (batcher.wave, batcher.submitted) if batcher is not None else (0, 0)
 
 
-async def run_cell(store: Store, cell: CellRecord, item: Prepared, pool: ModelPool, prices: PriceTable,
-                   budget: Spending, limiter: Callable[[Model], AbstractAsyncContextManager[Any]],
-                   flights: Flights, batcher: Batcher | None = None) -> tuple[str, str]:
-    """Run one cell of an experiment (replaying its run when it was started before); returns its final status
-    (done | failed) and its run id. A failure is stored on the run; the experiment goes on with the other cells."""
-    if cell.run_id:  # started before: replay it, so no completed call is sent again
-        run = store.run(cell.run_id)
-        item = prepare_resume(store, run, pool)
-        store.reopen_run(run.id)
-    else:
-        run = create_run(store, item)
+def _reached(session: CallSession) -> bool:
+    return isinstance(session.budget, Budget) and session.budget.reached
+
+
+async def run_cell(session: CallSession, cell: CellRecord, item: Prepared | None, pool: ModelPool
+                   ) -> tuple[str, str]:
+    """Run one cell of an experiment in the session (replaying its run when it was started before; ``item`` may
+    then be None); returns its final status (done | failed) and its run id. A failure is stored on the run; the
+    experiment goes on with the other cells."""
+    store = session.store
+    run, item = start_or_resume(store, pool, item, cell.run_id)
     store.set_cell(cell.experiment_id, cell.cell, "running", run.id)
     status = "failed"
     try:
-        outcome = await execute(store, run, item, prices=prices, budget=budget, limiter=limiter, flights=flights,
-                                batcher=batcher)
+        outcome = await execute(session, run, item)
         status = outcome.status
     except (BudgetExceeded, StabilityError):
         pass  # stored on the run

@@ -4,10 +4,11 @@ Contract:
 - The judge is any model the registry knows, with fixed sampling parameters (temperature 0 by default). Its
   ``judge_key`` is the sha256 of its description (``Model.describe()``: name and provider parameters, never
   secrets) and those parameters.
-- Its calls go through :class:`stability.calls.CallPath` under the call-run id ``judge-<key>``, which names no run:
-  judge calls are stored, retried and counted against the budget like every call, yet never belong to an
-  experiment's runs (no revision, no edge, nothing an analysis of the runs reads). The cache scope is the judge's
-  own calls, so a resumed ``judge`` re-sends none that completed.
+- Its calls go through the call path of a :class:`stability.engine.session.CallSession` (the command's prices,
+  ``--prices`` included, and budget) under the call-run id ``judge-<key>``, which names no run: judge calls are
+  stored, retried, priced and counted against the budget like every call, yet never belong to an experiment's runs
+  (no revision, no edge, nothing an analysis of the runs reads). The cache scope is ``run``: the judge's own calls,
+  so a resumed ``judge`` re-sends none that completed, and no other run's call answers it.
 - A judgement's id is the sha256 of (judge key, template hash, question, subject key): a stored one is returned
   without asking. A call whose answer cannot be read is stored as a judgement without a verdict (its problem
   says why: "no judgement"); a call that failed for good stores no judgement, so a later ``judge`` asks again.
@@ -22,7 +23,7 @@ import json
 from typing import Any
 
 from stability.analysis.judged_subjects import Subject
-from stability.calls import CallPath, Spending
+from stability.engine.session import CallSession
 from stability.engine.templates import Templates
 from stability.judge.questions import TEMPLATE_FILE, answer_schema, read_judgement
 from stability.models.base import Model
@@ -30,7 +31,6 @@ from stability.protocols.base import fill
 from stability.records import JudgementRecord, now
 from stability.redaction import redact, secret_values
 from stability.store.judgements import insert_judgement, judgements_by_id
-from stability.store.store import Store
 from stability.vocabulary import CallFailed, GenerateConfig, Message
 
 TEMPLATE_FOLDER = "judge"
@@ -39,8 +39,8 @@ TEMPLATE_FOLDER = "judge"
 class JudgeSession:
     """One judge model over one store; :meth:`ask` answers a subject from the store or by asking."""
 
-    def __init__(self, store: Store, model: Model, config: GenerateConfig, budget: Spending | None = None) -> None:
-        self.store = store
+    def __init__(self, session: CallSession, model: Model, config: GenerateConfig) -> None:
+        self.store = session.store
         self.model = model
         self.config = config
         self.templates = Templates(TEMPLATE_FOLDER)
@@ -49,7 +49,8 @@ class JudgeSession:
         self.key = "sha256:" + hashlib.sha256(json.dumps(self.params, sort_keys=True, default=str).encode()
                                               ).hexdigest()
         self.call_run_id = "judge-" + self.key.removeprefix("sha256:")[:16]
-        self.calls = CallPath(store, model, self.call_run_id, use_cache=False, budget=budget)
+        # the judge's own calls answer (resume), never another run's: the cache scope is ``run``
+        self.calls = session.calls(self.call_run_id, model, scope="run")
         self.failed_calls = 0
 
     def template_hash(self, question: str) -> str:
@@ -73,7 +74,7 @@ class JudgeSession:
 
     async def ask(self, subject: Subject) -> JudgementRecord | None:
         """The subject's judgement: stored, or asked now and stored; None when the call failed for good (stored
-        as a failed call, not as a judgement). Raises :class:`stability.calls.BudgetExceeded` before sending what
+        as a failed call, not as a judgement). Raises :class:`stability.budget.BudgetExceeded` before sending what
         the budget no longer covers."""
         judgement_id = self.judgement_id(subject)
         found = judgements_by_id(self.store, [judgement_id]).get(judgement_id)

@@ -5,7 +5,8 @@ question are found (:mod:`~stability.analysis.judged_subjects`); the ones the ju
 from the ``judgements`` table, the rest asked through a :class:`~stability.judge.asking.JudgeSession`. Nothing is
 asked of the experiment's own models. ``dry_run`` opens the store read-only, writes nothing and sends nothing: it
 counts the subjects, how many are stored, and estimates the input tokens of the rest. ``max_cost`` bounds what this
-invocation may spend; a budget reached stops asking (what was answered is kept).
+invocation may spend (priced with the built-in table and ``--prices``); a budget reached stops asking (what
+was answered is kept).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from stability.analysis.judged_subjects import (
     equivalence_subjects,
     refusal_subjects,
 )
-from stability.calls import BudgetExceeded, InvocationBudget
-from stability.engine import ModelPool
+from stability.budget import BudgetExceeded
+from stability.engine import CallSession, ModelPool, command_budget
+from stability.engine.session import prices_from
 from stability.errors import StabilityError
 from stability.judge.asking import JudgeSession
 from stability.judge.questions import QUESTIONS
@@ -143,9 +145,11 @@ async def ask_all(session: JudgeSession, subjects: list[Subject], progress: Prog
 def judge(selection: list[str], judge_model: str, questions: list[str] | None = None,
           db: Path | str | None = None, max_cost: float | None = None, dry_run: bool = False,
           embedder: str = DEFAULT_MODEL, params: Params | None = None, config: GenerateConfig | None = None,
-          progress: Progress | None = None) -> JudgeResult:
-    """Judge the selection's subjects with ``judge_model``; see the module's contract."""
+          progress: Progress | None = None, prices_file: Path | str | None = None) -> JudgeResult:
+    """Judge the selection's subjects with ``judge_model``; see the module's contract. ``prices_file``: price
+    overrides (``--prices``), as ``stability run`` takes them."""
     chosen = parse_questions(questions)
+    prices = prices_from(prices_file)
     params = params or Params()
     config = config or judge_config()
     pool = ModelPool()
@@ -154,7 +158,7 @@ def judge(selection: list[str], judge_model: str, questions: list[str] | None = 
         ids, _ = resolve_selection(store, selection, False)
         corpus = load_corpus(store, ids)
         subjects = find_subjects(store, corpus, chosen, embedder, params)
-        session = JudgeSession(store, model, config, InvocationBudget(max_cost))
+        session = JudgeSession(CallSession(store, prices=prices, budget=command_budget(max_cost)), model, config)
         flat = [s for q in chosen for s in subjects[q]]
         before = session.stored(flat)
         missing = [s for s in flat if session.judgement_id(s) not in before]

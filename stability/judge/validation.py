@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.alternatives import load_alternatives
 from stability.analysis.judged_subjects import Subject, clash_subject, contradiction_subject, equivalence_subject
-from stability.calls import InvocationBudget
-from stability.engine import ModelPool
+from stability.engine import CallSession, ModelPool, command_budget
+from stability.engine.session import prices_from
 from stability.judge.asking import JudgeSession
 from stability.judge.judging import ask_all, judge_config, load_judge, parse_questions
 from stability.judge.questions import POSITIVE, VERDICTS
@@ -136,11 +136,12 @@ def score(question: str, labels: list[str], verdicts: list[str | None]) -> Quest
 
 def validate(judge_model: str, questions: list[str] | None = None, db: Path | str | None = None,
              max_cost: float | None = None, root: Path | str | None = None, config: GenerateConfig | None = None,
-             dry_run: bool = False) -> ValidationResult:
+             dry_run: bool = False, prices_file: Path | str | None = None) -> ValidationResult:
     """Ask ``judge_model`` the validation set (stored and cached like every judgement) and score it. ``dry_run``
     writes nothing and sends nothing: it counts the labelled subjects not yet answered (reading the store, if there
-    is one) and estimates their input tokens."""
+    is one) and estimates their input tokens. ``prices_file``: price overrides (``--prices``)."""
     chosen = parse_questions(questions)
+    prices = prices_from(prices_file)
     labelled = validation_set(root)
     asked = [q for q in chosen if q in labelled]
     config = config or judge_config()
@@ -150,7 +151,7 @@ def validate(judge_model: str, questions: list[str] | None = None, db: Path | st
         return _dry_run(judge_model, model, config, db, pool, {q: labelled[q] for q in asked},
                         [q for q in chosen if q not in labelled])
     with Store.open(db) as store:
-        session = JudgeSession(store, model, config, InvocationBudget(max_cost))
+        session = JudgeSession(CallSession(store, prices=prices, budget=command_budget(max_cost)), model, config)
         subjects = [s for q in asked for s in labelled[q]]
 
         async def work() -> bool:
@@ -177,7 +178,7 @@ def _dry_run(judge_model: str, model: Model, config: GenerateConfig, db: Path | 
     target = Path(db) if db is not None else default_db_path()
     try:
         with Store.open(target if target.exists() else ":memory:", read_only=target.exists()) as store:
-            session = JudgeSession(store, model, config)
+            session = JudgeSession(CallSession(store), model, config)
             before = session.stored([s for subjects in labelled.values() for s in subjects])
             missing = {q: [s for s in subjects if session.judgement_id(s) not in before]
                        for q, subjects in labelled.items()}

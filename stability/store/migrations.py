@@ -1,7 +1,7 @@
 """Schema migrations: named, forward-only functions, applied in order and recorded in ``migrations``.
 
 Add a new function ``mNNN_what_it_does`` at the end of ``MIGRATIONS``; never edit one that has shipped.
-Table and column comments are part of the schema, and the README's schema section is generated from them
+Table and column comments are part of the schema, and the schema page (docs/schema.md) is generated from them
 (``python -m stability.store.schema_doc``), so documentation and database cannot drift apart.
 """
 

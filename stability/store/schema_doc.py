@@ -1,7 +1,7 @@
-"""Generate the schema documentation from the migrations, so the README cannot drift from the database.
+"""Generate the schema documentation from the migrations, so docs/schema.md cannot drift from the database.
 
-``python -m stability.store.schema_doc`` rewrites the block between the schema markers in README.md;
-a test fails when the README's block differs from what the migrations produce.
+``python -m stability.store.schema_doc`` rewrites the block between the schema markers in docs/schema.md;
+a test fails when the page's block differs from what the migrations produce.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def readme_block(readme: Path) -> str | None:
 
 
 def main() -> None:
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schema.md")
     text = readme.read_text(encoding="utf-8")
     current = readme_block(readme)
     if current is None:

@@ -90,7 +90,7 @@ def test_fields_are_read_from_either_schema() -> None:
 def test_fixed_point_rate_holds_its_level_at_3_starts_by_3_replicates(three_by_three: Any) -> None:
     """The 95% interval of the fixed-point rate (wilson-t over 3 starts) covers at least 93% (less 2.5 Monte Carlo
     errors). The percentile cluster bootstrap it replaced covered 68% here. The bound is one-sided on purpose:
-    wilson-t over-covers at 3 starts (100% here, median width 0.86; docs/benchmarks.md, Calibration), which is the
+    wilson-t over-covers at 3 starts (100% here, median width 0.86; docs/benchmarks/calibration.md), which is the
     price of its level with three clusters, and a regression to under-coverage is what this guards against."""
     metric = three_by_three["metrics"]["fixed_point_rate"]
     assert metric["methods"] == ["wilson-t"]

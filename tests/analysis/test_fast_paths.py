@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from stability.analysis.alignment import align, change_counts
-from stability.analysis.attractors import add_transpose, spread
+from stability.analysis.attractors import spread
 from stability.analysis.blas_threads import blas_thread_count, blas_threads
 from stability.analysis.embeddings import HashingEmbedder, encoding_threads, normalise
+from stability.analysis.final_clusters import add_transpose
 from stability.analysis.transition_counts import transition_counts
 from stability.constitution import Constitution
 from stability.store import Store

@@ -10,10 +10,10 @@ import pytest
 from stability.analysis import Params, analyze
 from stability.analysis.stats import wilson
 from stability.engine import IterateConfig, iterate
+from stability.engine.probe import probe
 from stability.errors import StabilityError
 from stability.models import scripted
 from stability.models.scripted import ScriptedModel
-from stability.probe import probe
 from stability.store import Store
 from stability.vocabulary import Message
 from tests.conftest import write

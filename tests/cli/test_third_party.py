@@ -92,7 +92,7 @@ def test_a_quiet_command_leaves_no_log_and_no_line(tmp_path: Path, capsys: pytes
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # ~1 min on 2 idle cores; far more on a shared machine
 def test_the_tiny_fine_tune_spec_prints_no_line_of_another_package(tmp_path: Path) -> None:
-    """The README's fine-tune-reflect command (tiny-cpu.yaml; ~47 s on 2 cores) through the CLI."""
+    """The fine-tune-reflect command of docs/protocols.md (tiny-cpu.yaml; ~47 s on 2 cores) through the CLI."""
     db = tmp_path / "s.duckdb"
     done = subprocess.run(
         [sys.executable, "-m", "stability", "iterate", "--protocol", "fine-tune-reflect", "--model",

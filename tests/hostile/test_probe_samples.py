@@ -52,7 +52,7 @@ def test_probes_of_many_runs_are_capped_in_all(steady: tuple[str, ScriptedModel]
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     run_id, model = steady
     before = len(model.calls)
-    monkeypatch.setattr("stability.probe.MAX_PROBES", 5)
+    monkeypatch.setattr("stability.engine.probe.MAX_PROBES", 5)
     code, _, err = run_cli(["probe", run_id, "--samples", "6", "--db", str(db)], capsys, monkeypatch)
     assert code == 2 and "6 probes of 1 runs, more than 5" in err
     assert probes(db, run_id) == 0 and len(model.calls) == before

@@ -66,10 +66,10 @@ def test_migrating_twice_applies_nothing_new(db: Path) -> None:
         assert migrations.apply(store.con) == []
 
 
-def test_readme_schema_matches_migrations() -> None:
-    current = readme_block(ROOT / "README.md")
-    assert current is not None, "README.md lacks the schema markers"
-    assert current == block(), "README schema is stale: run python -m stability.store.schema_doc"
+def test_schema_page_matches_migrations() -> None:
+    current = readme_block(ROOT / "docs" / "schema.md")
+    assert current is not None, "docs/schema.md lacks the schema markers"
+    assert current == block(), "docs/schema.md is stale: run python -m stability.store.schema_doc"
 
 
 def test_calls_stored_before_m005_read_back_without_answer_details(db: Path) -> None:

@@ -4,7 +4,7 @@ click goes from an experiment to a run to a call, the graph draws, the key of th
 viewers and a writer share one store without a hang.
 
 One store, one viewer and one browser serve the whole module. The graph page's screenshot is ``docs/view.png``
-(the README shows it): it is written there when missing or with ``STABILITY_UPDATE_SCREENSHOT=1``.
+(docs/viewer.md shows it): it is written there when missing or with ``STABILITY_UPDATE_SCREENSHOT=1``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Contract: for each selected run (a chain run that finished), the run's own question (its protocol's ``user.md``,
 the same templates it ran with) is asked ``samples`` times about its final node, each a fresh sample with its own
 seed (:meth:`~stability.protocols.walk.IterationProtocol.probe`, which the ``probe_samples`` option also uses).
-Every probe goes through the run's call path, so each answer is a stored call (persisted before it is used), a
+Every probe goes through the run's call path (from a :class:`~stability.engine.session.CallSession`: the run's
+cache scope, the ``--prices`` overrides), so each answer is a stored call (persisted before it is used), a
 re-run sends none that was completed (resumable; asking for more samples adds only the missing ones), and
 ``max_cost`` bounds what this invocation may spend. ``samples`` is bounded as a grid's size is
 (:data:`~stability.bounds.ProbeSamples`, and :data:`~stability.bounds.MAX_PROBES` requests in all, refused with
@@ -21,9 +22,10 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.experiments import resolve_selection
 from stability.bounds import MAX_PROBES, ProbeSamples, check
-from stability.calls import BudgetExceeded, CallPath, InvocationBudget
-from stability.engine import ModelPool, prepare_resume
+from stability.budget import BudgetExceeded
+from stability.engine.prepare import ModelPool, prepare_resume
 from stability.engine.run import Run
+from stability.engine.session import CallSession, command_budget, prices_from
 from stability.errors import StabilityError
 from stability.protocols import protocol_class
 from stability.protocols.walk import IterationProtocol
@@ -42,14 +44,14 @@ class ProbeResult(BaseModel):
     to_send: int = 0  # requests the probe sends at most (samples not yet stored), counted before sending
 
 
-async def _probe_run(store: Store, run: RunRecord, samples: int, budget: InvocationBudget, pool: ModelPool,
-                     sent: list[int]) -> None:
+async def _probe_run(session: CallSession, run: RunRecord, samples: int, pool: ModelPool, sent: list[int]) -> None:
+    store = session.store
     prepared = prepare_resume(store, run, pool)  # refuses a run whose templates changed since it ran
     if not isinstance(prepared.protocol, IterationProtocol):
         raise StabilityError(f"run {run.id}: protocol {run.protocol} does not walk a chain; nothing to probe")
     usable = [r for r in store.revisions(run.id) if r.decision != "error"]
     final = store.constitution(usable[-1].constitution_hash)
-    calls = CallPath(store, prepared.model, run.id, use_cache=prepared.config.use_cache, budget=budget)
+    calls = session.for_run(run.id, prepared)  # the run's own cache use and scope
     handle = Run(run_id=run.id, seed=run.seed, protocol=prepared.protocol.name, generate=prepared.config.generate(),
                  store=store, calls=calls, models=prepared.models, templates=prepared.templates)
     try:
@@ -60,12 +62,14 @@ async def _probe_run(store: Store, run: RunRecord, samples: int, budget: Invocat
 
 
 def probe(selection: list[str], samples: int, db: Path | str | None = None, max_cost: float | None = None,
-          dry_run: bool = False) -> ProbeResult:
+          dry_run: bool = False, prices_file: Path | str | None = None) -> ProbeResult:
     """Probe the final node of every finished chain run in the selection (experiment names or ids, run ids);
-    ``dry_run``: count the requests it would send, send none, write nothing."""
+    ``dry_run``: count the requests it would send, send none, write nothing. ``prices_file``: price overrides
+    (``--prices``), as ``stability run`` takes them."""
     if samples < 1:
         raise StabilityError(f"--samples {samples}: give at least 1")
     check(samples, ProbeSamples, "--samples")
+    prices = prices_from(prices_file)
     with Store.open(db, read_only=dry_run) as store:
         ids, _ = resolve_selection(store, selection, False)
         runs = [store.run(r) for r in ids]
@@ -83,7 +87,7 @@ def probe(selection: list[str], samples: int, db: Path | str | None = None, max_
         if dry_run:
             return ProbeResult(runs=[r.id for r in chosen], probes=sum(stored.values()), sent=0, dry_run=True,
                                to_send=to_send)
-        budget = InvocationBudget(max_cost)
+        session = CallSession(store, prices=prices, budget=command_budget(max_cost))
         pool = ModelPool()
         sent: list[int] = []
         reached = False
@@ -92,7 +96,7 @@ def probe(selection: list[str], samples: int, db: Path | str | None = None, max_
             nonlocal reached
             try:
                 for run in chosen:
-                    await _probe_run(store, run, samples, budget, pool, sent)
+                    await _probe_run(session, run, samples, pool, sent)
             except BudgetExceeded:
                 reached = True
             finally:
