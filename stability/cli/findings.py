@@ -84,9 +84,9 @@ def findings(runs: RunsArgument = None, all_runs: AllOption = False, db: DbOptio
              reworded_threshold: ThresholdOption = 0.7, epsilon: EpsilonOption = 0.02, k: KOption = None,
              cluster_threshold: ClusterOption = 0.1, reference: ReferenceOption = None, judge: JudgeOption = None,
              adjust: AdjustOption = "holm") -> None:
-    """Answer the methodology's questions (convergence by route, contradictory vs consistent, similar vs dissimilar
-    starts, blank slate, ...) with an estimate, interval, n and clusters each; say which cannot be answered and
-    why."""
+    """Answer the methodology's seven questions (principle swaps and survival, convergence by route, contradictory
+    vs consistent, similar vs dissimilar starts, attractor strength, blank slate, fine-tune generations) with an
+    estimate, interval, n and clusters each; say which cannot be answered and why."""
     from stability.analysis.findings.assemble import findings as answer
 
     params = _params(reworded_threshold, epsilon, k, cluster_threshold)

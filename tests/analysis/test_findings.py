@@ -1,4 +1,4 @@
-"""Findings on planted truths: scripted models whose right answers are known (questions 2, 3, 4 and 6)."""
+"""Findings on planted truths: scripted models whose right answers are known (questions 1-6 through `findings`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stability.analysis.findings.assemble import assemble, findings
 from stability.analysis.findings.common import LabelBlocks, VectorBlocks
 from stability.analysis.findings.data import load_data
 from stability.analysis.findings.record import Estimate, Finding, Findings, GroupEstimate
-from stability.analysis.report.finding_figures import curves, question_figures, section, strength
+from stability.analysis.report.finding_figures import MAX_FIGURES, curves, question_figures, section, strength
 from stability.engine import IterateConfig, iterate
 from stability.errors import StabilityError
 from stability.models import scripted
@@ -178,7 +178,11 @@ def test_assemble_reuses_measured_data(tmp_path: Path) -> None:
 def test_the_findings_section_draws_a_figure_per_question_and_says_what_it_cannot_answer(never_change: Findings
                                                                                           ) -> None:
     text = section(never_change)
-    assert text.count("<figure><svg") == 2  # routes, starts
+    per_question = {part.split('"', 1)[0]: part.count("<figure><svg") for part in text.split('<h3 id="finding-')[1:]}
+    assert per_question == {"principle-survival": MAX_FIGURES,  # the estimates, then survival curves (capped)
+                            "convergence-by-route": 1, "similar-vs-dissimilar-starts": 1,
+                            "attractor-strength": 6}  # a scatter per property (2) and route (3)
+    assert "share not yet removed" in text and "identity (no pull)" in text
     assert '<h3 id="finding-convergence-by-route">' in text and "route=in-context" in text
     assert "<b>blank-slate</b>" in text and "self-authored" in text
 
@@ -234,3 +238,26 @@ def test_self_authored_starts_that_keep_their_own_text_end_in_no_provided_attrac
     assert inside is not None and inside[0].estimate == 0.0 and inside[0].high is not None and inside[0].high < 1
     difference = _one(result, "blank-slate", "fixed_point_rate_difference")[0].contrast
     assert difference is not None and difference.estimate == 0.0 and difference.method == "welch-t"
+
+
+def test_a_model_that_never_changes_has_strength_zero_and_survival_one_through_findings(never_change: Findings
+                                                                                        ) -> None:
+    sizes = [f for f in never_change.findings if f.property == "n_principles"]
+    assert len(sizes) == 3  # one per route's protocol
+    for f in sizes:
+        assert f.slope is not None and f.slope.estimate == 1.0 and f.slope.clusters == 3
+        assert f.strength is not None and f.strength.estimate == 0.0
+        assert f.figure is not None and len(f.figure["points"]) == 6  # 3 starts x 2 replicates
+    survival = [g for f in never_change.findings if f.question == "principle-survival" and
+                f.measure.startswith("survival") for g in f.groups or []]
+    assert survival and all(g.estimate == 1.0 for g in survival)
+    reasons = {u.question: u.reason for u in never_change.unanswerable}
+    assert reasons["principle-swap"].startswith("no rate-alternatives run")
+    assert reasons["fine-tune-generations"] == "no fine-tune-reflect run: no generations"
+
+
+def test_fewer_than_three_starts_cannot_answer_attractor_strength(tmp_path: Path) -> None:
+    db = tmp_path / "two.duckdb"
+    _run(db, "scripted/decline", _starts(tmp_path)[:2], [("fresh-instance", {})], replicates=1)
+    reasons = {u.question: u.reason for u in findings([], db, all_runs=True, embedder="hashing").unanswerable}
+    assert reasons["attractor-strength"].startswith("fewer than 3 starts per model and protocol")

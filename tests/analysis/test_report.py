@@ -27,10 +27,13 @@ def _root_element(chromium: str, flags: list[str], url: str) -> str:
 def test_report_is_self_contained(experiment_copy: Path, tmp_path: Path) -> None:
     path = write_report([], tmp_path / "report.html", experiment_copy, all_runs=True, embedder="hashing")
     text = path.read_text(encoding="utf-8")
-    # findings: routes, consistent vs contradictory, starts; groups: rates, Kaplan–Meier, convergence ratios;
-    # then curves, graph, attractors, conditions
-    assert text.count("<figure><svg") == 10
-    for question in ("convergence-by-route", "consistent-vs-contradictory", "similar-vs-dissimilar-starts"):
+    # findings: principle survival (its estimates, then survival curves up to 6 figures), routes, consistent vs
+    # contradictory, starts, attractor strength (n_principles, mean_principle_words); groups: rates,
+    # Kaplan–Meier, convergence ratios; then curves, graph, attractors, conditions
+    assert text.count("<figure><svg") == 6 + 3 + 2 + 7
+    assert "share not yet removed" in text and "identity (no pull)" in text
+    for question in ("principle-survival", "convergence-by-route", "consistent-vs-contradictory",
+                     "similar-vs-dissimilar-starts", "attractor-strength"):
         assert f'<h3 id="finding-{question}">' in text
     assert "<b>blank-slate</b>: no self-authored start" in text  # and what it cannot answer, with why
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing to fetch
@@ -52,13 +55,14 @@ def test_report_renders_in_headless_chromium(grid_db: Path, tmp_path: Path,
     db = tmp_path / "grid.duckdb"
     shutil.copy(grid_db, db)
     path = write_report(["grid", "grid-twins"], tmp_path / "report.html", db, embedder=minilm, by=["model"])
-    # findings: routes, consistent vs contradictory, starts; groups: rates, Kaplan–Meier, ratios; curves, graph,
-    # attractors, paired twins, conditions
-    assert path.read_text(encoding="utf-8").count("<figure><svg") == 11
+    # findings: principle survival (6), routes, consistent vs contradictory, starts, attractor strength (two
+    # properties x two protocols); groups: rates, Kaplan–Meier, ratios; curves, graph, attractors, paired twins,
+    # conditions
+    assert path.read_text(encoding="utf-8").count("<figure><svg") == 6 + 3 + 4 + 8 == 21
     flags = [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     url = path.resolve().as_uri()
     root = _root_element(CHROMIUM, flags, url)
-    assert 'data-figures="11"' in root  # the inline script ran and found every figure
+    assert 'data-figures="21"' in root  # the inline script ran and found every figure
     assert "data-script-error" not in root
     # The check can fail: a page with a broken script is caught.
     broken = tmp_path / "broken.html"

@@ -198,6 +198,9 @@ def test_the_experiment_page_gets_the_findings_with_the_reports_figures(viewer: 
     assert figure.startswith("data:image/svg+xml;base64,")
     assert b"<svg" in base64.b64decode(figure.split(",", 1)[1])
     assert "blank-slate" in {u["question"] for u in found["unanswerable"]} and found["adjust"] == "holm"
+    survival = answered["principle-survival"]  # question 1 too, with its survival curves
+    assert survival["title"].startswith("1. ") and len(survival["figures"]) >= 2
+    assert b"share not yet removed" in b"".join(base64.b64decode(f.split(",", 1)[1]) for f in survival["figures"])
     with pytest.raises(urllib.error.HTTPError) as missing:
         get(running, "/api/experiments/no-such-experiment/findings")
     assert missing.value.code == 404

@@ -1,8 +1,10 @@
 """``stability findings``: every question the selection's design can answer, and why the others cannot be.
 
-Each question module (``QUESTION_MODULES``, in the methodology's order) exposes ``answer(data)``; a module not
-installed yet is skipped. The p-values of every finding printed (groups, contrasts, slopes) are one family, adjusted
-by Holm (family-wise error) or Benjamini–Hochberg (false discovery rate): :mod:`stability.analysis.multiplicity`.
+Each question module (``QUESTION_MODULES``, in the methodology's order) exposes ``answer(data)``: its findings, or
+an :class:`Unanswerable` saying why not; a module answering two questions (question 1: swaps and survival)
+returns both kinds in one list, so each half can be unanswerable on its own. The p-values of every finding
+printed (groups, contrasts, slopes) are one family, adjusted by Holm (family-wise error) or Benjamini–Hochberg
+(false discovery rate): :mod:`stability.analysis.multiplicity`.
 """
 
 from __future__ import annotations
@@ -64,10 +66,11 @@ def assemble(data: FindingsData, adjust: str = "holm", progress: Progress = _qui
     for module in question_modules():
         progress(f"answering {module.__name__.rsplit('.', 1)[-1].replace('_', ' ')}")
         answered = module.answer(data)
-        if isinstance(answered, Unanswerable):
-            unanswerable.append(answered)
-        else:
-            findings += answered
+        for item in [answered] if isinstance(answered, Unanswerable) else answered:
+            if isinstance(item, Unanswerable):
+                unanswerable.append(item)
+            else:
+                findings.append(item)
     adjust_findings(findings, adjust)
     return Findings(findings=findings, unanswerable=unanswerable, adjust=adjust)
 

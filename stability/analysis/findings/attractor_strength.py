@@ -14,8 +14,8 @@ Intervals are clustered by starting constitution: a delete-one-start jackknife (
 start's runs) with Student's t on k − 1 degrees of freedom (k starts): ``jackknife-t`` for slope and strength,
 Fieller's interval for the ratio on the jackknife covariance of intercept and 1 − slope for the position
 (``jackknife-fieller``; unbounded where the slope may be 1). Below 3 starts there is no interval (a note says
-so); with fewer than two distinct starting values there is no slope. The slope's p-value tests slope = 1 (no
-attraction at all).
+so; ``stability findings`` reports a group only from 3 starts on, and says so where none has them); with fewer
+than two distinct starting values there is no slope. The slope's p-value tests slope = 1 (no attraction at all).
 
 Properties: ``n_principles``, ``mean_principle_words``, ``distance:NAME`` (cosine distance to each reference
 constitution, ``--reference``), ``judge:contradiction`` (1 where the stored judge found a contradiction in the
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from stability.analysis.corpus import Corpus, RunChain
+from stability.analysis.findings.data import FindingsData
 from stability.analysis.findings.record import Estimate, Finding, GroupEstimate, Unanswerable
 from stability.analysis.intervals import t_quantile
 from stability.analysis.judged import StoredJudgements
@@ -61,7 +62,7 @@ def _n_principles(principles: tuple[str, ...]) -> float:
 
 
 def _mean_words(principles: tuple[str, ...]) -> float:
-    return float(np.mean([len(p.split()) for p in principles])) if principles else 0.0
+    return sum(len(p.split()) for p in principles) / len(principles) if principles else 0.0
 
 
 BUILT_IN: dict[str, Callable[[tuple[str, ...]], float]] = {"n_principles": _n_principles,
@@ -197,10 +198,24 @@ def _eligible(chain: RunChain) -> bool:
     return chain.chain and not chain.control and chain.no_verdict is None and len(chain.usable) >= 1
 
 
-def answer(corpus: Corpus, node_vectors: Mapping[str, np.ndarray] | None = None,
-           references: Mapping[str, np.ndarray] | None = None, judgements: StoredJudgements | None = None
-           ) -> list[Finding] | Unanswerable:
-    """One finding per property and (model, protocol) group of finished chain runs (see the module)."""
+def answer(data: FindingsData) -> list[Finding] | Unanswerable:
+    """Question 5 for ``stability findings``: every property the selection measures (the nodes' and references'
+    vectors, the ``--judge``'s stored verdicts), per model and protocol with at least ``MIN_STARTS`` starts."""
+    found = of_corpus(data.corpus, data.vectors.nodes, data.vectors.references, data.judgements)
+    if isinstance(found, Unanswerable):
+        return found
+    kept = [f for f in found if (f.slope.clusters if f.slope is not None else 0) >= MIN_STARTS]
+    if not kept:
+        return Unanswerable(question="attractor-strength", reason=f"fewer than {MIN_STARTS} starts per model and "
+                            "protocol: no interval for the slope of final on starting value")
+    return kept
+
+
+def of_corpus(corpus: Corpus, node_vectors: Mapping[str, np.ndarray] | None = None,
+              references: Mapping[str, np.ndarray] | None = None, judgements: StoredJudgements | None = None
+              ) -> list[Finding] | Unanswerable:
+    """One finding per property and (model, protocol) group of finished chain runs (see the module), from two
+    starts on (below ``MIN_STARTS``, without an interval)."""
     runs = [chain for chain in corpus.runs if _eligible(chain)]
     if not runs:
         return Unanswerable(question="attractor-strength", reason="no finished chain run: no final values")

@@ -11,12 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, RunChain
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder
 from stability.analysis.measure import AnalysisResult, Vectors
 from stability.records import RatingRecord
+
+if TYPE_CHECKING:
+    from stability.analysis.judged import StoredJudgements
 
 Progress = Callable[[str], None]
 
@@ -28,8 +32,9 @@ def _quiet(_: str) -> None:
 @dataclass
 class FindingsData:
     """The selection, measured: ``corpus`` (every analysed run), ``vectors`` (nodes, principles, references),
-    ``result`` (every measure of ``analyze`` over the runs, ungrouped), ``ratings`` (rate-alternatives trials) and
-    ``experiments`` (each run's experiment id)."""
+    ``result`` (every measure of ``analyze`` over the runs, ungrouped), ``ratings`` (rate-alternatives trials),
+    ``experiments`` (each run's experiment id), ``judgements`` (the ``--judge``'s stored verdicts, else None) and
+    ``db`` (the store, for what only some questions read: the fine-tune generations)."""
 
     corpus: Corpus
     vectors: Vectors
@@ -38,6 +43,7 @@ class FindingsData:
     experiments: dict[str, str] = field(default_factory=dict)
     params: Params = field(default_factory=Params)
     db: str | None = None
+    judgements: StoredJudgements | None = None
 
     @cached_property
     def measured(self) -> dict[str, RunConvergence]:
@@ -68,4 +74,4 @@ def load_data(selection: list[str], db: Path | str | None, all_runs: bool = Fals
     params = params or Params()
     result = measure(corpus, vectors, params, use, ratings, [], experiments, judgements)
     return FindingsData(corpus=corpus, vectors=vectors, result=result, ratings=ratings, experiments=experiments,
-                        params=params, db=None if db is None else str(db))
+                        params=params, db=None if db is None else str(db), judgements=judgements)

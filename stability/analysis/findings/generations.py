@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.stats import t as student
 
 from stability.analysis.contrasts import share_contrast
+from stability.analysis.findings.data import FindingsData
 from stability.analysis.findings.record import Estimate, Finding, GroupEstimate, Unanswerable
 from stability.analysis.intervals import t_quantile
 from stability.analysis.stats import rate
@@ -64,14 +65,30 @@ class GenerationRow(BaseModel):
     heldout_changed: int = 0
 
 
-def cosine_distance(node_vectors: Mapping[str, np.ndarray]) -> Callable[[str, str], float]:
+Distance = Callable[[str, str], float | None]
+
+
+def cosine_distance(node_vectors: Mapping[str, np.ndarray]) -> Distance:
     """The embedding distance between two constitution hashes (``1 − cos`` of their unit vectors, as every other
-    measure's), for :func:`generation_rows`."""
-    return lambda a, b: round(float(np.clip(1.0 - node_vectors[a] @ node_vectors[b], 0.0, 2.0)), 6)
+    measure's), for :func:`generation_rows`; None where either was not embedded."""
+    def distance(a: str, b: str) -> float | None:
+        if a not in node_vectors or b not in node_vectors:
+            return None
+        return round(float(np.clip(1.0 - node_vectors[a] @ node_vectors[b], 0.0, 2.0)), 6)
+    return distance
+
+
+def answer(data: FindingsData) -> list[Finding] | Unanswerable:
+    """Question 7 for ``stability findings``: the generation rows of the selection's fine-tune-reflect runs (read
+    from ``data.db`` only when there are any), their distances by the analysis's node vectors."""
+    run_ids = [c.run_id for c in data.corpus.runs if c.protocol == PROTOCOL]
+    if not run_ids:
+        return Unanswerable(question="fine-tune-generations", reason="no fine-tune-reflect run: no generations")
+    return of_rows(generation_rows(data.db, run_ids, cosine_distance(data.vectors.nodes)))
 
 
 def generation_rows(db: Path | str | None, run_ids: Sequence[str],
-                    distance: Callable[[str, str], float] | None = None) -> list[GenerationRow]:
+                    distance: Distance | None = None) -> list[GenerationRow]:
     """The generation summaries of the fine-tune-reflect runs among ``run_ids`` (read-only); ``distance``: between
     two constitution hashes (the analysis passes the embedding cosine distance)."""
     rows = []
@@ -222,7 +239,7 @@ def _slope_difference(a: Sequence[GenerationRow], b: Sequence[GenerationRow], va
     return _t_estimate(point, float(np.sqrt(variance)), df, n, min(len(pa), len(pb)), None)
 
 
-def answer(rows: Sequence[GenerationRow]) -> list[Finding] | Unanswerable:
+def of_rows(rows: Sequence[GenerationRow]) -> list[Finding] | Unanswerable:
     """Question 7's findings over the generation rows of a selection's fine-tune-reflect runs."""
     if not rows:
         return Unanswerable(question="fine-tune-generations", reason="no fine-tune-reflect generation stored")

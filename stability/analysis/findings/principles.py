@@ -14,9 +14,10 @@ trials that failed (parse failure, truncated, error) are not counted.
 
 (b) From iteration runs: principle survival (:mod:`.principle_survival`), per model and protocol.
 
-``answer(corpus, principle_vectors, reworded_threshold)`` returns every finding, or an :class:`Unanswerable`
-when the selection has neither kind of run; ``swap_answer`` and ``survival_answer`` answer each half (each
-question), with its own :class:`Unanswerable`.
+``answer(data)`` (what ``stability findings`` calls) answers both halves, each question with its findings or its
+own :class:`Unanswerable`; ``of_corpus(corpus, principle_vectors, reworded_threshold)`` returns every finding of
+either half, or one :class:`Unanswerable` when the selection has neither kind of run; ``swap_answer`` and
+``survival_answer`` answer each half alone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from stability.analysis.alignment import DEFAULT_REWORDED_THRESHOLD
 from stability.analysis.contrasts import ContrastEstimate, share_contrast
 from stability.analysis.corpus import Corpus, RunChain
+from stability.analysis.findings.data import FindingsData
 from stability.analysis.findings.principle_survival import Life, lives, survival_findings
 from stability.analysis.findings.record import Estimate, Finding, GroupEstimate, Unanswerable
 from stability.analysis.stats import rate
@@ -128,8 +130,18 @@ def survival_answer(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
                                     reason="no chain run that took a step: no principle to follow")
 
 
-def answer(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
-           reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> list[Finding] | Unanswerable:
+def answer(data: FindingsData) -> list[Finding | Unanswerable]:
+    """Question 1 for ``stability findings``: swaps (1a) and survival (1b), each half its findings or why the
+    selection cannot answer it (the principles embedded once, with the analysis's reworded threshold)."""
+    out: list[Finding | Unanswerable] = []
+    for part in (swap_answer(data.corpus),
+                 survival_answer(data.corpus, data.vectors.principles, data.params.reworded_threshold)):
+        out += [part] if isinstance(part, Unanswerable) else part
+    return out
+
+
+def of_corpus(corpus: Corpus, principle_vectors: Mapping[str, np.ndarray],
+              reworded_threshold: float = DEFAULT_REWORDED_THRESHOLD) -> list[Finding] | Unanswerable:
     """Question 1's findings over ``corpus``: swap rates from rate-alternatives runs and principle survival from
     chain runs (``principle_vectors``: unit vectors of every principle text, as the analysis embeds them). To
     report which half the design cannot answer, call :func:`swap_answer` and :func:`survival_answer`."""

@@ -7,7 +7,13 @@ contrast is drawn against a dashed zero line). Findings of a particular shape ge
 - *curves*: groups keyed by ``step``, ``generation`` or ``position`` (survival by step, per-generation measures):
   the estimate over that key with its interval band, one line per value of the other keys;
 - *attractor strength* (``property`` with ``slope`` and ``position``): the fitted line final = a + b · start with
-  the identity line; where the groups carry ``start_value`` (and ``estimate`` is the final value), the points.
+  the identity line, and the runs' points: the finding's ``figure`` (``attractor-scatter``: ``points`` of start
+  value, final value, start; ``fit``), or groups that carry ``start_value`` (and ``estimate`` is the final value);
+- *survival curves* (a ``figure`` of kind ``survival-curves``, question 1): the Kaplan–Meier share of starting
+  principles not yet removed, over steps, one step line per group (principle, position, clash side ...).
+
+At most ``MAX_FIGURES`` figures a question, survival by position and by clash side first (the table below them
+holds every estimate).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ TITLES = {"principle-swap": "1. Principles: how likely is a model to swap a give
           "fine-tune-generations": "7. Fine-tune-reflect: does the model become more stable over generations?"}
 CURVE_KEYS = ("step", "generation", "position")
 MAX_ROWS = 40
+MAX_FIGURES = 6
+#: survival curves drawn first (the rest as room allows): by position, by clash side, per principle
+SURVIVAL_FIRST = ("survival_by_position", "survival_by_clash", "survival")
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
@@ -115,8 +124,11 @@ def strength(finding: Any) -> str:
     the finding's groups carry ``start_value``)."""
     plt = _pyplot()
     fig, axis = plt.subplots(figsize=(4.6, 4.2))
-    points = [(g.group["start_value"], g.estimate) for g in finding.groups or []
-              if isinstance(g.group.get("start_value"), int | float) and g.estimate is not None]
+    drawn = finding.figure if isinstance(finding.figure, dict) and finding.figure.get("kind") == "attractor-scatter" \
+        else {}
+    points = [(p[0], p[1]) for p in drawn.get("points") or [] if p[0] is not None and p[1] is not None] or \
+        [(g.group["start_value"], g.estimate) for g in finding.groups or []
+         if isinstance(g.group.get("start_value"), int | float) and g.estimate is not None]
     xs = [p[0] for p in points]
     if points:
         axis.scatter(xs, [p[1] for p in points], s=14, color="#1f77b4", label="runs")
@@ -127,24 +139,60 @@ def strength(finding: Any) -> str:
         low, high = low - 1.0, high + 1.0
     line = np.linspace(low, high, 2)
     axis.plot(line, line, color="#999", linestyle="--", label="identity (no pull)")
+    fit = drawn.get("fit") or {}
+    if fit.get("slope") is not None and fit.get("intercept") is not None:
+        slope, intercept = fit["slope"], fit["intercept"]
+    else:
+        intercept = position * (1 - slope) if position is not None and slope is not None else 0.0
     if slope is not None:
-        intercept = position * (1 - slope) if position is not None else 0.0
         axis.plot(line, intercept + slope * line, color="#d62728", label=f"fitted: slope {slope:.2g}")
     if position is not None:
         axis.axhline(position, color="#2ca02c", linewidth=0.8, label=f"attractor position {position:.3g}")
     s = finding.strength.estimate if finding.strength is not None else None
-    axis.set_title(f"{finding.property}: strength {'–' if s is None else f'{s:.2g}'}", fontsize=8)
+    group = _label((finding.groups or [None])[0].group) if finding.groups else ""
+    axis.set_title(f"{finding.property}: strength {'–' if s is None else f'{s:.2g}'}\n{group}", fontsize=8)
     axis.set_xlabel("starting value")
     axis.set_ylabel("final value")
     axis.legend(fontsize=7)
     return _svg(fig)
 
 
+def _survival_figure(finding: Any) -> bool:
+    return isinstance(finding.figure, dict) and finding.figure.get("kind") == "survival-curves" \
+        and bool(finding.figure.get("curves"))
+
+
+def _survival_order(finding: Any) -> int:
+    return SURVIVAL_FIRST.index(finding.measure) if finding.measure in SURVIVAL_FIRST else len(SURVIVAL_FIRST)
+
+
+def survival(finding: Any) -> str:
+    """Kaplan–Meier survival of starting principles over steps, one step line per group (``figure.curves``:
+    value -> [[step, surviving, at risk], ...]); the first ``len(COLOURS)`` groups."""
+    figure = finding.figure
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(7, 3.4))
+    for i, (name, curve) in enumerate(sorted(figure["curves"].items())[:len(COLOURS)]):
+        steps = [0] + [point[0] for point in curve]
+        surviving = [1.0] + [point[1] for point in curve]
+        axis.step(steps, surviving, where="post", color=COLOURS[i], label=str(name)[:60])
+    axis.set_ylim(-0.03, 1.03)
+    axis.set_xlabel("step")
+    axis.set_ylabel("share not yet removed")
+    key = _label(figure.get("key") or {})
+    axis.set_title(f"{finding.measure} by {figure.get('by', 'group')} ({key})", fontsize=8)
+    axis.legend(fontsize=7)
+    return _svg(fig)
+
+
 def question_figures(findings: Sequence[Any]) -> list[str]:
-    """The SVG figures of one question's findings."""
+    """The SVG figures of one question's findings (at most ``MAX_FIGURES``)."""
     out = [svg for svg in (intervals(findings),) if svg is not None]
-    out += [curves(f) for f in findings if f.property is None and _curve_key(f) is not None]
-    out += [strength(f) for f in findings if f.property is not None and f.slope is not None]
+    drawers = ([(curves, f) for f in findings if f.property is None and _curve_key(f) is not None]
+               + [(survival, f) for f in sorted((f for f in findings if f.property is None and _survival_figure(f)),
+                                                 key=_survival_order)]
+               + [(strength, f) for f in findings if f.property is not None and f.slope is not None])
+    out += [draw(f) for draw, f in drawers[:MAX_FIGURES - len(out)]]
     return out
 
 

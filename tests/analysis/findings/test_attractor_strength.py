@@ -22,7 +22,7 @@ def _property(findings: list[Finding] | Unanswerable, name: str) -> Finding:
 
 def test_drop_last_forgets_the_size() -> None:
     corpus = planted.iterate(planted.drop_last, planted.start_lists([2, 3, 5, 7]), replicates=2)
-    found = _property(attractor_strength.answer(corpus), "n_principles")
+    found = _property(attractor_strength.of_corpus(corpus), "n_principles")
     assert found.slope is not None and found.strength is not None and found.position is not None
     assert found.slope.estimate == pytest.approx(0.0, abs=1e-9)
     assert found.strength.estimate == pytest.approx(1.0)
@@ -34,7 +34,7 @@ def test_drop_last_forgets_the_size() -> None:
 
 def test_never_changing_model_has_strength_zero() -> None:
     corpus = planted.iterate(planted.never, planted.start_lists([2, 3, 5, 7]), replicates=2)
-    found = _property(attractor_strength.answer(corpus), "n_principles")
+    found = _property(attractor_strength.of_corpus(corpus), "n_principles")
     assert found.slope is not None and found.slope.estimate == pytest.approx(1.0)
     assert found.strength is not None and found.strength.estimate == pytest.approx(0.0)
     assert found.position is not None and found.position.estimate is None and found.position.note
@@ -57,7 +57,7 @@ def test_noisy_pull_is_recovered_within_its_interval() -> None:
         revised = pull(corpus.principles[run.start])
         corpus.principles[planted.node(revised)] = revised
         run.visits = [run.visits[0], run.visits[0]._replace(step=1, node=planted.node(revised), decision="changed")]
-    found = _property(attractor_strength.answer(corpus), "n_principles")
+    found = _property(attractor_strength.of_corpus(corpus), "n_principles")
     assert found.strength is not None and found.position is not None
     assert found.strength.low is not None and found.strength.high is not None
     assert found.strength.low <= 0.5 <= found.strength.high
@@ -67,10 +67,10 @@ def test_noisy_pull_is_recovered_within_its_interval() -> None:
 
 def test_two_starts_no_interval_and_one_start_unanswerable() -> None:
     two = planted.iterate(planted.drop_last, planted.start_lists([3, 5]), replicates=2)
-    found = _property(attractor_strength.answer(two), "n_principles")
+    found = _property(attractor_strength.of_corpus(two), "n_principles")
     assert found.strength is not None and found.strength.low is None and "no interval" in (found.strength.note or "")
     one = planted.iterate(planted.drop_last, planted.start_lists([3]), replicates=3)
-    assert isinstance(attractor_strength.answer(one), Unanswerable)
+    assert isinstance(attractor_strength.of_corpus(one), Unanswerable)
 
 
 def test_registered_property_and_references() -> None:
@@ -78,7 +78,7 @@ def test_registered_property_and_references() -> None:
     attractor_strength.register_property("characters", lambda text: float(len(text)))
     try:
         vectors = {n: np.array([1.0, 0.0], np.float32) for n in corpus.principles}
-        found = attractor_strength.answer(corpus, vectors, {"ref": np.array([0.0, 1.0], np.float32)})
+        found = attractor_strength.of_corpus(corpus, vectors, {"ref": np.array([0.0, 1.0], np.float32)})
         assert _property(found, "characters").slope is not None
         reference = _property(found, "distance:ref")  # every node at distance 1: the starting values do not vary
         assert reference.slope is not None and reference.slope.estimate is None
@@ -99,7 +99,7 @@ def test_judge_score_is_a_property_where_both_ends_are_judged() -> None:
                 id=node, judge_key="k", judge_model="judge/m", template_hash="t", question="contradiction",
                 subject_key=subject_key("contradiction", (node,)), subjects=[node], verdict=verdict, call_id="c",
                 created_at=datetime.now(UTC))
-    found = _property(attractor_strength.answer(corpus, judgements=StoredJudgements(
+    found = _property(attractor_strength.of_corpus(corpus, judgements=StoredJudgements(
         judge="judge/m", by_judge={"judge/m": judged})), "judge:contradiction")
     assert found.slope is not None and found.slope.estimate == 0.0  # every final is judged free of contradiction
     assert found.position is not None and found.position.estimate == 0.0

@@ -27,7 +27,7 @@ def _find(findings: list[Finding], measure: str, group: dict[str, object]) -> Fi
 def test_trend_recovers_the_planted_rise() -> None:
     rng = np.random.default_rng(1)  # any seed: the interval covered 93-95% of 300 draws at 3-8 lineages
     rows = planted.lineages(rng, "none", 0.2, RISE) + planted.lineages(rng, "no-training", 0.2, 0.0)
-    findings = generations.answer(rows)
+    findings = generations.of_rows(rows)
     assert isinstance(findings, list)
     slope = _find(findings, "decline_rate_trend", {"arm": "none"}).groups[0]  # type: ignore[index]
     assert slope.method == "jackknife-t" and slope.clusters == 8 and slope.n == 48
@@ -46,7 +46,7 @@ def test_trend_recovers_the_planted_rise() -> None:
 def test_per_generation_rates_and_control_contrasts() -> None:
     rng = np.random.default_rng(11)
     rows = planted.lineages(rng, "none", 0.2, RISE) + planted.lineages(rng, "off-topic", 0.2, 0.0)
-    findings = generations.answer(rows)
+    findings = generations.of_rows(rows)
     assert isinstance(findings, list)
     rates = next(f for f in findings if f.measure == "decline_rate")
     by = {(g.group["arm"], g.group["generation"]): g for g in rates.groups or []}
@@ -64,12 +64,12 @@ def test_per_generation_rates_and_control_contrasts() -> None:
 
 def test_few_lineages_and_nothing_to_answer() -> None:
     rows = planted.lineages(np.random.default_rng(2), "none", 0.3, RISE, lineages=2)
-    findings = generations.answer(rows)
+    findings = generations.of_rows(rows)
     assert isinstance(findings, list)
     slope = _find(findings, "decline_rate_trend", {"arm": "none"}).groups[0]  # type: ignore[index]
     assert slope.estimate is not None and slope.low is None and "below 3" in (slope.note or "")
-    assert isinstance(generations.answer([]), Unanswerable)
-    assert isinstance(generations.answer([r for r in rows if r.generation == 0]), Unanswerable)
+    assert isinstance(generations.of_rows([]), Unanswerable)
+    assert isinstance(generations.of_rows([r for r in rows if r.generation == 0]), Unanswerable)
 
 
 def test_rows_read_back_from_a_scripted_fine_tune_run(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_rows_read_back_from_a_scripted_fine_tune_run(tmp_path: Path) -> None:
     assert len({r.pair for r in rows}) == 1  # same start, same seed: the arms pair
     assert all((r.parsed, r.changed, r.heldout_parsed, r.heldout_changed) == (3, 0, 2, 2) for r in rows)
     assert all(r.step_distance == 0.0 and r.origin_distance == 0.0 for r in rows)
-    findings = generations.answer(rows)
+    findings = generations.of_rows(rows)
     assert isinstance(findings, list)
     held = next(f for f in findings if f.measure == "heldout_decline_rate")
     assert all(g.estimate == 0.0 for g in held.groups or [])

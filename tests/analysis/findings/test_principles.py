@@ -16,7 +16,7 @@ def _by(findings: list[Finding], measure: str) -> Finding:
 
 def test_drop_last_survival_is_ordered_last_first() -> None:
     corpus = planted.iterate(planted.drop_last, planted.start_lists([3, 4, 5, 6]), replicates=2)
-    findings = principles.answer(corpus, planted.vectors(corpus))
+    findings = principles.of_corpus(corpus, planted.vectors(corpus))
     assert isinstance(findings, list)
     by_position = {g.group["position"]: g for g in _by(findings, "survival_by_position").groups or []}
     # the last principle is removed at step 1 in every run; the first never
@@ -35,7 +35,7 @@ def test_drop_last_survival_is_ordered_last_first() -> None:
 
 def test_never_changing_model_survives_everywhere() -> None:
     corpus = planted.iterate(planted.never, planted.start_lists([2, 3, 4]), replicates=3)
-    findings = principles.answer(corpus, planted.vectors(corpus))
+    findings = principles.of_corpus(corpus, planted.vectors(corpus))
     assert isinstance(findings, list)
     for measure in ("survival", "survival_by_position", "survival_by_clash", "survival_by_condition"):
         for group in _by(findings, measure).groups or []:
@@ -52,7 +52,7 @@ def test_clash_sides_are_removed_sooner() -> None:
     corpus.metadata = {planted.node(s): {"condition": "contradictory", "clashes": [{"a": 1, "b": 2}],
                                          "style": "first-person" if n % 2 else "third-person", "main": True}
                        for n, s in enumerate(starts)}
-    findings = principles.answer(corpus, planted.vectors(corpus))
+    findings = principles.of_corpus(corpus, planted.vectors(corpus))
     assert isinstance(findings, list)
     by_clash = {g.group["clash"]: g for g in _by(findings, "survival_by_clash").groups or []}
     assert by_clash["clash side"].estimate == 0.5 and by_clash["other"].estimate == 1.0
@@ -72,7 +72,7 @@ def test_rewording_is_followed_not_removed() -> None:
                                              Visit(1, planted.node(after), "changed"),
                                              Visit(2, planted.node(after), "declined")]) for i in range(3)]
     corpus = Corpus(runs=runs, principles={planted.node(start): start, planted.node(after): after})
-    findings = principles.answer(corpus, vec)
+    findings = principles.of_corpus(corpus, vec)
     assert isinstance(findings, list)
     reworded = {g.group["principle"]: g for g in _by(findings, "reworded_rather_than_removed").groups or []}
     assert reworded["I am honest."].estimate == 1.0
@@ -85,7 +85,7 @@ def test_swap_rates_recovered_within_their_intervals() -> None:
     now, principles_a = planted.rating_runs(truth, seeds=8, trials=10, reflect="none", rng=rng)
     later, principles_b = planted.rating_runs(truth, seeds=8, trials=10, reflect="first", rng=rng, shift=0.15)
     corpus = Corpus(runs=now + later, principles={**principles_a, **principles_b})
-    findings = principles.answer(corpus, {})
+    findings = principles.of_corpus(corpus, {})
     assert isinstance(findings, list)
     rates = _by(findings, "swap_rate")
     texts = ("I am honest.", "I am kind.", "I am brief.")
@@ -105,7 +105,7 @@ def test_swap_rates_recovered_within_their_intervals() -> None:
 
 def test_nothing_to_answer() -> None:
     corpus = Corpus(runs=[RunChain(run_id="r", visits=[Visit(0, "a", "origin")])], principles={"a": ("x",)})
-    result = principles.answer(corpus, {})
+    result = principles.of_corpus(corpus, {})
     assert isinstance(result, Unanswerable) and result.question == "principle-swap"
 
 

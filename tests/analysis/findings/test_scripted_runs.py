@@ -46,7 +46,7 @@ def test_drop_last_and_never_through_the_store(tmp_path: Path) -> None:
             assert result.run.status == "done", result.run.error
             ids[model].append(result.run.id)
     corpus, vectors, *_ = load(ids["scripted/drop-last"] + ids["scripted/decline"], db, False, HashingEmbedder())
-    found = attractor_strength.answer(corpus, vectors.nodes)
+    found = attractor_strength.of_corpus(corpus, vectors.nodes)
     assert isinstance(found, list)
     sizes = {f.groups[0].group["model"]: f for f in found if f.property == "n_principles" and f.groups}
     dropping, declining = sizes["scripted/drop-last"], sizes["scripted/decline"]
@@ -56,14 +56,14 @@ def test_drop_last_and_never_through_the_store(tmp_path: Path) -> None:
     assert declining.strength is not None and declining.strength.estimate == 0.0
 
     dropped = load(ids["scripted/drop-last"], db, False, HashingEmbedder())
-    survival = principles.answer(dropped[0], dropped[1].principles)
+    survival = principles.of_corpus(dropped[0], dropped[1].principles)
     assert isinstance(survival, list)
     by_position = {g.group["position"]: g.estimate for f in survival if f.measure == "survival_by_position"
                    for g in f.groups or []}
     assert by_position["last"] == 0.0 and by_position["first"] == 1.0
     assert by_position["last"] < by_position["middle"] < by_position["first"]  # type: ignore[operator]
     kept = load(ids["scripted/decline"], db, False, HashingEmbedder())
-    never = principles.answer(kept[0], kept[1].principles)
+    never = principles.of_corpus(kept[0], kept[1].principles)
     assert isinstance(never, list)
     assert all(g.estimate == 1.0 for f in never if f.measure.startswith("survival") for g in f.groups or [])
 
