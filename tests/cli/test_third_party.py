@@ -94,12 +94,15 @@ def test_a_quiet_command_leaves_no_log_and_no_line(tmp_path: Path, capsys: pytes
 def test_the_tiny_fine_tune_spec_prints_no_line_of_another_package(tmp_path: Path) -> None:
     """The fine-tune-reflect command of docs/protocols.md (tiny-cpu.yaml; ~47 s on 2 cores) through the CLI."""
     db = tmp_path / "s.duckdb"
+    # a new user's environment: the embedder (loaded by earlier tests in this process) turns the hub's progress
+    # bars off through os.environ, which a child would inherit
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")}
     done = subprocess.run(
         [sys.executable, "-m", "stability", "iterate", "--protocol", "fine-tune-reflect", "--model",
          "hf/gemma-3-270m", "--constitution", "constitutions/consistent/minimal.md", "--temperature", "0.7",
          "--max-tokens", "96", "--options", "protocols/fine-tune-reflect/specs/tiny-cpu.yaml",
          "--option", f"adapters_dir={tmp_path / 'adapters'}", "--db", str(db)],
-        cwd=ROOT, env={**os.environ, "STABILITY_VERBOSE": ""}, capture_output=True, text=True, timeout=2350)
+        cwd=ROOT, env={**env, "STABILITY_VERBOSE": ""}, capture_output=True, text=True, timeout=2350)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines() + done.stderr.splitlines()
     assert [line for line in lines if any(word in line for word in FOREIGN)] == [], lines
