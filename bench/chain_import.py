@@ -24,7 +24,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -35,8 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.sectioned_chain import write_chain  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from bench.view import CHROMIUM, visit_pages  # noqa: E402
 
 
 def loadavg() -> list[float]:
@@ -63,26 +61,13 @@ def pages(db: Path, run: str, repeats: int) -> dict[str, Any]:
 
     routes = {"run": (f"#/run/{run}", "run"), "graph of the run": (f"#/graph?runs={run}", "graph"),
               "step 7 (diff)": (f"#/step/{run}/7", "step"), "search 'honesty'": ("#/search?q=honesty", "search")}
-    first: dict[str, float] = {}
-    warm: dict[str, float] = {}
     with Viewer(db, embedder="hashing") as viewer, sync_playwright() as playwright:
         begin = time.perf_counter()
         urllib.request.urlopen(viewer.url + "/api/status", timeout=600).read()
         copy = time.perf_counter() - begin
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
-        for name, (route, ready) in routes.items():
-            samples = []
-            for _ in range(repeats + 1):
-                page.goto("about:blank")
-                begin = time.perf_counter()
-                page.goto(f"{viewer.url}/{route}")
-                page.wait_for_selector(f'body[data-ready="{ready}"]', timeout=600_000)
-                samples.append(time.perf_counter() - begin)
-                if page.locator("main .error").count():
-                    raise SystemExit(f"{name}: {page.inner_text('main')}")
-            first[name] = round(samples[0], 2)
-            warm[name] = round(statistics.median(samples[1:]), 2)
+        first, warm = visit_pages(page, viewer.url, routes, repeats, digits=2)
         browser.close()
     return {"first_read_s": round(copy, 2), "pages_first_s": first, "pages_again_s": warm}
 

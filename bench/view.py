@@ -68,6 +68,27 @@ def add_calls_and_experiment(db: str) -> dict[str, Any]:
     return {"calls": calls, "run": long_run, "call": call, "mib": round(Path(db).stat().st_size / 2**20, 1)}
 
 
+def visit_pages(page: Any, url: str, routes: dict[str, tuple[str, str]], repeats: int,
+                digits: int = 3) -> tuple[dict[str, float], dict[str, float]]:
+    """Each route's first visit (nothing of it cached yet) and the median of ``repeats`` more, in seconds: from
+    navigation to the page's ``data-ready`` mark. A page that shows an error stops the benchmark."""
+    first: dict[str, float] = {}
+    warm: dict[str, float] = {}
+    for name, (route, ready) in routes.items():
+        samples = []
+        for _ in range(repeats + 1):
+            page.goto("about:blank")
+            begin = time.perf_counter()
+            page.goto(f"{url}/{route}")
+            page.wait_for_selector(f'body[data-ready="{ready}"]', timeout=600_000)
+            samples.append(time.perf_counter() - begin)
+            if page.locator("main .error").count():
+                raise SystemExit(f"{name}: {page.inner_text('main')}")
+        first[name] = round(samples[0], digits)
+        warm[name] = round(statistics.median(samples[1:]), digits)
+    return first, warm
+
+
 def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -80,8 +101,6 @@ def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
               "graph: whole experiment": ("#/graph?experiment=bench-0000", "graph"),
               "search 'respect' (common)": ("#/search?q=respect", "search"),
               "search 'minorities truly' (rare)": ("#/search?q=minorities%20truly", "search")}
-    times: dict[str, float] = {}
-    warm: dict[str, float] = {}
     with Viewer(db, embedder="hashing") as viewer, sync_playwright() as playwright:
         started = time.perf_counter()
         urllib.request.urlopen(viewer.url + "/api/status", timeout=600).read()
@@ -90,17 +109,7 @@ def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.route("**/groups*", lambda route: route.fulfill(  # the analysis: timed by bench/analysis.py
             status=200, content_type="application/json", body='{"embedder": "-", "groups": [], "contrasts": []}'))
-        for name, (route, ready) in routes.items():
-            samples = []
-            for _ in range(repeats + 1):
-                page.goto("about:blank")
-                begin = time.perf_counter()
-                page.goto(f"{viewer.url}/{route}")
-                page.wait_for_selector(f'body[data-ready="{ready}"]', timeout=600_000)
-                samples.append(time.perf_counter() - begin)
-                assert page.locator("main .error").count() == 0, (name, page.inner_text("main"))
-            times[name] = round(samples[0], 3)  # first visit: nothing of it cached yet
-            warm[name] = round(statistics.median(samples[1:]), 3)
+        times, warm = visit_pages(page, viewer.url, routes, repeats, digits=3)
         browser.close()
     return {"first_read_s": round(first, 2), "pages_s": times, "warm_s": warm}
 

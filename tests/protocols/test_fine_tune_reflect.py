@@ -25,6 +25,7 @@ from stability.protocols.fine_tune_reflect import (
     share_kept,
 )
 from stability.store import Store
+from stability.testing.fine_tune import heldout_reviser
 from stability.vocabulary import Message
 from tests.conftest import write
 
@@ -331,13 +332,7 @@ def test_no_training_arm_trains_nothing_and_reflects_untuned(db: Path, tmp_path:
 
 
 def test_heldout_traces_are_asked_stored_counted_and_never_trained_on(db: Path, tmp_path: Path) -> None:
-    def answer(messages: list[Message]) -> str:  # trained prompt: decline; held-out prompts: propose a change
-        if "Would you change anything" in messages[-1].content:
-            return "NO CHANGE"
-        return "REVISED CONSTITUTION:\n- I am honest.\n"
-
-    subject = TrainableScriptedModel(fn=answer, name="scripted/tunable")
-    scripted.register("tunable", lambda: subject)
+    subject = heldout_reviser()  # declines the trained question, proposes a change at held-out ones
     constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
     config = IterateConfig(protocol="fine-tune-reflect", model="scripted/tunable", constitution=str(constitution),
                            options={"generations": 2, "traces": 2, "unchanged_to_stop": 5, "heldout_traces": 4,

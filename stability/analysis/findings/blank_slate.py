@@ -20,6 +20,7 @@ import numpy as np
 
 from stability.analysis.contrasts import share_contrast
 from stability.analysis.findings.common import (
+    by_start,
     contrast_estimate,
     effective_start,
     group_estimate,
@@ -47,19 +48,13 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
     provided = [i for i, b in enumerate(blank) if not b]
     fixed = np.array([float(data.measured[c.run_id].fixed_point is not None) for c in chains])
 
-    def by_start(idx: list[int]) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for i in idx:
-            out.setdefault(starts[i], []).append(i)
-        return out
-
     out: list[Finding] = []
     if provided:
         theirs = {int(labels[i]) for i in provided}
         inside = np.array([float(int(x) in theirs) for x in labels])
-        share = rate([inside[idx].tolist() for idx in by_start(authored).values()])
+        share = rate([inside[idx].tolist() for idx in by_start(authored, starts).values()])
         out.append(Finding(question=QUESTION, measure="in_provided_attractor",
-                           groups=[group_estimate(AUTHORED, share, len(by_start(authored)))]))
+                           groups=[group_estimate(AUTHORED, share, len(by_start(authored, starts)))]))
     else:
         out.append(Finding(question=QUESTION, measure="in_provided_attractor",
                            note="no provided start in the selection: run provided starts under the same models and "
@@ -68,11 +63,13 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
     out.append(Finding(question=QUESTION, measure="one_attractor_share", groups=[
         GroupEstimate(group=kind, **one_cluster_share(labels, starts, idx).model_dump()) for kind, idx in kinds]))
     out.append(Finding(question=QUESTION, measure="fixed_point_rate", groups=[
-        group_estimate(kind, rate([fixed[members].tolist() for members in by_start(idx).values()]), len(by_start(idx)))
+        group_estimate(kind, rate([fixed[m].tolist() for m in by_start(idx, starts).values()]),
+                       len(by_start(idx, starts)))
         for kind, idx in kinds]))
     if provided:
         out.append(Finding(question=QUESTION, measure="fixed_point_rate_difference",
-                           contrast=contrast_estimate(share_contrast(fixed, np.ones(len(chains)), by_start(authored),
-                                                                     by_start(provided))),
+                           contrast=contrast_estimate(share_contrast(fixed, np.ones(len(chains)),
+                                                                     by_start(authored, starts),
+                                                                     by_start(provided, starts))),
                            contrast_of=(AUTHORED, PROVIDED)))
     return out

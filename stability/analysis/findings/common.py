@@ -56,6 +56,14 @@ def effective_start(chain: RunChain, principles: Mapping[str, tuple[str, ...]]) 
     return chain.start
 
 
+def by_start(indices: Sequence[int], starts: Sequence[str]) -> dict[str, list[int]]:
+    """The run indices ``indices`` grouped by their start (``starts[i]``): the clusters of an interval over starts."""
+    grouped: dict[str, list[int]] = {}
+    for i in indices:
+        grouped.setdefault(starts[i], []).append(i)
+    return grouped
+
+
 def estimate(interval: Interval, clusters: int | None = None) -> Estimate:
     """An analysis interval as a finding's estimate."""
     return Estimate(estimate=interval.mean, low=interval.low, high=interval.high, n=interval.n,

@@ -25,6 +25,7 @@ from stability.analysis.contrasts import ratio_contrast
 from stability.analysis.findings.common import (
     LabelBlocks,
     VectorBlocks,
+    by_start,
     contrast_estimate,
     group_estimate,
     labels_of,
@@ -60,24 +61,18 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
     labels = labels_of(data, chains)
     pairs = LabelBlocks(labels, starts)
 
-    def by_start(idx: list[int]) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for i in idx:
-            out.setdefault(starts[i], []).append(i)
-        return out
-
     ratios: list[GroupEstimate] = []
     shares: list[GroupEstimate] = []
     for g in names:
         idx = members[g]
-        r = group_ratio(distances, by_start(idx), by_start(idx), len(idx), 0, data.params.seed)
+        r = group_ratio(distances, by_start(idx, starts), by_start(idx, starts), len(idx), 0, data.params.seed)
         ratios.append(GroupEstimate(group=_group(g), estimate=r.mean, low=r.low, high=r.high, n=r.n,
                                     clusters=r.starts, method=r.method, note=r.note))
         shares.append(GroupEstimate(group=_group(g), **one_cluster_share(labels, starts, idx).model_dump()))
     out = [Finding(question=QUESTION, measure="convergence_ratio", groups=ratios),
            Finding(question=QUESTION, measure="one_attractor_share", groups=shares)]
     for a, b in itertools.combinations(names, 2):
-        ma, mb = by_start(members[a]), by_start(members[b])
+        ma, mb = by_start(members[a], starts), by_start(members[b], starts)
         n = len(members[a]) + len(members[b])
         out.append(Finding(question=QUESTION, measure="convergence_ratio_difference",
                            contrast=contrast_estimate(ratio_contrast(distances, ma, mb, n)),
@@ -89,7 +84,7 @@ def answer(data: FindingsData) -> list[Finding] | Unanswerable:
         final = np.array([data.measured[c.run_id].references.get(reference, [np.nan])[-1] for c in chains])
         per_group = []
         for g in names:
-            clusters = list(by_start(members[g]).values())
+            clusters = list(by_start(members[g], starts).values())
             interval = cluster_interval(mean_of(final), clusters if len(clusters) >= 2 else
                                         [[i] for i in members[g]], data.params.bootstrap, data.params.seed)
             interval.method = "cluster-bootstrap" if interval.low is not None else None

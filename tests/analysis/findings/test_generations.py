@@ -9,11 +9,9 @@ import numpy as np
 from stability.analysis.findings import generations
 from stability.analysis.findings.record import Finding, Unanswerable
 from stability.engine import IterateConfig, iterate
-from stability.models import scripted
-from stability.models.scripted import TrainableScriptedModel
 from stability.store import Store
 from stability.testing import planted_findings as planted
-from stability.vocabulary import Message
+from stability.testing.fine_tune import heldout_reviser
 from tests.conftest import write
 
 RISE = 0.08  # decline probability gained per generation by the treatment
@@ -74,14 +72,7 @@ def test_few_lineages_and_nothing_to_answer() -> None:
 
 def test_rows_read_back_from_a_scripted_fine_tune_run(tmp_path: Path) -> None:
     """Two arms of a scripted trainable subject: it declines the trained question and revises at held-out ones."""
-
-    def answer(messages: list[Message]) -> str:
-        if "Would you change anything" in messages[-1].content:
-            return "NO CHANGE"
-        return "REVISED CONSTITUTION:\n- I am honest.\n"
-
-    subject = TrainableScriptedModel(fn=answer, name="scripted/tunable")
-    scripted.register("tunable", lambda: subject)
+    heldout_reviser()  # declines the trained question, proposes a change at held-out ones
     constitution = write(tmp_path / "short.md", "- I am honest.\n- I am kind.\n")
     db = tmp_path / "ftr.duckdb"
     ids = []
