@@ -34,7 +34,12 @@ def export(db: Path | str | None, experiment: str | None, out: Path | str) -> Ex
 
 def import_store(folder: Path | str, db: Path | str | None) -> MergeReport:
     """Merge an export folder, verified, into the store ``db`` (created when missing); a refused export or a
-    conflict writes nothing."""
+    conflict writes nothing. A folder of Inspect logs written by ``export --format inspect`` is read back through
+    :mod:`stability.inspect_log`."""
+    from stability.inspect_log import import_inspect, is_inspect_folder
+
+    if is_inspect_folder(Path(folder)):
+        return import_inspect(Path(folder), db)
     return import_export(Path(folder), db)
 
 

@@ -25,32 +25,50 @@ def merge(
 
 
 def export(
-    experiment: Annotated[str | None, typer.Argument(help="experiment id (see `stability experiments`)")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="every table of the store, whole")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="parquet")] = "parquet",
+    selection: Annotated[list[str] | None, typer.Argument(
+        help="an experiment id (see `stability experiments`); with --format inspect also experiment names and "
+             "run ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every table of the store, whole (inspect: every run)")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="parquet (tables and a dataset card) or inspect (Inspect AI "
+                                                      "eval logs, needs stability[inspect])")] = "parquet",
     out: Annotated[Path | None, typer.Option("-o", "--out", help="a new folder")] = None,
+    embedder: Annotated[str, typer.Option("--embedder", help="inspect: the embedder of the measures scored "
+                                                             "(sentence-transformers model, or 'hashing')")]
+    = "all-MiniLM-L6-v2",
     db: DbOption = None,
 ) -> None:
-    """Write an experiment (or the whole store) as one Parquet file per table, with a dataset card README.md."""
+    """Write an experiment (or the whole store) as one Parquet file per table, with a dataset card README.md; or,
+    with --format inspect, runs as Inspect AI eval logs: one log per (model, protocol), one sample per run."""
     from stability.errors import StabilityError
-    from stability.exports import export as run_export
 
-    if fmt != "parquet":
-        raise StabilityError(f"--format {fmt!r}: expected parquet")
+    if fmt not in ("parquet", "inspect"):
+        raise StabilityError(f"--format {fmt!r}: expected parquet or inspect")
     if out is None:
         raise StabilityError("export: give -o DIR, a new folder")
-    if all_ == (experiment is not None):
+    if all_ == bool(selection):
         raise StabilityError("export: give an experiment id or --all (one of them)")
-    manifest = run_export(db, experiment, out)
+    if fmt == "inspect":
+        from stability.inspect_log import export_inspect
+
+        written = export_inspect(db, selection or [], all_, out, embedder)
+        console.print(f"exported {written.samples} runs as {len(written.logs)} Inspect logs to {out}",
+                      markup=False, highlight=False)
+        return
+    if selection and len(selection) > 1:
+        raise StabilityError("export: --format parquet takes one experiment id (or --all)")
+    from stability.exports import export as run_export
+
+    manifest = run_export(db, selection[0] if selection else None, out)
     rows = sum(t.rows for t in manifest.tables)
     console.print(f"exported {len(manifest.tables)} tables ({rows} rows) to {out}", markup=False, highlight=False)
 
 
 def import_store(
-    folder: Annotated[Path, typer.Argument(help="a folder written by `stability export`")],
+    folder: Annotated[Path, typer.Argument(help="a folder written by `stability export` (Parquet, or Inspect logs)")],
     db: DbOption = None,
 ) -> None:
-    """Merge an export folder into the store (created when missing); a conflict is refused, nothing written."""
+    """Merge an export folder (Parquet, or the Inspect logs of `export --format inspect`) into the store (created
+    when missing); a conflict is refused, nothing written."""
     from stability.exports import import_store as run_import
 
     report = run_import(folder, db)

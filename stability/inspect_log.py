@@ -1,0 +1,349 @@
+"""``stability export --format inspect`` and its way back: runs as Inspect AI eval logs (``.eval``), written and
+read with ``inspect_ai``'s own log types and functions (the optional extra ``stability[inspect]``, imported only
+here and only when asked for).
+
+- One log per (model, protocol) of the selection. Its header (``EvalSpec``) names the protocol as the task and the
+  model; its metadata holds the experiments' specs, the models' parameters and the runs' configurations.
+- One sample per run: the starting constitution as its input; each model call as a ``ModelEvent`` (its request
+  messages, the answer, the token usage, the time it took, and the raw request and response); the calls' messages
+  in order; scores for the run's verdict (fixed point, cycle, unsettled, no verdict, with the stop reason), its
+  steps, its fixed-point step and the measures it has (cosine distance from the start to the final constitution,
+  principles kept, reworded, removed and added from start to final: :mod:`stability.analysis`).
+- Each sample's metadata ``stability`` holds the run's rows as plain data (:mod:`stability.store.run_rows`), and
+  each header's the experiments' rows, so ``stability import-store`` rebuilds the same runs, nodes and calls. On
+  the way back a log is data another person could have written: it is validated (:class:`SampleRecords`,
+  :class:`HeaderRecords`, extra keys refused; the rows against the store's schema; content addresses checked) and
+  a refusal is one line naming the file, with nothing written.
+
+Nothing secret is written: the rows are the store's (the call path already redacted them), and a last check
+refuses the export, leaving nothing behind, if the value of a secret variable set now would appear in it where it
+would be a secret (as the Parquet export does, :func:`stability.redaction.exposes`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from stability.errors import StabilityError
+from stability.redaction import exposes, secret_values
+from stability.store.run_rows import Rows, experiment_rows, load_rows, migrations, run_rows
+
+if TYPE_CHECKING:
+    from stability.analysis.convergence import RunConvergence
+    from stability.records import CallRecord, RunRecord
+    from stability.store.merge import MergeReport
+
+#: the version of the records a sample's and a header's metadata carry
+RECORDS_VERSION = 1
+#: the metadata key that holds them
+KEY = "stability"
+EXTRA = "pip install 'stability[inspect]'"
+
+
+class SampleRecords(BaseModel):
+    """What a sample's ``metadata["stability"]`` must be: one run's rows, by table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    run_id: str
+    migrations: list[str]
+    rows: dict[str, list[dict[str, Any]]]
+
+
+class HeaderRecords(BaseModel):
+    """What a log header's ``metadata["stability"]`` must be: the experiments' rows, by table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    migrations: list[str]
+    rows: dict[str, list[dict[str, Any]]]
+
+
+class InspectExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    logs: list[str]
+    samples: int
+
+
+def _inspect() -> None:
+    try:
+        import inspect_ai  # noqa: F401
+    except ImportError:
+        raise StabilityError(f"--format inspect needs inspect_ai: {EXTRA}") from None
+
+
+def _text(content: Any) -> str:
+    """A message's content as text (a list of blocks: their text joined)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content)
+    return "" if content is None else json.dumps(content)
+
+
+def _messages(call: CallRecord) -> list[Any]:
+    from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
+
+    out: list[Any] = []
+    system = call.request.get("system")
+    if system:
+        out.append(ChatMessageSystem(content=_text(system)))
+    for message in call.request.get("messages", []) or []:
+        if not isinstance(message, dict):
+            continue
+        role, content = message.get("role"), _text(message.get("content"))
+        if role == "system":
+            out.append(ChatMessageSystem(content=content))
+        elif role == "assistant":
+            out.append(ChatMessageAssistant(content=content))
+        else:
+            out.append(ChatMessageUser(content=content))
+    return out
+
+
+def _config(request: dict[str, Any]) -> Any:
+    from inspect_ai.model import GenerateConfig
+
+    known = {"temperature": "temperature", "top_p": "top_p", "seed": "seed", "max_tokens": "max_tokens"}
+    return GenerateConfig(**{ours: request[theirs] for theirs, ours in known.items()
+                             if isinstance(request.get(theirs), int | float)})
+
+
+def _model_event(call: CallRecord) -> Any:
+    from inspect_ai.event import ModelEvent
+    from inspect_ai.model import ChatCompletionChoice, ChatMessageAssistant, ModelCall, ModelOutput, ModelUsage
+
+    seconds = call.latency_ms / 1000
+    usage = ModelUsage(input_tokens=call.input_tokens, output_tokens=call.output_tokens,
+                       total_tokens=call.input_tokens + call.output_tokens)
+    stop = "max_tokens" if call.truncated else "stop" if call.status == "ok" else "unknown"
+    output = ModelOutput(model=call.model, usage=usage, time=seconds, error=call.error,
+                         choices=[ChatCompletionChoice(message=ChatMessageAssistant(content=call.text or ""),
+                                                       stop_reason=stop)])
+    return ModelEvent(timestamp=call.created_at, model=call.model, role=call.purpose, input=_messages(call),
+                      tools=[], tool_choice="none", config=_config(call.request), output=output,
+                      call=ModelCall(request=call.request, response=call.response, time=seconds),
+                      error=call.error, retries=max(call.attempts - 1, 0), completed=call.created_at,
+                      working_time=seconds, cache="read" if call.cached_from else None,
+                      metadata={"call_id": call.id, "step": call.step, "purpose": call.purpose,
+                                "cost_usd": call.cost_usd})
+
+
+def _scores(run: RunRecord, measured: RunConvergence | None, changes: dict[str, int] | None) -> dict[str, Any]:
+    from inspect_ai.scorer import Score
+
+    if measured is None:
+        verdict, why = "no_verdict", f"no verdict ({run.status})"
+    else:
+        verdict, why = measured.verdict, measured.verdict_text()
+    scores = {"verdict": Score(value=verdict, explanation=why,
+                               metadata={"stop_reason": run.stop_reason, "status": run.status})}
+    if run.stop_reason:
+        scores["stop_reason"] = Score(value=run.stop_reason)
+    if measured is not None and measured.steps:
+        scores["steps"] = Score(value=measured.steps[-1].step, explanation="the last step of the run")
+        scores["distance"] = Score(value=round(measured.steps[-1].d_origin, 6),
+                                   explanation="cosine distance from the starting to the final constitution")
+    if measured is not None and measured.fixed_point is not None:
+        scores["fixed_point_step"] = Score(value=measured.fixed_point.step, explanation=measured.fixed_point.how)
+    for kind in ("kept", "reworded", "removed", "added"):
+        if changes is not None:
+            scores[f"principles_{kind}"] = Score(value=changes[kind], explanation="from start to final")
+    return scores
+
+
+def _sample(run: RunRecord, start_text: str, calls: list[CallRecord], rows: Rows, steps: list[str],
+            measured: RunConvergence | None, changes: dict[str, int] | None, experiment: str | None) -> Any:
+    from inspect_ai.log import EvalError, EvalSample
+    from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ModelOutput
+
+    messages: list[Any] = [ChatMessageUser(content=start_text)]
+    for call in calls:
+        messages += [*_messages(call), ChatMessageAssistant(content=call.text or "")]
+    final = next((c.text for c in reversed(calls) if c.text), "")
+    records = SampleRecords(version=RECORDS_VERSION, run_id=run.id, migrations=steps, rows=rows)
+    error = None
+    if run.status == "failed":
+        error = EvalError(message=run.error or "failed", traceback="", traceback_ansi="")
+    elapsed = (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
+    return EvalSample(
+        id=run.id, epoch=1, input=start_text, target="", messages=messages,
+        output=ModelOutput.from_content(run.model, final or ""),
+        scores=_scores(run, measured, changes), events=[_model_event(c) for c in calls],
+        started_at=run.created_at, completed_at=run.finished_at, total_time=elapsed, error=error,
+        metadata={"run_id": run.id, "experiment": experiment, "protocol": run.protocol, "status": run.status,
+                  "stop_reason": run.stop_reason, "seed": run.seed, KEY: records.model_dump()})
+
+
+def _changes(measured: RunConvergence | None, principles: dict[str, tuple[str, ...]],
+             vectors: dict[str, Any]) -> dict[str, int] | None:
+    from stability.analysis.alignment import change_counts
+
+    if measured is None or not measured.steps:
+        return None
+    return change_counts(principles[measured.start], principles[measured.final], vectors)
+
+
+def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, out: Path | str,
+                   embedder: str) -> InspectExport:
+    """Write the runs selected (experiments or runs, or every run) as Inspect logs into the new folder ``out``
+    (see the module's docstring); it appears whole or not at all."""
+    _inspect()
+    from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalPlan, EvalResults, EvalSpec, EvalStats
+    from inspect_ai.log import write_eval_log
+
+    from stability.analysis.measure import load, measure
+    from stability.analysis.convergence import Params
+    from stability.provenance import package_version
+    from stability.store.store import Store
+
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise StabilityError(f"{target}: already exists; export into a new folder")
+    corpus, vectors, use, ratings, belongs, _ = load(selection, db, all_runs, embedder)
+    result = measure(corpus, vectors, Params(), use, ratings, None, belongs, None, "holm")
+    measured = {r.run_id: r for r in result.runs}
+    with Store.open(db, read_only=True) as store:
+        from stability.analysis.experiments import resolve_selection
+
+        ids, belongs = resolve_selection(store, selection, all_runs)
+        con = store.con
+        steps = migrations(con)
+        runs = {i: store.run(i) for i in ids}
+        starts = {i: store.constitution(runs[i].start_hash).text for i in ids}
+        calls = {i: store.calls(i) for i in ids}
+        rows = {i: run_rows(con, i) for i in ids}
+        chosen = sorted({belongs[i] for i in ids if i in belongs})
+        experiments = [store.experiment(e) for e in chosen]
+        header_rows = experiment_rows(con, chosen)
+    secrets = secret_values()
+    if secrets:
+        for rows_of in [header_rows, *rows.values()]:
+            if exposes({t: [{k: _parsed(v) for k, v in r.items()} for r in rs] for t, rs in rows_of.items()},
+                       secrets):
+                raise StabilityError(f"{target}: would contain the value of a secret variable; nothing exported")
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for i in ids:
+        groups[(runs[i].model, runs[i].protocol)].append(i)
+    specs = [{"id": e.id, "name": e.name, "spec": e.spec} for e in experiments if e is not None]
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists()
+                                    else None))
+    written: list[str] = []
+    try:
+        for n, ((model, protocol), members) in enumerate(sorted(groups.items())):
+            first = runs[members[0]]
+            samples = [_sample(runs[i], starts[i], calls[i], rows[i], steps, measured.get(i),
+                               _changes(measured.get(i), corpus.principles, vectors.principles), belongs.get(i))
+                       for i in members]
+            mine = sorted({belongs[i] for i in members if i in belongs})
+            header = HeaderRecords(version=RECORDS_VERSION, migrations=steps,
+                                   rows=experiment_rows_of(header_rows, mine))
+            spec = EvalSpec(
+                created=first.created_at.isoformat(), task=f"stability/{protocol}", task_version=0,
+                dataset=EvalDataset(name=", ".join(e["name"] for e in specs if e["id"] in mine) or "runs",
+                                    samples=len(samples), sample_ids=list(members)),
+                model=model, model_args=first.model_params, config=EvalConfig(),
+                packages={"stability": package_version()},
+                task_args={"protocol": protocol},
+                metadata={"experiments": [e for e in specs if e["id"] in mine], "models": [model],
+                          "parameters": {i: runs[i].config for i in members},
+                          "model_params": first.model_params, KEY: header.model_dump()})
+            log = EvalLog(version=2, status="success", eval=spec, plan=EvalPlan(),
+                          results=EvalResults(total_samples=len(samples), completed_samples=len(samples)),
+                          stats=EvalStats(started_at=min(runs[i].created_at for i in members).isoformat(),
+                                          completed_at=max((runs[i].finished_at or runs[i].created_at)
+                                                           for i in members).isoformat()),
+                          samples=samples)
+            name = f"{n + 1:03d}-{_slug(model)}-{_slug(protocol)}.eval"
+            write_eval_log(log, str(staging / name), format="eval")
+            written.append(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.rmdir()
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return InspectExport(logs=written, samples=len(ids))
+
+
+def experiment_rows_of(rows: Rows, experiments: list[str]) -> Rows:
+    """The rows of ``rows`` that belong to the experiments named."""
+    out: Rows = {}
+    for table, records in rows.items():
+        kept = [r for r in records if r.get("experiment_id", r.get("id")) in experiments]
+        if kept:
+            out[table] = kept
+    return out
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in text)[:60]
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def is_inspect_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds Inspect logs (``*.eval``) and no Parquet export manifest."""
+    from stability.store.export_manifest import MANIFEST_NAME
+
+    return folder.is_dir() and not (folder / MANIFEST_NAME).exists() and any(folder.glob("*.eval"))
+
+
+def _records(file: Path) -> list[tuple[str, list[str], Rows]]:
+    from inspect_ai.log import read_eval_log
+
+    try:
+        log = read_eval_log(str(file), resolve_attachments=True)
+    except Exception as err:  # a file that is not a log: whatever inspect_ai raises, one line
+        raise StabilityError(f"{file}: not an Inspect log ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    parts: list[tuple[str, list[str], Rows]] = []
+    try:
+        header = HeaderRecords.model_validate((log.eval.metadata or {}).get(KEY))
+        parts.append((str(file), header.migrations, header.rows))
+        for sample in log.samples or []:
+            records = SampleRecords.model_validate((sample.metadata or {}).get(KEY))
+            if str(sample.id) != records.run_id:
+                raise StabilityError(f"{file}: sample {sample.id} holds the records of run {records.run_id}")
+            parts.append((str(file), records.migrations, records.rows))
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StabilityError(f"{file}: not a stability Inspect log ({KEY} metadata{' ' + where if where else ''}: "
+                             f"{first['msg']})") from None
+    return parts
+
+
+def import_inspect(folder: Path, db: Path | str | None) -> MergeReport:
+    """``stability import-store DIR`` for a folder of Inspect logs written by ``export --format inspect``:
+    every log read and checked, loaded into a scratch store, then merged into ``db`` (a refusal writes nothing)."""
+    _inspect()
+    from stability.store.merge import merge_into
+    from stability.store.store import Store
+
+    parts = [part for file in sorted(folder.glob("*.eval")) for part in _records(file)]
+    with tempfile.TemporaryDirectory(prefix="stability-import-") as tmp:
+        staged = Path(tmp) / "import.duckdb"
+        load_rows(folder, parts, staged)
+        with Store.open(db) as store:
+            report = merge_into(store.con, [staged])
+    return report.model_copy(update={"sources": [str(folder)]})
