@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -127,7 +127,8 @@ def _model_event(call: CallRecord) -> Any:
     seconds = call.latency_ms / 1000
     usage = ModelUsage(input_tokens=call.input_tokens, output_tokens=call.output_tokens,
                        total_tokens=call.input_tokens + call.output_tokens)
-    stop = "max_tokens" if call.truncated else "stop" if call.status == "ok" else "unknown"
+    stop: Literal["max_tokens", "stop", "unknown"] = ("max_tokens" if call.truncated else "stop"
+                                                       if call.status == "ok" else "unknown")
     output = ModelOutput(model=call.model, usage=usage, time=seconds, error=call.error,
                          choices=[ChatCompletionChoice(message=ChatMessageAssistant(content=call.text or ""),
                                                        stop_reason=stop)])
@@ -163,15 +164,23 @@ def _scores(run: RunRecord, measured: RunConvergence | None, changes: dict[str, 
     return scores
 
 
-def _sample(run: RunRecord, start_text: str, calls: list[CallRecord], rows: Rows, steps: list[str],
-            measured: RunConvergence | None, changes: dict[str, int] | None, experiment: str | None) -> Any:
+def _usage(calls: list[CallRecord]) -> Any:
+    from inspect_ai.model import ModelUsage
+
+    given, taken = sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls)
+    return ModelUsage(input_tokens=given, output_tokens=taken, total_tokens=given + taken)
+
+
+def _sample(run: RunRecord, start_text: str, final_text: str, calls: list[CallRecord], rows: Rows,
+            steps: list[str], measured: RunConvergence | None, changes: dict[str, int] | None,
+            experiment: str | None) -> Any:
+    """One run as a sample: ``final_text`` (the final constitution) is its answer."""
     from inspect_ai.log import EvalError, EvalSample
     from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ModelOutput
 
     messages: list[Any] = [ChatMessageUser(content=start_text)]
     for call in calls:
         messages += [*_messages(call), ChatMessageAssistant(content=call.text or "")]
-    final = next((c.text for c in reversed(calls) if c.text), "")
     records = SampleRecords(version=RECORDS_VERSION, run_id=run.id, migrations=steps, rows=rows)
     error = None
     if run.status == "failed":
@@ -179,9 +188,10 @@ def _sample(run: RunRecord, start_text: str, calls: list[CallRecord], rows: Rows
     elapsed = (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
     return EvalSample(
         id=run.id, epoch=1, input=start_text, target="", messages=messages,
-        output=ModelOutput.from_content(run.model, final or ""),
+        output=ModelOutput.from_content(run.model, final_text), model_usage={run.model: _usage(calls)},
         scores=_scores(run, measured, changes), events=[_model_event(c) for c in calls],
-        started_at=run.created_at, completed_at=run.finished_at, total_time=elapsed, error=error,
+        started_at=run.created_at.isoformat(),
+        completed_at=run.finished_at.isoformat() if run.finished_at else None, total_time=elapsed, error=error,
         metadata={"run_id": run.id, "experiment": experiment, "protocol": run.protocol, "status": run.status,
                   "stop_reason": run.stop_reason, "seed": run.seed, KEY: records.model_dump()})
 
@@ -200,11 +210,19 @@ def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, 
     """Write the runs selected (experiments or runs, or every run) as Inspect logs into the new folder ``out``
     (see the module's docstring); it appears whole or not at all."""
     _inspect()
-    from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalPlan, EvalResults, EvalSpec, EvalStats
-    from inspect_ai.log import write_eval_log
+    from inspect_ai.log import (
+        EvalConfig,
+        EvalDataset,
+        EvalLog,
+        EvalPlan,
+        EvalResults,
+        EvalSpec,
+        EvalStats,
+        write_eval_log,
+    )
 
-    from stability.analysis.measure import load, measure
     from stability.analysis.convergence import Params
+    from stability.analysis.measure import load, measure
     from stability.provenance import package_version
     from stability.store.store import Store
 
@@ -223,6 +241,7 @@ def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, 
         runs = {i: store.run(i) for i in ids}
         starts = {i: store.constitution(runs[i].start_hash).text for i in ids}
         calls = {i: store.calls(i) for i in ids}
+        finals = {i: store.constitution(measured[i].final).text if i in measured else starts[i] for i in ids}
         rows = {i: run_rows(con, i) for i in ids}
         chosen = sorted({belongs[i] for i in ids if i in belongs})
         experiments = [store.experiment(e) for e in chosen]
@@ -236,14 +255,14 @@ def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, 
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i in ids:
         groups[(runs[i].model, runs[i].protocol)].append(i)
-    specs = [{"id": e.id, "name": e.name, "spec": e.spec} for e in experiments if e is not None]
+    specs: list[dict[str, Any]] = [{"id": e.id, "name": e.name, "spec": e.spec} for e in experiments if e]
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists()
                                     else None))
     written: list[str] = []
     try:
         for n, ((model, protocol), members) in enumerate(sorted(groups.items())):
             first = runs[members[0]]
-            samples = [_sample(runs[i], starts[i], calls[i], rows[i], steps, measured.get(i),
+            samples = [_sample(runs[i], starts[i], finals[i], calls[i], rows[i], steps, measured.get(i),
                                _changes(measured.get(i), corpus.principles, vectors.principles), belongs.get(i))
                        for i in members]
             mine = sorted({belongs[i] for i in members if i in belongs})
@@ -263,7 +282,8 @@ def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, 
                           results=EvalResults(total_samples=len(samples), completed_samples=len(samples)),
                           stats=EvalStats(started_at=min(runs[i].created_at for i in members).isoformat(),
                                           completed_at=max((runs[i].finished_at or runs[i].created_at)
-                                                           for i in members).isoformat()),
+                                                           for i in members).isoformat(),
+                                          model_usage={model: _usage([c for i in members for c in calls[i]])}),
                           samples=samples)
             name = f"{n + 1:03d}-{_slug(model)}-{_slug(protocol)}.eval"
             write_eval_log(log, str(staging / name), format="eval")

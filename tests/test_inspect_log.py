@@ -225,7 +225,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def inspect_view(built: tuple[Path, str, Path]) -> Iterator[tuple[str, str]]:
+def inspect_view(built: tuple[Path, str, Path]) -> Iterator[tuple[str, str, str]]:
+    """``inspect view`` on the export (its own server, on a free port of 127.0.0.1): its URL, a run's model and
+    id."""
     db, out = built[0], built[2]
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "inspect_ai", "view", "start", "--host", "127.0.0.1",
@@ -234,31 +236,33 @@ def inspect_view(built: tuple[Path, str, Path]) -> Iterator[tuple[str, str]]:
                               env={**os.environ, "INSPECT_LOG_DIR": str(out)})
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        deadline = time.monotonic() + 60  # inspect_ai takes a few seconds to start its server
+        while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(url, timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
         with Store.open(db, read_only=True) as store:
-            run = store.runs()[0].id
-        yield url, run
+            run = store.runs()[0]
+        yield url, run.model, run.id
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium on this machine (apt-get install chromium)")
-def test_inspect_view_shows_a_runs_sample(inspect_view: tuple[str, str]) -> None:
+def test_inspect_view_shows_a_runs_sample(inspect_view: tuple[str, str, str]) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    url, run = inspect_view
+    url, model, run = inspect_view
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(url)
-            page.get_by_text("stability/fresh-instance").first.click(timeout=30_000)
-            page.get_by_text(run).first.wait_for(timeout=30_000)
+            page.get_by_text(model, exact=True).first.click(timeout=30_000)  # its log, in the list of logs
+            page.get_by_text(run, exact=True).first.wait_for(timeout=30_000)  # its sample, in the log's samples
+            assert page.get_by_text("fixed_point").count() >= 1  # the verdict scored
             if os.environ.get("STABILITY_SCREENSHOT_DIR"):
                 page.screenshot(path=str(Path(os.environ["STABILITY_SCREENSHOT_DIR"]) / "inspect-view.png"))
         finally:

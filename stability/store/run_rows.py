@@ -102,8 +102,9 @@ def check_rows(rows: Rows, schema: dict[str, dict[str, str]], source: str) -> No
 
 
 def load_rows(folder: Path, parts: list[tuple[str, list[str], Rows]], into: Path) -> None:
-    """Write ``parts`` (read from ``folder``, each: the file it came from, the migrations its rows follow, its rows by table) into the
-    new store file ``into``, checked (see the module's docstring); the same row in several parts is one row."""
+    """Write ``parts`` (read from ``folder``; each: the file it came from, the migrations its rows follow, its rows
+    by table) into the new store file ``into``, checked (see the module's docstring); the same row in several parts
+    is one row."""
     from stability.store.store import Store
 
     merged: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
@@ -121,22 +122,22 @@ def load_rows(folder: Path, parts: list[tuple[str, list[str], Rows]], into: Path
         con = store.con
         own = {table: {c["name"]: c["type"] for c in columns} for table, _, columns in _tables(con)}
         with store.transaction():
-            for table, records in merged.items():
+            for table, unique in merged.items():
                 if table not in own:
-                    source = next(iter(records.values()))[0]
+                    source = next(iter(unique.values()))[0]
                     raise StabilityError(f"{source}: table {table!r} is not known to this version; upgrade")
                 file = Path(tmp) / f"{table}.jsonl"
                 with file.open("w", encoding="utf-8") as handle:
-                    for _, record in records.values():
+                    for _, record in unique.values():
                         handle.write(json.dumps(record) + "\n")
                 kinds = {name: ("VARCHAR" if kind == "JSON" else kind) for name, kind in own[table].items()
-                         if name in next(iter(records.values()))[1]}
+                         if name in next(iter(unique.values()))[1]}
                 spec = "{" + ", ".join(f"{_lit(n)}: {_lit(k)}" for n, k in kinds.items()) + "}"
                 try:
                     con.execute(f"INSERT INTO main.{_q(table)} BY NAME SELECT * FROM read_json("
                                 f"{_lit(str(file))}, format = 'newline_delimited', columns = {spec})")
                 except duckdb.Error as err:
-                    sources = sorted({s for s, _ in records.values()})
+                    sources = sorted({s for s, _ in unique.values()})
                     raise StabilityError(f"{sources[0]}: rows of table {table} cannot be read "
                                          f"({str(err).splitlines()[0]})") from None
             try:
