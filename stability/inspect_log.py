@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -141,14 +142,16 @@ def _model_event(call: CallRecord) -> Any:
                                 "cost_usd": call.cost_usd})
 
 
-def _scores(run: RunRecord, measured: RunConvergence | None, changes: dict[str, int] | None) -> dict[str, Any]:
+def _scores(run: RunRecord, final_text: str, measured: RunConvergence | None, changes: dict[str, int] | None
+            ) -> dict[str, Any]:
+    """The run's verdict (its answer: the final constitution), stop reason, steps and measures as scores."""
     from inspect_ai.scorer import Score
 
     if measured is None:
         verdict, why = "no_verdict", f"no verdict ({run.status})"
     else:
         verdict, why = measured.verdict, measured.verdict_text()
-    scores = {"verdict": Score(value=verdict, explanation=why,
+    scores = {"verdict": Score(value=verdict, explanation=why, answer=final_text,
                                metadata={"stop_reason": run.stop_reason, "status": run.status})}
     if run.stop_reason:
         scores["stop_reason"] = Score(value=run.stop_reason)
@@ -189,7 +192,7 @@ def _sample(run: RunRecord, start_text: str, final_text: str, calls: list[CallRe
     return EvalSample(
         id=run.id, epoch=1, input=start_text, target="", messages=messages,
         output=ModelOutput.from_content(run.model, final_text), model_usage={run.model: _usage(calls)},
-        scores=_scores(run, measured, changes), events=[_model_event(c) for c in calls],
+        scores=_scores(run, final_text, measured, changes), events=[_model_event(c) for c in calls],
         started_at=run.created_at.isoformat(),
         completed_at=run.finished_at.isoformat() if run.finished_at else None, total_time=elapsed, error=error,
         metadata={"run_id": run.id, "experiment": experiment, "protocol": run.protocol, "status": run.status,
@@ -205,88 +208,111 @@ def _changes(measured: RunConvergence | None, principles: dict[str, tuple[str, .
     return change_counts(principles[measured.start], principles[measured.final], vectors)
 
 
+@dataclass
+class Selected:
+    """What the logs are made of: the runs selected, read from the store, and their measures."""
+
+    runs: dict[str, RunRecord]
+    starts: dict[str, str]
+    finals: dict[str, str]
+    calls: dict[str, list[CallRecord]]
+    rows: dict[str, Rows]
+    migrations: list[str]
+    measured: dict[str, RunConvergence]
+    changes: dict[str, dict[str, int] | None]
+    belongs: dict[str, str]
+    experiments: list[dict[str, Any]]
+    experiment_rows: Rows
+
+
+def _select(db: Path | str | None, selection: list[str], all_runs: bool, embedder: str) -> Selected:
+    from stability.analysis.convergence import Params
+    from stability.analysis.experiments import resolve_selection
+    from stability.analysis.measure import load, measure
+    from stability.store.store import Store
+
+    corpus, vectors, use, ratings, belongs, _ = load(selection, db, all_runs, embedder)
+    result = measure(corpus, vectors, Params(), use, ratings, None, belongs, None, "holm")
+    measured = {r.run_id: r for r in result.runs}
+    with Store.open(db, read_only=True) as store:
+        ids, belongs = resolve_selection(store, selection, all_runs)
+        con = store.con
+        runs = {i: store.run(i) for i in ids}
+        starts = {i: store.constitution(runs[i].start_hash).text for i in ids}
+        chosen = sorted({belongs[i] for i in ids if i in belongs})
+        experiments = [e for e in (store.experiment(e) for e in chosen) if e is not None]
+        return Selected(
+            runs=runs, starts=starts, calls={i: store.calls(i) for i in ids}, rows={i: run_rows(con, i) for i in ids},
+            finals={i: store.constitution(measured[i].final).text if i in measured else starts[i] for i in ids},
+            migrations=migrations(con), measured=measured, belongs=belongs,
+            changes={i: _changes(measured.get(i), corpus.principles, vectors.principles) for i in ids},
+            experiments=[{"id": e.id, "name": e.name, "spec": e.spec} for e in experiments],
+            experiment_rows=experiment_rows(con, chosen))
+
+
+def _refuse_secrets(selected: Selected, target: Path) -> None:
+    secrets = secret_values()
+    if not secrets:
+        return
+    for rows in [selected.experiment_rows, *selected.rows.values()]:
+        if exposes({t: [{k: _parsed(v) for k, v in r.items()} for r in rs] for t, rs in rows.items()}, secrets):
+            raise StabilityError(f"{target}: would contain the value of a secret variable; nothing exported")
+
+
+def _eval_log(model: str, protocol: str, members: list[str], selected: Selected) -> Any:
+    """The log of the runs ``members`` (all of ``model`` and ``protocol``)."""
+    from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalPlan, EvalResults, EvalSpec, EvalStats
+
+    from stability.provenance import package_version
+
+    runs, belongs = selected.runs, selected.belongs
+    first = runs[members[0]]
+    samples = [_sample(runs[i], selected.starts[i], selected.finals[i], selected.calls[i], selected.rows[i],
+                       selected.migrations, selected.measured.get(i), selected.changes[i], belongs.get(i))
+               for i in members]
+    mine = sorted({belongs[i] for i in members if i in belongs})
+    experiments = [e for e in selected.experiments if e["id"] in mine]
+    header = HeaderRecords(version=RECORDS_VERSION, migrations=selected.migrations,
+                           rows=experiment_rows_of(selected.experiment_rows, mine))
+    spec = EvalSpec(
+        created=first.created_at.isoformat(), task=f"stability/{protocol}", task_version=0,
+        dataset=EvalDataset(name=", ".join(e["name"] for e in experiments) or "runs", samples=len(samples),
+                            sample_ids=list(members)),
+        model=model, model_args=first.model_params, config=EvalConfig(), packages={"stability": package_version()},
+        task_args={"protocol": protocol},
+        metadata={"experiments": experiments, "models": [model], "model_params": first.model_params,
+                  "parameters": {i: runs[i].config for i in members}, KEY: header.model_dump()})
+    return EvalLog(version=2, status="success", eval=spec, plan=EvalPlan(),
+                   results=EvalResults(total_samples=len(samples), completed_samples=len(samples)),
+                   stats=EvalStats(started_at=min(runs[i].created_at for i in members).isoformat(),
+                                   completed_at=max((runs[i].finished_at or runs[i].created_at)
+                                                    for i in members).isoformat(),
+                                   model_usage={model: _usage([c for i in members for c in selected.calls[i]])}),
+                   samples=samples)
+
+
 def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, out: Path | str,
                    embedder: str) -> InspectExport:
     """Write the runs selected (experiments or runs, or every run) as Inspect logs into the new folder ``out``
     (see the module's docstring); it appears whole or not at all."""
     _inspect()
-    from inspect_ai.log import (
-        EvalConfig,
-        EvalDataset,
-        EvalLog,
-        EvalPlan,
-        EvalResults,
-        EvalSpec,
-        EvalStats,
-        write_eval_log,
-    )
-
-    from stability.analysis.convergence import Params
-    from stability.analysis.measure import load, measure
-    from stability.provenance import package_version
-    from stability.store.store import Store
+    from inspect_ai.log import write_eval_log
 
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise StabilityError(f"{target}: already exists; export into a new folder")
-    corpus, vectors, use, ratings, belongs, _ = load(selection, db, all_runs, embedder)
-    result = measure(corpus, vectors, Params(), use, ratings, None, belongs, None, "holm")
-    measured = {r.run_id: r for r in result.runs}
-    with Store.open(db, read_only=True) as store:
-        from stability.analysis.experiments import resolve_selection
-
-        ids, belongs = resolve_selection(store, selection, all_runs)
-        con = store.con
-        steps = migrations(con)
-        runs = {i: store.run(i) for i in ids}
-        starts = {i: store.constitution(runs[i].start_hash).text for i in ids}
-        calls = {i: store.calls(i) for i in ids}
-        finals = {i: store.constitution(measured[i].final).text if i in measured else starts[i] for i in ids}
-        rows = {i: run_rows(con, i) for i in ids}
-        chosen = sorted({belongs[i] for i in ids if i in belongs})
-        experiments = [store.experiment(e) for e in chosen]
-        header_rows = experiment_rows(con, chosen)
-    secrets = secret_values()
-    if secrets:
-        for rows_of in [header_rows, *rows.values()]:
-            if exposes({t: [{k: _parsed(v) for k, v in r.items()} for r in rs] for t, rs in rows_of.items()},
-                       secrets):
-                raise StabilityError(f"{target}: would contain the value of a secret variable; nothing exported")
+    selected = _select(db, selection, all_runs, embedder)
+    _refuse_secrets(selected, target)
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for i in ids:
-        groups[(runs[i].model, runs[i].protocol)].append(i)
-    specs: list[dict[str, Any]] = [{"id": e.id, "name": e.name, "spec": e.spec} for e in experiments if e]
+    for i, run in selected.runs.items():
+        groups[(run.model, run.protocol)].append(i)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists()
                                     else None))
     written: list[str] = []
     try:
         for n, ((model, protocol), members) in enumerate(sorted(groups.items())):
-            first = runs[members[0]]
-            samples = [_sample(runs[i], starts[i], finals[i], calls[i], rows[i], steps, measured.get(i),
-                               _changes(measured.get(i), corpus.principles, vectors.principles), belongs.get(i))
-                       for i in members]
-            mine = sorted({belongs[i] for i in members if i in belongs})
-            header = HeaderRecords(version=RECORDS_VERSION, migrations=steps,
-                                   rows=experiment_rows_of(header_rows, mine))
-            spec = EvalSpec(
-                created=first.created_at.isoformat(), task=f"stability/{protocol}", task_version=0,
-                dataset=EvalDataset(name=", ".join(e["name"] for e in specs if e["id"] in mine) or "runs",
-                                    samples=len(samples), sample_ids=list(members)),
-                model=model, model_args=first.model_params, config=EvalConfig(),
-                packages={"stability": package_version()},
-                task_args={"protocol": protocol},
-                metadata={"experiments": [e for e in specs if e["id"] in mine], "models": [model],
-                          "parameters": {i: runs[i].config for i in members},
-                          "model_params": first.model_params, KEY: header.model_dump()})
-            log = EvalLog(version=2, status="success", eval=spec, plan=EvalPlan(),
-                          results=EvalResults(total_samples=len(samples), completed_samples=len(samples)),
-                          stats=EvalStats(started_at=min(runs[i].created_at for i in members).isoformat(),
-                                          completed_at=max((runs[i].finished_at or runs[i].created_at)
-                                                           for i in members).isoformat(),
-                                          model_usage={model: _usage([c for i in members for c in calls[i]])}),
-                          samples=samples)
             name = f"{n + 1:03d}-{_slug(model)}-{_slug(protocol)}.eval"
-            write_eval_log(log, str(staging / name), format="eval")
+            write_eval_log(_eval_log(model, protocol, members, selected), str(staging / name), format="eval")
             written.append(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
@@ -295,7 +321,7 @@ def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return InspectExport(logs=written, samples=len(ids))
+    return InspectExport(logs=written, samples=len(selected.runs))
 
 
 def experiment_rows_of(rows: Rows, experiments: list[str]) -> Rows:

@@ -150,14 +150,22 @@ def test_import_store_rebuilds_the_same_runs_nodes_and_calls(
     assert code == 0 and "nothing new" in stdout
 
 
-def test_a_run_id_selects_one_run(experiment: str, tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_id_selects_one_run_and_a_failed_run_has_no_verdict(
+        experiment: str, tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     with Store.open(db, read_only=True) as store:
         run = store.runs()[0].id
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET status = 'failed', stop_reason = NULL, error = 'boom' WHERE id = ?", [run])
+    con.close()
     code, out, stdout, err = export(tmp_path, db, capsys, monkeypatch, run)
     assert code == 0, err
     [file] = out.glob("*.eval")
-    assert [str(s.id) for s in read_eval_log(str(file)).samples or []] == [run]
+    [sample] = read_eval_log(str(file)).samples or []
+    assert str(sample.id) == run
+    assert sample.error is not None and sample.error.message == "boom"
+    assert sample.scores is not None and sample.scores["verdict"].value == "no_verdict"
+    assert "fixed_point_step" not in sample.scores and "stop_reason" not in sample.scores
 
 
 def test_a_secret_in_the_store_refuses_the_export(experiment: str, tmp_path: Path, db: Path,
