@@ -275,3 +275,12 @@ def test_inspect_view_shows_a_runs_sample(inspect_view: tuple[str, str, str]) ->
                 page.screenshot(path=str(Path(os.environ["STABILITY_SCREENSHOT_DIR"]) / "inspect-view.png"))
         finally:
             browser.close()
+
+
+def test_a_file_that_is_not_a_log_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "logs" / "broken.eval", "not a zip archive")
+    back = tmp_path / "back.duckdb"
+    code, _, err = run_cli(["import-store", str(tmp_path / "logs"), "--db", str(back)], capsys, monkeypatch)
+    assert code == 2 and "broken.eval: not an Inspect log" in err and len(err.strip().splitlines()) == 1, err
+    assert not back.exists()
