@@ -11,9 +11,11 @@ from types import UnionType
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import typer
+import typer.main
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from stability.cli import analysis as analysis_commands
 from stability.cli import answers as answers_command
@@ -28,7 +30,6 @@ from stability.cli.console import DbOption, JsonOption, console, errors, print_j
 from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
-from stability.vocabulary.settings import default_of
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
@@ -155,7 +156,35 @@ def _iterate_command(**values: Any) -> None:
 
 
 _iterate_command.__doc__ = iterate.__doc__
-_iterate_command.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
+#: what typer sees when it builds every command (on each start): ``iterate``'s explicit parameters only; the flags
+#: derived from the run settings and the protocols come with the command's ``params`` (:class:`_IterateCommand`)
+_iterate_command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [p for p in inspect.signature(iterate).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD])
+
+
+class _IterateCommand(TyperCommand):
+    """``iterate``, whose flags are derived from the run settings (pydantic models) and every protocol's
+    ``cli_flags``: they are built the first time click asks for the command's parameters (parsing its arguments,
+    its ``--help``, the command reference), so another command's start-up imports neither (issue 30)."""
+
+    _derived: list[Any] | None = None
+
+    @property
+    def params(self) -> list[Any]:
+        if self._derived is None:
+            def full(**values: Any) -> None:
+                iterate(**values)
+
+            full.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
+            one = typer.Typer(add_completion=False)
+            one.command()(full)
+            built = typer.main.get_command(one)
+            self._derived, self.callback = list(built.params), built.callback  # typer's callback knows every flag
+        return self._derived
+
+    @params.setter
+    def params(self, value: list[Any]) -> None:  # click sets the explicit ones; the full list replaces them
+        self._derived = None
 
 
 def _batch_line(event: Any) -> None:
@@ -171,6 +200,7 @@ def _batch_line(event: Any) -> None:
 def _hint_truncation(run_id: str, db: Path | None) -> None:
     """The one warning, on stderr, when answers of the run were cut at the token limit: a larger --max-tokens."""
     from stability.store import Store
+    from stability.vocabulary.settings import default_of
 
     with Store.open(db, read_only=True) as store:
         calls = store.calls(run_id)
@@ -299,7 +329,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "graph": analysis_commands.graph, "report": analysis_commands.report, "view": view_command.view,
 }
 for _name, _command in COMMANDS.items():
-    app.command(_name)(_command)
+    app.command(_name, cls=_IterateCommand if _command is _iterate_command else None)(_command)
 app.add_typer(library_app, name="constitutions")
 
 
