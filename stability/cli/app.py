@@ -34,6 +34,9 @@ from stability.errors import StabilityError
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    # click's plain help: typer's rich panels import rich.markdown, markdown_it and rich.traceback and took a third
+    # of ``--help``'s start-up (issue 30); they also read ``[default: ...]`` in a flag's help as markup and hid it
+    rich_markup_mode=None,
 )
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``KEY=VALUE`` flags as a dict; a malformed one is a one-line error."""
@@ -176,7 +179,7 @@ class _IterateCommand(TyperCommand):
                 iterate(**values)
 
             full.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
-            one = typer.Typer(add_completion=False)
+            one = typer.Typer(add_completion=False, rich_markup_mode=None)
             one.command()(full)
             built = typer.main.get_command(one)
             self._derived, self.callback = list(built.params), built.callback  # typer's callback knows every flag
