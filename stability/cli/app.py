@@ -13,7 +13,6 @@ from typing import Annotated, Any, Union, cast, get_args, get_origin
 import typer
 import typer.main
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperCommand
 
@@ -221,10 +220,12 @@ class StepProgress:
     engine's step events."""
 
     def __init__(self) -> None:
-        self.progress: Progress | None = None
+        self.progress: Any = None  # a rich Progress, imported with the first step (only iterate shows one)
 
     def update(self, event: Any) -> None:
         if self.progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             # on a terminal only, and gone when it stops: a failure mid-run is then one line on stderr
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors,

@@ -45,7 +45,9 @@ def loaded_after(args: list[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
 NOT_FOR_HELP = (*HEAVY, "duckdb", "numpy", "networkx", "pydantic", "stability.records", "stability.vocabulary",
                 "stability.protocols", "stability.engine", "stability.store",
                 # typer's rich help panels: the app asks for click's plain help
-                "typer.rich_utils", "rich.markdown", "markdown_it", "rich.traceback")
+                "typer.rich_utils", "rich.markdown", "markdown_it", "rich.traceback",
+                # iterate's progress bar
+                "rich.progress")
 
 
 def test_help_imports_no_heavy_module() -> None:
