@@ -18,6 +18,9 @@ notes when its reply function is first called); plus the CPU seconds (user + sys
 fresh process (``import openai``, read the same request bodies from a JSON file, send them with an
 ``asyncio.Semaphore(concurrency)``, exit). The wire server runs in its own process with a fixed latency.
 
+Each tree's package is byte-compiled first (``python -m compileall``), as installing it does; ``--source-only``
+leaves it as it is (with ``PYTHONDONTWRITEBYTECODE`` set, every start then compiles what it imports).
+
 Every row carries ``/proc/loadavg`` before and after (the machine is shared); the summary the versions of Python,
 openai, httpx and their transports. Medians over ``n``; output is one JSON object on stdout.
 """

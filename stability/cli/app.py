@@ -158,35 +158,45 @@ def _iterate_command(**values: Any) -> None:
 
 
 _iterate_command.__doc__ = iterate.__doc__
-#: what typer sees when it builds every command (on each start): ``iterate``'s explicit parameters only; the flags
-#: derived from the run settings and the protocols come with the command's ``params`` (:class:`_IterateCommand`)
-_iterate_command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [p for p in inspect.signature(iterate).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD])
 
 
-class _IterateCommand(TyperCommand):
-    """``iterate``, whose flags are derived from the run settings (pydantic models) and every protocol's
-    ``cli_flags``: they are built the first time click asks for the command's parameters (parsing its arguments,
-    its ``--help``, the command reference), so another command's start-up imports neither (issue 30)."""
+def _with_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """The command as typer reads its flags: its own signature, or for ``iterate`` its explicit parameters and a
+    flag for every run setting and protocol flag (:func:`_iterate_parameters`, which imports the settings' models
+    and every protocol)."""
+    if command is _iterate_command:
+        command.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
+    return command
 
-    _derived: list[Any] | None = None
+
+class _LazyCommand(TyperCommand):
+    """A command whose flags typer builds the first time click asks for them (parsing its arguments, its
+    ``--help``, the command reference): each start builds only the invoked command's flags, and ``iterate``'s,
+    derived from the run settings and the protocols, only when it runs (issue 30). Registered with a stand-in
+    that takes no flags and carries the command's name and help; the real callback comes with the flags."""
+
+    _built: list[Any] | None = None
 
     @property
     def params(self) -> list[Any]:
-        if self._derived is None:
-            def full(**values: Any) -> None:
-                iterate(**values)
-
-            full.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
+        if self._built is None:
             one = typer.Typer(add_completion=False, rich_markup_mode=None)
-            one.command()(full)
+            one.command(self.name)(_with_flags(COMMANDS[str(self.name)]))
             built = typer.main.get_command(one)
-            self._derived, self.callback = list(built.params), built.callback  # typer's callback knows every flag
-        return self._derived
+            self._built, self.callback = list(built.params), built.callback  # typer's callback knows every flag
+        return self._built
 
     @params.setter
-    def params(self, value: list[Any]) -> None:  # click sets the explicit ones; the full list replaces them
-        self._derived = None
+    def params(self, value: list[Any]) -> None:  # the stand-in's (none): the real flags replace them
+        self._built = None
+
+
+def _stand_in(command: Callable[..., None]) -> Callable[[], None]:
+    def stand_in() -> None:
+        raise AssertionError("a lazy command's stand-in is replaced before click invokes it")
+
+    stand_in.__doc__, stand_in.__name__ = command.__doc__, command.__name__
+    return stand_in
 
 
 def _batch_line(event: Any) -> None:
@@ -333,7 +343,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "graph": analysis_commands.graph, "report": analysis_commands.report, "view": view_command.view,
 }
 for _name, _command in COMMANDS.items():
-    app.command(_name, cls=_IterateCommand if _command is _iterate_command else None)(_command)
+    app.command(_name, cls=_LazyCommand)(_stand_in(_command))
 app.add_typer(library_app, name="constitutions")
 
 
