@@ -177,3 +177,15 @@ def test_a_front_matter_date_is_read_as_its_iso_text(tmp_path: Path) -> None:
     path.write_text("---\nsource: {date: 2026-01-22}\nwhen: [2025-05-01]\n---\n- be kind\n", encoding="utf-8")
     metadata = parse_file(path).metadata
     assert metadata == {"source": {"date": "2026-01-22"}, "when": ["2025-05-01"]}
+
+
+def test_hash_is_remembered_by_principles_never_by_instance() -> None:
+    # the hash is cached per principle list (issue 30): a copy with other principles, or equal principles with other
+    # labels, must get the hash of its own text
+    import hashlib
+
+    first = Constitution.from_principles(["Be honest.", "Be kind."], title="A")
+    other = first.model_copy(update={"principles": ("Be honest.", "Be brief.")})
+    assert first.hash == "sha256:" + hashlib.sha256(first.text.encode("utf-8")).hexdigest()
+    assert other.hash == "sha256:" + hashlib.sha256(other.text.encode("utf-8")).hexdigest() != first.hash
+    assert Constitution.from_principles(["Be honest.", "Be kind."], title="B").hash == first.hash

@@ -108,3 +108,12 @@ def test_iterate_refuses_a_settings_value_out_of_its_bounds_naming_the_flag() ->
     assert isinstance(result.exception, StabilityError) and str(result.exception).startswith("--top-p 1.5:")
     result = CliRunner().invoke(app, ["iterate", "-m", "scripted/a", "--answer-format", "json"])
     assert str(result.exception) == "--answer-format 'json': choose one of auto, structured, text"
+
+
+def test_declared_settings_are_cached_but_handed_out_as_a_fresh_dict() -> None:
+    # computed once per model class (issue 30); a caller that edits its copy must not change the next caller's
+    from stability.vocabulary.settings import declared, later_names
+
+    first = declared()
+    first.pop("seed")
+    assert "seed" in declared() and "templates" in later_names() and "seed" not in later_names()

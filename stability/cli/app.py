@@ -11,9 +11,10 @@ from types import UnionType
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import typer
+import typer.main
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from stability.cli import analysis as analysis_commands
 from stability.cli import answers as answers_command
@@ -28,11 +29,13 @@ from stability.cli.console import DbOption, JsonOption, console, errors, print_j
 from stability.cli.display import printable
 from stability.cli.library import library_app
 from stability.errors import StabilityError
-from stability.vocabulary.settings import default_of
 
 app = typer.Typer(
     help="Reflective-stability experiments: let models revise constitutions, store every revision as a graph.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    # click's plain help: typer's rich panels import rich.markdown, markdown_it and rich.traceback and took a third
+    # of ``--help``'s start-up (issue 30); they also read ``[default: ...]`` in a flag's help as markup and hid it
+    rich_markup_mode=None,
 )
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``KEY=VALUE`` flags as a dict; a malformed one is a one-line error."""
@@ -155,7 +158,45 @@ def _iterate_command(**values: Any) -> None:
 
 
 _iterate_command.__doc__ = iterate.__doc__
-_iterate_command.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
+
+
+def _with_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """The command as typer reads its flags: its own signature, or for ``iterate`` its explicit parameters and a
+    flag for every run setting and protocol flag (:func:`_iterate_parameters`, which imports the settings' models
+    and every protocol)."""
+    if command is _iterate_command:
+        command.__signature__ = inspect.Signature(_iterate_parameters())  # type: ignore[attr-defined]
+    return command
+
+
+class _LazyCommand(TyperCommand):
+    """A command whose flags typer builds the first time click asks for them (parsing its arguments, its
+    ``--help``, the command reference): each start builds only the invoked command's flags, and ``iterate``'s,
+    derived from the run settings and the protocols, only when it runs (issue 30). Registered with a stand-in
+    that takes no flags and carries the command's name and help; the real callback comes with the flags."""
+
+    _built: list[Any] | None = None
+
+    @property
+    def params(self) -> list[Any]:
+        if self._built is None:
+            one = typer.Typer(add_completion=False, rich_markup_mode=None)
+            one.command(self.name)(_with_flags(COMMANDS[str(self.name)]))
+            built = typer.main.get_command(one)
+            self._built, self.callback = list(built.params), built.callback  # typer's callback knows every flag
+        return self._built
+
+    @params.setter
+    def params(self, value: list[Any]) -> None:  # the stand-in's (none): the real flags replace them
+        self._built = None
+
+
+def _stand_in(command: Callable[..., None]) -> Callable[[], None]:
+    def stand_in() -> None:
+        raise AssertionError("a lazy command's stand-in is replaced before click invokes it")
+
+    stand_in.__doc__, stand_in.__name__ = command.__doc__, command.__name__
+    return stand_in
 
 
 def _batch_line(event: Any) -> None:
@@ -171,6 +212,7 @@ def _batch_line(event: Any) -> None:
 def _hint_truncation(run_id: str, db: Path | None) -> None:
     """The one warning, on stderr, when answers of the run were cut at the token limit: a larger --max-tokens."""
     from stability.store import Store
+    from stability.vocabulary.settings import default_of
 
     with Store.open(db, read_only=True) as store:
         calls = store.calls(run_id)
@@ -188,10 +230,12 @@ class StepProgress:
     engine's step events."""
 
     def __init__(self) -> None:
-        self.progress: Progress | None = None
+        self.progress: Any = None  # a rich Progress, imported with the first step (only iterate shows one)
 
     def update(self, event: Any) -> None:
         if self.progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             # on a terminal only, and gone when it stops: a failure mid-run is then one line on stderr
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=errors,
@@ -299,7 +343,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "graph": analysis_commands.graph, "report": analysis_commands.report, "view": view_command.view,
 }
 for _name, _command in COMMANDS.items():
-    app.command(_name)(_command)
+    app.command(_name, cls=_LazyCommand)(_stand_in(_command))
 app.add_typer(library_app, name="constitutions")
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stability.cli.console import DbOption, JsonOption, console, errors, print_json
@@ -67,6 +66,8 @@ def judge(targets: Annotated[list[str] | None, typer.Argument(help="experiment n
     if not targets:
         raise StabilityError("judge: name an experiment or runs to judge (or --validate)")
     # counts the judge's questions this session asks (one call each): its bound comes with the first report
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(TextColumn("[bold]judge questions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=errors, transient=True, disable=dry_run or as_json or not errors.is_interactive)
     task = progress.add_task("judge", total=None)

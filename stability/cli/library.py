@@ -15,7 +15,8 @@ from stability.cli.display import printable
 from stability.errors import StabilityError
 
 library_app = typer.Typer(help="The constitution library: labelled conditions, controls and axes.",
-                          invoke_without_command=True, pretty_exceptions_enable=False, add_completion=False)
+                          invoke_without_command=True, pretty_exceptions_enable=False, add_completion=False,
+                          rich_markup_mode=None)  # plain help, as the app's (stability.cli.app)
 
 LibraryOption = Annotated[Path | None, typer.Option("--library", envvar="STABILITY_LIBRARY_DIR",
                                                     help="library folder [default: this checkout's "

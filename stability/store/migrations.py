@@ -20,9 +20,9 @@ def _table(con: duckdb.DuckDBPyConnection, name: str, doc: str, columns: list[tu
            extra: str = "") -> None:
     body = ",\n  ".join(f"{col} {kind}" for col, kind, _ in columns)
     con.execute(f"CREATE TABLE {name} (\n  {body}{',' + extra if extra else ''}\n)")
-    con.execute(f"COMMENT ON TABLE {name} IS '{_quote(doc)}'")
-    for col, _, comment in columns:
-        con.execute(f"COMMENT ON COLUMN {name}.{col} IS '{_quote(comment)}'")
+    # the table's comments as one script: one round trip instead of one per column (a fresh store makes 211 of them)
+    comments = [f"COMMENT ON COLUMN {name}.{col} IS '{_quote(comment)}'" for col, _, comment in columns]
+    con.execute(";\n".join([f"COMMENT ON TABLE {name} IS '{_quote(doc)}'", *comments]))
 
 
 def _quote(text: str) -> str:

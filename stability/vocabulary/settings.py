@@ -11,6 +11,7 @@ stored run configs and experiment ids stay as they were.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
@@ -80,6 +81,12 @@ def omit_later_defaults(model: BaseModel, data: dict[str, Any], names: tuple[str
 
 def declared(model: type[BaseModel] = RunSettings) -> dict[str, Declared]:
     """Each setting of ``model`` by name, with its declaration, in declaration order."""
+    return dict(_declared(model))
+
+
+@functools.cache
+def _declared(model: type[BaseModel]) -> dict[str, Declared]:
+    # once per model class: the fields of a class never change, and every call's config dump asks (issue 30)
     found = {}
     for name, field in model.model_fields.items():
         marks = [m for m in field.metadata if isinstance(m, Declared)]
@@ -104,9 +111,10 @@ def sampling_names() -> tuple[str, ...]:
     return tuple(declared(SamplingSettings))
 
 
+@functools.cache
 def later_names(model: type[BaseModel] = RunSettings) -> tuple[str, ...]:
     """The settings left out of a dump while at their default (added after dumps were first hashed)."""
-    return tuple(name for name, mark in declared(model).items() if mark.later)
+    return tuple(name for name, mark in _declared(model).items() if mark.later)
 
 
 def choices(name: str) -> tuple[str, ...] | None:
