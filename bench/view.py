@@ -9,9 +9,10 @@ this process (``stability.view.Viewer``, hashing embedder) and Debian's chromium
 Playwright; a page's time runs from navigation until the page has rendered its data (``body[data-ready]``). The
 first request after a change copies the store (timed on its own); every page is then loaded once (its first
 visit: the viewer computes an experiment's summary and a graph once per state of the store) and ``REPEATS``
-times more (median). The analysis groups, which the experiment page fetches after it has rendered, are
-answered with an empty list by the browser itself (their cost is the analysis's: ``bench/analysis.py``). Prints
-one JSON line per size and a Markdown table; load averages before and after, and the versions, go with them.
+times more (median). The analysis groups, their figures and the findings, which the experiment page fetches
+after it has rendered, are answered with empty lists by the browser itself (their cost is the analysis's:
+``bench/analysis.py``). Prints one JSON line per size and a Markdown table; load averages before and after, and
+the versions, go with them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.analysis import build, loadavg  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: what the browser itself answers for the analysis the experiment page fetches after it has rendered
+ANALYSIS_STUBS: dict[str, dict[str, Any]] = {
+    "**/api/experiments/*/groups*": {"experiment": "-", "by": [], "embedder": "-", "groups": [], "warnings": [],
+                                     "adjust": "-", "contrasts_total": 0, "contrasts": []},
+    "**/api/experiments/*/figures*": {"experiment": "-", "by": [], "figures": []},
+    "**/api/experiments/*/findings*": {"adjust": "-", "headers": [], "questions": [], "unanswerable": []},
+}
 
 
 def add_calls_and_experiment(db: str) -> dict[str, Any]:
@@ -89,6 +97,11 @@ def visit_pages(page: Any, url: str, routes: dict[str, tuple[str, str]], repeats
     return first, warm
 
 
+def stub(body: str) -> Any:
+    """A Playwright route handler that answers with this JSON body."""
+    return lambda route, request: route.fulfill(status=200, content_type="application/json", body=body)
+
+
 def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -107,8 +120,8 @@ def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
         first = time.perf_counter() - started  # the first read copies the store
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.route("**/groups*", lambda route: route.fulfill(  # the analysis: timed by bench/analysis.py
-            status=200, content_type="application/json", body='{"embedder": "-", "groups": [], "contrasts": []}'))
+        for pattern, body in ANALYSIS_STUBS.items():  # the analysis: timed by bench/analysis.py
+            page.route(pattern, stub(json.dumps(body)))
         times, warm = visit_pages(page, viewer.url, routes, repeats, digits=3)
         browser.close()
     return {"first_read_s": round(first, 2), "pages_s": times, "warm_s": warm}

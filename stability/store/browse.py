@@ -83,6 +83,14 @@ def cell_progress(store: Store, experiment_id: str, offset: int, limit: int,
     return rows, int(total)
 
 
+def cell_configs(store: Store, experiment_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every cell's state and run configuration, in grid order (the experiment page's factors and states)."""
+    return [(str(status), json.loads(config) if isinstance(config, str) else (config or {}))
+            for status, config in store.con.execute(
+                "SELECT status, config FROM experiment_runs WHERE experiment_id = ? ORDER BY position",
+                [experiment_id]).fetchall()]
+
+
 def experiment_run_ids(store: Store, experiment_id: str) -> list[str]:
     return [r[0] for r in store.con.execute(
         "SELECT run_id FROM experiment_runs WHERE experiment_id = ? AND run_id IS NOT NULL ORDER BY position",
@@ -191,26 +199,27 @@ def _like(text: str) -> str:
 def search_principles(store: Store, query: str, offset: int, limit: int,
                       shown: int = 3) -> tuple[list[dict[str, Any]], int]:
     """A page of the distinct principle texts containing ``query`` (case-insensitive), most-visited first: how many
-    constitutions and runs hold each, and its first ``shown`` appearances (run, step, position)."""
+    constitutions and runs hold each, and its first ``shown`` appearances (run, step, position). One pass over the
+    matching principles: the page, its total and the appearances come from the same query."""
     pattern = _like(query)
-    [(total,)] = store.con.execute("SELECT count(DISTINCT text) FROM principles WHERE text ILIKE ? ESCAPE '\\'",
-                                   [pattern]).fetchall()
     rows = _rows(store.con, """
-        SELECT p.text, count(DISTINCT p.constitution_hash) AS constitutions, count(DISTINCT v.run_id) AS runs
-        FROM principles p LEFT JOIN revisions v ON v.constitution_hash = p.constitution_hash
-        WHERE p.text ILIKE ? ESCAPE '\\' GROUP BY p.text ORDER BY runs DESC, constitutions DESC, p.text
-        LIMIT ? OFFSET ?""", [pattern, _page(limit), max(0, offset)])
-    texts = [r["text"] for r in rows]
-    where: dict[str, list[dict[str, Any]]] = {t: [] for t in texts}
-    if texts:
-        for found in _rows(store.con, """
-                SELECT p.text, v.run_id, v.step, p.position, p.constitution_hash
-                FROM principles p JOIN revisions v ON v.constitution_hash = p.constitution_hash
-                WHERE p.text IN (SELECT unnest(?::VARCHAR[]))
-                QUALIFY row_number() OVER (PARTITION BY p.text ORDER BY v.run_id, v.step) <= ?""", [texts, shown]):
-            where[found.pop("text")].append(found)
+        WITH hits AS (SELECT p.text, p.constitution_hash, p.position, v.run_id, v.step
+                      FROM principles p LEFT JOIN revisions v ON v.constitution_hash = p.constitution_hash
+                      WHERE p.text ILIKE ? ESCAPE '\\')
+        SELECT text, count(DISTINCT constitution_hash) AS constitutions, count(DISTINCT run_id) AS runs,
+               count(*) OVER () AS total,
+               arg_min({'run_id': run_id, 'step': step, 'position': position, 'constitution_hash': constitution_hash},
+                       (run_id, step), ?) FILTER (WHERE run_id IS NOT NULL) AS appears
+        FROM hits GROUP BY text ORDER BY runs DESC, constitutions DESC, text LIMIT ? OFFSET ?""",
+                 [pattern, max(1, shown), _page(limit), max(0, offset)])
+    if rows:
+        total = int(rows[0]["total"])
+    else:  # a page past the end: count on its own
+        [(total,)] = store.con.execute("SELECT count(DISTINCT text) FROM principles WHERE text ILIKE ? ESCAPE '\\'",
+                                       [pattern]).fetchall()
     for row in rows:
-        row["appears"] = where[row["text"]]
+        del row["total"]
+        row["appears"] = sorted(row["appears"] or [], key=lambda a: (a["run_id"], a["step"]))
     return rows, int(total)
 
 

@@ -8,9 +8,12 @@ writes; secrets are removed from every answer by the app before it is sent.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from typing import Any
 
-from stability.analysis.experiments import ExperimentSummary, cell_factors, experiment_summary, find_experiment
+from pydantic import BaseModel, ConfigDict
+
+from stability.analysis.experiments import cell_factors, factor_summary, find_experiment
 from stability.chain import step_diff
 from stability.errors import StabilityError
 from stability.records import ExperimentRecord
@@ -19,7 +22,7 @@ from stability.store.store import Store
 
 GRAPH_NODES = 250  # what a force-directed layout draws in about a second, and a reader can still take in
 CACHED = 16  # summaries and graphs kept (requests take turns: see StoreSource.reading)
-_SUMMARIES: dict[tuple[str, str], ExperimentSummary] = {}
+_SUMMARIES: dict[tuple[str, str], Summary] = {}
 _GRAPHS: dict[tuple[str, str, int], dict[str, Any]] = {}
 FACTOR_VALUES = 12  # values of a factor shown (the count says how many there are)
 
@@ -39,13 +42,29 @@ def experiments(store: Store) -> dict[str, Any]:
     return {"experiments": browse.experiment_rows(store)}
 
 
-def _summary(store: Store, record: ExperimentRecord) -> ExperimentSummary:
-    """The experiment's summary, computed once per state read (each state is a file of its own: its path)."""
+class Summary(BaseModel):
+    """What the experiment page shows of every cell: the factors (every value, which vary), replicates, states."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factors: dict[str, list[Any]]
+    varied: list[str]
+    replicates: int
+    cells: int
+    states: dict[str, int]
+
+
+def _summary(store: Store, record: ExperimentRecord) -> Summary:
+    """The experiment's summary, computed once per state read (each state is a file of its own: its path), from
+    the cells' configurations alone."""
     key = (store.path, record.id)
     if key not in _SUMMARIES:
         if len(_SUMMARIES) >= CACHED:
             _SUMMARIES.pop(next(iter(_SUMMARIES)))
-        _SUMMARIES[key] = experiment_summary(store, record)
+        rows = browse.cell_configs(store, record.id)
+        factors, varied, replicates = factor_summary(cell_factors(config) for _, config in rows)
+        _SUMMARIES[key] = Summary(factors=factors, varied=varied, replicates=replicates, cells=len(rows),
+                                  states=dict(Counter(status for status, _ in rows)))
     return _SUMMARIES[key]
 
 
