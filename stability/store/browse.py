@@ -223,62 +223,7 @@ def search_principles(store: Store, query: str, offset: int, limit: int,
     return rows, int(total)
 
 
-# -- the graph --------------------------------------------------------------------------------------------------
-
-def graph_rows(store: Store, run_ids: list[str], max_nodes: int
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
-    """The revision graph of the selected runs, cut to ``max_nodes`` constitutions in SQL.
-
-    Nodes: per constitution, runs through it, visits, runs starting there, runs ending there (``finals``) and
-    ending there having declined (``fixed``: a fixed point), returns to it (``cycles``), and whether it has more
-    than one predecessor (``merge``). The nodes kept are the marked ones (start, fixed point, cycle target,
-    merge) first, then the most visited. Edges: the transitions between two different kept constitutions, one
-    row per (source, target), with how many runs took it and whether one of them took it returning to an earlier
-    node. Counts: over the whole graph (``nodes``, ``edges``, ``merges``, ``fixed_points``, ``cycles``,
-    ``starts``)."""
-    nodes = _rows(store.con, """
-        WITH v AS (SELECT * FROM revisions WHERE run_id IN (SELECT unnest(?::VARCHAR[]))),
-             e AS (SELECT source_hash, target_hash FROM edges
-                   WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND source_hash <> target_hash),
-             preds AS (SELECT target_hash AS node, count(DISTINCT source_hash) AS n FROM e GROUP BY target_hash),
-             last AS (SELECT run_id, arg_max(constitution_hash, step) AS node FROM v WHERE decision <> 'error'
-                      GROUP BY run_id),
-             ends AS (SELECT last.node, count(*) AS finals,
-                             count(*) FILTER (WHERE r.stop_reason = 'declined') AS fixed
-                      FROM last JOIN runs r ON r.id = last.run_id GROUP BY last.node),
-             returns AS (SELECT t.constitution_hash AS node, count(*) AS cycles
-                         FROM v JOIN revisions t ON t.id = v.cycle_to GROUP BY t.constitution_hash),
-             visited AS (SELECT constitution_hash AS node, count(DISTINCT run_id) AS runs, count(*) AS visits,
-                                count(*) FILTER (WHERE step = 0) AS starts FROM v GROUP BY constitution_hash),
-             marked AS (SELECT n.*, c.n_principles, coalesce(ends.finals, 0) AS finals,
-                               coalesce(ends.fixed, 0) AS fixed, coalesce(returns.cycles, 0) AS cycles,
-                               coalesce(preds.n, 0) > 1 AS merge
-                        FROM visited n JOIN constitutions c ON c.hash = n.node LEFT JOIN ends ON ends.node = n.node
-                             LEFT JOIN returns ON returns.node = n.node LEFT JOIN preds ON preds.node = n.node)
-        SELECT *, count(*) OVER () AS total_nodes, sum(merge::INTEGER) OVER () AS merges,
-               sum((fixed > 0)::INTEGER) OVER () AS fixed_points, sum((cycles > 0)::INTEGER) OVER () AS cycle_nodes,
-               sum((starts > 0)::INTEGER) OVER () AS start_nodes,
-               (SELECT count(*) FROM (SELECT DISTINCT source_hash, target_hash FROM e)) AS total_edges
-        FROM marked ORDER BY (starts > 0 OR fixed > 0 OR cycles > 0 OR merge) DESC, runs DESC, visits DESC, node
-        LIMIT ?""", [run_ids, run_ids, max(1, int(max_nodes))])
-    counts = {"nodes": 0, "edges": 0, "merges": 0, "fixed_points": 0, "cycles": 0, "starts": 0}
-    if nodes:
-        first = nodes[0]
-        counts = {"nodes": int(first["total_nodes"]), "edges": int(first["total_edges"]),
-                  "merges": int(first["merges"]), "fixed_points": int(first["fixed_points"]),
-                  "cycles": int(first["cycle_nodes"]), "starts": int(first["start_nodes"])}
-    for node in nodes:
-        for column in ("total_nodes", "total_edges", "merges", "fixed_points", "cycle_nodes", "start_nodes"):
-            del node[column]
-    edges = _rows(store.con, """
-        SELECT e.source_hash AS source, e.target_hash AS target, count(DISTINCT e.run_id) AS runs,
-               bool_or(v.cycle_to IS NOT NULL) AS cycle
-        FROM edges e JOIN revisions v ON v.id = e.target_id
-        WHERE e.run_id IN (SELECT unnest(?::VARCHAR[])) AND e.source_hash <> e.target_hash
-              AND e.source_hash IN (SELECT unnest(?::VARCHAR[])) AND e.target_hash IN (SELECT unnest(?::VARCHAR[]))
-        GROUP BY e.source_hash, e.target_hash""", [run_ids, [n["node"] for n in nodes], [n["node"] for n in nodes]])
-    return nodes, edges, counts
-
+# -- nodes ----------------------------------------------------------------------------------------------------
 
 def node_runs(store: Store, digest: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """A page of the runs that pass through a constitution: the first step each reaches it, and its protocol."""
