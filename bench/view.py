@@ -77,19 +77,23 @@ def add_calls_and_experiment(db: str) -> dict[str, Any]:
 
 
 def visit_pages(page: Any, url: str, routes: dict[str, tuple[str, str]], repeats: int,
-                digits: int = 3) -> tuple[dict[str, float], dict[str, float]]:
+                digits: int = 3, cpu: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Each route's first visit (nothing of it cached yet) and the median of ``repeats`` more, in seconds: from
-    navigation to the page's ``data-ready`` mark. A page that shows an error stops the benchmark."""
+    navigation to the page's ``data-ready`` mark. A page that shows an error stops the benchmark. ``cpu``, when
+    given, gets each first visit's CPU seconds in this process (the viewer's, when it runs here, and Playwright's
+    client; the browser's own are not counted)."""
     first: dict[str, float] = {}
     warm: dict[str, float] = {}
     for name, (route, ready) in routes.items():
         samples = []
         for _ in range(repeats + 1):
             page.goto("about:blank")
-            begin = time.perf_counter()
+            begin, used = time.perf_counter(), time.process_time()
             page.goto(f"{url}/{route}")
             page.wait_for_selector(f'body[data-ready="{ready}"]', timeout=600_000)
             samples.append(time.perf_counter() - begin)
+            if cpu is not None and name not in cpu:
+                cpu[name] = round(time.process_time() - used, digits)
             if page.locator("main .error").count():
                 raise SystemExit(f"{name}: {page.inner_text('main')}")
         first[name] = round(samples[0], digits)
@@ -122,9 +126,10 @@ def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         for pattern, body in ANALYSIS_STUBS.items():  # the analysis: timed by bench/analysis.py
             page.route(pattern, stub(json.dumps(body)))
-        times, warm = visit_pages(page, viewer.url, routes, repeats, digits=3)
+        cpu: dict[str, float] = {}
+        times, warm = visit_pages(page, viewer.url, routes, repeats, digits=3, cpu=cpu)
         browser.close()
-    return {"first_read_s": round(first, 2), "pages_s": times, "warm_s": warm}
+    return {"first_read_s": round(first, 2), "pages_s": times, "warm_s": warm, "server_cpu_first_s": cpu}
 
 
 def chromium_version() -> str:
@@ -155,12 +160,14 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         results.append(result)
     names = list(results[0]["pages_s"])
-    print("\n| page (first visit / again) | " + " | ".join(f"{r['revisions']:,} revisions" for r in results) + " |")
+    print("\n| page (first visit / again; the viewer's CPU on the first) | "
+          + " | ".join(f"{r['revisions']:,} revisions" for r in results) + " |")
     print("|---|" + "---:|" * len(results))
     print("| first read (copy of the store) | " + " | ".join(f"{r['first_read_s']} s ({r['mib']} MiB)"
                                                           for r in results) + " |")
     for name in names:
-        print(f"| {name} | " + " | ".join(f"{r['pages_s'][name]} / {r['warm_s'][name]} s" for r in results) + " |")
+        print(f"| {name} | " + " | ".join(f"{r['pages_s'][name]} / {r['warm_s'][name]} s "
+                                          f"({r['server_cpu_first_s'][name]} s CPU)" for r in results) + " |")
 
 
 if __name__ == "__main__":

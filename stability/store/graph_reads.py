@@ -45,11 +45,11 @@ def _stats_sql(focus: bool) -> str:
              visited AS (SELECT constitution_hash AS node, count(DISTINCT run_id) AS runs, count(*) AS visits,
                                 count(*) FILTER (WHERE step = 0) AS starts, min(step) AS depth
                          FROM v GROUP BY constitution_hash),
-             marked AS (SELECT n.*, c.n_principles, coalesce(ends.finals, 0) AS finals,
-                               coalesce(ends.fixed, 0) AS fixed, coalesce(returns.cycles, 0) AS cycles,
-                               coalesce(preds.n, 0) > 1 AS merge
-                        FROM visited n JOIN constitutions c ON c.hash = n.node LEFT JOIN ends ON ends.node = n.node
-                             LEFT JOIN returns ON returns.node = n.node LEFT JOIN preds ON preds.node = n.node)"""
+             stats AS (SELECT n.*, coalesce(ends.finals, 0) AS finals,
+                              coalesce(ends.fixed, 0) AS fixed, coalesce(returns.cycles, 0) AS cycles,
+                              coalesce(preds.n, 0) > 1 AS merge
+                       FROM visited n LEFT JOIN ends ON ends.node = n.node
+                            LEFT JOIN returns ON returns.node = n.node LEFT JOIN preds ON preds.node = n.node)"""
 
 
 #: the order of importance: marked nodes (start, fixed point, cycle target, merge) first, then the most visited
@@ -63,12 +63,15 @@ def view_rows(store: Store, run_ids: list[str], max_nodes: int
     constitutions: runs that took it, whether one took it returning to an earlier node), at most
     :data:`EDGES_PER_NODE` per node, the most taken first; and counts over the whole graph (``nodes``, ``edges``,
     ``merges``, ``fixed_points``, ``cycles``, ``starts``, and ``hidden_starts``: starts the view leaves out)."""
-    nodes = _rows(store.con, _stats_sql(False) + f"""
-        SELECT *, count(*) OVER () AS total_nodes, sum(merge::INTEGER) OVER () AS merges,
-               sum((fixed > 0)::INTEGER) OVER () AS fixed_points, sum((cycles > 0)::INTEGER) OVER () AS cycle_nodes,
-               sum((starts > 0)::INTEGER) OVER () AS start_nodes,
-               (SELECT count(*) FROM (SELECT DISTINCT source_hash, target_hash FROM e)) AS total_edges
-        FROM marked ORDER BY {RANK} LIMIT ?""", [run_ids, max(1, int(max_nodes))])
+    nodes = _rows(store.con, _stats_sql(False) + f""",
+             totals AS (SELECT count(*) AS total_nodes, sum(merge::INTEGER) AS merges,
+                               sum((fixed > 0)::INTEGER) AS fixed_points, sum((cycles > 0)::INTEGER) AS cycle_nodes,
+                               sum((starts > 0)::INTEGER) AS start_nodes,
+                               (SELECT count(*) FROM (SELECT DISTINCT source_hash, target_hash FROM e)) AS total_edges
+                        FROM stats),
+             top AS (SELECT * FROM stats ORDER BY {RANK} LIMIT ?)
+        SELECT top.*, c.n_principles, totals.* FROM top JOIN constitutions c ON c.hash = top.node CROSS JOIN totals
+        ORDER BY {RANK}""", [run_ids, max(1, int(max_nodes))])
     counts = {"nodes": 0, "edges": 0, "merges": 0, "fixed_points": 0, "cycles": 0, "starts": 0, "hidden_starts": 0}
     if nodes:
         first = nodes[0]
@@ -134,7 +137,8 @@ def next_rows(store: Store, run_ids: list[str], kept: list[str], node: str | Non
         return [], [], _count_next(store, run_ids, kept, node)
     page = [str(r[0]) for r in found]
     by_hash = {r["node"]: r for r in _rows(store.con, _stats_sql(True) + """
-        SELECT * FROM marked WHERE node IN (SELECT unnest(?::VARCHAR[]))""", [run_ids, page, page])}
+        SELECT s.*, c.n_principles FROM stats s JOIN constitutions c ON c.hash = s.node
+        WHERE s.node IN (SELECT unnest(?::VARCHAR[]))""", [run_ids, page, page])}
     nodes = [by_hash[h] for h in page if h in by_hash]
     _add_more(store, run_ids, kept, nodes)
     edges = _rows(store.con, """
