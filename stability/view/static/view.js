@@ -315,6 +315,7 @@ function cytoscapeLoaded() {  // the bundled library, loaded by the graph page o
 
 // A view of more than this many nodes is laid out in columns by earliest step (fast: no forces); fewer, by forces.
 const FORCES_UP_TO = 30;
+let linkMore = true;  // a "+N" node joined to its node by an edge: under forces only (in columns it sits beside it)
 const NEXT_PAGE = 25;  // what one click on a "+N" node adds
 
 // Columns by the earliest step a run reached a node, most important first in each; a tall column wraps into several.
@@ -384,10 +385,12 @@ async function graphPage(main, params) {
     h("div", { id: "graph-wrap" }, box, panel));
   const forces = g.nodes.length + g.nodes.filter((n) => n.more).length <= FORCES_UP_TO;
   const at = forces ? {} : columns(g.nodes);
+  linkMore = forces;
   const beside = (digest) => (at[digest] ? { x: at[digest].x + 55, y: at[digest].y + 16 } : undefined);
   const elements = [
     ...g.nodes.map((n) => ({ data: nodeData(n), classes: nodeClasses(n), position: at[n.node] })),
-    ...g.nodes.filter((n) => n.more).flatMap((n) => [{ ...moreNode(n, 0), position: beside(n.node) }, moreEdge(n)]),
+    ...g.nodes.filter((n) => n.more).flatMap((n) => [{ ...moreNode(n, 0), position: beside(n.node) },
+      ...(forces ? [moreEdge(n)] : [])]),
     ...g.edges.map(edgeData),
   ];
   if (g.hidden_starts) {
@@ -430,7 +433,7 @@ async function drawNext(query, more) {
     added.push({ group: "nodes", data: nodeData(n), classes: nodeClasses(n), position: at });
     if (n.more && !cy.getElementById(`more>${n.node}`).length) {
       added.push({ group: "nodes", ...moreNode(n, 0), position: { x: at.x + 55, y: at.y + 16 } },
-        { group: "edges", ...moreEdge(n) });
+        ...(linkMore ? [{ group: "edges", ...moreEdge(n) }] : []));
     }
   });
   cy.add(added);
