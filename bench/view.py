@@ -7,7 +7,8 @@ given what a real store also holds: one call per transition (a ~1 kB request and
 and one experiment whose cells are all the runs (factors: model, starting constitution, seed). The viewer runs in
 this process (``stability.view.Viewer``, hashing embedder) and Debian's chromium loads each page through
 Playwright; a page's time runs from navigation until the page has rendered its data (``body[data-ready]``). The
-first request after a change copies the store (timed on its own); every page is then loaded once (its first
+first request after a change copies the store (timed on its own), and the browser opens ``/api/status`` once (its
+own start: a renderer, a connection); every page is then loaded once (its first
 visit: the viewer computes an experiment's summary and a graph once per state of the store) and ``REPEATS``
 times more (median). The analysis groups, their figures and the findings, which the experiment page fetches
 after it has rendered, are answered with empty lists by the browser itself (their cost is the analysis's:
@@ -124,6 +125,7 @@ def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
         first = time.perf_counter() - started  # the first read copies the store
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(viewer.url + "/api/status")  # the browser's own start (renderer, connection), not any page's
         for pattern, body in ANALYSIS_STUBS.items():  # the analysis: timed by bench/analysis.py
             page.route(pattern, stub(json.dumps(body)))
         cpu: dict[str, float] = {}
