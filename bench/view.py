@@ -7,11 +7,13 @@ given what a real store also holds: one call per transition (a ~1 kB request and
 and one experiment whose cells are all the runs (factors: model, starting constitution, seed). The viewer runs in
 this process (``stability.view.Viewer``, hashing embedder) and Debian's chromium loads each page through
 Playwright; a page's time runs from navigation until the page has rendered its data (``body[data-ready]``). The
-first request after a change copies the store (timed on its own); every page is then loaded once (its first
+first request after a change copies the store (timed on its own), and the browser opens ``/api/status`` once (its
+own start: a renderer, a connection); every page is then loaded once (its first
 visit: the viewer computes an experiment's summary and a graph once per state of the store) and ``REPEATS``
-times more (median). The analysis groups, which the experiment page fetches after it has rendered, are
-answered with an empty list by the browser itself (their cost is the analysis's: ``bench/analysis.py``). Prints
-one JSON line per size and a Markdown table; load averages before and after, and the versions, go with them.
+times more (median). The analysis groups, their figures and the findings, which the experiment page fetches
+after it has rendered, are answered with empty lists by the browser itself (their cost is the analysis's:
+``bench/analysis.py``). Prints one JSON line per size and a Markdown table; load averages before and after, and
+the versions, go with them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.analysis import build, loadavg  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: what the browser itself answers for the analysis the experiment page fetches after it has rendered
+ANALYSIS_STUBS: dict[str, dict[str, Any]] = {
+    "**/api/experiments/*/groups*": {"experiment": "-", "by": [], "embedder": "-", "groups": [], "warnings": [],
+                                     "adjust": "-", "contrasts_total": 0, "contrasts": []},
+    "**/api/experiments/*/figures*": {"experiment": "-", "by": [], "figures": []},
+    "**/api/experiments/*/findings*": {"adjust": "-", "headers": [], "questions": [], "unanswerable": []},
+}
 
 
 def add_calls_and_experiment(db: str) -> dict[str, Any]:
@@ -69,24 +78,33 @@ def add_calls_and_experiment(db: str) -> dict[str, Any]:
 
 
 def visit_pages(page: Any, url: str, routes: dict[str, tuple[str, str]], repeats: int,
-                digits: int = 3) -> tuple[dict[str, float], dict[str, float]]:
+                digits: int = 3, cpu: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Each route's first visit (nothing of it cached yet) and the median of ``repeats`` more, in seconds: from
-    navigation to the page's ``data-ready`` mark. A page that shows an error stops the benchmark."""
+    navigation to the page's ``data-ready`` mark. A page that shows an error stops the benchmark. ``cpu``, when
+    given, gets each first visit's CPU seconds in this process (the viewer's, when it runs here, and Playwright's
+    client; the browser's own are not counted)."""
     first: dict[str, float] = {}
     warm: dict[str, float] = {}
     for name, (route, ready) in routes.items():
         samples = []
         for _ in range(repeats + 1):
             page.goto("about:blank")
-            begin = time.perf_counter()
+            begin, used = time.perf_counter(), time.process_time()
             page.goto(f"{url}/{route}")
             page.wait_for_selector(f'body[data-ready="{ready}"]', timeout=600_000)
             samples.append(time.perf_counter() - begin)
+            if cpu is not None and name not in cpu:
+                cpu[name] = round(time.process_time() - used, digits)
             if page.locator("main .error").count():
                 raise SystemExit(f"{name}: {page.inner_text('main')}")
         first[name] = round(samples[0], digits)
         warm[name] = round(statistics.median(samples[1:]), digits)
     return first, warm
+
+
+def stub(body: str) -> Any:
+    """A Playwright route handler that answers with this JSON body."""
+    return lambda route, request: route.fulfill(status=200, content_type="application/json", body=body)
 
 
 def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
@@ -107,11 +125,13 @@ def measure(db: str, extra: dict[str, Any], repeats: int) -> dict[str, Any]:
         first = time.perf_counter() - started  # the first read copies the store
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.route("**/groups*", lambda route: route.fulfill(  # the analysis: timed by bench/analysis.py
-            status=200, content_type="application/json", body='{"embedder": "-", "groups": [], "contrasts": []}'))
-        times, warm = visit_pages(page, viewer.url, routes, repeats, digits=3)
+        page.goto(viewer.url + "/api/status")  # the browser's own start (renderer, connection), not any page's
+        for pattern, body in ANALYSIS_STUBS.items():  # the analysis: timed by bench/analysis.py
+            page.route(pattern, stub(json.dumps(body)))
+        cpu: dict[str, float] = {}
+        times, warm = visit_pages(page, viewer.url, routes, repeats, digits=3, cpu=cpu)
         browser.close()
-    return {"first_read_s": round(first, 2), "pages_s": times, "warm_s": warm}
+    return {"first_read_s": round(first, 2), "pages_s": times, "warm_s": warm, "server_cpu_first_s": cpu}
 
 
 def chromium_version() -> str:
@@ -142,12 +162,14 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         results.append(result)
     names = list(results[0]["pages_s"])
-    print("\n| page (first visit / again) | " + " | ".join(f"{r['revisions']:,} revisions" for r in results) + " |")
+    print("\n| page (first visit / again; the viewer's CPU on the first) | "
+          + " | ".join(f"{r['revisions']:,} revisions" for r in results) + " |")
     print("|---|" + "---:|" * len(results))
     print("| first read (copy of the store) | " + " | ".join(f"{r['first_read_s']} s ({r['mib']} MiB)"
                                                           for r in results) + " |")
     for name in names:
-        print(f"| {name} | " + " | ".join(f"{r['pages_s'][name]} / {r['warm_s'][name]} s" for r in results) + " |")
+        print(f"| {name} | " + " | ".join(f"{r['pages_s'][name]} / {r['warm_s'][name]} s "
+                                          f"({r['server_cpu_first_s'][name]} s CPU)" for r in results) + " |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +56,43 @@ def cell_factors(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _value_key(value: Any) -> tuple[str, Any]:
+    """A factor value as a set member: a scalar as itself with its type (1, 1.0 and True differ, as in JSON), anything
+    else as its JSON text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return type(value).__name__, value
+    return "json", json.dumps(value, sort_keys=True, default=str)
+
+
+def factor_summary(cells: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]], list[str], int]:
+    """Over the cells' factor values (:func:`cell_factors`, in grid order): every factor's distinct values in order,
+    the factors that take more than one, and the replicates (most cells sharing every factor but the seed)."""
+    factors: dict[str, list[Any]] = {}
+    seen: set[tuple[str, tuple[str, Any]]] = set()  # a set, so a grid of many seeds stays linear
+    combos: Counter[tuple[Any, ...]] = Counter()
+    for row in cells:
+        keys = []
+        for name, value in row.items():
+            key = (name, _value_key(value))
+            if key not in seen:
+                seen.add(key)
+                factors.setdefault(name, []).append(value)
+            if name != "seed":
+                keys.append(key)
+        combos[tuple(sorted(keys))] += 1
+    varied = [name for name, values in factors.items() if len(values) > 1]
+    return factors, varied, max(combos.values(), default=0)
+
+
 def _summary(store: Store, record: ExperimentRecord, cells: list[CellRecord]) -> ExperimentSummary:
     stops = {r.id: r.stop_reason for r in store.runs()}
     rows = [CellSummary(cell=c.cell, position=c.position, status=c.status, run_id=c.run_id,
                         stop_reason=stops.get(c.run_id) if c.run_id else None, factors=cell_factors(c.config))
             for c in cells]
-    factors: dict[str, list[Any]] = {}
-    seen: set[tuple[str, str]] = set()  # (factor, value as JSON): a set, so a grid of many seeds stays linear
-    for row in rows:
-        for name, value in row.factors.items():
-            key = (name, json.dumps(value, sort_keys=True, default=str))
-            if key not in seen:
-                seen.add(key)
-                factors.setdefault(name, []).append(value)
-    varied = [name for name, values in factors.items() if len(values) > 1]
-    combos = Counter(json.dumps({k: v for k, v in r.factors.items() if k != "seed"}, sort_keys=True) for r in rows)
+    factors, varied, replicates = factor_summary(r.factors for r in rows)
     return ExperimentSummary(
         id=record.id, name=record.name, spec_path=record.spec_path, created_at=record.created_at.isoformat(),
-        factors=factors, varied=varied, replicates=max(combos.values(), default=0), cells=len(rows),
+        factors=factors, varied=varied, replicates=replicates, cells=len(rows),
         states=dict(Counter(r.status for r in rows)), cell_list=rows)
 
 

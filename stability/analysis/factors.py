@@ -15,6 +15,7 @@ or from the experiment it belongs to:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -37,6 +38,7 @@ def parse_by(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+@functools.lru_cache(maxsize=4096)  # a grid names each starting file in many cells
 def constitution_name(path: str | None) -> str:
     if not path:
         return "(blank)"

@@ -83,6 +83,14 @@ def cell_progress(store: Store, experiment_id: str, offset: int, limit: int,
     return rows, int(total)
 
 
+def cell_configs(store: Store, experiment_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every cell's state and run configuration, in grid order (the experiment page's factors and states)."""
+    return [(str(status), json.loads(config) if isinstance(config, str) else (config or {}))
+            for status, config in store.con.execute(
+                "SELECT status, config FROM experiment_runs WHERE experiment_id = ? ORDER BY position",
+                [experiment_id]).fetchall()]
+
+
 def experiment_run_ids(store: Store, experiment_id: str) -> list[str]:
     return [r[0] for r in store.con.execute(
         "SELECT run_id FROM experiment_runs WHERE experiment_id = ? AND run_id IS NOT NULL ORDER BY position",
@@ -191,85 +199,31 @@ def _like(text: str) -> str:
 def search_principles(store: Store, query: str, offset: int, limit: int,
                       shown: int = 3) -> tuple[list[dict[str, Any]], int]:
     """A page of the distinct principle texts containing ``query`` (case-insensitive), most-visited first: how many
-    constitutions and runs hold each, and its first ``shown`` appearances (run, step, position)."""
+    constitutions and runs hold each, and its first ``shown`` appearances (run, step, position). One pass over the
+    matching principles: the page, its total and the appearances come from the same query."""
     pattern = _like(query)
-    [(total,)] = store.con.execute("SELECT count(DISTINCT text) FROM principles WHERE text ILIKE ? ESCAPE '\\'",
-                                   [pattern]).fetchall()
     rows = _rows(store.con, """
-        SELECT p.text, count(DISTINCT p.constitution_hash) AS constitutions, count(DISTINCT v.run_id) AS runs
-        FROM principles p LEFT JOIN revisions v ON v.constitution_hash = p.constitution_hash
-        WHERE p.text ILIKE ? ESCAPE '\\' GROUP BY p.text ORDER BY runs DESC, constitutions DESC, p.text
-        LIMIT ? OFFSET ?""", [pattern, _page(limit), max(0, offset)])
-    texts = [r["text"] for r in rows]
-    where: dict[str, list[dict[str, Any]]] = {t: [] for t in texts}
-    if texts:
-        for found in _rows(store.con, """
-                SELECT p.text, v.run_id, v.step, p.position, p.constitution_hash
-                FROM principles p JOIN revisions v ON v.constitution_hash = p.constitution_hash
-                WHERE p.text IN (SELECT unnest(?::VARCHAR[]))
-                QUALIFY row_number() OVER (PARTITION BY p.text ORDER BY v.run_id, v.step) <= ?""", [texts, shown]):
-            where[found.pop("text")].append(found)
+        WITH hits AS (SELECT p.text, p.constitution_hash, p.position, v.run_id, v.step
+                      FROM principles p LEFT JOIN revisions v ON v.constitution_hash = p.constitution_hash
+                      WHERE p.text ILIKE ? ESCAPE '\\')
+        SELECT text, count(DISTINCT constitution_hash) AS constitutions, count(DISTINCT run_id) AS runs,
+               count(*) OVER () AS total,
+               arg_min({'run_id': run_id, 'step': step, 'position': position, 'constitution_hash': constitution_hash},
+                       (run_id, step), ?) FILTER (WHERE run_id IS NOT NULL) AS appears
+        FROM hits GROUP BY text ORDER BY runs DESC, constitutions DESC, text LIMIT ? OFFSET ?""",
+                 [pattern, max(1, shown), _page(limit), max(0, offset)])
+    if rows:
+        total = int(rows[0]["total"])
+    else:  # a page past the end: count on its own
+        [(total,)] = store.con.execute("SELECT count(DISTINCT text) FROM principles WHERE text ILIKE ? ESCAPE '\\'",
+                                       [pattern]).fetchall()
     for row in rows:
-        row["appears"] = where[row["text"]]
+        del row["total"]
+        row["appears"] = sorted(row["appears"] or [], key=lambda a: (a["run_id"], a["step"]))
     return rows, int(total)
 
 
-# -- the graph --------------------------------------------------------------------------------------------------
-
-def graph_rows(store: Store, run_ids: list[str], max_nodes: int
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
-    """The revision graph of the selected runs, cut to ``max_nodes`` constitutions in SQL.
-
-    Nodes: per constitution, runs through it, visits, runs starting there, runs ending there (``finals``) and
-    ending there having declined (``fixed``: a fixed point), returns to it (``cycles``), and whether it has more
-    than one predecessor (``merge``). The nodes kept are the marked ones (start, fixed point, cycle target,
-    merge) first, then the most visited. Edges: the transitions between two different kept constitutions, one
-    row per (source, target), with how many runs took it and whether one of them took it returning to an earlier
-    node. Counts: over the whole graph (``nodes``, ``edges``, ``merges``, ``fixed_points``, ``cycles``,
-    ``starts``)."""
-    nodes = _rows(store.con, """
-        WITH v AS (SELECT * FROM revisions WHERE run_id IN (SELECT unnest(?::VARCHAR[]))),
-             e AS (SELECT source_hash, target_hash FROM edges
-                   WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND source_hash <> target_hash),
-             preds AS (SELECT target_hash AS node, count(DISTINCT source_hash) AS n FROM e GROUP BY target_hash),
-             last AS (SELECT run_id, arg_max(constitution_hash, step) AS node FROM v WHERE decision <> 'error'
-                      GROUP BY run_id),
-             ends AS (SELECT last.node, count(*) AS finals,
-                             count(*) FILTER (WHERE r.stop_reason = 'declined') AS fixed
-                      FROM last JOIN runs r ON r.id = last.run_id GROUP BY last.node),
-             returns AS (SELECT t.constitution_hash AS node, count(*) AS cycles
-                         FROM v JOIN revisions t ON t.id = v.cycle_to GROUP BY t.constitution_hash),
-             visited AS (SELECT constitution_hash AS node, count(DISTINCT run_id) AS runs, count(*) AS visits,
-                                count(*) FILTER (WHERE step = 0) AS starts FROM v GROUP BY constitution_hash),
-             marked AS (SELECT n.*, c.n_principles, coalesce(ends.finals, 0) AS finals,
-                               coalesce(ends.fixed, 0) AS fixed, coalesce(returns.cycles, 0) AS cycles,
-                               coalesce(preds.n, 0) > 1 AS merge
-                        FROM visited n JOIN constitutions c ON c.hash = n.node LEFT JOIN ends ON ends.node = n.node
-                             LEFT JOIN returns ON returns.node = n.node LEFT JOIN preds ON preds.node = n.node)
-        SELECT *, count(*) OVER () AS total_nodes, sum(merge::INTEGER) OVER () AS merges,
-               sum((fixed > 0)::INTEGER) OVER () AS fixed_points, sum((cycles > 0)::INTEGER) OVER () AS cycle_nodes,
-               sum((starts > 0)::INTEGER) OVER () AS start_nodes,
-               (SELECT count(*) FROM (SELECT DISTINCT source_hash, target_hash FROM e)) AS total_edges
-        FROM marked ORDER BY (starts > 0 OR fixed > 0 OR cycles > 0 OR merge) DESC, runs DESC, visits DESC, node
-        LIMIT ?""", [run_ids, run_ids, max(1, int(max_nodes))])
-    counts = {"nodes": 0, "edges": 0, "merges": 0, "fixed_points": 0, "cycles": 0, "starts": 0}
-    if nodes:
-        first = nodes[0]
-        counts = {"nodes": int(first["total_nodes"]), "edges": int(first["total_edges"]),
-                  "merges": int(first["merges"]), "fixed_points": int(first["fixed_points"]),
-                  "cycles": int(first["cycle_nodes"]), "starts": int(first["start_nodes"])}
-    for node in nodes:
-        for column in ("total_nodes", "total_edges", "merges", "fixed_points", "cycle_nodes", "start_nodes"):
-            del node[column]
-    edges = _rows(store.con, """
-        SELECT e.source_hash AS source, e.target_hash AS target, count(DISTINCT e.run_id) AS runs,
-               bool_or(v.cycle_to IS NOT NULL) AS cycle
-        FROM edges e JOIN revisions v ON v.id = e.target_id
-        WHERE e.run_id IN (SELECT unnest(?::VARCHAR[])) AND e.source_hash <> e.target_hash
-              AND e.source_hash IN (SELECT unnest(?::VARCHAR[])) AND e.target_hash IN (SELECT unnest(?::VARCHAR[]))
-        GROUP BY e.source_hash, e.target_hash""", [run_ids, [n["node"] for n in nodes], [n["node"] for n in nodes]])
-    return nodes, edges, counts
-
+# -- nodes ----------------------------------------------------------------------------------------------------
 
 def node_runs(store: Store, digest: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """A page of the runs that pass through a constitution: the first step each reaches it, and its protocol."""

@@ -169,18 +169,38 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
         except StabilityError as err:
             return _json({"error": str(err)}, 503)
 
-    def graph(request: Request) -> Response:
+    def selected(request: Request) -> list[str]:
+        """The runs a graph request selects: an experiment's (or one of its analysis groups'), or the ones given."""
         query = request.query_params
+        with source.reading() as store:
+            runs = data.graph_runs(store, query.get("experiment"), [r for r in query.get("runs", "").split(",") if r])
+            grouped = data.experiment(store, query["experiment"], 0, 1) \
+                if query.get("experiment") and query.get("group") is not None else None
+        if grouped is not None:
+            runs = cache.group_runs(grouped["id"], _by(request, grouped["group_by"]), _int(request, "group", 0))
+        return runs
+
+    def graph(request: Request) -> Response:
         try:
-            with source.reading() as store:
-                runs = data.graph_runs(store, query.get("experiment"), [r for r in query.get("runs", "").split(",")
-                                                                         if r])
-                grouped = data.experiment(store, query["experiment"], 0, 1) \
-                    if query.get("experiment") and query.get("group") is not None else None
-            if grouped is not None:
-                runs = cache.group_runs(grouped["id"], _by(request, grouped["group_by"]), _int(request, "group", 0))
+            runs = selected(request)
             with source.reading() as store:
                 return _json(data.graph(store, runs, _int(request, "max_nodes", data.GRAPH_NODES)))
+        except BadQuery as err:
+            return _json({"error": str(err)}, 400)
+        except data.NotFound as err:
+            return _json({"error": str(err)}, 404)
+        except StabilityError as err:
+            return _json({"error": str(err)}, 503)
+
+    def graph_next(request: Request) -> Response:
+        try:
+            runs = selected(request)
+            node = request.query_params.get("node") or None
+            if node is None and request.query_params.get("starts") != "1":
+                raise BadQuery("give node=HASH (its successors the view leaves out) or starts=1")
+            with source.reading() as store:
+                return _json(data.graph_next(store, runs, _int(request, "max_nodes", data.GRAPH_NODES), node,
+                                             _int(request, "offset", 0), _int(request, "limit", PAGE)))
         except BadQuery as err:
             return _json({"error": str(err)}, 400)
         except data.NotFound as err:
@@ -210,6 +230,7 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             store, r.path_params["run_id"], _bounded("step", r.path_params["step"])))),
         Route("/api/calls/{call_id}", reading(lambda store, r: data.call(store, r.path_params["call_id"]))),
         Route("/api/graph", graph),
+        Route("/api/graph/next", graph_next),
         Route("/api/nodes/{digest}", reading(lambda store, r: data.node(
             store, r.path_params["digest"], _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Route("/api/search", reading(lambda store, r: data.search(

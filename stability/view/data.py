@@ -1,25 +1,30 @@
 """What each page of ``stability view`` shows, as JSON-ready dicts: one function per endpoint, over an open store.
 
 Every list is one page (``offset``, ``limit``) with its ``total``; the graph is cut to the ``max_nodes`` most
-visited constitutions (always keeping starts, fixed points and cycle targets first) and says so. Nothing here
+important constitutions (starts, fixed points, cycle targets and merges first, then the most visited) and says so,
+and what it leaves out is reached a page at a time from the nodes shown (:func:`graph_next`). Nothing here
 writes; secrets are removed from every answer by the app before it is sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from typing import Any
 
-from stability.analysis.experiments import ExperimentSummary, cell_factors, experiment_summary, find_experiment
+from pydantic import BaseModel, ConfigDict
+
+from stability.analysis.experiments import cell_factors, factor_summary, find_experiment
 from stability.chain import step_diff
 from stability.errors import StabilityError
 from stability.records import ExperimentRecord
-from stability.store import browse
+from stability.store import browse, graph_reads
 from stability.store.store import Store
 
-GRAPH_NODES = 250  # what a force-directed layout draws in about a second, and a reader can still take in
+GRAPH_NODES = 150  # the view of a graph: what a browser draws in well under a second, and a reader can take in
+MAX_GRAPH_NODES = 1000  # the most a view (or a page of what it leaves out) may ask for
 CACHED = 16  # summaries and graphs kept (requests take turns: see StoreSource.reading)
-_SUMMARIES: dict[tuple[str, str], ExperimentSummary] = {}
+_SUMMARIES: dict[tuple[str, str], Summary] = {}
 _GRAPHS: dict[tuple[str, str, int], dict[str, Any]] = {}
 FACTOR_VALUES = 12  # values of a factor shown (the count says how many there are)
 
@@ -39,13 +44,29 @@ def experiments(store: Store) -> dict[str, Any]:
     return {"experiments": browse.experiment_rows(store)}
 
 
-def _summary(store: Store, record: ExperimentRecord) -> ExperimentSummary:
-    """The experiment's summary, computed once per state read (each state is a file of its own: its path)."""
+class Summary(BaseModel):
+    """What the experiment page shows of every cell: the factors (every value, which vary), replicates, states."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factors: dict[str, list[Any]]
+    varied: list[str]
+    replicates: int
+    cells: int
+    states: dict[str, int]
+
+
+def _summary(store: Store, record: ExperimentRecord) -> Summary:
+    """The experiment's summary, computed once per state read (each state is a file of its own: its path), from
+    the cells' configurations alone."""
     key = (store.path, record.id)
     if key not in _SUMMARIES:
         if len(_SUMMARIES) >= CACHED:
             _SUMMARIES.pop(next(iter(_SUMMARIES)))
-        _SUMMARIES[key] = experiment_summary(store, record)
+        rows = browse.cell_configs(store, record.id)
+        factors, varied, replicates = factor_summary(cell_factors(config) for _, config in rows)
+        _SUMMARIES[key] = Summary(factors=factors, varied=varied, replicates=replicates, cells=len(rows),
+                                  states=dict(Counter(status for status, _ in rows)))
     return _SUMMARIES[key]
 
 
@@ -144,11 +165,13 @@ def search(store: Store, query: str, offset: int, limit: int) -> dict[str, Any]:
 
 
 def graph(store: Store, run_ids: list[str], max_nodes: int = GRAPH_NODES) -> dict[str, Any]:
-    """Nodes (constitutions) and edges (transitions between different ones) of the runs, for cytoscape.js,
-    computed once per state read.
+    """The view of the runs' revision graph for cytoscape.js (:func:`stability.store.graph_reads.view_rows`: the
+    ``max_nodes`` most important constitutions, at most :data:`MAX_GRAPH_NODES`, each saying how many successors it
+    leaves out), computed once per state read.
 
     A node is a *merge* when it has more than one predecessor; a *fixed point* when a run ended there having
     declined; a *cycle* node when a run returned to it."""
+    max_nodes = max(1, min(int(max_nodes), MAX_GRAPH_NODES))
     key = (store.path, hashlib.sha256(" ".join(run_ids).encode()).hexdigest(), max_nodes)
     if key not in _GRAPHS:
         if len(_GRAPHS) >= CACHED:
@@ -157,16 +180,33 @@ def graph(store: Store, run_ids: list[str], max_nodes: int = GRAPH_NODES) -> dic
     return _GRAPHS[key]
 
 
-def _graph(store: Store, run_ids: list[str], max_nodes: int) -> dict[str, Any]:
-    nodes, edges, counts = browse.graph_rows(store, run_ids, max_nodes)
+def _with_first(store: Store, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first: dict[str, str] = {}
     for digest, _, text in store.principle_rows([n["node"] for n in nodes]):
         first.setdefault(digest, text)
     for n in nodes:
         n["first"] = first.get(n["node"], "")
+    return nodes
+
+
+def _graph(store: Store, run_ids: list[str], max_nodes: int) -> dict[str, Any]:
+    nodes, edges, counts = graph_reads.view_rows(store, run_ids, max_nodes)
     return {"runs": len(run_ids), "total_nodes": counts["nodes"], "total_edges": counts["edges"],
-            "truncated": len(nodes) < counts["nodes"], "nodes": nodes, "edges": edges,
+            "truncated": len(nodes) < counts["nodes"], "max_nodes": max_nodes, "nodes": _with_first(store, nodes),
+            "edges": edges, "hidden_starts": counts["hidden_starts"],
             "counts": {k: counts[k] for k in ("merges", "fixed_points", "cycles", "starts")}}
+
+
+def graph_next(store: Store, run_ids: list[str], max_nodes: int, node: str | None, offset: int,
+               limit: int) -> dict[str, Any]:
+    """A page of what the graph's view leaves out: the successors of ``node`` outside it, or (``node`` None) the
+    starting constitutions outside it; each with how many of its own successors the view leaves out, and the edges
+    that join the page to ``node``, to the view and to itself."""
+    kept = [n["node"] for n in graph(store, run_ids, max_nodes)["nodes"]]
+    limit = max(1, min(limit, MAX_GRAPH_NODES))
+    nodes, edges, total = graph_reads.next_rows(store, run_ids, kept, node, offset, limit)
+    return {"node": node, "total": total, "offset": offset, "limit": limit, "nodes": _with_first(store, nodes),
+            "edges": edges}
 
 
 def graph_runs(store: Store, experiment_name: str | None, runs: list[str]) -> list[str]:

@@ -178,6 +178,27 @@ def test_the_graph_draws_and_a_node_opens_its_text_and_runs(site: Site) -> None:
         SCREENSHOT.write_bytes(shot)
 
 
+def test_a_cut_graph_draws_plus_n_nodes_that_lead_to_every_node(site: Site) -> None:
+    page = site.visit(f"#/graph?experiment={site.experiment}&max_nodes=2", "graph")
+    assert "“+N” nodes lead to the rest" in page.inner_text("#graph-cut")
+    drawn = "window.cy.nodes().not('.more').length"
+    assert page.evaluate(drawn) == 2 and page.evaluate("window.cy.nodes('.more').length") >= 2
+    # a real click on a "+N" node draws what it stands for beside it
+    x, y = page.evaluate("""() => { const p = window.cy.nodes('.more')[0].renderedPosition();
+        const box = document.getElementById('cy').getBoundingClientRect(); return [box.x + p.x, box.y + p.y]; }""")
+    page.evaluate("delete document.body.dataset.drawn")
+    page.mouse.click(x, y)
+    page.wait_for_selector("body[data-drawn]")
+    assert page.evaluate(drawn) > 2
+    for _ in range(20):  # then every "+N" in turn, until none is left: all five constitutions are drawn
+        if not page.evaluate("window.cy.nodes('.more').length"):
+            break
+        page.evaluate("() => { delete document.body.dataset.drawn; window.cy.nodes('.more')[0].emit('tap'); }")
+        page.wait_for_selector("body[data-drawn]")
+    assert page.evaluate("window.cy.nodes('.more').length") == 0 and page.evaluate(drawn) == 5
+    assert page.evaluate("window.cy.nodes('.merge').length") == 1
+
+
 def test_the_experiment_page_shows_the_reports_figures_for_its_groups(site: Site) -> None:
     page = site.visit(f"#/experiment/{site.experiment}", "experiment")
     page.wait_for_selector("#group-figures figure img", timeout=120_000)

@@ -291,6 +291,11 @@ const GRAPH_STYLE = [
   { selector: "edge", style: { width: "mapData(runs, 1, 20, 1, 6)", "line-color": "#b9c5d0", "curve-style": "bezier",
     "target-arrow-shape": "triangle", "target-arrow-color": "#b9c5d0", "arrow-scale": 0.7 } },
   { selector: "edge.cycle", style: { "line-color": "#c0392b", "target-arrow-color": "#c0392b", "line-style": "dashed" } },
+  { selector: "node.more", style: { shape: "round-rectangle", "background-color": "#e8ecf0", "border-width": 1,
+    "border-style": "dashed", "border-color": "#8a96a3", width: 34, height: 14, "font-size": 7,
+    color: "#445", "text-valign": "center", "text-halign": "center" } },
+  { selector: "edge.more", style: { width: 1, "line-style": "dashed", "line-color": "#c9d1d9", "target-arrow-shape": "none",
+    "curve-style": "straight" } },
   { selector: ".faded", style: { opacity: 0.12 } },
   { selector: "node:selected", style: { "border-width": 4, "border-color": "#111" } },
 ];
@@ -308,12 +313,48 @@ function cytoscapeLoaded() {  // the bundled library, loaded by the graph page o
   });
 }
 
+// A view of more than this many nodes is laid out in columns by earliest step (fast: no forces); fewer, by forces.
+const FORCES_UP_TO = 30;
+let linkMore = true;  // a "+N" node joined to its node by an edge: under forces only (in columns it sits beside it)
+const NEXT_PAGE = 25;  // what one click on a "+N" node adds
+
+// Columns by the earliest step a run reached a node, most important first in each; a tall column wraps into several.
+function columns(nodes) {
+  const ROWS = 16, DX = 190, DY = 36, WRAP = 130;
+  const byDepth = new Map();
+  for (const n of nodes) {
+    if (!byDepth.has(n.depth)) byDepth.set(n.depth, []);
+    byDepth.get(n.depth).push(n);
+  }
+  const at = {};
+  let x = 0;
+  for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+    const column = byDepth.get(depth);
+    const rows = Math.min(column.length, ROWS);
+    column.forEach((n, i) => { at[n.node] = { x: x + Math.floor(i / ROWS) * WRAP, y: (i % ROWS - (rows - 1) / 2) * DY }; });
+    x += Math.floor((column.length - 1) / ROWS) * WRAP + DX;
+  }
+  return at;
+}
+
+const nodeClasses = (n) => [n.starts && "start", n.merge && "merge", n.cycles && "cycle", n.fixed && "fixed"]
+  .filter(Boolean).join(" ");
+const nodeData = (n) => ({ id: n.node, label: label(n), runs: n.runs });
+// the "+N" node beside a node: its successors the view leaves out, a page of them per click
+const moreNode = (n, offset) => ({ data: { id: `more>${n.node}`, of: n.node, label: `+${n.more - offset}`,
+  offset, total: n.more, runs: 1 }, classes: "more" });
+const moreEdge = (n) => ({ data: { id: `more>${n.node}>`, source: n.node, target: `more>${n.node}`, runs: 1 },
+  classes: "more" });
+const edgeData = (e) => ({ data: { id: `${e.source}>${e.target}`, source: e.source, target: e.target, runs: e.runs },
+  classes: e.cycle ? "cycle" : "" });
+
 async function graphPage(main, params) {
   await cytoscapeLoaded();
   const query = new URLSearchParams();
   for (const k of ["experiment", "runs", "group", "by", "max_nodes"]) if (params.get(k)) query.set(k, params.get(k));
   const g = await api(`/api/graph?${query}`);
-  const panel = h("div", { id: "node-panel" }, h("p", { class: "muted" }, "Click a node for its text and runs."));
+  const panel = h("div", { id: "node-panel" }, h("p", { class: "muted" },
+    "Click a node for its text and runs; click a “+N” node to draw the next constitutions the view leaves out."));
   const box = h("div", { id: "cy" });
   const chip = (name, cls) => h("button", { type: "button", "data-highlight": cls, onclick: (ev) => {
     const on = !ev.target.classList.contains("on");
@@ -327,10 +368,10 @@ async function graphPage(main, params) {
   } }, name);
   add(main, h("h1", {}, "Revision graph"),
     h("p", {}, `${g.runs} runs · ${g.total_nodes} constitutions · ${g.total_edges} transitions`,
-      g.truncated ? h("strong", {}, ` · showing the ${g.nodes.length} most visited (starts, fixed points, merges `
-        + "and cycle targets first)") : "",
+      g.truncated ? h("strong", { id: "graph-cut" }, ` · showing the ${g.nodes.length} most important (starts, `
+        + "fixed points, merges and cycle targets first, then the most visited); “+N” nodes lead to the rest") : "",
       g.truncated && g.nodes.length < 1000 ? h("span", {}, " · ", link(`${location.hash.replace(/&max_nodes=\d+/, "")}`
-        + "&max_nodes=1000", "show up to 1,000 (rings by runs, not forces)")) : ""),
+        + "&max_nodes=1000", "show up to 1,000")) : ""),
     h("p", { class: "chips" }, "highlight: ", chip(`merges (${g.counts.merges})`, "merge"), " ",
       chip(`cycles (${g.counts.cycles})`, "cycle"), " ", chip(`fixed points (${g.counts.fixed_points})`, "fixed"), " ",
       chip(`starts (${g.counts.starts})`, "start")),
@@ -338,30 +379,70 @@ async function graphPage(main, params) {
       h("span", {}, h("i", { class: "swatch", style: "background:#7b4bb7" }), "merge (diamond, purple ring)"),
       h("span", {}, h("i", { class: "swatch", style: "background:#d4a017" }), "fixed point (star)"),
       h("span", {}, h("i", { class: "swatch", style: "border:2px solid #c0392b" }), "cycle target; dashed: return"),
+      h("span", {}, h("i", { class: "swatch", style: "background:#e8ecf0;border:1px dashed #8a96a3" }),
+        "+N: successors not drawn"),
       "· size: runs through it · scroll to zoom, drag to pan"),
     h("div", { id: "graph-wrap" }, box, panel));
-  const classes = (n) => [n.starts && "start", n.merge && "merge", n.cycles && "cycle", n.fixed && "fixed"]
-    .filter(Boolean).join(" ");
+  const forces = g.nodes.length + g.nodes.filter((n) => n.more).length <= FORCES_UP_TO;
+  const at = forces ? {} : columns(g.nodes);
+  linkMore = forces;
+  const beside = (digest) => (at[digest] ? { x: at[digest].x + 55, y: at[digest].y + 16 } : undefined);
   const elements = [
-    ...g.nodes.map((n) => ({ data: { id: n.node, label: label(n), runs: n.runs }, classes: classes(n) })),
-    ...g.edges.map((e) => ({ data: { id: `${e.source}>${e.target}`, source: e.source, target: e.target, runs: e.runs },
-      classes: e.cycle ? "cycle" : "" })),
+    ...g.nodes.map((n) => ({ data: nodeData(n), classes: nodeClasses(n), position: at[n.node] })),
+    ...g.nodes.filter((n) => n.more).flatMap((n) => [{ ...moreNode(n, 0), position: beside(n.node) },
+      ...(forces ? [moreEdge(n)] : [])]),
+    ...g.edges.map(edgeData),
   ];
-  const small = g.nodes.length <= 300;  // a force-directed layout; above, concentric rings by runs (fast)
+  if (g.hidden_starts) {
+    const bottom = Math.max(0, ...Object.values(at).map((p) => p.y)) + 60;
+    elements.push({ data: { id: "more>starts", label: `+${g.hidden_starts} starts`, offset: 0, total: g.hidden_starts,
+      runs: 1 }, classes: "more", position: forces ? undefined : { x: 0, y: bottom } });
+  }
   window.cy = cytoscape({ container: box, elements, style: GRAPH_STYLE, wheelSensitivity: 0.3,
-    layout: small ? { name: "cose", animate: false, randomize: g.nodes.length > 30, nodeRepulsion: () => 8000 }
-      : { name: "concentric", concentric: (n) => n.data("runs"), levelWidth: () => 2, animate: false } });
+    layout: forces ? { name: "cose", animate: false, randomize: g.nodes.length > 30, nodeRepulsion: () => 8000 }
+      : { name: "preset", fit: true, padding: 20 } });
   if (window.cy.zoom() > MAX_FIT_ZOOM) {
     window.cy.zoom(MAX_FIT_ZOOM);
     window.cy.center();
   }
-  window.cy.on("tap", "node", (ev) => showNode(panel, ev.target.id()).catch((err) =>
-    panel.replaceChildren(h("p", { class: "error" }, err.message))));
+  window.cy.on("tap", "node", (ev) => {
+    const done = ev.target.hasClass("more") ? drawNext(query, ev.target) : showNode(panel, ev.target.id());
+    done.catch((err) => panel.replaceChildren(h("p", { class: "error" }, err.message)));
+  });
   const focus = params.get("node");
   if (focus && window.cy.getElementById(focus).length) {
     window.cy.getElementById(focus).select();
     await showNode(panel, focus);
   }
+}
+
+// One click on a "+N" node: the next page of what it stands for, drawn to its right; it counts down, then goes.
+async function drawNext(query, more) {
+  const d = more.data();
+  const q = new URLSearchParams(query);
+  if (d.of) q.set("node", d.of); else q.set("starts", "1");
+  q.set("offset", d.offset);
+  q.set("limit", NEXT_PAGE);
+  const v = await api(`/api/graph/next?${q}`);
+  const cy = window.cy;
+  const p = more.position();
+  const fresh = v.nodes.filter((n) => !cy.getElementById(n.node).length);
+  const added = [];
+  fresh.forEach((n, i) => {
+    const at = { x: p.x + 150, y: p.y + (i - (fresh.length - 1) / 2) * 32 };
+    added.push({ group: "nodes", data: nodeData(n), classes: nodeClasses(n), position: at });
+    if (n.more && !cy.getElementById(`more>${n.node}`).length) {
+      added.push({ group: "nodes", ...moreNode(n, 0), position: { x: at.x + 55, y: at.y + 16 } },
+        ...(linkMore ? [{ group: "edges", ...moreEdge(n) }] : []));
+    }
+  });
+  cy.add(added);
+  cy.add(v.edges.filter((e) => cy.getElementById(e.source).length && cy.getElementById(e.target).length
+    && !cy.getElementById(`${e.source}>${e.target}`).length).map((e) => ({ group: "edges", ...edgeData(e) })));
+  const offset = v.offset + v.nodes.length;
+  if (offset < v.total) more.data({ offset, label: `+${v.total - offset}${d.of ? "" : " starts"}` });
+  else cy.remove(more);
+  document.body.dataset.drawn = String(cy.nodes().not(".more").length);
 }
 
 async function showNode(panel, digest) {
