@@ -101,7 +101,8 @@ def blocks(means: np.ndarray, size: int, rng: np.random.Generator | None = None)
         if len(part) <= size:
             out.append(part)
             continue
-        along = means[part] @ _axis(means[part], rng)
+        rows = means[part]  # gathered once (a random axis needs only its width)
+        along = rows @ _axis(rows, rng)
         order = part[np.argsort(along, kind="stable")]
         half = len(order) // 2
         pending += [order[half:], order[:half]]
