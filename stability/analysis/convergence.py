@@ -43,7 +43,7 @@ than ε away from it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -261,7 +261,7 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
         d_origin = np.clip(1.0 - vectors @ vectors[0], 0.0, 2.0)
         d_final = np.clip(1.0 - vectors @ vectors[-1], 0.0, 2.0)
         d_prev = np.clip(1.0 - np.einsum("ij,ij->i", vectors[1:], vectors[:-1]), 0.0, 2.0)
-    measures = []
+    measures: list[dict[str, Any]] = []
     prev, origin, final = d_prev.tolist(), d_origin.tolist(), d_final.tolist()  # Python floats, the same values
     for i, visit in enumerate(visits):
         changes = None
@@ -271,7 +271,7 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
                 counts[pair] = change_counts(corpus.principles[pair[0]], corpus.principles[pair[1]],
                                              principle_vectors, params.reworded_threshold)
             changes = dict(counts[pair])
-        measures.append(StepMeasure(
+        measures.append(dict(  # validated as StepMeasure with the run, in one call (not one per step)
             step=visit.step, node=visit.node, decision=visit.decision,
             n_principles=len(corpus.principles[visit.node]),
             d_prev=round(prev[i - 1], 6) if i else None, d_origin=round(origin[i], 6),
@@ -293,8 +293,8 @@ def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, 
         point = fixed_point(chain, a_nodes, a_steps, a_matrix, params.epsilon, k)
         cycles = exact_cycles(a_nodes, a_steps)
         verdict = "fixed_point" if point is not None else "cycle" if cycles else "unsettled"
-    return RunConvergence(
+    return RunConvergence.model_validate(dict(
         run_id=chain.run_id, model=chain.model, stop_reason=chain.stop_reason, start=chain.start, final=chain.final,
         k=k, protocol=chain.protocol, verdict=verdict, no_verdict=chain.no_verdict if verdict == "no_verdict" else None,
         steps=measures, fixed_point=point, cycles=cycles, near_cycles=near[:MAX_NEAR_CYCLES],
-        near_cycles_total=len(near), references={})  # given: a default {} is deep-copied for every run
+        near_cycles_total=len(near), references={}))  # given: a default {} is deep-copied for every run

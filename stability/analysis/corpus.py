@@ -104,19 +104,27 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
     wanted = set(run_ids)
     runs = {run.id: run for run in store.runs() if run.id in wanted}
     visits: dict[str, list[Visit]] = {r: [] for r in run_ids}
+    # one string object per distinct node and decision (the database returns a new one per row): 1M revisions
+    # visit ~0.5M nodes
+    shared: dict[str, str] = {}
+    share = shared.setdefault
     for run_id, step, revision_id, node, decision, cycle_to in store.revision_rows(run_ids):
-        visits[run_id].append(Visit(step, node, decision, revision_id, cycle_to))
+        visits[run_id].append(Visit(step, share(node, node), share(decision, decision), revision_id, cycle_to))
+    del shared
+    kinds: dict[str, tuple[bool, bool]] = {}  # per protocol: (chain, control), looked up once
     chains = []
     for run_id in run_ids:
         if not visits[run_id]:
             continue
         run = runs[run_id]
         options = run.config.get("options") or {}
+        if run.protocol not in kinds:
+            kinds[run.protocol] = (is_chain(run.protocol), is_drift_null(run.protocol))
+        chain, control = kinds[run.protocol]
         chains.append(RunChain(run_id=run_id, visits=visits[run_id], model=run.model, protocol=run.protocol,
                                stop_reason=run.stop_reason, status=run.status,
                                declines_to_stop=int(options.get("declines_to_stop", 2)),
-                               chain=is_chain(run.protocol), control=is_drift_null(run.protocol),
-                               config=run.config))
+                               chain=chain, control=control, config=run.config))
     nodes = list(dict.fromkeys(v.node for chain in chains for v in chain.visits))
     principles = principle_lists(store, nodes)
     metadata = store.source_metadata()

@@ -101,7 +101,8 @@ def blocks(means: np.ndarray, size: int, rng: np.random.Generator | None = None)
         if len(part) <= size:
             out.append(part)
             continue
-        along = means[part] @ _axis(means[part], rng)
+        rows = means[part]  # gathered once (a random axis needs only its width)
+        along = rows @ _axis(rows, rng)
         order = part[np.argsort(along, kind="stable")]
         half = len(order) // 2
         pending += [order[half:], order[:half]]
@@ -221,7 +222,8 @@ def cut_points(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndar
     """Weighted average-linkage clusters of points (rows of ``sums``: the sum of each point's members' unit
     vectors; ``sizes``: how many members), exact up to ``EXACT_LIMIT`` points, on a neighbour graph above: for
     each point, a representative point of its cluster (equal values: one cluster)."""
-    sums, sizes = sums.astype(np.float64), sizes.astype(np.float64)
+    # no copies where they are float64 already (neither path writes to them; ``cut_on_graph`` copies the sums)
+    sums, sizes = sums.astype(np.float64, copy=False), sizes.astype(np.float64, copy=False)
     if len(sizes) <= EXACT_LIMIT:
         return _cut(sums, sizes, threshold)
     return cut_on_graph(sums, sizes, threshold, neighbours(sums / sizes[:, None], threshold))
@@ -233,9 +235,10 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     if len(vectors) == 0:
         return np.zeros(0, dtype=np.int64)
     first, inverse = distinct_rows(vectors)
-    points = np.asarray(vectors, dtype=np.float64)[first]
+    points = np.asarray(np.asarray(vectors)[first], dtype=np.float64)  # gathered, then widened: one float64 copy
     sizes = np.bincount(inverse).astype(np.float64)
-    raw = cut_points(points * sizes[:, None], sizes, threshold)[inverse]
+    points *= sizes[:, None]  # in place: each point's sum of its members' vectors
+    raw = cut_points(points, sizes, threshold)[inverse]
     _, first_seen, dense = np.unique(raw, return_index=True, return_inverse=True)
     rank = np.empty(len(first_seen), dtype=np.int64)
     rank[np.argsort(first_seen, kind="stable")] = np.arange(1, len(first_seen) + 1)

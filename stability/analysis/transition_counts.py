@@ -12,6 +12,7 @@ counts are the same as ``change_counts`` of each pair (tests/analysis/test_fast_
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +20,16 @@ from stability.analysis.alignment import _in_order, change_counts
 from stability.analysis.corpus import Corpus
 
 Pair = tuple[str, str]
+
+
+class Spans(NamedTuple):
+    """The principles' text codes of many nodes in one array: node ``n``'s, at ``i = number[n]``, are
+    ``flat[offsets[i]:offsets[i] + sizes[i]]``."""
+
+    number: dict[str, int]
+    flat: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
 
 #: a lone pair's similarity computed in float64 this close to the threshold is computed again exactly as
 #: ``change_counts`` does (float32 dot), so the threshold decides the same way (float32 rounding over 384-1024
@@ -46,35 +57,43 @@ def transition_counts(pairs: Iterable[Pair], principles: Mapping[str, tuple[str,
     codes.update((t, i) for i, t in enumerate(dict.fromkeys(t for n in nodes for t in principles[n])))
     lengths = [len(principles[n]) for n in nodes]
     flat = np.array([codes[t] for n in nodes for t in principles[n]], dtype=np.int64)
-    # a code per principle text, in order, by node; repeats: a principle repeated within the constitution
-    node_codes = dict(zip(nodes, np.split(flat, np.cumsum(lengths)[:-1]) if nodes else [], strict=True))
+    # a code per principle text, in order, by node (node i's: flat[offsets[i]:offsets[i] + sizes[i]]); repeats: a
+    # principle repeated within the constitution
+    sizes = np.asarray(lengths, dtype=np.int64)
+    spans = Spans(number={n: i for i, n in enumerate(nodes)}, flat=flat, offsets=np.cumsum(sizes) - sizes,
+                  sizes=sizes)
     width = max(len(codes), 1)
     keyed = np.sort(np.repeat(np.arange(len(nodes)), lengths) * width + flat)
     repeats = {nodes[k] for k in np.unique(keyed[1:][keyed[1:] == keyed[:-1]] // width).tolist()}
     slow = [pair for pair in pairs if pair[0] in repeats or pair[1] in repeats]
     fast = [pair for pair in pairs if pair[0] not in repeats and pair[1] not in repeats]
     if fast:
-        out.update(_fast_counts(fast, node_codes, codes, principles, vectors, reworded_threshold, slow))
+        out.update(_fast_counts(fast, spans, codes, principles, vectors, reworded_threshold, slow))
     for pair in slow:
         out[pair] = change_counts(principles[pair[0]], principles[pair[1]], vectors, reworded_threshold)
     return {pair: out[pair] for pair in pairs}
 
 
-def _fast_counts(pairs: list[Pair], node_codes: Mapping[str, np.ndarray], codes: Mapping[str, int],
+def _codes(spans: Spans, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The text codes of the nodes ``which`` (indices), one after another, and how many each has."""
+    counts = spans.sizes[which]
+    ends = np.cumsum(counts)
+    within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts, counts)
+    return spans.flat[np.repeat(spans.offsets[which], counts) + within], counts
+
+
+def _fast_counts(pairs: list[Pair], spans: Spans, codes: Mapping[str, int],
                  principles: Mapping[str, tuple[str, ...]], vectors: Mapping[str, np.ndarray],
                  threshold: float, slow: list[Pair]) -> dict[Pair, dict[str, int]]:
     """Counts of the pairs the arrays settle; appends the others to ``slow``."""
     n_pairs, n_codes = len(pairs), len(codes)
-    before = [node_codes[a] for a, _ in pairs]
-    after = [node_codes[b] for _, b in pairs]
-    len_b = np.fromiter((len(x) for x in before), dtype=np.int64, count=n_pairs)
-    len_a = np.fromiter((len(x) for x in after), dtype=np.int64, count=n_pairs)
+    number = spans.number
+    b_code, len_b = _codes(spans, np.fromiter((number[a] for a, _ in pairs), dtype=np.int64, count=n_pairs))
+    a_code, len_a = _codes(spans, np.fromiter((number[b] for _, b in pairs), dtype=np.int64, count=n_pairs))
     b_pair = np.repeat(np.arange(n_pairs), len_b)
     a_pair = np.repeat(np.arange(n_pairs), len_a)
     b_pos = np.arange(len(b_pair)) - np.repeat(np.cumsum(len_b) - len_b, len_b)
     a_pos = np.arange(len(a_pair)) - np.repeat(np.cumsum(len_a) - len_a, len_a)
-    b_code = np.concatenate(before) if n_pairs else np.zeros(0, np.int64)
-    a_code = np.concatenate(after) if n_pairs else np.zeros(0, np.int64)
     # step 1: identical principles, by (pair, text code) keys (unique: no text repeats within a constitution)
     b_key, a_key = b_pair * n_codes + b_code, a_pair * n_codes + a_code
     order = np.argsort(a_key, kind="stable")

@@ -132,6 +132,10 @@ def test_principle_lists_are_the_principle_rows_grouped(tmp_path: Path) -> None:
         assert got == {h: tuple(p) for h, p in grouped.items()}
         assert got[constitutions[0].hash] == constitutions[0].principles and got["no-such-node"] == ()
         assert principle_lists(store, []) == {}
+        texts = [t for principles in got.values() for t in principles]
+        assert len({id(t) for t in texts}) == len(set(texts)) < len(texts)  # one string per distinct text, shared
+    with Store.open(tmp_path / "p.duckdb", read_only=True) as store:  # as the analysis reads: read-only
+        assert principle_lists(store, hashes) == got
 
 
 def test_add_transpose_in_place_equals_the_sum_with_the_transpose() -> None:

@@ -123,3 +123,16 @@ def test_the_graph_path_survives_ties(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(final_clusters, "BLOCK", 128)
     approximate = cluster(vectors, 0.1)
     assert _adjusted_rand(exact, approximate) > 0.9
+
+
+def test_clustering_leaves_its_input_as_it_was() -> None:
+    """The sums are made in place from a gathered copy, never in the caller's array (float32 or float64)."""
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((50, 8))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = np.concatenate([rows, rows[:10]])  # repeated rows: weighted points
+    for vectors in (rows.astype(np.float32), rows.copy()):
+        kept = vectors.copy()
+        labels = cluster(vectors, 0.5)
+        assert np.array_equal(vectors, kept)
+        assert np.array_equal(labels[50:], labels[:10])  # a repeated row is in its original's cluster
