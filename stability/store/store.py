@@ -42,6 +42,7 @@ from stability.store import chains, journal, migrations
 from stability.store.batches import BatchTable
 from stability.store.cache_from import answer_from_cache_store
 from stability.store.call_keys import CallKeys
+from stability.store.compact import Compaction
 from stability.store.queue import WriteQueue, recover, to_json
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
@@ -157,13 +158,24 @@ class Store:
             raise
         return store
 
-    def close(self) -> None:
+    def close(self, compact: bool | None = None) -> None:
+        """Commit everything and close. A writer's file is then compacted (:mod:`stability.store.compact`) when
+        enough of it is free blocks; ``compact``: True always, False never (None: when due)."""
+        compaction: Compaction | None = None
+        stopped = False
         try:
             self.queue.close()
+            if self._publisher is not None and compact is not False and not self.queue.failed:  # closing cleanly
+                self._publisher.stop()  # no snapshot is being copied while the compacted copy is
+                stopped = True
+                compaction = Compaction(self._publisher.db)
+                compaction.prepare(self._con, force=bool(compact))
         finally:
-            if self._publisher is not None:
+            if self._publisher is not None and not stopped:
                 self._publisher.stop()
             self._con.close()
+            if compaction is not None:
+                compaction.finish()
             if self._publisher is not None:
                 self._publisher.close()
             CallKeys.release(self._keys_path)
