@@ -99,8 +99,8 @@ def test_close_compacts_only_when_enough_is_free(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(compact, "MIN_FREE_BYTES", 1 << 40)
     Store.open(db).close()
     assert db.stat().st_size == size and _free_blocks(db) > 0
-    monkeypatch.setattr(compact, "MIN_FREE_BYTES", 0)
-    monkeypatch.setattr(compact, "FREE_SHARE", 0.1)  # 2 of the file's 12 blocks are free
+    monkeypatch.setattr(compact, "MIN_FREE_BYTES", 1)
+    monkeypatch.setattr(compact, "FREE_SHARE", 0.01)  # a small file: any free block is due
     Store.open(db).close()
     assert db.stat().st_size < size and _free_blocks(db) == 0
 
