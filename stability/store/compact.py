@@ -31,7 +31,7 @@ log = logging.getLogger("stability.store")
 #: compact on close when at least this share of the file's blocks is free ...
 FREE_SHARE = 0.2
 #: ... and at least this many bytes are
-MIN_FREE_BYTES = 4 << 20
+MIN_FREE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
