@@ -5,7 +5,8 @@
 Runs ``in-context-iteration`` for ``--steps`` steps with a scripted model that revises every time (so the
 conversation grows by two messages a step) into a store, which keeps each message once as a node of a message
 chain (:mod:`stability.store.chains`). In the same run it writes the same calls, whole, into a store at the
-schema before chains (every migration but ``m010_message_chains``: calls stored the way 597154e stored them),
+schema before chains (every migration but ``m010_message_chains`` and ``m014_short_chain_hashes``: calls stored
+the way 597154e stored them),
 and compares:
 
 - the raw request JSON of the calls, read back whole (the denominator);
@@ -41,10 +42,11 @@ from stability.store.queue import to_json  # noqa: E402
 
 
 def whole_store(path: Path, calls: list[CallRecord]) -> None:
-    """The calls written whole into a store at the schema before message chains (every migration but m010),
-    queued exactly as ``Store.insert_call`` queued them before chains."""
+    """The calls written whole into a store at the schema before message chains (every migration but m010 and
+    m014, which documents m010's table), queued exactly as ``Store.insert_call`` queued them before chains."""
     everything = migrations.MIGRATIONS
-    migrations.MIGRATIONS = [m for m in everything if m.__name__ != "m010_message_chains"]
+    migrations.MIGRATIONS = [m for m in everything
+                             if m.__name__ not in ("m010_message_chains", "m014_short_chain_hashes")]
     try:
         with Store.open(path) as store:
             for call in calls:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import random
 import sys
 import tempfile
@@ -132,6 +133,20 @@ def table_bytes(db: Path, tables: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
+def free_blocks(db: Path) -> dict[str, int]:
+    """DuckDB's blocks of the finished file: in all and free (space released inside the file, not given back)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute("SELECT block_size, total_blocks, free_blocks FROM pragma_database_size() "
+                          "WHERE database_name = current_database()").fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return {"block_bytes": int(row[0]), "blocks_total": int(row[1]), "blocks_free": int(row[2])}
+
+
 def lookup_times(db: Path, repeats: int = 15) -> dict[str, float]:
     """Median ms of one batched call-cache lookup (``find_calls``) of 1, 16 and 64 keys: stored keys (hits) and
     random keys shaped like real ones (misses, the common case of a new experiment)."""
@@ -169,11 +184,22 @@ def main() -> None:
     register("storage-bench", EditingModel)
     from stability.experiment import run_experiment
 
+    compactions: list[str] = []  # what Store.close logged when it compacted the file (stability.store.compact)
+
+    class Compactions(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "compact" in record.getMessage():
+                compactions.append(record.getMessage())
+
+    logging.getLogger("stability.store").addHandler(Compactions())
+    logging.getLogger("stability.store").setLevel(logging.INFO)
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         db = args.db or folder / "storage.duckdb"
         db.parent.mkdir(parents=True, exist_ok=True)
         started, offset, revisions, load_before = time.perf_counter(), 0, 0, loadavg()
+        cpu_started = time.process_time()
         while revisions < args.revisions:
             spec = write_inputs(folder, args.starts, args.replicates, offset)
             result = run_experiment(spec, db)
@@ -182,14 +208,15 @@ def main() -> None:
             print(json.dumps({"experiment": result.experiment_id, "done": result.done, "failed": result.failed,
                               "revisions_so_far": revisions, "elapsed_s": round(time.perf_counter() - started, 1)}),
                   file=sys.stderr, flush=True)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         counts = table_counts(db)
         counts.update(lookup_times(db))
         size = db.stat().st_size
         per_table = table_bytes(db, ("calls", "messages", "revisions", "edges", "constitutions", "principles",
                                      "runs", "experiment_runs"))
         print(json.dumps({
-            **counts, "file_bytes": size, "wall_s": round(wall, 1),
+            **counts, "file_bytes": size, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "compactions_on_close": compactions, **free_blocks(db),
             "bytes_per_revision": round(size / counts["revisions"]), "bytes_per_call": round(size / counts["calls"]),
             # the whole file over the stored request + response JSON of the calls alone
             "bytes_per_call_over_call_json": round(size / counts["calls"] / max(1, counts["mean_call_json_bytes"]), 2),

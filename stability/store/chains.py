@@ -4,6 +4,8 @@ A conversation's shared prefix (a system prompt, the instructions, the earlier t
 then stored once across calls and runs, the way simonw/llm stores conversations. A node is one message and the
 hash of the node before it; its hash is the sha256 of both, so the same prefix reached by any call is the same
 rows. A call keeps its request JSON without ``messages`` and the hash of its chain's last node (``calls.chain``).
+The hashes are short (:func:`node_hash`: 128 bits, 22 characters): each is stored twice per node (its own, its
+child's ``parent``), once per call, and in the primary-key index, where DuckDB's cost grows with the key's length.
 
 Every reader of calls in the store rebuilds ``request.messages`` from the chain (:func:`with_messages`,
 :func:`full_request_texts`): the request read back is the one stored before chains existed, serialised to the
@@ -13,6 +15,7 @@ stored whole, with no chain.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -29,8 +32,11 @@ _POINT_LOOKUPS = 256
 
 
 def node_hash(parent: str | None, message_json: str) -> str:
-    """The address of a node: sha256 over its parent's hash (empty at the root) and its message's JSON."""
-    return "sha256:" + hashlib.sha256(f"{parent or ''}\n{message_json}".encode()).hexdigest()
+    """The address of a node: the first 128 bits of the sha256 over its parent's address (empty at the root) and
+    its message's JSON, in 22 characters of URL-safe base64 (``m014_short_chain_hashes``; the nodes stored before
+    it keep their 71-character ``sha256:`` addresses, which readers follow the same way)."""
+    digest = hashlib.sha256(f"{parent or ''}\n{message_json}".encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def split(request: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:

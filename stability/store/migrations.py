@@ -355,10 +355,21 @@ def m013_run_inputs(con: duckdb.DuckDBPyConnection) -> None:
     ], extra="\n  PRIMARY KEY (run_id, option, path)")
 
 
+def m014_short_chain_hashes(con: duckdb.DuckDBPyConnection) -> None:
+    """Message chain nodes written from now on are addressed by 128 bits of their sha256 in 22 characters of
+    URL-safe base64 instead of a 71-character ``sha256:`` hex string (:func:`stability.store.chains.node_hash`):
+    a third of the bytes in the hash and parent columns, ``calls.chain`` and the primary-key index. Nodes stored
+    before keep their addresses (readers follow a chain by whatever its hashes are), so nothing is rewritten."""
+    con.execute("COMMENT ON COLUMN messages.hash IS 'the first 128 bits of the sha256 of the parent''s hash and the "
+                "message''s canonical JSON, URL-safe base64 (22 characters); nodes written before "
+                "m014_short_chain_hashes: sha256: and the whole hex digest'")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
                                m007_probes, m008_judgements, m009_batches, m010_message_chains,
-                               m011_journal, m012_journal_bookmarks_kept, m013_run_inputs]
+                               m011_journal, m012_journal_bookmarks_kept, m013_run_inputs,
+                               m014_short_chain_hashes]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

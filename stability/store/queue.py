@@ -159,6 +159,11 @@ class WriteQueue:
             self._journal = Journal(db, token)
         return self._journal
 
+    @property
+    def failed(self) -> bool:
+        """Whether a commit failed (what was queued since then is in the journal only)."""
+        return self._broken is not None
+
     # -- queueing ---------------------------------------------------------------------------------------------
 
     def insert(self, table: str, row: dict[str, Any], key: Any) -> None:

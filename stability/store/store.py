@@ -42,6 +42,7 @@ from stability.store import chains, journal, migrations
 from stability.store.batches import BatchTable
 from stability.store.cache_from import answer_from_cache_store
 from stability.store.call_keys import CallKeys
+from stability.store.compact import Compaction
 from stability.store.queue import WriteQueue, recover, to_json
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
 
@@ -58,9 +59,26 @@ def default_db_path() -> Path:
 READER_PATIENCE_S = 2.0
 
 
+#: DuckDB's block size for a new store file (DuckDB's default: 256 kB). Every table, column and index takes
+#: whole blocks, so a small store is mostly empty blocks at 256 kB; measured in docs/benchmarks/storage.md.
+BLOCK_SIZE = 16 << 10
+
+
+def _create(target: str) -> None:
+    """Create a new, empty database file with :data:`BLOCK_SIZE` (fixed for the file's life)."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{target.replace(chr(39), chr(39) * 2)}' AS stability_new (BLOCK_SIZE {BLOCK_SIZE})")
+        con.execute("DETACH stability_new")
+    finally:
+        con.close()
+
+
 def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Connect; a reader finding the store locked while no snapshot exists tries again for a moment, since a writer
     removes its snapshot as it closes, just before DuckDB lets go of the file."""
+    if not read_only and target != ":memory:" and not os.path.exists(target):
+        _create(target)
     deadline = time.monotonic() + (READER_PATIENCE_S if read_only else 0.0)
     while True:
         try:
@@ -157,13 +175,24 @@ class Store:
             raise
         return store
 
-    def close(self) -> None:
+    def close(self, compact: bool | None = None) -> None:
+        """Commit everything and close. A writer's file is then compacted (:mod:`stability.store.compact`) when
+        enough of it is free blocks; ``compact``: True always, False never (None: when due)."""
+        compaction: Compaction | None = None
+        stopped = False
         try:
             self.queue.close()
+            if self._publisher is not None and compact is not False and not self.queue.failed:  # closing cleanly
+                self._publisher.stop()  # no snapshot is being copied while the compacted copy is
+                stopped = True
+                compaction = Compaction(self._publisher.db)
+                compaction.prepare(self._con, force=bool(compact))
         finally:
-            if self._publisher is not None:
+            if self._publisher is not None and not stopped:
                 self._publisher.stop()
             self._con.close()
+            if compaction is not None:
+                compaction.finish()
             if self._publisher is not None:
                 self._publisher.close()
             CallKeys.release(self._keys_path)

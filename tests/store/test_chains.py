@@ -249,3 +249,38 @@ def test_copy_runs_copies_their_chains(tmp_path: Path, db: Path) -> None:
         copy_runs(store.con, [first], shard)
     with Store.open(shard, read_only=True) as store, Store.open(db, read_only=True) as source:
         assert [c.request for c in store.calls(first)] == [c.request for c in source.calls(first)]
+
+
+def _old_node_hash(parent: str | None, message_json: str) -> str:
+    """How nodes were addressed before m014_short_chain_hashes."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(f"{parent or ''}\n{message_json}".encode()).hexdigest()
+
+
+def test_a_store_with_the_long_chain_hashes_migrates_and_reads_back_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store written before m014 (71-character sha256: node hashes) opens, migrates, reads its calls back whole,
+    and new calls (short hashes) sharing its messages read back whole beside them."""
+    from stability.store import chains, migrations
+
+    db = tmp_path / "old.duckdb"
+    older = [m for m in migrations.MIGRATIONS if m.__name__ != "m014_short_chain_hashes"]
+    assert len(older) == len(migrations.MIGRATIONS) - 1
+    first = [SYSTEM, {"role": "user", "content": "- a"}]
+    second = [*first, {"role": "assistant", "content": "- a\n- b"}, {"role": "user", "content": "again"}]
+    with monkeypatch.context() as old:
+        old.setattr(migrations, "MIGRATIONS", older)
+        old.setattr(chains, "node_hash", _old_node_hash)
+        with Store.open(db) as store:
+            store.insert_call(_call("c-1", "r-1", first))
+            store.insert_call(_call("c-2", "r-1", second))
+    with Store.open(db) as store:
+        assert "m014_short_chain_hashes" in store.migrations_applied()
+        store.insert_call(_call("c-3", "r-2", second))
+        store.insert_call(_call("c-4", "r-2", [*second, {"role": "assistant", "content": "NO CHANGE"}]))
+        got = {c.id: c.request["messages"] for r in ("r-1", "r-2") for c in store.calls(r)}
+        lengths = dict(store.con.execute("SELECT id, strlen(chain) FROM calls").fetchall())
+    assert got == {"c-1": first, "c-2": second, "c-3": second,
+                   "c-4": [*second, {"role": "assistant", "content": "NO CHANGE"}]}
+    assert lengths == {"c-1": 71, "c-2": 71, "c-3": 22, "c-4": 22}
