@@ -106,7 +106,7 @@ def decode(line: bytes) -> dict[str, Any]:
 class RowUpdate(BaseModel):
     """Set ``values`` on the row of ``table`` whose key columns equal ``key``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     table: StrictStr
     key: dict[StrictStr, Any]
@@ -117,7 +117,7 @@ class Round(BaseModel):
     """One journal line: the rows of one round of the write queue. ``seq``: the queue's sequence number after
     it; ``prev``: the round before it in this journal (0: none since the journal started)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     seq: StrictInt = Field(ge=1, le=INT64[1])
     prev: StrictInt = Field(ge=0, le=INT64[1])
