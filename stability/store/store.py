@@ -168,8 +168,8 @@ class Store:
 
                     recover(store.queue, con, real)  # what a killed writer journalled but never applied
                     store.queue.start_journal(real)
-            elif not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchone():
-                raise StabilityError(f"{target}: not a stability database (it has no runs table)")
+            else:
+                _check_runs_table(con, target)
         except BaseException:
             store.close()
             raise
@@ -572,6 +572,15 @@ def settle(target: str) -> None:
             raise  # it names the journal and what is wrong with it
         raise StabilityError(f"{target}: cannot apply what a killed writer journalled before it is read: {err}") \
             from None
+
+
+def _check_runs_table(con: duckdb.DuckDBPyConnection, target: str) -> None:
+    """A read-only open checks that the file is a stability database: it has a ``runs`` table. Naming the table
+    costs a catalog lookup (about 1 ms); scanning ``duckdb_tables()`` for it cost 12-20 ms."""
+    try:
+        con.execute("SELECT 1 FROM runs LIMIT 0")
+    except duckdb.CatalogException:
+        raise StabilityError(f"{target}: not a stability database (it has no runs table)") from None
 
 
 def _write_queue(con: duckdb.DuckDBPyConnection) -> WriteQueue:
