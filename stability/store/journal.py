@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import logging
 import math
@@ -48,6 +47,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from stability.errors import StabilityError
+from stability.store.journal_files import paths, resolved
 from stability.tokens import bounded_tokens
 
 log = logging.getLogger("stability.store")
@@ -221,16 +221,6 @@ def check_round(data: Round, schema: Schema) -> Round:
 
 
 # -- the writer's file ---------------------------------------------------------------------------------------
-
-def resolved(db: str) -> str:
-    """The database file the journals and locks are named after: ``db`` with every symbolic link resolved."""
-    return os.path.realpath(db)
-
-
-def paths(db: str) -> list[str]:
-    """Every file or folder beside the resolved ``db`` named like one of its journals (``DB.journal.*``)."""
-    return sorted(glob.glob(glob.escape(resolved(db)) + ".journal.*"))
-
 
 def new_token() -> str:
     return secrets.token_hex(6)

@@ -37,7 +37,7 @@ from stability.records import (
     RunRecord,
     now,
 )
-from stability.store import chains, migrations
+from stability.store import chains, journal_files, migrations
 from stability.store.batches import BatchTable
 from stability.store.cache_from import answer_from_cache_store
 from stability.store.call_keys import CallKeys
@@ -558,6 +558,8 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 def settle(target: str) -> None:
     """Apply the writes that a writer killed before its close left journalled beside ``target`` (nothing to do
     when none did), so that a reader, a merge or a ``--cache-from`` sees every call that was persisted."""
+    if not journal_files.paths(target):
+        return  # no journal beside it (the usual case): the journal's reader is not even imported
     from stability.store import journal
 
     found = journal.orphans(target)

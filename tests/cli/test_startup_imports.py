@@ -70,9 +70,10 @@ def test_runs_and_show_import_no_heavy_module(tmp_path: Path, db: Path) -> None:
     assert loaded_after(["show", run_id, "--db", str(db)], (*HEAVY, "numpy", "networkx", "duckdb")) == ["duckdb"]
 
 
-#: a read-only store makes no write queue: reading needs neither it nor asyncio (its committer's loop); nor YAML,
+#: a read-only store makes no write queue: reading needs neither it nor asyncio (its committer's loop), nor the
+#: journal's reader where no journal lies beside the store; nor YAML,
 #: which only reading a constitution's front matter or a spec needs
-WRITE_PATH = ("asyncio", "stability.store.queue", "concurrent.futures", "yaml", "duckdb")
+WRITE_PATH = ("asyncio", "stability.store.queue", "stability.store.journal", "concurrent.futures", "yaml", "duckdb")
 
 
 def test_runs_and_show_import_no_write_queue(tmp_path: Path, db: Path) -> None:
