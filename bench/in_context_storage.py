@@ -38,7 +38,7 @@ from stability.models import scripted  # noqa: E402
 from stability.models.scripted import ScriptedModel  # noqa: E402
 from stability.records import CallRecord  # noqa: E402
 from stability.store import Store, migrations  # noqa: E402
-from stability.store.queue import to_json  # noqa: E402
+from stability.store.json_values import to_json  # noqa: E402
 
 
 def whole_store(path: Path, calls: list[CallRecord]) -> None:

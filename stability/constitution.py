@@ -18,7 +18,6 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stability.errors import InputError
@@ -73,6 +72,8 @@ class Constitution(BaseModel):
         """Render back to the file format, labels included; ``parse_text(c.render())`` gives ``c`` again."""
         parts = []
         if self.metadata:
+            import yaml
+
             parts.append("---\n" + yaml.safe_dump(self.metadata, sort_keys=True, allow_unicode=True) + "---\n")
         if self.title:
             parts.append(f"# {self.title}\n\n")

@@ -17,11 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from stability.errors import InputError
-from stability.yaml_location import LOADER, first_problem, where, yaml_line
+from stability.yaml_location import first_problem, loader, where, yaml_line
 
 #: Input files (constitutions, specs, options, imports) larger than this are refused before they are parsed.
 MAX_INPUT_BYTES = 2_000_000
@@ -75,8 +74,10 @@ def decode_text(data: bytes, name: str, what: str = "a Markdown file") -> str:
 
 def parse_yaml(text: str, source: str, first_line: int = 1) -> Any:
     """Safely load YAML text. ``first_line`` is the file line of the text's first line (front matter: 2)."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=LOADER)  # noqa: S506 (a safe loader)
+        return yaml.load(text, Loader=loader())  # noqa: S506 (a safe loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         line = mark.line + first_line if mark is not None else None

@@ -22,7 +22,8 @@ def now() -> datetime:
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    #: each record model is built when first used (a command that reads runs builds no call or rating model)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class RunRecord(Record):

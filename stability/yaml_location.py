@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def loader() -> Any:
+    """PyYAML's safe loader, the C one where it is built (YAML is imported when a file is first read: a command
+    that reads no YAML, such as ``runs``, does not pay for it)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def yaml_line(text: str, loc: tuple[int | str, ...], first_line: int = 1) -> int | None:
     """The line of the YAML node at ``loc`` (mapping keys and sequence indices), or of its nearest parent."""
+    import yaml
+
     try:
-        node = yaml.compose(text, Loader=LOADER)
+        node = yaml.compose(text, Loader=loader())
     except yaml.YAMLError:
         return None
     if node is None:

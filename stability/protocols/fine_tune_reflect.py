@@ -38,7 +38,6 @@ from stability.answer import Reading
 from stability.constitution import Constitution
 from stability.errors import StabilityError
 from stability.finetune import TrainerParams, TrainingExample
-from stability.library import find_constitution, load_library
 from stability.protocols.base import AnswerOptions, ReflectionProtocol, Stop, fill, register
 from stability.protocols.fresh_instance import FRESH_INSTANCE, revision_messages
 from stability.protocols.inputs import InputKind
@@ -120,6 +119,10 @@ class FineTuneReflect(ReflectionProtocol[FineTuneReflectOptions]):
             read = self.inputs.constitution("neutral_constitution") if "neutral_constitution" in self.inputs else None
             if read is not None:
                 return read
+        # the library (its metadata models and files) is read only by this control, not when the protocol loads
+        from stability.library import find_constitution, load_library
+
+        if named is not None:
             return Constitution.from_principles(list(find_constitution(named).principles))
         neutral = sorted((e for e in load_library() if e.metadata.condition == "neutral"),
                          key=lambda e: (abs(len(e.principles) - len(start.principles)), len(e.principles), e.name))

@@ -34,7 +34,7 @@ OPEN_STATES = ("intent", "live", "ended", "failed", "cancelled")
 
 
 class BatchRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when a --batch run first uses it
 
     local_key: str
     provider: str
@@ -51,7 +51,7 @@ class BatchRecord(BaseModel):
 
 
 class BatchRequestRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when a --batch run first uses it
 
     local_key: str
     custom_id: str

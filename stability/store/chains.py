@@ -9,7 +9,7 @@ child's ``parent``), once per call, and in the primary-key index, where DuckDB's
 
 Every reader of calls in the store rebuilds ``request.messages`` from the chain (:func:`with_messages`,
 :func:`full_request_texts`): the request read back is the one stored before chains existed, serialised to the
-same JSON text (:func:`stability.store.queue.to_json`). A request with no non-empty list of message objects is
+same JSON text (:func:`stability.store.json_values.to_json`). A request with no non-empty list of message objects is
 stored whole, with no chain.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from stability.errors import StabilityError
-from stability.store.queue import to_json
+from stability.store.json_values import to_json
 
 #: rows of ``calls`` converted per statement by :func:`chain_stored_calls`
 _BATCH = 2000

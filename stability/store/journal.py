@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import logging
 import math
@@ -48,6 +47,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from stability.errors import StabilityError
+from stability.store.journal_files import paths, resolved
 from stability.tokens import bounded_tokens
 
 log = logging.getLogger("stability.store")
@@ -106,7 +106,7 @@ def decode(line: bytes) -> dict[str, Any]:
 class RowUpdate(BaseModel):
     """Set ``values`` on the row of ``table`` whose key columns equal ``key``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     table: StrictStr
     key: dict[StrictStr, Any]
@@ -117,7 +117,7 @@ class Round(BaseModel):
     """One journal line: the rows of one round of the write queue. ``seq``: the queue's sequence number after
     it; ``prev``: the round before it in this journal (0: none since the journal started)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     seq: StrictInt = Field(ge=1, le=INT64[1])
     prev: StrictInt = Field(ge=0, le=INT64[1])
@@ -221,16 +221,6 @@ def check_round(data: Round, schema: Schema) -> Round:
 
 
 # -- the writer's file ---------------------------------------------------------------------------------------
-
-def resolved(db: str) -> str:
-    """The database file the journals and locks are named after: ``db`` with every symbolic link resolved."""
-    return os.path.realpath(db)
-
-
-def paths(db: str) -> list[str]:
-    """Every file or folder beside the resolved ``db`` named like one of its journals (``DB.journal.*``)."""
-    return sorted(glob.glob(glob.escape(resolved(db)) + ".journal.*"))
-
 
 def new_token() -> str:
     return secrets.token_hex(6)

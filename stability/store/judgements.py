@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from stability.records import JudgementRecord
-from stability.store.queue import to_json
+from stability.store.json_values import to_json
 from stability.store.store import Store
 
 _JSON = ("judge_params", "subjects", "detail")

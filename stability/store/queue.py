@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -46,6 +45,7 @@ import duckdb
 from stability.errors import StabilityError
 from stability.store import journal
 from stability.store.journal import Journal
+from stability.store.json_values import to_json
 
 log = logging.getLogger("stability.store")
 
@@ -67,10 +67,6 @@ Finder = Callable[["duckdb.DuckDBPyConnection", list[Lookup]], list[Any]]
 
 class QueueBroken(RuntimeError):
     """A commit failed earlier: the store writes nothing more, and nobody may use an answer it did not store."""
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
 @dataclass

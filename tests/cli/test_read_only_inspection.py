@@ -60,3 +60,18 @@ def test_a_call_that_failed_is_not_counted_as_paid(tmp_path: Path, db: Path, cap
     assert (run["status"], run["calls"], run["paid_calls"]) == ("failed", 1, 0)
     code, out, err = _cli(["iterate", "--resume", run["id"], "--db", str(db)], capsys, monkeypatch)
     assert "(paid 0)" in out
+
+
+def test_runs_on_a_duckdb_file_without_a_runs_table_is_refused_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE notes (text VARCHAR)")
+    con.close()
+    before = other.read_bytes()
+    code, out, err = run_cli(["runs", "--db", str(other)], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: {other}: not a stability database (it has no runs table)"
+    assert other.read_bytes() == before  # read-only: nothing written

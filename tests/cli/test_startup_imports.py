@@ -70,6 +70,31 @@ def test_runs_and_show_import_no_heavy_module(tmp_path: Path, db: Path) -> None:
     assert loaded_after(["show", run_id, "--db", str(db)], (*HEAVY, "numpy", "networkx", "duckdb")) == ["duckdb"]
 
 
+#: a read-only store makes no write queue: reading needs neither it nor asyncio (its committer's loop), nor the
+#: journal's reader where no journal lies beside the store; nor YAML,
+#: which only reading a constitution's front matter or a spec needs
+WRITE_PATH = ("asyncio", "stability.store.queue", "stability.store.journal", "concurrent.futures", "yaml", "duckdb")
+
+
+def test_runs_and_show_import_no_write_queue(tmp_path: Path, db: Path) -> None:
+    run_id, _ = run_protocol(tmp_path, db, "fresh-instance", outputs=["NO CHANGE"] * 2)
+    assert loaded_after(["runs", "--db", str(db)], WRITE_PATH) == ["duckdb"]
+    assert loaded_after(["show", run_id, "--db", str(db)], WRITE_PATH) == ["duckdb"]
+
+
+#: what a run never needs before (or after) its first request: analysis, the judge, the constitution library
+NOT_FOR_ITERATE = ("scipy", "numpy", "pandas", "networkx", "torch", "sentence_transformers", "stability.analysis",
+                   "stability.judge", "stability.library", "stability.store.queue")
+
+
+def test_iterate_imports_no_analysis_or_library(tmp_path: Path) -> None:
+    constitution = tmp_path / "c.md"
+    constitution.write_text("- I am honest.\n- I avoid causing harm.\n", encoding="utf-8")
+    # the write queue is the run's own: seeing it loaded shows the probe saw the run's imports
+    assert loaded_after(["iterate", "--model", "scripted/decline", "-c", str(constitution), "--db",
+                         str(tmp_path / "run.duckdb")], NOT_FOR_ITERATE) == ["stability.store.queue"]
+
+
 def test_package_names_still_resolve() -> None:
     import stability
 
