@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stability.store.rows import dict_rows
 from stability.store.store import Store
 
 
@@ -27,7 +28,7 @@ def reading_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
     """One row per revision of the runs that read a model's answer (the origin and probes aside): the run, its
     model and protocol, the step, the decision recorded and its detail, and the last call behind it (its id, model,
     text, finish reason, answer format, fallback reason and the response format sent), in run and step order."""
-    return _rows(store, """
+    return dict_rows(store.con, """
         WITH picked AS (SELECT unnest(?::VARCHAR[]) AS run_id),
         revs AS (
             SELECT r.run_id, r.step, r.decision, r.detail, r.id AS revision_id,
@@ -44,7 +45,3 @@ def reading_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
         ORDER BY revs.run_id, revs.step, revs.revision_id""", [run_ids])
 
 
-def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = store.con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]

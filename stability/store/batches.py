@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from stability.store.rows import dict_rows
+
 
 class BatchStore(Protocol):
     """What the batch rows need of :class:`stability.store.store.Store`, which holds a :class:`BatchTable` (so
@@ -69,10 +71,6 @@ class BatchRequestRecord(BaseModel):
     error: str | None = None
 
 
-def _rows(store: BatchStore, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    cursor = store.con.execute(sql, params or [])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _batch(row: dict[str, Any]) -> BatchRecord:
@@ -135,19 +133,19 @@ class BatchTable:
             "SELECT id FROM calls WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
 
     def get(self, local_key: str) -> BatchRecord:
-        return _batch(_rows(self.store, "SELECT * FROM batches WHERE local_key = ?", [local_key])[0])
+        return _batch(dict_rows(self.store.con, "SELECT * FROM batches WHERE local_key = ?", [local_key])[0])
 
     def all(self) -> list[BatchRecord]:
-        return [_batch(r) for r in _rows(self.store, "SELECT * FROM batches ORDER BY created_at, local_key")]
+        return [_batch(r) for r in dict_rows(self.store.con, "SELECT * FROM batches ORDER BY created_at, local_key")]
 
     def open(self) -> list[BatchRecord]:
         """Batches whose results are not imported yet (intents, live ones, finished ones not read)."""
         marks = ", ".join("?" for _ in OPEN_STATES)
-        return [_batch(r) for r in _rows(self.store, f"SELECT * FROM batches WHERE state IN ({marks}) "
+        return [_batch(r) for r in dict_rows(self.store.con, f"SELECT * FROM batches WHERE state IN ({marks}) "
                                                      "ORDER BY created_at, local_key", list(OPEN_STATES))]
 
     def requests(self, local_key: str) -> list[BatchRequestRecord]:
-        return [_request(r) for r in _rows(self.store, "SELECT * FROM batch_requests WHERE local_key = ? "
+        return [_request(r) for r in dict_rows(self.store.con, "SELECT * FROM batch_requests WHERE local_key = ? "
                                                        "ORDER BY custom_id", [local_key])]
 
     def pending(self, custom_id: str) -> str | None:

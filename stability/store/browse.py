@@ -12,7 +12,8 @@ from typing import Any
 
 from stability.records import CallRecord
 from stability.store.chains import with_messages
-from stability.store.store import Store, _decode, _rows
+from stability.store.rows import decode_json, dict_rows
+from stability.store.store import Store
 
 #: at most this many rows in any one page
 MAX_PAGE = 500
@@ -33,7 +34,7 @@ def table_columns(store: Store, table: str) -> list[str]:
 
 def experiment_rows(store: Store, experiment_id: str | None = None) -> list[dict[str, Any]]:
     """Every experiment (or the one given) with its cell count, cells per state and paid cost, oldest first."""
-    rows = _rows(store.con, """
+    rows = dict_rows(store.con, """
         WITH cost AS (SELECT e.experiment_id, coalesce(sum(c.cost_usd), 0) AS cost_usd, count(c.id) AS calls
                       FROM experiment_runs e JOIN calls c ON c.run_id = e.run_id AND c.cached_from IS NULL
                       GROUP BY e.experiment_id)
@@ -55,7 +56,7 @@ def experiment_rows(store: Store, experiment_id: str | None = None) -> list[dict
 
 def experiment_totals(store: Store, experiment_id: str) -> dict[str, Any]:
     """Calls, paid calls, failed calls, tokens and the paid cost of an experiment's runs, in one query."""
-    [row] = _rows(store.con, """
+    [row] = dict_rows(store.con, """
         SELECT count(c.id) AS calls, count(c.id) FILTER (WHERE c.cached_from IS NULL AND c.status = 'ok') AS paid,
                count(c.id) FILTER (WHERE c.status = 'error') AS failed,
                coalesce(sum(c.input_tokens), 0) AS input_tokens, coalesce(sum(c.output_tokens), 0) AS output_tokens,
@@ -71,14 +72,14 @@ def cell_progress(store: Store, experiment_id: str, offset: int, limit: int,
     where = "e.experiment_id = ?" + (" AND e.status = ?" if status else "")
     params: list[Any] = [experiment_id] + ([status] if status else [])
     [(total,)] = store.con.execute(f"SELECT count(*) FROM experiment_runs e WHERE {where}", params).fetchall()
-    rows = _rows(store.con, f"""
+    rows = dict_rows(store.con, f"""
         SELECT e.cell, e.position, e.status, e.run_id, e.config, r.stop_reason, r.created_at, r.finished_at,
                (SELECT count(*) FROM revisions v WHERE v.run_id = e.run_id) AS revisions,
                (SELECT count(*) FROM calls c WHERE c.run_id = e.run_id) AS calls
         FROM experiment_runs e LEFT JOIN runs r ON r.id = e.run_id WHERE {where}
         ORDER BY (e.status = 'running') DESC, e.position LIMIT ? OFFSET ?""", [*params, _page(limit), max(0, offset)])
     for row in rows:
-        _decode(row, ("config",))
+        decode_json(row, ("config",))
         row["steps"] = max(int(row.pop("revisions")) - 1, 0)
     return rows, int(total)
 
@@ -108,7 +109,7 @@ def experiment_of(store: Store, run_id: str) -> str | None:
 def run_rows(store: Store, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """A page of runs, newest first, with their steps and calls so far."""
     [(total,)] = store.con.execute("SELECT count(*) FROM runs").fetchall()
-    rows = _rows(store.con, """
+    rows = dict_rows(store.con, """
         SELECT r.id, r.protocol, r.model, r.status, r.stop_reason, r.created_at, r.finished_at,
                (SELECT count(*) FROM revisions v WHERE v.run_id = r.id) AS revisions,
                (SELECT count(*) FROM calls c WHERE c.run_id = r.id) AS calls
@@ -120,7 +121,7 @@ def run_rows(store: Store, offset: int, limit: int) -> tuple[list[dict[str, Any]
 
 def run_totals(store: Store, run_id: str) -> dict[str, Any]:
     """Calls, paid calls, failed calls, tokens and cost of one run."""
-    [row] = _rows(store.con, """
+    [row] = dict_rows(store.con, """
         SELECT count(*) AS calls, count(*) FILTER (WHERE cached_from IS NULL AND status = 'ok') AS paid,
                count(*) FILTER (WHERE status = 'error') AS failed, coalesce(sum(input_tokens), 0) AS input_tokens,
                coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cost_usd), 0) AS cost_usd
@@ -131,12 +132,12 @@ def run_totals(store: Store, run_id: str) -> dict[str, Any]:
 def step_rows(store: Store, run_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """A page of a run's revisions in step order with the edge into each (kind, call ids); and the step count."""
     [(total,)] = store.con.execute("SELECT count(*) FROM revisions WHERE run_id = ?", [run_id]).fetchall()
-    rows = _rows(store.con, """
+    rows = dict_rows(store.con, """
         SELECT v.step, v.id, v.constitution_hash, v.decision, v.cycle_to, v.detail, e.kind, e.call_ids
         FROM revisions v LEFT JOIN edges e ON e.target_id = v.id
         WHERE v.run_id = ? ORDER BY v.step LIMIT ? OFFSET ?""", [run_id, _page(limit), max(0, offset)])
     for row in rows:
-        _decode(row, ("call_ids",))
+        decode_json(row, ("call_ids",))
         row["call_ids"] = row["call_ids"] or []
     return rows, int(total)
 
@@ -152,7 +153,7 @@ def call_rows(store: Store, call_ids: list[str]) -> list[dict[str, Any]]:
     """Summaries of these calls (no request or response bodies), in the order given."""
     if not call_ids:
         return []
-    rows = {r["id"]: r for r in _rows(store.con, """
+    rows = {r["id"]: r for r in dict_rows(store.con, """
         SELECT id, step, purpose, model, status, input_tokens, output_tokens, cost_usd, attempts, latency_ms,
                cached_from, finish_reason, error, thinking IS NOT NULL AS has_thinking
         FROM calls WHERE id IN (SELECT unnest(?::VARCHAR[]))""", [call_ids])}
@@ -167,8 +168,8 @@ def step_call_rows(store: Store, run_id: str, step: int) -> list[dict[str, Any]]
 
 
 def call(store: Store, call_id: str) -> CallRecord | None:
-    rows = with_messages(store.con, _rows(store.con, "SELECT * FROM calls WHERE id = ?", [call_id]))
-    return CallRecord(**_decode(rows[0], ("response", "retries"))) if rows else None
+    rows = with_messages(store.con, dict_rows(store.con, "SELECT * FROM calls WHERE id = ?", [call_id]))
+    return CallRecord(**decode_json(rows[0], ("response", "retries"))) if rows else None
 
 
 def node_at(store: Store, run_id: str, step: int) -> str | None:
@@ -185,7 +186,7 @@ def judgement_rows(store: Store, nodes: list[str], limit: int = MAX_PAGE) -> lis
     if not nodes or "subjects" not in table_columns(store, "judgements"):
         return []
     marks = ", ".join("?" for _ in nodes)
-    return _rows(store.con, "SELECT *, json_extract_string(subjects, '$[0]') AS node FROM judgements "
+    return dict_rows(store.con, "SELECT *, json_extract_string(subjects, '$[0]') AS node FROM judgements "
                             f"WHERE json_extract_string(subjects, '$[0]') IN ({marks}) "
                             "ORDER BY question, created_at, id LIMIT ?", [*nodes, _page(limit)])
 
@@ -202,7 +203,7 @@ def search_principles(store: Store, query: str, offset: int, limit: int,
     constitutions and runs hold each, and its first ``shown`` appearances (run, step, position). One pass over the
     matching principles: the page, its total and the appearances come from the same query."""
     pattern = _like(query)
-    rows = _rows(store.con, """
+    rows = dict_rows(store.con, """
         WITH hits AS (SELECT p.text, p.constitution_hash, p.position, v.run_id, v.step
                       FROM principles p LEFT JOIN revisions v ON v.constitution_hash = p.constitution_hash
                       WHERE p.text ILIKE ? ESCAPE '\\')
@@ -229,7 +230,7 @@ def node_runs(store: Store, digest: str, offset: int, limit: int) -> tuple[list[
     """A page of the runs that pass through a constitution: the first step each reaches it, and its protocol."""
     [(total,)] = store.con.execute("SELECT count(DISTINCT run_id) FROM revisions WHERE constitution_hash = ?",
                                    [digest]).fetchall()
-    rows = _rows(store.con, """
+    rows = dict_rows(store.con, """
         SELECT v.run_id, min(v.step) AS step, any_value(r.protocol) AS protocol, any_value(r.model) AS model
         FROM revisions v JOIN runs r ON r.id = v.run_id WHERE v.constitution_hash = ?
         GROUP BY v.run_id ORDER BY v.run_id LIMIT ? OFFSET ?""", [digest, _page(limit), max(0, offset)])

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from stability.store.sql_text import quote_ident, sql_literal
+
 log = logging.getLogger("stability.store")
 
 #: compact on close when at least this share of the file's blocks is free ...
@@ -60,9 +62,6 @@ def copy_path(db: str) -> Path:
     return Path(f"{db}.compact")
 
 
-def _quote_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def write_copy(con: duckdb.DuckDBPyConnection, db: str) -> Path:
     """Checkpoint ``con``'s database and copy it, compacted, to :func:`copy_path` beside it, synced to disk."""
@@ -72,10 +71,10 @@ def write_copy(con: duckdb.DuckDBPyConnection, db: str) -> Path:
     row = con.execute("SELECT current_database()").fetchone()
     name = str(row[0]) if row else "main"
     size = blocks(con).size
-    con.execute(f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS stability_compact"
+    con.execute(f"ATTACH {sql_literal(str(target))} AS stability_compact"
                 + (f" (BLOCK_SIZE {size})" if size else ""))
     try:
-        con.execute(f"COPY FROM DATABASE {_quote_name(name)} TO stability_compact")
+        con.execute(f"COPY FROM DATABASE {quote_ident(name)} TO stability_compact")
     finally:
         con.execute("DETACH stability_compact")
     fd = os.open(target, os.O_RDONLY)

@@ -32,6 +32,7 @@ from stability.store.export_checks import (
 )
 from stability.store.export_manifest import FORMAT_VERSION, MANIFEST_NAME, ExportedTable, ExportManifest
 from stability.store.merge import MergeReport, merge_into
+from stability.store.sql_text import quote_ident, sql_literal
 
 if TYPE_CHECKING:
     from stability.store.store import Store
@@ -41,15 +42,9 @@ MANIFEST = MANIFEST_NAME
 MANIFEST_BYTES = 16 * 1024 * 1024
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
+def table_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
     rows = con.execute(
         """SELECT t.table_name, t.comment, c.column_name, c.data_type, c.comment
            FROM duckdb_tables() t JOIN duckdb_columns() c USING (table_oid)
@@ -62,7 +57,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, list[
     return [(t, c, cols) for t, (c, cols) in out.items()]
 
 
-def _scope(table: str, columns: set[str]) -> str | None:
+def scope_filter(table: str, columns: set[str]) -> str | None:
     """The WHERE clause selecting an experiment's rows of ``table`` (None: the table is not scoped)."""
     if table == "experiments":
         return "id IN (SELECT id FROM _export_experiments)"
@@ -102,21 +97,21 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     tables, skipped = [], []
     try:
-        for table, comment, columns in _tables(con):
+        for table, comment, columns in table_columns(con):
             if table == "messages":
                 continue  # calls are exported with their whole requests (import-store chains them again)
-            where = "true" if experiments is None else _scope(table, {c["name"] for c in columns})
+            where = "true" if experiments is None else scope_filter(table, {c["name"] for c in columns})
             if where is None:
                 skipped.append(table)
                 continue
             file = f"{table}.parquet"
-            source = f"main.{_q(table)}"
+            source = f"main.{quote_ident(table)}"
             if table == "calls":
-                source, columns = _whole_calls(con, where), [c for c in columns if c["name"] != "chain"]
+                source, columns = whole_calls_sql(con, where), [c for c in columns if c["name"] != "chain"]
                 where = "true"
-            con.execute(f"COPY (SELECT * FROM {source} WHERE {where}) TO {_lit(str(staging / file))} "
+            con.execute(f"COPY (SELECT * FROM {source} WHERE {where}) TO {sql_literal(str(staging / file))} "
                         "(FORMAT parquet, COMPRESSION zstd)")
-            count = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(staging / file))})").fetchone()
+            count = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(staging / file))})").fetchone()
             tables.append(ExportedTable(name=table, file=file, rows=int(count[0]) if count else 0, columns=columns,
                                         comment=comment, sha256=file_digest(staging / file)))
         migrations = [r[0] for r in con.execute("SELECT name FROM migrations ORDER BY name").fetchall()]
@@ -135,7 +130,7 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
     return manifest
 
 
-def _whole_calls(con: duckdb.DuckDBPyConnection, where: str) -> str:
+def whole_calls_sql(con: duckdb.DuckDBPyConnection, where: str) -> str:
     """A temporary table of the calls selected by ``where`` with their whole requests (messages put back from
     their chains, the JSON text they had before chains) and no chain column; returns its name."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _export_calls AS SELECT * FROM main.calls WHERE {where}")
@@ -167,15 +162,15 @@ def copy_runs(con: duckdb.DuckDBPyConnection, runs: list[str], target: Path) -> 
                        WHERE hash IN (SELECT chain FROM calls WHERE run_id IN (SELECT id FROM _export_runs))
                        UNION SELECT m.hash, m.parent FROM messages m JOIN walk w ON m.hash = w.parent)
                    SELECT hash FROM walk""")
-    con.execute(f"ATTACH {_lit(str(target))} AS copy_target")
+    con.execute(f"ATTACH {sql_literal(str(target))} AS copy_target")
     try:
         con.execute("BEGIN TRANSACTION")
-        for table, _, columns in _tables(con):
-            where = _scope(table, {c["name"] for c in columns})
+        for table, _, columns in table_columns(con):
+            where = scope_filter(table, {c["name"] for c in columns})
             if where is None or "experiment" in where:
                 continue
-            con.execute(f"INSERT OR IGNORE INTO copy_target.main.{_q(table)} "
-                        f"SELECT * FROM main.{_q(table)} WHERE {where}")
+            con.execute(f"INSERT OR IGNORE INTO copy_target.main.{quote_ident(table)} "
+                        f"SELECT * FROM main.{quote_ident(table)} WHERE {where}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -196,7 +191,7 @@ def _refuse_secrets(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
             if any(secret in file.read_text(encoding="utf-8", errors="replace") for secret in secrets):
                 raise StabilityError(f"{file.name}: would contain the value of a secret variable; nothing exported")
             continue
-        cursor = con.execute(f"SELECT * FROM read_parquet({_lit(str(file))})")
+        cursor = con.execute(f"SELECT * FROM read_parquet({sql_literal(str(file))})")
         names = [d[0] for d in cursor.description]
         while rows := cursor.fetchmany(10_000):
             for row in rows:
@@ -247,7 +242,7 @@ def load_export(folder: Path, into: Path) -> None:
         verify_files(check, folder, manifest)
     with Store.open(into) as store:
         con = store.con
-        own = {table for table, _, _ in _tables(con)}
+        own = {table for table, _, _ in table_columns(con)}
         unknown = sorted({t.name for t in manifest.tables} - own)
         if unknown:
             raise StabilityError(f"{folder}: tables this version does not know ({', '.join(unknown)}); upgrade to "
@@ -256,8 +251,8 @@ def load_export(folder: Path, into: Path) -> None:
             for table in manifest.tables:
                 file = folder / table.file
                 try:
-                    con.execute(f"INSERT INTO main.{_q(table.name)} BY NAME "
-                                f"SELECT * FROM read_parquet({_lit(str(file))})")
+                    con.execute(f"INSERT INTO main.{quote_ident(table.name)} BY NAME "
+                                f"SELECT * FROM read_parquet({sql_literal(str(file))})")
                 except duckdb.Error as err:
                     raise StabilityError(f"{file}: cannot read ({str(err).splitlines()[0]})") from None
             verify_content(con, folder)
@@ -300,7 +295,7 @@ def attach_cache_from(store: Store, source: Path) -> None:
 
     settle(str(source))  # writes a killed writer journalled are part of the store
     try:
-        con.execute(f"ATTACH {_lit(str(source))} AS {CACHE_FROM} (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(source))} AS {CACHE_FROM} (READ_ONLY)")
         con.execute(f"SELECT 1 FROM {CACHE_FROM}.calls LIMIT 0")
     except duckdb.Error as err:
         raise StabilityError(f"{source}: cannot read its calls ({str(err).splitlines()[0]})") from None

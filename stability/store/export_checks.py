@@ -25,6 +25,7 @@ import duckdb
 
 from stability.errors import StabilityError
 from stability.store.export_manifest import FORMAT_VERSION, MANIFEST_NAME
+from stability.store.sql_text import sql_literal
 
 if TYPE_CHECKING:
     from stability.store.export_manifest import ExportedTable, ExportManifest
@@ -44,9 +45,6 @@ def file_digest(path: Path) -> str:
             digest.update(block)
     return "sha256:" + digest.hexdigest()
 
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @lru_cache(maxsize=8)
@@ -130,8 +128,8 @@ def _verify_file(con: duckdb.DuckDBPyConnection, path: Path, table: ExportedTabl
                                  "short since it was exported)")
     try:
         found = {r[0]: r[1] for r in con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()}
-        count = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(path))})").fetchone()
+            f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})").fetchall()}
+        count = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(path))})").fetchone()
     except duckdb.Error as err:
         raise StabilityError(f"{path}: cannot read ({str(err).splitlines()[0]})") from None
     missing = [c for c in columns if c not in found]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stability.store.store import Store, _rows
+from stability.store.rows import dict_rows
+from stability.store.store import Store
 
 #: edges of the view: at most this many per node kept (the most taken first)
 EDGES_PER_NODE = 4
@@ -63,7 +64,7 @@ def view_rows(store: Store, run_ids: list[str], max_nodes: int
     constitutions: runs that took it, whether one took it returning to an earlier node), at most
     :data:`EDGES_PER_NODE` per node, the most taken first; and counts over the whole graph (``nodes``, ``edges``,
     ``merges``, ``fixed_points``, ``cycles``, ``starts``, and ``hidden_starts``: starts the view leaves out)."""
-    nodes = _rows(store.con, _stats_sql(False) + f""",
+    nodes = dict_rows(store.con, _stats_sql(False) + f""",
              totals AS (SELECT count(*) AS total_nodes, sum(merge::INTEGER) AS merges,
                                sum((fixed > 0)::INTEGER) AS fixed_points, sum((cycles > 0)::INTEGER) AS cycle_nodes,
                                sum((starts > 0)::INTEGER) AS start_nodes,
@@ -84,7 +85,7 @@ def view_rows(store: Store, run_ids: list[str], max_nodes: int
     kept = [n["node"] for n in nodes]
     counts["hidden_starts"] = counts["starts"] - sum(1 for n in nodes if n["starts"])
     _add_more(store, run_ids, kept, nodes)
-    edges = _rows(store.con, """
+    edges = dict_rows(store.con, """
         WITH sel AS (SELECT unnest(?::VARCHAR[]) AS run_id), kept AS (SELECT unnest(?::VARCHAR[]) AS node),
              pairs AS (SELECT e.source_hash AS source, e.target_hash AS target, count(DISTINCT e.run_id) AS runs,
                               bool_or(v.cycle_to IS NOT NULL) AS cycle
@@ -136,12 +137,12 @@ def next_rows(store: Store, run_ids: list[str], kept: list[str], node: str | Non
     if not found:
         return [], [], _count_next(store, run_ids, kept, node)
     page = [str(r[0]) for r in found]
-    by_hash = {r["node"]: r for r in _rows(store.con, _stats_sql(True) + """
+    by_hash = {r["node"]: r for r in dict_rows(store.con, _stats_sql(True) + """
         SELECT s.*, c.n_principles FROM stats s JOIN constitutions c ON c.hash = s.node
         WHERE s.node IN (SELECT unnest(?::VARCHAR[]))""", [run_ids, page, page])}
     nodes = [by_hash[h] for h in page if h in by_hash]
     _add_more(store, run_ids, kept, nodes)
-    edges = _rows(store.con, """
+    edges = dict_rows(store.con, """
         WITH sel AS (SELECT unnest(?::VARCHAR[]) AS run_id), page AS (SELECT unnest(?::VARCHAR[]) AS node),
              ends AS (SELECT unnest(?::VARCHAR[]) AS node)
         SELECT e.source_hash AS source, e.target_hash AS target, count(DISTINCT e.run_id) AS runs,

@@ -34,6 +34,8 @@ from stability.errors import StabilityError
 from stability.store import migrations
 from stability.store.chains import chain_stored_calls
 from stability.store.journal import paths as journal_paths
+from stability.store.sql_text import quote_ident as _q
+from stability.store.sql_text import sql_literal
 
 log = logging.getLogger("stability.store")
 
@@ -127,9 +129,6 @@ def _own(con: duckdb.DuckDBPyConnection) -> str:
     return str(row[0]) if row else "memory"
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def merge_into(con: duckdb.DuckDBPyConnection, sources: Sequence[Path | str]) -> MergeReport:
     """Merge the stores ``sources`` (read-only) into the migrated store on ``con``, in one transaction.
@@ -172,7 +171,7 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str) -> None:
     settle(path)  # writes a killed writer journalled are part of the store
     try:
         real = os.path.realpath(path)  # its WAL is named after the resolved file
-        con.execute(f"ATTACH '{real.replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(real)} AS {alias} (READ_ONLY)")
     except duckdb.Error as err:
         raise StabilityError(f"{path}: cannot open as a DuckDB database ({str(err).splitlines()[0]})") from None
     tables = {r[0] for r in con.execute(

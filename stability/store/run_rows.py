@@ -22,7 +22,7 @@ import duckdb
 
 from stability.errors import StabilityError
 from stability.store.chains import chain_stored_calls
-from stability.store.export import _lit, _q, _scope, _tables, _whole_calls
+from stability.store.export import quote_ident, scope_filter, sql_literal, table_columns, whole_calls_sql
 from stability.store.export_checks import schema_at, verify_content
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -36,8 +36,8 @@ def _plain(value: Any) -> Any:
 
 def _select(con: duckdb.DuckDBPyConnection, source: str, where: str, columns: list[dict[str, Any]]) -> list[dict]:
     names = [c["name"] for c in columns]
-    picked = ", ".join(f"{_q(c['name'])}::VARCHAR AS {_q(c['name'])}" if c["type"] == "JSON" else _q(c["name"])
-                       for c in columns)
+    picked = ", ".join(f"{quote_ident(c['name'])}::VARCHAR AS {quote_ident(c['name'])}" if c["type"] == "JSON"
+                       else quote_ident(c["name"]) for c in columns)
     rows = con.execute(f"SELECT {picked} FROM {source} WHERE {where} ORDER BY ALL").fetchall()
     return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
 
@@ -56,13 +56,13 @@ def run_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> Rows:
                    UNION SELECT target_hash FROM probes
                          WHERE target_hash IS NOT NULL AND run_id IN (SELECT id FROM _export_runs)""")
     out: Rows = {}
-    for table, _, columns in _tables(con):
-        where = _scope(table, {c["name"] for c in columns})
+    for table, _, columns in table_columns(con):
+        where = scope_filter(table, {c["name"] for c in columns})
         if table == "messages" or where is None or "_export_experiments" in where:
             continue
-        source = f"main.{_q(table)}"
+        source = f"main.{quote_ident(table)}"
         if table == "calls":
-            source, where = _whole_calls(con, where), "true"
+            source, where = whole_calls_sql(con, where), "true"
         rows = _select(con, source, where, [c for c in columns if c["name"] != "chain"])
         if rows:
             out[table] = rows
@@ -74,11 +74,11 @@ def experiment_rows(con: duckdb.DuckDBPyConnection, experiment_ids: list[str]) -
     con.execute("CREATE OR REPLACE TEMP TABLE _export_experiments AS SELECT unnest(?::VARCHAR[]) AS id",
                 [experiment_ids])
     out: Rows = {}
-    for table, _, columns in _tables(con):
-        where = _scope(table, {c["name"] for c in columns})
+    for table, _, columns in table_columns(con):
+        where = scope_filter(table, {c["name"] for c in columns})
         if where is None or "_export_experiments" not in where:
             continue
-        rows = _select(con, f"main.{_q(table)}", where, columns)
+        rows = _select(con, f"main.{quote_ident(table)}", where, columns)
         if rows:
             out[table] = rows
     return out
@@ -120,7 +120,7 @@ def load_rows(folder: Path, parts: list[tuple[str, list[str], Rows]], into: Path
                 seen.setdefault(json.dumps(record, sort_keys=True), (source, record))
     with Store.open(into) as store, tempfile.TemporaryDirectory(prefix="stability-rows-") as tmp:
         con = store.con
-        own = {table: {c["name"]: c["type"] for c in columns} for table, _, columns in _tables(con)}
+        own = {table: {c["name"]: c["type"] for c in columns} for table, _, columns in table_columns(con)}
         with store.transaction():
             for table, unique in merged.items():
                 if table not in own:
@@ -132,10 +132,10 @@ def load_rows(folder: Path, parts: list[tuple[str, list[str], Rows]], into: Path
                         handle.write(json.dumps(record) + "\n")
                 kinds = {name: ("VARCHAR" if kind == "JSON" else kind) for name, kind in own[table].items()
                          if name in next(iter(unique.values()))[1]}
-                spec = "{" + ", ".join(f"{_lit(n)}: {_lit(k)}" for n, k in kinds.items()) + "}"
+                spec = "{" + ", ".join(f"{sql_literal(n)}: {sql_literal(k)}" for n, k in kinds.items()) + "}"
                 try:
-                    con.execute(f"INSERT INTO main.{_q(table)} BY NAME SELECT * FROM read_json("
-                                f"{_lit(str(file))}, format = 'newline_delimited', columns = {spec})")
+                    con.execute(f"INSERT INTO main.{quote_ident(table)} BY NAME SELECT * FROM read_json("
+                                f"{sql_literal(str(file))}, format = 'newline_delimited', columns = {spec})")
                 except duckdb.Error as err:
                     sources = sorted({s for s, _ in unique.values()})
                     raise StabilityError(f"{sources[0]}: rows of table {table} cannot be read "

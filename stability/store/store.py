@@ -39,11 +39,13 @@ from stability.records import (
 )
 from stability.store import chains, journal_files, migrations
 from stability.store.batches import BatchTable
-from stability.store.cache_from import answer_from_cache_store
 from stability.store.call_keys import CallKeys
+from stability.store.call_lookup import find_calls
 from stability.store.compact import Compaction
 from stability.store.json_values import to_json
+from stability.store.rows import decode_json, dict_rows
 from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
+from stability.store.sql_text import sql_literal
 
 if TYPE_CHECKING:  # the write queue (with asyncio and the journal) is imported when a store first writes
     import asyncio
@@ -72,7 +74,7 @@ def _create(target: str) -> None:
     """Create a new, empty database file with :data:`BLOCK_SIZE` (fixed for the file's life)."""
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{target.replace(chr(39), chr(39) * 2)}' AS stability_new (BLOCK_SIZE {BLOCK_SIZE})")
+        con.execute(f"ATTACH {sql_literal(target)} AS stability_new (BLOCK_SIZE {BLOCK_SIZE})")
         con.execute("DETACH stability_new")
     finally:
         con.close()
@@ -263,7 +265,7 @@ class Store:
         self._con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})".replace("INSERT", verb, 1), values)
 
     def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        return _rows(self.con, sql, params)
+        return dict_rows(self.con, sql, params)
 
     # -- schema ----------------------------------------------------------------------------------------------
 
@@ -322,10 +324,10 @@ class Store:
                 raise StabilityError(f"{self.path}: no run {run_id!r}" if not matches
                                      else f"{self.path}: {run_id!r} matches {len(matches)} runs; give more of it")
             rows = matches
-        return RunRecord(**_decode(rows[0], ("model_params", "config")))
+        return RunRecord(**decode_json(rows[0], ("model_params", "config")))
 
     def runs(self) -> list[RunRecord]:
-        return [RunRecord(**_decode(r, ("model_params", "config")))
+        return [RunRecord(**decode_json(r, ("model_params", "config")))
                 for r in self._rows("SELECT * FROM runs ORDER BY created_at, id")]
 
     # -- constitutions ---------------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ class Store:
         return {r["run_id"]: r["n"] for r in self._rows("SELECT run_id, count(*) AS n FROM revisions GROUP BY run_id")}
 
     def edges(self, run_id: str) -> list[EdgeRecord]:
-        return [EdgeRecord(**_decode(r, ("call_ids",))) for r in self._rows(
+        return [EdgeRecord(**decode_json(r, ("call_ids",))) for r in self._rows(
             "SELECT e.* FROM edges e JOIN revisions r ON r.id = e.target_id WHERE e.run_id = ? ORDER BY r.step",
             [run_id])]
 
@@ -402,7 +404,7 @@ class Store:
 
     def calls(self, run_id: str) -> list[CallRecord]:
         rows = self._rows("SELECT * FROM calls WHERE run_id = ? ORDER BY created_at, id", [run_id])
-        return [CallRecord(**_decode(r, ("response", "retries"))) for r in chains.with_messages(self.con, rows)]
+        return [CallRecord(**decode_json(r, ("response", "retries"))) for r in chains.with_messages(self.con, rows)]
 
     def call_totals(self) -> dict[str, dict[str, Any]]:
         """Per run: number of calls, paid calls (answered by the provider, not the cache; a call that failed was
@@ -443,7 +445,7 @@ class Store:
         return out
 
     def all_edges(self, run_ids: list[str]) -> list[EdgeRecord]:
-        return [EdgeRecord(**_decode(r, ("call_ids",))) for r in self._rows(
+        return [EdgeRecord(**decode_json(r, ("call_ids",))) for r in self._rows(
             """SELECT e.* FROM edges e JOIN revisions r ON r.id = e.target_id
                WHERE e.run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY e.run_id, r.step""", [run_ids])]
 
@@ -502,7 +504,7 @@ class Store:
             self.queue.insert("ratings", rating.model_dump(), rating.id)
 
     def ratings(self, run_id: str) -> list[RatingRecord]:
-        return [RatingRecord(**_decode(r, ("rating_probs",))) for r in self._rows(
+        return [RatingRecord(**decode_json(r, ("rating_probs",))) for r in self._rows(
             "SELECT * FROM ratings WHERE run_id = ? ORDER BY trial, position", [run_id])]
 
 
@@ -528,19 +530,19 @@ class Store:
 
     def experiment(self, experiment_id: str) -> ExperimentRecord | None:
         rows = self._rows("SELECT * FROM experiments WHERE id = ?", [experiment_id])
-        return ExperimentRecord(**_decode(rows[0], ("spec",))) if rows else None
+        return ExperimentRecord(**decode_json(rows[0], ("spec",))) if rows else None
 
     def experiments(self) -> list[ExperimentRecord]:
-        return [ExperimentRecord(**_decode(r, ("spec",))) for r in self._rows(
+        return [ExperimentRecord(**decode_json(r, ("spec",))) for r in self._rows(
             "SELECT * FROM experiments ORDER BY created_at")]
 
     def cells(self, experiment_id: str) -> list[CellRecord]:
-        return [CellRecord(**_decode(r, ("config",))) for r in self._rows(
+        return [CellRecord(**decode_json(r, ("config",))) for r in self._rows(
             "SELECT * FROM experiment_runs WHERE experiment_id = ? ORDER BY position", [experiment_id])]
 
     def cell(self, experiment_id: str, cell: str) -> CellRecord:
         rows = self._rows("SELECT * FROM experiment_runs WHERE experiment_id = ? AND cell = ?", [experiment_id, cell])
-        return CellRecord(**_decode(rows[0], ("config",)))
+        return CellRecord(**decode_json(rows[0], ("config",)))
 
     def experiment_spent(self, experiment_id: str) -> float:
         """US dollars spent on paid (not cached) calls of the experiment's runs, in one query."""
@@ -560,10 +562,10 @@ class Store:
 
     def adapter(self, run_id: str, generation: int) -> AdapterRecord | None:
         rows = self._rows("SELECT * FROM adapters WHERE run_id = ? AND generation = ?", [run_id, generation])
-        return AdapterRecord(**_decode(rows[0], _ADAPTER_JSON)) if rows else None
+        return AdapterRecord(**decode_json(rows[0], _ADAPTER_JSON)) if rows else None
 
     def adapters(self, run_id: str) -> list[AdapterRecord]:
-        return [AdapterRecord(**_decode(r, _ADAPTER_JSON)) for r in self._rows(
+        return [AdapterRecord(**decode_json(r, _ADAPTER_JSON)) for r in self._rows(
             "SELECT * FROM adapters WHERE run_id = ? ORDER BY generation", [run_id])]
 
     def insert_generation(self, generation: GenerationRecord) -> None:
@@ -577,12 +579,6 @@ class Store:
 
 BULK_TABLES = ("runs", "constitutions", "principles", "constitution_sources", "revisions", "edges")
 _ADAPTER_JSON = ("base_params", "data", "trainer", "losses")
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params or [])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def settle(target: str) -> None:
@@ -619,41 +615,3 @@ def _write_queue(con: duckdb.DuckDBPyConnection) -> WriteQueue:
     from stability.store.queue import WriteQueue
 
     return WriteQueue(con, find_calls)
-
-
-def find_calls(con: duckdb.DuckDBPyConnection, queries: list[tuple[str, int, str, str]]) -> list[CallRecord | None]:
-    """:meth:`Store.find_call` for many (cache key, sample index, run id) on ``con``; a function, not a method,
-    so the write queue that runs it holds no reference back to the store."""
-    if not queries:
-        return []
-    # Two steps: match on the narrow key columns only (a scan that never reads the stored requests and responses),
-    # then read the whole rows of the matches alone, by primary key.
-    matches = con.execute(
-        """WITH q AS (SELECT unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS r,
-                             unnest(?::VARCHAR[]) AS s, unnest(range(?)) AS n)
-           SELECT q.n, c.id FROM q JOIN calls c
-             ON c.cache_key = q.k AND c.sample_index = q.i AND c.status = 'ok'
-                AND (q.s = 'global' OR c.run_id = q.r
-                     OR (q.s = 'experiment' AND c.run_id IN (
-                         SELECT peer.run_id FROM experiment_runs mine JOIN experiment_runs peer USING (experiment_id)
-                         WHERE mine.run_id = q.r AND peer.run_id IS NOT NULL)))
-           QUALIFY row_number() OVER (PARTITION BY q.n ORDER BY (c.run_id = q.r) DESC,
-                                      (c.cached_from IS NULL) DESC, c.created_at, c.id) = 1""",
-        [[q[0] for q in queries], [q[1] for q in queries], [q[2] for q in queries], [q[3] for q in queries],
-         len(queries)]).fetchall()
-    found: list[CallRecord | None] = [None] * len(queries)
-    if not matches:
-        return answer_from_cache_store(con, queries, found)
-    ids = sorted({call_id for _, call_id in matches})  # an IN list of constants: primary-key lookups
-    rows = {r["id"]: r for r in chains.with_messages(
-        con, _rows(con, f"SELECT * FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids))}
-    for number, call_id in matches:
-        found[number] = CallRecord(**_decode(dict(rows[call_id]), ("response", "retries")))
-    return answer_from_cache_store(con, queries, found)
-
-
-def _decode(row: dict[str, Any], json_columns: tuple[str, ...]) -> dict[str, Any]:
-    for column in json_columns:
-        if isinstance(row.get(column), str):
-            row[column] = json.loads(row[column])
-    return row

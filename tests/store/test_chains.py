@@ -12,11 +12,11 @@ import pytest
 from stability.engine import IterateConfig, iterate
 from stability.records import CallRecord, now
 from stability.store import Store
+from stability.store.call_lookup import find_calls
 from stability.store.chains import node_hash, split
 from stability.store.export import copy_runs, export_store, import_export
 from stability.store.json_values import to_json
 from stability.store.merge import merge_files
-from stability.store.store import find_calls
 from stability.testing.wire_server import WireServer
 from tests.conftest import revised, run_protocol, write
 
