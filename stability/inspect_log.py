@@ -23,8 +23,6 @@ would be a secret (as the Parquet export does, :func:`stability.redaction.expose
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -34,7 +32,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stability.errors import StabilityError
+from stability.output_files import folder_whole
 from stability.redaction import exposes, secret_values
+from stability.store.export import json_column_value
 from stability.store.run_rows import Rows, experiment_rows, load_rows, migrations, run_rows
 
 if TYPE_CHECKING:
@@ -255,7 +255,8 @@ def _refuse_secrets(selected: Selected, target: Path) -> None:
     if not secrets:
         return
     for rows in [selected.experiment_rows, *selected.rows.values()]:
-        if exposes({t: [{k: _parsed(v) for k, v in r.items()} for r in rs] for t, rs in rows.items()}, secrets):
+        values = {t: [{k: json_column_value(v) for k, v in r.items()} for r in rs] for t, rs in rows.items()}
+        if exposes(values, secrets):
             raise StabilityError(f"{target}: would contain the value of a secret variable; nothing exported")
 
 
@@ -306,21 +307,12 @@ def export_inspect(db: Path | str | None, selection: list[str], all_runs: bool, 
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, run in selected.runs.items():
         groups[(run.model, run.protocol)].append(i)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists()
-                                    else None))
     written: list[str] = []
-    try:
+    with folder_whole(target) as staging:
         for n, ((model, protocol), members) in enumerate(sorted(groups.items())):
             name = f"{n + 1:03d}-{_slug(model)}-{_slug(protocol)}.eval"
             write_eval_log(_eval_log(model, protocol, members, selected), str(staging / name), format="eval")
             written.append(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            target.rmdir()
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return InspectExport(logs=written, samples=len(selected.runs))
 
 
@@ -336,15 +328,6 @@ def experiment_rows_of(rows: Rows, experiments: list[str]) -> Rows:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in text)[:60]
-
-
-def _parsed(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def is_inspect_folder(folder: Path) -> bool:

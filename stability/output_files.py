@@ -1,4 +1,4 @@
-"""Files a command writes for the user (``report -o``, ``graph -o``): whole, or not at all.
+"""Files a command writes for the user (``report -o``, ``graph -o``, ``export -o``): whole, or not at all.
 
 The text goes into a temporary file beside the target and is renamed over it once complete, so a full disk or a
 kill never leaves a truncated report, and an earlier file at the path stays as it was. A path that is a link is
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from stability.errors import StabilityError
@@ -42,3 +44,19 @@ def write_text_whole(path: Path, text: str, what: str) -> None:
         if partial is not None:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
+
+
+@contextlib.contextmanager
+def folder_whole(target: Path) -> Iterator[Path]:
+    """A folder written whole or not at all: the caller fills the staging folder this yields (beside ``target``),
+    which then replaces ``target`` (absent or empty); anything raised removes it and leaves ``target`` as it was."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
+    try:
+        yield staging
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.rmdir()
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

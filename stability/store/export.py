@@ -11,8 +11,6 @@ refuses to leave an export behind that contains the value of any secret variable
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ import duckdb
 from pydantic import ValidationError
 
 from stability.errors import StabilityError
+from stability.output_files import folder_whole
 from stability.redaction import exposes, secret_values
 from stability.store.cache_from import CACHE_FROM
 from stability.store.chains import chain_stored_calls, full_request_texts
@@ -94,9 +93,8 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
                    UNION SELECT start_hash FROM runs WHERE id IN (SELECT id FROM _export_runs)
                    UNION SELECT target_hash FROM probes
                          WHERE target_hash IS NOT NULL AND run_id IN (SELECT id FROM _export_runs)""")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     tables, skipped = [], []
-    try:
+    with folder_whole(out) as staging:
         for table, comment, columns in table_columns(con):
             if table == "messages":
                 continue  # calls are exported with their whole requests (import-store chains them again)
@@ -120,13 +118,6 @@ def export_store(con: duckdb.DuckDBPyConnection, experiments: list[str] | None, 
                                   skipped=skipped)
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
         _refuse_secrets(con, staging)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -197,12 +188,12 @@ def _refuse_secrets(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
             for row in rows:
                 if not any(secret in str(row) for secret in secrets):
                     continue  # the common case: no secret anywhere in the row
-                if exposes({name: _parsed(value) for name, value in zip(names, row, strict=True)}, secrets):
+                if exposes({name: json_column_value(value) for name, value in zip(names, row, strict=True)}, secrets):
                     raise StabilityError(f"{file.name}: would contain the value of a secret variable; nothing "
                                          "exported")
 
 
-def _parsed(value: Any) -> Any:
+def json_column_value(value: Any) -> Any:
     """A JSON column's text as its value (so its content fields are told apart), anything else as it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:

@@ -127,11 +127,11 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
     cache = GroupCache(source, embedder)
     found = FindingsCache(source, embedder, cache._lock)  # one analysis at a time: both write the embeddings
 
-    def reading(build: Callable[..., Any]) -> Callable[[Request], Response]:
+    def answered(handler: Callable[[Request], Any]) -> Callable[[Request], Response]:
+        """``handler``'s answer as JSON; a bad query is 400, a missing name 404, an unreadable store 503."""
         def endpoint(request: Request) -> Response:
             try:
-                with source.reading() as store:
-                    return _json(build(store, request))
+                return _json(handler(request))
             except BadQuery as err:
                 return _json({"error": str(err)}, 400)
             except data.NotFound as err:
@@ -140,73 +140,48 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
                 return _json({"error": str(err)}, 503)
         return endpoint
 
-    def groups(request: Request) -> Response:
-        return grouped(request, cache.groups)
-
-    def group_figures(request: Request) -> Response:
-        return grouped(request, cache.figures)
-
-    def grouped(request: Request, build: Callable[[str, list[str]], Any]) -> Response:
-        name = request.path_params["name"]
-        try:
+    def reading(build: Callable[..., Any]) -> Callable[[Request], Response]:
+        def read(request: Request) -> Any:
             with source.reading() as store:
-                summary = data.experiment(store, name, 0, 1)
-            return _json(build(summary["id"], _by(request, summary["group_by"])))
-        except BadQuery as err:
-            return _json({"error": str(err)}, 400)
-        except data.NotFound as err:
-            return _json({"error": str(err)}, 404)
-        except StabilityError as err:
-            return _json({"error": str(err)}, 503)
+                return build(store, request)
+        return answered(read)
 
-    def findings(request: Request) -> Response:
-        try:
+    def grouped(build: Callable[[str, list[str]], Any]) -> Callable[[Request], Any]:
+        def read(request: Request) -> Any:
             with source.reading() as store:
                 summary = data.experiment(store, request.path_params["name"], 0, 1)
-            return _json(found.page(summary["id"]))
-        except data.NotFound as err:
-            return _json({"error": str(err)}, 404)
-        except StabilityError as err:
-            return _json({"error": str(err)}, 503)
+            return build(summary["id"], _by(request, summary["group_by"]))
+        return read
+
+    def findings(request: Request) -> Any:
+        with source.reading() as store:
+            summary = data.experiment(store, request.path_params["name"], 0, 1)
+        return found.page(summary["id"])
 
     def selected(request: Request) -> list[str]:
         """The runs a graph request selects: an experiment's (or one of its analysis groups'), or the ones given."""
         query = request.query_params
         with source.reading() as store:
             runs = data.graph_runs(store, query.get("experiment"), [r for r in query.get("runs", "").split(",") if r])
-            grouped = data.experiment(store, query["experiment"], 0, 1) \
+            summary = data.experiment(store, query["experiment"], 0, 1) \
                 if query.get("experiment") and query.get("group") is not None else None
-        if grouped is not None:
-            runs = cache.group_runs(grouped["id"], _by(request, grouped["group_by"]), _int(request, "group", 0))
+        if summary is not None:
+            runs = cache.group_runs(summary["id"], _by(request, summary["group_by"]), _int(request, "group", 0))
         return runs
 
-    def graph(request: Request) -> Response:
-        try:
-            runs = selected(request)
-            with source.reading() as store:
-                return _json(data.graph(store, runs, _int(request, "max_nodes", data.GRAPH_NODES)))
-        except BadQuery as err:
-            return _json({"error": str(err)}, 400)
-        except data.NotFound as err:
-            return _json({"error": str(err)}, 404)
-        except StabilityError as err:
-            return _json({"error": str(err)}, 503)
+    def graph(request: Request) -> Any:
+        runs = selected(request)
+        with source.reading() as store:
+            return data.graph(store, runs, _int(request, "max_nodes", data.GRAPH_NODES))
 
-    def graph_next(request: Request) -> Response:
-        try:
-            runs = selected(request)
-            node = request.query_params.get("node") or None
-            if node is None and request.query_params.get("starts") != "1":
-                raise BadQuery("give node=HASH (its successors the view leaves out) or starts=1")
-            with source.reading() as store:
-                return _json(data.graph_next(store, runs, _int(request, "max_nodes", data.GRAPH_NODES), node,
-                                             _int(request, "offset", 0), _int(request, "limit", PAGE)))
-        except BadQuery as err:
-            return _json({"error": str(err)}, 400)
-        except data.NotFound as err:
-            return _json({"error": str(err)}, 404)
-        except StabilityError as err:
-            return _json({"error": str(err)}, 503)
+    def graph_next(request: Request) -> Any:
+        runs = selected(request)
+        node = request.query_params.get("node") or None
+        if node is None and request.query_params.get("starts") != "1":
+            raise BadQuery("give node=HASH (its successors the view leaves out) or starts=1")
+        with source.reading() as store:
+            return data.graph_next(store, runs, _int(request, "max_nodes", data.GRAPH_NODES), node,
+                                   _int(request, "offset", 0), _int(request, "limit", PAGE))
 
     def index(_: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": POLICY,
@@ -220,17 +195,17 @@ def create_app(source: StoreSource, embedder: str = "all-MiniLM-L6-v2") -> Starl
             store, r.path_params["name"], _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Route("/api/experiments/{name}/progress", reading(lambda store, r: {**data.progress(
             store, r.path_params["name"], _int(r, "offset", 0), _int(r, "limit", PAGE)), "source": source.state()})),
-        Route("/api/experiments/{name}/groups", groups),
-        Route("/api/experiments/{name}/figures", group_figures),
-        Route("/api/experiments/{name}/findings", findings),
+        Route("/api/experiments/{name}/groups", answered(grouped(cache.groups))),
+        Route("/api/experiments/{name}/figures", answered(grouped(cache.figures))),
+        Route("/api/experiments/{name}/findings", answered(findings)),
         Route("/api/runs", reading(lambda store, r: data.runs(store, _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Route("/api/runs/{run_id}", reading(lambda store, r: data.run(
             store, r.path_params["run_id"], _int(r, "offset", 0), _int(r, "limit", 200)))),
         Route("/api/runs/{run_id}/steps/{step:int}", reading(lambda store, r: data.step_calls(
             store, r.path_params["run_id"], _bounded("step", r.path_params["step"])))),
         Route("/api/calls/{call_id}", reading(lambda store, r: data.call(store, r.path_params["call_id"]))),
-        Route("/api/graph", graph),
-        Route("/api/graph/next", graph_next),
+        Route("/api/graph", answered(graph)),
+        Route("/api/graph/next", answered(graph_next)),
         Route("/api/nodes/{digest}", reading(lambda store, r: data.node(
             store, r.path_params["digest"], _int(r, "offset", 0), _int(r, "limit", PAGE)))),
         Route("/api/search", reading(lambda store, r: data.search(
