@@ -105,9 +105,10 @@ def defaults() -> dict[str, Any]:
     return {name: default_of(name) for name in declared()}
 
 
+@functools.cache
 def sampling_names() -> tuple[str, ...]:
     """The settings that enter the generate config (and so every call's cache key); a spec varies them under
-    ``parameters:``."""
+    ``parameters:``. Computed once: every prepared call asks (39 µs a time uncached)."""
     return tuple(declared(SamplingSettings))
 
 
