@@ -49,10 +49,12 @@ def write_text_whole(path: Path, text: str, what: str) -> None:
 @contextlib.contextmanager
 def folder_whole(target: Path) -> Iterator[Path]:
     """A folder written whole or not at all: the caller fills the staging folder this yields (beside ``target``),
-    which then replaces ``target`` (absent or empty); anything raised removes it and leaves ``target`` as it was."""
+    which then replaces ``target`` (absent or empty); anything raised removes it and leaves ``target`` as it was.
+    The folder gets the permissions the umask gives a new folder (a temporary folder's are the owner's alone)."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
     try:
         yield staging
+        os.chmod(staging, 0o777 & ~_umask())
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             target.rmdir()
