@@ -24,6 +24,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def next_start(active: np.ndarray, first: int) -> int:
+    """Where the nearest-neighbour chain starts again once it is empty: the first cluster still active at or after
+    ``first`` (``len(active)`` when none is left)."""
+    n = len(active)
+    while first < n and not active[first]:
+        first += 1
+    return first
+
+
 def cut_average_linkage(d: np.ndarray, threshold: float, sizes: np.ndarray | None = None) -> np.ndarray:
     """Flat average-linkage clusters of a symmetric float32 distance matrix ``d`` (overwritten: its diagonal,
     and the rows and columns of merged clusters), cut at ``threshold``; ``sizes``: how many points each row
@@ -41,12 +50,8 @@ def cut_average_linkage(d: np.ndarray, threshold: float, sizes: np.ndarray | Non
     row = np.empty(n, dtype=d.dtype)
     chain: list[int] = []
     first = 0
-    while True:
+    while (first := next_start(active, first)) < n or chain:
         if not chain:
-            while first < n and not active[first]:
-                first += 1
-            if first == n:
-                break
             chain.append(first)
         x = chain[-1]
         np.add(d[x], gone, out=row)

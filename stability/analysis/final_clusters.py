@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stability.analysis.average_linkage import cut_average_linkage
+from stability.analysis.average_linkage import cut_average_linkage, next_start
 from stability.analysis.blas_threads import blas_threads
 from stability.analysis.embeddings import encoding_threads
 
@@ -158,12 +158,8 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float, adjacenc
     chain: list[int] = []
     in_chain: set[int] = set()
     first = 0
-    while True:
+    while (first := next_start(active, first)) < n or chain:
         if not chain:
-            while first < n and not active[first]:
-                first += 1
-            if first == n:
-                break
             chain.append(first)
             in_chain.add(first)
         x = chain[-1]

@@ -17,6 +17,7 @@ Each refusal is one line naming the file and the problem, raised before anything
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,12 +133,11 @@ def _verify_file(con: duckdb.DuckDBPyConnection, path: Path, table: ExportedTabl
         count = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(path))})").fetchone()
     except duckdb.Error as err:
         raise StabilityError(f"{path}: cannot read ({str(err).splitlines()[0]})") from None
-    missing = [c for c in columns if c not in found]
-    if missing:
-        raise StabilityError(f"{path}: column {missing[0]} of table {table.name} is missing")
-    extra = [c for c in found if c not in columns]
-    if extra:
-        raise StabilityError(f"{path}: column {extra[0]} is not a column of table {table.name}")
+    missing, extra = column_mismatch(columns, found)
+    if missing is not None:
+        raise StabilityError(f"{path}: column {missing} of table {table.name} is missing")
+    if extra is not None:
+        raise StabilityError(f"{path}: column {extra} is not a column of table {table.name}")
     for column, kind in columns.items():
         if found[column] != kind and found[column] not in SAME_TYPES.get(kind, set()):
             raise StabilityError(f"{path}: column {column} is {found[column]}, table {table.name} has {kind}")
@@ -169,3 +169,11 @@ def verify_content(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     if bad:
         raise StabilityError(f"{folder / 'principles.parquet'}: the principles of constitution {bad[0]} are not "
                              "its text")
+
+
+def column_mismatch(expected: Collection[str], found: Collection[str]) -> tuple[str | None, str | None]:
+    """The first ``expected`` column missing from ``found``, and the first ``found`` column not expected (None where
+    there is none): how an import checks a table it reads against the store's schema."""
+    missing = next((c for c in expected if c not in found), None)
+    extra = next((c for c in found if c not in expected), None)
+    return missing, extra

@@ -23,7 +23,7 @@ import duckdb
 from stability.errors import StabilityError
 from stability.store.chains import chain_stored_calls
 from stability.store.export import quote_ident, scope_filter, sql_literal, table_columns, whole_calls_sql
-from stability.store.export_checks import schema_at, verify_content
+from stability.store.export_checks import column_mismatch, schema_at, verify_content
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -93,12 +93,11 @@ def check_rows(rows: Rows, schema: dict[str, dict[str, str]], source: str) -> No
         for record in records:
             if not isinstance(record, dict):
                 raise StabilityError(f"{source}: a row of table {table} is not a mapping")
-            missing = [c for c in columns if c not in record]
-            if missing:
-                raise StabilityError(f"{source}: a row of table {table} lacks column {missing[0]}")
-            extra = [c for c in record if c not in columns]
-            if extra:
-                raise StabilityError(f"{source}: column {extra[0]!r} is not a column of table {table}")
+            missing, extra = column_mismatch(columns, record)
+            if missing is not None:
+                raise StabilityError(f"{source}: a row of table {table} lacks column {missing}")
+            if extra is not None:
+                raise StabilityError(f"{source}: column {extra!r} is not a column of table {table}")
 
 
 def load_rows(folder: Path, parts: list[tuple[str, list[str], Rows]], into: Path) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,10 +41,10 @@ from stability.store.batches import BatchTable
 from stability.store.call_keys import CallKeys
 from stability.store.call_lookup import find_calls
 from stability.store.compact import Compaction
+from stability.store.connection import check_runs_table, connect
 from stability.store.json_values import to_json
 from stability.store.rows import decode_json, dict_rows
-from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker, snapshot_path
-from stability.store.sql_text import sql_literal
+from stability.store.snapshot import Holder, Publisher, claim_marker, open_snapshot, release_marker
 
 if TYPE_CHECKING:  # the write queue (with asyncio and the journal) is imported when a store first writes
     import asyncio
@@ -59,40 +58,6 @@ log = logging.getLogger("stability.store")
 def default_db_path() -> Path:
     return Path(os.environ.get(DB_ENV) or "runs/stability.duckdb")
 
-
-
-#: how long a reader waits for a writer that holds the lock but has no snapshot (it may be closing right now)
-READER_PATIENCE_S = 2.0
-
-
-#: DuckDB's block size for a new store file (DuckDB's default: 256 kB). Every table, column and index takes
-#: whole blocks, so a small store is mostly empty blocks at 256 kB; measured in docs/benchmarks/storage.md.
-BLOCK_SIZE = 16 << 10
-
-
-def _create(target: str) -> None:
-    """Create a new, empty database file with :data:`BLOCK_SIZE` (fixed for the file's life)."""
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH {sql_literal(target)} AS stability_new (BLOCK_SIZE {BLOCK_SIZE})")
-        con.execute("DETACH stability_new")
-    finally:
-        con.close()
-
-
-def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Connect; a reader finding the store locked while no snapshot exists tries again for a moment, since a writer
-    removes its snapshot as it closes, just before DuckDB lets go of the file."""
-    if not read_only and target != ":memory:" and not os.path.exists(target):
-        _create(target)
-    deadline = time.monotonic() + (READER_PATIENCE_S if read_only else 0.0)
-    while True:
-        try:
-            return duckdb.connect(target, read_only=read_only)
-        except duckdb.IOException as err:
-            if "lock" not in str(err).lower() or time.monotonic() >= deadline or snapshot_path(target).exists():
-                raise
-            time.sleep(0.1)
 
 
 class Store:
@@ -156,7 +121,7 @@ class Store:
             settle(real)
         claimed = not read_only and target != ":memory:" and claim_marker(real)
         try:
-            con = _connect(real, read_only)
+            con = connect(real, read_only)
         except duckdb.Error as err:
             if claimed:
                 release_marker(real)
@@ -189,7 +154,7 @@ class Store:
                     recover(store.queue, con, real)  # what a killed writer journalled but never applied
                     store.queue.start_journal(real)
             else:
-                _check_runs_table(con, target)
+                check_runs_table(con, target)
         except BaseException:
             store.close()
             raise
@@ -600,15 +565,6 @@ def settle(target: str) -> None:
             raise  # it names the journal and what is wrong with it
         raise StabilityError(f"{target}: cannot apply what a killed writer journalled before it is read: {err}") \
             from None
-
-
-def _check_runs_table(con: duckdb.DuckDBPyConnection, target: str) -> None:
-    """A read-only open checks that the file is a stability database: it has a ``runs`` table. Naming the table
-    costs a catalog lookup (about 1 ms); scanning ``duckdb_tables()`` for it cost 12-20 ms."""
-    try:
-        con.execute("SELECT 1 FROM runs LIMIT 0")
-    except duckdb.CatalogException:
-        raise StabilityError(f"{target}: not a stability database (it has no runs table)") from None
 
 
 def _write_queue(con: duckdb.DuckDBPyConnection) -> WriteQueue:
