@@ -134,11 +134,20 @@ def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
     for run in runs:
         nodes = [v.node for v in run.usable]
         edges += [(a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b]
+    # Nodes are numbered in first-seen order and the search runs over the numbers: networkx keeps the components
+    # it walks in sets, whose order for strings changes with each process's hash seed (PYTHONHASHSEED), and with
+    # it which cycles come first, where each starts, and which are kept under the cap. Integers keep one order.
+    number: dict[str, int] = {}
+    for a, b in edges:
+        number.setdefault(a, len(number))
+        number.setdefault(b, len(number))
+    names = list(number)
     graph = nx.DiGraph()
-    graph.add_edges_from(dict.fromkeys(edges))  # each edge once, in first-seen order: the same graph as per run
+    graph.add_edges_from(dict.fromkeys((number[a], number[b]) for a, b in edges))  # each edge once, first-seen order
     out: list[list[str]] = []
     for found in nx.simple_cycles(graph, length_bound=6):
-        out.append(found)
+        start = found.index(min(found))  # each cycle from its earliest-seen node
+        out.append([names[i] for i in found[start:] + found[:start]])
         if len(out) >= MAX_GRAPH_CYCLES:
             break
     return out

@@ -50,3 +50,34 @@ def test_spread_cluster_project_basics() -> None:
     assert cluster(points, 0.1).tolist() == [1, 1, 2]
     flat = project(points)
     assert flat.shape == (3, 2) and np.allclose(flat.mean(axis=0), 0, atol=1e-6)
+
+
+_CYCLES_SCRIPT = """
+import json
+from types import SimpleNamespace as N
+from stability.analysis.attractors import graph_cycles
+runs = []
+for r in range(60):  # overlapping short loops over shared named nodes: more cycles than the cap keeps
+    ring = [f"sha256:{(r * 5 + j * (1 + r % 4)) % 31:02d}" for j in range(1 + r % 4 + 2)]
+    runs.append(N(usable=[N(node=n) for n in ring + ring[:1]]))
+print(json.dumps(graph_cycles(runs)))
+"""
+
+
+def test_graph_cycles_are_the_same_whatever_the_hash_seed() -> None:
+    """The cycles, their order, where each starts and which the cap keeps do not change with PYTHONHASHSEED
+    (networkx walks sets of the nodes; named nodes used to come out in a new order in each process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", _CYCLES_SCRIPT], env=env, capture_output=True, text=True,
+                              check=True)
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
+    for cycle in outputs[0]:
+        assert len(set(cycle)) == len(cycle) >= 2
