@@ -1,16 +1,15 @@
-"""Opening a store's file: a new file's block size, a reader's patience with a closing writer, and the check that a
-file opened to read is a stability database."""
+"""Opening a store's file: a new file's block size (set by the connection that creates it), a reader's patience
+with a closing writer, and the check that a file opened to read is a stability database."""
 
 from __future__ import annotations
 
-import os
 import time
+from typing import Any
 
 import duckdb
 
 from stability.errors import StabilityError
 from stability.store.snapshot import snapshot_path
-from stability.store.sql_text import sql_literal
 
 #: how long a reader waits for a writer that holds the lock but has no snapshot (it may be closing right now)
 READER_PATIENCE_S = 2.0
@@ -21,25 +20,17 @@ READER_PATIENCE_S = 2.0
 BLOCK_SIZE = 16 << 10
 
 
-def create(target: str) -> None:
-    """Create a new, empty database file with :data:`BLOCK_SIZE` (fixed for the file's life)."""
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH {sql_literal(target)} AS stability_new (BLOCK_SIZE {BLOCK_SIZE})")
-        con.execute("DETACH stability_new")
-    finally:
-        con.close()
-
-
 def connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Connect; a reader finding the store locked while no snapshot exists tries again for a moment, since a writer
     removes its snapshot as it closes, just before DuckDB lets go of the file."""
-    if not read_only and target != ":memory:" and not os.path.exists(target):
-        create(target)
+    # a new file gets BLOCK_SIZE from the connection that creates it, under that connection's lock: a file made
+    # first and opened after would stand empty and unlocked in between, where a reader (`stability runs` polling a
+    # run that is starting) takes it for a store without tables and the writer finds it held
+    config: dict[str, Any] = {} if read_only else {"default_block_size": str(BLOCK_SIZE)}
     deadline = time.monotonic() + (READER_PATIENCE_S if read_only else 0.0)
     while True:
         try:
-            return duckdb.connect(target, read_only=read_only)
+            return duckdb.connect(target, read_only=read_only, config=config)
         except duckdb.IOException as err:
             if "lock" not in str(err).lower() or time.monotonic() >= deadline or snapshot_path(target).exists():
                 raise
