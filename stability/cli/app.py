@@ -76,6 +76,9 @@ def iterate(
 ) -> None:
     """Run one protocol over a constitution, storing every revision and call. A flag marked with protocols in
     parentheses applies to those protocols only."""
+    from stability.models.preload import preload
+
+    preload(model)  # the provider's SDK imports on a thread while the engine loads and the store is made
     from stability.engine import IterateConfig
     from stability.engine import iterate as run_iterate
     from stability.engine import resume as run_resume
