@@ -174,3 +174,21 @@ def test_a_failed_flight_lets_the_waiter_send_its_own(db: Path) -> None:
     assert isinstance(failed, CallFailed)
     assert answered.text == "answer" and answered.cached_from is None  # type: ignore[attr-defined]
     assert len(model.calls) == 2
+
+
+def test_a_stored_call_row_is_its_record_dump(db: Path) -> None:
+    """``Store.insert_call`` queues the record's fields as they are (``__dict__``, not ``model_dump``: issue 30),
+    which holds while a call record has no nested model and no serialiser: the call read back equals the record."""
+    from stability.prices import PriceTable
+    from stability.records import CallRecord
+
+    async def ask(store: Store) -> CallRecord:
+        calls = CallPath(store, ScriptedModel("scripted/decline"), "r1", prices=PriceTable())
+        return await calls([Message(role="user", content="hi")], GenerateConfig(seed=1), step=1, purpose="edit")
+
+    with Store.open(db) as store:
+        record = asyncio.run(ask(store))
+        assert record.__dict__ == record.model_dump()
+        [stored] = store.calls("r1")
+    assert stored == record
+    assert stored.cost_usd == 0.0  # priced through the table's glob ("scripted/*"), found once per model
