@@ -75,8 +75,19 @@ def omit_later_defaults(model: BaseModel, data: dict[str, Any], names: tuple[str
     For fields added after dumps of ``model`` were first hashed (cache keys, experiment cells): a config that
     does not use them dumps, and so hashes, exactly as it did before they existed.
     """
-    fields = type(model).model_fields
-    return {k: v for k, v in data.items() if k not in names or getattr(model, k) != fields[k].default}
+    defaults = _defaults(type(model))
+    kept = dict(data)
+    for name in names:  # a few names: cheaper than a pass over every field (every call's cache key dumps one)
+        if name in kept and getattr(model, name) == defaults[name]:
+            del kept[name]
+    return kept
+
+
+@functools.cache
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Each field's default, by name, once per model class (``model_fields`` is a class property: read per call it
+    cost more than the comparisons)."""
+    return {name: field.default for name, field in model.model_fields.items()}
 
 
 def declared(model: type[BaseModel] = RunSettings) -> dict[str, Declared]:
