@@ -40,6 +40,7 @@ from stability.errors import InputError, StabilityError
 from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, expand, load_spec, parallel_runs
 from stability.models.base import Model
+from stability.models.preload import preload
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
 from stability.store.export import attach_cache_from, cache_source
@@ -153,6 +154,8 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                               concurrency=call_slots(spec, cells))
     if dry_run:
         return result
+    for model in sorted({c.model for c in cells} | {m for c in cells for m in c.roles.values()}):
+        preload(model)  # each provider's SDK imports on a thread while the cells are prepared and the store made
     pool = ModelPool()
     prepared = [prepare(config, pool, files) for config in cells]
     with tempfile.TemporaryDirectory() as scratch:
