@@ -16,11 +16,15 @@ when it makes its client, and reports a missing one as before.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 
 #: the SDK module each built-in SDK provider sends through (``Provider.requires`` of :mod:`.registry`, first entry)
 SDKS = {"openai": "openai", "anthropic": "anthropic"}
+#: the variables one of which the provider needs (``Provider.keys``): without them the command stops at once with
+#: "set OPENAI_API_KEY", and an import on a thread would only have slowed that answer down
+KEYS = {"openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"), "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
 #: modules both the SDKs and the engine import: imported by the caller's thread before the SDK's thread starts
 SHARED = ("asyncio", "concurrent.futures", "ssl", "email.parser")
 
@@ -29,9 +33,11 @@ _started: dict[str, threading.Thread] = {}
 
 def preload(model_name: str | None) -> threading.Thread | None:
     """Start importing the SDK of ``model_name``'s provider (``openai/NAME``...) on a daemon thread; the thread,
-    or None when the provider has no SDK to import (or it is imported, or being imported, already)."""
-    sdk = SDKS.get((model_name or "").partition("/")[0])
-    if sdk is None or sdk in _started or sdk in sys.modules:
+    or None when the provider has no SDK to import, none of its key variables is set, or its SDK is imported (or
+    being imported) already."""
+    prefix = (model_name or "").partition("/")[0]
+    sdk = SDKS.get(prefix)
+    if sdk is None or sdk in _started or sdk in sys.modules or not any(os.environ.get(k) for k in KEYS[prefix]):
         return None
     for name in SHARED:
         importlib.import_module(name)

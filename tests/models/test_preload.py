@@ -7,19 +7,25 @@ import os
 import subprocess
 import sys
 
-from stability.models.preload import SDKS, preload
+import pytest
+
+from stability.models.preload import KEYS, SDKS, preload
 from stability.models.registry import PROVIDERS
 from tests.conftest import ROOT
 
 
 def test_each_preloaded_sdk_is_what_its_provider_requires() -> None:
     assert {prefix: PROVIDERS[prefix].requires[0] for prefix in SDKS} == SDKS
+    assert {prefix: PROVIDERS[prefix].keys for prefix in SDKS} == KEYS
 
 
-def test_a_provider_without_an_sdk_starts_no_thread() -> None:
+def test_a_provider_without_an_sdk_or_a_key_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     assert preload("scripted/decline") is None
     assert preload(None) is None
     assert preload("gpt-4o") is None  # a bare name: the registry canonicalises it later; nothing preloaded
+    for name in KEYS["anthropic"]:
+        monkeypatch.delenv(name, raising=False)
+    assert preload("anthropic/claude-x") is None  # the command stops at "set ANTHROPIC_API_KEY": no import
 
 
 PROBE = """
@@ -37,6 +43,6 @@ print(json.dumps({"before": before, "daemon": thread.daemon, "shared": shared, "
 
 def test_the_sdk_is_imported_on_a_daemon_thread_once() -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-not-a-key"}, check=True)
     assert json.loads(done.stdout) == {"before": False, "daemon": True, "shared": True, "again": True,
                                        "loaded": True}
