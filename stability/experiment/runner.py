@@ -41,6 +41,7 @@ from stability.experiment.estimate import Estimate, estimate
 from stability.experiment.spec import ExperimentSpec, call_slots, cell_key, expand, load_spec, parallel_runs
 from stability.models.base import Model
 from stability.models.preload import preload
+from stability.models.registry import canonical_name
 from stability.prices import PriceTable, load_prices
 from stability.records import CellRecord, ExperimentRecord, now
 from stability.store.export import attach_cache_from, cache_source
@@ -154,8 +155,11 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                               concurrency=call_slots(spec, cells))
     if dry_run:
         return result
-    for model in sorted({c.model for c in cells} | {m for c in cells for m in c.roles.values()}):
+    for model in sorted({canonical_name(m) for c in cells for m in (c.model, *c.roles.values())}):
         preload(model)  # each provider's SDK imports on a thread while the cells are prepared and the store made
+    # each cell's key, once (registering and running both ask), from the spec's config: a prepared config names
+    # its model canonically (gpt-4o -> openai/gpt-4o) and so keys differently
+    keys = [cell_key(c) for c in cells]
     pool = ModelPool()
     prepared = [prepare(config, pool, files) for config in cells]
     with tempfile.TemporaryDirectory() as scratch:
@@ -167,13 +171,13 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
             if resume and store.experiment(spec.experiment_id) is None:
                 raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without "
                                      "--resume")
-            register_experiment(store, spec, spec_path, cells, batch)
+            register_experiment(store, spec, spec_path, cells, batch, keys)
             if on_start is not None:
                 on_start(sum(c.status == "done" for c in store.cells(spec.experiment_id)), len(cells))
             budget = experiment_budget(store, spec.experiment_id, max_cost)
             session = CallSession(store, prices=prices, budget=budget, limiter=Limits(spec))
             waves = asyncio.run(_run_cells(session, spec, prepared, pool, on_cell, result.parallel_runs, batch,
-                                           on_batch))
+                                           on_batch, keys))
             result.waves, result.batched_requests = waves
             final = store.cells(spec.experiment_id)
             result.done = sum(c.status == "done" for c in final)
@@ -186,32 +190,35 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
 
 
 def register_experiment(store: Store, spec: ExperimentSpec, spec_path: Path | str, cells: list[IterateConfig],
-                        batch: bool = False) -> ExperimentRecord:
+                        batch: bool = False, keys: list[str] | None = None) -> ExperimentRecord:
     """Store the experiment and its cells (kept as they are when it exists), and return it. Unless this session
     runs in batch mode, refused while requests of its runs wait in open provider batches: they would be sent again
-    while the batches bill."""
+    while the batches bill. ``keys``: each cell's :func:`cell_key`, when the caller has them."""
     if not batch:
         check_no_pending_batches(store, [c.run_id for c in store.cells(spec.experiment_id) if c.run_id],
                                  str(spec_path))
     record = ExperimentRecord(id=spec.experiment_id, name=spec.name, spec=spec.model_dump(mode="json"),
                               spec_path=str(spec_path), created_at=now())
-    store.put_experiment(record, [CellRecord(experiment_id=record.id, cell=cell_key(c), position=i,
+    keys = keys or [cell_key(c) for c in cells]
+    store.put_experiment(record, [CellRecord(experiment_id=record.id, cell=keys[i], position=i,
                                              config=c.model_dump(mode="json")) for i, c in enumerate(cells)])
     return record
 
 
 async def _run_cells(session: CallSession, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
                      on_cell: Callable[[CellRecord], None] | None, parallel: int, batch: bool = False,
-                     on_batch: Callable[[BatchEvent], None] | None = None) -> tuple[int, int]:
+                     on_batch: Callable[[BatchEvent], None] | None = None, keys: list[str] | None = None
+                     ) -> tuple[int, int]:
     """Run the cells in one call session (its limits, budget and in-flight table shared by every run: identical
-    questions of two runs in flight at once are sent once); (batch waves, batched requests) of this session."""
+    questions of two runs in flight at once are sent once); (batch waves, batched requests) of this session.
+    ``keys``: each prepared cell's key as registered (default: its config's)."""
     store = session.store
     # (in batch mode every run waits on its batch, so all of them run at once to fill the waves)
     slots = asyncio.Semaphore(parallel)
     by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
 
-    async def one(item: Prepared) -> None:
-        cell = by_key[cell_key(item.config)]
+    async def one(item: Prepared, key: str) -> None:
+        cell = by_key[key]
         if cell.status == "done":
             return
         async with slots:
@@ -222,7 +229,8 @@ async def _run_cells(session: CallSession, spec: ExperimentSpec, prepared: list[
                 on_cell(cell.model_copy(update={"status": final, "run_id": run_id}))
 
     async def cells() -> None:
-        tasks = [asyncio.ensure_future(one(item)) for item in prepared]
+        tasks = [asyncio.ensure_future(one(item, key)) for item, key in
+                 zip(prepared, keys or [cell_key(p.config) for p in prepared], strict=True)]
         try:
             await asyncio.gather(*tasks)
         finally:  # one cell failing unexpectedly stops the others (interrupted, resumable) before clients close

@@ -87,3 +87,22 @@ def test_failed_runs_do_not_stop_the_experiment(tmp_path: Path, db: Path, wire: 
     with Store.open(db) as store:
         failed = [store.run(r) for r in result.runs if store.run(r).status == "failed"]
     assert failed and "401" in (failed[0].error or "")
+
+
+def test_a_model_named_by_its_bare_name_runs_its_cells(tmp_path: Path, db: Path, wire: WireServer) -> None:
+    """A spec naming ``gpt-…`` (the registry's bare name for ``openai/gpt-…``): each cell is run under the key it
+    was registered with (its prepared config names the model canonically, so it keys differently; the runner looked
+    cells up by that key and failed with a KeyError)."""
+    wire.reply = grow
+    write(tmp_path / "c.md", "- principle 1\n")
+    spec = write(tmp_path / "spec.yaml", f"""
+name: bare-name
+models: [gpt-bench]
+constitutions: ["{tmp_path / 'c.md'}"]
+protocols: [{{name: fresh-instance, options: {{max_steps: 2, declines_to_stop: 1}}}}]
+replicates: 2
+""")
+    result = run_experiment(spec, db)
+    assert (result.done, result.failed, result.not_started) == (2, 0, 0)
+    with Store.open(db, read_only=True) as store:
+        assert {store.run(r).model for r in result.runs} == {"openai/gpt-bench"}
