@@ -172,12 +172,13 @@ def run_experiment(spec_path: Path | str, db: Path | str | None = None, dry_run:
                 raise StabilityError(f"{spec_path}: no experiment {spec.experiment_id} to resume; run it without "
                                      "--resume")
             register_experiment(store, spec, spec_path, cells, batch, keys)
+            registered = store.cells(spec.experiment_id)  # read once: the start's count and the runs' cells
             if on_start is not None:
-                on_start(sum(c.status == "done" for c in store.cells(spec.experiment_id)), len(cells))
+                on_start(sum(c.status == "done" for c in registered), len(cells))
             budget = experiment_budget(store, spec.experiment_id, max_cost)
             session = CallSession(store, prices=prices, budget=budget, limiter=Limits(spec))
             waves = asyncio.run(_run_cells(session, spec, prepared, pool, on_cell, result.parallel_runs, batch,
-                                           on_batch, keys))
+                                           on_batch, keys, registered))
             result.waves, result.batched_requests = waves
             final = store.cells(spec.experiment_id)
             result.done = sum(c.status == "done" for c in final)
@@ -207,15 +208,16 @@ def register_experiment(store: Store, spec: ExperimentSpec, spec_path: Path | st
 
 async def _run_cells(session: CallSession, spec: ExperimentSpec, prepared: list[Prepared], pool: ModelPool,
                      on_cell: Callable[[CellRecord], None] | None, parallel: int, batch: bool = False,
-                     on_batch: Callable[[BatchEvent], None] | None = None, keys: list[str] | None = None
-                     ) -> tuple[int, int]:
+                     on_batch: Callable[[BatchEvent], None] | None = None, keys: list[str] | None = None,
+                     registered: list[CellRecord] | None = None) -> tuple[int, int]:
     """Run the cells in one call session (its limits, budget and in-flight table shared by every run: identical
     questions of two runs in flight at once are sent once); (batch waves, batched requests) of this session.
-    ``keys``: each prepared cell's key as registered (default: its config's)."""
+    ``keys``: each prepared cell's key as registered (default: its config's); ``registered``: the experiment's
+    cells as the store has them (default: read now)."""
     store = session.store
     # (in batch mode every run waits on its batch, so all of them run at once to fill the waves)
     slots = asyncio.Semaphore(parallel)
-    by_key = {c.cell: c for c in store.cells(spec.experiment_id)}
+    by_key = {c.cell: c for c in (store.cells(spec.experiment_id) if registered is None else registered)}
 
     async def one(item: Prepared, key: str) -> None:
         cell = by_key[key]
