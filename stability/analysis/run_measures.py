@@ -42,6 +42,9 @@ GATHER = 1 << 15  # node vectors gathered at once for one einsum (32k x 384 floa
 
 Model = TypeVar("Model", bound=BaseModel)
 _FIELDS: dict[type[BaseModel], set[str]] = {}
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__  # the slots' own setters: no __setattr__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _record(cls: type[Model], values: dict[str, Any]) -> Model:
@@ -52,11 +55,11 @@ def _record(cls: type[Model], values: dict[str, Any]) -> Model:
     fields = _FIELDS.get(cls)
     if fields is None:
         fields = _FIELDS[cls] = set(cls.model_fields)
-    record = cls.__new__(cls)
+    record = object.__new__(cls)
     object.__setattr__(record, "__dict__", values)
-    object.__setattr__(record, "__pydantic_fields_set__", fields)
-    object.__setattr__(record, "__pydantic_extra__", None)
-    object.__setattr__(record, "__pydantic_private__", None)
+    _set_fields(record, fields)
+    _set_extra(record, None)
+    _set_private(record, None)
     return record
 
 
