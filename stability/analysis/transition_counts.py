@@ -74,6 +74,20 @@ def transition_counts(pairs: Iterable[Pair], principles: Mapping[str, tuple[str,
     return {pair: out[pair] for pair in pairs}
 
 
+def _row_dots(matrix: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``matrix[left[i]] @ matrix[right[i]]`` for every i, gathered a chunk at a time into two buffers kept for
+    the whole loop (gathering every row at once allocated two arrays of hundreds of MB, fresh pages each time)."""
+    out = np.empty(len(left), dtype=matrix.dtype)
+    a = np.empty((min(chunk, len(left)), matrix.shape[1]), dtype=matrix.dtype)
+    b = np.empty_like(a)
+    for i in range(0, len(left), chunk):
+        n = min(chunk, len(left) - i)
+        np.take(matrix, left[i:i + n], axis=0, out=a[:n])
+        np.take(matrix, right[i:i + n], axis=0, out=b[:n])
+        out[i:i + n] = np.einsum("ij,ij->i", a[:n], b[:n])
+    return out
+
+
 def _codes(spans: Spans, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The text codes of the nodes ``which`` (indices), one after another, and how many each has."""
     counts = spans.sizes[which]
@@ -115,7 +129,7 @@ def _fast_counts(pairs: list[Pair], spans: Spans, codes: Mapping[str, int],
     if len(lone_b):
         texts = list(codes)
         matrix = np.stack([np.asarray(vectors[t], dtype=np.float64) for t in texts])
-        score = np.einsum("ij,ij->i", matrix[b_code[lone_b]], matrix[a_code[lone_a]])
+        score = _row_dots(matrix, b_code[lone_b], a_code[lone_a])
         kept = score >= threshold
         for k in np.flatnonzero(np.abs(score - threshold) < RECHECK_MARGIN).tolist():  # as change_counts does
             kept[k] = float(vectors[texts[b_code[lone_b[k]]]] @ vectors[texts[a_code[lone_a[k]]]]) >= threshold
@@ -136,10 +150,10 @@ def _fast_counts(pairs: list[Pair], spans: Spans, codes: Mapping[str, int],
         steps = list(zip(m_before[lo:hi].tolist(), m_after[lo:hi].tolist(), strict=True))
         identical = {step for step, same_text in zip(steps, m_same[lo:hi].tolist(), strict=True) if same_text}
         moved[p] = len(identical - _in_order(steps))
-    out: dict[Pair, dict[str, int]] = {}
-    for p in np.flatnonzero(~slow_mask).tolist():
-        s, r, m = int(same[p]), int(reworded[p]), int(moved[p])
-        out[pairs[p]] = {"kept": s - m, "reworded": r, "moved": m, "added": int(len_a[p]) - s - r,
-                         "removed": int(len_b[p]) - s - r}
+    fast = np.flatnonzero(~slow_mask)
+    kept_n, added, removed = same - moved, len_a - same - reworded, len_b - same - reworded
+    out = {pairs[p]: {"kept": k, "reworded": r, "moved": m, "added": a, "removed": d}
+           for p, k, r, m, a, d in zip(fast.tolist(), kept_n[fast].tolist(), reworded[fast].tolist(),
+                                       moved[fast].tolist(), added[fast].tolist(), removed[fast].tolist(), strict=True)}
     slow += [pairs[p] for p in np.flatnonzero(slow_mask).tolist()]
     return out
