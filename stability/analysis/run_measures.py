@@ -38,7 +38,7 @@ from stability.analysis.convergence import (
 from stability.analysis.corpus import FAILED_DECISIONS, Corpus, RunChain, Visit
 
 PAIRS = 1 << 21  # visit pairs measured at once (a batch of runs): ~2M, a few tens of MB of arrays
-GATHER = 1 << 15  # node vectors gathered at once for one einsum (32k x 384 float32: 48 MB)
+GATHER = 1 << 13  # node vectors gathered at once for one einsum (8k x 384 float32: 12 MB)
 
 Model = TypeVar("Model", bound=BaseModel)
 _FIELDS: dict[type[BaseModel], set[str]] = {}
