@@ -16,7 +16,9 @@ validated again (:func:`_record`): one analysis of 1M revisions makes 1M steps.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -129,19 +131,19 @@ class _Visits:
     """The usable visits of a batch of runs, concatenated: run ``r``'s are ``[start[r], end[r])``."""
 
     def __init__(self, usable: Sequence[list[Visit]]) -> None:
-        self.nodes = [v.node for u in usable for v in u]
-        self.steps = [v.step for u in usable for v in u]
-        self.decisions = [v.decision for u in usable for v in u]
-        self.length = np.fromiter((len(u) for u in usable), dtype=np.int64, count=len(usable))
+        visits = list(itertools.chain.from_iterable(usable))  # every loop over the visits runs in C (map)
+        self.nodes: list[str] = list(map(itemgetter(1), visits))
+        self.steps: list[int] = list(map(itemgetter(0), visits))
+        self.decisions: list[str] = list(map(itemgetter(2), visits))
+        self.length = np.fromiter(map(len, usable), dtype=np.int64, count=len(usable))
         self.end = np.cumsum(self.length)
         self.start = self.end - self.length
-        number: dict[str, int] = {}
-        self.code = np.fromiter((number.setdefault(n, len(number)) for n in self.nodes), dtype=np.int64,
-                                count=len(self.nodes))
+        number = dict(zip(dict.fromkeys(self.nodes), itertools.count()))
+        self.code = np.fromiter(map(number.__getitem__, self.nodes), dtype=np.int64, count=len(self.nodes))
         self.names = list(number)  # code -> node
         self.run = np.repeat(np.arange(len(usable), dtype=np.int64), self.length)
-        self.answered = np.fromiter((d not in FAILED_DECISIONS for d in self.decisions), dtype=bool,
-                                    count=len(self.decisions))
+        self.answered = ~np.fromiter(map(FAILED_DECISIONS.__contains__, self.decisions), dtype=bool,
+                                     count=len(self.decisions))
 
 
 def _distances(visits: _Visits, matrix: np.ndarray, node_vectors: Mapping[str, np.ndarray]
