@@ -38,18 +38,17 @@ came round the same loop again, ``returns`` >= 2, ``repeated``) is a cycle prope
 ``cycle_returns`` = 1 (the default) a run stops at its first return, so only returns can be seen.
 A *near cycle* is a return to within ε of an earlier constitution (not the same node) after first moving more
 than ε away from it.
+
+The measures themselves are computed for all runs at once, by array operations: :mod:`stability.analysis.run_measures`
+(``run_convergences``, and ``run_convergence`` for one run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from stability.analysis.alignment import change_counts
-from stability.analysis.corpus import FAILED_DECISIONS, Corpus, RunChain
 from stability.analysis.probes import ProbeSummary
 from stability.bounds import CosineDistance, CosineSimilarity, HoldSteps
 
@@ -149,48 +148,7 @@ class RunConvergence(BaseModel):
         return {"cycle": "cycle", "unsettled": "unsettled", "not_chain": "not a chain (sibling trials)"}[self.verdict]
 
 
-SMALL = 64  # up to this many rows a distance matrix is summed by einsum, not by the (threaded) BLAS
-
-
-def _distances(vectors: np.ndarray) -> np.ndarray:
-    """Cosine distances between unit rows. A run's few nodes go through ``einsum``: a threaded BLAS product of a
-    few dozen rows costs ~100x more CPU on a loaded machine, and one analysis makes one per run."""
-    product = np.einsum("ik,jk->ij", vectors, vectors) if len(vectors) <= SMALL else vectors @ vectors.T
-    return np.clip(1.0 - product, 0.0, 2.0)
-
-
-def fixed_point(chain: RunChain, nodes: list[str], steps: list[int], matrix: np.ndarray | None,
-                epsilon: float, k: int) -> FixedPoint | None:
-    """The fixed point of a chain's *answered* visits (``nodes``, ``steps``; ``matrix`` their distances)."""
-    last = len(nodes) - 1
-    start = last
-    while start > 0 and nodes[start - 1] == nodes[last]:
-        start -= 1
-    held = last - start
-    if held >= k:  # K governs both rules that count repeats: a run that stopped on fewer declines is not one
-        how = "declines" if chain.stop_reason == "declined" else "exact_repeat"
-        return FixedPoint(step=steps[start], node=nodes[start], how=how, held_steps=held)
-    if matrix is None:
-        return None
-    latest_return = max(return_indices(nodes), default=-1)
-    for s in range(max(0, latest_return), last + 1):  # an exact return inside the window outranks distances
-        if last - s < k:
-            break
-        if float(matrix[s, s:].max()) <= epsilon:
-            return FixedPoint(step=steps[s], node=nodes[s], how="epsilon", held_steps=last - s)
-    return None
-
-
-def return_indices(nodes: list[str]) -> list[int]:
-    """Indices at which the chain came back to a node it had left (an exact return, read off content hashes)."""
-    seen: dict[str, int] = {}
-    out = []
-    for t, node in enumerate(nodes):
-        s = seen.get(node)
-        if s is not None and t - s > 1:
-            out.append(t)
-        seen[node] = t
-    return out
+SMALL = 64  # up to this many distinct nodes a run's distances are summed by einsum, not by the (threaded) BLAS
 
 
 def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
@@ -212,89 +170,3 @@ def exact_cycles(nodes: list[str], steps: list[int]) -> list[Cycle]:
                 found[key] = Cycle(nodes=turn, period=len(turn), from_step=steps[s], to_step=steps[t], returns=1)
         seen[node] = t
     return list(found.values())
-
-
-def near_cycles(nodes: list[str], steps: list[int], matrix: np.ndarray, epsilon: float,
-                ids: np.ndarray | None = None) -> list[NearCycle]:
-    """For every t, the latest s < t - 1 of another node within ε of t that the chain had first left (moved more
-    than ε from s before t); ``ids``: a code per node (computed when not given)."""
-    n = len(nodes)
-    away = matrix > epsilon
-    index = np.arange(n)
-    # first_exit[s]: the first index after s that is more than epsilon from s (n if none)
-    later = away & (index[:, None] < index[None, :])
-    first_exit = np.where(later.any(axis=1), later.argmax(axis=1), n)
-    if ids is None:
-        codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
-        ids = np.array([codes[x] for x in nodes])
-    ok = ((~away) & (first_exit[:, None] < index[None, :]) & (ids[:, None] != ids[None, :])
-          & (index[:, None] < index[None, :] - 1))  # ok[s, t]
-    out = []
-    last = n - 1 - ok[::-1].argmax(axis=0)  # per t, the latest s where ok (when any)
-    for t in np.flatnonzero(ok.any(axis=0)).tolist():
-        s = int(last[t])
-        out.append(NearCycle(from_step=steps[s], to_step=steps[t], distance=round(float(matrix[s, t]), 6),
-                             from_node=nodes[s], to_node=nodes[t]))
-    return out
-
-
-def run_convergence(chain: RunChain, corpus: Corpus, node_vectors: Mapping[str, np.ndarray],
-                    principle_vectors: Mapping[str, np.ndarray] | None, params: Params,
-                    counts: dict[tuple[str, str], dict[str, int]] | None = None) -> RunConvergence:
-    """``counts``: alignment counts by (node, next node), shared by the runs of one analysis (filled here), so a
-    transition several runs make (returns, merges, shared starts) is aligned once."""
-    counts = counts if counts is not None else {}
-    visits = chain.usable
-    nodes = [v.node for v in visits]
-    steps = [v.step for v in visits]
-    k = params.k if params.k is not None else chain.declines_to_stop
-    codes = {node: i for i, node in enumerate(dict.fromkeys(nodes))}
-    ids = np.fromiter((codes[n] for n in nodes), dtype=np.int64, count=len(nodes))
-    matrix: np.ndarray | None = None
-    if len(nodes) <= FULL_MATRIX_LIMIT:  # distances between the distinct nodes, spread over the visits
-        distinct = _distances(np.array([node_vectors[n] for n in codes]))
-        matrix = distinct[ids[:, None], ids[None, :]]
-        d_origin, d_final = matrix[:, 0], matrix[:, -1]
-        d_prev = matrix[np.arange(1, len(nodes)), np.arange(len(nodes) - 1)]
-    else:
-        vectors = np.stack([node_vectors[n] for n in nodes])
-        d_origin = np.clip(1.0 - vectors @ vectors[0], 0.0, 2.0)
-        d_final = np.clip(1.0 - vectors @ vectors[-1], 0.0, 2.0)
-        d_prev = np.clip(1.0 - np.einsum("ij,ij->i", vectors[1:], vectors[:-1]), 0.0, 2.0)
-    measures: list[dict[str, Any]] = []
-    prev, origin, final = d_prev.tolist(), d_origin.tolist(), d_final.tolist()  # Python floats, the same values
-    for i, visit in enumerate(visits):
-        changes = None
-        if i and principle_vectors is not None and nodes[i] != nodes[i - 1]:
-            pair = (nodes[i - 1], nodes[i])
-            if pair not in counts:
-                counts[pair] = change_counts(corpus.principles[pair[0]], corpus.principles[pair[1]],
-                                             principle_vectors, params.reworded_threshold)
-            changes = dict(counts[pair])
-        measures.append(dict(  # validated as StepMeasure with the run, in one call (not one per step)
-            step=visit.step, node=visit.node, decision=visit.decision,
-            n_principles=len(corpus.principles[visit.node]),
-            d_prev=round(prev[i - 1], 6) if i else None, d_origin=round(origin[i], 6),
-            d_final=round(final[i], 6), changes=changes))
-    near = near_cycles(nodes, steps, matrix, params.epsilon, ids) if matrix is not None else []
-    point: FixedPoint | None = None
-    cycles: list[Cycle] = []
-    verdict: Verdict
-    if not chain.chain:
-        verdict = "not_chain"
-        near = []  # sibling trials do not return to anything: no near cycles either
-    elif chain.no_verdict is not None:
-        verdict = "no_verdict"
-    else:
-        answered = [i for i, v in enumerate(visits) if v.decision not in FAILED_DECISIONS]
-        a_nodes, a_steps = [nodes[i] for i in answered], [steps[i] for i in answered]
-        picked = np.array(answered, dtype=np.int64)
-        a_matrix = matrix[picked[:, None], picked[None, :]] if matrix is not None else None
-        point = fixed_point(chain, a_nodes, a_steps, a_matrix, params.epsilon, k)
-        cycles = exact_cycles(a_nodes, a_steps)
-        verdict = "fixed_point" if point is not None else "cycle" if cycles else "unsettled"
-    return RunConvergence.model_validate(dict(
-        run_id=chain.run_id, model=chain.model, stop_reason=chain.stop_reason, start=chain.start, final=chain.final,
-        k=k, protocol=chain.protocol, verdict=verdict, no_verdict=chain.no_verdict if verdict == "no_verdict" else None,
-        steps=measures, fixed_point=point, cycles=cycles, near_cycles=near[:MAX_NEAR_CYCLES],
-        near_cycles_total=len(near), references={}))  # given: a default {} is deep-copied for every run

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.attractors import CrossRun, cross_run
 from stability.analysis.consistency import Consistency, consistency
-from stability.analysis.convergence import VERDICTS, Params, RunConvergence, run_convergence
+from stability.analysis.convergence import VERDICTS, Params, RunConvergence
 from stability.analysis.corpus import Corpus, load_corpus
 from stability.analysis.drift import bound_by_negation, library_negations, negation_distance
 from stability.analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingStats, embed_constitutions, get_embedder
@@ -28,6 +28,7 @@ from stability.analysis.judged import JudgeUse, StoredJudgements, judge_use, loa
 from stability.analysis.preferences import Preferences, preferences
 from stability.analysis.probes import probe_summary
 from stability.analysis.references import read_references, step_distances
+from stability.analysis.run_measures import run_convergences
 from stability.analysis.transition_counts import transition_counts, transitions
 from stability.analysis.twins import TwinComparison, compare_twins
 from stability.records import RatingRecord
@@ -136,8 +137,7 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     check_factors(by, corpus)
     # alignment counts by transition, shared by the runs: every transition aligned at once (vectorised)
     counts = transition_counts(transitions(corpus), corpus.principles, vectors.principles, params.reworded_threshold)
-    runs = [run_convergence(chain, corpus, vectors.nodes, vectors.principles, params, counts)
-            for chain in corpus.runs]
+    runs = run_convergences(corpus.runs, corpus, vectors.nodes, vectors.principles, params, counts)
     for run in runs:
         run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
         if run.verdict in VERDICTS:

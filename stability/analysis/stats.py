@@ -91,16 +91,22 @@ def resample_clusters(clusters: Sequence[Sequence[int]], resamples: int, seed: i
 
 
 def cluster_interval(statistic: Callable[[np.ndarray], float | None], clusters: Sequence[Sequence[int]],
-                     resamples: int, seed: int) -> Interval:
-    """``statistic`` of all members, with a 95% percentile interval over cluster resamples (None where undefined)."""
+                     resamples: int, seed: int,
+                     all_draws: Callable[[], np.ndarray | None] | None = None) -> Interval:
+    """``statistic`` of all members, with a 95% percentile interval over cluster resamples (None where undefined).
+
+    ``all_draws``: the statistic of every draw of :func:`resample_clusters` at once (inf where undefined), or None
+    where it cannot: then each draw is computed on its own."""
     members = np.asarray([i for c in clusters for i in c], dtype=int)
     if not len(members):
         return Interval(mean=None, low=None, high=None, n=0)
     value = statistic(members)
     if len(clusters) < 2 or value is None:
         return Interval(mean=_round(value), low=None, high=None, n=len(members))
-    draws = [statistic(idx) for idx in resample_clusters(clusters, resamples, seed)]
-    finite = np.array([np.inf if d is None else d for d in draws], dtype=float)
+    finite = all_draws() if all_draws is not None else None
+    if finite is None:
+        draws = [statistic(idx) for idx in resample_clusters(clusters, resamples, seed)]
+        finite = np.array([np.inf if d is None else d for d in draws], dtype=float)
     low, high = np.percentile(finite, [2.5, 97.5], method="inverted_cdf")  # no inf - inf interpolation
     return Interval(mean=_round(value), low=_round(low), high=_round(high), n=len(members))
 
@@ -157,6 +163,40 @@ def km_median(times: np.ndarray, events: np.ndarray) -> float | None:
     return float(steps[below[0]]) if len(below) else None
 
 
+def km_median_draws(times: np.ndarray, events: np.ndarray, clusters: Sequence[Sequence[int]], resamples: int,
+                    seed: int, chunk: int = 256) -> np.ndarray | None:
+    """``km_median(times[idx], events[idx])`` of every draw ``idx`` of ``resample_clusters(clusters, resamples,
+    seed)`` (inf where the median is not reached), without building the draws: a draw's Kaplan–Meier curve
+    depends only on how many runs it holds, and how many reached a fixed point, at each step, so each cluster's
+    counts per step are summed with the number of times the draw picked it (whole numbers: exact in float64, as
+    are the at-risk sums, so every draw's curve is the same floats :func:`_km` gives). None where the steps are
+    not small whole numbers (then :func:`_km` sorts them)."""
+    if not len(times) or not clusters or times.min() < 0 or times.max() >= 100_000:
+        return None
+    rng = np.random.default_rng(seed)  # the same draws as resample_clusters
+    picks = rng.integers(0, len(clusters), size=(resamples, len(clusters)))
+    sizes = np.fromiter((len(c) for c in clusters), dtype=np.int64, count=len(clusters))
+    members = np.fromiter((i for c in clusters for i in c), dtype=np.int64, count=int(sizes.sum()))
+    width = int(times.max()) + 1
+    cell = np.repeat(np.arange(len(clusters)), sizes) * width + times[members].astype(np.int64)
+    runs = np.bincount(cell, minlength=len(clusters) * width).reshape(len(clusters), width).astype(float)
+    reached = np.bincount(cell, weights=events[members].astype(float),
+                          minlength=len(clusters) * width).reshape(len(clusters), width)
+    out = np.full(resamples, np.inf)
+    for lo in range(0, resamples, chunk):
+        rows = picks[lo:lo + chunk]
+        weight = np.zeros((len(rows), len(clusters)))
+        np.add.at(weight, (np.repeat(np.arange(len(rows)), len(clusters)), rows.ravel()), 1.0)
+        draw_reached = weight @ reached
+        at_risk = (weight @ runs)[:, ::-1].cumsum(axis=1)[:, ::-1]
+        hit = draw_reached > 0
+        factor = np.where(hit, 1.0 - draw_reached / np.where(hit, at_risk, 1.0), 1.0)
+        below = np.cumprod(factor, axis=1) <= 0.5 + 1e-12  # first crossed at a step with events, as km_median
+        found = below.any(axis=1)
+        out[lo:lo + chunk][found] = below[found].argmax(axis=1)
+    return out
+
+
 MEDIAN_STARTS = 10  # below this many starts a KM median's percentile interval does not hold its level
 MEDIAN_WARNING = ("KM median interval: a percentile bootstrap over {k} starts, which covered 45-81% at 2-3 starts "
                   "and 85-94% at 5 (bench/calibration.py); read incidence.median_fixed_point and the incidence "
@@ -168,7 +208,8 @@ def survival(times: Sequence[int], events: Sequence[bool], clusters: Sequence[Se
     """KM of steps to a fixed point; ``starts``: how many starting constitutions the runs come from (below
     :data:`MEDIAN_STARTS` the median's interval carries a warning)."""
     t, e = np.asarray(times, dtype=int), np.asarray(events, dtype=bool)
-    interval = cluster_interval(lambda idx: km_median(t[idx], e[idx]), clusters, resamples, seed)
+    interval = cluster_interval(lambda idx: km_median(t[idx], e[idx]), clusters, resamples, seed,
+                                lambda: km_median_draws(t, e, clusters, resamples, seed))
     median = km_median(t, e) if len(t) else None
     if median is None:  # the bootstrap cannot bound a median the data never reached
         interval = Interval(mean=None, low=interval.low, high=None, n=len(t))

@@ -11,7 +11,9 @@ counts are the same as ``change_counts`` of each pair (tests/analysis/test_fast_
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -52,15 +54,18 @@ def transition_counts(pairs: Iterable[Pair], principles: Mapping[str, tuple[str,
     """``change_counts(principles[a], principles[b], vectors, reworded_threshold)`` for every pair (a, b)."""
     pairs = list(dict.fromkeys(pairs))
     out: dict[Pair, dict[str, int]] = {}
-    codes: dict[str, int] = {}
-    nodes = list(dict.fromkeys(n for pair in pairs for n in pair))
-    codes.update((t, i) for i, t in enumerate(dict.fromkeys(t for n in nodes for t in principles[n])))
-    lengths = [len(principles[n]) for n in nodes]
-    flat = np.array([codes[t] for n in nodes for t in principles[n]], dtype=np.int64)
+    # every loop over nodes and principle texts below runs in C (map, chain, zip): at 1M revisions there are
+    # 5M principle occurrences
+    nodes = list(dict.fromkeys(itertools.chain.from_iterable(pairs)))
+    lists = list(map(principles.__getitem__, nodes))
+    codes: dict[str, int] = dict(zip(dict.fromkeys(itertools.chain.from_iterable(lists)), itertools.count()))
+    lengths = list(map(len, lists))
+    sizes = np.asarray(lengths, dtype=np.int64)
+    flat = np.fromiter(map(codes.__getitem__, itertools.chain.from_iterable(lists)), dtype=np.int64,
+                       count=int(sizes.sum()))
     # a code per principle text, in order, by node (node i's: flat[offsets[i]:offsets[i] + sizes[i]]); repeats: a
     # principle repeated within the constitution
-    sizes = np.asarray(lengths, dtype=np.int64)
-    spans = Spans(number={n: i for i, n in enumerate(nodes)}, flat=flat, offsets=np.cumsum(sizes) - sizes,
+    spans = Spans(number=dict(zip(nodes, itertools.count())), flat=flat, offsets=np.cumsum(sizes) - sizes,
                   sizes=sizes)
     width = max(len(codes), 1)
     keyed = np.sort(np.repeat(np.arange(len(nodes)), lengths) * width + flat)
@@ -72,6 +77,20 @@ def transition_counts(pairs: Iterable[Pair], principles: Mapping[str, tuple[str,
     for pair in slow:
         out[pair] = change_counts(principles[pair[0]], principles[pair[1]], vectors, reworded_threshold)
     return {pair: out[pair] for pair in pairs}
+
+
+def _row_dots(matrix: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``matrix[left[i]] @ matrix[right[i]]`` for every i, gathered a chunk at a time into two buffers kept for
+    the whole loop (gathering every row at once allocated two arrays of hundreds of MB, fresh pages each time)."""
+    out = np.empty(len(left), dtype=matrix.dtype)
+    a = np.empty((min(chunk, len(left)), matrix.shape[1]), dtype=matrix.dtype)
+    b = np.empty_like(a)
+    for i in range(0, len(left), chunk):
+        n = min(chunk, len(left) - i)
+        np.take(matrix, left[i:i + n], axis=0, out=a[:n])
+        np.take(matrix, right[i:i + n], axis=0, out=b[:n])
+        out[i:i + n] = np.einsum("ij,ij->i", a[:n], b[:n])
+    return out
 
 
 def _codes(spans: Spans, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +107,10 @@ def _fast_counts(pairs: list[Pair], spans: Spans, codes: Mapping[str, int],
     """Counts of the pairs the arrays settle; appends the others to ``slow``."""
     n_pairs, n_codes = len(pairs), len(codes)
     number = spans.number
-    b_code, len_b = _codes(spans, np.fromiter((number[a] for a, _ in pairs), dtype=np.int64, count=n_pairs))
-    a_code, len_a = _codes(spans, np.fromiter((number[b] for _, b in pairs), dtype=np.int64, count=n_pairs))
+    b_code, len_b = _codes(spans, np.fromiter(map(number.__getitem__, map(itemgetter(0), pairs)), dtype=np.int64,
+                                              count=n_pairs))
+    a_code, len_a = _codes(spans, np.fromiter(map(number.__getitem__, map(itemgetter(1), pairs)), dtype=np.int64,
+                                              count=n_pairs))
     b_pair = np.repeat(np.arange(n_pairs), len_b)
     a_pair = np.repeat(np.arange(n_pairs), len_a)
     b_pos = np.arange(len(b_pair)) - np.repeat(np.cumsum(len_b) - len_b, len_b)
@@ -115,7 +136,7 @@ def _fast_counts(pairs: list[Pair], spans: Spans, codes: Mapping[str, int],
     if len(lone_b):
         texts = list(codes)
         matrix = np.stack([np.asarray(vectors[t], dtype=np.float64) for t in texts])
-        score = np.einsum("ij,ij->i", matrix[b_code[lone_b]], matrix[a_code[lone_a]])
+        score = _row_dots(matrix, b_code[lone_b], a_code[lone_a])
         kept = score >= threshold
         for k in np.flatnonzero(np.abs(score - threshold) < RECHECK_MARGIN).tolist():  # as change_counts does
             kept[k] = float(vectors[texts[b_code[lone_b[k]]]] @ vectors[texts[a_code[lone_a[k]]]]) >= threshold
@@ -136,10 +157,10 @@ def _fast_counts(pairs: list[Pair], spans: Spans, codes: Mapping[str, int],
         steps = list(zip(m_before[lo:hi].tolist(), m_after[lo:hi].tolist(), strict=True))
         identical = {step for step, same_text in zip(steps, m_same[lo:hi].tolist(), strict=True) if same_text}
         moved[p] = len(identical - _in_order(steps))
-    out: dict[Pair, dict[str, int]] = {}
-    for p in np.flatnonzero(~slow_mask).tolist():
-        s, r, m = int(same[p]), int(reworded[p]), int(moved[p])
-        out[pairs[p]] = {"kept": s - m, "reworded": r, "moved": m, "added": int(len_a[p]) - s - r,
-                         "removed": int(len_b[p]) - s - r}
+    fast = np.flatnonzero(~slow_mask)
+    kept_n, added, removed = same - moved, len_a - same - reworded, len_b - same - reworded
+    out = {pairs[p]: {"kept": k, "reworded": r, "moved": m, "added": a, "removed": d}
+           for p, k, r, m, a, d in zip(fast.tolist(), kept_n[fast].tolist(), reworded[fast].tolist(),
+                                       moved[fast].tolist(), added[fast].tolist(), removed[fast].tolist(), strict=True)}
     slow += [pairs[p] for p in np.flatnonzero(slow_mask).tolist()]
     return out

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from stability.analysis.consistency import bootstrap, consistency
-from stability.analysis.convergence import Params, run_convergence
+from stability.analysis.convergence import Params
+from stability.analysis.run_measures import run_convergence
 from tests.analysis.handmade import chain, corpus, unit
 
 PRINCIPLES = {

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stability.analysis.convergence import Params, run_convergence
+from stability.analysis.convergence import Params
+from stability.analysis.run_measures import run_convergence
 from tests.analysis.handmade import at_angle, chain, corpus, unit
 
 FAR = {"A": unit(1, 0, 0), "B": unit(0, 1, 0), "C": unit(0, 0, 1), "D": unit(1, 1, 0)}

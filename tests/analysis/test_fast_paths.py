@@ -144,3 +144,14 @@ def test_add_transpose_in_place_equals_the_sum_with_the_transpose() -> None:
         expected = d + d.T
         add_transpose(d, tile)
         assert np.array_equal(d, expected)
+
+
+def test_row_dots_in_chunks_equal_the_rows_gathered_at_once() -> None:
+    from stability.analysis.transition_counts import _row_dots
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(50, 16))
+    left, right = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
+    whole = np.einsum("ij,ij->i", matrix[left], matrix[right])
+    assert np.array_equal(_row_dots(matrix, left, right, chunk=7), whole)  # the same sums, bit for bit
+    assert len(_row_dots(matrix, left[:0], right[:0])) == 0

@@ -7,11 +7,10 @@ import gc
 import random
 from itertools import groupby
 
-import numpy as np
 import pytest
 
 from stability.analysis import measure as measure_module
-from stability.analysis.convergence import exact_cycles, near_cycles
+from stability.analysis.convergence import exact_cycles
 from stability.analysis.measure import EmbeddingUse, Params, Vectors, gc_paused
 from tests.analysis.handmade import chain, corpus, unit
 
@@ -46,33 +45,6 @@ def test_exact_cycles_as_defined_on_random_chains() -> None:
         assert all(c.period == len(c.nodes) and c.repeated == (c.returns > 1) for c in found)
         cycling += bool(expected)
     assert 500 < cycling < 2900  # both kinds of chain were tried
-
-
-def _near_cycles_by_definition(nodes: list[str], matrix: np.ndarray, epsilon: float) -> list[tuple[int, int]]:
-    out = []
-    for t in range(len(nodes)):
-        for s in range(t - 2, -1, -1):
-            left = any(matrix[s, u] > epsilon for u in range(s + 1, t))
-            if nodes[s] != nodes[t] and matrix[s, t] <= epsilon and left:
-                out.append((s, t))
-                break
-    return out
-
-
-def test_near_cycles_as_defined_on_random_chains() -> None:
-    rng = np.random.default_rng(2)
-    found = 0
-    for _ in range(400):
-        n = int(rng.integers(1, 18))
-        points = rng.choice(rng.normal(size=(6, 3)), size=n)
-        points[rng.random(n) < 0.3] *= 1.0001  # distinct nodes (by name) within epsilon of each other
-        nodes = [f"{p[0]:.6f}" for p in points]
-        unit = points / np.linalg.norm(points, axis=1, keepdims=True)
-        matrix = np.clip(1.0 - unit @ unit.T, 0.0, 2.0).astype(np.float32)
-        got = [(c.from_step, c.to_step) for c in near_cycles(nodes, list(range(n)), matrix, 0.02)]
-        assert got == _near_cycles_by_definition(nodes, matrix, 0.02)
-        found += bool(got)
-    assert found > 20
 
 
 def test_the_collector_is_paused_for_the_measures_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,3 +127,20 @@ def test_a_km_median_over_few_starts_warns_that_its_interval_is_not_calibrated()
     assert few.median == 3 and few.low is not None and few.warning is not None and "3 starts" in few.warning
     many = survival(times, events, clusters, 200, 0, starts=MEDIAN_STARTS)
     assert many.warning is None and (many.low, many.high) == (few.low, few.high)
+
+
+def test_km_median_of_every_draw_at_once_equals_each_draw_on_its_own() -> None:
+    from stability.analysis.stats import km_median, km_median_draws, resample_clusters
+
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        n = int(rng.integers(2, 60))
+        times = rng.integers(0, 12, n)
+        events = rng.random(n) < rng.uniform(0.1, 0.9)
+        cut = np.sort(rng.choice(np.arange(1, n), size=min(n - 1, int(rng.integers(1, 8))), replace=False))
+        clusters = [c.tolist() for c in np.split(rng.permutation(n), cut)]
+        got = km_median_draws(times, events, clusters, 300, trial, chunk=64)
+        expected = [km_median(times[idx], events[idx]) for idx in resample_clusters(clusters, 300, trial)]
+        assert got is not None
+        assert got.tolist() == [np.inf if m is None else m for m in expected]
+    assert km_median_draws(np.array([5, 100_000]), np.array([True, False]), [[0], [1]], 10, 0) is None
