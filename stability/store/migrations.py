@@ -365,11 +365,22 @@ def m014_short_chain_hashes(con: duckdb.DuckDBPyConnection) -> None:
                 "m014_short_chain_hashes: sha256: and the whole hex digest'")
 
 
+def m015_no_lookup_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    """The two secondary indexes go: ``calls_cache`` (cache_key, sample_index) and ``revisions_hash``
+    (constitution_hash). Neither keeps anything unique, and their keys are 71-character ``sha256:`` strings, which
+    DuckDB's ART stores at about 100 bytes a key: at 100k calls they were a sixth of the file. The call-cache
+    lookup joins its batch of keys against ``calls`` by a hash join that never used the index, and a
+    revision's constitution is found by a scan of one column. Primary keys and UNIQUE constraints stay: the
+    store's deduplication (``INSERT OR IGNORE``) depends on them."""
+    con.execute("DROP INDEX IF EXISTS calls_cache")
+    con.execute("DROP INDEX IF EXISTS revisions_hash")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_ratings_and_experiments, m003_embeddings, m004_adapters,
                                m005_call_answer_details, m006_embeddings_to_own_file,
                                m007_probes, m008_judgements, m009_batches, m010_message_chains,
                                m011_journal, m012_journal_bookmarks_kept, m013_run_inputs,
-                               m014_short_chain_hashes]
+                               m014_short_chain_hashes, m015_no_lookup_indexes]
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -120,3 +120,47 @@ def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) ->
     assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}
     with Store.open(db) as store:
         assert {c.id: c.finish_reason for c in store.calls("r-1")} == found
+
+
+def test_a_store_with_the_lookup_indexes_migrates_and_reads_back_whole(tmp_path: Path) -> None:
+    """A store written before m015 (calls_cache and revisions_hash indexes) opens, loses both indexes, reads its
+    calls back whole, finds them by cache key and its revisions by constitution, and keeps every primary key."""
+    from stability.constitution import Constitution
+    from stability.records import CallRecord, RevisionRecord, now
+    from stability.store import migrations
+    from stability.store.call_lookup import find_calls
+
+    db = tmp_path / "old.duckdb"
+    shipped = [m for m in MIGRATIONS if m.__name__ != "m015_no_lookup_indexes"]
+    assert len(shipped) == len(MIGRATIONS) - 1
+    messages = [{"role": "system", "content": "be brief ✓"}, {"role": "user", "content": "- a\n- b"}]
+    call = CallRecord(id="c-1", run_id="r-1", step=1, purpose="revise", model="openai/m", cache_key="sha256:k1",
+                      sample_index=0, status="ok", request={"model": "m", "messages": messages, "seed": 3},
+                      response={"choices": [{"message": {"content": "NO CHANGE"}}]}, text="NO CHANGE",
+                      created_at=now())
+    node = Constitution(principles=("a", "b"))
+    old = migrations.MIGRATIONS
+    migrations.MIGRATIONS = shipped
+    try:
+        with Store.open(db) as store:
+            store.put_constitution(node)
+            store.insert_revision(RevisionRecord(id="r-1:0", run_id="r-1", step=0, constitution_hash=node.hash,
+                                                 decision="origin", created_at=now()))
+            store.insert_call(call)
+            indexes = {r[0] for r in store.con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+        assert {"calls_cache", "revisions_hash"} <= indexes
+    finally:
+        migrations.MIGRATIONS = old
+    with Store.open(db) as store:
+        assert "m015_no_lookup_indexes" in store.migrations_applied()
+        con = store.con
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("judgements_subject",)]
+        constraints = {(r[0], r[1]) for r in con.execute(
+            "SELECT table_name, constraint_type FROM duckdb_constraints() "
+            "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE')").fetchall()}
+        assert {("calls", "PRIMARY KEY"), ("revisions", "UNIQUE"), ("messages", "PRIMARY KEY")} <= constraints
+        [found] = find_calls(con, [("sha256:k1", 0, "r-2", "global")])
+        assert found is not None and found.request == call.request
+        assert [c.request for c in store.calls("r-1")] == [call.request]
+        assert con.execute("SELECT id FROM revisions WHERE constitution_hash = ?", [node.hash]).fetchall() == [
+            ("r-1:0",)]
