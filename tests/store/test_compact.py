@@ -28,8 +28,8 @@ def _call(i: int, run: str = "r-1") -> CallRecord:
 
 
 def _written(db: Path, n: int = 150) -> None:
-    """A store whose file holds free blocks: what a checkpoint rewrote (here: after half the calls were deleted)
-    is released inside the file and kept there."""
+    """A store whose file holds free blocks: what a checkpoint rewrote (here: after half the calls were deleted,
+    and a table was dropped) is released inside the file and kept there."""
     store = Store.open(db)
     for i in range(n):
         store.insert_call(_call(i))
@@ -37,6 +37,14 @@ def _written(db: Path, n: int = 150) -> None:
     store.con.execute("DELETE FROM calls WHERE step % 2 = 0")
     store.con.execute("CHECKPOINT")
     store.close(compact=False)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CREATE TABLE scratch AS SELECT sha256(i::VARCHAR) AS h FROM range(20000) r(i)")
+        con.execute("CHECKPOINT")
+        con.execute("DROP TABLE scratch")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
 
 
 def _contents(db: Path) -> dict[str, object]:
