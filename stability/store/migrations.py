@@ -379,9 +379,9 @@ def m015_no_lookup_indexes(con: duckdb.DuckDBPyConnection) -> None:
 def m016_answers_zstd(con: duckdb.DuckDBPyConnection) -> None:
     """``calls.response`` and ``calls.text`` are stored with zstd: DuckDB picks dictionary/FSST compression for
     these mid-sized texts, which keeps little of what the answers of one model share; zstd stores them in about
-    half the blocks (at 100k calls, 7 MB less). DuckDB sets a column's compression when the column is made, so
-    each is made again, filled, and takes the old one's name and comment: the two columns move to the end of
-    ``calls``, and nothing read back changes."""
+    half the blocks (the 100k calls table: 6.7 MB less). DuckDB sets a column's compression when the column is
+    made, so each is made again, filled, and takes the old one's name and comment: the two columns move to the
+    end of ``calls``, and nothing read back changes."""
     for column, kind in (("response", "JSON"), ("text", "VARCHAR")):
         row = con.execute("SELECT comment FROM duckdb_columns() WHERE database_name = current_database() "
                           "AND schema_name = 'main' AND table_name = 'calls' AND column_name = ?",
