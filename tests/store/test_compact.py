@@ -151,3 +151,26 @@ def test_a_crash_before_the_swap_leaves_the_store_whole(tmp_path: Path) -> None:
     assert _contents(db) == before
     Store.open(db).close(compact=True)  # the next compaction replaces the stray copy
     assert _contents(db) == before and not compact.copy_path(str(db)).exists()
+
+
+def test_a_migration_s_released_blocks_are_compacted_on_the_first_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """m016 makes two columns of calls again: the old ones' blocks are free once checkpointed, and the close that
+    follows the migration counts them and compacts."""
+    from stability.store import migrations
+
+    db = tmp_path / "s.duckdb"
+    names = [m.__name__ for m in migrations.MIGRATIONS]
+    with monkeypatch.context() as old:
+        old.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:names.index("m016_answers_zstd")])
+        store = Store.open(db)
+        for i in range(300):
+            store.insert_call(_call(i))
+        store.close(compact=False)
+    monkeypatch.setattr(compact, "MIN_FREE_BYTES", 1)
+    monkeypatch.setattr(compact, "FREE_SHARE", 0.01)
+    Store.open(db).close()
+    assert _free_blocks(db) == 0
+    with Store.open(db) as store:
+        assert "m016_answers_zstd" in store.migrations_applied()
+        assert [c.response for c in store.calls("r-1")][:2] == [_call(i).response for i in (0, 1)]
