@@ -1,6 +1,6 @@
 """What storing a conversation's messages as chains saves: a 20-step in-context run, measured.
 
-    python bench/in_context_storage.py [--steps 20] [--runs 1]
+    python bench/in_context_storage.py [--steps 20] [--runs 1] [--keep FOLDER]
 
 Runs ``in-context-iteration`` for ``--steps`` steps with a scripted model that revises every time (so the
 conversation grows by two messages a step) into a store, which keeps each message once as a node of a message
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -86,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--runs", type=int, default=1, help="runs of --steps steps each, from different starts")
+    parser.add_argument("--keep", type=Path, help="copy the two stores (chained.duckdb, whole.duckdb) here")
     args = parser.parse_args()
     asked = [0]
 
@@ -119,6 +121,10 @@ def main() -> None:
         with Store.open(chained_db, read_only=True) as store:
             assert [to_json(c.request) for r in run_ids for c in store.calls(r)] == [to_json(c.request) for c in calls]
         chained, unchained = stored_request_bytes(chained_db), stored_request_bytes(whole_db)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for kept in (chained_db, whole_db):
+                shutil.copyfile(kept, args.keep / kept.name)
     raw = sum(len(to_json(c.request)) for c in calls)
     print(json.dumps({
         "steps": args.steps, "runs": args.runs, "calls": len(calls),

@@ -132,7 +132,11 @@ class Compaction:
         self._mark = (0, 0, 0)
 
     def prepare(self, con: duckdb.DuckDBPyConnection, force: bool = False) -> None:
-        """Write the compacted copy when the file's free blocks are due (or ``force``); a failure only logs."""
+        """Write the compacted copy when the file's free blocks are due (or ``force``); a failure only logs.
+        The blocks are counted after a checkpoint: what the last transactions released (a migration's dropped
+        columns and indexes) is free only once checkpointed."""
+        with contextlib.suppress(duckdb.Error):
+            con.execute("CHECKPOINT")
         state = blocks(con)
         if not (force or state.due()):
             return

@@ -28,8 +28,8 @@ def _call(i: int, run: str = "r-1") -> CallRecord:
 
 
 def _written(db: Path, n: int = 150) -> None:
-    """A store whose file holds free blocks: what a checkpoint rewrote (here: after half the calls were deleted)
-    is released inside the file and kept there."""
+    """A store whose file holds free blocks: what a checkpoint rewrote (here: after half the calls were deleted,
+    and a table was dropped) is released inside the file and kept there."""
     store = Store.open(db)
     for i in range(n):
         store.insert_call(_call(i))
@@ -37,6 +37,14 @@ def _written(db: Path, n: int = 150) -> None:
     store.con.execute("DELETE FROM calls WHERE step % 2 = 0")
     store.con.execute("CHECKPOINT")
     store.close(compact=False)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CREATE TABLE scratch AS SELECT sha256(i::VARCHAR) AS h FROM range(20000) r(i)")
+        con.execute("CHECKPOINT")
+        con.execute("DROP TABLE scratch")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
 
 
 def _contents(db: Path) -> dict[str, object]:
@@ -143,3 +151,26 @@ def test_a_crash_before_the_swap_leaves_the_store_whole(tmp_path: Path) -> None:
     assert _contents(db) == before
     Store.open(db).close(compact=True)  # the next compaction replaces the stray copy
     assert _contents(db) == before and not compact.copy_path(str(db)).exists()
+
+
+def test_a_migration_s_released_blocks_are_compacted_on_the_first_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """m016 makes two columns of calls again: the old ones' blocks are free once checkpointed, and the close that
+    follows the migration counts them and compacts."""
+    from stability.store import migrations
+
+    db = tmp_path / "s.duckdb"
+    names = [m.__name__ for m in migrations.MIGRATIONS]
+    with monkeypatch.context() as old:
+        old.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:names.index("m016_answers_zstd")])
+        store = Store.open(db)
+        for i in range(300):
+            store.insert_call(_call(i))
+        store.close(compact=False)
+    monkeypatch.setattr(compact, "MIN_FREE_BYTES", 1)
+    monkeypatch.setattr(compact, "FREE_SHARE", 0.01)
+    Store.open(db).close()
+    assert _free_blocks(db) == 0
+    with Store.open(db) as store:
+        assert "m016_answers_zstd" in store.migrations_applied()
+        assert [c.response for c in store.calls("r-1")][:2] == [_call(i).response for i in (0, 1)]

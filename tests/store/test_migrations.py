@@ -20,9 +20,9 @@ EXPECTED = {
     "edges": ["id", "run_id", "source_id", "target_id", "source_hash", "target_hash", "kind", "protocol",
               "call_ids"],
     "calls": ["id", "run_id", "step", "purpose", "model", "cache_key", "sample_index", "status", "request",
-              "response", "text", "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd",
-              "cached_from", "error", "created_at", "finish_reason", "thinking", "answer_format", "fallback_reason",
-              "chain"],
+              "input_tokens", "output_tokens", "latency_ms", "attempts", "retries", "cost_usd", "cached_from",
+              "error", "created_at", "finish_reason", "thinking", "answer_format", "fallback_reason", "chain",
+              "response", "text"],
     "ratings": ["id", "run_id", "trial", "step", "mode", "target_index", "target", "label", "position",
                 "option_text", "relation", "rating", "rating_probs", "expected_rating", "favourite", "call_id",
                 "reflection_call_id"],
@@ -120,3 +120,81 @@ def test_finish_reason_is_filled_for_calls_stored_before_it_existed(db: Path) ->
     assert found == {"c-openai": "length", "c-anthropic": "max_tokens", "c-hf": "stop", "c-failed": None}
     with Store.open(db) as store:
         assert {c.id: c.finish_reason for c in store.calls("r-1")} == found
+
+
+def test_a_store_with_the_lookup_indexes_migrates_and_reads_back_whole(tmp_path: Path) -> None:
+    """A store written before m015 (calls_cache and revisions_hash indexes) opens, loses both indexes, reads its
+    calls back whole, finds them by cache key and its revisions by constitution, and keeps every primary key."""
+    from stability.constitution import Constitution
+    from stability.records import CallRecord, RevisionRecord, now
+    from stability.store import migrations
+    from stability.store.call_lookup import find_calls
+
+    db = tmp_path / "old.duckdb"
+    shipped = MIGRATIONS[:[m.__name__ for m in MIGRATIONS].index("m015_no_lookup_indexes")]
+    messages = [{"role": "system", "content": "be brief ✓"}, {"role": "user", "content": "- a\n- b"}]
+    call = CallRecord(id="c-1", run_id="r-1", step=1, purpose="revise", model="openai/m", cache_key="sha256:k1",
+                      sample_index=0, status="ok", request={"model": "m", "messages": messages, "seed": 3},
+                      response={"choices": [{"message": {"content": "NO CHANGE"}}]}, text="NO CHANGE",
+                      created_at=now())
+    node = Constitution(principles=("a", "b"))
+    old = migrations.MIGRATIONS
+    migrations.MIGRATIONS = shipped
+    try:
+        with Store.open(db) as store:
+            store.put_constitution(node)
+            store.insert_revision(RevisionRecord(id="r-1:0", run_id="r-1", step=0, constitution_hash=node.hash,
+                                                 decision="origin", created_at=now()))
+            store.insert_call(call)
+            indexes = {r[0] for r in store.con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+        assert {"calls_cache", "revisions_hash"} <= indexes
+    finally:
+        migrations.MIGRATIONS = old
+    with Store.open(db) as store:
+        assert {"m015_no_lookup_indexes", "m016_answers_zstd"} <= set(store.migrations_applied())
+        con = store.con
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("judgements_subject",)]
+        constraints = {(r[0], r[1]) for r in con.execute(
+            "SELECT table_name, constraint_type FROM duckdb_constraints() "
+            "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE')").fetchall()}
+        assert {("calls", "PRIMARY KEY"), ("revisions", "UNIQUE"), ("messages", "PRIMARY KEY")} <= constraints
+        [found] = find_calls(con, [("sha256:k1", 0, "r-2", "global")])
+        assert found is not None and found.request == call.request
+        assert (found.response, found.text) == (call.response, call.text)
+        assert [c.request for c in store.calls("r-1")] == [call.request]
+        assert con.execute("SELECT id FROM revisions WHERE constitution_hash = ?", [node.hash]).fetchall() == [
+            ("r-1:0",)]
+
+
+def test_answers_are_stored_with_zstd_and_read_back_the_same(tmp_path: Path) -> None:
+    """m016 makes calls.response and calls.text again with zstd: a store written before it reads back every
+    call's response and text unchanged (null ones included), with the columns' comments kept."""
+    from stability.records import CallRecord, now
+    from stability.store import migrations
+
+    db = tmp_path / "old.duckdb"
+    answers = [({"choices": [{"message": {"content": f"answer {i} ✓ " * (i + 1)}}]}, f"answer {i} ✓")
+               for i in range(40)] + [(None, None)]
+    calls = [CallRecord(id=f"c-{i:02d}", run_id="r-1", step=i, purpose="revise", model="openai/m",
+                        cache_key=f"sha256:{i}", sample_index=0, status="ok" if response else "error",
+                        request={"model": "m", "messages": [{"role": "user", "content": f"q {i}"}]},
+                        response=response, text=text, error=None if response else "boom", created_at=now())
+             for i, (response, text) in enumerate(answers)]
+    old = migrations.MIGRATIONS
+    migrations.MIGRATIONS = MIGRATIONS[:[m.__name__ for m in MIGRATIONS].index("m016_answers_zstd")]
+    try:
+        with Store.open(db) as store:
+            for call in calls:
+                store.insert_call(call)
+            comments = dict(store.con.execute("SELECT column_name, comment FROM duckdb_columns() "
+                                              "WHERE table_name = 'calls'").fetchall())
+    finally:
+        migrations.MIGRATIONS = old
+    with Store.open(db) as store:
+        assert "m016_answers_zstd" in store.migrations_applied()
+        got = {c.id: (c.response, c.text) for c in store.calls("r-1")}
+        [(sql,)] = store.con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'calls'").fetchall()
+        assert dict(store.con.execute("SELECT column_name, comment FROM duckdb_columns() "
+                                      "WHERE table_name = 'calls'").fetchall()) == comments
+    assert got == {c.id: (c.response, c.text) for c in calls}
+    assert "response JSON USING COMPRESSION ZSTD" in sql and '"text" VARCHAR USING COMPRESSION ZSTD' in sql
