@@ -74,11 +74,13 @@ class RunChain:
         return self.usable[-1].node
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NodePrinciples:
-    """The principles of ``nodes`` (in that order) as integer codes, as :func:`load_corpus` read them: what
-    embedding the corpus needs, without a Python loop over every principle (5.2M at 1M revisions)."""
+    """What :func:`load_corpus` read, kept for embedding: the visited nodes in order of first visit (what
+    :meth:`Corpus.nodes` computes) and their principles as integer codes, so neither needs a Python loop over
+    every visit (1M at 1M revisions) or every principle (5.2M). Valid for ``runs`` (that very list) only."""
 
+    runs: list[RunChain]
     nodes: list[str]
     columns: PrincipleColumns
 
@@ -94,15 +96,22 @@ class Corpus:
     def text(self, node: str) -> str:
         return principles_text(self.principles[node])
 
+    def _loaded(self) -> NodePrinciples | None:
+        """What load_corpus read, while ``runs`` is still the list it made (a corpus made by hand, or given
+        other runs, has none)."""
+        return self.coded if self.coded is not None and self.coded.runs is self.runs else None
+
     def nodes(self) -> list[str]:
+        """Every visited node, in order of first visit (runs in order, each in step order)."""
+        loaded = self._loaded()
+        if loaded is not None:
+            return list(loaded.nodes)
         return list(dict.fromkeys(v.node for run in self.runs for v in run.visits))
 
     def coded_principles(self, nodes: list[str]) -> PrincipleColumns | None:
-        """The principles of ``nodes`` as codes when the loaded ones are of exactly these nodes (a corpus made by
-        hand, or one whose runs were changed since, has none)."""
-        if self.coded is None or self.coded.nodes != nodes:
-            return None
-        return self.coded.columns
+        """The principles of ``nodes`` as codes, when they are the nodes load_corpus read them for."""
+        loaded = self._loaded()
+        return loaded.columns if loaded is not None and loaded.nodes == nodes else None
 
 
 def is_chain(protocol: str) -> bool:
@@ -142,7 +151,8 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
     visited, the starting files' metadata and the probes.
 
     Read as columns (integer codes, one string per distinct node, decision and principle text) and made into
-    Python records once: at 1M revisions the row-by-row read cost 8 s of CPU and 1.6 GiB at its peak."""
+    Python records once (at 1M revisions the row-by-row read cost 8 s of CPU and 1.6 GiB at its peak); the codes
+    are kept (:attr:`Corpus.coded`) for embedding."""
     runs = analysed_runs(store, run_ids)
     columns, coded = corpus_columns(store, run_ids)
     visits = _visits(columns)
@@ -172,4 +182,4 @@ def load_corpus(store: Store, run_ids: list[str]) -> Corpus:
         probes.setdefault(run_id, []).append((node, decision))
     return Corpus(runs=chains, principles=coded.lists(nodes),
                   metadata={n: metadata[n] for n in nodes if n in metadata}, probes=probes,
-                  coded=NodePrinciples(nodes=nodes, columns=coded))
+                  coded=NodePrinciples(runs=chains, nodes=nodes, columns=coded))

@@ -61,7 +61,7 @@ def analysed_runs(store: Store, run_ids: list[str]) -> dict[str, AnalysedRun]:
     return {run.id: run for run in _ANALYSED_RUNS.validate_python(rows)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RevisionColumns:
     """The revisions of some runs as columns, one row per revision, ordered by run (its position in the
     ``run_ids`` given) then step: what :meth:`Store.revision_rows` returns, without a Python object per row.
@@ -79,7 +79,7 @@ class RevisionColumns:
     cycle_to: dict[int, str]  # row -> the revision it returns to, for the rows that have one
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PrincipleColumns:
     """The principles of some constitutions as integer codes: the i-th constitution's principles, in order, are
     ``texts[c] for c in codes[offsets[i]:offsets[i + 1]]``."""
