@@ -85,7 +85,7 @@ class PrincipleColumns:
     ``texts[c] for c in codes[offsets[i]:offsets[i + 1]]``."""
 
     texts: list[str]  # the distinct texts, one string each
-    codes: np.ndarray  # int64 code into ``texts`` of every principle, by constitution then position
+    codes: np.ndarray  # int32 code into ``texts`` of every principle, by constitution then position (5.2M at 1M)
     offsets: np.ndarray  # int64, one more than there are constitutions
 
     @property
@@ -175,7 +175,7 @@ def _coded_principles(store: Store, nodes_table: str, number: np.ndarray) -> Pri
     offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(np.bincount(index, minlength=count), out=offsets[1:])
     return PrincipleColumns(texts=np.asarray(texts, dtype=object).tolist(),
-                            codes=np.asarray(columns["code"], dtype=np.int64)[order], offsets=offsets)
+                            codes=np.asarray(columns["code"], dtype=np.int32)[order], offsets=offsets)
 
 
 def principle_columns(store: Store, hashes: list[str]) -> PrincipleColumns:
