@@ -197,3 +197,11 @@ def test_normalise_block_by_block_equals_the_whole_matrix() -> None:
     got = rows.copy()
     assert normalise(got) is got  # in place
     assert got.tobytes() == expected.tobytes()
+
+
+def test_no_runs_or_unknown_runs_load_an_empty_corpus(store_path: tuple[Path, list[str]]) -> None:
+    path, _ = store_path
+    with Store.open(path, read_only=True) as store:
+        for selection in ([], ["no-such-run"], ["r-empty"]):
+            corpus = load_corpus(store, selection)
+            assert corpus.runs == [] and corpus.principles == {} and corpus.nodes() == []
