@@ -5,6 +5,7 @@
     python bench/analysis.py measure runs/bench-10k.duckdb EMBEDDER [FRESH_COPY_OF]  # fresh subprocess, + load
     python bench/analysis.py all FOLDER SIZES EMBEDDERS UNCACHED_REPEATS CACHED_REPEATS
     python bench/analysis.py scale OUT.json EMBEDDER DB [DB ...]  # growth: each DB cached, fresh process each
+    python bench/analysis.py load DB EMBEDDER [REPEATS]     # loading and embedding only (cached), CPU and RSS
 
 ``build`` prints one JSON line describing the database (runs, revisions, distinct constitutions and principle
 texts, merges, cycles). ``time`` prints one JSON line: wall seconds of ``analyze(--all)``, peak RSS of the
@@ -203,6 +204,41 @@ def time_one(db: str, embedder: str, by: list[str] | None = None) -> dict[str, A
             "texts": result.embeddings.texts, "computed": result.embeddings.computed}
 
 
+def load_only(db: str, embedder: str, repeats: int = 1) -> None:
+    """Loading (``load_corpus``: store opened, read, closed) and embedding (``embed_corpus``, the cache
+    ``DB.embeddings.duckdb``) alone, ``repeats`` times in this process: CPU and wall seconds of each, RSS after
+    each (MiB); one JSON line per repeat. The protocols package is imported first (not counted)."""
+    import stability.protocols  # noqa: F401 - load_corpus's first call imports it
+    from stability.analysis.corpus import load_corpus
+    from stability.analysis.embeddings import EmbeddingStats, get_embedder
+    from stability.analysis.experiments import resolve_selection
+    from stability.analysis.measure import embed_corpus, gc_paused
+    from stability.store.store import Store
+
+    os.environ.setdefault("STABILITY_EMBEDDING_CACHE", db + ".embeddings.duckdb")
+
+    def rss() -> int:
+        return int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                        if line.startswith("VmRSS")).split()[1]) // 1024
+
+    for _ in range(repeats):
+        with gc_paused():
+            marks = [(time.process_time(), time.perf_counter())]
+            with Store.open(db, read_only=True) as store:
+                corpus = load_corpus(store, resolve_selection(store, [], True)[0])
+            marks.append((time.process_time(), time.perf_counter()))
+            loaded = rss()
+            stats = EmbeddingStats()
+            vectors = embed_corpus(corpus, get_embedder(embedder), stats)
+            marks.append((time.process_time(), time.perf_counter()))
+        print(json.dumps({"db": db, "load_cpu_s": round(marks[1][0] - marks[0][0], 2),
+                          "load_wall_s": round(marks[1][1] - marks[0][1], 2), "rss_loaded_mib": loaded,
+                          "embed_cpu_s": round(marks[2][0] - marks[1][0], 2),
+                          "embed_wall_s": round(marks[2][1] - marks[1][1], 2), "rss_embedded_mib": rss(),
+                          "nodes": len(vectors.nodes), "computed": stats.computed, "load": loadavg()}), flush=True)
+        del corpus, vectors
+
+
 def measure(db: str, embedder: str, fresh_from: str | None = None) -> dict[str, Any]:
     """One analysis in a fresh process (peak RSS is that process's own), with an embedding cache of the database's
     own (``DB.embeddings.duckdb``); ``fresh_from``: first copy that pristine (never analysed) database over ``db``
@@ -274,6 +310,8 @@ if __name__ == "__main__":
         print(json.dumps(measure(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)))
     elif command == "scale":
         scale(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif command == "load":
+        load_only(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     elif command == "all":
         plan(sys.argv[2], [int(x) for x in sys.argv[3].split(",")], sys.argv[4].split(","), int(sys.argv[5]),
              int(sys.argv[6]))

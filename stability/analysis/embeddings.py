@@ -157,13 +157,19 @@ def get_embedder(name: str = DEFAULT_MODEL) -> Embedder:
     return SentenceTransformerEmbedder(name)
 
 
+NORMALISE_ROWS = 8192  # rows normalised at a time: the norms' temporaries stay ~12 MB whatever the matrix
+
+
 def normalise(matrix: np.ndarray) -> np.ndarray:
-    """Unit rows in float32 (zero rows stay zero); a float32 matrix is divided in place, with no copies (at 1M
-    revisions its 524k x 384 rows are 805 MB each)."""
+    """Unit rows in float32 (zero rows stay zero); a float32 matrix is divided in place, block by block, with no
+    copies (at 1M revisions its 524k x 384 rows are 805 MB, and ``np.linalg.norm`` of it whole made a temporary
+    of that size). Each row's norm is the same whatever the block."""
     if matrix.dtype == np.float32 and matrix.flags.writeable:
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        matrix /= norms
+        for start in range(0, len(matrix), NORMALISE_ROWS):
+            block = matrix[start:start + NORMALISE_ROWS]
+            norms = np.linalg.norm(block, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            block /= norms
         return matrix
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
@@ -289,29 +295,42 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], stats: EmbeddingStats 
     return out
 
 
-def constitution_vectors(constitutions: Sequence[Sequence[str]], principle_vectors: Mapping[str, np.ndarray],
-                         empty: np.ndarray | None = None) -> np.ndarray:
-    """One unit vector per constitution (a sequence of principles): the normalised mean of its principles' unit
-    vectors, every listed principle counted; ``empty`` (the empty text's vector) for a constitution without any.
+def coded_vectors(principle_matrix: np.ndarray, codes: np.ndarray, offsets: np.ndarray,
+                  empty: np.ndarray | None = None) -> np.ndarray:
+    """One unit vector per constitution given as codes: the i-th has the principles (rows of ``principle_matrix``,
+    unit vectors) ``codes[offsets[i]:offsets[i + 1]]``; its vector is their normalised mean, ``empty`` for a
+    constitution without any.
 
     One sparse product (constitutions x principles weights, times the principle matrix), so 50k constitutions of
-    ten principles take a fraction of a second."""
+    ten principles take a fraction of a second. Each row is summed in its principles' order, so the vector does
+    not depend on how the principles are numbered."""
     from scipy.sparse import csr_matrix
 
-    index = {text: i for i, text in enumerate(principle_vectors)}
-    dim = len(next(iter(principle_vectors.values()))) if principle_vectors else len(empty) if empty is not None else 0
-    lengths = np.fromiter((len(c) for c in constitutions), dtype=np.int64, count=len(constitutions))
-    out = np.zeros((len(constitutions), dim), dtype=np.float32)
+    lengths = np.diff(offsets)
+    dim = principle_matrix.shape[1] if len(principle_matrix) else len(empty) if empty is not None else 0
+    out = np.zeros((len(lengths), dim), dtype=np.float32)
     if lengths.any():
-        matrix = np.stack([np.asarray(v, dtype=np.float32) for v in principle_vectors.values()])
-        columns = np.fromiter((index[p] for c in constitutions for p in c), dtype=np.int64, count=int(lengths.sum()))
         weights = np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32)
-        rows = np.concatenate([[0], np.cumsum(lengths)])
-        out = np.asarray(csr_matrix((weights, columns, rows), shape=(len(constitutions), len(matrix))) @ matrix,
-                         dtype=np.float32)
+        out = np.asarray(csr_matrix((weights, codes, offsets), shape=(len(lengths), len(principle_matrix)))
+                         @ principle_matrix, dtype=np.float32)
     if empty is not None and not lengths.all():
         out[lengths == 0] = empty
     return normalise(out)
+
+
+def constitution_vectors(constitutions: Sequence[Sequence[str]], principle_vectors: Mapping[str, np.ndarray],
+                         empty: np.ndarray | None = None) -> np.ndarray:
+    """One unit vector per constitution (a sequence of principles): the normalised mean of its principles' unit
+    vectors, every listed principle counted; ``empty`` (the empty text's vector) for a constitution without any
+    (:func:`coded_vectors`)."""
+    index = {text: i for i, text in enumerate(principle_vectors)}
+    lengths = np.fromiter((len(c) for c in constitutions), dtype=np.int64, count=len(constitutions))
+    if principle_vectors:
+        matrix = np.stack([np.asarray(v, dtype=np.float32) for v in principle_vectors.values()])
+    else:
+        matrix = np.zeros((0, 0), dtype=np.float32)
+    codes = np.fromiter((index[p] for c in constitutions for p in c), dtype=np.int64, count=int(lengths.sum()))
+    return coded_vectors(matrix, codes, np.concatenate([[0], np.cumsum(lengths)]), empty)
 
 
 def embed_constitutions(embedder: Embedder, constitutions: Sequence[Sequence[str]],
