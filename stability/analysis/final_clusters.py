@@ -36,6 +36,9 @@ EXACT_LIMIT = 8192  # distinct points cut exactly at once: a float32 matrix of 2
 BLOCK = 2048  # points per block of the neighbour search above it: 16 MiB per block matrix
 TREES = 5  # trees whose blocks are searched for neighbours
 NEIGHBOURS = 32  # nearest neighbours kept per point
+ROUNDS = 4  # graph rounds above the exact limit: the clusters of one round are the points of the next
+LOOK = 8  # candidates computed first in a chain step (the lowest bounds); then those below the best
+SLACK = 1e-6  # a float32 neighbour distance may exceed the exact one by rounding: bounds this close are computed
 
 
 def distinct_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,149 +83,248 @@ def _cut(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndarray:
     return cut_average_linkage(_distances(sums / sizes[:, None]), threshold, sizes)
 
 
-def _axis(rows: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-    """The rows' leading principal axis (``rng`` None), else a random direction (a random-projection tree)."""
+def _axes(means: np.ndarray, depth: int, rng: np.random.Generator | None) -> np.ndarray:
+    """``depth`` directions (columns) for one tree's levels: the leading principal axes of all the rows (``rng``
+    None; computed once, on at most ~16k rows taken at a fixed stride), else random directions."""
+    dim = means.shape[1]
     if rng is not None:
-        return np.asarray(rng.normal(size=rows.shape[1]))
-    centred = rows - rows.mean(axis=0)
+        return np.asarray(rng.normal(size=(dim, depth)))
+    sample = means[::max(1, len(means) // 16384)].astype(np.float64)
+    centred = sample - sample.mean(axis=0)
     with blas_threads(1):
         _, axes = np.linalg.eigh(centred.T @ centred)
-    axis = axes[:, -1]
-    return axis if axis[np.abs(axis).argmax()] >= 0 else -axis
+    leading = axes[:, ::-1][:, np.arange(depth) % dim]
+    signs = np.where(leading[np.abs(leading).argmax(axis=0), np.arange(depth)] < 0, -1.0, 1.0)
+    return np.asarray(leading * signs)
 
 
-def blocks(means: np.ndarray, size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    """The rows split into blocks of at most ``size`` similar rows: a tree split at the median of each part's
-    projection on its leading principal axis, or (``rng``) on random directions."""
-    out: list[np.ndarray] = []
-    pending = [np.arange(len(means))]
-    while pending:
-        part = pending.pop()
-        if len(part) <= size:
-            out.append(part)
-            continue
-        rows = means[part]  # gathered once (a random axis needs only its width)
-        along = rows @ _axis(rows, rng)
-        order = part[np.argsort(along, kind="stable")]
-        half = len(order) // 2
-        pending += [order[half:], order[:half]]
-    return out
+def blocks(projected: np.ndarray, size: int) -> list[np.ndarray]:
+    """The rows split into blocks of at most ``size`` rows: level ``l`` of the tree splits each part at the median
+    of column ``l`` of ``projected`` (the rows projected once on the tree's directions: no rows gathered)."""
+    parts = [np.arange(len(projected))]
+    for level in range(projected.shape[1]):
+        split: list[np.ndarray] = []
+        for part in parts:
+            if len(part) <= size:
+                split.append(part)
+                continue
+            half = len(part) // 2
+            order = np.argpartition(projected[part, level], half)
+            split += [part[order[:half]], part[order[half:]]]
+        parts = split
+    return parts
 
 
-def neighbours(means: np.ndarray, threshold: float) -> list[set[int]]:
+def _depth(n: int, size: int) -> int:
+    """Median splits that bring ``n`` rows to blocks of at most ``size``."""
+    return max(0, int(np.ceil(np.log2(n / size)))) if n > size else 0
+
+
+def block_pairs(rows: np.ndarray, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Within one block (float32 unit rows): each row's up to ``k`` most similar other rows at cosine distance
+    within ``threshold``, as (row, column, similarity) positions in the block."""
+    with blas_threads(encoding_threads()):
+        sim = rows @ rows.T
+    np.fill_diagonal(sim, -np.inf)
+    close = sim >= np.float32(1.0 - threshold)
+    heavy = np.flatnonzero(np.count_nonzero(close, axis=1) > k)
+    if len(heavy):  # more than k within the cut: the k nearest (only these rows are partitioned)
+        close[heavy] = False
+        top = np.argpartition(-sim[heavy], k - 1, axis=1)[:, :k]
+        close[heavy[:, None], top] = True
+    row, col = np.nonzero(close)
+    return row, col, sim[row, col]
+
+
+def neighbours(means: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each point, up to ``NEIGHBOURS`` nearest other points within ``threshold``, searched within the
-    blocks of ``TREES`` trees (one PCA tree, the others random projections, seeded): symmetric sets."""
+    blocks of ``TREES`` trees (one on the principal axes, the others on random directions, seeded), made
+    symmetric: a graph as (row starts, neighbour columns sorted within each row, float32 distances)."""
     n = len(means)
-    rows, cols, dists = [], [], []
+    rows32 = np.ascontiguousarray(means, dtype=np.float32)
+    depth = _depth(n, BLOCK)
     rng = np.random.default_rng(0)
+    directions = np.concatenate([_axes(rows32, depth, rng if tree else None) for tree in range(TREES)], axis=1)
+    with blas_threads(encoding_threads()):
+        projected = rows32 @ directions.astype(np.float32)
+    found_r, found_c, found_s = [], [], []
     for tree in range(TREES):
-        for part in blocks(means, BLOCK, rng if tree else None):
+        for part in blocks(projected[:, tree * depth:(tree + 1) * depth], BLOCK):
             k = min(NEIGHBOURS, len(part) - 1)
             if k < 1:
                 continue
-            d = _distances(means[part])
-            np.fill_diagonal(d, np.inf)
-            nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
-            near_d = np.take_along_axis(d, nearest, axis=1)
-            keep = near_d <= threshold
-            rows.append(np.repeat(part, k)[keep.ravel()])
-            cols.append(part[nearest][keep])
-            dists.append(near_d[keep])
-    if not rows:
-        return [set() for _ in range(n)]
-    row, col, dist = np.concatenate(rows), np.concatenate(cols), np.concatenate(dists)
-    pair = row * n + col
-    pair, first = np.unique(pair, return_index=True)  # a pair found by several trees: once
-    row, col, dist = row[first], col[first], dist[first]
-    order = np.lexsort((col, dist, row))  # by row, then nearest first
-    row, col = row[order], col[order]
-    starts = np.searchsorted(row, row)  # each row's first position: a rank within the row
-    keep = np.arange(len(row)) - starts < NEIGHBOURS
-    row, col = row[keep], col[keep]
-    both_r, both_c = np.concatenate([row, col]), np.concatenate([col, row])
-    order = np.argsort(both_r, kind="stable")
-    both_r, both_c = both_r[order], both_c[order]
-    bounds = np.searchsorted(both_r, np.arange(n + 1))
-    listed = both_c.tolist()
-    return [set(listed[bounds[i]:bounds[i + 1]]) for i in range(n)]
+            r, c, s = block_pairs(rows32[part], k, threshold)
+            found_r.append(part[r])
+            found_c.append(part[c])
+            found_s.append(s)
+    if not found_r:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    row, col, sim = np.concatenate(found_r), np.concatenate(found_c), np.concatenate(found_s)
+    _, first = np.unique(row * n + col, return_index=True)  # a pair found by several trees: once
+    row, col, sim = row[first], col[first], sim[first]
+    order = np.lexsort((col, -sim, row))  # by row, then nearest first
+    row, col, sim = row[order], col[order], sim[order]
+    rank = np.arange(len(row)) - np.searchsorted(row, row)
+    keep = rank < NEIGHBOURS
+    row, col, sim = row[keep], col[keep], sim[keep]
+    key = np.concatenate([row * n + col, col * n + row])  # both directions, each pair once
+    key, first = np.unique(key, return_index=True)
+    dist = np.concatenate([sim, sim])[first]
+    row, col = np.divmod(key, n)
+    np.subtract(np.float32(1.0), dist, out=dist)
+    np.maximum(dist, np.float32(0.0), out=dist)
+    return np.searchsorted(row, np.arange(n + 1)), col, dist
 
 
-def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float, adjacency: list[set[int]]) -> np.ndarray:
-    """Weighted average linkage cut at ``threshold`` where clusters only merge along ``adjacency`` (a cluster's
-    candidates: its members' neighbours), each distance the exact average ``1 - S_a . S_b / (n_a n_b)``; the
-    nearest-neighbour chain of :func:`cut_average_linkage` (the same tie rule). A representative per point."""
+class _Candidates:
+    """Each cluster's candidates (other clusters it may merge with) and what is known of its distance to each,
+    as a lower bound that merges keep without any vector work.
+
+    For clusters x and y with ``n_x n_y`` member pairs (weighted by runs), ``mass`` is the sum of the known
+    pairs' distances and ``known`` their weight; the unknown pairs are at distance >= 0, so ``mass / (n_x n_y)``
+    is at most the average distance. Both are sums over member pairs, so a merged cluster's entries are its
+    parts' entries added (Lance-Williams for average linkage, ``d(a+b, c) = (n_a d(a,c) + n_b d(b,c)) / (n_a +
+    n_b)``, where a pair not yet known counts 0). An entry can name a cluster that has merged since: it is read
+    as the cluster it merged into, and entries for one cluster are added together when the list is compacted."""
+
+    def __init__(self, graph: tuple[np.ndarray, np.ndarray, np.ndarray], size: np.ndarray) -> None:
+        starts, cols, dist = graph
+        rows = np.repeat(np.arange(len(size)), np.diff(starts))
+        weight = size[rows] * size[cols]
+        mass = dist.astype(np.float64) * weight
+        bounds = starts.tolist()
+        self.ids = [cols[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        self.mass = [mass[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def _exact(sums: np.ndarray, x: int, ys: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Average distances of cluster ``x`` to clusters ``ys`` from their sums (``pairs``: ``n_x n_y``)."""
+    return 1.0 - (sums[ys] @ sums[x]) / pairs
+
+
+def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float,
+                 graph: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Weighted average linkage cut at ``threshold`` where clusters only merge along ``graph`` (a cluster's
+    candidates: its members' neighbours), each merge decided on the exact average ``1 - S_a . S_b / (n_a n_b)``
+    from the clusters' sums; the nearest-neighbour chain of :func:`cut_average_linkage` (the same tie rule).
+
+    A chain step does not compute every candidate's distance: it reads each candidate's lower bound
+    (:class:`_Candidates`) and computes exactly only those whose bound is within the cut (the others cannot be
+    the nearest within it), and records what it computed. A representative point per point."""
     n = len(sizes)
-    sums, size = sums.astype(np.float64), sizes.astype(np.float64)
+    sums, size = np.array(sums, dtype=np.float64), np.array(sizes, dtype=np.float64)
+    known = _Candidates(graph, size)
+    ids, mass = known.ids, known.mass
+    limit = threshold + SLACK
     active = np.ones(n, dtype=bool)
-    merged_into = np.arange(n)
+    group, root_of = np.arange(n), np.arange(n)  # each point's group of points; each group's cluster now
+    members = [np.array([i]) for i in range(n)]
     chain: list[int] = []
-    in_chain: set[int] = set()
     first = 0
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+
+    def retire() -> None:
+        for c in chain:
+            active[c] = False
+        chain.clear()
+
     while (first := next_start(active, first)) < n or chain:
         if not chain:
             chain.append(first)
-            in_chain.add(first)
         x = chain[-1]
-        candidates = np.fromiter(adjacency[x], dtype=np.int64, count=len(adjacency[x]))
-        candidates = np.sort(candidates[active[candidates]])  # retired clusters are out (they merge no more)
-        if not len(candidates):
-            for c in chain:
-                active[c] = False
-            chain.clear()
-            in_chain.clear()
+        listed = ids[x]
+        roots = root_of[group[listed]]
+        if (roots != listed).any():  # clusters merged since: entries added up by the cluster they are in now
+            roots, where = np.unique(roots, return_inverse=True)
+            m = np.bincount(where, mass[x], len(roots))
+            live = active[roots] & (roots != x)
+            ids[x], mass[x] = roots[live], m[live]
+        elif not active[roots].all():
+            live = active[roots]
+            ids[x], mass[x] = roots[live], mass[x][live]
+        listed, m = ids[x], mass[x]
+        pairs = size[listed] * size[x]
+        bound = m / pairs
+        previous = chain[-2] if len(chain) > 1 else -1
+        near = np.flatnonzero(bound <= limit)  # the others cannot be the nearest within the cut
+        if len(near) > LOOK:  # the lowest bounds first; then only those whose bound is below the best found
+            lowest = near[np.argpartition(bound[near], LOOK - 1)[:LOOK]]
+            found = _exact(sums, x, listed[lowest], pairs[lowest])
+            m[lowest] = found * pairs[lowest]
+            best = min(float(found.min()), threshold)
+            near = np.flatnonzero(bound <= best + SLACK)
+        if not len(near) and previous < 0:
+            retire()
             continue
-        near = 1.0 - (sums[candidates] @ sums[x]) / (size[candidates] * size[x])
-        at = int(near.argmin())
-        y, nearest = int(candidates[at]), float(near[at])
-        if len(chain) > 1:
-            previous = chain[-2]
-            where = int(np.searchsorted(candidates, previous))
-            back = float(near[where]) if where < len(candidates) and candidates[where] == previous else nearest
-            if back <= nearest or y in in_chain:
+        exact = _exact(sums, x, listed[near], pairs[near])
+        m[near] = exact * pairs[near]  # known now, every pair
+        if len(near):
+            at = int(exact.argmin())  # near is in id order: ties go to the lowest id
+            y, nearest = int(listed[near[at]]), float(exact[at])
+        else:
+            y, nearest = -1, np.inf
+        if previous >= 0:
+            back = 1.0 - float(sums[previous] @ sums[x]) / (size[previous] * size[x])
+            if back <= nearest or y in chain:
                 # SciPy's rule: prefer the previous element; and a cluster already in the chain (a tie that float
                 # rounding ordered differently from each side) closes it here: the chain's last link is <= the cut
                 y, nearest = previous, min(back, nearest)
         if nearest > threshold:
-            for c in chain:
-                active[c] = False
-            chain.clear()
-            in_chain.clear()
+            retire()
             continue
         if len(chain) < 2 or y != chain[-2]:
             chain.append(y)
-            in_chain.add(y)
             continue
         del chain[-2:]
-        in_chain -= {x, y}
         a, b = (x, y) if x < y else (y, x)
         sums[b] += sums[a]
         size[b] += size[a]
-        for c in adjacency[a]:
-            adjacency[c].discard(a)
-            if c != b:
-                adjacency[c].add(b)
-        adjacency[b] |= adjacency[a]
-        adjacency[b] -= {a, b}
-        adjacency[a] = set()
+        ids[b] = np.concatenate([ids[a], ids[b]])
+        mass[b] = np.concatenate([mass[a], mass[b]])
+        ids[a], mass[a] = empty_i, empty_f
         active[a] = False
-        merged_into[a] = b
-    roots = merged_into
-    while True:
-        up = roots[roots]
-        if np.array_equal(up, roots):
-            return roots
-        roots = up
+        big, small = group[b], group[a]  # union by size: the smaller group's points move
+        if len(members[big]) < len(members[small]):
+            big, small = small, big
+        group[members[small]] = big
+        members[big] = np.concatenate([members[big], members[small]])
+        members[small] = empty_i
+        root_of[big] = b
+    return root_of[group]
+
+
+def _clusters_as_points(sums: np.ndarray, sizes: np.ndarray, labels: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clusters of ``labels`` as weighted points: their sums, their sizes, and each point's cluster."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(inverse.max() + 1))
+    return np.add.reduceat(sums[order], starts, axis=0), np.bincount(inverse, sizes), inverse
 
 
 def cut_points(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndarray:
     """Weighted average-linkage clusters of points (rows of ``sums``: the sum of each point's members' unit
     vectors; ``sizes``: how many members), exact up to ``EXACT_LIMIT`` points, on a neighbour graph above: for
-    each point, a representative point of its cluster (equal values: one cluster)."""
+    each point, a representative of its cluster (equal values: one cluster).
+
+    Above the limit, the clusters the graph gave are points in their turn (their sums and sizes) and are cut
+    again, exactly once they are few enough, else on their own neighbour graph, up to ``ROUNDS`` rounds: a
+    merge the graph missed (two clusters no member pair of which was found as neighbours) is made there, and
+    each is still an average-linkage merge at or below the cut (the distance of two clusters is
+    ``1 - S_a . S_b / (n_a n_b)`` whatever points they were made of)."""
     # no copies where they are float64 already (neither path writes to them; ``cut_on_graph`` copies the sums)
     sums, sizes = sums.astype(np.float64, copy=False), sizes.astype(np.float64, copy=False)
-    if len(sizes) <= EXACT_LIMIT:
-        return _cut(sums, sizes, threshold)
-    return cut_on_graph(sums, sizes, threshold, neighbours(sums / sizes[:, None], threshold))
+    labels = np.arange(len(sizes))
+    for _ in range(ROUNDS):
+        if len(sizes) <= EXACT_LIMIT:
+            return _cut(sums, sizes, threshold)[labels]
+        means = np.divide(sums, sizes[:, None], out=np.empty(sums.shape, dtype=np.float32), casting="same_kind")
+        found = cut_on_graph(sums, sizes, threshold, neighbours(means, threshold))
+        sums, sizes, inverse = _clusters_as_points(sums, sizes, found)
+        if len(sizes) == len(found):  # nothing merged: nothing more will
+            return inverse[labels]
+        labels = inverse[labels]
+    return _cut(sums, sizes, threshold)[labels] if len(sizes) <= EXACT_LIMIT else labels
 
 
 def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:

@@ -77,13 +77,13 @@ def test_above_the_exact_limit_no_matrix_over_runs_and_close_to_exact(monkeypatc
     monkeypatch.setattr(final_clusters, "EXACT_LIMIT", 256)
     monkeypatch.setattr(final_clusters, "BLOCK", 256)
     largest: list[int] = []
-    real = final_clusters._distances
+    real = final_clusters.block_pairs
 
-    def watched(means: np.ndarray) -> np.ndarray:
-        largest.append(len(means))
-        return real(means)
+    def watched(rows: np.ndarray, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        largest.append(len(rows))
+        return real(rows, k, threshold)
 
-    monkeypatch.setattr(final_clusters, "_distances", watched)
+    monkeypatch.setattr(final_clusters, "block_pairs", watched)
     approximate = cluster(vectors, 0.1)
     assert largest and max(largest) <= 256  # every matrix is a block's, never runs x runs
     assert _adjusted_rand(exact, approximate) > 0.9
