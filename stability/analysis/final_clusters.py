@@ -37,7 +37,7 @@ BLOCK = 2048  # points per block of the neighbour search above it: 16 MiB per bl
 TREES = 5  # trees whose blocks are searched for neighbours
 NEIGHBOURS = 32  # nearest neighbours kept per point
 ROUNDS = 4  # graph rounds above the exact limit: the clusters of one round are the points of the next
-LOOK = 8  # candidates computed first in a chain step (the lowest bounds); then those below the best
+LOOK = 32  # candidates computed first in a chain step (the lowest bounds); then those below the best
 SLACK = 1e-6  # a float32 neighbour distance may exceed the exact one by rounding: bounds this close are computed
 
 
@@ -244,20 +244,26 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float,
             ids[x], mass[x] = roots[live], mass[x][live]
         listed, m = ids[x], mass[x]
         pairs = size[listed] * size[x]
-        bound = m / pairs
+        near = np.flatnonzero(m <= limit * pairs)  # the others are beyond the cut
         previous = chain[-2] if len(chain) > 1 else -1
-        near = np.flatnonzero(bound <= limit)  # the others cannot be the nearest within the cut
         if len(near) > LOOK:  # the lowest bounds first; then only those whose bound is below the best found
-            lowest = near[np.argpartition(bound[near], LOOK - 1)[:LOOK]]
+            lowest = near[np.argpartition(m[near] / pairs[near], LOOK - 1)[:LOOK]]
             found = _exact(sums, x, listed[lowest], pairs[lowest])
             m[lowest] = found * pairs[lowest]
-            best = min(float(found.min()), threshold)
-            near = np.flatnonzero(bound <= best + SLACK)
+            near = near[m[near] <= (min(float(found.min()), threshold) + SLACK) * pairs[near]]
+            exact = _exact(sums, x, listed[near], pairs[near])
+            m[near] = exact * pairs[near]  # known now, every pair
+            keep = m <= limit * pairs
+            ids[x], mass[x] = listed[keep], m[keep]
+        else:
+            exact = _exact(sums, x, listed[near], pairs[near])
+            keep = exact <= limit
+            # a candidate beyond the cut stays so for any union with x (average linkage is reducible), unless a new
+            # member lists it again: out of the list, which then holds only candidates within the cut
+            ids[x], mass[x] = listed[near[keep]], (exact * pairs[near])[keep]
         if not len(near) and previous < 0:
             retire()
             continue
-        exact = _exact(sums, x, listed[near], pairs[near])
-        m[near] = exact * pairs[near]  # known now, every pair
         if len(near):
             at = int(exact.argmin())  # near is in id order: ties go to the lowest id
             y, nearest = int(listed[near[at]]), float(exact[at])
