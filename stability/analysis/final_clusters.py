@@ -160,9 +160,10 @@ def neighbours(means: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndar
     if not found_r:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     row, col, sim = np.concatenate(found_r), np.concatenate(found_c), np.concatenate(found_s)
-    _, first = np.unique(row * n + col, return_index=True)  # a pair found by several trees: once
+    _, first = np.unique(row * n + col, return_index=True)  # a pair found by several trees: once (by row, column)
     row, col, sim = row[first], col[first], sim[first]
-    order = np.lexsort((col, -sim, row))  # by row, then nearest first
+    # by row, then nearest first (a distance is in [0, 2]: one float key; a tie keeps the lower column first)
+    order = np.argsort(4.0 * row + (1.0 - sim.astype(np.float64)).clip(0.0, 2.0), kind="stable")
     row, col, sim = row[order], col[order], sim[order]
     rank = np.arange(len(row)) - np.searchsorted(row, row)
     keep = rank < NEIGHBOURS
