@@ -11,7 +11,8 @@ CPU and wall seconds of ``cluster(finals, 0.1)`` (the analysis's default cut), t
 clusters, the process's resident memory before the clustering (the vectors loaded) and its peak after
 (``VmHWM``); with ``graph``, the neighbour-graph path however few the distinct finals (``EXACT_LIMIT`` 0: its growth
 from 10k on, where the exact path would be taken). ``scale`` runs ``time`` in a fresh subprocess per file and
-adds ``/proc/loadavg`` read just before and just after. The same command runs an older tree with ``PYTHONPATH=OLD_TREE``.
+adds ``/proc/loadavg`` read just before and just after. The same command runs an older tree with
+``PYTHONPATH=OLD_TREE``.
 """
 
 from __future__ import annotations
