@@ -9,19 +9,29 @@ n x n matrix over runs.
    built once and cut (at most 256 MiB); on the benchmark databases up to 100k revisions (7,394 distinct finals
    of 8,326 runs) this is the exact method of before.
 3. **Above it, on a neighbour graph.** Each point's up to ``NEIGHBOURS`` nearest points within the cut are
-   searched inside blocks of at most ``BLOCK`` similar points, in ``TREES`` trees (one split at the median of
-   each part's projection on its leading principal axis, the others on random directions, seeded: the same
-   result every time); then the nearest-neighbour chain runs on that graph, with exact average distances from
-   each cluster's sum of vectors (for unit vectors the average cosine distance between clusters a and b is
-   ``1 - S_a . S_b / (n_a n_b)``) and two clusters only compared where a member of one is a neighbour of a
-   member of the other. Memory ``O(points · NEIGHBOURS + BLOCK²)``, time ``O(points · BLOCK · dim · TREES)``:
-   linear in the runs.
+   searched inside blocks of at most ``BLOCK`` points, in ``TREES`` trees. The points are projected once on each
+   tree's directions (one tree on the leading principal axes of all the points, the others on random
+   directions, seeded: the same result every time), and level ``l`` of a tree splits each part at the median
+   of its ``l``-th projection, so no split gathers rows; a block's pairs within the cut come from one float32
+   product. Then the nearest-neighbour chain runs on that graph (:func:`cut_on_graph`): two clusters are only
+   compared where a member of one is a neighbour of a member of the other, and each merge is decided on the
+   exact average distance from the clusters' sums of vectors (for unit vectors the average cosine distance
+   between clusters a and b is ``1 - S_a . S_b / (n_a n_b)``). A step does not compute every candidate's
+   distance again: each cluster keeps, per candidate, the summed distance of the member pairs known so far,
+   added up on a merge (Lance-Williams for average linkage), whose share of all the pairs is a lower bound;
+   only the candidates whose bound can be the nearest within the cut are computed, and candidates beyond the
+   cut leave the list. The clusters of this round are then points in their turn, cut exactly once they are at
+   most ``EXACT_LIMIT`` (else on their own graph, up to ``ROUNDS`` rounds). Memory ``O(points · NEIGHBOURS +
+   BLOCK²)``, time ``O(points · BLOCK · dim · TREES)`` for the graph, and for the chain about linear in the
+   merges (docs/benchmarks/analysis-scale.md: 10k, 100k, 1M).
 
    Every merge it makes is an average-linkage merge at or below the cut; what it can miss is a merge of two
    clusters no member pair of which was found as neighbours (a pair the trees split into different blocks, or
-   beyond the ``NEIGHBOURS`` nearest). On the 100k benchmark database's 7,394 distinct finals (MiniLM) with this
-   path forced, against the exact cut: adjusted Rand index 0.99, 90% of the points in exactly the same cluster,
-   1,469 clusters against 1,467 (tests/analysis/test_final_clusters.py checks the agreement on planted data).
+   beyond the ``NEIGHBOURS`` nearest), and the merges that follow differ from the exact path's from there. On
+   the 100k benchmark database's 7,380 distinct finals (MiniLM, 8,325 runs) with this path forced, against the
+   exact cut: adjusted Rand index 0.978 over runs, 81% of the runs in exactly the same cluster, 1,437 clusters
+   against 1,431 (the graph of the version before this one: 0.989, 87%, at its seed; with three other seeds
+   each, both 0.976-0.983). tests/analysis/test_final_clusters.py checks planted clusters on both paths.
 """
 
 from __future__ import annotations
