@@ -191,12 +191,13 @@ class _Candidates:
     """Each cluster's candidates (other clusters it may merge with) and what is known of its distance to each,
     as a lower bound that merges keep without any vector work.
 
-    For clusters x and y with ``n_x n_y`` member pairs (weighted by runs), ``mass`` is the sum of the known
-    pairs' distances and ``known`` their weight; the unknown pairs are at distance >= 0, so ``mass / (n_x n_y)``
-    is at most the average distance. Both are sums over member pairs, so a merged cluster's entries are its
-    parts' entries added (Lance-Williams for average linkage, ``d(a+b, c) = (n_a d(a,c) + n_b d(b,c)) / (n_a +
-    n_b)``, where a pair not yet known counts 0). An entry can name a cluster that has merged since: it is read
-    as the cluster it merged into, and entries for one cluster are added together when the list is compacted."""
+    For clusters x and y with ``n_x n_y`` member pairs (weighted by runs), ``mass`` is the summed distance of
+    the pairs known so far (a graph edge, or computed from the sums); the unknown pairs are at distance >= 0, so
+    ``mass / (n_x n_y)`` is at most the average distance. It is a sum over member pairs, so a merged cluster's
+    entries are its parts' entries added (Lance-Williams for average linkage,
+    ``d(a+b, c) = (n_a d(a,c) + n_b d(b,c)) / (n_a + n_b)``, where a pair not yet known counts 0). An entry can
+    name a cluster that has merged since: it is read as the cluster it merged into, and entries for one cluster
+    are added together when the list is compacted."""
 
     def __init__(self, graph: tuple[np.ndarray, np.ndarray, np.ndarray], size: np.ndarray) -> None:
         starts, cols, dist = graph
@@ -214,16 +215,19 @@ def _exact(sums: np.ndarray, x: int, ys: np.ndarray, pairs: np.ndarray) -> np.nd
 
 
 def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float,
-                 graph: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+                 graph: tuple[np.ndarray, np.ndarray, np.ndarray], overwrite: bool = False) -> np.ndarray:
     """Weighted average linkage cut at ``threshold`` where clusters only merge along ``graph`` (a cluster's
     candidates: its members' neighbours), each merge decided on the exact average ``1 - S_a . S_b / (n_a n_b)``
     from the clusters' sums; the nearest-neighbour chain of :func:`cut_average_linkage` (the same tie rule).
 
     A chain step does not compute every candidate's distance: it reads each candidate's lower bound
     (:class:`_Candidates`) and computes exactly only those whose bound is within the cut (the others cannot be
-    the nearest within it), and records what it computed. A representative point per point."""
+    the nearest within it), and records what it computed. A representative point per point; with ``overwrite``
+    (float64 ``sums`` the caller gives up) the clusters merge in place: a representative's row is its cluster's sum."""
     n = len(sizes)
-    sums, size = np.array(sums, dtype=np.float64), np.array(sizes, dtype=np.float64)
+    # ``overwrite`` (float64 sums the caller gives up): merged in place, each cluster's row its sum, no copy
+    sums = sums if overwrite and sums.dtype == np.float64 else np.array(sums, dtype=np.float64)
+    size = np.array(sizes, dtype=np.float64)
     known = _Candidates(graph, size)
     ids, mass = known.ids, known.mass
     limit = threshold + SLACK
@@ -319,7 +323,7 @@ def _clusters_as_points(sums: np.ndarray, sizes: np.ndarray, labels: np.ndarray
     return np.add.reduceat(sums[order], starts, axis=0), np.bincount(inverse, sizes), inverse
 
 
-def cut_points(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndarray:
+def cut_points(sums: np.ndarray, sizes: np.ndarray, threshold: float, overwrite: bool = False) -> np.ndarray:
     """Weighted average-linkage clusters of points (rows of ``sums``: the sum of each point's members' unit
     vectors; ``sizes``: how many members), exact up to ``EXACT_LIMIT`` points, on a neighbour graph above: for
     each point, a representative of its cluster (equal values: one cluster).
@@ -328,16 +332,25 @@ def cut_points(sums: np.ndarray, sizes: np.ndarray, threshold: float) -> np.ndar
     again, exactly once they are few enough, else on their own neighbour graph, up to ``ROUNDS`` rounds: a
     merge the graph missed (two clusters no member pair of which was found as neighbours) is made there, and
     each is still an average-linkage merge at or below the cut (the distance of two clusters is
-    ``1 - S_a . S_b / (n_a n_b)`` whatever points they were made of)."""
-    # no copies where they are float64 already (neither path writes to them; ``cut_on_graph`` copies the sums)
+    ``1 - S_a . S_b / (n_a n_b)`` whatever points they were made of). ``overwrite``: the caller gives up
+    ``sums`` (float64), which the graph path then merges in place instead of copying."""
+    # no copies where they are float64 already (the exact path never writes to them)
     sums, sizes = sums.astype(np.float64, copy=False), sizes.astype(np.float64, copy=False)
     labels = np.arange(len(sizes))
     for _ in range(ROUNDS):
         if len(sizes) <= EXACT_LIMIT:
             return _cut(sums, sizes, threshold)[labels]
         means = np.divide(sums, sizes[:, None], out=np.empty(sums.shape, dtype=np.float32), casting="same_kind")
-        found = cut_on_graph(sums, sizes, threshold, neighbours(means, threshold))
-        sums, sizes, inverse = _clusters_as_points(sums, sizes, found)
+        graph = neighbours(means, threshold)
+        del means
+        found = cut_on_graph(sums, sizes, threshold, graph, overwrite)
+        del graph
+        if overwrite:  # each representative's row holds its cluster's sum
+            roots, inverse = np.unique(found, return_inverse=True)
+            sums, sizes = sums[roots], np.bincount(inverse, sizes)
+        else:
+            sums, sizes, inverse = _clusters_as_points(sums, sizes, found)
+        overwrite = True  # the clusters' sums are this function's own
         if len(sizes) == len(found):  # nothing merged: nothing more will
             return inverse[labels]
         labels = inverse[labels]
@@ -353,7 +366,7 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
     points = np.asarray(np.asarray(vectors)[first], dtype=np.float64)  # gathered, then widened: one float64 copy
     sizes = np.bincount(inverse).astype(np.float64)
     points *= sizes[:, None]  # in place: each point's sum of its members' vectors
-    raw = cut_points(points, sizes, threshold)[inverse]
+    raw = cut_points(points, sizes, threshold, overwrite=True)[inverse]
     _, first_seen, dense = np.unique(raw, return_index=True, return_inverse=True)
     rank = np.empty(len(first_seen), dtype=np.int64)
     rank[np.argsort(first_seen, kind="stable")] = np.arange(1, len(first_seen) + 1)
