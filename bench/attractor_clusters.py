@@ -9,7 +9,8 @@ clusters), in run order, as float32, from a database whose embedding cache is fi
 databases after one analysis; the model is loaded only for texts the cache lacks). ``time`` prints one JSON line:
 CPU and wall seconds of ``cluster(finals, 0.1)`` (the analysis's default cut), the number of
 clusters, the process's resident memory before the clustering (the vectors loaded) and its peak after
-(``VmHWM``); with ``graph``, the neighbour-graph path however few the distinct finals (``EXACT_LIMIT`` 0: its growth
+(``VmHWM``), then (not timed) the pairs of clusters within the cut on average (an exact cut leaves none); with
+``graph``, the neighbour-graph path however few the distinct finals (``EXACT_LIMIT`` 0: its growth
 from 10k on, where the exact path would be taken). ``scale`` runs ``time`` in a fresh subprocess per file and
 adds ``/proc/loadavg`` read just before and just after. The same command runs an older tree with
 ``PYTHONPATH=OLD_TREE``.
@@ -64,10 +65,26 @@ def time_one(path: str, graph: bool = False, threshold: float = 0.1) -> dict[str
     labels = cluster(rows, threshold)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     peak = _status_kib("VmHWM")
-    return {"finals": path, "graph_forced": graph, "runs": len(rows), "distinct": len(distinct_rows(rows)[0]),
+    return pairs_within_cut(rows, labels, threshold) | {
+            "finals": path, "graph_forced": graph, "runs": len(rows), "distinct": len(distinct_rows(rows)[0]),
             "clusters": int(labels.max()),
             "cpu_s": round(cpu, 2), "wall_s": round(wall, 2), "rss_before_mib": round(before / 1024),
             "peak_rss_mib": round(peak / 1024)}
+
+
+def pairs_within_cut(rows: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Any]:
+    """How many pairs of clusters are within the cut on average (measured after the timing): none in an exact
+    average-linkage cut (it would have merged them), so a count of what the graph path left; and the largest."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    sums = np.zeros((inverse.max() + 1, rows.shape[1]))
+    np.add.at(sums, inverse, rows)
+    sizes = np.bincount(inverse)
+    means = (sums / sizes[:, None]).astype(np.float32)
+    close = 0
+    for start in range(0, len(means), 2048):  # a band of rows at a time, each pair once
+        d = 1.0 - means[start:start + 2048] @ means.T
+        close += int(np.count_nonzero(np.triu(d <= threshold, start + 1)))
+    return {"pairs_within_cut": close, "largest_clusters": np.sort(sizes)[::-1][:5].tolist()}
 
 
 def loadavg() -> str:
