@@ -237,6 +237,7 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float,
     chain: list[int] = []
     first = 0
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    slot = np.zeros(n, dtype=np.int64)
 
     def retire() -> None:
         for c in chain:
@@ -250,9 +251,11 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float,
         listed = ids[x]
         roots = root_of[group[listed]]
         if (roots != listed).any():  # clusters merged since: entries added up by the cluster they are in now
-            roots, where = np.unique(roots, return_inverse=True)
+            at = np.arange(len(roots))
+            slot[roots] = at  # the last entry of each cluster collects the entries for it (no sort: the list is
+            where = slot[roots]  # in no order, so a tie for the nearest is broken by id below)
             m = np.bincount(where, mass[x], len(roots))
-            live = active[roots] & (roots != x)
+            live = (where == at) & active[roots] & (roots != x)
             ids[x], mass[x] = roots[live], m[live]
         elif not active[roots].all():
             live = active[roots]
@@ -280,8 +283,11 @@ def cut_on_graph(sums: np.ndarray, sizes: np.ndarray, threshold: float,
             retire()
             continue
         if len(near):
-            at = int(exact.argmin())  # near is in id order: ties go to the lowest id
-            y, nearest = int(listed[near[at]]), float(exact[at])
+            lowest_at = int(exact.argmin())
+            y, nearest = int(listed[near[lowest_at]]), float(exact[lowest_at])
+            tied = listed[near[exact == nearest]]
+            if len(tied) > 1:  # ties go to the lowest id
+                y = int(tied.min())
         else:
             y, nearest = -1, np.inf
         if previous >= 0:
