@@ -157,21 +157,24 @@ def neighbours(means: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndar
     directions = np.concatenate([_axes(rows32, depth, rng if tree else None) for tree in range(TREES)], axis=1)
     with blas_threads(encoding_threads()):
         projected = rows32 @ directions.astype(np.float32)
-    found_r, found_c, found_s = [], [], []
+    found_key, found_sim = [], []  # pairs as row * n + column: 12 bytes a pair until they are deduplicated
     for tree in range(TREES):
         for part in blocks(projected[:, tree * depth:(tree + 1) * depth], BLOCK):
             k = min(NEIGHBOURS, len(part) - 1)
             if k < 1:
                 continue
             r, c, s = block_pairs(rows32[part], k, threshold)
-            found_r.append(part[r])
-            found_c.append(part[c])
-            found_s.append(s)
-    if not found_r:
+            found_key.append(part[r] * n + part[c])
+            found_sim.append(s)
+    if not found_key:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    row, col, sim = np.concatenate(found_r), np.concatenate(found_c), np.concatenate(found_s)
-    _, first = np.unique(row * n + col, return_index=True)  # a pair found by several trees: once (by row, column)
-    row, col, sim = row[first], col[first], sim[first]
+    key, sim = np.concatenate(found_key), np.concatenate(found_sim)
+    del found_key, found_sim
+    key, first = np.unique(key, return_index=True)  # a pair found by several trees: once (by row, column)
+    sim = sim[first]
+    del first
+    row, col = np.divmod(key, n)
+    del key
     # by row, then nearest first (a distance is in [0, 2]: one float key; a tie keeps the lower column first)
     order = np.argsort(4.0 * row + (1.0 - sim.astype(np.float64)).clip(0.0, 2.0), kind="stable")
     row, col, sim = row[order], col[order], sim[order]
