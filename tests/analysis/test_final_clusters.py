@@ -77,13 +77,13 @@ def test_above_the_exact_limit_no_matrix_over_runs_and_close_to_exact(monkeypatc
     monkeypatch.setattr(final_clusters, "EXACT_LIMIT", 256)
     monkeypatch.setattr(final_clusters, "BLOCK", 256)
     largest: list[int] = []
-    real = final_clusters._distances
+    real = final_clusters.block_pairs
 
-    def watched(means: np.ndarray) -> np.ndarray:
-        largest.append(len(means))
-        return real(means)
+    def watched(rows: np.ndarray, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        largest.append(len(rows))
+        return real(rows, k, threshold)
 
-    monkeypatch.setattr(final_clusters, "_distances", watched)
+    monkeypatch.setattr(final_clusters, "block_pairs", watched)
     approximate = cluster(vectors, 0.1)
     assert largest and max(largest) <= 256  # every matrix is a block's, never runs x runs
     assert _adjusted_rand(exact, approximate) > 0.9
@@ -136,3 +136,60 @@ def test_clustering_leaves_its_input_as_it_was() -> None:
         labels = cluster(vectors, 0.5)
         assert np.array_equal(vectors, kept)
         assert np.array_equal(labels[50:], labels[:10])  # a repeated row is in its original's cluster
+
+
+def _planted(rng: np.random.Generator, groups: int, per: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``groups`` far-apart centres (random directions in ``dim``), ``per`` points tightly around each (cosine
+    distance ~0.005 to their centre), a fifth of them repeated (a final reached by several runs)."""
+    centres = rng.normal(size=(groups, dim))
+    truth = np.repeat(np.arange(groups), per)
+    rows = centres[truth] / np.linalg.norm(centres[truth], axis=1, keepdims=True) + 0.1 / np.sqrt(dim) * rng.normal(
+        size=(len(truth), dim))
+    again = rng.random(len(truth)) < 0.2
+    rows[again] = rows[np.flatnonzero(again) - 1]
+    truth[again] = truth[np.flatnonzero(again) - 1]
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+@pytest.mark.parametrize("path", ["exact", "graph"])
+def test_planted_clusters_are_recovered_exactly_on_both_paths(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    vectors, truth = _planted(np.random.default_rng(7), 30, 80, 48)
+    if path == "graph":  # 30 groups of 80 over blocks of 256: groups cut by the trees' splits, joined again
+        monkeypatch.setattr(final_clusters, "EXACT_LIMIT", 100)
+        monkeypatch.setattr(final_clusters, "BLOCK", 256)
+        monkeypatch.setattr(final_clusters, "NEIGHBOURS", 8)
+    assert _partition(cluster(vectors, 0.1)) == _partition(truth)
+
+
+def test_the_bounds_never_change_a_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pair a neighbour: the graph chain is the exact cut, also when it computes as few distances as it can
+    (the lowest bound first, then only those below the best found) and drops candidates beyond the cut."""
+    vectors, _ = _finals(np.random.default_rng(8), 400, 8, 12, 0.25, 0.2)
+    for threshold in (0.05, 0.1, 0.2):
+        exact = _partition(cluster(vectors, threshold))
+        with monkeypatch.context() as patch:
+            patch.setattr(final_clusters, "EXACT_LIMIT", 10)
+            patch.setattr(final_clusters, "NEIGHBOURS", 400)
+            patch.setattr(final_clusters, "LOOK", 1)
+            assert _partition(cluster(vectors, threshold)) == exact
+
+
+def test_every_graph_cluster_is_within_the_cut_on_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each merge of the chain joins two clusters whose exact average distance is at or below the cut, whatever
+    the bounds said; so (by induction over its merges) each cluster's mean distance over its pairs of runs is too."""
+    vectors, _ = _finals(np.random.default_rng(9), 1500, 16, 30, 0.3, 0.2)
+    first, inverse = final_clusters.distinct_rows(vectors)
+    sizes = np.bincount(inverse).astype(np.float64)
+    sums = vectors[first].astype(np.float64) * sizes[:, None]
+    monkeypatch.setattr(final_clusters, "BLOCK", 128)
+    monkeypatch.setattr(final_clusters, "LOOK", 2)
+    graph = final_clusters.neighbours((sums / sizes[:, None]).astype(np.float32), 0.1)
+    labels = final_clusters.cut_on_graph(sums, sizes, 0.1, graph)
+    spreads = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        s, n = sums[members].sum(axis=0), sizes[members].sum()
+        if n > 1:
+            spreads.append((n * n - s @ s) / (n * (n - 1)))  # unit rows: sum over i != j of 1 - v_i . v_j
+    assert len(spreads) > 20 and max(spreads) > 0.05  # it merged, and not only near-identical points
+    assert max(spreads) <= 0.1 + 1e-6
