@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.blas_threads import blas_threads
 from stability.analysis.corpus import RunChain
+from stability.analysis.cycle_graph import cycle_graph, edit_edges
 from stability.analysis.final_clusters import cluster
 
 MAX_GRAPH_CYCLES = 100
@@ -130,20 +131,13 @@ def merges(runs: Sequence[RunChain]) -> list[Merge]:
 
 
 def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
-    edges = []
-    for run in runs:
-        nodes = [v.node for v in run.usable]
-        edges += [(a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b]
     # Nodes are numbered in first-seen order and the search runs over the numbers: networkx keeps the components
     # it walks in sets, whose order for strings changes with each process's hash seed (PYTHONHASHSEED), and with
     # it which cycles come first, where each starts, and which are kept under the cap. Integers keep one order.
-    number: dict[str, int] = {}
-    for a, b in edges:
-        number.setdefault(a, len(number))
-        number.setdefault(b, len(number))
-    names = list(number)
-    graph = nx.DiGraph()
-    graph.add_edges_from(dict.fromkeys((number[a], number[b]) for a, b in edges))  # each edge once, first-seen order
+    # networkx gets only the strongly connected parts, built so that it yields what it would over the whole graph
+    # (stability.analysis.cycle_graph).
+    u, v, names = edit_edges(runs)
+    graph = cycle_graph(u, v, len(names))
     out: list[list[str]] = []
     for found in nx.simple_cycles(graph, length_bound=6):
         start = found.index(min(found))  # each cycle from its earliest-seen node

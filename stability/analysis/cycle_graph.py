@@ -1,0 +1,162 @@
+"""The graph of the runs' edits that the cycle search walks: only its strongly connected parts (issue 30, scale).
+
+A cycle lies inside one strongly connected component (SCC) of two or more nodes, so ``nx.simple_cycles`` needs
+only those. Building the whole graph in networkx, and networkx finding its SCCs in Python, took most of
+``graph_cycles``' time (0.5 of 0.66 s at 100k revisions). Here the edges are numbered with numpy and the SCCs found
+by scipy (C); networkx gets a graph of the SCCs' nodes and the edges inside them.
+
+The search must yield the same cycles in the same order as over the whole graph, and networkx's order depends on
+the graph: ``simple_cycles`` rebuilds the graph from its adjacency, finds its SCCs (Tarjan, depth first from each
+node in the rebuilt order), searches the last one found from the first node its set yields, removes that node
+and pushes the SCCs of the rest. What the whole graph decides, and how the small graph keeps it:
+
+- which SCCs come out in what order, and each SCC's set (its insertion order, so which node it yields first):
+  both follow from the depth-first walk of the whole graph. The walk is replayed here on integer lists (the
+  SCC's first-visited node is Tarjan's root; the SCCs come out as their roots finish), and the small graph lists
+  the SCCs in that order, each from its root, so networkx's walk of it meets the same roots in the same order.
+  Inside an SCC the walk follows the same edges in the same order (edges are added in first-seen order).
+- whether networkx walks a component's subgraph in set order or in graph order (``FilterAtlas``: set order when
+  the component is less than half the graph's nodes): over the whole graph that holds for every component when
+  ``2 * largest < nodes - kept``; the small graph is padded with that many unconnected pairs of negative-numbered
+  nodes (acyclic, never in a cycle) so it holds there too. When it does not hold over the whole graph (one SCC
+  is most of the graph), the whole graph is built, as before.
+
+tests/analysis/test_cycle_graph.py checks the cycles against ``nx.simple_cycles`` over the whole graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import networkx as nx
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+class _Visit(Protocol):
+    @property
+    def node(self) -> str: ...
+
+
+class _Run(Protocol):
+    @property
+    def usable(self) -> Sequence[_Visit]: ...
+
+
+def edit_edges(runs: Sequence[_Run]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each distinct edge (from, to) of consecutive different nodes of a run, in first-seen order, with the nodes
+    numbered in the order they are first seen in those edges; and the names of the numbers."""
+    code: dict[str, int] = {}
+    seq: list[int] = []
+    starts: list[int] = []
+    for run in runs:
+        starts.append(len(seq))
+        seq += [code.setdefault(v.node, len(code)) for v in run.usable]
+    codes = np.asarray(seq, dtype=np.int64)
+    if len(codes) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), []
+    pair = codes[:-1] != codes[1:]  # codes[i] -> codes[i + 1], within one run
+    ends = np.asarray(starts[1:], dtype=np.int64) - 1
+    pair[ends[(ends >= 0) & (ends < len(pair))]] = False
+    a, b = codes[:-1][pair], codes[1:][pair]
+    if not len(a):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), []
+    flat = np.column_stack([a, b]).ravel()  # a0 b0 a1 b1 ...: numbered in first-seen order
+    seen, first = np.unique(flat, return_index=True)
+    in_order = seen[np.argsort(first, kind="stable")]
+    rank = np.empty(len(code), dtype=np.int64)
+    rank[in_order] = np.arange(len(in_order))
+    u, v = rank[a], rank[b]
+    n = len(in_order)
+    _, first_edge = np.unique(u * n + v, return_index=True)
+    first_edge.sort()
+    by_code = list(code)
+    return u[first_edge], v[first_edge], [by_code[i] for i in in_order.tolist()]
+
+
+def whole_graph(u: np.ndarray, v: np.ndarray) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_edges_from(zip(u.tolist(), v.tolist(), strict=True))
+    return graph
+
+
+def cycle_graph(u: np.ndarray, v: np.ndarray, n: int) -> nx.DiGraph:
+    """A graph on which ``nx.simple_cycles`` yields exactly what it yields over ``whole_graph(u, v)`` (nodes
+    0..n-1, each with an edge, edges distinct and without loops, in first-seen order)."""
+    if not len(u):
+        return nx.DiGraph()
+    count, labels = connected_components(csr_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n)),
+                                         directed=True, connection="strong")
+    sizes = np.bincount(labels, minlength=count)
+    kept = sizes[labels] >= 2
+    largest, total = int(sizes.max()), int(kept.sum())
+    if total == 0:
+        return nx.DiGraph()
+    if 2 * largest >= n - total:
+        return whole_graph(u, v)
+    roots = _roots_in_tarjan_order(u, v, n, labels, kept)
+    members = np.flatnonzero(kept)
+    members = members[np.argsort(labels[members], kind="stable")]
+    bounds = np.searchsorted(labels[members], labels[roots])
+    order: list[int] = []
+    for root, start in zip(roots, bounds.tolist(), strict=True):
+        order.append(root)
+        order += [m for m in members[start:start + int(sizes[labels[root]])].tolist() if m != root]
+    inside = kept[u] & (labels[u] == labels[v])
+    graph = nx.DiGraph()
+    graph.add_nodes_from(order)
+    graph.add_edges_from(zip(u[inside].tolist(), v[inside].tolist(), strict=True))
+    graph.add_edges_from((-2 * i - 1, -2 * i - 2) for i in range(largest + 1))  # 2 * largest + 2 nodes
+    return graph
+
+
+def _roots_in_tarjan_order(u: np.ndarray, v: np.ndarray, n: int, labels: np.ndarray, kept: np.ndarray
+                           ) -> list[int]:
+    """The first-visited node of each SCC of two or more nodes, in the order networkx's Tarjan yields the SCCs
+    over the graph ``simple_cycles`` rebuilds from ``whole_graph(u, v)``: depth first from each node in the
+    rebuilt order, following each node's edges in first-seen order; an SCC comes out when its root finishes."""
+    by_tail = np.argsort(u, kind="stable")  # each node's edges together, in first-seen order
+    tails, heads = u[by_tail], v[by_tail]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tails, minlength=n), out=ptr[1:])
+    # The rebuilt graph's node order: for each node with edges (ascending), the node, then its heads.
+    group = np.cumsum(np.r_[True, tails[1:] != tails[:-1]]) - 1
+    events = np.empty(len(tails) + int(group[-1]) + 1, dtype=np.int64)
+    events[np.arange(len(tails)) + group + 1] = heads
+    group_start = np.flatnonzero(np.r_[True, tails[1:] != tails[:-1]])
+    events[group_start + np.arange(len(group_start))] = tails[group_start]
+    seen, first = np.unique(events, return_index=True)
+    sources = seen[np.argsort(first, kind="stable")].tolist()
+    adjacency, offsets = heads.tolist(), ptr.tolist()
+    label, keep = labels.tolist(), kept.tolist()
+    visited = bytearray(n)
+    entered: dict[int, int] = {}  # SCC label -> its root
+    out: list[int] = []
+    for source in sources:
+        if visited[source]:
+            continue
+        visited[source] = 1
+        if keep[source] and label[source] not in entered:
+            entered[label[source]] = source
+        stack, at = [source], [offsets[source]]
+        while stack:
+            node, i = stack[-1], at[-1]
+            end = offsets[node + 1]
+            while i < end and visited[adjacency[i]]:
+                i += 1
+            if i < end:
+                nxt = adjacency[i]
+                at[-1] = i + 1
+                visited[nxt] = 1
+                if keep[nxt] and label[nxt] not in entered:
+                    entered[label[nxt]] = nxt
+                stack.append(nxt)
+                at.append(offsets[nxt])
+            else:
+                stack.pop()
+                at.pop()
+                if keep[node] and entered[label[node]] == node:
+                    out.append(node)
+    return out
