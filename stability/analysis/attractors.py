@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stability.analysis.blas_threads import blas_threads
 from stability.analysis.corpus import RunChain
-from stability.analysis.cycle_graph import cycle_graph, edit_edges
+from stability.analysis.cycle_graph import cycle_graphs, edit_edges
 from stability.analysis.final_clusters import cluster
 
 MAX_GRAPH_CYCLES = 100
@@ -137,13 +137,13 @@ def graph_cycles(runs: Sequence[RunChain]) -> list[list[str]]:
     # networkx gets only the strongly connected parts, built so that it yields what it would over the whole graph
     # (stability.analysis.cycle_graph).
     u, v, names = edit_edges(runs)
-    graph = cycle_graph(u, v, len(names))
     out: list[list[str]] = []
-    for found in nx.simple_cycles(graph, length_bound=6):
-        start = found.index(min(found))  # each cycle from its earliest-seen node
-        out.append([names[i] for i in found[start:] + found[:start]])
-        if len(out) >= MAX_GRAPH_CYCLES:
-            break
+    for graph in cycle_graphs(u, v, len(names)):
+        for found in nx.simple_cycles(graph, length_bound=6):
+            start = found.index(min(found))  # each cycle from its earliest-seen node
+            out.append([names[i] for i in found[start:] + found[:start]])
+            if len(out) >= MAX_GRAPH_CYCLES:
+                return out
     return out
 
 

@@ -26,13 +26,13 @@ tests/analysis/test_cycle_graph.py checks the cycles against ``nx.simple_cycles`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import networkx as nx
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 
 class _Visit(Protocol):
@@ -82,34 +82,39 @@ def whole_graph(u: np.ndarray, v: np.ndarray) -> nx.DiGraph:
     return graph
 
 
-def cycle_graph(u: np.ndarray, v: np.ndarray, n: int) -> nx.DiGraph:
-    """A graph on which ``nx.simple_cycles`` yields exactly what it yields over ``whole_graph(u, v)`` (nodes
-    0..n-1, each with an edge, edges distinct and without loops, in first-seen order)."""
+def cycle_graphs(u: np.ndarray, v: np.ndarray, n: int) -> Iterator[nx.DiGraph]:
+    """Graphs on which ``nx.simple_cycles``, one after the other, yields exactly what it yields over
+    ``whole_graph(u, v)`` (nodes 0..n-1, each with an edge, edges distinct and without loops, in first-seen
+    order): one graph per strongly connected component of two or more nodes, the last networkx finds first."""
     if not len(u):
-        return nx.DiGraph()
+        return
     count, labels = connected_components(csr_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n)),
                                          directed=True, connection="strong")
     sizes = np.bincount(labels, minlength=count)
     kept = sizes[labels] >= 2
     largest, total = int(sizes.max()), int(kept.sum())
     if total == 0:
-        return nx.DiGraph()
-    if 2 * largest >= n - total:
-        return whole_graph(u, v)
+        return
+    if n - total <= largest + 1:  # one SCC is most of the graph: see the module's docstring
+        yield whole_graph(u, v)
+        return
     roots = _roots_in_tarjan_order(u, v, n, labels, kept)
     members = np.flatnonzero(kept)
     members = members[np.argsort(labels[members], kind="stable")]
-    bounds = np.searchsorted(labels[members], labels[roots])
-    order: list[int] = []
-    for root, start in zip(roots, bounds.tolist(), strict=True):
-        order.append(root)
-        order += [m for m in members[start:start + int(sizes[labels[root]])].tolist() if m != root]
-    inside = kept[u] & (labels[u] == labels[v])
-    graph = nx.DiGraph()
-    graph.add_nodes_from(order)
-    graph.add_edges_from(zip(u[inside].tolist(), v[inside].tolist(), strict=True))
-    graph.add_edges_from((-2 * i - 1, -2 * i - 2) for i in range(largest + 1))  # 2 * largest + 2 nodes
-    return graph
+    bounds = np.searchsorted(labels[members], labels[roots]).tolist()
+    inside = np.flatnonzero(kept[u] & (labels[u] == labels[v]))
+    inside = inside[np.argsort(labels[u[inside]], kind="stable")]  # each SCC's edges together, first-seen order
+    edge_bounds = np.searchsorted(labels[u[inside]], labels[roots]).tolist()
+    edge_counts = np.bincount(labels[u[inside]], minlength=count)
+    for root, start, edge_start in reversed(list(zip(roots, bounds, edge_bounds, strict=True))):
+        label = int(labels[root])
+        edges = inside[edge_start:edge_start + int(edge_counts[label])]
+        graph = nx.DiGraph()
+        graph.add_node(root)  # first: networkx's walk of this graph starts where its walk of the whole one did
+        graph.add_nodes_from(members[start:start + int(sizes[label])].tolist())
+        graph.add_edges_from(zip(u[edges].tolist(), v[edges].tolist(), strict=True))
+        graph.add_edges_from((-2 * i - 1, -2 * i - 2) for i in range((int(sizes[label]) + 3) // 2))  # size + 2 or more
+        yield graph
 
 
 def _roots_in_tarjan_order(u: np.ndarray, v: np.ndarray, n: int, labels: np.ndarray, kept: np.ndarray
@@ -119,16 +124,26 @@ def _roots_in_tarjan_order(u: np.ndarray, v: np.ndarray, n: int, labels: np.ndar
     rebuilt order, following each node's edges in first-seen order; an SCC comes out when its root finishes."""
     by_tail = np.argsort(u, kind="stable")  # each node's edges together, in first-seen order
     tails, heads = u[by_tail], v[by_tail]
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(tails, minlength=n), out=ptr[1:])
     # The rebuilt graph's node order: for each node with edges (ascending), the node, then its heads.
-    group = np.cumsum(np.r_[True, tails[1:] != tails[:-1]]) - 1
-    events = np.empty(len(tails) + int(group[-1]) + 1, dtype=np.int64)
+    new_tail = np.r_[True, tails[1:] != tails[:-1]]
+    group = np.cumsum(new_tail) - 1
+    group_start = np.flatnonzero(new_tail)
+    events = np.empty(len(tails) + len(group_start), dtype=np.int64)
     events[np.arange(len(tails)) + group + 1] = heads
-    group_start = np.flatnonzero(np.r_[True, tails[1:] != tails[:-1]])
     events[group_start + np.arange(len(group_start))] = tails[group_start]
     seen, first = np.unique(events, return_index=True)
-    sources = seen[np.argsort(first, kind="stable")].tolist()
+    order = seen[np.argsort(first, kind="stable")]
+    # Only the nodes that reach an SCC matter: a walk into any other node never comes back to one.
+    kept_nodes = np.flatnonzero(kept)
+    backwards = csr_matrix((np.ones(len(v) + len(kept_nodes), dtype=np.int8),
+                            (np.r_[v, np.full(len(kept_nodes), n)], np.r_[u, kept_nodes])), shape=(n + 1, n + 1))
+    reaches = np.zeros(n + 1, dtype=bool)
+    reaches[breadth_first_order(backwards, n, directed=True, return_predecessors=False)] = True
+    sources = order[reaches[order]].tolist()
+    useful = reaches[heads]
+    tails, heads = tails[useful], heads[useful]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tails, minlength=n), out=ptr[1:])
     adjacency, offsets = heads.tolist(), ptr.tolist()
     label, keep = labels.tolist(), kept.tolist()
     visited = bytearray(n)
