@@ -59,7 +59,8 @@ from stability.analysis.attractors import graph_cycles
 runs = []
 for r in range(60):  # overlapping short loops over shared named nodes: more cycles than the cap keeps
     ring = [f"sha256:{(r * 5 + j * (1 + r % 4)) % 31:02d}" for j in range(1 + r % 4 + 2)]
-    runs.append(N(usable=[N(node=n) for n in ring + ring[:1]]))
+    walk = [f"sha256:in{r}"] + ring + ring[:1] + [f"sha256:out{r}"]  # tails into and out of the loops
+    runs.append(N(usable=[N(node=n) for n in walk]))
 print(json.dumps(graph_cycles(runs)))
 """
 
