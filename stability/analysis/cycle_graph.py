@@ -1,25 +1,27 @@
-"""The graph of the runs' edits that the cycle search walks: only its strongly connected parts (issue 30, scale).
+"""The graphs of the runs' edits that the cycle search walks: one per strongly connected part (issue 30, scale).
 
 A cycle lies inside one strongly connected component (SCC) of two or more nodes, so ``nx.simple_cycles`` needs
 only those. Building the whole graph in networkx, and networkx finding its SCCs in Python, took most of
-``graph_cycles``' time (0.5 of 0.66 s at 100k revisions). Here the edges are numbered with numpy and the SCCs found
-by scipy (C); networkx gets a graph of the SCCs' nodes and the edges inside them.
+``graph_cycles``' time (0.5 of 0.6 s CPU at 100k revisions, 6-7 s at 1M). Here the edges are numbered with numpy,
+the SCCs found by scipy (C), and networkx gets one small graph per SCC: its nodes and the edges inside it.
 
 The search must yield the same cycles in the same order as over the whole graph, and networkx's order depends on
-the graph: ``simple_cycles`` rebuilds the graph from its adjacency, finds its SCCs (Tarjan, depth first from each
-node in the rebuilt order), searches the last one found from the first node its set yields, removes that node
-and pushes the SCCs of the rest. What the whole graph decides, and how the small graph keeps it:
+the graph. Over the whole graph, ``simple_cycles`` rebuilds it from its adjacency, finds its SCCs (Tarjan, depth
+first from each node in the rebuilt order), then takes the last SCC found: searches it from the first node its set
+yields, removes that node, pushes the SCCs of the rest, and goes on with the last pushed. So the cycles of one SCC
+come out together, one SCC after another from the last found, and each SCC's cycles depend on:
 
-- which SCCs come out in what order, and each SCC's set (its insertion order, so which node it yields first):
-  both follow from the depth-first walk of the whole graph. The walk is replayed here on integer lists (the
-  SCC's first-visited node is Tarjan's root; the SCCs come out as their roots finish), and the small graph lists
-  the SCCs in that order, each from its root, so networkx's walk of it meets the same roots in the same order.
-  Inside an SCC the walk follows the same edges in the same order (edges are added in first-seen order).
-- whether networkx walks a component's subgraph in set order or in graph order (``FilterAtlas``: set order when
-  the component is less than half the graph's nodes): over the whole graph that holds for every component when
-  ``2 * largest < nodes - kept``; the small graph is padded with that many unconnected pairs of negative-numbered
-  nodes (acyclic, never in a cycle) so it holds there too. When it does not hold over the whole graph (one SCC
-  is most of the graph), the whole graph is built, as before.
+- its set's insertion order (which node it yields first, how its rest splits): that follows from where the
+  depth-first walk enters it (Tarjan's root) and its edges' order. The walk of the whole graph is replayed here
+  on integer lists, over the nodes that reach an SCC (a walk into any other node never comes back to one), for
+  each SCC's root and the order the SCCs come out (as their roots finish). Each small graph lists the root first
+  and has the SCC's edges in first-seen order, so networkx's walk of it builds the same set.
+- whether networkx walks a part's subgraph in set order or in graph order (``FilterAtlas``: set order when the
+  part is less than half the graph's current nodes). Over the whole graph that holds for every part when
+  ``largest + 1 < nodes - nodes in SCCs`` (the nodes outside SCCs are never removed, and a part of size s is
+  walked when at least s - 1 of the SCCs' nodes remain); each small graph has size + 2 or more extra nodes,
+  unconnected pairs of negative numbers (acyclic, never in a cycle), so it holds there too. When it does not hold
+  over the whole graph (one SCC is most of the graph), the whole graph is searched, as before.
 
 tests/analysis/test_cycle_graph.py checks the cycles against ``nx.simple_cycles`` over the whole graph.
 """
