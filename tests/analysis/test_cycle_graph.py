@@ -126,3 +126,13 @@ def test_many_parts_padded_each_from_its_first_visited_node() -> None:
     assert firsts == ["B1", "A1"]  # networkx finds A's part first and searches the last found first
     assert all(np.sum(np.array(list(g.nodes)) < 0) >= 4 for g in graphs)
     assert graph_cycles(runs) == whole_graph_cycles(runs, 100) == [["B1", "B2"], ["A1", "A2"]]
+
+
+def test_another_networkx_version_searches_the_whole_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-part order was read from networkx 3.6: with any other version the whole graph is searched."""
+    runs = runs_of(["in", "A1", "A2", "A1", "out1"], ["in", "B1", "B2", "B1", "out2"], ["o", "p", "q", "r", "s"])
+    u, v, names = edit_edges(runs)
+    monkeypatch.setattr(nx, "__version__", "3.7")
+    [graph] = cycle_graphs(u, v, len(names))
+    assert sorted(graph.nodes) == list(range(len(names)))
+    assert graph_cycles(runs) == whole_graph_cycles(runs, 100)
