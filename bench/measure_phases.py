@@ -4,7 +4,7 @@
 
 The steps of ``stability.analysis.measure.measure`` in order, each timed on its own: loading, constitution
 vectors, transition counts, the per-run measures, attractor clustering, graph cycles, the rest of the cross-run
-measures, group summaries. One line per phase: name, CPU seconds, wall seconds, peak RSS so far (MiB).
+measures, group summaries. One line per phase: name, CPU seconds, wall seconds, peak RSS so far and RSS now (MiB).
 ``--no-clustering``: every final in one cluster (the clustering, measured elsewhere, takes most of the 1M time).
 Runs on an older checkout too (before ``run_measures``: one ``run_convergence`` per run).
 """
@@ -44,7 +44,10 @@ _last = [time.process_time(), time.perf_counter()]
 def tick(name: str) -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print(f"{name:<20} cpu {cpu - _last[0]:7.2f} s  wall {wall - _last[1]:7.2f} s  peak {peak} MiB", flush=True)
+    with open("/proc/self/statm") as statm:  # resident pages now (Linux)
+        now = int(statm.read().split()[1]) * resource.getpagesize() >> 20
+    print(f"{name:<20} cpu {cpu - _last[0]:7.2f} s  wall {wall - _last[1]:7.2f} s  peak {peak} MiB  now {now} MiB",
+          flush=True)
     _last[0], _last[1] = cpu, wall
 
 
