@@ -62,11 +62,13 @@ def main(db: str, no_clustering: bool) -> None:
         corpus = load_corpus(store, ids)
     tick("load_corpus")
     vectors = measure_module.embed_corpus(corpus, model, EmbeddingStats(), {}, [])
+    corpus.coded = None  # as measure.load does
     tick("embed_corpus")
     params = Params()
     counts = transition_counts(transitions(corpus), corpus.principles, vectors.principles, params.reworded_threshold)
     tick("transition_counts")
     runs = run_convergences(corpus.runs, corpus, vectors.nodes, vectors.principles, params, counts)
+    del counts  # as measure() does: the steps hold the counts
     tick("run_convergence")
     by_id = {r.run_id: r for r in runs}
     subjects = Corpus(runs=[c for c in corpus.runs if not c.control], principles=corpus.principles,
