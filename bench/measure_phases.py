@@ -4,7 +4,7 @@
 
 The steps of ``stability.analysis.measure.measure`` in order, each timed on its own: loading, constitution
 vectors, transition counts, the per-run measures, attractor clustering, graph cycles, the rest of the cross-run
-measures, group summaries. One line per phase: name, CPU seconds, wall seconds, peak RSS so far (MiB).
+measures, group summaries. One line per phase: name, CPU seconds, wall seconds, peak RSS so far and RSS now (MiB).
 ``--no-clustering``: every final in one cluster (the clustering, measured elsewhere, takes most of the 1M time).
 Runs on an older checkout too (before ``run_measures``: one ``run_convergence`` per run).
 """
@@ -44,7 +44,10 @@ _last = [time.process_time(), time.perf_counter()]
 def tick(name: str) -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print(f"{name:<20} cpu {cpu - _last[0]:7.2f} s  wall {wall - _last[1]:7.2f} s  peak {peak} MiB", flush=True)
+    with open("/proc/self/statm") as statm:  # resident pages now (Linux)
+        now = int(statm.read().split()[1]) * resource.getpagesize() >> 20
+    print(f"{name:<20} cpu {cpu - _last[0]:7.2f} s  wall {wall - _last[1]:7.2f} s  peak {peak} MiB  now {now} MiB",
+          flush=True)
     _last[0], _last[1] = cpu, wall
 
 
@@ -59,11 +62,13 @@ def main(db: str, no_clustering: bool) -> None:
         corpus = load_corpus(store, ids)
     tick("load_corpus")
     vectors = measure_module.embed_corpus(corpus, model, EmbeddingStats(), {}, [])
+    corpus.coded = None  # as measure.load does
     tick("embed_corpus")
     params = Params()
     counts = transition_counts(transitions(corpus), corpus.principles, vectors.principles, params.reworded_threshold)
     tick("transition_counts")
     runs = run_convergences(corpus.runs, corpus, vectors.nodes, vectors.principles, params, counts)
+    del counts  # as measure() does: the steps hold the counts
     tick("run_convergence")
     by_id = {r.run_id: r for r in runs}
     subjects = Corpus(runs=[c for c in corpus.runs if not c.control], principles=corpus.principles,

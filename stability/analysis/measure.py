@@ -167,9 +167,11 @@ def measure(corpus: Corpus, vectors: Vectors, params: Params, embeddings: Embedd
     by = by or []
     experiments = experiments or {}
     check_factors(by, corpus)
-    # alignment counts by transition, shared by the runs: every transition aligned at once (vectorised)
-    counts = transition_counts(transitions(corpus), corpus.principles, vectors.principles, params.reworded_threshold)
-    runs = run_convergences(corpus.runs, corpus, vectors.nodes, vectors.principles, params, counts)
+    # alignment counts by transition, shared by the runs: every transition aligned at once (vectorised); the
+    # mapping itself is not kept (at 1M revisions its 583k keys are ~70 MB): the steps hold its counts
+    runs = run_convergences(corpus.runs, corpus, vectors.nodes, vectors.principles, params,
+                            transition_counts(transitions(corpus), corpus.principles, vectors.principles,
+                                              params.reworded_threshold))
     for run in runs:
         run.references = step_distances([s.node for s in run.steps], vectors.nodes, vectors.references)
         if run.verdict in VERDICTS:
@@ -222,6 +224,7 @@ def load(selection: list[str], db: Path | str | None, all_runs: bool, embedder: 
     stats = EmbeddingStats()  # the embedding cache is its own file: the store is only read
     negations = library_negations() if any(c.control for c in corpus.runs) else []
     vectors = embed_corpus(corpus, model, stats, reference_principles, negations)
+    corpus.coded = None  # read for embedding only (at 1M revisions: 5.2M principle codes)
     use = EmbeddingUse(model=model.name, texts=stats.requested, computed=stats.computed)
     return corpus, vectors, use, ratings, experiments, graph
 

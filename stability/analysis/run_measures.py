@@ -117,7 +117,9 @@ def run_convergences(chains: Sequence[RunChain], corpus: Corpus, node_vectors: M
                      counts: dict[tuple[str, str], dict[str, int]] | None = None) -> list[RunConvergence]:
     """The measures of every run, in order. ``counts``: alignment counts by (node, next node), shared by the runs
     of one analysis (filled here), so a transition several runs make is aligned once; ``principle_vectors``
-    None: no alignment counts (``changes`` stays None)."""
+    None: no alignment counts (``changes`` stays None). The steps of one transition share its counts (the
+    mapping in ``counts``, not a copy each: 1M steps at 1M revisions): replace a step's ``changes``, never
+    change it in place."""
     counts = counts if counts is not None else {}
     usable = [chain.usable for chain in chains]
     sizes = [len(u) * (len(u) + 1) // 2 if len(u) <= FULL_MATRIX_LIMIT else 0 for u in usable]
@@ -235,7 +237,7 @@ def _batch(chains: Sequence[RunChain], usable: Sequence[list[Visit]], corpus: Co
             if found is None:
                 found = counts[pair] = change_counts(corpus.principles[pair[0]], corpus.principles[pair[1]],
                                                      principle_vectors, params.reworded_threshold)
-            changes[g] = dict(found)
+            changes[g] = found  # shared by every step that makes this transition (and by ``counts``)
     sizes = np.array([len(corpus.principles[x]) for x in visits.names], dtype=np.int64)
     previous: list[float | None] = list(round6(d_prev))
     for g in start[visits.length > 0].tolist():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from stability.analysis.attractors import cluster, cross_run, project, spread
 from tests.analysis.handmade import chain, unit
@@ -82,3 +83,21 @@ def test_graph_cycles_are_the_same_whatever_the_hash_seed() -> None:
     assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
     for cycle in outputs[0]:
         assert len(set(cycle)) == len(cycle) >= 2
+
+
+def test_projection_centred_in_blocks_is_the_whole_subtraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """project centres the rows a block at a time into its float64 copy: the same floats as centring them all at
+    once in float32 and widening (the projection before the blocks), to the last bit."""
+    import stability.analysis.attractors as attractors
+    from stability.analysis.blas_threads import blas_threads
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(1001, 24)).astype(np.float32)
+    wide = (rows - rows.mean(axis=0)).astype(np.float64)
+    with blas_threads(1):  # as project does
+        _, axes = np.linalg.eigh(wide.T @ wide)
+    components = axes[:, ::-1][:, :2].T
+    biggest = components[np.arange(2), np.abs(components).argmax(axis=1)]
+    expected = wide @ (components * np.where(biggest < 0, -1.0, 1.0)[:, None]).T
+    monkeypatch.setattr(attractors, "CENTRE_ROWS", 100)
+    assert np.array_equal(project(rows), expected)
